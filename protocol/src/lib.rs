@@ -1,0 +1,312 @@
+//! The signalling protocol: every message a client and the server exchange over the
+//! WebSocket, as JSON objects tagged by `"type"`. `docs/protocol.md` shows an example of each.
+//!
+//! Both the server (`signaling`) and the Rust clients (`client`) use these types, so the
+//! wire format has exactly one definition.
+
+use serde::{Deserialize, Serialize};
+
+/// The kind of a media track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Audio.
+    Audio,
+    /// Video.
+    Video,
+}
+
+/// How a client names a track: the publisher's stream id and track id (the SDP `a=msid`)
+/// plus its kind. Never an SSRC or a payload type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackRef {
+    /// The publisher's stream id (`a=msid:<streamId> <trackId>`).
+    pub stream_id: String,
+    /// The publisher's track id.
+    pub track_id: String,
+    /// Audio or video.
+    pub kind: Kind,
+}
+
+/// A codec described the way SDP does: MIME type, clock rate, channels and fmtp.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CodecInfo {
+    /// For example `video/VP8` or `audio/opus`.
+    pub mime_type: String,
+    /// RTP clock rate in Hz.
+    pub clock_rate: u32,
+    /// Audio channels, if the codec states them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u8>,
+    /// The `a=fmtp` parameters, `;`-separated, or empty.
+    #[serde(default)]
+    pub fmtp: String,
+}
+
+/// A track published in a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackInfo {
+    /// The peer that publishes it.
+    pub peer_id: String,
+    /// Stream id, track id and kind.
+    #[serde(flatten)]
+    pub track: TrackRef,
+    /// The codec the publisher sends.
+    pub codec: CodecInfo,
+}
+
+/// A member of a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerInfo {
+    /// Server-assigned id, unique for the server's lifetime.
+    pub peer_id: String,
+    /// The name the member chose.
+    pub nickname: String,
+}
+
+/// Messages a client sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", rename_all_fields = "camelCase")]
+pub enum ClientMessage {
+    /// Enter a room. With the `token` of an earlier session (within the reconnect grace
+    /// period) the client resumes that session: same peer, same tracks, no leave/join.
+    Join {
+        /// Room name: 1–64 of `A-Z a-z 0-9 - _ .`
+        room: String,
+        /// 1–64 characters, no control characters.
+        nickname: String,
+        /// The token from an earlier `joined`, to resume that session.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// The client's first (and only) SDP offer, with the tracks it publishes from the start.
+    Offer {
+        /// SDP text.
+        sdp: String,
+    },
+    /// The answer to an `offer` the server sent.
+    Answer {
+        /// SDP text.
+        sdp: String,
+    },
+    /// Ask for a new slot to publish one more track; the server answers with an `offer`.
+    Publish {
+        /// The ids the new track will have in the room.
+        #[serde(flatten)]
+        track: TrackRef,
+    },
+    /// Stop publishing a track; the server renegotiates it away.
+    Unpublish {
+        /// The track to stop.
+        #[serde(flatten)]
+        track: TrackRef,
+    },
+    /// Receive these tracks of the room (in addition to those already received).
+    Subscribe {
+        /// The tracks.
+        tracks: Vec<TrackRef>,
+    },
+    /// Stop receiving these tracks.
+    Unsubscribe {
+        /// The tracks.
+        tracks: Vec<TrackRef>,
+    },
+    /// Chat or any application data, relayed to the rest of the room (or to one peer).
+    Message {
+        /// Any JSON value.
+        data: serde_json::Value,
+        /// Deliver to this peer only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
+    },
+    /// Keepalive; answered by `pong`.
+    Ping,
+    /// Leave the room now, without a reconnect grace period.
+    Leave,
+}
+
+/// Messages the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", rename_all_fields = "camelCase")]
+pub enum ServerMessage {
+    /// The answer to `join`: who you are and what the room holds now.
+    Joined {
+        /// Room name.
+        room: String,
+        /// Your peer id.
+        peer_id: String,
+        /// Present this token in a later `join` to resume this session.
+        token: String,
+        /// True when an earlier session was resumed.
+        resumed: bool,
+        /// Everyone else in the room.
+        peers: Vec<PeerInfo>,
+        /// Every track published in the room.
+        tracks: Vec<TrackInfo>,
+    },
+    /// Someone entered the room.
+    PeerJoined {
+        /// Who.
+        peer: PeerInfo,
+    },
+    /// Someone left the room (hung up, or was gone longer than the grace period).
+    PeerLeft {
+        /// Who.
+        peer_id: String,
+    },
+    /// A track can now be subscribed to.
+    TrackPublished {
+        /// The track.
+        track: TrackInfo,
+    },
+    /// A track is gone; subscriptions to it have ended.
+    TrackUnpublished {
+        /// Its publisher.
+        peer_id: String,
+        /// The track.
+        #[serde(flatten)]
+        track: TrackRef,
+    },
+    /// An SDP offer from the server; reply with `answer`.
+    Offer {
+        /// SDP text.
+        sdp: String,
+    },
+    /// The answer to the client's first `offer`.
+    Answer {
+        /// SDP text.
+        sdp: String,
+    },
+    /// These tracks are now being sent to you (their m-lines carry the same msid).
+    Subscribed {
+        /// The tracks.
+        tracks: Vec<TrackRef>,
+    },
+    /// These tracks are no longer sent to you.
+    Unsubscribed {
+        /// The tracks.
+        tracks: Vec<TrackRef>,
+    },
+    /// Chat or application data from another member.
+    Message {
+        /// The sender's peer id.
+        from: String,
+        /// What they sent.
+        data: serde_json::Value,
+    },
+    /// Reply to `ping`.
+    Pong,
+    /// Something the client sent was refused; nothing else changed.
+    Error {
+        /// Machine-readable reason.
+        code: ErrorCode,
+        /// Human-readable explanation.
+        reason: String,
+    },
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, or not a JSON object.
+    BadJson,
+    /// `type` names no message of this protocol.
+    UnknownType,
+    /// A field is missing or has the wrong type or value.
+    InvalidMessage,
+    /// The room name is empty, too long or has characters outside `A-Z a-z 0-9 - _ .`
+    InvalidRoom,
+    /// The nickname is empty, too long or has control characters.
+    InvalidNickname,
+    /// The message needs a joined session first.
+    NotJoined,
+    /// This connection has already joined.
+    AlreadyJoined,
+    /// The token names no session that can be resumed.
+    SessionExpired,
+    /// The SDP could not be used; the peer's state is unchanged.
+    BadSdp,
+    /// An offer from the client was not expected (the server makes every offer after the first).
+    UnexpectedOffer,
+    /// An answer arrived but the server had no offer outstanding.
+    UnexpectedAnswer,
+    /// No such track in the room.
+    TrackNotFound,
+    /// A track with these ids is already published in the room.
+    TrackExists,
+    /// The room has as many members as it may.
+    RoomFull,
+    /// The server has as many rooms as it may.
+    ServerFull,
+    /// Too many messages; slow down.
+    RateLimited,
+    /// Another connection took over this session; this one is closed.
+    Replaced,
+    /// The server could not do it right now (for example while shutting down).
+    Unavailable,
+}
+
+impl TrackRef {
+    /// Shorthand constructor.
+    pub fn new(stream_id: impl Into<String>, track_id: impl Into<String>, kind: Kind) -> Self {
+        Self {
+            stream_id: stream_id.into(),
+            track_id: track_id.into(),
+            kind,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_use_type_tag_and_camel_case() {
+        let m = ClientMessage::Subscribe {
+            tracks: vec![TrackRef::new("s", "t", Kind::Video)],
+        };
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            json,
+            r#"{"type":"subscribe","tracks":[{"streamId":"s","trackId":"t","kind":"video"}]}"#
+        );
+        assert_eq!(serde_json::from_str::<ClientMessage>(&json).unwrap(), m);
+    }
+
+    #[test]
+    fn flattened_track_fields() {
+        let json = r#"{"type":"publish","streamId":"s","trackId":"t","kind":"audio"}"#;
+        let m: ClientMessage = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            m,
+            ClientMessage::Publish {
+                track: TrackRef::new("s", "t", Kind::Audio)
+            }
+        );
+    }
+
+    #[test]
+    fn error_codes_are_snake_case() {
+        let m = ServerMessage::Error {
+            code: ErrorCode::TrackNotFound,
+            reason: "x".into(),
+        };
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(json.contains(r#""code":"track_not_found""#), "{json}");
+    }
+
+    #[test]
+    fn missing_field_and_wrong_type_are_errors() {
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"join","room":"a"}"#).is_err());
+        assert!(
+            serde_json::from_str::<ClientMessage>(r#"{"type":"offer","sdp":5}"#).is_err()
+        );
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"nope"}"#).is_err());
+    }
+}
