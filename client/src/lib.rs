@@ -1,1 +1,11 @@
-pub fn x(){}
+//! The one Rust client of Peer Calls.
+//!
+//! - [`peer::ClientPeer`]: a sans-IO str0m peer (publish, answer the server's offers,
+//!   send and receive RTP).
+//!
+//! The integration tests, `peer-calls play` and the benchmark's synthetic peers all use
+//! it, so there is one client implementation to keep correct.
+
+pub mod peer;
+
+pub use peer::{ClientPeer, LocalTrack, PeerEvent, ReceivedRtp, SendError};

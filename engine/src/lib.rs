@@ -1,1 +1,13 @@
-pub fn x(){}
+//! The packet engine: per-core shards that own their UDP sockets and their peers.
+//!
+//! - [`shard::ShardCore`] is the sans-IO heart: routing, forwarding, timers.
+//! - [`io`] runs each core on a pinned thread with a mio loop and batched system calls.
+//! - [`factory::PeerFactory`] builds each peer's str0m `Rtc` off the media threads.
+//! - [`msg`] is everything that crosses threads.
+
+pub mod codecs;
+pub mod factory;
+pub mod msg;
+pub mod shard;
+pub mod stats;
+pub mod stun;

@@ -1,0 +1,347 @@
+//! A client-side WebRTC peer on str0m, sans-IO: datagrams and time in, datagrams and
+//! events out. It publishes tracks, answers the server's offers and records what it
+//! receives. The tests, `play` and the benchmark's synthetic peers all drive this one.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpWrite, SeqNo};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
+
+/// A track this client publishes or asks to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalTrack {
+    /// msid stream id.
+    pub stream_id: String,
+    /// msid track id.
+    pub track_id: String,
+    /// Audio or video.
+    pub kind: MediaKind,
+}
+
+/// Something that happened to the peer.
+#[derive(Debug)]
+pub enum PeerEvent {
+    /// ICE and DTLS are up.
+    Connected,
+    /// ICE lost the server.
+    Disconnected,
+    /// A new m-line was negotiated.
+    MediaAdded {
+        /// Its mid.
+        mid: Mid,
+        /// Audio or video.
+        kind: MediaKind,
+        /// From the client's side.
+        direction: Direction,
+        /// Its msid stream id.
+        stream_id: String,
+        /// Its msid track id.
+        track_id: String,
+    },
+    /// An RTP packet arrived.
+    Rtp(ReceivedRtp),
+    /// The server asks for a keyframe on one of our sending m-lines.
+    KeyframeRequest {
+        /// The m-line.
+        mid: Mid,
+        /// PLI or FIR.
+        kind: KeyframeRequestKind,
+    },
+}
+
+/// One received RTP packet.
+#[derive(Debug, Clone)]
+pub struct ReceivedRtp {
+    /// The m-line it arrived on.
+    pub mid: Mid,
+    /// Extended sequence number.
+    pub seq: u64,
+    /// RTP timestamp.
+    pub time: u32,
+    /// Marker bit.
+    pub marker: bool,
+    /// The codec its payload type stands for in this session.
+    pub codec: Option<Codec>,
+    /// The payload.
+    pub payload: Arc<[u8]>,
+    /// When it was handed to us.
+    pub received: Instant,
+}
+
+/// A client peer. See the module docs.
+pub struct ClientPeer {
+    rtc: Rtc,
+    local_addr: SocketAddr,
+    pending: Option<SdpPendingOffer>,
+    /// Sending m-lines and the next sequence number of each.
+    sending: Vec<(Mid, u64)>,
+    transmits: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<PeerEvent>,
+    next_timeout: Instant,
+    connected: bool,
+}
+
+impl ClientPeer {
+    /// A peer whose UDP socket is at `local_addr`.
+    pub fn new(now: Instant, local_addr: SocketAddr) -> Self {
+        let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
+        let candidate = Candidate::host(local_addr, "udp").expect("a valid host candidate");
+        rtc.add_local_candidate(candidate);
+        let mut peer = Self {
+            rtc,
+            local_addr,
+            pending: None,
+            sending: Vec::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            next_timeout: now,
+            connected: false,
+        };
+        peer.drain().expect("a fresh peer drains");
+        peer
+    }
+
+    /// The first offer: one sendonly m-line per track, or only a data channel when
+    /// there are none (an offer needs at least one m-line).
+    pub fn create_offer(&mut self, tracks: &[LocalTrack]) -> Result<SdpOffer, RtcError> {
+        let mut api = self.rtc.sdp_api();
+        for t in tracks {
+            // str0m announces `MediaAdded` only for m-lines the remote offered, so our
+            // own sending m-lines are remembered here.
+            let mid = api.add_media(
+                t.kind,
+                Direction::SendOnly,
+                Some(t.stream_id.clone()),
+                Some(t.track_id.clone()),
+                None,
+            );
+            self.sending.push((mid, 1));
+        }
+        if tracks.is_empty() {
+            api.add_channel("peer-calls".into());
+        }
+        let (offer, pending) = api.apply().expect("an offer with changes");
+        self.pending = Some(pending);
+        self.drain()?;
+        Ok(offer)
+    }
+
+    /// Applies the server's answer to our first offer.
+    pub fn accept_answer(&mut self, answer: SdpAnswer) -> Result<(), RtcError> {
+        let pending = self.pending.take().ok_or(RtcError::ChangesOutOfOrder)?;
+        self.rtc.sdp_api().accept_answer(pending, answer)?;
+        self.drain()
+    }
+
+    /// Answers an offer from the server. New m-lines the server wants to receive on
+    /// (a granted `publish`) become sending m-lines of ours.
+    pub fn accept_offer(&mut self, offer: SdpOffer) -> Result<SdpAnswer, RtcError> {
+        let answer = self.rtc.sdp_api().accept_offer(offer)?;
+        self.drain()?;
+        Ok(answer)
+    }
+
+    /// A datagram for us arrived from `source`.
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) -> Result<(), RtcError> {
+        let Ok(contents) = data.try_into() else {
+            return Ok(());
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local_addr,
+                contents,
+            },
+        );
+        if !self.rtc.accepts(&input) {
+            return Ok(());
+        }
+        self.rtc.handle_input(input)?;
+        self.drain()
+    }
+
+    /// Time has reached `now`.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), RtcError> {
+        if now >= self.next_timeout {
+            self.rtc.handle_input(Input::Timeout(now))?;
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    /// When [`ClientPeer::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_timeout
+    }
+
+    /// The next datagram to send, and where to.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<PeerEvent> {
+        self.events.pop_front()
+    }
+
+    /// ICE and DTLS are up.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Our sending m-line for a published track, once negotiated.
+    pub fn mid_of(&self, stream_id: &str, track_id: &str) -> Option<Mid> {
+        self.sending.iter().map(|(m, _)| *m).find(|m| {
+            self.rtc
+                .media(*m)
+                .is_some_and(|media| media.stream_id() == stream_id && media.track_id() == track_id)
+        })
+    }
+
+    /// The msid of an m-line: `(stream id, track id)`.
+    pub fn msid_of(&self, mid: Mid) -> Option<(String, String)> {
+        let m = self.rtc.media(mid)?;
+        Some((m.stream_id().to_string(), m.track_id().to_string()))
+    }
+
+    /// Sends one RTP packet of `codec` on a sending m-line. Sequence numbers are
+    /// assigned here, consecutively per m-line.
+    pub fn send_rtp(
+        &mut self,
+        now: Instant,
+        mid: Mid,
+        codec: Codec,
+        time: u32,
+        marker: bool,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        let pt = self
+            .rtc
+            .codec_config()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+            .ok_or(SendError::CodecNotNegotiated(codec))?;
+        let entry = self
+            .sending
+            .iter_mut()
+            .find(|(m, _)| *m == mid)
+            .ok_or(SendError::NotSending(mid))?;
+        let seq: SeqNo = entry.1.into();
+        entry.1 += 1;
+        let video = codec.is_video();
+        let mut api = self.rtc.direct_api();
+        let tx = api.stream_tx_by_mid(mid, None).ok_or(SendError::NotSending(mid))?;
+        tx.write_rtp(RtpWrite::new(pt, seq, time, now, payload.to_vec()).marker(marker).nackable(video));
+        self.drain().map_err(SendError::Rtc)
+    }
+
+    /// Asks the server for a keyframe on a receiving m-line.
+    pub fn request_keyframe(&mut self, mid: Mid) -> Result<(), RtcError> {
+        if let Some(rx) = self.rtc.direct_api().stream_rx_by_mid(mid, None) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+        }
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Result<(), RtcError> {
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Timeout(t) => {
+                    self.next_timeout = t;
+                    return Ok(());
+                }
+                Output::Transmit(t) => self.transmits.push_back((t.destination, t.contents.into())),
+                Output::Event(e) => self.on_event(e),
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::Connected => {
+                self.connected = true;
+                self.events.push_back(PeerEvent::Connected);
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.events.push_back(PeerEvent::Disconnected);
+            }
+            Event::MediaAdded(m) => {
+                if m.direction.is_sending() && !self.sending.iter().any(|(mid, _)| *mid == m.mid) {
+                    // Start at 1: the server rebases anyway, and a small start keeps the
+                    // SRTP rollover counter at 0.
+                    self.sending.push((m.mid, 1));
+                }
+                let (stream_id, track_id) = self.msid_of(m.mid).unwrap_or_default();
+                self.events.push_back(PeerEvent::MediaAdded {
+                    mid: m.mid,
+                    kind: m.kind,
+                    direction: m.direction,
+                    stream_id,
+                    track_id,
+                });
+            }
+            Event::RtpPacket(p) => {
+                let mid = self
+                    .rtc
+                    .direct_api()
+                    .stream_rx(&p.header.ssrc)
+                    .map(|s| s.mid());
+                let Some(mid) = mid else { return };
+                let codec = self
+                    .rtc
+                    .codec_config()
+                    .params()
+                    .iter()
+                    .find(|c| c.pt() == p.header.payload_type)
+                    .map(|c| c.spec().codec);
+                self.events.push_back(PeerEvent::Rtp(ReceivedRtp {
+                    mid,
+                    seq: *p.seq_no,
+                    time: p.header.timestamp,
+                    marker: p.header.marker,
+                    codec,
+                    payload: p.payload,
+                    received: p.timestamp,
+                }));
+            }
+            Event::KeyframeRequest(r) => self.events.push_back(PeerEvent::KeyframeRequest {
+                mid: r.mid,
+                kind: r.kind,
+            }),
+            _ => {}
+        }
+    }
+}
+
+/// Why [`ClientPeer::send_rtp`] could not send.
+#[derive(Debug)]
+pub enum SendError {
+    /// The session did not negotiate this codec.
+    CodecNotNegotiated(Codec),
+    /// No sending m-line with this mid.
+    NotSending(Mid),
+    /// str0m refused.
+    Rtc(RtcError),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::CodecNotNegotiated(c) => write!(f, "codec {c} was not negotiated"),
+            SendError::NotSending(m) => write!(f, "no sending m-line {m}"),
+            SendError::Rtc(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+

@@ -1,0 +1,228 @@
+//! What crosses thread boundaries: commands into a shard ([`Control`]), forwarded media
+//! between shards ([`MediaBatch`]), and what a shard reports to signalling ([`Notice`]).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use str0m::Rtc;
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::media::{KeyframeRequestKind, MediaKind};
+
+use crate::codecs::{CodecDesc, CodecIdx};
+
+/// A peer, unique for the life of the process. Assigned by signalling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u64);
+
+/// A shard's index, `0..shards`.
+pub type ShardId = usize;
+
+/// A published track, unique for the life of the process: the publisher's shard in
+/// the top 16 bits, a counter of that shard below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrackId(pub u64);
+
+impl TrackId {
+    pub(crate) fn new(shard: ShardId, counter: u64) -> Self {
+        Self(((shard as u64) << 48) | (counter & ((1 << 48) - 1)))
+    }
+
+    /// The shard that owns the track's publisher.
+    pub fn shard(self) -> ShardId {
+        (self.0 >> 48) as ShardId
+    }
+}
+
+/// How the room names a track: msid stream id, track id, kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TrackName {
+    /// `a=msid` stream id.
+    pub stream_id: String,
+    /// `a=msid` track id.
+    pub track_id: String,
+    /// Audio or video.
+    pub kind: MediaKind,
+}
+
+/// A track a subscriber wants: where it comes from and what to call it.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    /// The published track.
+    pub track: TrackId,
+    /// Its ids, reused as the msid of the subscriber's m-line.
+    pub name: TrackName,
+}
+
+/// Commands to a shard, from signalling or from another shard.
+pub enum Control {
+    /// Take over a peer whose `Rtc` has accepted the client's first offer.
+    AddPeer {
+        /// The peer.
+        peer: PeerId,
+        /// Its str0m instance, built and negotiated off the media threads.
+        rtc: Box<Rtc>,
+        /// The ICE ufrag in the server's answer, for routing STUN from new addresses.
+        ufrag: String,
+    },
+    /// Drop a peer and everything it publishes or receives.
+    RemovePeer {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// Offer the peer a new m-line to publish one more track on.
+    RequestPublish {
+        /// The publishing peer.
+        peer: PeerId,
+        /// The ids the track will have.
+        name: TrackName,
+    },
+    /// Stop a track the peer publishes.
+    Unpublish {
+        /// The publishing peer.
+        peer: PeerId,
+        /// The track.
+        track: TrackId,
+    },
+    /// Start sending these tracks to the peer.
+    Subscribe {
+        /// The subscriber.
+        peer: PeerId,
+        /// The tracks.
+        tracks: Vec<Subscription>,
+    },
+    /// Stop sending these tracks to the peer.
+    Unsubscribe {
+        /// The subscriber.
+        peer: PeerId,
+        /// The tracks.
+        tracks: Vec<TrackId>,
+    },
+    /// The client's answer to the offer the shard sent last.
+    Answer {
+        /// The peer.
+        peer: PeerId,
+        /// The parsed answer.
+        answer: SdpAnswer,
+    },
+    /// Shard to shard: `shard` has subscribers of `track` (count +1).
+    AddRemoteSubscriber {
+        /// The track, published on the receiving shard.
+        track: TrackId,
+        /// The subscribing shard.
+        shard: ShardId,
+    },
+    /// Shard to shard: one subscriber fewer of `track` on `shard`.
+    RemoveRemoteSubscriber {
+        /// The track.
+        track: TrackId,
+        /// The subscribing shard.
+        shard: ShardId,
+    },
+    /// Shard to shard: a subscriber asks the publisher of `track` for a keyframe.
+    KeyframeRequest {
+        /// The track.
+        track: TrackId,
+        /// PLI or FIR.
+        kind: KeyframeRequestKind,
+        /// Skip the once-per-second throttle: a new subscriber needs a keyframe now.
+        urgent: bool,
+    },
+    /// Stop the shard's thread.
+    Shutdown,
+}
+
+/// One RTP packet on its way from a publisher to subscribers, stripped of everything
+/// that belongs to the publisher's session (SSRC, payload type number, sequence base).
+#[derive(Debug, Clone)]
+pub struct Forwarded {
+    /// The published track.
+    pub track: TrackId,
+    /// The codec, as an index into the server codec table.
+    pub codec: CodecIdx,
+    /// The publisher's extended sequence number.
+    pub seq: u64,
+    /// The RTP timestamp.
+    pub time: u32,
+    /// The RTP marker bit (end of a video frame).
+    pub marker: bool,
+    /// When the packet reached the server.
+    pub arrival: Instant,
+    /// The RFC 6464 audio level, if the publisher sent it.
+    pub audio_level: Option<i8>,
+    /// The RFC 6464 voice activity flag.
+    pub voice_activity: Option<bool>,
+    /// The payload, shared by every subscriber.
+    pub payload: Arc<[u8]>,
+}
+
+/// Packets from one shard to another, sent once per receive batch.
+pub type MediaBatch = Vec<Forwarded>;
+
+/// What a shard tells signalling.
+#[derive(Debug)]
+pub enum Notice {
+    /// ICE and DTLS are up.
+    Connected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// The peer publishes a new track.
+    TrackPublished {
+        /// The publisher.
+        peer: PeerId,
+        /// Assigned by the shard.
+        track: TrackId,
+        /// msid and kind.
+        name: TrackName,
+        /// The codec it sends (its first negotiated one).
+        codec: CodecDesc,
+    },
+    /// A track is gone (unpublished, or its m-line stopped).
+    TrackUnpublished {
+        /// The publisher.
+        peer: PeerId,
+        /// The track.
+        track: TrackId,
+    },
+    /// Send this offer to the client.
+    Offer {
+        /// The peer.
+        peer: PeerId,
+        /// The offer.
+        offer: SdpOffer,
+    },
+    /// These subscriptions are negotiated and media flows.
+    Subscribed {
+        /// The subscriber.
+        peer: PeerId,
+        /// The tracks.
+        tracks: Vec<TrackId>,
+    },
+    /// These subscriptions have ended.
+    Unsubscribed {
+        /// The subscriber.
+        peer: PeerId,
+        /// The tracks.
+        tracks: Vec<TrackId>,
+    },
+    /// The client's answer could not be used.
+    BadAnswer {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// A command named a peer this shard does not have (it already left).
+    UnknownPeer {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// The shard dropped the peer: ICE consent lost, DTLS failure, a str0m error or a
+    /// panic while handling it. Its tracks are gone (a `TrackUnpublished` each precedes this).
+    PeerGone {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+}

@@ -1,0 +1,8 @@
+//! A shard: the sans-IO core ([`ShardCore`]) and its pieces.
+
+mod core;
+mod peer;
+mod route;
+mod timers;
+
+pub use core::{Datagram, KEYFRAME_INTERVAL, Liveness, MAX_DATAGRAM, Outbox, ShardCore};

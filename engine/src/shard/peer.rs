@@ -1,0 +1,113 @@
+//! One peer as its shard holds it: the str0m `Rtc`, what it publishes, what it
+//! receives, and its SDP negotiation queue (the server makes every offer after the
+//! client's first, one at a time).
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::Rtc;
+use str0m::change::SdpPendingOffer;
+use str0m::media::Mid;
+use str0m::rtp::Ssrc;
+
+use crate::codecs::PtMap;
+use crate::msg::{PeerId, Subscription, TrackId, TrackName};
+
+/// A track this peer publishes.
+pub(crate) struct InTrack {
+    pub(crate) mid: Mid,
+    pub(crate) track: TrackId,
+}
+
+/// A track this peer receives.
+pub(crate) struct OutTrack {
+    pub(crate) track: TrackId,
+    pub(crate) mid: Mid,
+    /// False while its m-line is still being negotiated.
+    pub(crate) active: bool,
+}
+
+/// A change to the peer's session that waits for the next offer.
+pub(crate) enum Change {
+    Publish(TrackName),
+    Subscribe(Subscription),
+    Unsubscribe(TrackId),
+    Unpublish(TrackId),
+}
+
+/// What the outstanding offer does, to be finished when the answer comes.
+pub(crate) enum InFlight {
+    /// A receive slot for the client's new track; str0m emits no `MediaAdded` for
+    /// m-lines we offered, so it is published when the answer arrives.
+    Publish { mid: Mid },
+    Subscribe { track: TrackId, mid: Mid },
+}
+
+pub(crate) struct Peer {
+    pub(crate) id: PeerId,
+    pub(crate) rtc: Rtc,
+    pub(crate) ufrag: String,
+    /// Remote addresses routed to this peer (bounded; see `MAX_ADDRS`).
+    pub(crate) addrs: Vec<SocketAddr>,
+    pub(crate) pt_map: PtMap,
+    pub(crate) published: Vec<InTrack>,
+    /// SSRC → index into `published`, learnt from the first packet of each stream.
+    pub(crate) ssrc_tracks: Vec<(Ssrc, usize)>,
+    pub(crate) receiving: Vec<OutTrack>,
+    pub(crate) queued: Vec<Change>,
+    pub(crate) pending: Option<SdpPendingOffer>,
+    pub(crate) in_flight: Vec<InFlight>,
+    /// The earliest wake-up this peer has in the timer heap.
+    pub(crate) scheduled: Option<Instant>,
+    pub(crate) next_timeout: Instant,
+    pub(crate) created: Instant,
+    pub(crate) last_rx: Instant,
+    pub(crate) connected: bool,
+    pub(crate) disconnected_since: Option<Instant>,
+}
+
+/// A peer may be reached at this many addresses at once (NAT rebinding, interface
+/// changes); the oldest is forgotten first.
+pub(crate) const MAX_ADDRS: usize = 4;
+
+impl Peer {
+    pub(crate) fn new(id: PeerId, rtc: Rtc, ufrag: String, pt_map: PtMap, now: Instant) -> Self {
+        Self {
+            id,
+            rtc,
+            ufrag,
+            addrs: Vec::new(),
+            pt_map,
+            published: Vec::new(),
+            ssrc_tracks: Vec::new(),
+            receiving: Vec::new(),
+            queued: Vec::new(),
+            pending: None,
+            in_flight: Vec::new(),
+            scheduled: None,
+            next_timeout: now,
+            created: now,
+            last_rx: now,
+            connected: false,
+            disconnected_since: None,
+        }
+    }
+
+    /// The published track an RTP stream belongs to.
+    pub(crate) fn track_of_ssrc(&mut self, ssrc: Ssrc) -> Option<usize> {
+        if let Some((_, i)) = self.ssrc_tracks.iter().find(|(s, _)| *s == ssrc) {
+            return Some(*i);
+        }
+        let mid = self.rtc.direct_api().stream_rx(&ssrc)?.mid();
+        let i = self.published.iter().position(|t| t.mid == mid)?;
+        if self.ssrc_tracks.len() < 16 {
+            self.ssrc_tracks.push((ssrc, i));
+        }
+        Some(i)
+    }
+
+    pub(crate) fn is_receiving(&self, track: TrackId) -> bool {
+        self.receiving.iter().any(|o| o.track == track)
+            || self.queued.iter().any(|c| matches!(c, Change::Subscribe(s) if s.track == track))
+    }
+}

@@ -1,0 +1,30 @@
+//! Counters a shard keeps about its own work. Plain integers owned by the shard; the
+//! I/O layer publishes a copy for metrics, so the media path touches no shared memory.
+
+/// One shard's counters since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    /// Datagrams received.
+    pub rx_datagrams: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Datagrams dropped before reaching a peer: oversized, unknown source, not STUN
+    /// for a known ufrag.
+    pub rx_dropped: u64,
+    /// Datagrams sent.
+    pub tx_datagrams: u64,
+    /// RTP packets received from publishers (after SRTP).
+    pub rtp_in: u64,
+    /// RTP packets that matched no published track or codec.
+    pub rtp_unrouted: u64,
+    /// RTP packets written to subscribers.
+    pub rtp_forwarded: u64,
+    /// Packets not forwarded because the subscriber did not negotiate their codec.
+    pub rtp_no_codec: u64,
+    /// Packets for other shards dropped because their channel was full.
+    pub cross_shard_dropped: u64,
+    /// Keyframe requests sent to publishers.
+    pub keyframe_requests: u64,
+    /// Peers dropped because handling them panicked.
+    pub peer_panics: u64,
+}

@@ -1,0 +1,315 @@
+//! A deterministic harness for the sans-IO shard core: several `ShardCore`s and str0m
+//! client peers joined by an in-memory network, a virtual clock, and the harness itself
+//! in the role of signalling (building each peer's `Rtc`, relaying offers and answers,
+//! carrying messages between shards). No sockets, no sleeps.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use client::{ClientPeer, LocalTrack, PeerEvent, ReceivedRtp};
+use engine::factory::PeerFactory;
+use engine::msg::{Control, Notice, PeerId, ShardId, Subscription, TrackId, TrackName};
+use engine::shard::ShardCore;
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::format::Codec;
+use str0m::media::{MediaKind, Mid};
+
+pub struct TestClient {
+    pub peer: ClientPeer,
+    pub addr: SocketAddr,
+    pub id: PeerId,
+    pub shard: ShardId,
+    pub received: Vec<ReceivedRtp>,
+    pub keyframe_requests: usize,
+    pub subscribed: Vec<TrackId>,
+    pub alive: bool,
+}
+
+pub struct Published {
+    pub peer: PeerId,
+    pub track: TrackId,
+    pub name: TrackName,
+}
+
+pub struct Harness {
+    pub now: Instant,
+    pub shards: Vec<ShardCore>,
+    pub shard_addrs: Vec<SocketAddr>,
+    pub clients: Vec<TestClient>,
+    pub published: Vec<Published>,
+    pub gone: Vec<(PeerId, String)>,
+    pub bad_answers: usize,
+    factory: PeerFactory,
+    wire: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
+    next_peer: u64,
+}
+
+impl Harness {
+    pub fn new(shards: usize) -> Self {
+        let now = Instant::now();
+        let shard_addrs: Vec<SocketAddr> = (0..shards)
+            .map(|k| format!("127.0.0.1:{}", 20_000 + k).parse().unwrap())
+            .collect();
+        Self {
+            now,
+            shards: (0..shards)
+                .map(|k| ShardCore::new(k, shards, shard_addrs[k], now))
+                .collect(),
+            shard_addrs,
+            clients: Vec::new(),
+            published: Vec::new(),
+            gone: Vec::new(),
+            bad_answers: 0,
+            factory: PeerFactory::new(),
+            wire: VecDeque::new(),
+            next_peer: 1,
+        }
+    }
+
+    /// A client joins on `shard`, publishing `tracks` in its first offer. Returns its index.
+    pub fn join(&mut self, shard: ShardId, tracks: &[LocalTrack]) -> usize {
+        let n = self.clients.len();
+        let addr: SocketAddr = format!("127.0.1.{}:{}", 1 + n % 250, 30_000 + n).parse().unwrap();
+        let mut peer = ClientPeer::new(self.now, addr);
+        let offer = peer.create_offer(tracks).unwrap();
+        let offer = SdpOffer::from_sdp_string(&offer.to_sdp_string()).unwrap();
+        let accepted = self
+            .factory
+            .accept_offer(self.now, self.shard_addrs[shard], offer)
+            .unwrap();
+        let answer = SdpAnswer::from_sdp_string(&accepted.answer.to_sdp_string()).unwrap();
+        peer.accept_answer(answer).unwrap();
+        let id = PeerId(self.next_peer);
+        self.next_peer += 1;
+        self.shards[shard].handle_control(
+            self.now,
+            Control::AddPeer {
+                peer: id,
+                rtc: accepted.rtc,
+                ufrag: accepted.ufrag,
+            },
+        );
+        self.clients.push(TestClient {
+            peer,
+            addr,
+            id,
+            shard,
+            received: Vec::new(),
+            keyframe_requests: 0,
+            subscribed: Vec::new(),
+            alive: true,
+        });
+        n
+    }
+
+    pub fn track(&self, publisher: usize, kind: MediaKind) -> TrackId {
+        let id = self.clients[publisher].id;
+        self.published
+            .iter()
+            .find(|p| p.peer == id && p.name.kind == kind)
+            .map(|p| p.track)
+            .expect("the publisher's track is published")
+    }
+
+    pub fn subscribe(&mut self, client: usize, tracks: &[TrackId]) {
+        let subs = tracks
+            .iter()
+            .map(|t| {
+                let p = self.published.iter().find(|p| p.track == *t).unwrap();
+                Subscription {
+                    track: *t,
+                    name: p.name.clone(),
+                }
+            })
+            .collect();
+        let c = &self.clients[client];
+        self.shards[c.shard].handle_control(
+            self.now,
+            Control::Subscribe {
+                peer: c.id,
+                tracks: subs,
+            },
+        );
+    }
+
+    pub fn control(&mut self, shard: ShardId, control: Control) {
+        self.shards[shard].handle_control(self.now, control);
+    }
+
+    /// Sends one RTP packet from a client on its m-line for `kind`.
+    pub fn send(&mut self, client: usize, stream_id: &str, track_id: &str, codec: Codec, seq: u32, payload: &[u8]) {
+        let now = self.now;
+        let c = &mut self.clients[client];
+        let mid: Mid = c.peer.mid_of(stream_id, track_id).expect("a sending m-line");
+        c.peer
+            .send_rtp(now, mid, codec, seq * 3000, true, payload)
+            .unwrap();
+    }
+
+    /// Moves every datagram and message until nothing is in flight, then advances the
+    /// clock to the next timeout (at most `max_step`).
+    pub fn step(&mut self, max_step: Duration) {
+        for _ in 0..1000 {
+            if !self.exchange() {
+                break;
+            }
+        }
+        let mut next = self.now + max_step;
+        for s in &self.shards {
+            next = next.min(s.poll_timeout());
+        }
+        for c in self.clients.iter().filter(|c| c.alive) {
+            next = next.min(c.peer.poll_timeout());
+        }
+        self.now = next.max(self.now + Duration::from_micros(100));
+        let now = self.now;
+        for s in &mut self.shards {
+            s.handle_timeout(now);
+        }
+        for c in self.clients.iter_mut().filter(|c| c.alive) {
+            c.peer.handle_timeout(now).unwrap();
+        }
+    }
+
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.step(Duration::from_millis(20));
+        }
+    }
+
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Harness) -> bool) -> bool {
+        let end = self.now + limit;
+        while self.now < end {
+            if done(self) {
+                return true;
+            }
+            self.step(Duration::from_millis(20));
+        }
+        done(self)
+    }
+
+    pub fn all_connected(&self) -> bool {
+        self.clients.iter().filter(|c| c.alive).all(|c| c.peer.is_connected())
+    }
+
+    /// The client vanishes: its datagrams stop, nothing is said.
+    pub fn vanish(&mut self, client: usize) {
+        self.clients[client].alive = false;
+    }
+
+    fn exchange(&mut self) -> bool {
+        let mut moved = false;
+        let now = self.now;
+        // Client → wire.
+        for c in self.clients.iter_mut().filter(|c| c.alive) {
+            while let Some((to, data)) = c.peer.poll_transmit() {
+                self.wire.push_back((c.addr, to, data));
+            }
+        }
+        // Shards' outboxes.
+        for k in 0..self.shards.len() {
+            let transmits = std::mem::take(&mut self.shards[k].out.transmits);
+            for d in transmits {
+                self.wire.push_back((self.shard_addrs[k], d.to, d.data));
+            }
+            let controls = std::mem::take(&mut self.shards[k].out.control);
+            for (to, c) in controls {
+                moved = true;
+                self.shards[to].handle_control(now, c);
+            }
+            for to in 0..self.shards.len() {
+                let batch = std::mem::take(&mut self.shards[k].out.media[to]);
+                if !batch.is_empty() {
+                    moved = true;
+                    self.shards[to].handle_media(now, batch);
+                }
+            }
+            let notices = std::mem::take(&mut self.shards[k].out.notices);
+            for n in notices {
+                moved = true;
+                self.on_notice(k, n);
+            }
+        }
+        // Wire → receivers.
+        while let Some((from, to, data)) = self.wire.pop_front() {
+            moved = true;
+            if let Some(k) = self.shard_addrs.iter().position(|a| *a == to) {
+                self.shards[k].handle_datagram(now, from, &data);
+            } else if let Some(c) = self.clients.iter_mut().find(|c| c.addr == to && c.alive) {
+                c.peer.handle_datagram(now, from, &data).unwrap();
+            }
+        }
+        // Client events.
+        for c in self.clients.iter_mut().filter(|c| c.alive) {
+            while let Some(e) = c.peer.poll_event() {
+                match e {
+                    PeerEvent::Rtp(p) => c.received.push(p),
+                    PeerEvent::KeyframeRequest { .. } => c.keyframe_requests += 1,
+                    _ => {}
+                }
+            }
+        }
+        moved
+    }
+
+    fn on_notice(&mut self, shard: ShardId, n: Notice) {
+        match n {
+            Notice::TrackPublished {
+                peer, track, name, ..
+            } => self.published.push(Published { peer, track, name }),
+            Notice::TrackUnpublished { track, .. } => {
+                self.published.retain(|p| p.track != track);
+                // As signalling does: end every subscription to it.
+                for c in &self.clients {
+                    if c.subscribed.contains(&track) {
+                        self.shards[c.shard].handle_control(
+                            self.now,
+                            Control::Unsubscribe {
+                                peer: c.id,
+                                tracks: vec![track],
+                            },
+                        );
+                    }
+                }
+            }
+            Notice::Offer { peer, offer } => {
+                let c = self.clients.iter_mut().find(|c| c.id == peer).unwrap();
+                let offer = SdpOffer::from_sdp_string(&offer.to_sdp_string()).unwrap();
+                let answer = c.peer.accept_offer(offer).unwrap();
+                let answer = SdpAnswer::from_sdp_string(&answer.to_sdp_string()).unwrap();
+                self.shards[shard].handle_control(self.now, Control::Answer { peer, answer });
+            }
+            Notice::Subscribed { peer, tracks } => {
+                let c = self.clients.iter_mut().find(|c| c.id == peer).unwrap();
+                c.subscribed.extend(tracks);
+            }
+            Notice::Unsubscribed { peer, tracks } => {
+                let c = self.clients.iter_mut().find(|c| c.id == peer).unwrap();
+                c.subscribed.retain(|t| !tracks.contains(t));
+            }
+            Notice::PeerGone { peer, reason } => self.gone.push((peer, reason)),
+            Notice::BadAnswer { .. } => self.bad_answers += 1,
+            Notice::Connected { .. } | Notice::UnknownPeer { .. } => {}
+        }
+    }
+}
+
+pub fn video(stream: &str) -> LocalTrack {
+    LocalTrack {
+        stream_id: stream.into(),
+        track_id: format!("{stream}-video"),
+        kind: MediaKind::Video,
+    }
+}
+
+pub fn audio(stream: &str) -> LocalTrack {
+    LocalTrack {
+        stream_id: stream.into(),
+        track_id: format!("{stream}-audio"),
+        kind: MediaKind::Audio,
+    }
+}

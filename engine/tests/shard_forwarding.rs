@@ -1,0 +1,148 @@
+//! The shard core with real str0m peers over an in-memory network and virtual time:
+//! publish, subscribe, subsets, unsubscribe, leave, keyframe throttling, cross-shard.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Harness, audio, video};
+use str0m::format::Codec;
+use str0m::media::MediaKind;
+
+fn payload(i: u32) -> Vec<u8> {
+    let mut p = vec![0u8; 200 + (i as usize % 800)];
+    p[..4].copy_from_slice(&i.to_be_bytes());
+    p
+}
+
+/// Connects everyone, then has publisher 0 send `n` video and `n` audio packets.
+fn publish_and_send(h: &mut Harness, n: u32) {
+    for i in 0..n {
+        h.send(0, "alice", "alice-video", Codec::Vp8, i, &payload(i));
+        h.send(0, "alice", "alice-audio", Codec::Opus, i, &payload(i)[..100]);
+        h.step(Duration::from_millis(10));
+    }
+    h.run_for(Duration::from_millis(200));
+}
+
+fn setup(shard_of_subscriber: usize) -> Harness {
+    let mut h = Harness::new(2);
+    h.join(0, &[video("alice"), audio("alice")]);
+    h.join(shard_of_subscriber, &[]);
+    assert!(h.run_until(Duration::from_secs(5), |h| h.all_connected() && h.published.len() == 2));
+    h
+}
+
+fn received(h: &Harness, client: usize, kind: MediaKind) -> Vec<Vec<u8>> {
+    let c = &h.clients[client];
+    c.received
+        .iter()
+        .filter(|p| {
+            let is_video = matches!(p.codec, Some(Codec::Vp8));
+            is_video == (kind == MediaKind::Video)
+        })
+        .map(|p| p.payload.to_vec())
+        .collect()
+}
+
+#[test]
+fn publish_then_subscribe_delivers_every_packet_in_order() {
+    for subscriber_shard in [0, 1] {
+        let mut h = setup(subscriber_shard);
+        let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
+        h.subscribe(1, &tracks);
+        assert!(h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len() == 2));
+        publish_and_send(&mut h, 50);
+        let expected: Vec<Vec<u8>> = (0..50).map(payload).collect();
+        assert_eq!(received(&h, 1, MediaKind::Video), expected, "shard {subscriber_shard}");
+        let expected_audio: Vec<Vec<u8>> = (0..50).map(|i| payload(i)[..100].to_vec()).collect();
+        assert_eq!(received(&h, 1, MediaKind::Audio), expected_audio);
+        // Sequence numbers are consecutive for the subscriber.
+        let seqs: Vec<u64> = h.clients[1].received.iter().filter(|p| p.codec == Some(Codec::Vp8)).map(|p| p.seq).collect();
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    }
+}
+
+#[test]
+fn subscribing_to_a_subset_receives_only_that_subset() {
+    let mut h = setup(1);
+    let audio_track = h.track(0, MediaKind::Audio);
+    h.join(0, &[]);
+    assert!(h.run_until(Duration::from_secs(5), |h| h.all_connected()));
+    h.subscribe(1, &[audio_track]);
+    h.subscribe(2, &[h.track(0, MediaKind::Video)]);
+    assert!(h.run_until(Duration::from_secs(5), |h| {
+        h.clients[1].subscribed.len() == 1 && h.clients[2].subscribed.len() == 1
+    }));
+    publish_and_send(&mut h, 20);
+    assert_eq!(received(&h, 1, MediaKind::Audio).len(), 20);
+    assert!(received(&h, 1, MediaKind::Video).is_empty());
+    assert_eq!(received(&h, 2, MediaKind::Video).len(), 20);
+    assert!(received(&h, 2, MediaKind::Audio).is_empty());
+}
+
+#[test]
+fn unsubscribe_stops_delivery() {
+    let mut h = setup(1);
+    let v = h.track(0, MediaKind::Video);
+    h.subscribe(1, &[v]);
+    assert!(h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed == vec![v]));
+    publish_and_send(&mut h, 10);
+    assert_eq!(received(&h, 1, MediaKind::Video).len(), 10);
+    let (shard, peer) = (h.clients[1].shard, h.clients[1].id);
+    h.control(
+        shard,
+        engine::msg::Control::Unsubscribe {
+            peer,
+            tracks: vec![v],
+        },
+    );
+    assert!(h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.is_empty()));
+    publish_and_send(&mut h, 10);
+    assert_eq!(received(&h, 1, MediaKind::Video).len(), 10, "nothing after unsubscribe");
+}
+
+#[test]
+fn leaving_unpublishes_and_frees_subscriptions() {
+    let mut h = setup(1);
+    let v = h.track(0, MediaKind::Video);
+    h.subscribe(1, &[v]);
+    assert!(h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len() == 1));
+    let (shard, peer) = (h.clients[0].shard, h.clients[0].id);
+    h.control(shard, engine::msg::Control::RemovePeer { peer });
+    h.vanish(0);
+    assert!(h.run_until(Duration::from_secs(5), |h| h.published.is_empty()
+        && h.clients[1].subscribed.is_empty()));
+    assert_eq!(h.shards[0].peer_count(), 0);
+    assert_eq!(h.shards[1].peer_count(), 1);
+}
+
+#[test]
+fn vanished_client_is_removed_after_consent_expires() {
+    let mut h = setup(0);
+    h.vanish(0);
+    assert!(h.run_until(Duration::from_secs(31), |h| !h.gone.is_empty()));
+    assert!(h.published.is_empty(), "its tracks are unpublished");
+    assert_eq!(h.gone[0].0, h.clients[0].id);
+}
+
+#[test]
+fn keyframe_requests_are_throttled_to_one_per_second_per_track() {
+    let mut h = setup(1);
+    let v = h.track(0, MediaKind::Video);
+    h.subscribe(1, &[v]);
+    assert!(h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len() == 1));
+    publish_and_send(&mut h, 5);
+    // The new subscriber's urgent request has reached the publisher.
+    assert!(h.run_until(Duration::from_secs(1), |h| h.clients[0].keyframe_requests >= 1));
+    let before = h.clients[0].keyframe_requests;
+    // The subscriber asks 30 times over 3 seconds.
+    let mid = h.clients[1].received[0].mid;
+    for _ in 0..30 {
+        h.clients[1].peer.request_keyframe(mid).unwrap();
+        h.run_for(Duration::from_millis(100));
+    }
+    h.run_for(Duration::from_millis(1100));
+    let got = h.clients[0].keyframe_requests - before;
+    assert!((3..=4).contains(&got), "{got} keyframe requests in ~3 s");
+}
