@@ -7,6 +7,7 @@
 
 pub mod codecs;
 pub mod factory;
+pub mod io;
 pub mod msg;
 pub mod shard;
 pub mod stats;

@@ -1,0 +1,190 @@
+//! Starting and stopping the shards.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Sender, bounded, unbounded};
+use mio::{Poll, Waker};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::shard_thread::{Link, ShardSnapshot, ShardThread, WAKE, advertised};
+use crate::msg::{Control, Notice, ShardId};
+use crate::shard::{Liveness, ShardCore};
+
+/// Media batches that may wait in a shard's inbound channel; beyond that the sender
+/// drops (and counts) rather than block a media thread.
+const MEDIA_CHANNEL: usize = 4096;
+
+/// How to start the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Address the UDP sockets bind to.
+    pub bind_ip: IpAddr,
+    /// Shard `k` binds `first_port + k`; 0 lets the system pick each port.
+    pub first_port: u16,
+    /// Number of shards (threads).
+    pub shards: usize,
+    /// The address put in ICE candidates, when it differs from `bind_ip` (NAT, or a
+    /// socket bound to 0.0.0.0).
+    pub advertised_ip: Option<IpAddr>,
+    /// Pin shard `k` to core `k mod cores`.
+    pub pin_cores: bool,
+    /// Peer liveness timeouts.
+    pub liveness: Liveness,
+}
+
+/// A running shard, as the rest of the process sees it.
+pub struct ShardHandle {
+    /// Its index.
+    pub id: ShardId,
+    /// The address peers reach it at (advertised in ICE candidates).
+    pub media_addr: SocketAddr,
+    control: Sender<Control>,
+    waker: Arc<Waker>,
+    snapshot: Arc<Mutex<ShardSnapshot>>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl ShardHandle {
+    /// Sends a command to the shard and wakes it.
+    pub fn send(&self, control: Control) {
+        if self.control.send(control).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// The shard's latest published counters (at most half a second old).
+    pub fn snapshot(&self) -> ShardSnapshot {
+        self.snapshot.lock().map(|s| *s).unwrap_or_default()
+    }
+}
+
+/// The running shards.
+pub struct Engine {
+    /// One per shard, indexed by shard id.
+    pub shards: Vec<ShardHandle>,
+}
+
+impl Engine {
+    /// Binds every shard's socket and starts its thread. Notices from all shards go to
+    /// `notices`, and `notice_waker` is woken whenever some are sent.
+    pub fn start(
+        config: &EngineConfig,
+        notices: Sender<Notice>,
+        notice_waker: Arc<Waker>,
+    ) -> io::Result<Engine> {
+        if config.shards == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "at least one shard is needed"));
+        }
+        if config.bind_ip.is_unspecified() && config.advertised_ip.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "media bound to an unspecified address needs an advertised IP (--advertise-ip)",
+            ));
+        }
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let mut parts = Vec::new();
+        for k in 0..config.shards {
+            let port = if config.first_port == 0 {
+                0
+            } else {
+                config.first_port.checked_add(k as u16).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "UDP port range overflows 65535")
+                })?
+            };
+            let socket = bind_udp(SocketAddr::new(config.bind_ip, port))?;
+            let local = socket.local_addr()?;
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+            let (control_tx, control_rx) = unbounded();
+            let (media_tx, media_rx) = bounded(MEDIA_CHANNEL);
+            parts.push((socket, local, poll, waker, control_tx, control_rx, media_tx, media_rx));
+        }
+        let links: Vec<Link> = parts
+            .iter()
+            .map(|p| Link {
+                control: p.4.clone(),
+                media: p.6.clone(),
+                waker: p.3.clone(),
+            })
+            .collect();
+        let mut shards = Vec::new();
+        for (k, (socket, local, poll, waker, control_tx, control_rx, _media_tx, media_rx)) in
+            parts.into_iter().enumerate()
+        {
+            let media_addr = advertised(local, config.advertised_ip);
+            let mut core = ShardCore::new(k, config.shards, media_addr, Instant::now());
+            core.set_liveness(config.liveness);
+            let snapshot = Arc::new(Mutex::new(ShardSnapshot::default()));
+            let thread = ShardThread {
+                core,
+                poll,
+                socket: mio::net::UdpSocket::from_std(socket),
+                control: control_rx,
+                media: media_rx,
+                links: links.clone(),
+                notices: notices.clone(),
+                notice_waker: notice_waker.clone(),
+                snapshot: snapshot.clone(),
+            };
+            let core_id = (config.pin_cores && !cores.is_empty()).then(|| cores[k % cores.len()]);
+            let handle = std::thread::Builder::new()
+                .name(format!("shard-{k}"))
+                .spawn(move || {
+                    if let Some(id) = core_id {
+                        if !core_affinity::set_for_current(id) {
+                            tracing::warn!(shard = k, "could not pin to core {}", id.id);
+                        }
+                    }
+                    let result = thread.run();
+                    if let Err(e) = &result {
+                        tracing::error!(shard = k, "shard stopped: {e}");
+                    }
+                    result
+                })?;
+            tracing::info!(shard = k, %media_addr, "shard started");
+            shards.push(ShardHandle {
+                id: k,
+                media_addr,
+                control: control_tx,
+                waker,
+                snapshot,
+                thread: Some(handle),
+            });
+        }
+        Ok(Engine { shards })
+    }
+
+    /// Stops every shard and waits for its thread.
+    pub fn shutdown(&mut self) {
+        for s in &self.shards {
+            s.send(Control::Shutdown);
+        }
+        for s in &mut self.shards {
+            if let Some(t) = s.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_nonblocking(true)?;
+    // Large buffers absorb bursts (a keyframe to many subscribers) between loop turns.
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    let _ = socket.set_send_buffer_size(4 << 20);
+    socket
+        .bind(&addr.into())
+        .map_err(|e| io::Error::new(e.kind(), format!("binding UDP {addr}: {e}")))?;
+    Ok(socket.into())
+}

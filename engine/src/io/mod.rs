@@ -1,0 +1,8 @@
+//! The I/O side of the engine: sockets, batched system calls, shard threads.
+
+mod batch;
+mod engine;
+mod shard_thread;
+
+pub use engine::{Engine, EngineConfig, ShardHandle};
+pub use shard_thread::ShardSnapshot;

@@ -1,0 +1,178 @@
+//! The thin I/O driver around a [`ShardCore`]: one pinned thread, one UDP socket, one
+//! mio loop. It moves bytes and messages; every decision is the core's.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::batch::{BATCH, RecvBatch, send_batch};
+use crate::msg::{Control, MediaBatch, Notice};
+use crate::shard::{Datagram, ShardCore};
+use crate::stats::ShardStats;
+
+const SOCKET: Token = Token(0);
+pub(crate) const WAKE: Token = Token(1);
+/// Datagrams that wait for the socket to drain before the oldest are dropped.
+const MAX_QUEUED_SENDS: usize = 8192;
+/// Messages taken from each channel per loop turn, so one source cannot starve the socket.
+const CHANNEL_BUDGET: usize = 1024;
+const STATS_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How one shard reaches another.
+#[derive(Clone)]
+pub(crate) struct Link {
+    pub(crate) control: Sender<Control>,
+    pub(crate) media: Sender<MediaBatch>,
+    pub(crate) waker: Arc<Waker>,
+}
+
+/// What a shard publishes about itself for metrics and placement.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShardSnapshot {
+    /// Counters.
+    pub stats: ShardStats,
+    /// Peers on the shard now.
+    pub peers: usize,
+}
+
+pub(crate) struct ShardThread {
+    pub(crate) core: ShardCore,
+    pub(crate) poll: Poll,
+    pub(crate) socket: UdpSocket,
+    pub(crate) control: Receiver<Control>,
+    pub(crate) media: Receiver<MediaBatch>,
+    pub(crate) links: Vec<Link>,
+    pub(crate) notices: Sender<Notice>,
+    pub(crate) notice_waker: Arc<Waker>,
+    pub(crate) snapshot: Arc<Mutex<ShardSnapshot>>,
+}
+
+impl ShardThread {
+    pub(crate) fn run(mut self) -> io::Result<()> {
+        self.poll
+            .registry()
+            .register(&mut self.socket, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+        let fd = self.socket.as_raw_fd();
+        let mut events = Events::with_capacity(64);
+        let mut batch = RecvBatch::new();
+        let mut queued: VecDeque<Datagram> = VecDeque::new();
+        let mut next_stats = Instant::now();
+        loop {
+            let now = Instant::now();
+            let wait = self.core.poll_timeout().saturating_duration_since(now);
+            // Never sleep long with datagrams still queued for a full socket.
+            let wait = if queued.is_empty() { wait } else { wait.min(Duration::from_millis(1)) };
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            let now = Instant::now();
+            // Read the socket to empty, flushing after each batch so str0m's send
+            // times stay within a batch of the truth.
+            loop {
+                let n = batch.recv(fd)?;
+                for i in 0..n {
+                    if let Some((source, data, too_long)) = batch.get(i) {
+                        if too_long {
+                            self.core.stats.rx_datagrams += 1;
+                            self.core.stats.rx_dropped += 1;
+                            continue;
+                        }
+                        self.core.handle_datagram(now, source, data);
+                    }
+                }
+                self.flush(fd, &mut queued)?;
+                if n < BATCH {
+                    break;
+                }
+            }
+            for _ in 0..CHANNEL_BUDGET {
+                match self.control.try_recv() {
+                    Ok(Control::Shutdown) => return Ok(()),
+                    Ok(c) => self.core.handle_control(now, c),
+                    Err(_) => break,
+                }
+            }
+            for _ in 0..CHANNEL_BUDGET {
+                match self.media.try_recv() {
+                    Ok(b) => self.core.handle_media(now, b),
+                    Err(_) => break,
+                }
+            }
+            self.core.handle_timeout(Instant::now());
+            self.flush(fd, &mut queued)?;
+            if now >= next_stats {
+                next_stats = now + STATS_INTERVAL;
+                if let Ok(mut s) = self.snapshot.lock() {
+                    *s = ShardSnapshot {
+                        stats: self.core.stats,
+                        peers: self.core.peer_count(),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Sends what the core produced: datagrams, messages to other shards, notices.
+    fn flush(&mut self, fd: i32, queued: &mut VecDeque<Datagram>) -> io::Result<()> {
+        let out = &mut self.core.out;
+        if !queued.is_empty() {
+            queued.extend(out.transmits.drain(..));
+            let (a, _) = queued.as_slices();
+            let n = send_batch(fd, a)?;
+            self.core.stats.tx_datagrams += n as u64;
+            queued.drain(..n);
+        } else if !out.transmits.is_empty() {
+            let n = send_batch(fd, &out.transmits)?;
+            self.core.stats.tx_datagrams += n as u64;
+            queued.extend(out.transmits.drain(..).skip(n));
+        }
+        while queued.len() > MAX_QUEUED_SENDS {
+            queued.pop_front();
+        }
+        let mut woken = vec![false; self.links.len()];
+        for (shard, control) in out.control.drain(..) {
+            if self.links[shard].control.send(control).is_ok() {
+                woken[shard] = true;
+            }
+        }
+        for (shard, batch) in out.media.iter_mut().enumerate() {
+            if batch.is_empty() {
+                continue;
+            }
+            let batch = std::mem::take(batch);
+            let n = batch.len() as u64;
+            match self.links[shard].media.try_send(batch) {
+                Ok(()) => woken[shard] = true,
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                    self.core.stats.cross_shard_dropped += n;
+                }
+            }
+        }
+        for (shard, w) in woken.into_iter().enumerate() {
+            if w {
+                let _ = self.links[shard].waker.wake();
+            }
+        }
+        if !out.notices.is_empty() {
+            for n in out.notices.drain(..) {
+                let _ = self.notices.send(n);
+            }
+            let _ = self.notice_waker.wake();
+        }
+        Ok(())
+    }
+}
+
+/// The advertised address str0m must see as every datagram's destination.
+pub(crate) fn advertised(local: SocketAddr, ip: Option<std::net::IpAddr>) -> SocketAddr {
+    SocketAddr::new(ip.unwrap_or(local.ip()), local.port())
+}
