@@ -2,10 +2,14 @@
 //!
 //! - [`peer::ClientPeer`]: a sans-IO str0m peer (publish, answer the server's offers,
 //!   send and receive RTP).
+//! - [`connection::Connection`]: that peer with a real WebSocket and UDP socket, speaking
+//!   the signalling protocol.
 //!
 //! The integration tests, `peer-calls play` and the benchmark's synthetic peers all use
 //! it, so there is one client implementation to keep correct.
 
+pub mod connection;
 pub mod peer;
 
+pub use connection::{ClientError, Connection, SessionEvent};
 pub use peer::{ClientPeer, LocalTrack, PeerEvent, ReceivedRtp, SendError};

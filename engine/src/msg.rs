@@ -131,6 +131,28 @@ pub enum Control {
     Shutdown,
 }
 
+impl std::fmt::Debug for Control {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Control::AddPeer { peer, ufrag, .. } => write!(f, "AddPeer({peer:?}, {ufrag})"),
+            Control::RemovePeer { peer } => write!(f, "RemovePeer({peer:?})"),
+            Control::RequestPublish { peer, name } => write!(f, "RequestPublish({peer:?}, {name:?})"),
+            Control::Unpublish { peer, track } => write!(f, "Unpublish({peer:?}, {track:?})"),
+            Control::Subscribe { peer, tracks } => write!(f, "Subscribe({peer:?}, {tracks:?})"),
+            Control::Unsubscribe { peer, tracks } => write!(f, "Unsubscribe({peer:?}, {tracks:?})"),
+            Control::Answer { peer, .. } => write!(f, "Answer({peer:?})"),
+            Control::AddRemoteSubscriber { track, shard } => write!(f, "AddRemoteSubscriber({track:?}, {shard})"),
+            Control::RemoveRemoteSubscriber { track, shard } => {
+                write!(f, "RemoveRemoteSubscriber({track:?}, {shard})")
+            }
+            Control::KeyframeRequest { track, kind, urgent } => {
+                write!(f, "KeyframeRequest({track:?}, {kind:?}, urgent={urgent})")
+            }
+            Control::Shutdown => write!(f, "Shutdown"),
+        }
+    }
+}
+
 /// One RTP packet on its way from a publisher to subscribers, stripped of everything
 /// that belongs to the publisher's session (SSRC, payload type number, sequence base).
 #[derive(Debug, Clone)]

@@ -247,6 +247,9 @@ pub enum ErrorCode {
     RateLimited,
     /// Another connection took over this session; this one is closed.
     Replaced,
+    /// The server ended this client's media session (ICE consent lost, a DTLS or
+    /// media error); the connection is closed and the client may join again.
+    MediaEnded,
     /// The server could not do it right now (for example while shutting down).
     Unavailable,
 }

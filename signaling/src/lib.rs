@@ -1,1 +1,15 @@
-pub fn x(){}
+//! Signalling: the HTTP + WebSocket server, rooms, and the signalling protocol.
+//!
+//! - [`transport`]: sockets to events (HTTP routes, WebSocket frames, limits), on mio.
+//! - [`app`]: the protocol state machine, sans-IO: rooms, sessions, placement, and the
+//!   commands it sends to the engine's shards.
+//! - [`server`]: one thread that wires the two to the engine.
+
+pub mod app;
+pub mod assets;
+pub mod names;
+pub mod placement;
+pub mod random;
+pub mod rooms;
+pub mod server;
+pub mod transport;

@@ -1,0 +1,109 @@
+//! The in-memory room registry: who is in which room and what they publish. A room
+//! exists while someone is in it. (Multi-node deployments will put this behind Redis.)
+
+use std::collections::HashMap;
+
+use engine::codecs::CodecDesc;
+use engine::msg::{PeerId, TrackId, TrackName};
+
+/// A track published in a room.
+#[derive(Debug, Clone)]
+pub struct RoomTrack {
+    /// Engine id.
+    pub track: TrackId,
+    /// Publisher.
+    pub peer: PeerId,
+    /// msid and kind.
+    pub name: TrackName,
+    /// What it sends.
+    pub codec: CodecDesc,
+}
+
+/// One room.
+#[derive(Debug, Default)]
+pub struct Room {
+    /// Members, in order of joining.
+    pub members: Vec<PeerId>,
+    /// Published tracks.
+    pub tracks: Vec<RoomTrack>,
+}
+
+impl Room {
+    /// The track with these ids.
+    pub fn track_named(&self, name: &TrackName) -> Option<&RoomTrack> {
+        self.tracks.iter().find(|t| t.name == *name)
+    }
+
+    /// The track with this engine id.
+    pub fn track(&self, id: TrackId) -> Option<&RoomTrack> {
+        self.tracks.iter().find(|t| t.track == id)
+    }
+}
+
+/// Every room of this server.
+#[derive(Debug, Default)]
+pub struct Rooms {
+    rooms: HashMap<String, Room>,
+}
+
+impl Rooms {
+    /// The room, if anyone is in it.
+    pub fn get(&self, name: &str) -> Option<&Room> {
+        self.rooms.get(name)
+    }
+
+    /// The room, mutably.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Room> {
+        self.rooms.get_mut(name)
+    }
+
+    /// Number of rooms with someone in them.
+    pub fn len(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// True when no room exists.
+    pub fn is_empty(&self) -> bool {
+        self.rooms.is_empty()
+    }
+
+    /// Adds a member, creating the room.
+    pub fn join(&mut self, name: &str, peer: PeerId) {
+        self.rooms.entry(name.to_string()).or_default().members.push(peer);
+    }
+
+    /// Removes a member and the tracks it published; frees the room when it empties.
+    /// Returns the removed tracks.
+    pub fn leave(&mut self, name: &str, peer: PeerId) -> Vec<RoomTrack> {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return Vec::new();
+        };
+        room.members.retain(|p| *p != peer);
+        let (gone, kept) = std::mem::take(&mut room.tracks)
+            .into_iter()
+            .partition(|t| t.peer == peer);
+        room.tracks = kept;
+        if room.members.is_empty() {
+            self.rooms.remove(name);
+        }
+        gone
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_room_exists_while_someone_is_in_it() {
+        let mut r = Rooms::default();
+        r.join("a", PeerId(1));
+        r.join("a", PeerId(2));
+        assert_eq!(r.len(), 1);
+        r.leave("a", PeerId(1));
+        assert!(r.get("a").is_some());
+        r.leave("a", PeerId(2));
+        assert!(r.get("a").is_none());
+        assert!(r.is_empty());
+    }
+}

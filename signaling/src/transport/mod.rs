@@ -1,0 +1,870 @@
+//! The signalling thread's HTTP + WebSocket server: one thread, non-blocking sockets, `mio`.
+//!
+//! [`Transport`] knows nothing about rooms. It serves the web page and `POST /call` itself,
+//! turns WebSocket connections on `/ws` into [`TransportEvent`]s, and sends the text it is
+//! given. Everything a client can do to it is bounded by [`Limits`]: request and message
+//! sizes, message rate, unfinished handshakes, open connections and unsent output.
+//!
+//! # Connection life
+//!
+//! ```text
+//! accept ─► handshake (reading one HTTP request, at most `handshake_timeout`)
+//!              ├─ plain request ─► response ─► linger ─► gone
+//!              └─ GET /ws ─► 101 ─► open WebSocket (Open … Text … Closed) ─► linger ─► gone
+//! ```
+//!
+//! *Linger*: after the last bytes (a response, or a close frame) are queued, the server writes
+//! them out, shuts down its sending side and reads and discards whatever the client still
+//! sends until the client closes too, for at most [`LINGER`]. Dropping a socket with unread
+//! input would make the kernel send a reset, which can destroy the response or close frame
+//! before the client reads it.
+//!
+//! # Timers
+//!
+//! Every connection has at most one live deadline in a binary heap (handshake timeout, end of
+//! linger); `poll` sleeps until the earliest one and handles only the due
+//! ones. A connection whose deadline changed leaves a stale heap entry behind, which is
+//! recognised and skipped when it comes up.
+
+mod http;
+mod ws;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tungstenite::{Message, WebSocket};
+
+pub use http::valid_room_name;
+
+use ws::{Admit, Discard, Flush, RateLimiter, Sock, Step};
+
+/// Identifies one WebSocket connection for the life of the process (never reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Something that happened on the transport, reported by [`Transport::poll`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportEvent {
+    /// A WebSocket handshake completed on /ws.
+    Open {
+        /// The new connection.
+        conn: ConnId,
+        /// The client's address, as the TCP connection shows it.
+        remote: SocketAddr,
+    },
+    /// One complete text message (binary frames are refused: close 1003).
+    Text {
+        /// The connection it arrived on.
+        conn: ConnId,
+        /// The message.
+        text: String,
+    },
+    /// The connection sent more messages than its rate allows; this message was dropped.
+    RateLimited {
+        /// The connection whose message was dropped.
+        conn: ConnId,
+    },
+    /// The connection is gone (closed by the client, by `close`, by a limit, or an I/O error).
+    /// Sent exactly once per opened conn.
+    Closed {
+        /// The connection that is gone. Its id is never used again.
+        conn: ConnId,
+    },
+    /// Someone called `wake()` on the waker (another thread has work for the signalling thread).
+    Woken,
+}
+
+/// What one client may cost the server. Every limit protects the server and the other clients
+/// from one client that is broken or hostile.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest WebSocket message (and frame) a client may send, in bytes; a larger one
+    /// closes the connection with code 1009. Default 256 KiB.
+    pub max_message: usize,
+    /// Messages a second each connection may send on average (a token bucket that holds
+    /// `2 × messages_per_second`, so short bursts pass). A message over the rate is dropped
+    /// with a [`TransportEvent::RateLimited`]. When more than `4 × messages_per_second`
+    /// messages are dropped within one (fixed, one-second) window, the connection is closed
+    /// with code 1008 "rate limit". Pings and pongs count against the rate too but are never
+    /// reported. 0 means no limit. Default 50.
+    pub messages_per_second: u32,
+    /// A TCP connection that has not completed its HTTP request (or WebSocket upgrade) this
+    /// long after it was accepted is closed. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// How many connections may be in their handshake at once; beyond that, new TCP
+    /// connections are accepted and closed at once. Also bounds how many closed connections
+    /// may linger (see the module documentation). Default 1024.
+    pub max_pending: usize,
+    /// How many WebSockets may be open at once; beyond that, an upgrade gets HTTP 503.
+    /// Default 10 000.
+    pub max_connections: usize,
+    /// The largest plain HTTP request (header and body) in bytes; a larger header gets 431,
+    /// a larger body 413. Also bounds the upgrade request's header. Default 16 KiB.
+    pub max_http_request: usize,
+    /// Outgoing bytes a connection may have queued that the socket has not taken yet; beyond
+    /// that, the connection is closed (a client that does not read must not grow the server's
+    /// memory). Default 4 MiB.
+    pub send_backlog: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_message: 256 * 1024,
+            messages_per_second: 50,
+            handshake_timeout: Duration::from_secs(10),
+            max_pending: 1024,
+            max_connections: 10_000,
+            max_http_request: 16 * 1024,
+            send_backlog: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// How long a closed connection may linger to deliver its last bytes (see the module
+/// documentation).
+pub const LINGER: Duration = Duration::from_secs(2);
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+const FIRST_CONN: usize = 2;
+/// Bytes read from a connection in its handshake at a time.
+const READ_CHUNK: usize = 4096;
+/// Messages read from one WebSocket before the others get their turn; the rest is read in
+/// the next `poll`.
+const MESSAGES_PER_TURN: usize = 64;
+/// Bytes a lingering connection may make the server read and discard per turn.
+const DISCARD_PER_TURN: usize = 64 * 1024;
+/// How long to wait before accepting again after the process ran out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// One accepted TCP connection.
+#[derive(Debug)]
+struct Conn {
+    state: State,
+    /// The connection's live deadline (heap entries with another time are stale).
+    deadline: Option<Instant>,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Reading the HTTP request.
+    Handshake(Handshake),
+    /// An open WebSocket.
+    Open(Box<OpenWs>),
+    /// Delivering the last bytes before the socket is dropped.
+    Linger(Linger),
+}
+
+#[derive(Debug)]
+struct Handshake {
+    tcp: TcpStream,
+    remote: SocketAddr,
+    request: http::RequestReader,
+    /// For a request with a body: the total length to wait for.
+    need: usize,
+}
+
+#[derive(Debug)]
+struct OpenWs {
+    ws: WebSocket<Sock>,
+    limiter: RateLimiter,
+    /// Queued in `Transport::dirty` for a flush.
+    dirty: bool,
+    /// The connection broke a limit and is closed with this frame at the start of the next
+    /// `poll`, so that replies to the messages that came before still go out first. Nothing
+    /// more is read from it.
+    closing: Option<CloseFrame>,
+}
+
+#[derive(Debug)]
+struct Linger {
+    io: LingerIo,
+    /// All output is written and the sending side is shut down.
+    flushed: bool,
+}
+
+#[derive(Debug)]
+enum LingerIo {
+    Raw(Sock),
+    Ws(Box<WebSocket<Sock>>),
+}
+
+impl LingerIo {
+    fn sock(&mut self) -> &mut Sock {
+        match self {
+            LingerIo::Raw(sock) => sock,
+            LingerIo::Ws(ws) => ws.get_mut(),
+        }
+    }
+}
+
+/// The signalling thread's HTTP + WebSocket server (see the module documentation).
+#[derive(Debug)]
+pub struct Transport {
+    poll: Poll,
+    mio_events: Events,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    waker: Arc<Waker>,
+    limits: Limits,
+    ws_config: WebSocketConfig,
+    conns: HashMap<usize, Conn>,
+    next_token: usize,
+    /// Connections in `State::Handshake`.
+    pending: usize,
+    /// Connections in `State::Open`.
+    open: usize,
+    /// Connections in `State::Linger`.
+    lingering: usize,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Open connections with queued output to flush at the start of the next `poll`.
+    dirty: Vec<usize>,
+    /// Open connections that may have more input (their turn ended before `WouldBlock`).
+    again: Vec<usize>,
+    /// Open connections to close at the start of the next `poll` (see `OpenWs::closing`).
+    closing: Vec<usize>,
+    /// Events that arose outside `poll` (in `send` and `close`).
+    queued: Vec<TransportEvent>,
+    /// Scratch list of connections with readiness events.
+    ready: Vec<usize>,
+    /// When accepting failed for want of resources: when to try again.
+    accept_retry: Option<Instant>,
+}
+
+impl Transport {
+    /// Listens on `addr` (port 0 picks a free port; see [`Transport::local_addr`]).
+    pub fn bind(addr: SocketAddr, limits: Limits) -> io::Result<Transport> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(addr)?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let local_addr = listener.local_addr()?;
+        Ok(Transport {
+            poll,
+            mio_events: Events::with_capacity(1024),
+            listener,
+            local_addr,
+            waker,
+            ws_config: ws::config(&limits),
+            limits,
+            conns: HashMap::new(),
+            next_token: FIRST_CONN,
+            pending: 0,
+            open: 0,
+            lingering: 0,
+            timers: BinaryHeap::new(),
+            dirty: Vec::new(),
+            again: Vec::new(),
+            closing: Vec::new(),
+            queued: Vec::new(),
+            ready: Vec::new(),
+            accept_retry: None,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A waker other threads use to interrupt `poll` (produces `TransportEvent::Woken`).
+    pub fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
+    }
+
+    /// How many WebSockets are open (handshakes in progress and closed connections that are
+    /// still lingering do not count).
+    pub fn open_connections(&self) -> usize {
+        self.open
+    }
+
+    /// Waits up to `timeout` (None = forever) for socket activity, handles it, and appends
+    /// events. Never panics on anything from the network.
+    ///
+    /// Output queued with [`Transport::send`] is written at the start of the call. The call
+    /// returns early, without waiting, when it already has events to report (for example a
+    /// `Closed` from [`Transport::close`]) or a connection has unread input left from its
+    /// last turn; it also wakes for the earliest connection deadline, so it may return with
+    /// no events. Errors are those of the poll itself; errors on single connections only
+    /// close those connections.
+    pub fn poll(
+        &mut self,
+        timeout: Option<Duration>,
+        events: &mut Vec<TransportEvent>,
+    ) -> io::Result<()> {
+        let reported = events.len();
+        events.append(&mut self.queued);
+        for token in std::mem::take(&mut self.closing) {
+            if let Some(Conn {
+                state: State::Open(open),
+                ..
+            }) = self.conns.get_mut(&token)
+                && let Some(frame) = open.closing.take()
+            {
+                self.close_open(token, frame, events);
+            }
+        }
+        self.flush_dirty(events);
+
+        let now = Instant::now();
+        let mut timeout = timeout;
+        if events.len() > reported || !self.again.is_empty() {
+            timeout = Some(Duration::ZERO);
+        }
+        let next_deadline = match (self.timers.peek(), self.accept_retry) {
+            (Some(Reverse((at, _))), Some(retry)) => Some((*at).min(retry)),
+            (Some(Reverse((at, _))), None) => Some(*at),
+            (None, retry) => retry,
+        };
+        if let Some(at) = next_deadline {
+            let until = at.saturating_duration_since(now);
+            timeout = Some(timeout.map_or(until, |t| t.min(until)));
+        }
+
+        match self.poll.poll(&mut self.mio_events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+
+        let mut ready = std::mem::take(&mut self.ready);
+        let mut accept = false;
+        let mut woken = false;
+        for event in &self.mio_events {
+            match event.token() {
+                LISTENER => accept = true,
+                WAKER => woken = true,
+                Token(token) => ready.push(token),
+            }
+        }
+        if woken {
+            events.push(TransportEvent::Woken);
+        }
+        let now = Instant::now();
+        if self.accept_retry.is_some_and(|at| at <= now) {
+            self.accept_retry = None;
+            accept = true;
+        }
+        if accept {
+            self.accept_all(now);
+        }
+        // Connections that still had input from their last turn go first, then the new ones;
+        // a connection in both lists finds nothing to read the second time, which is harmless.
+        let again = std::mem::take(&mut self.again);
+        for &token in again.iter().chain(ready.iter()) {
+            self.drive(token, now, events);
+        }
+        ready.clear();
+        self.ready = ready;
+        self.expire(Instant::now());
+        // Replies that tungstenite queued while reading (pongs, close replies) were flushed in
+        // `drive`; output from `send` waits for the next `poll`.
+        Ok(())
+    }
+
+    /// Queues a text message (sent as soon as the socket takes it). Unknown/closed conn: ignored.
+    ///
+    /// The bytes are written at the start of the next [`Transport::poll`] (so several
+    /// messages to one connection go out in one write). A connection whose unsent output
+    /// would exceed [`Limits::send_backlog`] is closed; its `Closed` event comes with the
+    /// next `poll`.
+    pub fn send(&mut self, conn: ConnId, text: &str) {
+        let Some(token) = token_of(conn) else { return };
+        let Some(Conn {
+            state: State::Open(open),
+            ..
+        }) = self.conns.get_mut(&token)
+        else {
+            return;
+        };
+        match open.ws.write(Message::text(text)) {
+            Ok(()) => {}
+            // The frame is queued; the socket takes it later.
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Err(tungstenite::Error::WriteBufferFull(_)) => {
+                tracing::debug!(conn = conn.0, "send backlog exceeded; closing");
+                self.abort(token);
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(conn = conn.0, "send failed: {e}");
+                self.abort(token);
+                return;
+            }
+        }
+        if !open.dirty {
+            open.dirty = true;
+            self.dirty.push(token);
+        }
+    }
+
+    /// Sends a close frame with this code and reason, flushes what it can, then drops the
+    /// connection; a `Closed` event follows.
+    ///
+    /// The `Closed` event comes with the next [`Transport::poll`], and the connection no
+    /// longer counts as open. Codes that must not be sent (such as 1005, 1006 or 1015, or
+    /// ones outside 1000–4999) become 1000; the reason is cut to 123 bytes.
+    pub fn close(&mut self, conn: ConnId, code: u16, reason: &str) {
+        let Some(token) = token_of(conn) else { return };
+        if !matches!(
+            self.conns.get(&token),
+            Some(Conn {
+                state: State::Open(_),
+                ..
+            })
+        ) {
+            return;
+        }
+        let mut queued = std::mem::take(&mut self.queued);
+        self.close_open(token, ws::close_frame(code, reason), &mut queued);
+        self.queued = queued;
+    }
+
+    /// Accepts every waiting TCP connection.
+    fn accept_all(&mut self, now: Instant) {
+        loop {
+            let (mut tcp, remote) = match self.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => {
+                    // Most likely out of file descriptors: the waiting connections stay in the
+                    // backlog and no new readiness event may come for them, so retry soon.
+                    tracing::warn!("accept failed: {e}");
+                    self.accept_retry = Some(now + ACCEPT_BACKOFF);
+                    return;
+                }
+            };
+            if self.pending >= self.limits.max_pending {
+                tracing::debug!(%remote, "too many unfinished handshakes; refusing");
+                continue; // dropping `tcp` closes it
+            }
+            let token = self.next_token;
+            self.next_token += 1;
+            if let Err(e) = self.poll.registry().register(
+                &mut tcp,
+                Token(token),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                tracing::warn!("cannot register a connection: {e}");
+                continue;
+            }
+            let _ = tcp.set_nodelay(true);
+            self.pending += 1;
+            let mut conn = Conn {
+                state: State::Handshake(Handshake {
+                    tcp,
+                    remote,
+                    request: http::RequestReader::default(),
+                    need: 0,
+                }),
+                deadline: None,
+            };
+            arm(
+                &mut self.timers,
+                &mut conn,
+                token,
+                now + self.limits.handshake_timeout,
+            );
+            self.conns.insert(token, conn);
+            // Data may have arrived with the connection; edge-triggered readiness will report
+            // it, so there is nothing to read here yet.
+        }
+    }
+
+    /// Handles whatever the connection `token` has to do: read, write, change state.
+    fn drive(&mut self, token: usize, now: Instant, events: &mut Vec<TransportEvent>) {
+        let Some(conn) = self.conns.remove(&token) else {
+            return; // a stale readiness event for a connection that is gone
+        };
+        let deadline = conn.deadline;
+        match conn.state {
+            State::Handshake(handshake) => {
+                self.drive_handshake(token, deadline, handshake, now, events);
+            }
+            State::Open(mut open) => match self.drive_open(token, &mut open, now, events) {
+                None => {
+                    self.conns.insert(
+                        token,
+                        Conn {
+                            state: State::Open(open),
+                            deadline,
+                        },
+                    );
+                }
+                Some(end) => self.end_open(token, open.ws, end, events),
+            },
+            State::Linger(mut linger) => match drive_linger(&mut linger) {
+                LingerStep::Done => self.lingering -= 1,
+                step => {
+                    if step == LingerStep::More {
+                        self.again.push(token);
+                    }
+                    self.conns.insert(
+                        token,
+                        Conn {
+                            state: State::Linger(linger),
+                            deadline,
+                        },
+                    );
+                }
+            },
+        }
+    }
+
+    fn drive_handshake(
+        &mut self,
+        token: usize,
+        deadline: Option<Instant>,
+        mut hs: Handshake,
+        now: Instant,
+        events: &mut Vec<TransportEvent>,
+    ) {
+        let max = self.limits.max_http_request;
+        let action = loop {
+            if hs.request.len() >= hs.need {
+                match http::route(&hs.request, max, self.open >= self.limits.max_connections) {
+                    http::Action::NeedHeader => {}
+                    http::Action::NeedBody(total) => hs.need = total,
+                    done => break done,
+                }
+            }
+            let mut chunk = [0u8; READ_CHUNK];
+            let room = max.saturating_sub(hs.request.len()).clamp(1, READ_CHUNK);
+            match io::Read::read(&mut hs.tcp, &mut chunk[..room]) {
+                Ok(0) => {
+                    // The client gave up before its request was complete.
+                    self.pending -= 1;
+                    return;
+                }
+                Ok(n) => hs.request.push(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.conns.insert(
+                        token,
+                        Conn {
+                            state: State::Handshake(hs),
+                            deadline,
+                        },
+                    );
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.pending -= 1;
+                    return;
+                }
+            }
+        };
+        self.pending -= 1;
+        match action {
+            http::Action::Upgrade { response, leftover } => {
+                let ws = WebSocket::from_partially_read(
+                    Sock::new(hs.tcp, response),
+                    leftover,
+                    Role::Server,
+                    Some(self.ws_config),
+                );
+                self.open += 1;
+                let conn_id = ConnId(token as u64);
+                tracing::debug!(conn = conn_id.0, remote = %hs.remote, "websocket open");
+                events.push(TransportEvent::Open {
+                    conn: conn_id,
+                    remote: hs.remote,
+                });
+                let conn = Conn {
+                    state: State::Open(Box::new(OpenWs {
+                        ws,
+                        limiter: RateLimiter::new(self.limits.messages_per_second, now),
+                        dirty: false,
+                        closing: None,
+                    })),
+                    deadline: None,
+                };
+                self.conns.insert(token, conn);
+                // The client may have sent frames right after its request.
+                self.drive(token, now, events);
+            }
+            http::Action::Respond(response) => {
+                self.linger(token, LingerIo::Raw(Sock::new(hs.tcp, response)), now);
+            }
+            // The loop above ends with a response or an upgrade only.
+            http::Action::NeedHeader | http::Action::NeedBody(_) => {}
+        }
+    }
+
+    /// Reads and writes an open WebSocket. `Some` when the connection has to end.
+    fn drive_open(
+        &mut self,
+        token: usize,
+        open: &mut OpenWs,
+        now: Instant,
+        events: &mut Vec<TransportEvent>,
+    ) -> Option<End> {
+        let conn = ConnId(token as u64);
+        if ws::flush(&mut open.ws) == Flush::Ended {
+            return Some(End::Abort);
+        }
+        if open.closing.is_some() {
+            return None;
+        }
+        let mut budget = MESSAGES_PER_TURN;
+        loop {
+            if budget == 0 {
+                self.again.push(token);
+                break;
+            }
+            let admit = match ws::step(&mut open.ws) {
+                Step::Text(text) => {
+                    budget -= 1;
+                    let admit = open.limiter.admit(now);
+                    match admit {
+                        Admit::Pass => events.push(TransportEvent::Text {
+                            conn,
+                            text: text.as_str().to_owned(),
+                        }),
+                        Admit::Drop | Admit::Flood => {
+                            events.push(TransportEvent::RateLimited { conn });
+                        }
+                    }
+                    admit
+                }
+                Step::Control => {
+                    budget -= 1;
+                    open.limiter.admit(now)
+                }
+                Step::Refuse(code, reason) => {
+                    tracing::debug!(conn = conn.0, "closing: {reason}");
+                    open.closing = Some(CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    });
+                    self.closing.push(token);
+                    break;
+                }
+                Step::PeerClosed => return Some(End::PeerClosed),
+                Step::WouldBlock => break,
+                Step::Retry => continue,
+                Step::Gone => return Some(End::Abort),
+            };
+            if admit == Admit::Flood {
+                tracing::debug!(conn = conn.0, "message flood; closing");
+                open.closing = Some(ws::close_frame(1008, "rate limit"));
+                self.closing.push(token);
+                break;
+            }
+        }
+        // Pongs that the reads queued.
+        if ws::flush(&mut open.ws) == Flush::Ended {
+            return Some(End::Abort);
+        }
+        None
+    }
+
+    /// Ends an open WebSocket (removed from `conns` already) and reports `Closed`.
+    fn end_open(
+        &mut self,
+        token: usize,
+        mut ws: WebSocket<Sock>,
+        end: End,
+        events: &mut Vec<TransportEvent>,
+    ) {
+        self.open -= 1;
+        events.push(TransportEvent::Closed {
+            conn: ConnId(token as u64),
+        });
+        match end {
+            End::Abort => {}
+            End::PeerClosed => self.linger(token, LingerIo::Ws(Box::new(ws)), Instant::now()),
+            End::Close(frame) => {
+                // Queues the close frame (and tries to write it); a WouldBlock leaves it queued.
+                let _ = ws.close(Some(frame));
+                self.linger(token, LingerIo::Ws(Box::new(ws)), Instant::now());
+            }
+        }
+    }
+
+    /// Closes the open WebSocket `token` with `frame` (after the output already queued).
+    fn close_open(
+        &mut self,
+        token: usize,
+        frame: CloseFrame,
+        events: &mut Vec<TransportEvent>,
+    ) {
+        if let Some(Conn {
+            state: State::Open(open),
+            ..
+        }) = self.conns.remove(&token)
+        {
+            self.end_open(token, open.ws, End::Close(frame), events);
+        }
+    }
+
+    /// Drops an open WebSocket at once (broken, or its backlog is full); `Closed` is queued.
+    fn abort(&mut self, token: usize) {
+        if let Some(Conn {
+            state: State::Open(open),
+            ..
+        }) = self.conns.remove(&token)
+        {
+            let mut queued = std::mem::take(&mut self.queued);
+            self.end_open(token, open.ws, End::Abort, &mut queued);
+            self.queued = queued;
+        }
+    }
+
+    /// Lets a connection deliver its last bytes, or drops it at once when too many linger.
+    fn linger(&mut self, token: usize, io: LingerIo, now: Instant) {
+        let mut linger = Linger { io, flushed: false };
+        let step = drive_linger(&mut linger);
+        if step == LingerStep::Done || self.lingering >= self.limits.max_pending {
+            return; // dropping the socket closes it
+        }
+        if step == LingerStep::More {
+            self.again.push(token);
+        }
+        self.lingering += 1;
+        let mut conn = Conn {
+            state: State::Linger(linger),
+            deadline: None,
+        };
+        arm(&mut self.timers, &mut conn, token, now + LINGER);
+        self.conns.insert(token, conn);
+    }
+
+    /// Writes the output that `send` queued.
+    fn flush_dirty(&mut self, events: &mut Vec<TransportEvent>) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &token in &dirty {
+            let Some(Conn {
+                state: State::Open(open),
+                ..
+            }) = self.conns.get_mut(&token)
+            else {
+                continue;
+            };
+            open.dirty = false;
+            if ws::flush(&mut open.ws) == Flush::Ended
+                && let Some(Conn {
+                    state: State::Open(open),
+                    ..
+                }) = self.conns.remove(&token)
+            {
+                self.end_open(token, open.ws, End::Abort, events);
+            }
+        }
+        self.dirty = dirty;
+        self.dirty.clear();
+    }
+
+    /// Handles the deadlines that are due.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&Reverse((at, token))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(conn) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            if conn.deadline != Some(at) {
+                continue; // stale: the connection has a newer deadline
+            }
+            conn.deadline = None;
+            match conn.state {
+                State::Handshake(_) => {
+                    tracing::debug!("handshake timeout");
+                    self.conns.remove(&token);
+                    self.pending -= 1;
+                }
+                State::Linger(_) => {
+                    self.conns.remove(&token);
+                    self.lingering -= 1;
+                }
+                // Open connections have no deadline here: idle connections are the
+                // application's business (it sees every message).
+                State::Open(_) => {}
+            }
+        }
+    }
+}
+
+/// How an open WebSocket ends.
+#[derive(Debug)]
+enum End {
+    /// Send this close frame, then linger.
+    Close(CloseFrame),
+    /// The client closed; tungstenite has queued the reply: linger.
+    PeerClosed,
+    /// Drop the socket now.
+    Abort,
+}
+
+/// What a lingering connection needs next.
+#[derive(Debug, PartialEq, Eq)]
+enum LingerStep {
+    /// It is finished: drop it.
+    Done,
+    /// Wait for readiness.
+    Wait,
+    /// It has more input to discard than one turn allows: drive it again in the next `poll`.
+    More,
+}
+
+/// Advances a lingering connection.
+fn drive_linger(linger: &mut Linger) -> LingerStep {
+    if !linger.flushed {
+        let flushed = match &mut linger.io {
+            LingerIo::Raw(sock) => match sock.write_prefix() {
+                Ok(()) => Flush::Done,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Flush::Blocked,
+                Err(_) => return LingerStep::Done,
+            },
+            LingerIo::Ws(ws) => match ws::flush(ws) {
+                // A closed WebSocket reports the end of the closing handshake as an error,
+                // after writing everything.
+                Flush::Done | Flush::Ended => Flush::Done,
+                Flush::Blocked => Flush::Blocked,
+            },
+        };
+        if flushed == Flush::Blocked {
+            return LingerStep::Wait;
+        }
+        linger.io.sock().shutdown_write();
+        linger.flushed = true;
+    }
+    match linger.io.sock().discard_input(DISCARD_PER_TURN) {
+        Ok(Discard::Eof) | Err(_) => LingerStep::Done,
+        Ok(Discard::Blocked) => LingerStep::Wait,
+        Ok(Discard::Budget) => LingerStep::More,
+    }
+}
+
+/// Sets the connection's deadline.
+fn arm(timers: &mut BinaryHeap<Reverse<(Instant, usize)>>, conn: &mut Conn, token: usize, at: Instant) {
+    conn.deadline = Some(at);
+    timers.push(Reverse((at, token)));
+}
+
+fn token_of(conn: ConnId) -> Option<usize> {
+    usize::try_from(conn.0).ok().filter(|&t| t >= FIRST_CONN)
+}
