@@ -79,7 +79,8 @@ fn count(log: &[SessionEvent], f: impl Fn(&SessionEvent) -> bool) -> usize {
 }
 
 fn connected(log: &[SessionEvent]) -> bool {
-    log.iter().any(|e| matches!(e, SessionEvent::Peer(PeerEvent::Connected)))
+    log.iter()
+        .any(|e| matches!(e, SessionEvent::Peer(PeerEvent::Connected)))
 }
 
 fn subscribed(log: &[SessionEvent]) -> usize {
@@ -95,7 +96,9 @@ fn subscribed(log: &[SessionEvent]) -> usize {
 fn received(log: &[SessionEvent], codec: Codec) -> Vec<Vec<u8>> {
     log.iter()
         .filter_map(|e| match e {
-            SessionEvent::Peer(PeerEvent::Rtp(p)) if p.codec == Some(codec) => Some(p.payload.to_vec()),
+            SessionEvent::Peer(PeerEvent::Rtp(p)) if p.codec == Some(codec) => {
+                Some(p.payload.to_vec())
+            }
             _ => None,
         })
         .collect()
@@ -110,8 +113,12 @@ fn payload(i: u32, len: usize) -> Vec<u8> {
 fn send_burst(a: &mut Connection, video: Mid, audio: Mid, range: std::ops::Range<u32>) {
     for i in range {
         let now = Instant::now();
-        a.peer().send_rtp(now, video, Codec::Vp8, i * 3000, true, &payload(i, 900)).unwrap();
-        a.peer().send_rtp(now, audio, Codec::Opus, i * 960, false, &payload(i, 120)).unwrap();
+        a.peer()
+            .send_rtp(now, video, Codec::Vp8, i * 3000, true, &payload(i, 900))
+            .unwrap();
+        a.peer()
+            .send_rtp(now, audio, Codec::Opus, i * 960, false, &payload(i, 120))
+            .unwrap();
     }
 }
 
@@ -122,78 +129,150 @@ fn media_crosses_shards_intact_and_survives_a_websocket_reconnect() {
     let server = server(1);
     let http = server.http_addr;
     let mut a = Connection::join(http, "loop", "alice", LOCALHOST).unwrap();
-    a.start_media(&[track("alice", MediaKind::Video), track("alice", MediaKind::Audio)]).unwrap();
+    a.start_media(&[
+        track("alice", MediaKind::Video),
+        track("alice", MediaKind::Audio),
+    ])
+    .unwrap();
     let mut b = Connection::join(http, "loop", "bob", LOCALHOST).unwrap();
     b.start_media(&[]).unwrap();
     let mut c = Connection::join(http, "loop", "carol", LOCALHOST).unwrap();
     c.start_media(&[]).unwrap();
     let mut logs = vec![Vec::new(), Vec::new(), Vec::new()];
 
-    pump_until(&mut [&mut a, &mut b, &mut c], &mut logs, Duration::from_secs(10), |l| {
-        l.iter().all(|log| connected(log))
-    });
-    assert_eq!(a.server_media_addr(), Some(server.media_addrs[0]), "publisher on shard 0");
-    assert_eq!(b.server_media_addr(), Some(server.media_addrs[1]), "subscriber on shard 1");
+    pump_until(
+        &mut [&mut a, &mut b, &mut c],
+        &mut logs,
+        Duration::from_secs(10),
+        |l| l.iter().all(|log| connected(log)),
+    );
+    assert_eq!(
+        a.server_media_addr(),
+        Some(server.media_addrs[0]),
+        "publisher on shard 0"
+    );
+    assert_eq!(
+        b.server_media_addr(),
+        Some(server.media_addrs[1]),
+        "subscriber on shard 1"
+    );
 
     // b has been told of alice's two tracks.
-    pump_until(&mut [&mut a, &mut b, &mut c], &mut logs, Duration::from_secs(5), |_| true);
+    pump_until(
+        &mut [&mut a, &mut b, &mut c],
+        &mut logs,
+        Duration::from_secs(5),
+        |_| true,
+    );
     let video = TrackRef::new("alice", "alice-video", Kind::Video);
     let audio = TrackRef::new("alice", "alice-audio", Kind::Audio);
-    let published = |conn: &Connection| conn.tracks.iter().filter(|t| t.track.stream_id == "alice").count();
+    let published = |conn: &Connection| {
+        conn.tracks
+            .iter()
+            .filter(|t| t.track.stream_id == "alice")
+            .count()
+    };
     let end = Instant::now() + Duration::from_secs(5);
     while published(&b) < 2 || published(&c) < 2 {
         assert!(Instant::now() < end, "tracks announced");
-        pump(&mut [&mut a, &mut b, &mut c], &mut logs, Duration::from_millis(5));
+        pump(
+            &mut [&mut a, &mut b, &mut c],
+            &mut logs,
+            Duration::from_millis(5),
+        );
     }
     let codec = &b.tracks.iter().find(|t| t.track == video).unwrap().codec;
     assert_eq!(codec.mime_type, "video/VP8");
 
     b.subscribe(vec![video.clone(), audio.clone()]).unwrap();
     c.subscribe(vec![audio.clone()]).unwrap();
-    pump_until(&mut [&mut a, &mut b, &mut c], &mut logs, Duration::from_secs(5), |l| {
-        subscribed(&l[1]) == 2 && subscribed(&l[2]) == 1
-    });
+    pump_until(
+        &mut [&mut a, &mut b, &mut c],
+        &mut logs,
+        Duration::from_secs(5),
+        |l| subscribed(&l[1]) == 2 && subscribed(&l[2]) == 1,
+    );
 
     let video_mid = a.peer().mid_of("alice", "alice-video").unwrap();
     let audio_mid = a.peer().mid_of("alice", "alice-audio").unwrap();
     for chunk in 0..10 {
         send_burst(&mut a, video_mid, audio_mid, chunk * 10..chunk * 10 + 10);
-        pump(&mut [&mut a, &mut b, &mut c], &mut logs, Duration::from_millis(20));
+        pump(
+            &mut [&mut a, &mut b, &mut c],
+            &mut logs,
+            Duration::from_millis(20),
+        );
     }
-    pump_until(&mut [&mut a, &mut b, &mut c], &mut logs, Duration::from_secs(5), |l| {
-        received(&l[1], Codec::Vp8).len() >= 100 && received(&l[2], Codec::Opus).len() >= 100
-    });
-    pump(&mut [&mut a, &mut b, &mut c], &mut logs, Duration::from_millis(200));
+    pump_until(
+        &mut [&mut a, &mut b, &mut c],
+        &mut logs,
+        Duration::from_secs(5),
+        |l| received(&l[1], Codec::Vp8).len() >= 100 && received(&l[2], Codec::Opus).len() >= 100,
+    );
+    pump(
+        &mut [&mut a, &mut b, &mut c],
+        &mut logs,
+        Duration::from_millis(200),
+    );
 
     let want_video: Vec<Vec<u8>> = (0..100).map(|i| payload(i, 900)).collect();
     let want_audio: Vec<Vec<u8>> = (0..100).map(|i| payload(i, 120)).collect();
-    assert_eq!(received(&logs[1], Codec::Vp8), want_video, "every video payload, intact, in order");
-    assert_eq!(received(&logs[1], Codec::Opus), want_audio, "every audio payload, intact, in order");
-    assert_eq!(received(&logs[2], Codec::Opus), want_audio, "the audio-only subscriber gets audio");
+    assert_eq!(
+        received(&logs[1], Codec::Vp8),
+        want_video,
+        "every video payload, intact, in order"
+    );
+    assert_eq!(
+        received(&logs[1], Codec::Opus),
+        want_audio,
+        "every audio payload, intact, in order"
+    );
+    assert_eq!(
+        received(&logs[2], Codec::Opus),
+        want_audio,
+        "the audio-only subscriber gets audio"
+    );
     assert!(received(&logs[2], Codec::Vp8).is_empty(), "and no video");
     // The new subscriber's keyframe request reached the publisher.
-    assert!(count(&logs[0], |e| matches!(e, SessionEvent::Peer(PeerEvent::KeyframeRequest { .. }))) >= 1);
+    assert!(
+        count(&logs[0], |e| matches!(
+            e,
+            SessionEvent::Peer(PeerEvent::KeyframeRequest { .. })
+        )) >= 1
+    );
 
     // b's WebSocket drops; it resumes with its token while media keeps flowing.
     b.reconnect().unwrap();
     logs[1].clear();
     send_burst(&mut a, video_mid, audio_mid, 100..150);
-    pump_until(&mut [&mut a, &mut b, &mut c], &mut logs, Duration::from_secs(5), |l| {
-        received(&l[1], Codec::Vp8).len() >= 50
-    });
+    pump_until(
+        &mut [&mut a, &mut b, &mut c],
+        &mut logs,
+        Duration::from_secs(5),
+        |l| received(&l[1], Codec::Vp8).len() >= 50,
+    );
     let want: Vec<Vec<u8>> = (100..150).map(|i| payload(i, 900)).collect();
     assert_eq!(received(&logs[1], Codec::Vp8), want);
     let membership_changes = |log: &[SessionEvent]| {
         count(log, |e| {
             matches!(
                 e,
-                SessionEvent::Server(ServerMessage::PeerLeft { .. } | ServerMessage::PeerJoined { .. })
+                SessionEvent::Server(
+                    ServerMessage::PeerLeft { .. } | ServerMessage::PeerJoined { .. }
+                )
             )
         })
     };
     // a and c saw bob and carol join at the start, and nothing since.
     let joins_seen_by_a = membership_changes(&logs[0]);
-    assert_eq!(joins_seen_by_a, 2, "a saw two joins and no leave/join flicker");
-    assert_eq!(membership_changes(&logs[2]), 0, "c saw no leave/join flicker");
+    assert_eq!(
+        joins_seen_by_a, 2,
+        "a saw two joins and no leave/join flicker"
+    );
+    assert_eq!(
+        membership_changes(&logs[2]),
+        0,
+        "c saw no leave/join flicker"
+    );
     server.stop();
 }

@@ -95,7 +95,12 @@ pub struct Connection {
 impl Connection {
     /// Connects to the server at `server` (its HTTP address), joins `room` as
     /// `nickname`, and binds a UDP socket on `media_ip` for media.
-    pub fn join(server: SocketAddr, room: &str, nickname: &str, media_ip: std::net::IpAddr) -> Result<Self, ClientError> {
+    pub fn join(
+        server: SocketAddr,
+        room: &str,
+        nickname: &str,
+        media_ip: std::net::IpAddr,
+    ) -> Result<Self, ClientError> {
         let udp = UdpSocket::bind(SocketAddr::new(media_ip, 0))?;
         udp.set_nonblocking(true)?;
         let local = udp.local_addr()?;
@@ -158,7 +163,9 @@ impl Connection {
                     SessionEvent::Server(ServerMessage::Error { code, reason }) => {
                         return Err(ClientError::Refused(code, reason));
                     }
-                    SessionEvent::Closed => return Err(ClientError::Timeout("joined (socket closed)")),
+                    SessionEvent::Closed => {
+                        return Err(ClientError::Timeout("joined (socket closed)"));
+                    }
                     _ => {}
                 }
             }
@@ -170,7 +177,10 @@ impl Connection {
 
     /// Starts media: sends the first offer, publishing `tracks` (possibly none).
     pub fn start_media(&mut self, tracks: &[LocalTrack]) -> Result<(), ClientError> {
-        let offer = self.peer.create_offer(tracks).map_err(|e| ClientError::Media(e.to_string()))?;
+        let offer = self
+            .peer
+            .create_offer(tracks)
+            .map_err(|e| ClientError::Media(e.to_string()))?;
         self.send(&ClientMessage::Offer {
             sdp: offer.to_sdp_string(),
         })
@@ -186,7 +196,10 @@ impl Connection {
     pub fn send(&mut self, msg: &ClientMessage) -> Result<(), ClientError> {
         let text = serde_json::to_string(msg).expect("client messages serialise");
         let Some(ws) = self.ws.as_mut() else {
-            return Err(ClientError::Io(io::Error::new(io::ErrorKind::NotConnected, "no websocket")));
+            return Err(ClientError::Io(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "no websocket",
+            )));
         };
         match ws.send(Message::text(text)) {
             Ok(()) => Ok(()),
@@ -217,7 +230,9 @@ impl Connection {
             let mut busy = self.read_ws()?;
             busy |= self.read_udp()?;
             let now = Instant::now();
-            self.peer.handle_timeout(now).map_err(|e| ClientError::Media(e.to_string()))?;
+            self.peer
+                .handle_timeout(now)
+                .map_err(|e| ClientError::Media(e.to_string()))?;
             self.flush_udp()?;
             while let Some(e) = self.peer.poll_event() {
                 self.events.push_back(SessionEvent::Peer(e));
@@ -241,7 +256,9 @@ impl Connection {
     fn read_ws(&mut self) -> Result<bool, ClientError> {
         let mut busy = false;
         loop {
-            let Some(ws) = self.ws.as_mut() else { return Ok(busy) };
+            let Some(ws) = self.ws.as_mut() else {
+                return Ok(busy);
+            };
             match ws.read() {
                 Ok(Message::Text(text)) => {
                     busy = true;
@@ -254,13 +271,17 @@ impl Connection {
                     };
                     self.on_server_message(msg)?;
                 }
-                Ok(Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) | Err(tungstenite::Error::AlreadyClosed) => {
+                Ok(Message::Close(_))
+                | Err(tungstenite::Error::ConnectionClosed)
+                | Err(tungstenite::Error::AlreadyClosed) => {
                     self.ws = None;
                     self.events.push_back(SessionEvent::Closed);
                     return Ok(true);
                 }
                 Ok(_) => busy = true,
-                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return Ok(busy),
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(busy);
+                }
                 Err(_) => {
                     self.ws = None;
                     self.events.push_back(SessionEvent::Closed);
@@ -288,16 +309,24 @@ impl Connection {
             ServerMessage::PeerLeft { peer_id } => self.peers.retain(|p| p.peer_id != *peer_id),
             ServerMessage::TrackPublished { track } => self.tracks.push(track.clone()),
             ServerMessage::TrackUnpublished { peer_id, track } => {
-                self.tracks.retain(|t| !(t.peer_id == *peer_id && t.track == *track));
+                self.tracks
+                    .retain(|t| !(t.peer_id == *peer_id && t.track == *track));
             }
             ServerMessage::Answer { sdp } => {
                 self.server_media = candidate_addr(sdp);
-                let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| ClientError::Media(e.to_string()))?;
-                self.peer.accept_answer(answer).map_err(|e| ClientError::Media(e.to_string()))?;
+                let answer = SdpAnswer::from_sdp_string(sdp)
+                    .map_err(|e| ClientError::Media(e.to_string()))?;
+                self.peer
+                    .accept_answer(answer)
+                    .map_err(|e| ClientError::Media(e.to_string()))?;
             }
             ServerMessage::Offer { sdp } => {
-                let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| ClientError::Media(e.to_string()))?;
-                let answer = self.peer.accept_offer(offer).map_err(|e| ClientError::Media(e.to_string()))?;
+                let offer = SdpOffer::from_sdp_string(sdp)
+                    .map_err(|e| ClientError::Media(e.to_string()))?;
+                let answer = self
+                    .peer
+                    .accept_offer(offer)
+                    .map_err(|e| ClientError::Media(e.to_string()))?;
                 self.send(&ClientMessage::Answer {
                     sdp: answer.to_sdp_string(),
                 })?;
@@ -337,7 +366,11 @@ impl Connection {
     }
 
     /// Polls until `done` returns true for an event (consumed) or `limit` passes.
-    pub fn wait_for(&mut self, limit: Duration, mut done: impl FnMut(&SessionEvent) -> bool) -> Result<bool, ClientError> {
+    pub fn wait_for(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&SessionEvent) -> bool,
+    ) -> Result<bool, ClientError> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             self.poll(Duration::from_millis(2))?;
@@ -360,6 +393,9 @@ fn candidate_addr(sdp: &str) -> Option<SocketAddr> {
         if f.len() < 6 || !f[2].eq_ignore_ascii_case("udp") {
             return None;
         }
-        format!("{}:{}", f[4], f[5]).parse().ok().or_else(|| format!("[{}]:{}", f[4], f[5]).parse().ok())
+        format!("{}:{}", f[4], f[5])
+            .parse()
+            .ok()
+            .or_else(|| format!("[{}]:{}", f[4], f[5]).parse().ok())
     })
 }

@@ -149,7 +149,12 @@ impl ClientPeer {
     }
 
     /// A datagram for us arrived from `source`.
-    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) -> Result<(), RtcError> {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), RtcError> {
         let Ok(contents) = data.try_into() else {
             return Ok(());
         };
@@ -239,8 +244,14 @@ impl ClientPeer {
         entry.1 += 1;
         let video = codec.is_video();
         let mut api = self.rtc.direct_api();
-        let tx = api.stream_tx_by_mid(mid, None).ok_or(SendError::NotSending(mid))?;
-        tx.write_rtp(RtpWrite::new(pt, seq, time, now, payload.to_vec()).marker(marker).nackable(video));
+        let tx = api
+            .stream_tx_by_mid(mid, None)
+            .ok_or(SendError::NotSending(mid))?;
+        tx.write_rtp(
+            RtpWrite::new(pt, seq, time, now, payload.to_vec())
+                .marker(marker)
+                .nackable(video),
+        );
         self.drain().map_err(SendError::Rtc)
     }
 
@@ -344,4 +355,3 @@ impl std::fmt::Display for SendError {
 }
 
 impl std::error::Error for SendError {}
-

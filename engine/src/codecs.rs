@@ -94,7 +94,11 @@ impl CodecDesc {
     /// Describes a negotiated payload.
     pub fn of(params: &PayloadParams) -> Self {
         let spec = params.spec();
-        let kind = if spec.codec.is_audio() { "audio" } else { "video" };
+        let kind = if spec.codec.is_audio() {
+            "audio"
+        } else {
+            "video"
+        };
         Self {
             mime_type: format!("{kind}/{}", spec.codec),
             clock_rate: spec.clock_rate.get(),

@@ -79,6 +79,14 @@ impl PeerFactory {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| OfferError(e.to_string()))?;
+        // str0m rejects (port 0) an m-line with no codec in common instead of failing;
+        // the client deserves to know why its camera or microphone goes nowhere.
+        let sdp = answer.to_sdp_string();
+        if let Some(kind) = rejected_media(&sdp) {
+            return Err(OfferError(format!(
+                "an {kind} m-line offers no codec this server forwards (audio: opus; video: VP8, VP9, H264)"
+            )));
+        }
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         Ok(AcceptedPeer {
             rtc: Box::new(rtc),
@@ -86,6 +94,16 @@ impl PeerFactory {
             ufrag,
         })
     }
+}
+
+/// The kind of the first audio or video m-line an answer rejects (port 0).
+fn rejected_media(answer: &str) -> Option<&str> {
+    answer.lines().find_map(|l| {
+        let mut f = l.strip_prefix("m=")?.split_whitespace();
+        let kind = f.next()?;
+        let port = f.next()?;
+        ((kind == "audio" || kind == "video") && port == "0").then_some(kind)
+    })
 }
 
 impl Default for PeerFactory {

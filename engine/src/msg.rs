@@ -136,16 +136,24 @@ impl std::fmt::Debug for Control {
         match self {
             Control::AddPeer { peer, ufrag, .. } => write!(f, "AddPeer({peer:?}, {ufrag})"),
             Control::RemovePeer { peer } => write!(f, "RemovePeer({peer:?})"),
-            Control::RequestPublish { peer, name } => write!(f, "RequestPublish({peer:?}, {name:?})"),
+            Control::RequestPublish { peer, name } => {
+                write!(f, "RequestPublish({peer:?}, {name:?})")
+            }
             Control::Unpublish { peer, track } => write!(f, "Unpublish({peer:?}, {track:?})"),
             Control::Subscribe { peer, tracks } => write!(f, "Subscribe({peer:?}, {tracks:?})"),
             Control::Unsubscribe { peer, tracks } => write!(f, "Unsubscribe({peer:?}, {tracks:?})"),
             Control::Answer { peer, .. } => write!(f, "Answer({peer:?})"),
-            Control::AddRemoteSubscriber { track, shard } => write!(f, "AddRemoteSubscriber({track:?}, {shard})"),
+            Control::AddRemoteSubscriber { track, shard } => {
+                write!(f, "AddRemoteSubscriber({track:?}, {shard})")
+            }
             Control::RemoveRemoteSubscriber { track, shard } => {
                 write!(f, "RemoveRemoteSubscriber({track:?}, {shard})")
             }
-            Control::KeyframeRequest { track, kind, urgent } => {
+            Control::KeyframeRequest {
+                track,
+                kind,
+                urgent,
+            } => {
                 write!(f, "KeyframeRequest({track:?}, {kind:?}, urgent={urgent})")
             }
             Control::Shutdown => write!(f, "Shutdown"),

@@ -44,7 +44,7 @@ pub fn local_ufrag(datagram: &[u8]) -> Option<&[u8]> {
     }
     let msg_type = u16::from_be_bytes([datagram[0], datagram[1]]);
     let msg_len = u16::from_be_bytes([datagram[2], datagram[3]]) as usize;
-    if msg_type != BINDING_REQUEST || datagram[4..8] != MAGIC_COOKIE || msg_len % 4 != 0 {
+    if msg_type != BINDING_REQUEST || datagram[4..8] != MAGIC_COOKIE || !msg_len.is_multiple_of(4) {
         return None;
     }
     let body = datagram.get(HEADER_LEN..HEADER_LEN + msg_len)?;

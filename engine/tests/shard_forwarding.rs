@@ -19,7 +19,14 @@ fn payload(i: u32) -> Vec<u8> {
 fn publish_and_send(h: &mut Harness, n: u32) {
     for i in 0..n {
         h.send(0, "alice", "alice-video", Codec::Vp8, i, &payload(i));
-        h.send(0, "alice", "alice-audio", Codec::Opus, i, &payload(i)[..100]);
+        h.send(
+            0,
+            "alice",
+            "alice-audio",
+            Codec::Opus,
+            i,
+            &payload(i)[..100],
+        );
         h.step(Duration::from_millis(10));
     }
     h.run_for(Duration::from_millis(200));
@@ -29,7 +36,8 @@ fn setup(shard_of_subscriber: usize) -> Harness {
     let mut h = Harness::new(2);
     h.join(0, &[video("alice"), audio("alice")]);
     h.join(shard_of_subscriber, &[]);
-    assert!(h.run_until(Duration::from_secs(5), |h| h.all_connected() && h.published.len() == 2));
+    assert!(h.run_until(Duration::from_secs(5), |h| h.all_connected()
+        && h.published.len() == 2));
     h
 }
 
@@ -51,14 +59,26 @@ fn publish_then_subscribe_delivers_every_packet_in_order() {
         let mut h = setup(subscriber_shard);
         let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
         h.subscribe(1, &tracks);
-        assert!(h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len() == 2));
+        assert!(
+            h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
+                == 2)
+        );
         publish_and_send(&mut h, 50);
         let expected: Vec<Vec<u8>> = (0..50).map(payload).collect();
-        assert_eq!(received(&h, 1, MediaKind::Video), expected, "shard {subscriber_shard}");
+        assert_eq!(
+            received(&h, 1, MediaKind::Video),
+            expected,
+            "shard {subscriber_shard}"
+        );
         let expected_audio: Vec<Vec<u8>> = (0..50).map(|i| payload(i)[..100].to_vec()).collect();
         assert_eq!(received(&h, 1, MediaKind::Audio), expected_audio);
         // Sequence numbers are consecutive for the subscriber.
-        let seqs: Vec<u64> = h.clients[1].received.iter().filter(|p| p.codec == Some(Codec::Vp8)).map(|p| p.seq).collect();
+        let seqs: Vec<u64> = h.clients[1]
+            .received
+            .iter()
+            .filter(|p| p.codec == Some(Codec::Vp8))
+            .map(|p| p.seq)
+            .collect();
         assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     }
 }
@@ -86,7 +106,10 @@ fn unsubscribe_stops_delivery() {
     let mut h = setup(1);
     let v = h.track(0, MediaKind::Video);
     h.subscribe(1, &[v]);
-    assert!(h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed == vec![v]));
+    assert!(
+        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed
+            == vec![v])
+    );
     publish_and_send(&mut h, 10);
     assert_eq!(received(&h, 1, MediaKind::Video).len(), 10);
     let (shard, peer) = (h.clients[1].shard, h.clients[1].id);
@@ -97,9 +120,15 @@ fn unsubscribe_stops_delivery() {
             tracks: vec![v],
         },
     );
-    assert!(h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.is_empty()));
+    assert!(h.run_until(Duration::from_secs(5), |h| {
+        h.clients[1].subscribed.is_empty()
+    }));
     publish_and_send(&mut h, 10);
-    assert_eq!(received(&h, 1, MediaKind::Video).len(), 10, "nothing after unsubscribe");
+    assert_eq!(
+        received(&h, 1, MediaKind::Video).len(),
+        10,
+        "nothing after unsubscribe"
+    );
 }
 
 #[test]
@@ -107,12 +136,17 @@ fn leaving_unpublishes_and_frees_subscriptions() {
     let mut h = setup(1);
     let v = h.track(0, MediaKind::Video);
     h.subscribe(1, &[v]);
-    assert!(h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len() == 1));
+    assert!(
+        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
+            == 1)
+    );
     let (shard, peer) = (h.clients[0].shard, h.clients[0].id);
     h.control(shard, engine::msg::Control::RemovePeer { peer });
     h.vanish(0);
-    assert!(h.run_until(Duration::from_secs(5), |h| h.published.is_empty()
-        && h.clients[1].subscribed.is_empty()));
+    assert!(
+        h.run_until(Duration::from_secs(5), |h| h.published.is_empty()
+            && h.clients[1].subscribed.is_empty())
+    );
     assert_eq!(h.shards[0].peer_count(), 0);
     assert_eq!(h.shards[1].peer_count(), 1);
 }
@@ -131,10 +165,16 @@ fn keyframe_requests_are_throttled_to_one_per_second_per_track() {
     let mut h = setup(1);
     let v = h.track(0, MediaKind::Video);
     h.subscribe(1, &[v]);
-    assert!(h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len() == 1));
+    assert!(
+        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
+            == 1)
+    );
     publish_and_send(&mut h, 5);
     // The new subscriber's urgent request has reached the publisher.
-    assert!(h.run_until(Duration::from_secs(1), |h| h.clients[0].keyframe_requests >= 1));
+    assert!(
+        h.run_until(Duration::from_secs(1), |h| h.clients[0].keyframe_requests
+            >= 1)
+    );
     let before = h.clients[0].keyframe_requests;
     // The subscriber asks 30 times over 3 seconds.
     let mid = h.clients[1].received[0].mid;

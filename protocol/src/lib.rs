@@ -70,7 +70,11 @@ pub struct PeerInfo {
 
 /// Messages a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 pub enum ClientMessage {
     /// Enter a room. With the `token` of an earlier session (within the reconnect grace
     /// period) the client resumes that session: same peer, same tracks, no leave/join.
@@ -131,7 +135,11 @@ pub enum ClientMessage {
 
 /// Messages the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 pub enum ServerMessage {
     /// The answer to `join`: who you are and what the room holds now.
     Joined {
@@ -307,9 +315,7 @@ mod tests {
     #[test]
     fn missing_field_and_wrong_type_are_errors() {
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"join","room":"a"}"#).is_err());
-        assert!(
-            serde_json::from_str::<ClientMessage>(r#"{"type":"offer","sdp":5}"#).is_err()
-        );
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"offer","sdp":5}"#).is_err());
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"nope"}"#).is_err());
     }
 }

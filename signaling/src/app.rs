@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use engine::factory::PeerFactory;
 use engine::msg::{Control, Notice, PeerId, ShardId, Subscription, TrackId, TrackName};
-use protocol::{ClientMessage, CodecInfo, ErrorCode, Kind, PeerInfo, ServerMessage, TrackInfo, TrackRef};
+use protocol::{
+    ClientMessage, CodecInfo, ErrorCode, Kind, PeerInfo, ServerMessage, TrackInfo, TrackRef,
+};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::MediaKind;
 
@@ -23,6 +25,8 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// Nothing heard from the client for too long.
     pub const IDLE: u16 = 1001;
+    /// The client broke a rule of the protocol too often.
+    pub const POLICY: u16 = 1008;
     /// Another connection took over this session.
     pub const REPLACED: u16 = 4000;
     /// The server ended the client's media session.
@@ -70,7 +74,12 @@ pub enum Output {
 struct Conn {
     peer: Option<PeerId>,
     last_seen: Instant,
+    /// Unusable SDPs sent; parsing one costs real time, so a client gets a few.
+    bad_sdp: u32,
 }
+
+/// Unusable SDPs a connection may send before it is closed.
+const MAX_BAD_SDP: u32 = 5;
 
 struct Session {
     id: PeerId,
@@ -146,6 +155,7 @@ impl App {
             Conn {
                 peer: None,
                 last_seen: now,
+                bad_sdp: 0,
             },
         );
     }
@@ -155,17 +165,21 @@ impl App {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
-        if let Some(s) = c.peer.and_then(|p| self.sessions.get_mut(&p)) {
-            if s.conn == Some(conn) {
-                s.conn = None;
-                s.detached_at = Some(now);
-            }
+        if let Some(s) = c.peer.and_then(|p| self.sessions.get_mut(&p))
+            && s.conn == Some(conn)
+        {
+            s.conn = None;
+            s.detached_at = Some(now);
         }
     }
 
     /// The connection exceeded its message rate; the message was dropped.
     pub fn on_rate_limited(&mut self, conn: ConnId) {
-        self.error(conn, ErrorCode::RateLimited, "too many messages; this one was dropped");
+        self.error(
+            conn,
+            ErrorCode::RateLimited,
+            "too many messages; this one was dropped",
+        );
     }
 
     /// A text message arrived.
@@ -184,12 +198,18 @@ impl App {
                 self.send(conn, ServerMessage::Pong);
                 Ok(())
             }
-            (None, ClientMessage::Join {
-                room,
-                nickname,
-                token,
-            }) => self.join(now, conn, room, nickname, token),
-            (Some(_), ClientMessage::Join { .. }) => refuse(ErrorCode::AlreadyJoined, "this connection has already joined"),
+            (
+                None,
+                ClientMessage::Join {
+                    room,
+                    nickname,
+                    token,
+                },
+            ) => self.join(now, conn, room, nickname, token),
+            (Some(_), ClientMessage::Join { .. }) => refuse(
+                ErrorCode::AlreadyJoined,
+                "this connection has already joined",
+            ),
             (None, _) => refuse(ErrorCode::NotJoined, "send join first"),
             (Some(p), ClientMessage::Offer { sdp }) => self.offer(now, p, &sdp),
             (Some(p), ClientMessage::Answer { sdp }) => self.answer(p, &sdp),
@@ -200,12 +220,30 @@ impl App {
             (Some(p), ClientMessage::Message { data, to }) => self.relay(p, data, to),
             (Some(p), ClientMessage::Leave) => {
                 self.end_session(p);
-                self.out.push(Output::Close(conn, close::NORMAL, "left".into()));
+                self.out
+                    .push(Output::Close(conn, close::NORMAL, "left".into()));
                 Ok(())
             }
         };
         if let Err((code, reason)) = result {
             self.error(conn, code, reason);
+            if code == ErrorCode::BadSdp {
+                self.count_bad_sdp(conn);
+            }
+        }
+    }
+
+    fn count_bad_sdp(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.bad_sdp += 1;
+        if c.bad_sdp >= MAX_BAD_SDP {
+            self.out.push(Output::Close(
+                conn,
+                close::POLICY,
+                "too many unusable SDPs".into(),
+            ));
         }
     }
 
@@ -221,7 +259,9 @@ impl App {
             } => self.track_published(peer, track, name, codec),
             Notice::TrackUnpublished { peer, track } => self.track_unpublished(peer, track),
             Notice::Offer { peer, offer } => {
-                let Some(s) = self.sessions.get_mut(&peer) else { return };
+                let Some(s) = self.sessions.get_mut(&peer) else {
+                    return;
+                };
                 let sdp = offer.to_sdp_string();
                 s.pending_offer = Some(sdp.clone());
                 if let Some(conn) = s.conn {
@@ -229,7 +269,9 @@ impl App {
                 }
             }
             Notice::Subscribed { peer, tracks } => {
-                let Some(s) = self.sessions.get_mut(&peer) else { return };
+                let Some(s) = self.sessions.get_mut(&peer) else {
+                    return;
+                };
                 let room = self.rooms.get(&s.room);
                 let mut refs = Vec::new();
                 for t in tracks {
@@ -244,28 +286,40 @@ impl App {
                 }
             }
             Notice::Unsubscribed { peer, tracks } => {
-                let Some(s) = self.sessions.get_mut(&peer) else { return };
-                let refs: Vec<TrackRef> = tracks.iter().filter_map(|t| s.subscribed.remove(t)).collect();
+                let Some(s) = self.sessions.get_mut(&peer) else {
+                    return;
+                };
+                let refs: Vec<TrackRef> = tracks
+                    .iter()
+                    .filter_map(|t| s.subscribed.remove(t))
+                    .collect();
                 if let (Some(conn), false) = (s.conn, refs.is_empty()) {
                     self.send(conn, ServerMessage::Unsubscribed { tracks: refs });
                 }
             }
             Notice::BadAnswer { peer, reason } => {
                 if let Some(conn) = self.sessions.get(&peer).and_then(|s| s.conn) {
-                    self.error(conn, ErrorCode::BadSdp, format!("the answer could not be used: {reason}"));
+                    self.error(
+                        conn,
+                        ErrorCode::BadSdp,
+                        format!("the answer could not be used: {reason}"),
+                    );
+                    self.count_bad_sdp(conn);
                 }
             }
             Notice::PeerGone { peer, reason } => {
                 let conn = self.sessions.get(&peer).and_then(|s| s.conn);
-                // The shard has already dropped the peer.
-                if let Some(s) = self.sessions.get_mut(&peer) {
-                    s.shard.take().map(|k| self.placement.remove(k));
+                // The shard has already dropped the peer: count it out here, and keep
+                // end_session from telling the shard again.
+                if let Some(k) = self.sessions.get_mut(&peer).and_then(|s| s.shard.take()) {
+                    self.placement.remove(k);
                 }
                 self.end_session(peer);
                 if let Some(conn) = conn {
                     let reason = format!("your media session ended: {reason}");
                     self.error(conn, ErrorCode::MediaEnded, reason.clone());
-                    self.out.push(Output::Close(conn, close::MEDIA_ENDED, reason));
+                    self.out
+                        .push(Output::Close(conn, close::MEDIA_ENDED, reason));
                 }
             }
         }
@@ -294,7 +348,11 @@ impl App {
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.last_seen = now; // close once
             }
-            self.out.push(Output::Close(conn, close::IDLE, "nothing received for too long".into()));
+            self.out.push(Output::Close(
+                conn,
+                close::IDLE,
+                "nothing received for too long".into(),
+            ));
         }
     }
 
@@ -309,17 +367,26 @@ impl App {
         token: Option<String>,
     ) -> Result<(), Refusal> {
         if !valid_room_name(&room) {
-            return refuse(ErrorCode::InvalidRoom, "room names are 1-64 characters of A-Z a-z 0-9 - _ .");
+            return refuse(
+                ErrorCode::InvalidRoom,
+                "room names are 1-64 characters of A-Z a-z 0-9 - _ .",
+            );
         }
         if !valid_nickname(&nickname) {
-            return refuse(ErrorCode::InvalidNickname, "nicknames are 1-64 characters without control characters");
+            return refuse(
+                ErrorCode::InvalidNickname,
+                "nicknames are 1-64 characters without control characters",
+            );
         }
         if let Some(token) = token {
             return self.resume(now, conn, &room, &nickname, &token);
         }
         let size = self.rooms.get(&room).map_or(0, |r| r.members.len());
         if size == 0 && self.rooms.len() >= self.config.max_rooms {
-            return refuse(ErrorCode::ServerFull, "this server holds as many rooms as it may");
+            return refuse(
+                ErrorCode::ServerFull,
+                "this server holds as many rooms as it may",
+            );
         }
         if size >= self.config.max_peers_per_room {
             return refuse(
@@ -334,7 +401,11 @@ impl App {
             peer_id: peer_id_str(id),
             nickname: nickname.clone(),
         };
-        let others: Vec<PeerId> = self.rooms.get(&room).map(|r| r.members.clone()).unwrap_or_default();
+        let others: Vec<PeerId> = self
+            .rooms
+            .get(&room)
+            .map(|r| r.members.clone())
+            .unwrap_or_default();
         for p in &others {
             if let Some(c) = self.sessions.get(p).and_then(|s| s.conn) {
                 self.send(c, ServerMessage::PeerJoined { peer: info.clone() });
@@ -364,15 +435,31 @@ impl App {
         Ok(())
     }
 
-    fn resume(&mut self, _now: Instant, conn: ConnId, room: &str, nickname: &str, token: &str) -> Result<(), Refusal> {
+    fn resume(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        room: &str,
+        nickname: &str,
+        token: &str,
+    ) -> Result<(), Refusal> {
         let Some(&id) = self.tokens.get(token) else {
-            return refuse(ErrorCode::SessionExpired, "no session with this token; join without one");
+            return refuse(
+                ErrorCode::SessionExpired,
+                "no session with this token; join without one",
+            );
         };
         let Some(s) = self.sessions.get_mut(&id) else {
-            return refuse(ErrorCode::SessionExpired, "the session has ended; join without a token");
+            return refuse(
+                ErrorCode::SessionExpired,
+                "the session has ended; join without a token",
+            );
         };
         if s.room != room || s.nickname != nickname {
-            return refuse(ErrorCode::SessionExpired, "the token belongs to another room or nickname");
+            return refuse(
+                ErrorCode::SessionExpired,
+                "the token belongs to another room or nickname",
+            );
         }
         if let Some(old) = s.conn.replace(conn) {
             self.conns.remove(&old);
@@ -384,7 +471,8 @@ impl App {
                     reason: reason.into(),
                 },
             ));
-            self.out.push(Output::Close(old, close::REPLACED, reason.into()));
+            self.out
+                .push(Output::Close(old, close::REPLACED, reason.into()));
         }
         s.detached_at = None;
         let pending = s.pending_offer.clone();
@@ -407,14 +495,23 @@ impl App {
                 "the server makes every offer after the first; answer them, or ask with publish",
             );
         }
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| (ErrorCode::BadSdp, format!("the offer does not parse: {e}")))?;
+        let offer = SdpOffer::from_sdp_string(sdp)
+            .map_err(|_| (ErrorCode::BadSdp, "the offer is not valid SDP".to_string()))?;
         let room_shards: Vec<ShardId> = self
             .rooms
             .get(&s.room)
-            .map(|r| r.members.iter().filter_map(|p| self.sessions.get(p)?.shard).collect())
+            .map(|r| {
+                r.members
+                    .iter()
+                    .filter_map(|p| self.sessions.get(p)?.shard)
+                    .collect()
+            })
             .unwrap_or_default();
         let shard = self.placement.place(&room_shards);
-        let accepted = match self.factory.accept_offer(now, self.shard_addrs[shard], offer) {
+        let accepted = match self
+            .factory
+            .accept_offer(now, self.shard_addrs[shard], offer)
+        {
             Ok(a) => a,
             Err(e) => {
                 self.placement.remove(shard);
@@ -446,13 +543,18 @@ impl App {
     fn answer(&mut self, peer: PeerId, sdp: &str) -> Result<(), Refusal> {
         let s = self.session(peer)?;
         let (Some(shard), Some(_)) = (s.shard, &s.pending_offer) else {
-            return refuse(ErrorCode::UnexpectedAnswer, "no offer from the server is waiting for an answer");
+            return refuse(
+                ErrorCode::UnexpectedAnswer,
+                "no offer from the server is waiting for an answer",
+            );
         };
-        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| (ErrorCode::BadSdp, format!("the answer does not parse: {e}")))?;
+        let answer = SdpAnswer::from_sdp_string(sdp)
+            .map_err(|_| (ErrorCode::BadSdp, "the answer is not valid SDP".to_string()))?;
         if let Some(s) = self.sessions.get_mut(&peer) {
             s.pending_offer = None;
         }
-        self.out.push(Output::Control(shard, Control::Answer { peer, answer }));
+        self.out
+            .push(Output::Control(shard, Control::Answer { peer, answer }));
         Ok(())
     }
 
@@ -460,10 +562,21 @@ impl App {
         let shard = self.media_shard(peer)?;
         let name = track_name(&track)?;
         let s = self.session(peer)?;
-        if self.rooms.get(&s.room).and_then(|r| r.track_named(&name)).is_some() {
-            return refuse(ErrorCode::TrackExists, "a track with these ids is already published in the room");
+        if self
+            .rooms
+            .get(&s.room)
+            .and_then(|r| r.track_named(&name))
+            .is_some()
+        {
+            return refuse(
+                ErrorCode::TrackExists,
+                "a track with these ids is already published in the room",
+            );
         }
-        self.out.push(Output::Control(shard, Control::RequestPublish { peer, name }));
+        self.out.push(Output::Control(
+            shard,
+            Control::RequestPublish { peer, name },
+        ));
         Ok(())
     }
 
@@ -477,9 +590,18 @@ impl App {
             .and_then(|r| r.track_named(&name))
             .filter(|t| t.peer == peer)
         else {
-            return refuse(ErrorCode::TrackNotFound, "you publish no track with these ids");
+            return refuse(
+                ErrorCode::TrackNotFound,
+                "you publish no track with these ids",
+            );
         };
-        self.out.push(Output::Control(shard, Control::Unpublish { peer, track: t.track }));
+        self.out.push(Output::Control(
+            shard,
+            Control::Unpublish {
+                peer,
+                track: t.track,
+            },
+        ));
         Ok(())
     }
 
@@ -493,7 +615,10 @@ impl App {
             let Some(rt) = room.and_then(|r| r.track_named(&name)) else {
                 return refuse(
                     ErrorCode::TrackNotFound,
-                    format!("no track {}/{} ({:?}) in this room", t.stream_id, t.track_id, t.kind),
+                    format!(
+                        "no track {}/{} ({:?}) in this room",
+                        t.stream_id, t.track_id, t.kind
+                    ),
                 );
             };
             subs.push(Subscription {
@@ -502,7 +627,10 @@ impl App {
             });
         }
         if !subs.is_empty() {
-            self.out.push(Output::Control(shard, Control::Subscribe { peer, tracks: subs }));
+            self.out.push(Output::Control(
+                shard,
+                Control::Subscribe { peer, tracks: subs },
+            ));
         }
         Ok(())
     }
@@ -515,24 +643,42 @@ impl App {
             let Some((&id, _)) = s.subscribed.iter().find(|(_, r)| *r == t) else {
                 return refuse(
                     ErrorCode::TrackNotFound,
-                    format!("you are not subscribed to {}/{} ({:?})", t.stream_id, t.track_id, t.kind),
+                    format!(
+                        "you are not subscribed to {}/{} ({:?})",
+                        t.stream_id, t.track_id, t.kind
+                    ),
                 );
             };
             ids.push(id);
         }
         if !ids.is_empty() {
-            self.out.push(Output::Control(shard, Control::Unsubscribe { peer, tracks: ids }));
+            self.out.push(Output::Control(
+                shard,
+                Control::Unsubscribe { peer, tracks: ids },
+            ));
         }
         Ok(())
     }
 
-    fn relay(&mut self, peer: PeerId, data: serde_json::Value, to: Option<String>) -> Result<(), Refusal> {
+    fn relay(
+        &mut self,
+        peer: PeerId,
+        data: serde_json::Value,
+        to: Option<String>,
+    ) -> Result<(), Refusal> {
         let s = self.session(peer)?;
-        let members = self.rooms.get(&s.room).map(|r| r.members.clone()).unwrap_or_default();
+        let members = self
+            .rooms
+            .get(&s.room)
+            .map(|r| r.members.clone())
+            .unwrap_or_default();
         let targets: Vec<PeerId> = match to {
             Some(to) => {
                 let Some(p) = members.iter().copied().find(|p| peer_id_str(*p) == to) else {
-                    return refuse(ErrorCode::InvalidMessage, format!("no peer {to} in this room"));
+                    return refuse(
+                        ErrorCode::InvalidMessage,
+                        format!("no peer {to} in this room"),
+                    );
                 };
                 vec![p]
             }
@@ -552,38 +698,69 @@ impl App {
 
     // ---- shard notices ----
 
-    fn track_published(&mut self, peer: PeerId, track: TrackId, name: TrackName, codec: engine::codecs::CodecDesc) {
-        let Some(s) = self.sessions.get(&peer) else { return };
+    fn track_published(
+        &mut self,
+        peer: PeerId,
+        track: TrackId,
+        name: TrackName,
+        codec: engine::codecs::CodecDesc,
+    ) {
+        let Some(s) = self.sessions.get(&peer) else {
+            return;
+        };
         let (room_name, conn, shard) = (s.room.clone(), s.conn, s.shard);
-        let Some(room) = self.rooms.get_mut(&room_name) else { return };
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            return;
+        };
         if room.track_named(&name).is_some() {
             if let Some(shard) = shard {
-                self.out.push(Output::Control(shard, Control::Unpublish { peer, track }));
+                self.out
+                    .push(Output::Control(shard, Control::Unpublish { peer, track }));
             }
             if let Some(conn) = conn {
-                self.error(conn, ErrorCode::TrackExists, format!(
-                    "a track {}/{} is already published in the room; yours is not forwarded",
-                    name.stream_id, name.track_id
-                ));
+                self.error(
+                    conn,
+                    ErrorCode::TrackExists,
+                    format!(
+                        "a track {}/{} is already published in the room; yours is not forwarded",
+                        name.stream_id, name.track_id
+                    ),
+                );
             }
             return;
         }
-        let rt = RoomTrack { track, peer, name, codec };
+        let rt = RoomTrack {
+            track,
+            peer,
+            name,
+            codec,
+        };
         let info = track_info(&rt);
         room.tracks.push(rt);
         let members = room.members.clone();
         for p in members {
             if let Some(c) = self.sessions.get(&p).and_then(|s| s.conn) {
-                self.send(c, ServerMessage::TrackPublished { track: info.clone() });
+                self.send(
+                    c,
+                    ServerMessage::TrackPublished {
+                        track: info.clone(),
+                    },
+                );
             }
         }
     }
 
     fn track_unpublished(&mut self, peer: PeerId, track: TrackId) {
-        let Some(s) = self.sessions.get(&peer) else { return };
+        let Some(s) = self.sessions.get(&peer) else {
+            return;
+        };
         let room_name = s.room.clone();
-        let Some(room) = self.rooms.get_mut(&room_name) else { return };
-        let Some(i) = room.tracks.iter().position(|t| t.track == track) else { return };
+        let Some(room) = self.rooms.get_mut(&room_name) else {
+            return;
+        };
+        let Some(i) = room.tracks.iter().position(|t| t.track == track) else {
+            return;
+        };
         let rt = room.tracks.remove(i);
         let members = room.members.clone();
         self.announce_unpublished(&members, &rt);
@@ -596,7 +773,9 @@ impl App {
             track: track_ref(&rt.name),
         };
         for p in members {
-            let Some(s) = self.sessions.get(p) else { continue };
+            let Some(s) = self.sessions.get(p) else {
+                continue;
+            };
             if let (Some(shard), true) = (s.shard, s.subscribed.contains_key(&rt.track)) {
                 self.out.push(Output::Control(
                     shard,
@@ -614,23 +793,35 @@ impl App {
 
     /// Removes a session for good: its peer, its tracks, its room membership.
     fn end_session(&mut self, peer: PeerId) {
-        let Some(s) = self.sessions.remove(&peer) else { return };
+        let Some(s) = self.sessions.remove(&peer) else {
+            return;
+        };
         self.tokens.remove(&s.token);
         if let Some(c) = s.conn.and_then(|c| self.conns.get_mut(&c)) {
             c.peer = None;
         }
         if let Some(shard) = s.shard {
             self.placement.remove(shard);
-            self.out.push(Output::Control(shard, Control::RemovePeer { peer }));
+            self.out
+                .push(Output::Control(shard, Control::RemovePeer { peer }));
         }
         let gone = self.rooms.leave(&s.room, peer);
-        let members = self.rooms.get(&s.room).map(|r| r.members.clone()).unwrap_or_default();
+        let members = self
+            .rooms
+            .get(&s.room)
+            .map(|r| r.members.clone())
+            .unwrap_or_default();
         for rt in &gone {
             self.announce_unpublished(&members, rt);
         }
         for p in &members {
             if let Some(c) = self.sessions.get(p).and_then(|s| s.conn) {
-                self.send(c, ServerMessage::PeerLeft { peer_id: peer_id_str(peer) });
+                self.send(
+                    c,
+                    ServerMessage::PeerLeft {
+                        peer_id: peer_id_str(peer),
+                    },
+                );
             }
         }
     }
@@ -644,9 +835,10 @@ impl App {
     }
 
     fn media_shard(&self, peer: PeerId) -> Result<ShardId, Refusal> {
-        self.session(peer)?
-            .shard
-            .ok_or((ErrorCode::InvalidMessage, "send your offer first".to_string()))
+        self.session(peer)?.shard.ok_or((
+            ErrorCode::InvalidMessage,
+            "send your offer first".to_string(),
+        ))
     }
 
     fn joined_message(&self, id: PeerId, resumed: bool) -> ServerMessage {
@@ -665,7 +857,9 @@ impl App {
                     .collect()
             })
             .unwrap_or_default();
-        let tracks = room.map(|r| r.tracks.iter().map(track_info).collect()).unwrap_or_default();
+        let tracks = room
+            .map(|r| r.tracks.iter().map(track_info).collect())
+            .unwrap_or_default();
         ServerMessage::Joined {
             room: s.room.clone(),
             peer_id: peer_id_str(id),
@@ -695,17 +889,41 @@ impl App {
 fn parse(text: &str) -> Result<ClientMessage, Refusal> {
     let value: serde_json::Value =
         serde_json::from_str(text).map_err(|e| (ErrorCode::BadJson, format!("not JSON: {e}")))?;
-    let Some(kind) = value.get("type").and_then(|t| t.as_str()).map(str::to_owned) else {
-        return refuse(ErrorCode::InvalidMessage, "a message is a JSON object with a string field \"type\"");
+    let Some(kind) = value
+        .get("type")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned)
+    else {
+        return refuse(
+            ErrorCode::InvalidMessage,
+            "a message is a JSON object with a string field \"type\"",
+        );
     };
     const TYPES: [&str; 10] = [
-        "join", "offer", "answer", "publish", "unpublish", "subscribe", "unsubscribe", "message", "ping", "leave",
+        "join",
+        "offer",
+        "answer",
+        "publish",
+        "unpublish",
+        "subscribe",
+        "unsubscribe",
+        "message",
+        "ping",
+        "leave",
     ];
     if !TYPES.contains(&kind.as_str()) {
         let kind: String = kind.chars().take(32).collect();
-        return refuse(ErrorCode::UnknownType, format!("unknown message type {kind:?}"));
+        return refuse(
+            ErrorCode::UnknownType,
+            format!("unknown message type {kind:?}"),
+        );
     }
-    serde_json::from_value(value).map_err(|e| (ErrorCode::InvalidMessage, format!("bad {kind} message: {e}")))
+    serde_json::from_value(value).map_err(|e| {
+        (
+            ErrorCode::InvalidMessage,
+            format!("bad {kind} message: {e}"),
+        )
+    })
 }
 
 /// Peer ids on the wire are strings.

@@ -41,7 +41,14 @@ mod tests {
 
     #[test]
     fn other_names_are_not_found() {
-        for name in ["", "/", "../Cargo.toml", "index.htm", "/static/app.js", "APP.JS"] {
+        for name in [
+            "",
+            "/",
+            "../Cargo.toml",
+            "index.htm",
+            "/static/app.js",
+            "APP.JS",
+        ] {
             assert!(asset(name).is_none(), "{name}");
         }
     }

@@ -78,7 +78,7 @@ mod tests {
         assert_eq!(a, a2, "a small room stays on its shard");
         let b = p.place(&[]);
         assert_ne!(a, b, "a new room goes to the least-loaded shard");
-        assert_eq!(p.loads(), &[2, 1][..] as &[usize]);
+        assert_eq!(p.loads(), [2usize, 1]);
     }
 
     #[test]
@@ -92,10 +92,14 @@ mod tests {
         assert_eq!(&room[..3], &[0, 0, 0]);
         let on = |k| room.iter().filter(|&&s| s == k).count();
         assert_eq!(on(0), 5);
-        assert_eq!(on(1), 5, "after the threshold new members balance the shards");
+        assert_eq!(
+            on(1),
+            5,
+            "after the threshold new members balance the shards"
+        );
         for s in room {
             p.remove(s);
         }
-        assert_eq!(p.loads(), &[0, 0][..] as &[usize]);
+        assert_eq!(p.loads(), [0usize, 0]);
     }
 }

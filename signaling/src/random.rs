@@ -10,7 +10,8 @@ pub fn random_string(len: usize, alphabet: &[u8]) -> String {
     // Rejection sampling keeps the choice uniform.
     let limit = 256 - (256 % alphabet.len());
     while out.len() < len {
-        file.read_exact(&mut buf).expect("/dev/urandom yields bytes");
+        file.read_exact(&mut buf)
+            .expect("/dev/urandom yields bytes");
         for &b in &buf {
             if (b as usize) < limit && out.len() < len {
                 out.push(alphabet[b as usize % alphabet.len()] as char);
@@ -22,7 +23,10 @@ pub fn random_string(len: usize, alphabet: &[u8]) -> String {
 
 /// A 128-bit-plus session token.
 pub fn token() -> String {
-    random_string(32, b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    random_string(
+        32,
+        b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    )
 }
 
 #[cfg(test)]

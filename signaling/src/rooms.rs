@@ -69,7 +69,11 @@ impl Rooms {
 
     /// Adds a member, creating the room.
     pub fn join(&mut self, name: &str, peer: PeerId) {
-        self.rooms.entry(name.to_string()).or_default().members.push(peer);
+        self.rooms
+            .entry(name.to_string())
+            .or_default()
+            .members
+            .push(peer);
     }
 
     /// Removes a member and the tracks it published; frees the room when it empties.

@@ -116,7 +116,13 @@ pub fn start(config: ServerConfig) -> io::Result<RunningServer> {
     })
 }
 
-fn run(mut transport: Transport, mut engine: Engine, mut app: App, notices: Receiver<Notice>, stop: Arc<AtomicBool>) {
+fn run(
+    mut transport: Transport,
+    mut engine: Engine,
+    mut app: App,
+    notices: Receiver<Notice>,
+    stop: Arc<AtomicBool>,
+) {
     let mut events = Vec::new();
     let mut next_tick = Instant::now() + TICK;
     while !stop.load(Ordering::SeqCst) {

@@ -19,7 +19,10 @@ struct T {
 
 impl T {
     fn new(config: AppConfig) -> Self {
-        let shards: Vec<SocketAddr> = vec!["127.0.0.1:40000".parse().unwrap(), "127.0.0.1:40001".parse().unwrap()];
+        let shards: Vec<SocketAddr> = vec![
+            "127.0.0.1:40000".parse().unwrap(),
+            "127.0.0.1:40001".parse().unwrap(),
+        ];
         Self {
             app: App::new(config, PeerFactory::new(), shards),
             now: Instant::now(),
@@ -38,7 +41,10 @@ impl T {
 
     fn join(&mut self, conn: u64, room: &str, nick: &str) -> (ConnId, String, String) {
         let c = self.open(conn);
-        let out = self.text(c, &format!(r#"{{"type":"join","room":"{room}","nickname":"{nick}"}}"#));
+        let out = self.text(
+            c,
+            &format!(r#"{{"type":"join","room":"{room}","nickname":"{nick}"}}"#),
+        );
         let (peer_id, token) = out
             .iter()
             .find_map(|o| match o {
@@ -78,7 +84,9 @@ fn sent_to(out: &[Output], conn: ConnId) -> Vec<&ServerMessage> {
 }
 
 fn controls(out: &[Output]) -> usize {
-    out.iter().filter(|o| matches!(o, Output::Control(..))).count()
+    out.iter()
+        .filter(|o| matches!(o, Output::Control(..)))
+        .count()
 }
 
 #[test]
@@ -92,8 +100,14 @@ fn malformed_messages_get_a_clear_error_and_change_nothing() {
         (r#"{"type":"subscribe"}"#, ErrorCode::InvalidMessage),
         (r#"{"type":"offer","sdp":42}"#, ErrorCode::InvalidMessage),
         (r#"{"type":"offer","sdp":"v=0 garbage"}"#, ErrorCode::BadSdp),
-        (r#"{"type":"answer","sdp":"v=0"}"#, ErrorCode::UnexpectedAnswer),
-        (r#"{"type":"join","room":"r","nickname":"x"}"#, ErrorCode::AlreadyJoined),
+        (
+            r#"{"type":"answer","sdp":"v=0"}"#,
+            ErrorCode::UnexpectedAnswer,
+        ),
+        (
+            r#"{"type":"join","room":"r","nickname":"x"}"#,
+            ErrorCode::AlreadyJoined,
+        ),
     ];
     for (text, code) in cases {
         let out = t.text(c, text);
@@ -108,7 +122,10 @@ fn malformed_messages_get_a_clear_error_and_change_nothing() {
 fn messages_before_join_are_refused_but_ping_works() {
     let mut t = T::new(AppConfig::default());
     let c = t.open(1);
-    assert_eq!(sent_to(&t.text(c, r#"{"type":"ping"}"#), c), vec![&ServerMessage::Pong]);
+    assert_eq!(
+        sent_to(&t.text(c, r#"{"type":"ping"}"#), c),
+        vec![&ServerMessage::Pong]
+    );
     let out = t.text(c, r#"{"type":"subscribe","tracks":[]}"#);
     assert_eq!(errors(&out, c), vec![ErrorCode::NotJoined]);
 }
@@ -126,10 +143,17 @@ fn bad_room_names_and_nicknames_are_rejected() {
         ("ok", long.as_str(), ErrorCode::InvalidNickname),
     ] {
         let msg = serde_json::json!({"type": "join", "room": room, "nickname": nick});
-        assert_eq!(errors(&t.text(c, &msg.to_string()), c), vec![code], "{room:?} {nick:?}");
+        assert_eq!(
+            errors(&t.text(c, &msg.to_string()), c),
+            vec![code],
+            "{room:?} {nick:?}"
+        );
     }
     let msg = serde_json::json!({"type": "join", "room": "ok", "nickname": "tab\there"});
-    assert_eq!(errors(&t.text(c, &msg.to_string()), c), vec![ErrorCode::InvalidNickname]);
+    assert_eq!(
+        errors(&t.text(c, &msg.to_string()), c),
+        vec![ErrorCode::InvalidNickname]
+    );
     assert_eq!(t.app.room_count(), 0);
 }
 
@@ -146,7 +170,10 @@ fn join_announces_and_first_offer_is_answered_once() {
 
     let out = t.offer(a, &[]);
     assert!(matches!(sent_to(&out, a)[0], ServerMessage::Answer { .. }));
-    assert!(matches!(out.iter().find(|o| matches!(o, Output::Control(..))), Some(Output::Control(_, Control::AddPeer { .. }))));
+    assert!(matches!(
+        out.iter().find(|o| matches!(o, Output::Control(..))),
+        Some(Output::Control(_, Control::AddPeer { .. }))
+    ));
     let out = t.offer(a, &[]);
     assert_eq!(errors(&out, a), vec![ErrorCode::UnexpectedOffer]);
     assert_eq!(controls(&out), 0);
@@ -162,7 +189,10 @@ fn subscribing_to_a_missing_track_changes_nothing() {
     assert_eq!(errors(&out, a), vec![ErrorCode::TrackNotFound]);
     assert_eq!(controls(&out), 0);
     let msg = serde_json::json!({"type": "unsubscribe", "tracks": [{"streamId": "s", "trackId": "t", "kind": "video"}]});
-    assert_eq!(errors(&t.text(a, &msg.to_string()), a), vec![ErrorCode::TrackNotFound]);
+    assert_eq!(
+        errors(&t.text(a, &msg.to_string()), a),
+        vec![ErrorCode::TrackNotFound]
+    );
 }
 
 #[test]
@@ -190,10 +220,14 @@ fn published_tracks_are_announced_and_subscribable_then_unpublished() {
         },
     });
     let out = t.app.take_output();
-    assert!(matches!(sent_to(&out, b)[0], ServerMessage::TrackPublished { track } if track.codec.mime_type == "video/VP8"));
+    assert!(
+        matches!(sent_to(&out, b)[0], ServerMessage::TrackPublished { track } if track.codec.mime_type == "video/VP8")
+    );
     let msg = serde_json::json!({"type": "subscribe", "tracks": [{"streamId": "s", "trackId": "v", "kind": "video"}]});
     let out = t.text(b, &msg.to_string());
-    assert!(matches!(&out[..], [Output::Control(_, Control::Subscribe { tracks, .. })] if tracks[0].track == track));
+    assert!(
+        matches!(&out[..], [Output::Control(_, Control::Subscribe { tracks, .. })] if tracks[0].track == track)
+    );
     // A second track with the same ids from someone else is refused.
     let b_peer = PeerId(a_peer.0 + 1);
     t.app.on_notice(Notice::TrackPublished {
@@ -213,18 +247,37 @@ fn published_tracks_are_announced_and_subscribable_then_unpublished() {
     });
     let out = t.app.take_output();
     assert_eq!(errors(&out, b), vec![ErrorCode::TrackExists]);
-    assert!(out.iter().any(|o| matches!(o, Output::Control(_, Control::Unpublish { track: TrackId(8), .. }))));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Control(
+            _,
+            Control::Unpublish {
+                track: TrackId(8),
+                ..
+            }
+        )
+    )));
     // The subscription becomes active, then the track goes away.
     t.app.on_notice(Notice::Subscribed {
         peer: b_peer,
         tracks: vec![track],
     });
     let out = t.app.take_output();
-    assert!(matches!(sent_to(&out, b)[0], ServerMessage::Subscribed { tracks } if tracks[0] == TrackRef::new("s", "v", Kind::Video)));
-    t.app.on_notice(Notice::TrackUnpublished { peer: a_peer, track });
+    assert!(
+        matches!(sent_to(&out, b)[0], ServerMessage::Subscribed { tracks } if tracks[0] == TrackRef::new("s", "v", Kind::Video))
+    );
+    t.app.on_notice(Notice::TrackUnpublished {
+        peer: a_peer,
+        track,
+    });
     let out = t.app.take_output();
-    assert!(matches!(sent_to(&out, b)[0], ServerMessage::TrackUnpublished { .. }));
-    assert!(out.iter().any(|o| matches!(o, Output::Control(_, Control::Unsubscribe { peer, .. }) if *peer == b_peer)));
+    assert!(matches!(
+        sent_to(&out, b)[0],
+        ServerMessage::TrackUnpublished { .. }
+    ));
+    assert!(out.iter().any(
+        |o| matches!(o, Output::Control(_, Control::Unsubscribe { peer, .. }) if *peer == b_peer)
+    ));
 }
 
 #[test]
@@ -237,16 +290,27 @@ fn a_session_resumes_within_the_grace_period_without_leave_or_join() {
     t.now += Duration::from_secs(5);
     t.app.tick(t.now);
     let c = t.open(3);
-    let msg = serde_json::json!({"type": "join", "room": "room", "nickname": "bob", "token": token});
+    let msg =
+        serde_json::json!({"type": "join", "room": "room", "nickname": "bob", "token": token});
     let out = t.text(c, &msg.to_string());
-    assert!(matches!(sent_to(&out, c)[0], ServerMessage::Joined { resumed: true, peer_id, .. } if *peer_id == b_id));
+    assert!(
+        matches!(sent_to(&out, c)[0], ServerMessage::Joined { resumed: true, peer_id, .. } if *peer_id == b_id)
+    );
     assert!(sent_to(&out, a).is_empty(), "the room sees nothing");
     // A wrong token, or the right one for another room, is refused.
     let d = t.open(4);
-    let msg = serde_json::json!({"type": "join", "room": "room", "nickname": "bob", "token": "nope"});
-    assert_eq!(errors(&t.text(d, &msg.to_string()), d), vec![ErrorCode::SessionExpired]);
-    let msg = serde_json::json!({"type": "join", "room": "other", "nickname": "bob", "token": token});
-    assert_eq!(errors(&t.text(d, &msg.to_string()), d), vec![ErrorCode::SessionExpired]);
+    let msg =
+        serde_json::json!({"type": "join", "room": "room", "nickname": "bob", "token": "nope"});
+    assert_eq!(
+        errors(&t.text(d, &msg.to_string()), d),
+        vec![ErrorCode::SessionExpired]
+    );
+    let msg =
+        serde_json::json!({"type": "join", "room": "other", "nickname": "bob", "token": token});
+    assert_eq!(
+        errors(&t.text(d, &msg.to_string()), d),
+        vec![ErrorCode::SessionExpired]
+    );
 }
 
 #[test]
@@ -254,11 +318,17 @@ fn a_second_connection_with_the_token_replaces_the_first() {
     let mut t = T::new(AppConfig::default());
     let (b, _, token) = t.join(1, "room", "bob");
     let c = t.open(2);
-    let msg = serde_json::json!({"type": "join", "room": "room", "nickname": "bob", "token": token});
+    let msg =
+        serde_json::json!({"type": "join", "room": "room", "nickname": "bob", "token": token});
     let out = t.text(c, &msg.to_string());
     assert_eq!(errors(&out, b), vec![ErrorCode::Replaced]);
-    assert!(out.iter().any(|o| matches!(o, Output::Close(conn, code, _) if *conn == b && *code == close::REPLACED)));
-    assert!(matches!(sent_to(&out, c)[0], ServerMessage::Joined { resumed: true, .. }));
+    assert!(out.iter().any(
+        |o| matches!(o, Output::Close(conn, code, _) if *conn == b && *code == close::REPLACED)
+    ));
+    assert!(matches!(
+        sent_to(&out, c)[0],
+        ServerMessage::Joined { resumed: true, .. }
+    ));
 }
 
 #[test]
@@ -272,8 +342,13 @@ fn a_session_ends_after_the_grace_period() {
     t.now += Duration::from_secs(11);
     t.app.tick(t.now);
     let out = t.app.take_output();
-    assert!(matches!(sent_to(&out, a)[..], [ServerMessage::PeerLeft { peer_id }] if *peer_id == b_id));
-    assert!(out.iter().any(|o| matches!(o, Output::Control(_, Control::RemovePeer { .. }))));
+    assert!(
+        matches!(sent_to(&out, a)[..], [ServerMessage::PeerLeft { peer_id }] if *peer_id == b_id)
+    );
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Control(_, Control::RemovePeer { .. })))
+    );
     assert_eq!(t.app.session_count(), 1);
 }
 
@@ -288,11 +363,17 @@ fn room_and_server_limits() {
     t.join(2, "room", "b");
     let c = t.open(3);
     assert_eq!(
-        errors(&t.text(c, r#"{"type":"join","room":"room","nickname":"c"}"#), c),
+        errors(
+            &t.text(c, r#"{"type":"join","room":"room","nickname":"c"}"#),
+            c
+        ),
         vec![ErrorCode::RoomFull]
     );
     assert_eq!(
-        errors(&t.text(c, r#"{"type":"join","room":"other","nickname":"c"}"#), c),
+        errors(
+            &t.text(c, r#"{"type":"join","room":"other","nickname":"c"}"#),
+            c
+        ),
         vec![ErrorCode::ServerFull]
     );
 }
@@ -306,7 +387,9 @@ fn messages_are_relayed_to_the_room_or_one_peer() {
     let (elsewhere, _, _) = t.join(4, "other", "dan");
     let out = t.text(a, r#"{"type":"message","data":{"chat":"hi"}}"#);
     for conn in [b, c] {
-        assert!(matches!(sent_to(&out, conn)[..], [ServerMessage::Message { from, data }] if *from == a_id && data["chat"] == "hi"));
+        assert!(
+            matches!(sent_to(&out, conn)[..], [ServerMessage::Message { from, data }] if *from == a_id && data["chat"] == "hi")
+        );
     }
     assert!(sent_to(&out, a).is_empty() && sent_to(&out, elsewhere).is_empty());
     let msg = serde_json::json!({"type": "message", "data": 1, "to": b_id});
@@ -324,5 +407,8 @@ fn silent_connections_are_closed() {
     t.now += Duration::from_secs(31);
     t.app.tick(t.now);
     let out = t.app.take_output();
-    assert!(out.iter().any(|o| matches!(o, Output::Close(c, close::IDLE, _) if *c == a)));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Close(c, close::IDLE, _) if *c == a))
+    );
 }

@@ -105,12 +105,27 @@ impl Server {
 
     /// Waits for the first event that `pred` accepts (skipping the others).
     fn wait_for(&self, what: &str, pred: impl Fn(&TransportEvent) -> bool) -> TransportEvent {
+        self.collect_until(what, pred).pop().unwrap()
+    }
+
+    /// Collects events up to and including the first one that `pred` accepts.
+    fn collect_until(
+        &self,
+        what: &str,
+        pred: impl Fn(&TransportEvent) -> bool,
+    ) -> Vec<TransportEvent> {
         let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
-                Ok(event) if pred(&event) => return event,
-                Ok(_) => {}
+                Ok(event) => {
+                    let done = pred(&event);
+                    seen.push(event);
+                    if done {
+                        return seen;
+                    }
+                }
                 Err(_) => panic!("no {what} event within {WAIT:?}"),
             }
         }
@@ -276,7 +291,10 @@ fn landing_and_call_pages_are_html() {
     }
     let head = http(server.addr, b"HEAD / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(head.status, 200);
-    assert_eq!(head.header("content-length"), Some(index.len().to_string().as_str()));
+    assert_eq!(
+        head.header("content-length"),
+        Some(index.len().to_string().as_str())
+    );
     assert!(head.body.is_empty());
     let health = get(server.addr, "/health");
     assert_eq!((health.status, health.body.as_slice()), (200, &b"ok"[..]));
@@ -287,7 +305,10 @@ fn static_files_have_their_content_types() {
     let server = Server::start(Limits::default());
     let js = get(server.addr, "/static/app.js");
     assert_eq!(js.status, 200);
-    assert_eq!(js.header("content-type"), Some("text/javascript; charset=utf-8"));
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
     assert_eq!(js.body, signaling::assets::asset("app.js").unwrap().1);
     let css = get(server.addr, "/static/style.css");
     assert_eq!(css.status, 200);
@@ -298,7 +319,13 @@ fn static_files_have_their_content_types() {
 #[test]
 fn unknown_paths_are_404() {
     let server = Server::start(Limits::default());
-    for path in ["/nope", "/static/", "/static/../Cargo.toml", "/call/", "/call/a/b"] {
+    for path in [
+        "/nope",
+        "/static/",
+        "/static/../Cargo.toml",
+        "/call/",
+        "/call/a/b",
+    ] {
         let r = get(server.addr, path);
         assert_eq!(r.status, 404, "{path}");
         assert!(!r.body.is_empty());
@@ -332,7 +359,13 @@ fn post_call_redirects_to_the_room() {
     }
 
     let too_long = format!("call={}", "a".repeat(65));
-    for body in ["call=a+b", "call=a%2Fb", "call=%3Cscript%3E", "call=..", too_long.as_str()] {
+    for body in [
+        "call=a+b",
+        "call=a%2Fb",
+        "call=%3Cscript%3E",
+        "call=..",
+        too_long.as_str(),
+    ] {
         let bad = post_form(server.addr, body);
         assert_eq!(bad.status, 400, "{body}");
         let text = String::from_utf8(bad.body).unwrap();
@@ -373,21 +406,25 @@ fn websocket_echo_round_trip() {
         }
     );
     // A message split over several frames arrives whole; unicode survives.
-    ws.write(Message::Frame(tungstenite::protocol::frame::Frame::message(
-        "héllo ".as_bytes().to_vec(),
-        tungstenite::protocol::frame::coding::OpCode::Data(
-            tungstenite::protocol::frame::coding::Data::Text,
+    ws.write(Message::Frame(
+        tungstenite::protocol::frame::Frame::message(
+            "héllo ".as_bytes().to_vec(),
+            tungstenite::protocol::frame::coding::OpCode::Data(
+                tungstenite::protocol::frame::coding::Data::Text,
+            ),
+            false,
         ),
-        false,
-    )))
+    ))
     .unwrap();
-    ws.write(Message::Frame(tungstenite::protocol::frame::Frame::message(
-        "wörld".as_bytes().to_vec(),
-        tungstenite::protocol::frame::coding::OpCode::Data(
-            tungstenite::protocol::frame::coding::Data::Continue,
+    ws.write(Message::Frame(
+        tungstenite::protocol::frame::Frame::message(
+            "wörld".as_bytes().to_vec(),
+            tungstenite::protocol::frame::coding::OpCode::Data(
+                tungstenite::protocol::frame::coding::Data::Continue,
+            ),
+            true,
         ),
-        true,
-    )))
+    ))
     .unwrap();
     ws.flush().unwrap();
     assert_eq!(read_text(&mut ws), "héllo wörld");
@@ -395,14 +432,9 @@ fn websocket_echo_round_trip() {
     // WebSocket pings are answered.
     ws.send(Message::Ping(b"are you there".to_vec().into()))
         .unwrap();
-    loop {
-        match ws.read().unwrap() {
-            Message::Pong(payload) => {
-                assert_eq!(&payload[..], b"are you there");
-                break;
-            }
-            other => panic!("expected a pong, got {other:?}"),
-        }
+    match ws.read().unwrap() {
+        Message::Pong(payload) => assert_eq!(&payload[..], b"are you there"),
+        other => panic!("expected a pong, got {other:?}"),
     }
 
     ws.close(None).unwrap();
@@ -447,7 +479,10 @@ fn frames_sent_with_the_upgrade_request_are_read() {
         raw.extend_from_slice(&buf[..n]);
     }
     let text = String::from_utf8_lossy(&raw);
-    assert!(text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{text}");
+    assert!(
+        text.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{text}"
+    );
     assert!(text.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
 }
 
@@ -538,21 +573,17 @@ fn flood_is_rate_limited_then_closed_while_others_still_echo() {
     assert_eq!(frame.code, CloseCode::Policy);
     assert_eq!(frame.reason.as_str(), "rate limit");
     assert!((20..=22).contains(&echoed), "{echoed} messages were echoed");
-    server.wait_closed(flood_conn);
-
+    let events = server.collect_until("Closed", |e| {
+        *e == TransportEvent::Closed { conn: flood_conn }
+    });
     send_text(&mut calm, "still here");
     assert_eq!(read_text(&mut calm), "still here");
-    let events = server.drain_events();
     let limited = events
         .iter()
         .filter(|e| **e == TransportEvent::RateLimited { conn: flood_conn })
         .count();
     assert!(limited >= 40, "{limited} RateLimited events");
-    assert!(
-        !events
-            .iter()
-            .any(|e| *e == TransportEvent::RateLimited { conn: calm_conn })
-    );
+    assert!(!events.contains(&TransportEvent::RateLimited { conn: calm_conn }));
 }
 
 #[test]
@@ -569,7 +600,10 @@ fn silent_connections_are_closed_after_the_handshake_timeout() {
     assert!(closed_within(&mut silent, WAIT));
     assert!(closed_within(&mut partial, WAIT));
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(290), "closed after {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(290),
+        "closed after {elapsed:?}"
+    );
     assert!(elapsed < Duration::from_secs(3), "closed after {elapsed:?}");
     // No WebSocket was opened, so nothing was reported.
     assert_eq!(server.drain_events(), []);
@@ -590,18 +624,30 @@ fn handshakes_beyond_max_pending_are_refused_while_good_clients_work() {
     let mut pending: Vec<TcpStream> = (0..4).map(|_| connect(server.addr)).collect();
     let mut extra: Vec<TcpStream> = (0..4).map(|_| connect(server.addr)).collect();
     for tcp in &mut extra {
-        assert!(closed_within(tcp, Duration::from_secs(1)), "an extra connection was kept");
+        assert!(
+            closed_within(tcp, Duration::from_secs(1)),
+            "an extra connection was kept"
+        );
     }
-    assert!(piled_at.elapsed() < Duration::from_millis(1400), "too slow to tell");
+    assert!(
+        piled_at.elapsed() < Duration::from_millis(1400),
+        "too slow to tell"
+    );
     for tcp in &mut pending {
-        assert!(still_open(tcp), "a pending connection was closed before its timeout");
+        assert!(
+            still_open(tcp),
+            "a pending connection was closed before its timeout"
+        );
     }
     // An open WebSocket is not affected.
     send_text(&mut good, "during the pile");
     assert_eq!(read_text(&mut good), "during the pile");
 
     for tcp in &mut pending {
-        assert!(closed_within(tcp, WAIT), "a pending connection was never closed");
+        assert!(
+            closed_within(tcp, WAIT),
+            "a pending connection was never closed"
+        );
     }
     // The pile has timed out: new clients get in again.
     let mut fresh = ws_connect(server.addr);
@@ -615,7 +661,11 @@ fn close_delivers_code_and_reason() {
     let server = Server::start(Limits::default());
     let mut ws = ws_connect(server.addr);
     let conn = server.wait_open();
-    server.command(Command::Close(conn, 4000, "replaced by another connection".into()));
+    server.command(Command::Close(
+        conn,
+        4000,
+        "replaced by another connection".into(),
+    ));
     let (frame, _) = read_close(&mut ws);
     assert_eq!(u16::from(frame.code), 4000);
     assert_eq!(frame.reason.as_str(), "replaced by another connection");

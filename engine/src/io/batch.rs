@@ -37,8 +37,10 @@ impl RecvBatch {
 
     /// Receives up to [`BATCH`] datagrams without blocking. `Ok(0)` when none is waiting.
     pub(crate) fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
-        let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
-        let mut hdrs: [MaybeUninit<libc::mmsghdr>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+        let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] =
+            [const { MaybeUninit::uninit() }; BATCH];
+        let mut hdrs: [MaybeUninit<libc::mmsghdr>; BATCH] =
+            [const { MaybeUninit::uninit() }; BATCH];
         for i in 0..BATCH {
             iovecs[i].write(libc::iovec {
                 iov_base: self.bufs[i].as_mut_ptr().cast(),
@@ -71,11 +73,15 @@ impl RecvBatch {
             };
         }
         let n = n as usize;
-        for i in 0..n {
+        for (i, hdr) in hdrs.iter().enumerate().take(n) {
             // SAFETY: the kernel initialised the first `n` headers.
-            let h = unsafe { hdrs[i].assume_init_ref() };
+            let h = unsafe { hdr.assume_init_ref() };
             let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-            self.lens[i] = if truncated { RECV_BUF + 1 } else { h.msg_len as usize };
+            self.lens[i] = if truncated {
+                RECV_BUF + 1
+            } else {
+                h.msg_len as usize
+            };
             let mut storage = SockAddrStorage::zeroed();
             // SAFETY: both are sockaddr_storage; the view is the same size and alignment.
             unsafe { *storage.view_as::<libc::sockaddr_storage>() = self.addrs[i] };
@@ -102,9 +108,12 @@ pub(crate) fn send_batch(fd: RawFd, datagrams: &[Datagram]) -> io::Result<usize>
     let mut sent = 0;
     while sent < datagrams.len() {
         let chunk = &datagrams[sent..(sent + BATCH).min(datagrams.len())];
-        let addrs: [Option<SockAddr>; BATCH] = std::array::from_fn(|i| chunk.get(i).map(|d| SockAddr::from(d.to)));
-        let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
-        let mut hdrs: [MaybeUninit<libc::mmsghdr>; BATCH] = [const { MaybeUninit::uninit() }; BATCH];
+        let addrs: [Option<SockAddr>; BATCH] =
+            std::array::from_fn(|i| chunk.get(i).map(|d| SockAddr::from(d.to)));
+        let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] =
+            [const { MaybeUninit::uninit() }; BATCH];
+        let mut hdrs: [MaybeUninit<libc::mmsghdr>; BATCH] =
+            [const { MaybeUninit::uninit() }; BATCH];
         for (i, d) in chunk.iter().enumerate() {
             iovecs[i].write(libc::iovec {
                 iov_base: d.data.as_ptr() as *mut libc::c_void,

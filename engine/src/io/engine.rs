@@ -77,7 +77,10 @@ impl Engine {
         notice_waker: Arc<Waker>,
     ) -> io::Result<Engine> {
         if config.shards == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "at least one shard is needed"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "at least one shard is needed",
+            ));
         }
         if config.bind_ip.is_unspecified() && config.advertised_ip.is_none() {
             return Err(io::Error::new(
@@ -92,7 +95,10 @@ impl Engine {
                 0
             } else {
                 config.first_port.checked_add(k as u16).ok_or_else(|| {
-                    io::Error::new(io::ErrorKind::InvalidInput, "UDP port range overflows 65535")
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "UDP port range overflows 65535",
+                    )
                 })?
             };
             let socket = bind_udp(SocketAddr::new(config.bind_ip, port))?;
@@ -101,7 +107,9 @@ impl Engine {
             let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
             let (control_tx, control_rx) = unbounded();
             let (media_tx, media_rx) = bounded(MEDIA_CHANNEL);
-            parts.push((socket, local, poll, waker, control_tx, control_rx, media_tx, media_rx));
+            parts.push((
+                socket, local, poll, waker, control_tx, control_rx, media_tx, media_rx,
+            ));
         }
         let links: Vec<Link> = parts
             .iter()
@@ -134,10 +142,10 @@ impl Engine {
             let handle = std::thread::Builder::new()
                 .name(format!("shard-{k}"))
                 .spawn(move || {
-                    if let Some(id) = core_id {
-                        if !core_affinity::set_for_current(id) {
-                            tracing::warn!(shard = k, "could not pin to core {}", id.id);
-                        }
+                    if let Some(id) = core_id
+                        && !core_affinity::set_for_current(id)
+                    {
+                        tracing::warn!(shard = k, "could not pin to core {}", id.id);
                     }
                     let result = thread.run();
                     if let Err(e) = &result {

@@ -56,9 +56,11 @@ pub(crate) struct ShardThread {
 
 impl ShardThread {
     pub(crate) fn run(mut self) -> io::Result<()> {
-        self.poll
-            .registry()
-            .register(&mut self.socket, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
+        self.poll.registry().register(
+            &mut self.socket,
+            SOCKET,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
         let fd = self.socket.as_raw_fd();
         let mut events = Events::with_capacity(64);
         let mut batch = RecvBatch::new();
@@ -68,11 +70,15 @@ impl ShardThread {
             let now = Instant::now();
             let wait = self.core.poll_timeout().saturating_duration_since(now);
             // Never sleep long with datagrams still queued for a full socket.
-            let wait = if queued.is_empty() { wait } else { wait.min(Duration::from_millis(1)) };
-            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
+            let wait = if queued.is_empty() {
+                wait
+            } else {
+                wait.min(Duration::from_millis(1))
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(wait))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                return Err(e);
             }
             let now = Instant::now();
             // Read the socket to empty, flushing after each batch so str0m's send

@@ -357,12 +357,11 @@ impl ShardCore {
             self.by_addr.remove(&old);
         }
         peer.addrs.push(addr);
-        if let Some(previous) = self.by_addr.insert(addr, key) {
-            if previous != key {
-                if let Some(p) = self.peers[previous].as_mut() {
-                    p.addrs.retain(|a| *a != addr);
-                }
-            }
+        if let Some(previous) = self.by_addr.insert(addr, key)
+            && previous != key
+            && let Some(p) = self.peers[previous].as_mut()
+        {
+            p.addrs.retain(|a| *a != addr);
         }
     }
 
@@ -406,7 +405,9 @@ impl ShardCore {
         }));
         match result {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => self.doomed.push((slot, format!("media session error: {e}"))),
+            Ok(Err(e)) => self
+                .doomed
+                .push((slot, format!("media session error: {e}"))),
             Err(_) => {
                 self.stats.peer_panics += 1;
                 tracing::error!(peer = slot.peer.0, "panic while handling peer; dropping it");
@@ -576,13 +577,21 @@ impl ShardCore {
             if seq < 1 {
                 continue; // older than the first packet this subscriber got
             }
-            let mut ext = ExtensionValues::default();
-            ext.audio_level = fwd.audio_level;
-            ext.voice_activity = fwd.voice_activity;
-            let write = RtpWrite::new(pt, (seq as u64).into(), fwd.time, fwd.arrival, fwd.payload.clone())
-                .marker(fwd.marker)
-                .nackable(video)
-                .ext_vals(ext);
+            let ext = ExtensionValues {
+                audio_level: fwd.audio_level,
+                voice_activity: fwd.voice_activity,
+                ..Default::default()
+            };
+            let write = RtpWrite::new(
+                pt,
+                (seq as u64).into(),
+                fwd.time,
+                fwd.arrival,
+                fwd.payload.clone(),
+            )
+            .marker(fwd.marker)
+            .nackable(video)
+            .ext_vals(ext);
             let slot = sub.slot;
             let ssrc = sub.ssrc;
             let timers = &mut self.timers;
@@ -596,7 +605,9 @@ impl ShardCore {
             }));
             match result {
                 Ok(Ok(())) => self.stats.rtp_forwarded += 1,
-                Ok(Err(e)) => self.doomed.push((slot, format!("media session error: {e}"))),
+                Ok(Err(e)) => self
+                    .doomed
+                    .push((slot, format!("media session error: {e}"))),
                 Err(_) => {
                     self.stats.peer_panics += 1;
                     self.doomed.push((slot, "internal error".into()));
@@ -605,7 +616,13 @@ impl ShardCore {
         }
     }
 
-    fn request_keyframe(&mut self, now: Instant, track: TrackId, kind: KeyframeRequestKind, urgent: bool) {
+    fn request_keyframe(
+        &mut self,
+        now: Instant,
+        track: TrackId,
+        kind: KeyframeRequestKind,
+        urgent: bool,
+    ) {
         if track.shard() != self.id {
             self.out.control.push((
                 track.shard(),
@@ -626,14 +643,15 @@ impl ShardCore {
         let Some(origin) = route.origin.as_mut() else {
             return;
         };
-        if let Some(last) = origin.last_keyframe_request {
-            if !urgent && now < last + KEYFRAME_INTERVAL {
-                if !origin.keyframe_pending {
-                    origin.keyframe_pending = true;
-                    self.keyframe_waits.push((last + KEYFRAME_INTERVAL, track));
-                }
-                return;
+        if let Some(last) = origin.last_keyframe_request
+            && !urgent
+            && now < last + KEYFRAME_INTERVAL
+        {
+            if !origin.keyframe_pending {
+                origin.keyframe_pending = true;
+                self.keyframe_waits.push((last + KEYFRAME_INTERVAL, track));
             }
+            return;
         }
         origin.last_keyframe_request = Some(now);
         origin.keyframe_pending = false;
@@ -839,7 +857,11 @@ impl ShardCore {
             let Some(peer) = self.peer_mut(slot) else {
                 return;
             };
-            let ssrc = peer.rtc.direct_api().stream_tx_by_mid(mid, None).map(|s| s.ssrc());
+            let ssrc = peer
+                .rtc
+                .direct_api()
+                .stream_tx_by_mid(mid, None)
+                .map(|s| s.ssrc());
             let Some(out) = peer.receiving.iter_mut().find(|o| o.mid == mid) else {
                 continue;
             };
@@ -921,7 +943,10 @@ impl ShardCore {
                 Some("ICE/DTLS did not connect in time")
             } else if peer.connected && now > peer.last_rx + l.idle_timeout {
                 Some("no packets from the peer for too long")
-            } else if peer.disconnected_since.is_some_and(|t| now > t + l.disconnect_grace) {
+            } else if peer
+                .disconnected_since
+                .is_some_and(|t| now > t + l.disconnect_grace)
+            {
                 Some("ICE consent lost")
             } else {
                 None

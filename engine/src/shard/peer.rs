@@ -39,8 +39,13 @@ pub(crate) enum Change {
 pub(crate) enum InFlight {
     /// A receive slot for the client's new track; str0m emits no `MediaAdded` for
     /// m-lines we offered, so it is published when the answer arrives.
-    Publish { mid: Mid },
-    Subscribe { track: TrackId, mid: Mid },
+    Publish {
+        mid: Mid,
+    },
+    Subscribe {
+        track: TrackId,
+        mid: Mid,
+    },
 }
 
 pub(crate) struct Peer {
@@ -108,6 +113,9 @@ impl Peer {
 
     pub(crate) fn is_receiving(&self, track: TrackId) -> bool {
         self.receiving.iter().any(|o| o.track == track)
-            || self.queued.iter().any(|c| matches!(c, Change::Subscribe(s) if s.track == track))
+            || self
+                .queued
+                .iter()
+                .any(|c| matches!(c, Change::Subscribe(s) if s.track == track))
     }
 }

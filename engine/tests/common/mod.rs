@@ -72,7 +72,9 @@ impl Harness {
     /// A client joins on `shard`, publishing `tracks` in its first offer. Returns its index.
     pub fn join(&mut self, shard: ShardId, tracks: &[LocalTrack]) -> usize {
         let n = self.clients.len();
-        let addr: SocketAddr = format!("127.0.1.{}:{}", 1 + n % 250, 30_000 + n).parse().unwrap();
+        let addr: SocketAddr = format!("127.0.1.{}:{}", 1 + n % 250, 30_000 + n)
+            .parse()
+            .unwrap();
         let mut peer = ClientPeer::new(self.now, addr);
         let offer = peer.create_offer(tracks).unwrap();
         let offer = SdpOffer::from_sdp_string(&offer.to_sdp_string()).unwrap();
@@ -140,10 +142,21 @@ impl Harness {
     }
 
     /// Sends one RTP packet from a client on its m-line for `kind`.
-    pub fn send(&mut self, client: usize, stream_id: &str, track_id: &str, codec: Codec, seq: u32, payload: &[u8]) {
+    pub fn send(
+        &mut self,
+        client: usize,
+        stream_id: &str,
+        track_id: &str,
+        codec: Codec,
+        seq: u32,
+        payload: &[u8],
+    ) {
         let now = self.now;
         let c = &mut self.clients[client];
-        let mid: Mid = c.peer.mid_of(stream_id, track_id).expect("a sending m-line");
+        let mid: Mid = c
+            .peer
+            .mid_of(stream_id, track_id)
+            .expect("a sending m-line");
         c.peer
             .send_rtp(now, mid, codec, seq * 3000, true, payload)
             .unwrap();
@@ -193,7 +206,10 @@ impl Harness {
     }
 
     pub fn all_connected(&self) -> bool {
-        self.clients.iter().filter(|c| c.alive).all(|c| c.peer.is_connected())
+        self.clients
+            .iter()
+            .filter(|c| c.alive)
+            .all(|c| c.peer.is_connected())
     }
 
     /// The client vanishes: its datagrams stop, nothing is said.

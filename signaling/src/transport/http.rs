@@ -200,13 +200,9 @@ fn route_request(
     }
 
     match path {
-        "/health" if get_or_head => Action::Respond(response(
-            200,
-            &[],
-            "text/plain; charset=utf-8",
-            b"ok",
-            head,
-        )),
+        "/health" if get_or_head => {
+            Action::Respond(response(200, &[], "text/plain; charset=utf-8", b"ok", head))
+        }
         "/health" => method_not_allowed("GET, HEAD"),
         "/call" if req.method == "POST" => post_call(req, buf, header_end, max_request),
         "/call" => method_not_allowed("POST"),
@@ -528,7 +524,10 @@ mod tests {
     #[test]
     fn form_decoding() {
         assert_eq!(form_field(b"call=abc", "call"), Ok(Some("abc".into())));
-        assert_eq!(form_field(b"x=1&call=a+b%2Dc", "call"), Ok(Some("a b-c".into())));
+        assert_eq!(
+            form_field(b"x=1&call=a+b%2Dc", "call"),
+            Ok(Some("a b-c".into()))
+        );
         assert_eq!(form_field(b"call=", "call"), Ok(Some(String::new())));
         assert_eq!(form_field(b"call", "call"), Ok(Some(String::new())));
         assert_eq!(form_field(b"other=1", "call"), Ok(None));
@@ -577,11 +576,18 @@ mod tests {
                 body.len()
             )
         };
-        assert!(respond(post("call=my.room").as_bytes()).contains("\r\nLocation: /call/my.room\r\n"));
+        assert!(
+            respond(post("call=my.room").as_bytes()).contains("\r\nLocation: /call/my.room\r\n")
+        );
         assert!(respond(post("call=+x+").as_bytes()).contains("\r\nLocation: /call/x\r\n"));
         let random = respond(post("call=").as_bytes());
         assert!(random.starts_with("HTTP/1.1 302 Found\r\n"));
-        for bad in ["call=a%20b", "call=..", "call=%ff", &format!("call={}", "x".repeat(65))] {
+        for bad in [
+            "call=a%20b",
+            "call=..",
+            "call=%ff",
+            &format!("call={}", "x".repeat(65)),
+        ] {
             let r = respond(post(bad).as_bytes());
             assert!(r.starts_with("HTTP/1.1 400"), "{bad}: {r}");
         }
@@ -590,11 +596,15 @@ mod tests {
         assert_eq!(run(partial.as_bytes()), Action::NeedBody(partial.len() + 4));
         let huge = "POST /call HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n";
         assert!(respond(huge.as_bytes()).starts_with("HTTP/1.1 413"));
-        let overflow = format!("POST /call HTTP/1.1\r\nContent-Length: {}\r\n\r\n", usize::MAX);
+        let overflow = format!(
+            "POST /call HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            usize::MAX
+        );
         assert!(respond(overflow.as_bytes()).starts_with("HTTP/1.1 413"));
         let two = "POST /call HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab";
         assert!(respond(two.as_bytes()).starts_with("HTTP/1.1 400"));
-        let json = "POST /call HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
+        let json =
+            "POST /call HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}";
         assert!(respond(json.as_bytes()).starts_with("HTTP/1.1 415"));
         let chunked = "POST /call HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert!(respond(chunked.as_bytes()).starts_with("HTTP/1.1 411"));
@@ -607,7 +617,9 @@ mod tests {
         match run(format!("{request}\u{81}").as_bytes()) {
             Action::Upgrade { response, leftover } => {
                 let response = String::from_utf8(response).unwrap();
-                assert!(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+                assert!(
+                    response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n")
+                );
                 assert_eq!(leftover, "\u{81}".as_bytes());
             }
             other => panic!("{other:?}"),
@@ -639,7 +651,9 @@ mod tests {
             Action::Respond(r) => assert!(r.starts_with(b"HTTP/1.1 431")),
             other => panic!("{other:?}"),
         }
-        let many: String = (0..MAX_HEADERS + 1).map(|i| format!("X-{i}: 1\r\n")).collect();
+        let many: String = (0..MAX_HEADERS + 1)
+            .map(|i| format!("X-{i}: 1\r\n"))
+            .collect();
         let request = format!("GET / HTTP/1.1\r\n{many}\r\n");
         assert!(respond(request.as_bytes()).starts_with("HTTP/1.1 431"));
     }

@@ -290,7 +290,11 @@ impl Transport {
     /// Waits up to `timeout` (None = forever) for socket activity, handles it, and appends
     /// events. Never panics on anything from the network.
     ///
-    /// Output queued with [`Transport::send`] is written at the start of the call. The call
+    /// Output queued with [`Transport::send`] is written at the start of the call. A
+    /// connection that broke a limit while being read (a message too big, a binary message, a
+    /// protocol error, a flood) is closed at the start of the *next* call, after the output
+    /// queued for it in between, so replies to the messages it sent before still reach it;
+    /// nothing more is read from it meanwhile. The call
     /// returns early, without waiting, when it already has events to report (for example a
     /// `Closed` from [`Transport::close`]) or a connection has unread input left from its
     /// last turn; it also wakes for the earliest connection deadline, so it may return with
@@ -704,12 +708,7 @@ impl Transport {
     }
 
     /// Closes the open WebSocket `token` with `frame` (after the output already queued).
-    fn close_open(
-        &mut self,
-        token: usize,
-        frame: CloseFrame,
-        events: &mut Vec<TransportEvent>,
-    ) {
+    fn close_open(&mut self, token: usize, frame: CloseFrame, events: &mut Vec<TransportEvent>) {
         if let Some(Conn {
             state: State::Open(open),
             ..
@@ -860,7 +859,12 @@ fn drive_linger(linger: &mut Linger) -> LingerStep {
 }
 
 /// Sets the connection's deadline.
-fn arm(timers: &mut BinaryHeap<Reverse<(Instant, usize)>>, conn: &mut Conn, token: usize, at: Instant) {
+fn arm(
+    timers: &mut BinaryHeap<Reverse<(Instant, usize)>>,
+    conn: &mut Conn,
+    token: usize,
+    at: Instant,
+) {
     conn.deadline = Some(at);
     timers.push(Reverse((at, token)));
 }

@@ -144,10 +144,9 @@ pub(crate) enum Step {
 pub(crate) fn step(ws: &mut WebSocket<Sock>) -> Step {
     match ws.read() {
         Ok(Message::Text(text)) => Step::Text(text),
-        Ok(Message::Binary(_)) => Step::Refuse(
-            CloseCode::Unsupported,
-            "binary messages are not supported",
-        ),
+        Ok(Message::Binary(_)) => {
+            Step::Refuse(CloseCode::Unsupported, "binary messages are not supported")
+        }
         Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => Step::Control,
         Ok(Message::Close(_)) => Step::PeerClosed,
         Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Step::WouldBlock,
