@@ -186,3 +186,78 @@ fn keyframe_requests_are_throttled_to_one_per_second_per_track() {
     let got = h.clients[0].keyframe_requests - before;
     assert!((3..=4).contains(&got), "{got} keyframe requests in ~3 s");
 }
+
+#[test]
+fn every_codec_is_forwarded_as_itself() {
+    let mut h = setup(1);
+    let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
+    h.subscribe(1, &tracks);
+    assert!(
+        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
+            == 2)
+    );
+    let sequence = [Codec::Vp8, Codec::Vp9, Codec::H264, Codec::Vp8];
+    for (i, codec) in sequence.iter().enumerate() {
+        h.send(
+            0,
+            "alice",
+            "alice-video",
+            *codec,
+            i as u32,
+            &payload(i as u32),
+        );
+        h.step(Duration::from_millis(10));
+    }
+    h.send(0, "alice", "alice-audio", Codec::Opus, 9, &payload(9)[..80]);
+    h.run_for(Duration::from_millis(200));
+    let got: Vec<Option<Codec>> = h.clients[1].received.iter().map(|p| p.codec).collect();
+    let mut want: Vec<Option<Codec>> = sequence.iter().map(|c| Some(*c)).collect();
+    want.push(Some(Codec::Opus));
+    assert_eq!(got, want);
+}
+
+#[test]
+fn nack_and_rtx_recover_losses_on_both_legs() {
+    let mut h = setup(1);
+    let v = h.track(0, MediaKind::Video);
+    h.subscribe(1, &[v]);
+    assert!(
+        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
+            == 1)
+    );
+    // Every 7th RTP datagram is lost on each leg: publisher to server, server to subscriber.
+    let publisher = h.clients[0].addr;
+    let lost = std::rc::Rc::new(std::cell::Cell::new([0usize; 2]));
+    let mut sent = [0usize; 2];
+    let counter = lost.clone();
+    h.loss = Some(Box::new(move |from, _, d| {
+        if !common::is_rtp(d) {
+            return false;
+        }
+        let leg = usize::from(from != publisher);
+        sent[leg] += 1;
+        let drop = sent[leg] % 7 == 0;
+        let mut l = counter.get();
+        l[leg] += usize::from(drop);
+        counter.set(l);
+        drop
+    }));
+    for i in 0..100 {
+        h.send(0, "alice", "alice-video", Codec::Vp8, i, &payload(i));
+        h.step(Duration::from_millis(10));
+    }
+    h.loss = None;
+    h.run_for(Duration::from_secs(2));
+    let lost = lost.get();
+    assert!(
+        lost[0] >= 10 && lost[1] >= 10,
+        "each leg lost packets: {lost:?}"
+    );
+    let mut got = received(&h, 1, MediaKind::Video);
+    got.sort();
+    got.dedup();
+    let mut want: Vec<Vec<u8>> = (0..100).map(payload).collect();
+    want.sort();
+    assert_eq!(got.len(), 100, "every lost packet was retransmitted");
+    assert_eq!(got, want);
+}

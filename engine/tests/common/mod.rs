@@ -45,6 +45,10 @@ pub struct Harness {
     factory: PeerFactory,
     wire: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
     next_peer: u64,
+    /// Returns true for a datagram the network loses.
+    pub loss: Option<Box<dyn FnMut(SocketAddr, SocketAddr, &[u8]) -> bool>>,
+    /// Datagrams lost so far.
+    pub lost: usize,
 }
 
 impl Harness {
@@ -66,6 +70,8 @@ impl Harness {
             factory: PeerFactory::new(),
             wire: VecDeque::new(),
             next_peer: 1,
+            loss: None,
+            lost: 0,
         }
     }
 
@@ -253,6 +259,12 @@ impl Harness {
         // Wire → receivers.
         while let Some((from, to, data)) = self.wire.pop_front() {
             moved = true;
+            if let Some(loss) = self.loss.as_mut()
+                && loss(from, to, &data)
+            {
+                self.lost += 1;
+                continue;
+            }
             if let Some(k) = self.shard_addrs.iter().position(|a| *a == to) {
                 self.shards[k].handle_datagram(now, from, &data);
             } else if let Some(c) = self.clients.iter_mut().find(|c| c.addr == to && c.alive) {
@@ -312,6 +324,12 @@ impl Harness {
             Notice::Connected { .. } | Notice::UnknownPeer { .. } => {}
         }
     }
+}
+
+/// RTP (not RTCP) by RFC 7983 and RFC 5761: first byte 128–191, payload type byte
+/// outside 192–223.
+pub fn is_rtp(d: &[u8]) -> bool {
+    d.len() > 1 && (128..=191).contains(&d[0]) && !(192..=223).contains(&d[1])
 }
 
 pub fn video(stream: &str) -> LocalTrack {
