@@ -34,6 +34,9 @@ pub struct Published {
     pub name: TrackName,
 }
 
+/// Decides, for a datagram from → to, whether the network loses it.
+pub type LossRule = Box<dyn FnMut(SocketAddr, SocketAddr, &[u8]) -> bool>;
+
 pub struct Harness {
     pub now: Instant,
     pub shards: Vec<ShardCore>,
@@ -46,7 +49,7 @@ pub struct Harness {
     wire: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
     next_peer: u64,
     /// Returns true for a datagram the network loses.
-    pub loss: Option<Box<dyn FnMut(SocketAddr, SocketAddr, &[u8]) -> bool>>,
+    pub loss: Option<LossRule>,
     /// Datagrams lost so far.
     pub lost: usize,
 }
