@@ -80,6 +80,12 @@ struct Conn {
 
 /// Unusable SDPs a connection may send before it is closed.
 const MAX_BAD_SDP: u32 = 5;
+/// Lines in the client's first offer. A browser's offer for its few tracks is a few
+/// hundred lines; parsing costs ~4 µs a line, so a cap keeps a hostile offer cheap.
+const MAX_OFFER_LINES: usize = 2_000;
+/// Lines in an answer: it grows with the m-lines the server offered (one per
+/// subscribed track, ~60 lines each in a browser's answer).
+const MAX_ANSWER_LINES: usize = 20_000;
 
 struct Session {
     id: PeerId,
@@ -495,6 +501,7 @@ impl App {
                 "the server makes every offer after the first; answer them, or ask with publish",
             );
         }
+        check_lines(sdp, MAX_OFFER_LINES, "offer")?;
         let offer = SdpOffer::from_sdp_string(sdp)
             .map_err(|_| (ErrorCode::BadSdp, "the offer is not valid SDP".to_string()))?;
         let room_shards: Vec<ShardId> = self
@@ -548,6 +555,7 @@ impl App {
                 "no offer from the server is waiting for an answer",
             );
         };
+        check_lines(sdp, MAX_ANSWER_LINES, "answer")?;
         let answer = SdpAnswer::from_sdp_string(sdp)
             .map_err(|_| (ErrorCode::BadSdp, "the answer is not valid SDP".to_string()))?;
         if let Some(s) = self.sessions.get_mut(&peer) {
@@ -924,6 +932,17 @@ fn parse(text: &str) -> Result<ClientMessage, Refusal> {
             format!("bad {kind} message: {e}"),
         )
     })
+}
+
+fn check_lines(sdp: &str, max: usize, what: &str) -> Result<(), Refusal> {
+    let lines = sdp.bytes().filter(|&b| b == b'\n').count();
+    if lines > max {
+        return refuse(
+            ErrorCode::BadSdp,
+            format!("the {what} has {lines} lines; at most {max} are accepted"),
+        );
+    }
+    Ok(())
 }
 
 /// Peer ids on the wire are strings.

@@ -1,0 +1,137 @@
+//! The `peer-calls` binary as an operator runs it: help, configuration from the
+//! environment, the health probe, and a clean stop on SIGTERM.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_peer-calls");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn wait_healthy(addr: SocketAddr, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(r) = get(addr, "/health") {
+            assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the server exited early"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the server did not answer /health"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn help_explains_every_option_and_its_environment_variable() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for (flag, env) in [
+        ("--bind", "PEERCALLS_BIND"),
+        ("--udp-port", "PEERCALLS_UDP_PORT"),
+        ("--shards", "PEERCALLS_SHARDS"),
+        ("--advertise-ip", "PEERCALLS_ADVERTISE_IP"),
+        ("--media-ip", "PEERCALLS_MEDIA_IP"),
+        ("--reconnect-grace", "PEERCALLS_RECONNECT_GRACE"),
+    ] {
+        assert!(
+            help.contains(flag) && help.contains(env),
+            "{flag} / {env} in:\n{help}"
+        );
+    }
+    assert!(help.contains("serve"), "{help}");
+}
+
+#[test]
+fn serves_from_environment_configuration_and_stops_on_sigterm() {
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut child = Command::new(BIN)
+        .env("PEERCALLS_BIND", addr.to_string())
+        .env("PEERCALLS_UDP_PORT", "0")
+        .env("PEERCALLS_SHARDS", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_healthy(addr, &mut child);
+    let page = get(addr, "/").unwrap();
+    assert!(page.contains("text/html"), "{page}");
+    // SIGTERM: a clean stop with exit status 0.
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = wait_exit(&mut child);
+    assert!(status.success(), "exit status {status:?}");
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("shard started") && log.contains("stopped"),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn serve_subcommand_and_a_clear_error_for_a_taken_port() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--bind",
+            &taken.local_addr().unwrap().to_string(),
+            "--udp-port",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot start"), "{err}");
+}
