@@ -1,32 +1,34 @@
 //! Unguessable identifiers (session tokens, random room names) from the OS generator.
 
-use std::io::Read;
+use std::io::{self, Read};
 
-/// `len` characters of `alphabet`, chosen uniformly from the OS random source.
-pub fn random_string(len: usize, alphabet: &[u8]) -> String {
+/// `len` characters of `alphabet` (at most 256 symbols), each chosen uniformly from
+/// the kernel's random source.
+pub fn random_string(len: usize, alphabet: &[u8]) -> io::Result<String> {
     let mut out = String::with_capacity(len);
     let mut buf = [0u8; 64];
-    let mut file = std::fs::File::open("/dev/urandom").expect("/dev/urandom is readable");
-    // Rejection sampling keeps the choice uniform.
+    let mut file = std::fs::File::open("/dev/urandom")?;
+    // Rejecting bytes at or above the largest multiple of the alphabet's size keeps
+    // every character equally likely.
     let limit = 256 - (256 % alphabet.len());
     while out.len() < len {
-        file.read_exact(&mut buf)
-            .expect("/dev/urandom yields bytes");
+        file.read_exact(&mut buf)?;
         for &b in &buf {
             if (b as usize) < limit && out.len() < len {
                 out.push(alphabet[b as usize % alphabet.len()] as char);
             }
         }
     }
-    out
+    Ok(out)
 }
 
-/// A 128-bit-plus session token.
+/// A session token: 32 characters of 62 symbols, about 190 bits.
 pub fn token() -> String {
     random_string(
         32,
         b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
     )
+    .expect("the kernel's random source is readable")
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! [`route`] turns a complete request into the bytes to send back.
 
 use std::fmt::Write as _;
-use std::io::{self, Read as _};
+use std::io;
 
 use crate::assets::asset;
 
@@ -391,21 +391,7 @@ fn form_decode(raw: &[u8]) -> Result<String, ()> {
 /// Makes up a room id: [`RANDOM_ROOM_LEN`] lowercase letters and digits from the kernel's
 /// random number generator (about 62 bits, so ids cannot be guessed).
 pub(crate) fn random_room_id() -> io::Result<String> {
-    const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut urandom = std::fs::File::open("/dev/urandom")?;
-    let mut id = String::with_capacity(RANDOM_ROOM_LEN);
-    let mut bytes = [0u8; 32];
-    while id.len() < RANDOM_ROOM_LEN {
-        urandom.read_exact(&mut bytes)?;
-        // 252 = 7 × 36: rejecting larger bytes keeps every character equally likely.
-        for &b in bytes.iter().filter(|&&b| b < 252) {
-            if id.len() == RANDOM_ROOM_LEN {
-                break;
-            }
-            id.push(ALPHABET[usize::from(b) % ALPHABET.len()] as char);
-        }
-    }
-    Ok(id)
+    crate::random::random_string(RANDOM_ROOM_LEN, b"abcdefghijklmnopqrstuvwxyz0123456789")
 }
 
 fn method_not_allowed(allow: &str) -> Action {
