@@ -73,6 +73,8 @@ pub struct ReceivedRtp {
     pub payload: Arc<[u8]>,
     /// When it was handed to us.
     pub received: Instant,
+    /// A sender report for this stream had arrived (the sender maps RTP time to wallclock).
+    pub after_sender_report: bool,
 }
 
 /// A client peer. See the module docs.
@@ -320,6 +322,7 @@ impl ClientPeer {
                     time: p.header.timestamp,
                     marker: p.header.marker,
                     codec,
+                    after_sender_report: p.last_sender_info.is_some(),
                     payload: p.payload,
                     received: p.timestamp,
                 }));

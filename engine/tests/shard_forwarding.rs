@@ -261,3 +261,34 @@ fn nack_and_rtx_recover_losses_on_both_legs() {
     assert_eq!(got.len(), 100, "every lost packet was retransmitted");
     assert_eq!(got, want);
 }
+
+#[test]
+fn forwarded_streams_carry_sender_reports() {
+    let mut h = setup(1);
+    let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
+    h.subscribe(1, &tracks);
+    assert!(
+        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
+            == 2)
+    );
+    // Three seconds of media: sender reports go out about once a second per stream.
+    for i in 0..150 {
+        h.send(0, "alice", "alice-video", Codec::Vp8, i, &payload(i));
+        h.send(0, "alice", "alice-audio", Codec::Opus, i, &payload(i)[..80]);
+        h.step(Duration::from_millis(20));
+    }
+    let last = |codec| {
+        h.clients[1]
+            .received
+            .iter()
+            .rev()
+            .find(|p| p.codec == Some(codec))
+            .map(|p| p.after_sender_report)
+    };
+    assert_eq!(
+        last(Codec::Vp8),
+        Some(true),
+        "the server sends SRs on the video it forwards"
+    );
+    assert_eq!(last(Codec::Opus), Some(true), "and on the audio");
+}

@@ -137,6 +137,7 @@ impl Engine {
                 notices: notices.clone(),
                 notice_waker: notice_waker.clone(),
                 snapshot: snapshot.clone(),
+                woken: Vec::with_capacity(config.shards),
             };
             let core_id = (config.pin_cores && !cores.is_empty()).then(|| cores[k % cores.len()]);
             let handle = std::thread::Builder::new()

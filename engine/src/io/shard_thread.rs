@@ -52,6 +52,8 @@ pub(crate) struct ShardThread {
     pub(crate) notices: Sender<Notice>,
     pub(crate) notice_waker: Arc<Waker>,
     pub(crate) snapshot: Arc<Mutex<ShardSnapshot>>,
+    /// Which shards a flush sent something to (reused: no allocation per flush).
+    pub(crate) woken: Vec<bool>,
 }
 
 impl ShardThread {
@@ -144,7 +146,9 @@ impl ShardThread {
         while queued.len() > MAX_QUEUED_SENDS {
             queued.pop_front();
         }
-        let mut woken = vec![false; self.links.len()];
+        let woken = &mut self.woken;
+        woken.clear();
+        woken.resize(self.links.len(), false);
         for (shard, control) in out.control.drain(..) {
             if self.links[shard].control.send(control).is_ok() {
                 woken[shard] = true;
@@ -163,7 +167,7 @@ impl ShardThread {
                 }
             }
         }
-        for (shard, w) in woken.into_iter().enumerate() {
+        for (shard, &w) in woken.iter().enumerate() {
             if w {
                 let _ = self.links[shard].waker.wake();
             }
