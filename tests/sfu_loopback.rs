@@ -167,7 +167,7 @@ fn media_crosses_shards_intact_and_survives_a_websocket_reconnect() {
     let video = TrackRef::new("alice", "alice-video", Kind::Video);
     let audio = TrackRef::new("alice", "alice-audio", Kind::Audio);
     let published = |conn: &Connection| {
-        conn.tracks
+        conn.tracks()
             .iter()
             .filter(|t| t.track.stream_id == "alice")
             .count()
@@ -181,7 +181,7 @@ fn media_crosses_shards_intact_and_survives_a_websocket_reconnect() {
             Duration::from_millis(5),
         );
     }
-    let codec = &b.tracks.iter().find(|t| t.track == video).unwrap().codec;
+    let codec = &b.tracks().iter().find(|t| t.track == video).unwrap().codec;
     assert_eq!(codec.mime_type, "video/VP8");
 
     b.subscribe(vec![video.clone(), audio.clone()]).unwrap();

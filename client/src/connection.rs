@@ -4,17 +4,16 @@
 //!
 //! It is driven by calling [`Connection::poll`]; nothing runs in the background.
 
-use std::collections::VecDeque;
 use std::io;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use protocol::{ClientMessage, ErrorCode, PeerInfo, ServerMessage, TrackInfo, TrackRef};
-use str0m::change::{SdpAnswer, SdpOffer};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
 use crate::peer::{ClientPeer, LocalTrack, PeerEvent};
+use crate::session::Session;
 
 /// What a connection reports.
 #[derive(Debug)]
@@ -76,20 +75,10 @@ pub struct Connection {
     server: SocketAddr,
     ws: Option<WebSocket<MaybeTlsStream<TcpStream>>>,
     udp: UdpSocket,
-    peer: ClientPeer,
+    session: Session,
     room: String,
     nickname: String,
-    /// Our peer id, once joined.
-    pub peer_id: String,
-    token: String,
-    /// Other members, as the server last told us.
-    pub peers: Vec<PeerInfo>,
-    /// Tracks published in the room, as the server last told us.
-    pub tracks: Vec<TrackInfo>,
-    events: VecDeque<SessionEvent>,
     buf: Vec<u8>,
-    /// The media address in the server's answer (its ICE candidate).
-    server_media: Option<SocketAddr>,
 }
 
 impl Connection {
@@ -108,19 +97,28 @@ impl Connection {
             server,
             ws: None,
             udp,
-            peer: ClientPeer::new(Instant::now(), local),
+            session: Session::new(ClientPeer::new(Instant::now(), local)),
             room: room.to_string(),
             nickname: nickname.to_string(),
-            peer_id: String::new(),
-            token: String::new(),
-            peers: Vec::new(),
-            tracks: Vec::new(),
-            events: VecDeque::new(),
             buf: vec![0; 2048],
-            server_media: None,
         };
         c.open_and_join(None)?;
         Ok(c)
+    }
+
+    /// Our peer id.
+    pub fn peer_id(&self) -> &str {
+        &self.session.peer_id
+    }
+
+    /// Other members, as the server last told us.
+    pub fn peers(&self) -> &[PeerInfo] {
+        &self.session.peers
+    }
+
+    /// Tracks published in the room, as the server last told us.
+    pub fn tracks(&self) -> &[TrackInfo] {
+        &self.session.tracks
     }
 
     /// Opens a new WebSocket and resumes the session with its token, as a browser does
@@ -130,7 +128,7 @@ impl Connection {
             let _ = ws.close(None);
             let _ = ws.flush();
         }
-        let token = self.token.clone();
+        let token = self.session.token.clone();
         self.open_and_join(Some(token))
     }
 
@@ -157,7 +155,7 @@ impl Connection {
         let deadline = Instant::now() + JOIN_TIMEOUT;
         loop {
             self.poll(Duration::from_millis(5))?;
-            while let Some(e) = self.events.pop_front() {
+            while let Some(e) = self.session.poll_event() {
                 match e {
                     SessionEvent::Server(ServerMessage::Joined { .. }) => return Ok(()),
                     SessionEvent::Server(ServerMessage::Error { code, reason }) => {
@@ -177,19 +175,14 @@ impl Connection {
 
     /// Starts media: sends the first offer, publishing `tracks` (possibly none).
     pub fn start_media(&mut self, tracks: &[LocalTrack]) -> Result<(), ClientError> {
-        let offer = self
-            .peer
-            .create_offer(tracks)
-            .map_err(|e| ClientError::Media(e.to_string()))?;
-        self.send(&ClientMessage::Offer {
-            sdp: offer.to_sdp_string(),
-        })
+        self.session.start_media(tracks)?;
+        self.flush_outgoing()
     }
 
     /// The server's media address for this client (from the ICE candidate of its
     /// answer): which shard the client landed on.
     pub fn server_media_addr(&self) -> Option<SocketAddr> {
-        self.server_media
+        self.session.server_media
     }
 
     /// Sends any protocol message.
@@ -215,12 +208,19 @@ impl Connection {
 
     /// The media peer, to send RTP or look up m-lines.
     pub fn peer(&mut self) -> &mut ClientPeer {
-        &mut self.peer
+        self.session.peer()
     }
 
     /// The next event.
     pub fn next_event(&mut self) -> Option<SessionEvent> {
-        self.events.pop_front()
+        self.session.poll_event()
+    }
+
+    fn flush_outgoing(&mut self) -> Result<(), ClientError> {
+        while let Some(m) = self.session.poll_outgoing() {
+            self.send(&m)?;
+        }
+        Ok(())
     }
 
     /// Does all pending work, waiting up to `wait` for something to arrive.
@@ -230,13 +230,15 @@ impl Connection {
             let mut busy = self.read_ws()?;
             busy |= self.read_udp()?;
             let now = Instant::now();
-            self.peer
+            self.session
+                .peer()
                 .handle_timeout(now)
                 .map_err(|e| ClientError::Media(e.to_string()))?;
             self.flush_udp()?;
-            while let Some(e) = self.peer.poll_event() {
-                self.events.push_back(SessionEvent::Peer(e));
+            while let Some(e) = self.session.peer().poll_event() {
+                self.session.push_event(SessionEvent::Peer(e));
             }
+            self.flush_outgoing()?;
             if let Some(ws) = self.ws.as_mut() {
                 match ws.flush() {
                     Ok(()) => {}
@@ -269,13 +271,14 @@ impl Connection {
                             continue;
                         }
                     };
-                    self.on_server_message(msg)?;
+                    self.session.handle_server_message(msg)?;
+                    self.flush_outgoing()?;
                 }
                 Ok(Message::Close(_))
                 | Err(tungstenite::Error::ConnectionClosed)
                 | Err(tungstenite::Error::AlreadyClosed) => {
                     self.ws = None;
-                    self.events.push_back(SessionEvent::Closed);
+                    self.session.push_event(SessionEvent::Closed);
                     return Ok(true);
                 }
                 Ok(_) => busy = true,
@@ -284,57 +287,11 @@ impl Connection {
                 }
                 Err(_) => {
                     self.ws = None;
-                    self.events.push_back(SessionEvent::Closed);
+                    self.session.push_event(SessionEvent::Closed);
                     return Ok(true);
                 }
             }
         }
-    }
-
-    fn on_server_message(&mut self, msg: ServerMessage) -> Result<(), ClientError> {
-        match &msg {
-            ServerMessage::Joined {
-                peer_id,
-                token,
-                peers,
-                tracks,
-                ..
-            } => {
-                self.peer_id = peer_id.clone();
-                self.token = token.clone();
-                self.peers = peers.clone();
-                self.tracks = tracks.clone();
-            }
-            ServerMessage::PeerJoined { peer } => self.peers.push(peer.clone()),
-            ServerMessage::PeerLeft { peer_id } => self.peers.retain(|p| p.peer_id != *peer_id),
-            ServerMessage::TrackPublished { track } => self.tracks.push(track.clone()),
-            ServerMessage::TrackUnpublished { peer_id, track } => {
-                self.tracks
-                    .retain(|t| !(t.peer_id == *peer_id && t.track == *track));
-            }
-            ServerMessage::Answer { sdp } => {
-                self.server_media = candidate_addr(sdp);
-                let answer = SdpAnswer::from_sdp_string(sdp)
-                    .map_err(|e| ClientError::Media(e.to_string()))?;
-                self.peer
-                    .accept_answer(answer)
-                    .map_err(|e| ClientError::Media(e.to_string()))?;
-            }
-            ServerMessage::Offer { sdp } => {
-                let offer = SdpOffer::from_sdp_string(sdp)
-                    .map_err(|e| ClientError::Media(e.to_string()))?;
-                let answer = self
-                    .peer
-                    .accept_offer(offer)
-                    .map_err(|e| ClientError::Media(e.to_string()))?;
-                self.send(&ClientMessage::Answer {
-                    sdp: answer.to_sdp_string(),
-                })?;
-            }
-            _ => {}
-        }
-        self.events.push_back(SessionEvent::Server(msg));
-        Ok(())
     }
 
     fn read_udp(&mut self) -> Result<bool, ClientError> {
@@ -344,7 +301,8 @@ impl Connection {
                 Ok((n, from)) => {
                     busy = true;
                     let now = Instant::now();
-                    self.peer
+                    self.session
+                        .peer()
                         .handle_datagram(now, from, &self.buf[..n])
                         .map_err(|e| ClientError::Media(e.to_string()))?;
                 }
@@ -355,7 +313,7 @@ impl Connection {
     }
 
     fn flush_udp(&mut self) -> Result<(), ClientError> {
-        while let Some((to, data)) = self.peer.poll_transmit() {
+        while let Some((to, data)) = self.session.peer().poll_transmit() {
             match self.udp.send_to(&data, to) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -374,7 +332,7 @@ impl Connection {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             self.poll(Duration::from_millis(2))?;
-            while let Some(e) = self.events.pop_front() {
+            while let Some(e) = self.session.poll_event() {
                 if done(&e) {
                     return Ok(true);
                 }
@@ -382,20 +340,4 @@ impl Connection {
         }
         Ok(false)
     }
-}
-
-/// The address of the first UDP host candidate in an SDP.
-fn candidate_addr(sdp: &str) -> Option<SocketAddr> {
-    sdp.lines().find_map(|l| {
-        let c = l.strip_prefix("a=candidate:")?;
-        let f: Vec<&str> = c.split_whitespace().collect();
-        // foundation component transport priority address port typ ...
-        if f.len() < 6 || !f[2].eq_ignore_ascii_case("udp") {
-            return None;
-        }
-        format!("{}:{}", f[4], f[5])
-            .parse()
-            .ok()
-            .or_else(|| format!("[{}]:{}", f[4], f[5]).parse().ok())
-    })
 }

@@ -2,7 +2,8 @@
 //!
 //! - [`peer::ClientPeer`]: a sans-IO str0m peer (publish, answer the server's offers,
 //!   send and receive RTP).
-//! - [`connection::Connection`]: that peer with a real WebSocket and UDP socket, speaking
+//! - [`session::Session`]: the signalling protocol around that peer, sans-IO.
+//! - [`connection::Connection`]: that session with a real WebSocket and UDP socket, speaking
 //!   the signalling protocol.
 //!
 //! The integration tests, `peer-calls play` and the benchmark's synthetic peers all use
@@ -10,6 +11,8 @@
 
 pub mod connection;
 pub mod peer;
+pub mod session;
 
 pub use connection::{ClientError, Connection, SessionEvent};
 pub use peer::{ClientPeer, LocalTrack, PeerEvent, ReceivedRtp, SendError};
+pub use session::Session;
