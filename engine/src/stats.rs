@@ -11,6 +11,8 @@ pub struct ShardStats {
     /// Datagrams dropped before reaching a peer: oversized, unknown source, not STUN
     /// for a known ufrag.
     pub rx_dropped: u64,
+    /// Datagrams a peer's str0m refused (a malformed DTLS record, for example).
+    pub rx_rejected: u64,
     /// Datagrams sent.
     pub tx_datagrams: u64,
     /// RTP packets received from publishers (after SRTP).

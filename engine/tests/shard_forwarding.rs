@@ -292,3 +292,37 @@ fn forwarded_streams_carry_sender_reports() {
     );
     assert_eq!(last(Codec::Opus), Some(true), "and on the audio");
 }
+
+#[test]
+fn garbage_from_a_peers_own_address_is_counted_not_fatal() {
+    let mut h = setup(1);
+    let v = h.track(0, MediaKind::Video);
+    h.subscribe(1, &[v]);
+    assert!(
+        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
+            == 1)
+    );
+    let (addr, shard, now) = (h.clients[1].addr, h.clients[1].shard, h.now);
+    let before = h.shards[shard].stats;
+    // A DTLS record with a bogus type and length, and unencrypted RTP-looking bytes.
+    let garbage_dtls = [
+        22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 9, 0xff, 0xff, 1, 2, 3,
+    ];
+    let garbage_rtp = [0x80u8, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 9, 9, 9];
+    h.shards[shard].handle_datagram(now, addr, &garbage_dtls);
+    h.shards[shard].handle_datagram(now, addr, &garbage_rtp);
+    let after = h.shards[shard].stats;
+    assert_eq!(
+        after.rx_datagrams,
+        before.rx_datagrams + 2,
+        "both reached the peer's str0m"
+    );
+    assert_eq!(after.rx_dropped, before.rx_dropped);
+    assert!(h.gone.is_empty(), "no peer was dropped");
+    publish_and_send(&mut h, 10);
+    assert_eq!(
+        received(&h, 1, MediaKind::Video).len(),
+        10,
+        "media still flows"
+    );
+}

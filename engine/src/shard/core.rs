@@ -164,15 +164,21 @@ impl ShardCore {
             self.stats.rx_dropped += 1;
             return;
         }
-        let (key, learn) = match self.by_addr.get(&source) {
-            Some(&key) => (key, false),
-            None => match self.key_for_new_flow(data) {
-                Some(key) => (key, true),
-                None => {
-                    self.stats.rx_dropped += 1;
-                    return;
-                }
-            },
+        // STUN binding requests are routed by the ufrag they name, never by address:
+        // a reused address cannot capture another peer's checks, and a peer that moves
+        // (NAT rebinding, ICE restart) is found again. Everything else needs a known
+        // 5-tuple.
+        let by_ufrag = match stun::demux(data) {
+            stun::Demux::Stun => self.key_for_stun(data),
+            _ => None,
+        };
+        let (key, learn) = match (by_ufrag, self.by_addr.get(&source)) {
+            (Some(key), _) => (key, true),
+            (None, Some(&key)) => (key, false),
+            (None, None) => {
+                self.stats.rx_dropped += 1;
+                return;
+            }
         };
         let Ok(contents) = data.try_into() else {
             self.stats.rx_dropped += 1;
@@ -192,7 +198,17 @@ impl ShardCore {
         if let Some(peer) = self.peers[key].as_mut() {
             peer.last_rx = now;
         }
-        self.mutate(slot, |rtc| rtc.handle_input(input));
+        // A datagram str0m cannot use (a bad DTLS record, say) is the sender's problem,
+        // not a reason to end the session: count it and go on. A session that really
+        // broke ends through the liveness checks.
+        let mut rejected = false;
+        self.mutate(slot, |rtc| {
+            rejected = rtc.handle_input(input).is_err();
+            Ok(())
+        });
+        if rejected {
+            self.stats.rx_rejected += 1;
+        }
         // A reply to this source means str0m accepted the STUN request (its integrity
         // held), so the address is this peer's from now on.
         if learn && self.out.transmits[mark..].iter().any(|d| d.to == source) {
@@ -339,7 +355,7 @@ impl ShardCore {
         }
     }
 
-    fn key_for_new_flow(&self, data: &[u8]) -> Option<usize> {
+    fn key_for_stun(&self, data: &[u8]) -> Option<usize> {
         let ufrag = stun::local_ufrag(data)?;
         let ufrag = std::str::from_utf8(ufrag).ok()?;
         self.by_ufrag.get(ufrag).copied()
