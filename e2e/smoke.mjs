@@ -1,8 +1,10 @@
-// Browser smoke test: two real Chromium processes join one room on a running peer-calls server,
-// then we check from RTCPeerConnection.getStats() that each one decodes the other's video and
-// receives its audio, and that a chat message crosses over.
+// Browser smoke test: two real Chromium processes (fake camera and microphone) join one room on
+// a running peer-calls server, one through the landing page's form, one by link. Then we check
+// from RTCPeerConnection.getStats() that each one decodes the other's video and receives its
+// audio, and that a chat message crosses over.
 //
 //   PEERCALLS_URL=http://127.0.0.1:3789 node e2e/smoke.mjs
+//   bash e2e/run.sh       # builds and starts a server on a free port, then runs this
 //
 // Exit code 0 on success, 1 (with the reason and the pages' logs) on failure.
 // Screenshots go to ci-artifacts/screenshots/ at the repo root.
@@ -92,8 +94,8 @@ async function mediaFlows(p) {
   return { ok, before: a, after: b };
 }
 
-async function join(p, room) {
-  await p.page.goto(`${BASE}/call/${room}`);
+// On the call page: fill in the nickname and join.
+async function join(p) {
   await p.page.locator('#nickname').waitFor({ state: 'visible' });
   await p.page.fill('#nickname', p.name);
   await p.page.screenshot({ path: path.join(SHOTS, `2-join-${p.name}.png`) });
@@ -102,7 +104,12 @@ async function join(p, room) {
 }
 
 async function main() {
-  if (!BASE) throw new Error('set PEERCALLS_URL, e.g. PEERCALLS_URL=http://127.0.0.1:3789');
+  if (!BASE) {
+    console.error('FAIL: set PEERCALLS_URL to a running server, e.g. PEERCALLS_URL=http://127.0.0.1:3789');
+    process.exitCode = 1;
+    return;
+  }
+  await rm(SHOTS, { recursive: true, force: true }); // no stale screenshots from an earlier run
   await mkdir(SHOTS, { recursive: true });
   const room = `smoke-${Math.random().toString(36).slice(2, 10)}`;
   const people = [];
@@ -110,12 +117,15 @@ async function main() {
     people.push(await participant('alice'), await participant('bob'));
     const [alice, bob] = people;
 
+    // Alice comes in through the landing page's form (POST /call, 302 to /call/{room}); Bob by link.
     await alice.page.goto(`${BASE}/`);
-    await alice.page.locator('#create').waitFor({ state: 'visible' });
+    await alice.page.fill('#call', room);
     await alice.page.screenshot({ path: path.join(SHOTS, '1-landing.png') });
+    await Promise.all([alice.page.waitForURL(`${BASE}/call/${room}`), alice.page.click('#create button')]);
     log(`landing page OK; room ${room}`);
+    await bob.page.goto(`${BASE}/call/${room}`);
 
-    for (const p of people) await join(p, room);
+    for (const p of people) await join(p);
     log('both joined');
 
     for (const p of people) {
@@ -131,6 +141,8 @@ async function main() {
     log('chat message arrived');
 
     for (const p of people) await p.page.screenshot({ path: path.join(SHOTS, `3-in-call-${p.name}.png`) });
+    const errors = people.flatMap((p) => p.logs.filter((l) => l.startsWith('pageerror')).map((l) => `${p.name}: ${l}`));
+    if (errors.length) throw new Error(`uncaught errors in the page:\n${errors.join('\n')}`);
     log(`PASS in ${((Date.now() - started) / 1000).toFixed(1)}s; screenshots in ${SHOTS}`);
   } catch (err) {
     console.error(`\nFAIL: ${err.message}\n`);
