@@ -175,8 +175,9 @@ pub struct Forwarded {
     pub time: u32,
     /// The RTP marker bit (end of a video frame).
     pub marker: bool,
-    /// When the packet reached the server.
-    pub arrival: Instant,
+    /// When its media was captured, on the publisher's clock mapped to ours (from its
+    /// sender reports), or when it reached the server before the first report.
+    pub wallclock: Instant,
     /// The RFC 6464 audio level, if the publisher sent it.
     pub audio_level: Option<i8>,
     /// The RFC 6464 voice activity flag.

@@ -21,6 +21,7 @@ use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use super::peer::{Change, InFlight, InTrack, MAX_ADDRS, OutTrack, Peer};
 use super::route::{Origin, Route, Sub};
 use super::timers::{Slot, Timers};
+use super::wallclock::ClockAnchor;
 use crate::codecs::{CodecDesc, PtMap, server_codecs};
 use crate::msg::{Control, Forwarded, MediaBatch, Notice, PeerId, ShardId, TrackId, TrackName};
 use crate::stats::ShardStats;
@@ -92,6 +93,7 @@ pub struct ShardCore {
     doomed: Vec<(Slot, String)>,
     next_track: u64,
     next_housekeeping: Instant,
+    clock: ClockAnchor,
     /// Output for the I/O layer.
     pub out: Outbox,
     /// Counters, read by the I/O layer.
@@ -119,6 +121,7 @@ impl ShardCore {
             doomed: Vec::new(),
             next_track: 1,
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
+            clock: ClockAnchor::now(),
             out: Outbox {
                 transmits: Vec::new(),
                 notices: Vec::new(),
@@ -557,7 +560,10 @@ impl ShardCore {
             seq: *packet.seq_no,
             time: packet.header.timestamp,
             marker: packet.header.marker,
-            arrival: packet.timestamp,
+            wallclock: self
+                .clock
+                .wallclock(packet.last_sender_info.as_ref(), packet.time)
+                .unwrap_or(packet.timestamp),
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
             payload: packet.payload,
@@ -602,7 +608,7 @@ impl ShardCore {
                 pt,
                 (seq as u64).into(),
                 fwd.time,
-                fwd.arrival,
+                fwd.wallclock,
                 fwd.payload.clone(),
             )
             .marker(fwd.marker)

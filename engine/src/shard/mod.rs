@@ -4,5 +4,6 @@ mod core;
 mod peer;
 mod route;
 mod timers;
+mod wallclock;
 
 pub use core::{Datagram, KEYFRAME_INTERVAL, Liveness, MAX_DATAGRAM, Outbox, ShardCore};
