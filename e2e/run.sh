@@ -1,41 +1,40 @@
 #!/usr/bin/env bash
-# Builds the server, starts it on a free local port (two shards, so the two browsers land on
-# different shards), runs e2e/smoke.mjs against it, and stops it again.
+# Browser end-to-end suite (e2e/run.mjs): real Chromium processes with fake camera and microphone
+# against the real peer-calls server on loopback. Each case starts its own server (and restarts
+# it on the same port where the case needs that).
 #
-#   bash e2e/run.sh                      # cargo build --release, then the test
+#   bash e2e/run.sh                       # cargo build --release, then every case
+#   bash e2e/run.sh call reconnect        # only these cases
 #   PEERCALLS_BIN=target/debug/peer-calls bash e2e/run.sh   # use an existing binary
 #
-# Needs: Debian's chromium (/usr/bin/chromium, or set CHROMIUM) and node; installs
-# playwright-core into e2e/node_modules with `npm ci` when it is missing.
-# The server's log is ci-artifacts/e2e-server.log; screenshots are in ci-artifacts/screenshots/.
+# Installs what is missing: Debian's chromium (and node/npm when there is no node) with apt-get,
+# and playwright-core into e2e/node_modules with `npm ci`. Nothing else is downloaded (no
+# browser download: playwright-core drives /usr/bin/chromium).
+# Screenshots: ci-artifacts/screenshots/; server logs: ci-artifacts/e2e/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+export CHROMIUM
+
+apt_get_install() {
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
+}
+missing=()
+[ -x "$CHROMIUM" ] || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  apt_get_install "${missing[@]}"
+fi
+[ -d e2e/node_modules/playwright-core ] || (cd e2e && npm ci --no-audit --no-fund --loglevel=error)
 
 BIN=${PEERCALLS_BIN:-}
 if [ -z "$BIN" ]; then
   cargo build --release --locked --bin peer-calls
   BIN=target/release/peer-calls
 fi
-[ -x "${CHROMIUM:-/usr/bin/chromium}" ] || { echo "FAIL: no Chromium; apt-get install -y chromium" >&2; exit 1; }
-[ -d e2e/node_modules/playwright-core ] || (cd e2e && npm ci --no-audit --no-fund)
-
-mkdir -p ci-artifacts
-LOG=ci-artifacts/e2e-server.log
-PORT=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
-RUST_LOG=${RUST_LOG:-info} "$BIN" --bind "127.0.0.1:$PORT" --udp-port 0 --shards 2 --room-spread 1 --no-pin \
-  >"$LOG" 2>&1 &
-SERVER=$!
-trap 'kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null || true' EXIT
-
-# Wait (at most 10 s) until the page is served.
-for _ in $(seq 100); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$PORT/" 2>/dev/null && break
-  kill -0 "$SERVER" 2>/dev/null || { echo "FAIL: the server exited; see $LOG" >&2; cat "$LOG" >&2; exit 1; }
-  sleep 0.1
-done
-
-if ! PEERCALLS_URL="http://127.0.0.1:$PORT" node e2e/smoke.mjs; then
-  echo "--- last lines of $LOG:" >&2
-  tail -n 40 "$LOG" >&2
-  exit 1
-fi
+PEERCALLS_BIN=$(realpath "$BIN") exec node e2e/run.mjs "$@"

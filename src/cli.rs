@@ -25,6 +25,9 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the server (the default when no command is given).
     Serve(ServeArgs),
+    /// Join a room and publish media into it: RTP arriving on local UDP ports (for
+    /// example from ffmpeg) or IVF/Ogg Opus files played in real time.
+    Play(crate::play::PlayArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -69,6 +72,30 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PEERCALLS_MAX_ROOMS", default_value_t = 10_000)]
     pub(crate) max_rooms: usize,
 
+    /// The largest signalling message (WebSocket frame) a client may send, in bytes; a
+    /// larger one closes its connection with code 1009.
+    #[arg(long, env = "PEERCALLS_MAX_MESSAGE", default_value_t = 256 * 1024)]
+    pub(crate) max_message: usize,
+
+    /// Signalling messages a second each connection may send on average (bursts of
+    /// twice as many pass); over it a message gets `rate_limited`, and five times over
+    /// it the connection is closed with 1008. 0: no limit.
+    #[arg(long, env = "PEERCALLS_MESSAGES_PER_SECOND", default_value_t = 50)]
+    pub(crate) messages_per_second: u32,
+
+    /// Connections that may be in their HTTP/WebSocket handshake at once; more are
+    /// closed as soon as they are accepted.
+    #[arg(long, env = "PEERCALLS_MAX_PENDING_HANDSHAKES", default_value_t = 1024)]
+    pub(crate) max_pending_handshakes: usize,
+
+    /// Seconds a connection may take to send its HTTP request or WebSocket upgrade.
+    #[arg(long, env = "PEERCALLS_HANDSHAKE_TIMEOUT", default_value_t = 10)]
+    pub(crate) handshake_timeout: u64,
+
+    /// WebSockets that may be open at once; an upgrade beyond it gets HTTP 503.
+    #[arg(long, env = "PEERCALLS_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub(crate) max_connections: usize,
+
     /// Do not pin shard threads to cores.
     #[arg(long, env = "PEERCALLS_NO_PIN")]
     pub(crate) no_pin: bool,
@@ -80,6 +107,17 @@ impl ServeArgs {
         let shards = self.shards.unwrap_or(cores);
         if shards == 0 || shards > 1024 {
             return Err(format!("--shards must be between 1 and 1024, not {shards}"));
+        }
+        if self.max_message < 1024 {
+            return Err(format!(
+                "--max-message must be at least 1024 bytes, not {}",
+                self.max_message
+            ));
+        }
+        if self.max_pending_handshakes == 0 || self.handshake_timeout == 0 {
+            return Err(
+                "--max-pending-handshakes and --handshake-timeout must be at least 1".into(),
+            );
         }
         Ok(ServerConfig {
             http: self.bind,
@@ -98,7 +136,14 @@ impl ServeArgs {
                 max_rooms: self.max_rooms,
                 ..AppConfig::default()
             },
-            limits: Limits::default(),
+            limits: Limits {
+                max_message: self.max_message,
+                messages_per_second: self.messages_per_second,
+                max_pending: self.max_pending_handshakes,
+                handshake_timeout: Duration::from_secs(self.handshake_timeout),
+                max_connections: self.max_connections,
+                ..Limits::default()
+            },
         })
     }
 }
@@ -127,4 +172,58 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), String> {
     server.wait();
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod limit_flags {
+    use super::*;
+
+    fn config(args: &[&str]) -> Result<ServerConfig, String> {
+        let cli = Cli::try_parse_from(std::iter::once("peer-calls").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        cli.serve.config()
+    }
+
+    #[test]
+    fn limits_default_to_the_transport_defaults() {
+        let c = config(&[]).unwrap();
+        let d = Limits::default();
+        assert_eq!(c.limits.max_message, d.max_message);
+        assert_eq!(c.limits.messages_per_second, d.messages_per_second);
+        assert_eq!(c.limits.max_pending, d.max_pending);
+        assert_eq!(c.limits.handshake_timeout, d.handshake_timeout);
+        assert_eq!(c.limits.max_connections, d.max_connections);
+        assert_eq!(c.app.max_peers_per_room, 100);
+        assert_eq!(c.app.max_rooms, 10_000);
+    }
+
+    #[test]
+    fn every_limit_is_a_flag() {
+        let c = config(&[
+            "--max-message",
+            "65536",
+            "--messages-per-second",
+            "5",
+            "--max-pending-handshakes",
+            "7",
+            "--handshake-timeout",
+            "3",
+            "--max-connections",
+            "9",
+            "--max-room-size",
+            "4",
+            "--max-rooms",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(c.limits.max_message, 65536);
+        assert_eq!(c.limits.messages_per_second, 5);
+        assert_eq!(c.limits.max_pending, 7);
+        assert_eq!(c.limits.handshake_timeout, Duration::from_secs(3));
+        assert_eq!(c.limits.max_connections, 9);
+        assert_eq!(c.app.max_peers_per_room, 4);
+        assert_eq!(c.app.max_rooms, 2);
+        assert!(config(&["--max-message", "10"]).is_err());
+        assert!(config(&["--handshake-timeout", "0"]).is_err());
+    }
 }

@@ -1,6 +1,7 @@
 //! `peer-calls`: web-first video conferencing on a sharded SFU.
 
 mod cli;
+mod play;
 
 use std::process::ExitCode;
 
@@ -11,6 +12,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command.unwrap_or(cli::Command::Serve(cli.serve)) {
         cli::Command::Serve(args) => cli::serve(args),
+        cli::Command::Play(args) => play::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

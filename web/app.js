@@ -1,423 +1,645 @@
-// Peer Calls: a small, plain web client for the signalling protocol in docs/protocol.md.
-// One RTCPeerConnection to the SFU: the client makes the first offer, the server every later one.
+// Peer Calls in the browser: the landing page, the join screen and the call.
+// Plain ES modules, no build step; the server embeds web/ into its binary.
+// Protocol: docs/protocol.md. This client's own message schema: docs/web-client.md.
 
-const $ = (id) => document.getElementById(id);
-const ROOM_RE = /^[A-Za-z0-9._-]{1,64}$/;
-const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
-const NICK_KEY = 'peercalls.nickname';
-const PING_MS = 10_000;
-const RETRY_MS = 1_000;
+import {
+  $, el, icon, store, validRoom, validNickname, roomFromInput, randomRoomName, callUrl, copyText,
+} from './js/util.js';
+import { LocalMedia, LevelMeter, QUALITIES, mediaSupported, screenShareSupported } from './js/media.js';
+import { Session, SCREEN_PREFIX, trackKey } from './js/session.js';
+import { Stage } from './js/stage.js';
+import { Chat } from './js/chat.js';
 
-const trackKey = (t) => `${t.streamId}\n${t.trackId}\n${t.kind}`;
-const trackRef = (t) => ({ streamId: t.streamId, trackId: t.trackId, kind: t.kind });
+window.__peerCallsBooted = true;
 
-function setStatus(text, isError = false) {
-  const el = $('status');
-  el.textContent = text;
-  el.classList.toggle('error', isError);
-  if (isError) console.warn(text);
+// ------------------------------------------------------------------ screens and small UI
+
+const SCREENS = ['landing', 'lobby', 'in-call', 'notice'];
+function show(screen) {
+  for (const s of SCREENS) $(s).hidden = s !== screen;
+  document.body.dataset.screen = screen;
 }
 
-function setConnState(state) {
-  const el = $('conn-state');
-  el.textContent = state;
-  el.dataset.state = state;
+function toast(text, { error = false, ms = 3500 } = {}) {
+  const t = el('div', { class: `toast${error ? ' error' : ''}`, role: error ? 'alert' : 'status', text });
+  $('toasts').append(t);
+  setTimeout(() => t.remove(), ms);
 }
 
-// Returns {stream, warning}: audio+video, else audio only, else no media (stream null).
-async function getLocalMedia() {
-  if (!navigator.mediaDevices?.getUserMedia) {
-    return { stream: null, warning: 'camera and microphone need HTTPS or localhost: no media' };
+function showError(id, text) {
+  const e = $(id);
+  e.textContent = text ?? '';
+  e.hidden = !text;
+}
+
+/** A full-page message with buttons: [{label, primary, onclick | href}]. */
+function notice(title, text, actions = [], kind = 'info') {
+  $('notice-title').textContent = title;
+  $('notice-text').textContent = text;
+  $('notice').dataset.kind = kind;
+  $('notice-actions').replaceChildren(...actions.map((a) => (a.href
+    ? el('a', { class: `button${a.primary ? ' primary' : ''}`, href: a.href, text: a.label })
+    : el('button', { type: 'button', class: a.primary ? 'primary' : '', text: a.label, onclick: a.onclick }))));
+  show('notice');
+}
+
+const homeAction = { label: 'Start page', href: '/' };
+const reloadAction = (label = 'Try again') => ({ label, primary: true, onclick: () => location.reload() });
+
+// Never a blank page: uncaught errors are shown.
+window.addEventListener('error', (e) => {
+  if (e.message) toast(`Unexpected error: ${e.message}`, { error: true, ms: 6000 });
+});
+window.addEventListener('unhandledrejection', (e) => {
+  toast(`Unexpected error: ${e.reason?.message ?? e.reason}`, { error: true, ms: 6000 });
+});
+
+/** What this browser lacks for a call, or '' when it has everything. */
+function missingFeatures() {
+  const missing = [];
+  if (!window.RTCPeerConnection) missing.push('WebRTC');
+  else if (!window.RTCRtpTransceiver || !('addTransceiver' in RTCPeerConnection.prototype)) missing.push('WebRTC transceivers (Unified Plan)');
+  else if (!window.RTCRtpSender || !('replaceTrack' in RTCRtpSender.prototype)) missing.push('RTCRtpSender.replaceTrack');
+  if (!window.WebSocket) missing.push('WebSocket');
+  if (!window.MediaStream) missing.push('MediaStream');
+  return missing.join(', ');
+}
+
+function fillQuality(select, media) {
+  select.replaceChildren(...Object.entries(QUALITIES).map(([k, q]) => el('option', { value: k, text: q.label })));
+  select.value = media.quality;
+}
+
+async function fillDevices(media) {
+  const devs = await media.devices();
+  for (const select of document.querySelectorAll('.device-select')) {
+    const kind = select.dataset.kind;
+    const list = devs[kind];
+    const current = kind === 'audio' ? media.audioDeviceId : media.videoDeviceId;
+    select.replaceChildren(...(list.length
+      ? list.map((d) => el('option', { value: d.deviceId, text: d.label }))
+      : [el('option', { value: '', text: kind === 'audio' ? 'No microphone found' : 'No camera found' })]));
+    select.disabled = list.length === 0;
+    if (list.some((d) => d.deviceId === current)) select.value = current;
   }
+  const out = $('call-output-device');
+  const canPick = 'setSinkId' in HTMLMediaElement.prototype && devs.output.length > 0;
+  for (const e of document.querySelectorAll('.output-only')) e.hidden = !canPick;
+  if (canPick) {
+    out.replaceChildren(...devs.output.map((d) => el('option', { value: d.deviceId, text: d.label })));
+    out.value = store.get('outputDevice', '') || devs.output[0].deviceId;
+  }
+}
+
+function recentRooms() {
   try {
-    return { stream: await navigator.mediaDevices.getUserMedia({ audio: true, video: true }), warning: '' };
-  } catch (err) {
-    try {
-      const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
-      return { stream, warning: `camera unavailable (${err.name}): audio only` };
-    } catch (err2) {
-      return { stream: null, warning: `camera and microphone unavailable (${err2.name}): no media` };
-    }
+    return JSON.parse(store.get('recent', '[]')).filter(validRoom).slice(0, 5);
+  } catch {
+    return [];
   }
 }
 
-// ---- tiles ----
-
-function tileFor(peerId) {
-  return [...$('tiles').children].find((t) => t.dataset.peerId === peerId);
+function rememberRoom(room) {
+  store.set('recent', JSON.stringify([room, ...recentRooms().filter((r) => r !== room)].slice(0, 5)));
 }
 
-function addTile(peerId, nickname, local = false) {
-  let tile = tileFor(peerId);
-  if (!tile) {
-    tile = document.createElement('div');
-    tile.className = local ? 'tile local' : 'tile';
-    tile.dataset.peerId = peerId;
-    tile.innerHTML = '<div class="media"></div><div class="label"></div>';
-    $('tiles').append(tile);
-  }
-  tile.querySelector('.label').textContent = local ? `${nickname} (you)` : nickname;
-  return tile;
-}
+// ------------------------------------------------------------------ landing page
 
-function attachStream(tile, stream, muted = false) {
-  const media = tile.querySelector('.media');
-  let video = [...media.children].find((v) => v.dataset.streamId === stream.id);
-  if (!video) {
-    video = document.createElement('video');
-    video.autoplay = true;
-    video.playsInline = true;
-    video.muted = muted;
-    video.dataset.streamId = stream.id;
-    video.srcObject = stream;
-    media.append(video);
-  }
-  video.play().catch(() => {}); // autoplay may wait for a user gesture
-  return video;
-}
-
-function addChat(name, text, own = false) {
-  const log = $('chat-log');
-  const line = document.createElement('div');
-  line.className = own ? 'chat-line own' : 'chat-line';
-  const who = document.createElement('b');
-  who.textContent = `${name}: `;
-  line.append(who, document.createTextNode(text));
-  log.append(line);
-  log.scrollTop = log.scrollHeight;
-}
-
-// ---- one call: a WebSocket session (resumable) plus one RTCPeerConnection ----
-
-class Call {
-  constructor(room, nickname, localStream, mediaWarning) {
-    this.room = room;
-    this.mediaWarning = mediaWarning; // kept visible in the status line
-    this.nickname = nickname;
-    this.localStream = localStream;
-    this.ws = null;
-    this.pc = null;
-    this.peerId = null;
-    this.token = null;
-    this.closed = false;
-    this.replaced = false;
-    this.chain = Promise.resolve(); // server messages are handled one at a time, in order
-    this.peers = new Map(); // peerId -> nickname
-    this.tracks = new Map(); // trackKey -> TrackInfo published in the room
-    this.streamPeer = new Map(); // streamId -> peerId
-    this.wanted = new Set(); // trackKeys requested or subscribed
-    this.active = new Set(); // trackKeys confirmed by `subscribed`
-    this.pending = []; // TrackRefs not yet sent in a `subscribe`
-    this.mediaReady = false; // our first offer has been answered
-    this.flushTimer = 0;
-    this.pingTimer = 0;
-  }
-
-  connect() {
-    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
-    this.ws = ws;
-    this.info(this.token ? 'Reconnecting…' : 'Connecting…');
-    ws.onopen = () => {
-      const join = { type: 'join', room: this.room, nickname: this.nickname };
-      if (this.token) join.token = this.token;
-      this.send(join);
-      clearInterval(this.pingTimer);
-      this.pingTimer = setInterval(() => this.send({ type: 'ping' }), PING_MS);
-    };
-    ws.onmessage = (ev) => {
-      let msg;
-      try {
-        msg = JSON.parse(ev.data);
-      } catch {
-        setStatus('Received a malformed message from the server', true);
-        return;
-      }
-      this.chain = this.chain
-        .then(() => (this.closed ? undefined : this.handle(msg)))
-        .catch((err) => setStatus(`Error handling "${msg.type}": ${err.message ?? err}`, true));
-    };
-    ws.onclose = (ev) => {
-      if (ws !== this.ws) return;
-      clearInterval(this.pingTimer);
-      if (this.closed) return;
-      const why = `Signalling connection closed (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`;
-      if (this.replaced || !this.token) {
-        setStatus(why, true);
-        this.hangup(false);
-        return;
-      }
-      setStatus(`${why}; reconnecting…`, true);
-      setTimeout(() => this.closed || this.connect(), RETRY_MS);
-    };
-  }
-
-  info(text) {
-    setStatus(this.mediaWarning ? `${text} (${this.mediaWarning})` : text, Boolean(this.mediaWarning));
-  }
-
-  send(msg) {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
-  }
-
-  async handle(msg) {
-    switch (msg.type) {
-      case 'joined': return this.onJoined(msg);
-      case 'peer_joined':
-        this.peers.set(msg.peer.peerId, msg.peer.nickname);
-        addTile(msg.peer.peerId, msg.peer.nickname);
-        return;
-      case 'peer_left':
-        this.peers.delete(msg.peerId);
-        tileFor(msg.peerId)?.remove();
-        return;
-      case 'track_published': return this.onTrackPublished(msg.track);
-      case 'track_unpublished': {
-        const key = trackKey(msg);
-        this.tracks.delete(key);
-        this.wanted.delete(key);
-        this.active.delete(key);
-        this.pending = this.pending.filter((t) => trackKey(t) !== key);
-        return;
-      }
-      case 'offer': {
-        if (!this.pc) throw new Error('offer before the peer connection exists');
-        await this.pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
-        await this.pc.setLocalDescription(await this.pc.createAnswer());
-        this.send({ type: 'answer', sdp: this.pc.localDescription.sdp });
-        return;
-      }
-      case 'answer':
-        if (!this.pc) throw new Error('answer before the peer connection exists');
-        await this.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
-        this.mediaReady = true;
-        this.scheduleFlush();
-        return;
-      case 'subscribed':
-        for (const t of msg.tracks) this.active.add(trackKey(t));
-        return;
-      case 'unsubscribed':
-        for (const t of msg.tracks) {
-          this.active.delete(trackKey(t));
-          this.wanted.delete(trackKey(t));
-        }
-        return;
-      case 'message':
-        if (typeof msg.data?.chat === 'string') addChat(this.peers.get(msg.from) ?? msg.from, msg.data.chat);
-        return;
-      case 'pong': return;
-      case 'error': return this.onError(msg);
-      default: console.debug('ignoring message', msg);
+function initLanding() {
+  show('landing');
+  const go = (room) => location.assign(`/call/${encodeURIComponent(room)}`);
+  $('create').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = $('call').value.trim();
+    if (!name) return go(randomRoomName());
+    if (!validRoom(name)) {
+      showError('landing-error', 'A room name is 1–64 letters, digits, “-”, “_” or “.” (no spaces).');
+      return undefined;
     }
-  }
-
-  async onJoined(msg) {
-    const resumed = msg.resumed && this.pc !== null;
-    if (!resumed && this.pc) this.resetSession(); // a fresh session needs a fresh peer connection
-    this.peerId = msg.peerId;
-    this.token = msg.token;
-    const local = $('tiles').querySelector('.tile.local');
-    if (local) local.dataset.peerId = msg.peerId;
-    // Replace our view of the room with the server's (on resume we may have missed events).
-    const present = new Set(msg.peers.map((p) => p.peerId));
-    for (const id of this.peers.keys()) if (!present.has(id)) tileFor(id)?.remove();
-    this.peers.clear();
-    for (const p of msg.peers) {
-      this.peers.set(p.peerId, p.nickname);
-      addTile(p.peerId, p.nickname);
-    }
-    this.tracks.clear();
-    for (const t of msg.tracks) this.onTrackPublished(t);
-    for (const key of this.wanted) {
-      if (!this.tracks.has(key)) {
-        this.wanted.delete(key);
-        this.active.delete(key);
-      }
-    }
-    this.info(resumed ? `Reconnected to ${this.room}` : `Joined ${this.room}`);
-    if (resumed) this.scheduleFlush();
-    else await this.startMedia();
-  }
-
-  async startMedia() {
-    const pc = new RTCPeerConnection();
-    this.pc = pc;
-    setConnState(pc.connectionState);
-    pc.onconnectionstatechange = () => {
-      if (pc !== this.pc) return;
-      setConnState(pc.connectionState);
-      if (pc.connectionState === 'failed') setStatus('Media connection failed', true);
-    };
-    pc.ontrack = (ev) => this.onTrack(ev);
-    pc.createDataChannel('peer-calls'); // so that the first offer always has an m-line
-    for (const track of this.localStream?.getTracks() ?? []) {
-      pc.addTransceiver(track, { direction: 'sendonly', streams: [this.localStream] });
-    }
-    await pc.setLocalDescription(await pc.createOffer());
-    this.send({ type: 'offer', sdp: pc.localDescription.sdp });
-  }
-
-  onTrackPublished(track) {
-    const key = trackKey(track);
-    this.tracks.set(key, track);
-    this.streamPeer.set(track.streamId, track.peerId);
-    if (track.peerId === this.peerId || this.wanted.has(key)) return;
-    this.wanted.add(key);
-    this.pending.push(trackRef(track));
-    this.scheduleFlush();
-  }
-
-  // Batch the subscriptions of one burst of messages into a single `subscribe`.
-  scheduleFlush() {
-    if (!this.mediaReady || this.flushTimer || this.pending.length === 0) return;
-    this.flushTimer = setTimeout(() => {
-      this.flushTimer = 0;
-      // While reconnecting, keep them: the next `joined` flushes again.
-      if (this.closed || this.pending.length === 0 || this.ws?.readyState !== WebSocket.OPEN) return;
-      this.send({ type: 'subscribe', tracks: this.pending });
-      this.pending = [];
-    }, 0);
-  }
-
-  onTrack(ev) {
-    const stream = ev.streams[0];
-    const peerId = stream && this.streamPeer.get(stream.id);
-    const tile = peerId && tileFor(peerId);
-    if (!tile) {
-      console.warn('track for an unknown stream', stream?.id, ev.track);
+    return go(name);
+  });
+  $('join-room').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const room = roomFromInput($('join-name').value);
+    if (!room) {
+      showError('landing-error', 'That is not a room name or an invite link. A room name is 1–64 letters, digits, “-”, “_” or “.”.');
       return;
     }
-    const video = attachStream(tile, stream);
-    stream.onremovetrack = () => {
-      if (stream.getTracks().length === 0) video.remove();
-    };
-  }
-
-  onError(msg) {
-    setStatus(`Server error: ${msg.code}: ${msg.reason}`, true);
-    switch (msg.code) {
-      case 'replaced':
-        this.replaced = true;
-        setStatus('This call was taken over by another window', true);
-        this.hangup(false);
-        return;
-      case 'session_expired': // our session is gone: join the room afresh
-        this.restart();
-        return;
-      case 'track_not_found': // a track vanished before our `subscribe`: retry the rest
-        for (const key of [...this.wanted]) {
-          if (this.active.has(key)) continue;
-          this.wanted.delete(key);
-          const track = this.tracks.get(key);
-          if (track) this.onTrackPublished(track);
-        }
-        return;
-      case 'invalid_room': case 'invalid_nickname': case 'room_full': case 'server_full':
-        if (!this.peerId) this.hangup(false);
-        return;
-    }
-  }
-
-  // Forget the session and its peer connection (the room view is rebuilt by the next `joined`).
-  resetSession() {
-    this.pc?.close();
-    this.pc = null;
-    clearTimeout(this.flushTimer);
-    for (const id of this.peers.keys()) tileFor(id)?.remove();
-    Object.assign(this, {
-      token: null, peerId: null, mediaReady: false, flushTimer: 0, peers: new Map(), tracks: new Map(),
-      streamPeer: new Map(), wanted: new Set(), active: new Set(), pending: [],
-    });
-    setConnState('disconnected');
-  }
-
-  restart() {
-    this.resetSession();
-    this.ws.onclose = null;
-    this.ws.close();
-    this.connect();
-  }
-
-  hangup(sendLeave = true) {
-    if (this.closed) return;
-    this.closed = true;
-    if (sendLeave) this.send({ type: 'leave' });
-    clearInterval(this.pingTimer);
-    clearTimeout(this.flushTimer);
-    this.ws?.close();
-    this.pc?.close();
-    this.localStream?.getTracks().forEach((t) => t.stop());
-    setConnState('disconnected');
-    $('tiles').replaceChildren();
-    $('call-view').hidden = true;
-    $('join-form').hidden = false;
-    $('join').disabled = false;
-    if (sendLeave) setStatus('You left the call');
+    go(room);
+  });
+  const recent = recentRooms();
+  if (recent.length) {
+    $('recent').hidden = false;
+    $('recent-list').replaceChildren(...recent.map((r) => el('li', {}, el('a', { href: `/call/${encodeURIComponent(r)}`, text: r }))));
   }
 }
 
-// ---- page setup ----
+// ------------------------------------------------------------------ join screen
 
-let call = null;
-
-function initCallPage(room) {
-  $('landing').hidden = true;
-  $('call-page').hidden = false;
-  $('room-name').textContent = room;
+async function initLobby(room) {
   document.title = `${room} – Peer Calls`;
-  const nick = $('nickname');
-  nick.value = localStorage.getItem(NICK_KEY) ?? '';
-  if (!ROOM_RE.test(room)) {
-    setStatus('Invalid room name: use 1–64 of A–Z a–z 0–9 - _ .', true);
-    $('join').disabled = true;
+  $('room-name').textContent = room;
+  $('room-name').hidden = false;
+  if (!validRoom(room)) {
+    notice('Invalid room name', `“${room}” is not a valid room name. A room name is 1–64 letters, digits, “-”, “_” or “.”.`, [{ ...homeAction, primary: true }], 'error');
     return;
   }
-  setStatus('Choose a nickname and join');
-
-  $('join-form').addEventListener('submit', async (e) => {
-    e.preventDefault();
-    const nickname = nick.value.trim();
-    if ([...nickname].length < 1 || [...nickname].length > 64 || CONTROL_RE.test(nickname)) {
-      setStatus('Nickname: 1–64 characters, no control characters', true);
-      return;
-    }
-    localStorage.setItem(NICK_KEY, nickname);
-    $('join').disabled = true;
-    setStatus('Starting camera and microphone…');
-    const { stream, warning } = await getLocalMedia();
-    $('join-form').hidden = true;
-    $('call-view').hidden = false;
-    const local = addTile('', nickname, true);
-    if (stream) attachStream(local, stream, true);
-    call = new Call(room, nickname, stream, warning);
-    window.peerCall = call; // for debugging and tests
-    call.connect();
-  });
-
-  $('chat-form').addEventListener('submit', (e) => {
-    e.preventDefault();
-    const input = $('chat-input');
-    const text = input.value.trim();
-    if (!text || !call || call.closed) return;
-    if (call.ws?.readyState !== WebSocket.OPEN) {
-      setStatus('Not connected: message not sent', true);
-      return;
-    }
-    call.send({ type: 'message', data: { chat: text } });
-    addChat(call.nickname, text, true);
-    input.value = '';
-  });
-
-  $('hangup').addEventListener('click', () => call?.hangup());
-  window.addEventListener('pagehide', () => call?.hangup());
-}
-
-const parts = location.pathname.split('/').filter(Boolean);
-if (parts[0] === 'call' && parts.length >= 2) {
-  let room = parts[parts.length - 1];
-  try {
-    room = decodeURIComponent(room);
-  } catch {
-    // keep it encoded; the name check below reports it
+  const missing = missingFeatures();
+  if (missing) {
+    notice('This browser cannot make calls',
+      `It lacks ${missing}. Use a current version of Chrome, Edge, Firefox or Safari, on a computer or a phone.`,
+      [homeAction], 'error');
+    return;
   }
-  initCallPage(room);
+  show('lobby');
+  rememberRoom(room);
+  $('lobby-room').textContent = room;
+  $('lobby-link').value = callUrl(room);
+  const nick = $('nickname');
+  nick.value = store.get('nickname', '');
+  const media = new LocalMedia();
+  const meter = new LevelMeter();
+  const preview = $('preview');
+  fillQuality($('lobby-quality'), media);
+
+  const updatePreview = () => {
+    const hasVideo = Boolean(media.videoTrack) && media.videoOn;
+    $('preview-tile').dataset.video = hasVideo ? 'on' : 'off';
+    setToggle($('lobby-mic'), media.audioOn && Boolean(media.audioTrack), 'mic');
+    setToggle($('lobby-cam'), hasVideo, 'cam');
+    $('preview-initials').textContent = (nick.value.trim()[0] ?? '?').toUpperCase();
+    // A video element with an empty stream would wait for data forever (and hold the page's load event).
+    const hasTracks = media.stream.getTracks().length > 0;
+    if (hasTracks && preview.srcObject !== media.stream) preview.srcObject = media.stream;
+    if (!hasTracks) preview.srcObject = null;
+    if (hasTracks) preview.play().catch(() => {});
+    meter.setTrack(media.audioTrack);
+  };
+  const errors = () => {
+    const msgs = [...new Set([media.errors.video, media.errors.audio].filter(Boolean))];
+    showError('media-error', msgs.join(' '));
+  };
+  media.on('state', updatePreview);
+  media.on('track', updatePreview);
+  media.on('error', errors);
+  nick.addEventListener('input', updatePreview);
+  updatePreview();
+
+  $('lobby-mic').onclick = () => { meter.ensureContext(); media.setAudioOn(!media.audioOn).then(errors); };
+  $('lobby-cam').onclick = () => media.setVideoOn(!media.videoOn).then(() => { errors(); fillDevices(media); });
+  for (const s of document.querySelectorAll('.device-select')) {
+    s.addEventListener('change', () => media.switchDevice(s.dataset.kind, s.value).then(() => fillDevices(media)));
+  }
+  for (const s of document.querySelectorAll('.quality-select')) {
+    s.addEventListener('change', () => {
+      media.setQuality(s.value);
+      for (const o of document.querySelectorAll('.quality-select')) o.value = s.value;
+    });
+  }
+  document.querySelectorAll('.copy-link').forEach((b) => { b.onclick = () => invite(room, false); });
+  navigator.mediaDevices?.addEventListener?.('devicechange', () => fillDevices(media));
+
+  if (!mediaSupported()) {
+    showError('media-error', 'Camera and microphone need a secure page (https:// or localhost). You can still join to watch, listen and chat.');
+  }
+  // Meter animation on the join screen only (stops when the call starts).
+  let lobbyMeter = setInterval(() => {
+    $('preview-meter').style.transform = `scaleX(${Math.min(1, meter.level() * 3)})`;
+  }, 100);
+  let started = false;
+  $('join-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (started) return;
+    const nickname = nick.value.trim();
+    if (!validNickname(nickname)) {
+      showError('join-error', 'Enter a name of 1–64 characters.');
+      nick.focus();
+      return;
+    }
+    showError('join-error', '');
+    started = true;
+    $('join').disabled = true;
+    store.set('nickname', nickname);
+    clearInterval(lobbyMeter);
+    lobbyMeter = 0;
+    meter.ensureContext(); // a user gesture: audio may start now
+    startCall(room, nickname, media, meter);
+  });
+  if (nick.value) $('join').focus();
+  else nick.focus();
+  // The level meter's AudioContext may start only after a user gesture.
+  document.addEventListener('pointerdown', () => meter.ensureContext(), { once: true });
+  await media.start();
+  errors();
+  await fillDevices(media);
+  updatePreview();
 }
+
+function setToggle(button, on, what) {
+  button.setAttribute('aria-pressed', String(on));
+  button.classList.toggle('off', !on);
+  button.replaceChildren(icon(on ? what : `${what}-off`));
+  button.title = what === 'mic' ? (on ? 'Turn microphone off' : 'Turn microphone on') : (on ? 'Turn camera off' : 'Turn camera on');
+  button.setAttribute('aria-label', button.title);
+}
+
+async function invite(room, share = true) {
+  const url = callUrl(room);
+  if (share && navigator.share && matchMedia('(pointer: coarse)').matches) {
+    try {
+      await navigator.share({ title: 'Join my call', text: `Join the call “${room}”`, url });
+      return;
+    } catch (err) {
+      if (err?.name === 'AbortError') return;
+    }
+  }
+  if (await copyText(url)) toast('Invite link copied. Send it to the people you want to call.');
+  else toast(`Copy this link: ${url}`, { ms: 10000 });
+}
+
+// ------------------------------------------------------------------ the call
+
+function startCall(room, nickname, media, meter) {
+  show('in-call');
+  const session = new Session({ room, nickname, media });
+  const stage = new Stage($('stage'));
+  const peerState = new Map(); // peerId -> {audio, video}
+  const names = new Map(); // peerId -> nickname, kept after they leave (chat history)
+  const nameOf = (id) => (id === session.peerId ? nickname : names.get(id) ?? 'someone');
+  let unread = 0;
+  const setUnread = (n) => {
+    unread = n;
+    $('unread').hidden = n === 0;
+    $('unread').textContent = n > 9 ? '9+' : String(n);
+  };
+  const chat = new Chat({
+    session,
+    nameOf,
+    onUnread: () => {
+      if ($('side').hidden || $('panel-chat').hidden) setUnread(unread + 1);
+    },
+  });
+  window.peerCalls = { session, stage, media, chat }; // for tests and debugging
+
+  // Our own tiles.
+  const local = stage.ensure('local', { peerId: null, name: nickname, local: true });
+  local.el.dataset.local = 'true';
+  const syncLocal = () => {
+    for (const t of local.stream.getTracks()) if (t !== media.videoTrack) local.removeTrack(t);
+    if (media.videoTrack) local.addTrack(media.videoTrack);
+    local.setState({ audio: media.audioOn && Boolean(media.audioTrack), video: media.videoOn && Boolean(media.videoTrack) });
+    meter.setTrack(media.audioTrack);
+  };
+  syncLocal();
+
+  // Subscriptions: all audio, and the video of tiles that are on screen.
+  session.wants = (info) => info.kind === 'audio' || stage.isVisible(info.peerId, info.streamId);
+  stage.on('visibility', () => session.scheduleReconcile());
+  stage.on('autoplay-blocked', () => { $('unmute-audio').hidden = false; });
+  $('unmute-audio').onclick = () => {
+    $('unmute-audio').hidden = true;
+    meter.ensureContext();
+    for (const t of stage.tiles.values()) t.play();
+  };
+
+  // ---- our state, told to the room
+  const myState = () => ({
+    audio: media.audioOn && Boolean(media.audioTrack),
+    video: media.videoOn && Boolean(media.videoTrack),
+  });
+  const announce = (to) => session.message({ state: myState() }, to);
+
+  // ---- controls
+  const micBtn = $('btn-mic');
+  const camBtn = $('btn-cam');
+  const renderControls = () => {
+    const s = myState();
+    micBtn.setAttribute('aria-pressed', String(s.audio));
+    micBtn.classList.toggle('off', !s.audio);
+    micBtn.querySelector('use').setAttribute('href', s.audio ? '#i-mic' : '#i-mic-off');
+    micBtn.querySelector('span').textContent = s.audio ? 'Mute' : 'Unmute';
+    camBtn.setAttribute('aria-pressed', String(s.video));
+    camBtn.classList.toggle('off', !s.video);
+    camBtn.querySelector('use').setAttribute('href', s.video ? '#i-cam' : '#i-cam-off');
+    camBtn.querySelector('span').textContent = s.video ? 'Stop video' : 'Start video';
+  };
+  media.on('state', () => {
+    renderControls();
+    syncLocal();
+    announce();
+    renderPeople();
+  });
+  media.on('track', syncLocal);
+  media.on('error', ({ message }) => toast(message, { error: true, ms: 7000 }));
+  renderControls();
+  micBtn.onclick = () => media.setAudioOn(!media.audioOn);
+  camBtn.onclick = () => media.setVideoOn(!media.videoOn);
+  document.addEventListener('keydown', (e) => {
+    if (e.target.closest?.('input, textarea, select') || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === 'm') micBtn.click();
+    if (e.key === 'v') camBtn.click();
+  });
+
+  // Screen share: its own stream (id 'screen-…'), published with `publish`, shown as its own tile.
+  let screen = null; // {stream, refs, tile}
+  const screenMenu = $('screen-menu');
+  if (!screenShareSupported()) $('screen-wrap').hidden = true;
+  $('btn-screen').onclick = () => {
+    if (screen) stopScreen();
+    else screenMenu.hidden = !screenMenu.hidden;
+  };
+  document.addEventListener('click', (e) => {
+    if (!e.target.closest('#screen-wrap')) screenMenu.hidden = true;
+  });
+  $('share-screen').onclick = () => startScreen(false);
+  $('share-screen-audio').onclick = () => startScreen(true);
+  async function startScreen(withAudio) {
+    screenMenu.hidden = true;
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: withAudio });
+    } catch (err) {
+      if (err?.name !== 'NotAllowedError' && err?.name !== 'AbortError') toast(`Screen sharing failed: ${err.message}`, { error: true });
+      return;
+    }
+    const streamId = `${SCREEN_PREFIX}${Math.random().toString(36).slice(2, 10)}`;
+    const refs = stream.getTracks().map((t) => session.publish(t, streamId, stream));
+    if (withAudio && stream.getAudioTracks().length === 0) toast('Sharing without sound: this browser or this screen offers no audio.');
+    const tile = stage.ensure('local-screen', { peerId: null, name: nickname, local: true, screen: true });
+    const v = stream.getVideoTracks()[0];
+    if (v) tile.addTrack(v);
+    screen = { stream, refs, tile };
+    for (const t of stream.getTracks()) t.addEventListener('ended', () => { if (screen?.stream === stream) stopScreen(); });
+    $('btn-screen').setAttribute('aria-pressed', 'true');
+    $('btn-screen').querySelector('span').textContent = 'Stop sharing';
+  }
+  function stopScreen() {
+    if (!screen) return;
+    const s = screen;
+    screen = null;
+    for (const ref of s.refs) session.unpublish(ref);
+    for (const t of s.stream.getTracks()) t.stop();
+    stage.remove('local-screen');
+    $('btn-screen').setAttribute('aria-pressed', 'false');
+    $('btn-screen').querySelector('span').textContent = 'Share';
+  }
+
+  // Devices dialog.
+  fillQuality($('call-quality'), media);
+  $('btn-settings').onclick = async () => {
+    await fillDevices(media);
+    showError('settings-error', [media.errors.video, media.errors.audio].filter(Boolean).join(' '));
+    if ($('settings').showModal) $('settings').showModal();
+    else $('settings').setAttribute('open', '');
+  };
+  $('call-output-device').addEventListener('change', (e) => {
+    store.set('outputDevice', e.target.value);
+    applySink(e.target.value);
+  });
+  const applySink = (id) => {
+    if (!id) return;
+    for (const t of stage.tiles.values()) if (!t.local) t.video.setSinkId?.(id).catch(() => {});
+  };
+
+  $('btn-invite').onclick = () => invite(room);
+
+  // Side panel: chat and people.
+  const openPanel = (which) => {
+    const side = $('side');
+    const same = !side.hidden && !$(`panel-${which}`).hidden;
+    side.hidden = same;
+    $('in-call').classList.toggle('side-open', !same);
+    $('panel-chat').hidden = which !== 'chat';
+    $('panel-people').hidden = which !== 'people';
+    $('tab-chat').setAttribute('aria-selected', String(which === 'chat'));
+    $('tab-people').setAttribute('aria-selected', String(which === 'people'));
+    $('btn-chat').classList.toggle('active', !same && which === 'chat');
+    $('btn-people').classList.toggle('active', !same && which === 'people');
+    if (!same && which === 'chat') {
+      setUnread(0);
+      if (matchMedia('(pointer: fine)').matches) $('chat-input').focus();
+    }
+    stage.layout();
+  };
+  $('btn-chat').onclick = () => openPanel('chat');
+  $('btn-people').onclick = () => openPanel('people');
+  $('tab-chat').onclick = () => openPanel('chat');
+  $('tab-people').onclick = () => openPanel('people');
+  $('side-close').onclick = () => {
+    $('side').hidden = true;
+    $('in-call').classList.remove('side-open');
+    $('btn-chat').classList.remove('active');
+    $('btn-people').classList.remove('active');
+    stage.layout();
+  };
+  $('chat-input').addEventListener('input', (e) => {
+    e.target.style.height = '';
+    e.target.style.height = `${Math.min(e.target.scrollHeight, 120)}px`;
+  });
+
+  function renderPeople() {
+    const rows = [{ id: session.peerId ?? 'me', name: `${nickname} (you)`, state: myState() }];
+    for (const [id, name] of session.peers) rows.push({ id, name, state: peerState.get(id) ?? {} });
+    $('people-count').textContent = String(rows.length);
+    $('btn-people').querySelector('span').textContent = `People (${rows.length})`;
+    $('people-list').replaceChildren(...rows.map((r) => el('li', { dataset: { peerId: r.id } },
+      el('span', { class: 'person', text: r.name }),
+      el('span', { class: `state-icon${r.state.audio === false ? ' off' : ''}`, title: r.state.audio === false ? 'Microphone off' : 'Microphone on' }, icon(r.state.audio === false ? 'mic-off' : 'mic')),
+      el('span', { class: `state-icon${r.state.video === false ? ' off' : ''}`, title: r.state.video === false ? 'Camera off' : 'Camera on' }, icon(r.state.video === false ? 'cam-off' : 'cam')))));
+  }
+  renderPeople();
+
+  // ---- session events
+  session.on('conn', ({ state, detail, retryAt }) => renderConn(state, detail, retryAt));
+  session.on('joined', ({ peerId, resumed }) => {
+    local.peerId = peerId;
+    local.el.dataset.peerId = peerId;
+    if (resumed) toast('Reconnected.');
+    announce();
+    renderPeople();
+  });
+  session.on('reset', () => {
+    stage.clearRemote();
+    peerState.clear();
+    renderPeople();
+  });
+  session.on('peer-joined', ({ peerId, nickname: name, live }) => {
+    names.set(peerId, name);
+    const tile = stage.peerTile(peerId, name);
+    if (peerState.has(peerId)) tile.setState(peerState.get(peerId));
+    if (live) {
+      toast(`${name} joined.`);
+      announce(peerId); // late joiners learn our microphone and camera state
+    }
+    renderPeople();
+  });
+  session.on('peer-left', ({ peerId }) => {
+    const name = names.get(peerId);
+    stage.removePeer(peerId);
+    peerState.delete(peerId);
+    chat.peerLeft(peerId);
+    if (name && !session.closed) toast(`${name} left.`);
+    renderPeople();
+  });
+  session.on('track-published', (info) => {
+    const name = names.get(info.peerId) ?? session.peers.get(info.peerId) ?? 'someone';
+    const isNew = !stage.tiles.has(stage.keyFor(info.peerId, info.streamId));
+    const tile = stage.trackTile(info, name);
+    // A new screen share takes the main area (so it is readable), unless something is pinned.
+    if (isNew && tile.screen && !stage.pinned) stage.pin(tile);
+    const st = peerState.get(info.peerId);
+    if (st && !tile.screen) tile.setState(st);
+  });
+  session.on('track-unpublished', (info) => {
+    if (info.streamId.startsWith(SCREEN_PREFIX)) {
+      const still = [...session.tracks.values()].some((t) => t.peerId === info.peerId && t.streamId === info.streamId);
+      if (!still) stage.remove(stage.keyFor(info.peerId, info.streamId));
+    }
+  });
+  session.on('track', ({ info, track }) => {
+    const name = names.get(info.peerId) ?? 'someone';
+    const tile = stage.trackTile(info, name);
+    tile.addTrack(track);
+    const sink = store.get('outputDevice', '');
+    if (sink) tile.video.setSinkId?.(sink).catch(() => {});
+  });
+  session.on('track-ended', ({ info, track }) => {
+    if (!info) return;
+    stage.tiles.get(stage.keyFor(info.peerId, info.streamId))?.removeTrack(track);
+  });
+  session.on('message', ({ from, data }) => {
+    if (data && typeof data === 'object' && data.state && typeof data.state === 'object') {
+      const st = { audio: data.state.audio !== false, video: data.state.video !== false };
+      peerState.set(from, st);
+      stage.tiles.get(from)?.setState(st);
+      renderPeople();
+      return;
+    }
+    chat.receive(from, data);
+  });
+  session.on('notice', ({ message, error }) => toast(message, { error }));
+  session.on('fatal', ({ code, message }) => {
+    endCall(false);
+    const title = { room_full: 'This room is full', replaced: 'Call opened elsewhere', server_full: 'The server is full' }[code] ?? 'Could not join';
+    const actions = code === 'replaced'
+      ? [{ label: 'Use it here', primary: true, onclick: () => location.reload() }, homeAction]
+      : [reloadAction(), homeAction];
+    notice(title, message, actions, 'error');
+  });
+
+  // ---- connection state shown in the header and, while interrupted, as a banner
+  let bannerTimer = 0;
+  function renderConn(state, detail, retryAt) {
+    const conn = $('conn');
+    conn.hidden = false;
+    conn.dataset.state = state;
+    document.body.dataset.conn = state;
+    const label = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…', closed: 'Disconnected' }[state] ?? state;
+    $('conn-text').textContent = label;
+    clearInterval(bannerTimer);
+    const banner = $('banner');
+    const render = () => {
+      if (state === 'connected' || state === 'closed') {
+        banner.hidden = true;
+        return;
+      }
+      const secs = retryAt ? Math.max(0, Math.ceil((retryAt - Date.now()) / 1000)) : 0;
+      const unreachable = state === 'connecting' && detail && !session.everJoined;
+      let text = state === 'connecting' ? 'Connecting to the call…' : 'Connection lost. Reconnecting…';
+      if (unreachable) text = `Cannot reach the server at ${location.host}.`;
+      else if (detail && state === 'reconnecting') text = `Reconnecting: ${detail}.`;
+      if (secs > 0) text += ` Next try in ${secs} s.`;
+      banner.replaceChildren(el('span', { text }), secs > 0 ? el('button', { type: 'button', class: 'link-btn', text: 'Retry now', onclick: () => session.retryNow() }) : '');
+      banner.hidden = false;
+    };
+    render();
+    if (retryAt) bannerTimer = setInterval(render, 1000);
+  }
+  window.addEventListener('online', () => session.retryNow());
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') session.retryNow();
+  });
+
+  // ---- who is speaking: remote levels from the receivers, ours from an analyser
+  const speakTimer = setInterval(() => updateLevels(), 200);
+  async function updateLevels() {
+    const now = Date.now();
+    local.setLevel(meter.level(), now);
+    if (!session.pc) return;
+    let needStats = false;
+    for (const [key, r] of session.receivers) {
+      if (r.track.kind !== 'audio') continue;
+      const info = session.tracks.get(key);
+      if (!info) continue;
+      const tile = stage.tiles.get(stage.keyFor(info.peerId, info.streamId));
+      if (!tile) continue;
+      const src = r.receiver.getSynchronizationSources?.();
+      if (src) tile.setLevel(src.reduce((m, s) => Math.max(m, now - s.timestamp < 1000 ? s.audioLevel ?? 0 : 0), 0), now);
+      else needStats = true;
+    }
+    if (needStats) {
+      // Fallback: inbound-rtp audioLevel from getStats (standard field).
+      const stats = await session.pc.getStats().catch(() => null);
+      stats?.forEach((s) => {
+        if (s.type !== 'inbound-rtp' || s.kind !== 'audio' || typeof s.audioLevel !== 'number') return;
+        for (const [key, r] of session.receivers) {
+          if (r.track.id !== s.trackIdentifier && r.mid !== s.mid) continue;
+          const info = session.tracks.get(key);
+          stage.tiles.get(info && stage.keyFor(info.peerId, info.streamId))?.setLevel(s.audioLevel, now);
+        }
+      });
+    }
+  }
+
+  // ---- leaving
+  function endCall(sendLeave) {
+    clearInterval(speakTimer);
+    clearInterval(bannerTimer);
+    stopScreen();
+    session.close(sendLeave);
+    media.stop();
+    meter.close();
+    stage.clearRemote();
+    $('conn').hidden = true;
+  }
+  $('btn-hangup').onclick = () => {
+    endCall(true);
+    notice('You left the call', `Room “${room}”.`, [
+      { label: 'Rejoin', primary: true, onclick: () => location.reload() },
+      { label: 'New room', href: '/' },
+    ]);
+  };
+  window.addEventListener('pagehide', () => { if (!session.closed) session.close(true); });
+  // Back from the browser's page cache: that call has ended; start the page afresh.
+  window.addEventListener('pageshow', (e) => { if (e.persisted) location.reload(); });
+
+  // Alone in the room: say so, with the invite link at hand.
+  const alone = $('alone');
+  const renderAlone = () => { alone.hidden = session.closed || session.peers.size > 0 || !session.joined; };
+  $('alone-invite').onclick = () => invite(room);
+  for (const ev of ['joined', 'peer-joined', 'peer-left', 'reset']) session.on(ev, renderAlone);
+
+  session.start();
+}
+
+// ------------------------------------------------------------------ routing
+
+function route() {
+  const parts = location.pathname.split('/').filter(Boolean);
+  if (parts[0] === 'call' && parts.length >= 2) {
+    let room = parts[parts.length - 1];
+    try {
+      room = decodeURIComponent(room);
+    } catch {
+      // left encoded: the name check reports it
+    }
+    initLobby(room).catch((err) => {
+      console.error(err);
+      notice('The call page failed to start', String(err?.message ?? err), [reloadAction(), homeAction], 'error');
+    });
+  } else {
+    initLanding();
+  }
+}
+
+route();

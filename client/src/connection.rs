@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
 use protocol::{ClientMessage, ErrorCode, PeerInfo, ServerMessage, TrackInfo, TrackRef};
+use str0m::format::CodecConfig;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
@@ -90,6 +91,24 @@ impl Connection {
         nickname: &str,
         media_ip: std::net::IpAddr,
     ) -> Result<Self, ClientError> {
+        Self::join_with_codecs(
+            server,
+            room,
+            nickname,
+            media_ip,
+            CodecConfig::new_with_defaults(),
+        )
+    }
+
+    /// [`Connection::join`], with a peer that offers exactly `codecs`, in their order
+    /// (see [`ClientPeer::with_codecs`]).
+    pub fn join_with_codecs(
+        server: SocketAddr,
+        room: &str,
+        nickname: &str,
+        media_ip: std::net::IpAddr,
+        codecs: CodecConfig,
+    ) -> Result<Self, ClientError> {
         let udp = UdpSocket::bind(SocketAddr::new(media_ip, 0))?;
         udp.set_nonblocking(true)?;
         let local = udp.local_addr()?;
@@ -97,7 +116,7 @@ impl Connection {
             server,
             ws: None,
             udp,
-            session: Session::new(ClientPeer::new(Instant::now(), local)),
+            session: Session::new(ClientPeer::with_codecs(Instant::now(), local, codecs)),
             room: room.to_string(),
             nickname: nickname.to_string(),
             buf: vec![0; 2048],

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::format::Codec;
+use str0m::format::{Codec, CodecConfig, PayloadParams};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, SeqNo};
@@ -88,12 +88,36 @@ pub struct ClientPeer {
     events: VecDeque<PeerEvent>,
     next_timeout: Instant,
     connected: bool,
+    /// Per receiving m-line: NACKs and PLIs sent so far (str0m's ingress statistics,
+    /// only reported with a stats interval, see [`ClientPeer::with_stats`]).
+    feedback: Vec<(Mid, u64, u64)>,
 }
 
 impl ClientPeer {
     /// A peer whose UDP socket is at `local_addr`.
     pub fn new(now: Instant, local_addr: SocketAddr) -> Self {
-        let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
+        Self::with_codecs(now, local_addr, CodecConfig::new_with_defaults())
+    }
+
+    /// A peer that offers exactly `codecs`, in their order (the server takes the first
+    /// codec of a published m-line that it knows as the track's codec).
+    pub fn with_codecs(now: Instant, local_addr: SocketAddr, codecs: CodecConfig) -> Self {
+        Self::with_stats(now, local_addr, codecs, None)
+    }
+
+    /// [`ClientPeer::with_codecs`], with str0m's statistics every `stats_interval`, so
+    /// that [`ClientPeer::feedback_sent`] counts NACKs and PLIs (the benchmark uses it).
+    pub fn with_stats(
+        now: Instant,
+        local_addr: SocketAddr,
+        codecs: CodecConfig,
+        stats_interval: Option<std::time::Duration>,
+    ) -> Self {
+        let mut config = Rtc::builder()
+            .set_rtp_mode(true)
+            .set_stats_interval(stats_interval);
+        *config.codec_config() = codecs;
+        let mut rtc = config.build(now);
         let candidate = Candidate::host(local_addr, "udp").expect("a valid host candidate");
         rtc.add_local_candidate(candidate);
         let mut peer = Self {
@@ -105,6 +129,7 @@ impl ClientPeer {
             events: VecDeque::new(),
             next_timeout: now,
             connected: false,
+            feedback: Vec::new(),
         };
         peer.drain().expect("a fresh peer drains");
         peer
@@ -200,6 +225,14 @@ impl ClientPeer {
         self.events.pop_front()
     }
 
+    /// NACKs and PLIs this peer has sent on its receiving m-lines, as of str0m's last
+    /// statistics (always zero without a stats interval).
+    pub fn feedback_sent(&self) -> (u64, u64) {
+        self.feedback
+            .iter()
+            .fold((0, 0), |(n, p), f| (n + f.1, p + f.2))
+    }
+
     /// ICE and DTLS are up.
     pub fn is_connected(&self) -> bool {
         self.connected
@@ -254,6 +287,35 @@ impl ClientPeer {
                 .marker(marker)
                 .nackable(video),
         );
+        self.drain().map_err(SendError::Rtc)
+    }
+
+    /// The codecs the remote accepted on an m-line, in the remote's order of preference.
+    pub fn negotiated_codecs(&self, mid: Mid) -> Vec<PayloadParams> {
+        let Some(media) = self.rtc.media(mid) else {
+            return Vec::new();
+        };
+        let config = self.rtc.codec_config();
+        media
+            .remote_pts()
+            .iter()
+            .filter_map(|pt| config.params().iter().find(|p| p.pt() == *pt))
+            .copied()
+            .collect()
+    }
+
+    /// Writes one RTP packet, built by the caller (payload type, sequence number, time,
+    /// wallclock, marker), on a sending m-line. For callers that keep their own sequence
+    /// numbers: do not mix with [`ClientPeer::send_rtp`] on the same m-line.
+    pub fn write_rtp(&mut self, mid: Mid, packet: RtpWrite) -> Result<(), SendError> {
+        if !self.sending.iter().any(|(m, _)| *m == mid) {
+            return Err(SendError::NotSending(mid));
+        }
+        let mut api = self.rtc.direct_api();
+        let tx = api
+            .stream_tx_by_mid(mid, None)
+            .ok_or(SendError::NotSending(mid))?;
+        tx.write_rtp(packet);
         self.drain().map_err(SendError::Rtc)
     }
 
@@ -331,6 +393,12 @@ impl ClientPeer {
                 mid: r.mid,
                 kind: r.kind,
             }),
+            Event::MediaIngressStats(st) => {
+                match self.feedback.iter_mut().find(|f| f.0 == st.mid) {
+                    Some(f) => (f.1, f.2) = (st.nacks, st.plis),
+                    None => self.feedback.push((st.mid, st.nacks, st.plis)),
+                }
+            }
             _ => {}
         }
     }

@@ -182,8 +182,8 @@ fn route_request(
 
     let file = match path {
         "/" => Some("index.html"),
-        "/static/app.js" => Some("app.js"),
-        "/static/style.css" => Some("style.css"),
+        // Every file under web/ (exact match in the embedded table; anything else is 404).
+        _ if path.starts_with("/static/") => Some(&path["/static/".len()..]),
         _ => match path.strip_prefix("/call/") {
             Some(room) if !room.is_empty() && !room.contains('/') => Some("index.html"),
             _ => None,

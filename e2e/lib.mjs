@@ -1,0 +1,262 @@
+// Helpers for the browser end-to-end suite (run.mjs): the real server as a child process,
+// Chromium participants with fake devices, polls with deadlines, and getStats() readers.
+
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const ARTIFACTS = path.join(ROOT, 'ci-artifacts');
+export const SHOTS = path.join(ARTIFACTS, 'screenshots');
+export const LOGS = path.join(ARTIFACTS, 'e2e');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const BIN = process.env.PEERCALLS_BIN ?? path.join(ROOT, 'target/release/peer-calls');
+export const TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS ?? 30_000);
+
+const started = Date.now();
+export const log = (...a) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s]`, ...a);
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` until it returns a truthy value (and not {ok: false}); throws at the deadline. */
+export async function waitFor(what, check, timeoutMs = TIMEOUT_MS, everyMs = 250) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      last = await check();
+      if (last && last.ok !== false) return last;
+    } catch (err) {
+      last = `threw: ${err.message.split('\n')[0]}`;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}; last seen: ${JSON.stringify(last)}`);
+    }
+    await sleep(everyMs);
+  }
+}
+
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** The real peer-calls binary on loopback. `restart()` brings it back on the same port. */
+export class Server {
+  constructor(name, extraArgs = []) {
+    this.name = name;
+    this.extraArgs = extraArgs;
+    this.proc = null;
+    this.port = 0;
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start() {
+    if (!this.port) this.port = await freePort();
+    await mkdir(LOGS, { recursive: true });
+    // One log per case: a restart appends to it.
+    const out = createWriteStream(path.join(LOGS, `${this.name}-server.log`), { flags: this.started ? 'a' : 'w' });
+    this.started = true;
+    // Two shards and a room spread of 1: the browsers of one room land on different shards.
+    const args = ['--bind', `127.0.0.1:${this.port}`, '--udp-port', '0', '--shards', '2', '--room-spread', '1', '--no-pin', ...this.extraArgs];
+    const proc = spawn(BIN, args, { env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout.pipe(out, { end: false });
+    proc.stderr.pipe(out, { end: false });
+    this.exited = new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
+    this.proc = proc;
+    await waitFor(`${this.name}: server on ${this.url}`, async () => {
+      if (proc.exitCode !== null) throw new Error(`the server exited with ${proc.exitCode}; see ${LOGS}/${this.name}-server.log`);
+      const r = await fetch(`${this.url}/health`).catch(() => null);
+      return r?.ok;
+    }, 15_000, 100);
+  }
+
+  async stop() {
+    const proc = this.proc;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill('SIGTERM');
+    const done = await Promise.race([this.exited, sleep(5000).then(() => null)]);
+    if (!done) {
+      proc.kill('SIGKILL');
+      await this.exited;
+    }
+    this.proc = null;
+  }
+
+  async restart() {
+    await this.stop();
+    await this.start();
+  }
+}
+
+const ARGS = [
+  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-dev-shm-usage',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+];
+const FAKE_MEDIA = ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'];
+
+/**
+ * One participant in its own Chromium process with an empty profile.
+ * opts: {viewport, initScript, permissions, denyMedia: origin whose camera and microphone are blocked}
+ */
+export async function participant(name, opts = {}) {
+  const profile = await mkdtemp(path.join(tmpdir(), `peercalls-e2e-${name}-`));
+  // --use-fake-ui-for-media-stream would accept every prompt, even for a blocked site.
+  const args = [...ARGS, ...(opts.denyMedia ? ['--use-fake-device-for-media-stream'] : FAKE_MEDIA)];
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args,
+    viewport: opts.viewport ?? { width: 1100, height: 700 },
+    isMobile: opts.isMobile ?? false,
+    hasTouch: opts.isMobile ?? false,
+    permissions: opts.permissions,
+  });
+  // The lowest video preset (360p, 15 fps): three browsers and the server share two cores.
+  await context.addInitScript(() => {
+    try {
+      if (!localStorage.getItem('peercalls.quality')) localStorage.setItem('peercalls.quality', 'low');
+    } catch {
+      // no storage on this page
+    }
+  });
+  if (opts.initScript) await context.addInitScript(opts.initScript);
+  const page = context.pages()[0] ?? (await context.newPage());
+  if (opts.denyMedia) {
+    // As if the person had clicked "Block" for this site.
+    const cdp = await context.newCDPSession(page);
+    for (const name of ['camera', 'microphone']) {
+      await cdp.send('Browser.setPermission', { permission: { name }, setting: 'denied', origin: opts.denyMedia });
+    }
+  }
+  const logs = [];
+  page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+  return {
+    name,
+    page,
+    context,
+    logs,
+    async close() {
+      await context.close().catch(() => {});
+      await rm(profile, { recursive: true, force: true }).catch(() => {});
+    },
+  };
+}
+
+export async function shot(p, file) {
+  await mkdir(SHOTS, { recursive: true });
+  await p.page.screenshot({ path: path.join(SHOTS, file) });
+}
+
+/** On the call page's join screen: enter the name, wait for the preview, join. */
+export async function join(p, { screenshot, camera = true, mic = true } = {}) {
+  const { page } = p;
+  await page.locator('#nickname').waitFor({ state: 'visible' });
+  await page.fill('#nickname', p.name);
+  await waitFor(`${p.name}: camera preview`, () => page.evaluate(() => {
+    const v = document.getElementById('preview');
+    return document.getElementById('preview-tile').dataset.video === 'on' && v.videoWidth > 0;
+  }));
+  if (!camera) await page.click('#lobby-cam');
+  if (!mic) await page.click('#lobby-mic');
+  if (screenshot) await shot(p, screenshot);
+  await page.click('#join');
+  await page.locator('#in-call').waitFor({ state: 'visible' });
+  await waitFor(`${p.name}: connected`, () => page.evaluate(() => document.body.dataset.conn === 'connected'));
+}
+
+/**
+ * Runs in the page: inbound RTP of the current peer connection (RTCPeerConnection.getStats()),
+ * matched to the tile whose <video> plays the track. One entry per tile and kind.
+ */
+export function pageInbound() {
+  const pc = window.peerCalls?.session?.pc;
+  if (!pc) return Promise.resolve(null);
+  const owner = new Map();
+  for (const tile of document.querySelectorAll('#stage .tile')) {
+    if (tile.dataset.local) continue;
+    const stream = tile.querySelector('video')?.srcObject;
+    for (const t of stream?.getTracks() ?? []) {
+      owner.set(t.id, { name: tile.dataset.name, screen: tile.classList.contains('screen'), key: tile.dataset.key });
+    }
+  }
+  return pc.getStats().then((report) => {
+    const out = [];
+    report.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      const o = owner.get(s.trackIdentifier);
+      if (!o) return;
+      out.push({
+        ...o,
+        kind: s.kind,
+        framesDecoded: s.framesDecoded ?? 0,
+        frameWidth: s.frameWidth ?? 0,
+        packetsReceived: s.packetsReceived ?? 0,
+        totalAudioEnergy: s.totalAudioEnergy ?? 0,
+        audioLevel: s.audioLevel ?? 0,
+      });
+    });
+    return out;
+  });
+}
+
+export const inbound = (p) => p.page.evaluate(pageInbound);
+
+function pick(list, name, kind, screen) {
+  return list?.find((s) => s.name === name && s.kind === kind && s.screen === screen) ?? null;
+}
+
+/**
+ * Two getStats() samples ~1 s apart: `viewer` decodes `publisher`'s video (framesDecoded grows,
+ * frameWidth > 0) and receives its audio (packetsReceived grows). Options: screen (the screen
+ * share tile), audio (default true).
+ */
+export async function decodes(viewer, publisher, { screen = false, audio = true } = {}) {
+  const a = await inbound(viewer);
+  await sleep(1000);
+  const b = await inbound(viewer);
+  const v0 = pick(a, publisher, 'video', screen);
+  const v1 = pick(b, publisher, 'video', screen);
+  const a0 = pick(a, publisher, 'audio', screen);
+  const a1 = pick(b, publisher, 'audio', screen);
+  const videoOk = Boolean(v0 && v1 && v1.framesDecoded > v0.framesDecoded && v1.frameWidth > 0);
+  const audioOk = !audio || Boolean(a0 && a1 && a1.packetsReceived > a0.packetsReceived);
+  return { ok: videoOk && audioOk, video: v1, audio: a1, framesBefore: v0?.framesDecoded };
+}
+
+/** Waits until `viewer` decodes `publisher` (see decodes()). */
+export function waitDecodes(viewer, publisher, opts = {}, timeoutMs = TIMEOUT_MS) {
+  const what = `${viewer.name} decodes ${publisher}'s ${opts.screen ? 'screen' : 'camera'}${opts.audio === false ? '' : ' and receives audio'}`;
+  return waitFor(what, () => decodes(viewer, publisher, opts), timeoutMs).then((r) => {
+    log(`  ${what}: ${r.video.frameWidth}px, frames ${r.framesBefore}→${r.video.framesDecoded}${r.audio ? `, audio packets ${r.audio.packetsReceived}` : ''}`);
+    return r;
+  });
+}
+
+/** The page's state for diagnostics on failure. */
+export async function describe(p) {
+  return p.page.evaluate(() => ({
+    url: location.href,
+    screen: document.body.dataset.screen,
+    conn: document.body.dataset.conn,
+    banner: document.getElementById('banner')?.textContent,
+    notice: document.getElementById('notice')?.hidden ? undefined : document.getElementById('notice-text')?.textContent,
+    tiles: [...document.querySelectorAll('#stage .tile')].map((t) => `${t.dataset.key}:${t.dataset.name}:v=${t.dataset.video}:a=${t.dataset.audio}`),
+    toasts: [...document.querySelectorAll('.toast')].map((t) => t.textContent),
+  })).catch((err) => `unavailable: ${err.message}`);
+}

@@ -1,0 +1,464 @@
+// Browser end-to-end suite: real Chromium processes (fake camera and microphone) against the real
+// peer-calls server on loopback. Every case starts its own server; assertions come from
+// RTCPeerConnection.getStats() and the page, polled with deadlines.
+//
+//   node e2e/run.mjs                 every case
+//   node e2e/run.mjs call reconnect  only these cases
+//
+// PEERCALLS_BIN picks the server binary (default target/release/peer-calls), CHROMIUM the browser.
+// Screenshots: ci-artifacts/screenshots/; server logs: ci-artifacts/e2e/.
+// Ends with "N passed, N failed"; the exit code is 1 when any case failed.
+
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, rm } from 'node:fs/promises';
+import {
+  Server, participant, join, shot, waitFor, waitDecodes, inbound, log, sleep, describe, SHOTS, LOGS, TIMEOUT_MS,
+} from './lib.mjs';
+
+const room = (prefix) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
+
+// Things a case opens; closed after the case whatever happens.
+class Scope {
+  constructor(name) {
+    this.name = name;
+    this.people = [];
+    this.servers = [];
+  }
+
+  async server(args = []) {
+    const s = new Server(this.name, args);
+    this.servers.push(s);
+    await s.start();
+    return s;
+  }
+
+  async person(name, opts) {
+    const p = await participant(name, opts);
+    this.people.push(p);
+    return p;
+  }
+
+  async close() {
+    await Promise.all(this.people.map((p) => p.close()));
+    await Promise.all(this.servers.map((s) => s.stop()));
+  }
+}
+
+const tileCount = (p, name) => p.page.evaluate((n) => document.querySelectorAll(`#stage .tile[data-name="${n}"]:not(.screen)`).length, name);
+const tileAttr = (p, name, attr) => p.page.evaluate(([n, a]) => document.querySelector(`#stage .tile[data-name="${n}"]:not(.screen)`)?.dataset[a], [name, attr]);
+
+/** Two people in one room; the second comes in through the first one's invite link. */
+async function pair(s, srv, r, { screenshots = false, bobOpts } = {}) {
+  const alice = await s.person('alice', { permissions: ['clipboard-read', 'clipboard-write'] });
+  const bob = await s.person('bob', bobOpts);
+  await alice.page.goto(`${srv.url}/call/${r}`);
+  await join(alice, { screenshot: screenshots ? '2-join-screen.png' : undefined });
+  // The invite link, as the Invite button copies it.
+  await alice.page.click('#btn-invite');
+  const link = await waitFor('the invite link on the clipboard', () => alice.page.evaluate(() => navigator.clipboard.readText()));
+  if (!link.endsWith(`/call/${r}`)) throw new Error(`unexpected invite link ${link}`);
+  await bob.page.goto(link);
+  await join(bob);
+  return { alice, bob };
+}
+
+const CASES = {
+  // Landing page → create a named room → join screen → call; the second browser joins through
+  // the invite link. Each decodes the other's video and receives the other's audio.
+  async call(s) {
+    const srv = await s.server();
+    const r = room('call');
+    const alice = await s.person('alice', { permissions: ['clipboard-read', 'clipboard-write'] });
+    await alice.page.goto(`${srv.url}/`);
+    await alice.page.fill('#call', r);
+    await shot(alice, '1-landing.png');
+    await Promise.all([alice.page.waitForURL(`${srv.url}/call/${r}`), alice.page.click('#create-btn')]);
+    await join(alice, { screenshot: '2-join-screen.png' });
+    await alice.page.click('#btn-invite');
+    const link = await waitFor('invite link on the clipboard', () => alice.page.evaluate(() => navigator.clipboard.readText()));
+    log(`  invite link: ${link}`);
+    const bob = await s.person('bob');
+    await bob.page.goto(link);
+    await join(bob);
+    await waitDecodes(alice, 'bob');
+    await waitDecodes(bob, 'alice');
+    // The connection state is shown.
+    const conn = await alice.page.locator('#conn').innerText();
+    if (!/connected/i.test(conn)) throw new Error(`connection state shows "${conn}"`);
+    // A random room from the landing page.
+    await bob.page.goto(`${srv.url}/`);
+    await Promise.all([bob.page.waitForURL(/\/call\/[a-z]+-[a-z]+-[a-z0-9]{6}$/), bob.page.click('#create-btn')]);
+    log(`  random room: ${bob.page.url()}`);
+  },
+
+  // Text chat both ways, and a file of several chunks arrives byte for byte; too large a file
+  // is refused with a message.
+  async chat(s) {
+    const srv = await s.server();
+    const { alice, bob } = await pair(s, srv, room('chat'));
+    await bob.page.click('#btn-chat');
+    const text = `hello bob, ünïcødé ✓ ${Date.now()}`;
+    await alice.page.click('#btn-chat');
+    await alice.page.fill('#chat-input', text);
+    await alice.page.click('#chat-send');
+    await waitFor("alice's message in bob's chat", () => bob.page.locator('#chat-log').innerText().then((t) => t.includes(text)));
+    await bob.page.fill('#chat-input', 'hi alice');
+    await bob.page.press('#chat-input', 'Enter');
+    await waitFor("bob's message in alice's chat", () => alice.page.locator('#chat-log').innerText().then((t) => t.includes('hi alice')));
+    log('  chat crossed both ways');
+
+    const bytes = randomBytes(200 * 1024 + 123); // five chunks
+    const sha = createHash('sha256').update(bytes).digest('hex');
+    await alice.page.setInputFiles('#file-input', { name: 'report.bin', mimeType: 'application/octet-stream', buffer: bytes });
+    const got = await waitFor('the file at bob, complete', () => bob.page.evaluate(async () => {
+      const a = document.querySelector('#chat-log .msg[data-done="true"] a.file-download');
+      if (!a) return null;
+      const buf = await (await fetch(a.href)).arrayBuffer();
+      const hash = [...new Uint8Array(await crypto.subtle.digest('SHA-256', buf))].map((b) => b.toString(16).padStart(2, '0')).join('');
+      return { name: a.download, size: buf.byteLength, hash };
+    }));
+    if (got.name !== 'report.bin' || got.size !== bytes.length || got.hash !== sha) {
+      throw new Error(`file differs: got ${JSON.stringify(got)}, sent ${bytes.length} bytes sha256 ${sha}`);
+    }
+    log(`  file arrived intact: ${got.size} bytes, sha256 ${sha.slice(0, 16)}…`);
+    await waitFor("alice's side says sent", () => alice.page.evaluate(() => Boolean(document.querySelector('#chat-log .msg.own[data-done="true"]'))));
+
+    await alice.page.setInputFiles('#file-input', { name: 'huge.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(16 * 1024 * 1024 + 1) });
+    await waitFor('the size limit message', () => alice.page.locator('#chat-log .msg.system.error').innerText().then((t) => t.includes('at most 16')));
+    await shot(bob, '4-chat.png');
+  },
+
+  // A screen share (with and without audio) is a new tile on the other side and decodes; stopping
+  // it removes the tile.
+  async screen(s) {
+    const srv = await s.server();
+    const { alice, bob } = await pair(s, srv, room('screen'));
+    await waitDecodes(bob, 'alice');
+    await alice.page.click('#btn-screen');
+    await alice.page.click('#share-screen');
+    await waitFor("alice's screen tile at bob", () => bob.page.evaluate(() => Boolean(document.querySelector('#stage .tile.screen[data-name="alice"]'))));
+    await waitDecodes(bob, 'alice', { screen: true, audio: false });
+    await waitDecodes(bob, 'alice'); // the camera goes on
+    await shot(bob, '5-screen-share.png');
+    await alice.page.click('#btn-screen'); // stop
+    await waitFor("alice's screen tile gone at bob", () => bob.page.evaluate(() => !document.querySelector('#stage .tile.screen')));
+    log('  stopped sharing: tile removed');
+    await alice.page.click('#btn-screen');
+    await alice.page.click('#share-screen-audio');
+    await waitDecodes(bob, 'alice', { screen: true, audio: true });
+    const tracks = await bob.page.evaluate(() => document.querySelector('#stage .tile.screen video').srcObject.getTracks().map((t) => t.kind).sort().join(','));
+    if (tracks !== 'audio,video') throw new Error(`screen tile has ${tracks}`);
+  },
+
+  // A third browser joins late and decodes both; it sees who is in the room; its hang-up removes
+  // its tile for the others.
+  async late(s) {
+    const srv = await s.server();
+    const r = room('late');
+    // Bob is on a phone-sized screen.
+    const { alice, bob } = await pair(s, srv, r, { bobOpts: { viewport: { width: 390, height: 800 }, isMobile: true } });
+    await waitDecodes(alice, 'bob');
+    const carol = await s.person('carol');
+    await carol.page.goto(`${srv.url}/call/${r}`);
+    // Carol joins with her camera off: the others see her avatar, and her video once she starts it.
+    await join(carol, { camera: false });
+    await waitDecodes(carol, 'alice');
+    await waitDecodes(carol, 'bob');
+    await waitFor("alice shows carol's avatar", async () => (await tileAttr(alice, 'carol', 'video')) === 'off');
+    const off = await carol.page.evaluate(() => window.peerCalls.media.videoTrack === null && window.peerCalls.session.videoSender.track === null);
+    if (!off) throw new Error("carol's camera runs although she joined with it off");
+    await carol.page.click('#btn-cam');
+    await waitDecodes(alice, 'carol');
+    await waitDecodes(bob, 'carol');
+    log('  carol joined with the camera off, then started it');
+    await carol.page.click('#btn-people');
+    const people = await carol.page.locator('#people-list').innerText();
+    for (const n of ['alice', 'bob', 'carol (you)']) if (!people.includes(n)) throw new Error(`carol's people list lacks ${n}: ${people}`);
+    await carol.page.click('#btn-people');
+    // For the picture: bob mutes, carol says hello, alice has the chat open.
+    await bob.page.click('#btn-mic');
+    await carol.page.click('#btn-chat');
+    await carol.page.fill('#chat-input', 'Hello both! Can you hear me?');
+    await carol.page.press('#chat-input', 'Enter');
+    await carol.page.click('#btn-chat');
+    await alice.page.click('#btn-chat');
+    await waitFor("carol's message at alice", () => alice.page.locator('#chat-log').innerText().then((t) => t.includes('Can you hear me?')));
+    await waitFor("alice sees bob muted", async () => (await tileAttr(alice, 'bob', 'audio')) === 'off');
+    await alice.page.mouse.move(0, 0);
+    await shot(alice, '3-call-three.png');
+    await alice.page.click('#btn-chat');
+    await shot(bob, '3-call-three-phone.png');
+    // Who is speaking is highlighted (the fake microphones beep).
+    await waitFor("alice sees someone's tile marked as speaking", () => alice.page.evaluate(() => Boolean(document.querySelector('#stage .tile.speaking:not(.local)'))));
+    // Pin a tile: it fills the stage, the others move to a strip, and all still decode.
+    await alice.page.hover('#stage .tile[data-name="carol"]');
+    await alice.page.click('#stage .tile[data-name="carol"] .pin-btn');
+    await waitFor("carol's tile pinned at alice", () => alice.page.evaluate(() => document.querySelector('#pinned .tile')?.dataset.name === 'carol'));
+    await waitDecodes(alice, 'carol', { audio: false });
+    await waitDecodes(alice, 'bob', { audio: false });
+    await shot(alice, '3-call-pinned.png');
+    await alice.page.click('#pinned .tile .pin-btn');
+    // Fullscreen on double click, and back.
+    await alice.page.dblclick('#stage .tile[data-name="bob"]');
+    await waitFor('bob fullscreen at alice', () => alice.page.evaluate(() => document.fullscreenElement?.dataset.name === 'bob'));
+    await alice.page.evaluate(() => document.exitFullscreen());
+    log('  speaking highlight, pin and fullscreen work');
+    await carol.page.click('#btn-hangup');
+    await carol.page.locator('#notice').waitFor({ state: 'visible' });
+    for (const p of [alice, bob]) {
+      await waitFor(`carol's tile gone at ${p.name}`, async () => (await tileCount(p, 'carol')) === 0);
+    }
+    log('  carol hung up: her tile is gone for alice and bob');
+    await waitDecodes(alice, 'bob');
+  },
+
+  // The WebSocket drops (resume, same session) and the server restarts (new session): both
+  // browsers reconnect by themselves and decode video again, without reloading.
+  async reconnect(s) {
+    const srv = await s.server();
+    const { alice, bob } = await pair(s, srv, room('reconnect'));
+    await waitDecodes(alice, 'bob');
+    await waitDecodes(bob, 'alice');
+    for (const p of [alice, bob]) await p.page.evaluate(() => { window.__noReload = true; });
+
+    // 1. Only the socket drops: the session resumes; the peer connection stays.
+    const before = await alice.page.evaluate(() => { window.__pc = window.peerCalls.session.pc; return window.peerCalls.session.peerId; });
+    await alice.page.evaluate(() => window.peerCalls.session.ws.close());
+    await waitFor('alice resumed', () => alice.page.evaluate((id) => window.peerCalls.session.joined && window.peerCalls.session.peerId === id && window.peerCalls.session.pc === window.__pc, before));
+    await waitDecodes(bob, 'alice');
+    await waitDecodes(alice, 'bob');
+    log('  socket drop: resumed the same session');
+
+    // 2. The server restarts on the same port.
+    await srv.stop();
+    await waitFor('both notice the loss', async () => {
+      const states = await Promise.all([alice, bob].map((p) => p.page.evaluate(() => document.body.dataset.conn)));
+      return states.every((st) => st === 'reconnecting' || st === 'connecting');
+    }, 10_000);
+    await shot(alice, '6-reconnecting.png');
+    await srv.start();
+    log('  server restarted');
+    for (const p of [alice, bob]) await waitFor(`${p.name} reconnected`, () => p.page.evaluate(() => document.body.dataset.conn === 'connected'), 30_000);
+    await waitDecodes(alice, 'bob');
+    await waitDecodes(bob, 'alice');
+    for (const p of [alice, bob]) {
+      if (!(await p.page.evaluate(() => window.__noReload === true))) throw new Error(`${p.name}'s page reloaded`);
+    }
+    const tiles = await alice.page.evaluate(() => document.querySelectorAll('#stage .tile[data-name="bob"]').length);
+    if (tiles !== 1) throw new Error(`alice shows ${tiles} tiles for bob after the restart`);
+  },
+
+  // Mute and camera off are seen on the other side (tile state and getStats), and so is turning
+  // them back on; switching the microphone does not renegotiate or rejoin.
+  async mute(s) {
+    const srv = await s.server();
+    const { alice, bob } = await pair(s, srv, room('mute'));
+    await waitDecodes(bob, 'alice');
+    const energy = async () => (await inbound(bob)).find((x) => x.name === 'alice' && x.kind === 'audio' && !x.screen)?.totalAudioEnergy ?? 0;
+    const frames = async () => (await inbound(bob)).find((x) => x.name === 'alice' && x.kind === 'video' && !x.screen)?.framesDecoded ?? 0;
+    // Sound arrives while unmuted (the fake microphone beeps).
+    await waitFor('audio energy from alice', async () => { const a = await energy(); await sleep(1200); return (await energy()) > a; });
+
+    await alice.page.click('#btn-mic');
+    await waitFor('bob sees alice muted', async () => (await tileAttr(bob, 'alice', 'audio')) === 'off');
+    await waitFor('silence from alice', async () => { const a = await energy(); await sleep(1500); return (await energy()) - a < 1e-6; });
+    log('  mute: tile shows it, audio energy flat');
+    await alice.page.click('#btn-mic');
+    await waitFor('bob sees alice unmuted', async () => (await tileAttr(bob, 'alice', 'audio')) === 'on');
+    await waitFor('sound from alice again', async () => { const a = await energy(); await sleep(1200); return (await energy()) > a; });
+
+    await alice.page.click('#btn-cam');
+    await waitFor('bob sees alice camera off', async () => (await tileAttr(bob, 'alice', 'video')) === 'off');
+    await waitFor('no frames from alice', async () => { const a = await frames(); await sleep(1000); return (await frames()) === a; });
+    const camLight = await alice.page.evaluate(() => window.peerCalls.media.videoTrack === null);
+    if (!camLight) throw new Error("alice's camera track still runs while the camera is off");
+    await shot(bob, '7-camera-off.png');
+    log('  camera off: tile shows it, no frames decoded, camera stopped');
+    await alice.page.click('#btn-cam');
+    await waitFor('bob sees alice camera on', async () => (await tileAttr(bob, 'alice', 'video')) === 'on');
+    await waitDecodes(bob, 'alice');
+
+    // Switch the microphone in the Devices dialog: replaceTrack, same peer connection.
+    const pc0 = await alice.page.evaluate(() => { window.__pc = window.peerCalls.session.pc; return window.peerCalls.media.audioTrack.label; });
+    await alice.page.click('#btn-settings');
+    const options = await alice.page.locator('#call-audio-device option').evaluateAll((os) => os.map((o) => [o.value, o.textContent]));
+    const other = options.find(([, label]) => label !== pc0);
+    if (!other) throw new Error(`only one microphone: ${JSON.stringify(options)}`);
+    await alice.page.selectOption('#call-audio-device', other[0]);
+    await alice.page.click('#settings button.primary');
+    await waitFor('alice sends the other microphone', () => alice.page.evaluate((label) => {
+      const s = window.peerCalls.session;
+      return s.pc === window.__pc && s.audioSender.track?.label === label;
+    }, other[1]));
+    await waitFor('audio from the new microphone at bob', async () => { const a = await energy(); await sleep(1200); return (await energy()) > a; });
+    log(`  switched microphone to "${other[1]}" without renegotiating`);
+  },
+
+  // Pub/sub: in a window too small for every tile, tiles off screen are unsubscribed and
+  // subscribed again when scrolled into view.
+  async visible(s) {
+    const srv = await s.server();
+    const r = room('visible');
+    const alice = await s.person('alice', { viewport: { width: 640, height: 340 } });
+    const bob = await s.person('bob');
+    const carol = await s.person('carol');
+    for (const p of [alice, bob, carol]) {
+      await p.page.goto(`${srv.url}/call/${r}`);
+      await join(p);
+    }
+    const scrolls = await waitFor('alice: the grid scrolls', () => alice.page.evaluate(() => {
+      const g = document.getElementById('tiles');
+      return g.classList.contains('scrolls') && g.scrollHeight > g.clientHeight + 20 && document.querySelectorAll('#tiles .tile').length === 3;
+    }));
+    if (!scrolls) throw new Error('no scrolling grid');
+    // Which remote tile is on screen, from the page's layout.
+    const onScreen = () => alice.page.evaluate(() => {
+      const g = document.getElementById('tiles').getBoundingClientRect();
+      const out = {};
+      for (const t of document.querySelectorAll('#tiles .tile:not(.local)')) {
+        const b = t.getBoundingClientRect();
+        const shown = Math.max(0, Math.min(b.bottom, g.bottom) - Math.max(b.top, g.top)) / b.height;
+        out[t.dataset.name] = shown;
+      }
+      return out;
+    });
+    const check = async (visible, hidden) => {
+      const shown = await onScreen();
+      if (!(shown[visible] > 0.5 && shown[hidden] < 0.2)) throw new Error(`layout: ${JSON.stringify(shown)}`);
+      await waitDecodes(alice, visible, { audio: true });
+      // The hidden one: its video is unsubscribed (no video track in its tile, nothing decoded),
+      // while its audio still plays.
+      await waitFor(`alice: ${hidden}'s video unsubscribed`, async () => {
+        const a = await inbound(alice);
+        const hasVideo = await alice.page.evaluate((n) => document.querySelector(`#tiles .tile[data-name="${n}"] video`).srcObject.getVideoTracks().length, hidden);
+        const subscribed = await alice.page.evaluate((n) => {
+          const s = window.peerCalls.session;
+          return [...s.tracks.entries()].filter(([, i]) => s.peers.get(i.peerId) === n && i.kind === 'video').map(([k]) => s.isSubscribed(k));
+        }, hidden);
+        return { ok: hasVideo === 0 && !subscribed.includes(true) && !a.some((x) => x.name === hidden && x.kind === 'video'), hasVideo, subscribed };
+      });
+      await waitFor(`alice: ${hidden}'s audio still arrives`, async () => {
+        const pkts = async () => (await inbound(alice)).find((x) => x.name === hidden && x.kind === 'audio')?.packetsReceived ?? 0;
+        const a = await pkts();
+        await sleep(1000);
+        return (await pkts()) > a;
+      });
+      log(`  on screen: ${visible} decodes; off screen: ${hidden} video unsubscribed, audio kept`);
+    };
+    // Tile order: alice (self), bob, carol. At the top, carol is off screen.
+    await alice.page.evaluate(() => { document.getElementById('tiles').scrollTop = 0; });
+    await check('bob', 'carol');
+    await shot(alice, '8-visible-top.png');
+    await alice.page.evaluate(() => { const g = document.getElementById('tiles'); g.scrollTop = g.scrollHeight; });
+    await check('carol', 'bob');
+  },
+
+  // Error pages: camera denied (a clear message; joining still works, to watch), room full,
+  // no devices, server unreachable (then reachable), unsupported browser, invalid room name.
+  async errors(s) {
+    const srv = await s.server(['--max-room-size', '2']);
+    const r = room('errors');
+    const alice = await s.person('alice');
+    await alice.page.goto(`${srv.url}/call/${r}`);
+    await join(alice);
+
+    // Camera and microphone blocked for the site: message, then join anyway and watch alice.
+    const dora = await s.person('dora', { denyMedia: srv.url });
+    await dora.page.goto(`${srv.url}/call/${r}`, { waitUntil: 'domcontentloaded' });
+    await waitFor('the permission message', () => dora.page.locator('#media-error').innerText().then((t) => /denied/i.test(t)));
+    await shot(dora, '9-camera-denied.png');
+    log(`  camera denied: "${(await dora.page.locator('#media-error').innerText()).slice(0, 70)}…"`);
+    await dora.page.fill('#nickname', 'dora');
+    await dora.page.click('#join');
+    await waitFor('dora connected', () => dora.page.evaluate(() => document.body.dataset.conn === 'connected'));
+    await waitDecodes(dora, 'alice');
+    await waitFor("alice sees dora's tile without video", async () => (await tileAttr(alice, 'dora', 'video')) === 'off');
+
+    // The room holds two: a third gets "room full". The same page then checks the other errors.
+    const eve = await s.person('eve', {
+      initScript: () => {
+        if (location.search.includes('nowebrtc')) delete window.RTCPeerConnection;
+        if (location.search.includes('nodevices')) {
+          const err = () => Promise.reject(new DOMException('Requested device not found', 'NotFoundError'));
+          navigator.mediaDevices.getUserMedia = err;
+          navigator.mediaDevices.enumerateDevices = () => Promise.resolve([]);
+        }
+      },
+    });
+    await eve.page.goto(`${srv.url}/call/${r}`);
+    await eve.page.fill('#nickname', 'eve');
+    await eve.page.click('#join');
+    await waitFor('room full notice', () => eve.page.evaluate(() => !document.getElementById('notice').hidden && /full/i.test(document.getElementById('notice-title').textContent)));
+    await shot(eve, '9-room-full.png');
+    log('  room full: notice shown');
+
+    await eve.page.goto(`${srv.url}/call/bad%20name`);
+    await waitFor('invalid room notice', () => eve.page.evaluate(() => /not a valid room name/.test(document.getElementById('notice-text').textContent)));
+    await eve.page.goto(`${srv.url}/call/${r}?nowebrtc`);
+    await waitFor('unsupported notice', () => eve.page.evaluate(() => /cannot make calls/.test(document.getElementById('notice-title').textContent)));
+    await shot(eve, '9-unsupported.png');
+    await eve.page.goto(`${srv.url}/call/${r}-2?nodevices`, { waitUntil: 'domcontentloaded' });
+    await waitFor('no devices message', () => eve.page.locator('#media-error').innerText().then((t) => /No camera or microphone/.test(t)));
+    log('  invalid room, unsupported browser, no devices: messages shown');
+    await srv.stop();
+    await eve.page.click('#join');
+    await waitFor('server unreachable banner', () => eve.page.evaluate(() => /Cannot reach the server/.test(document.getElementById('banner').textContent)));
+    await shot(eve, '9-unreachable.png');
+    log(`  unreachable: "${await eve.page.locator('#banner').innerText()}"`);
+    await srv.start();
+    await waitFor('eve connects once the server is back', () => eve.page.evaluate(() => document.body.dataset.conn === 'connected'), 20_000);
+  },
+};
+
+async function main() {
+  const only = process.argv.slice(2);
+  const unknown = only.filter((n) => !CASES[n]);
+  if (unknown.length) {
+    console.error(`unknown case(s): ${unknown.join(', ')}; cases: ${Object.keys(CASES).join(', ')}`);
+    process.exit(2);
+  }
+  const names = only.length ? only : Object.keys(CASES);
+  if (!only.length) {
+    await rm(SHOTS, { recursive: true, force: true });
+    await rm(LOGS, { recursive: true, force: true });
+  }
+  await mkdir(SHOTS, { recursive: true });
+  const results = [];
+  for (const name of names) {
+    const s = new Scope(name);
+    const t0 = Date.now();
+    log(`case ${name}`);
+    try {
+      await withTimeout(CASES[name](s), 4 * TIMEOUT_MS + 60_000, name);
+      const errors = s.people.flatMap((p) => p.logs.filter((l) => l.startsWith('pageerror')).map((l) => `${p.name}: ${l}`));
+      if (errors.length) throw new Error(`uncaught errors in the page:\n${errors.join('\n')}`);
+      results.push({ name, ok: true, secs: (Date.now() - t0) / 1000 });
+      log(`PASS ${name} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
+    } catch (err) {
+      results.push({ name, ok: false, secs: (Date.now() - t0) / 1000 });
+      console.error(`FAIL ${name}: ${err.message}`);
+      for (const p of s.people) {
+        await p.page.screenshot({ path: `${SHOTS}/fail-${name}-${p.name}.png` }).catch(() => {});
+        console.error(`--- ${p.name}: ${JSON.stringify(await describe(p))}\n${p.logs.slice(-25).join('\n') || '(no console output)'}`);
+      }
+    } finally {
+      await s.close();
+    }
+  }
+  const passed = results.filter((r) => r.ok).length;
+  const failed = results.length - passed;
+  console.log('');
+  for (const r of results) console.log(`${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(10)} ${r.secs.toFixed(1)}s`);
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exitCode = failed ? 1 : 0;
+}
+
+function withTimeout(promise, ms, name) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`case ${name} took longer than ${ms / 1000}s`)), ms); }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+await main();

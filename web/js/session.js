@@ -1,0 +1,664 @@
+// One call: the signalling WebSocket (reconnecting with backoff, resuming the session with its
+// token) and one RTCPeerConnection to the SFU. Protocol: docs/protocol.md.
+//
+// - The client sends one offer (its camera and microphone transceivers plus a data channel);
+//   the server makes every later offer and the client answers them one at a time.
+// - The camera and microphone always have a sendonly transceiver from the first offer on, with or
+//   without a track: turning the camera off or on, or switching devices, is `replaceTrack` —
+//   no renegotiation, and the room's track list does not change.
+// - Screen shares are published later (`publish` → server offer with a recvonly m-line carrying
+//   our msid → attach the track to that transceiver → answer).
+// - Subscriptions follow `wants(track)`, a policy the page sets (visible tiles); `reconcile()`
+//   turns the difference into one `subscribe` and one `unsubscribe`.
+
+import { Emitter, randomString } from './util.js';
+import { sections } from './sdp.js';
+
+const PING_MS = 10_000;
+const SILENCE_MS = 25_000; // no message (not even a pong) this long: the socket is dead
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 8_000;
+const SUBSCRIBE_TIMEOUT_MS = 15_000;
+const MEDIA_FAILED_RESTART_MS = 5_000;
+
+export const trackKey = (t) => `${t.streamId} ${t.trackId} ${t.kind}`;
+const trackRef = (t) => ({ streamId: t.streamId, trackId: t.trackId, kind: t.kind });
+const msidKey = (streamId, trackId) => `${streamId} ${trackId}`;
+export const SCREEN_PREFIX = 'screen-';
+export const isScreenStream = (streamId) => streamId.startsWith(SCREEN_PREFIX);
+
+/**
+ * Events:
+ *  'conn' {state: 'connecting'|'connected'|'reconnecting'|'closed', detail, retryAt}
+ *  'joined' {peerId, resumed, fresh}    'reset' (a fresh session: forget all remote state)
+ *  'peer-joined' {peerId, nickname}     'peer-left' {peerId}
+ *  'track-published' info               'track-unpublished' info
+ *  'track' {key, info, track}           'track-ended' {key, info}
+ *  'message' {from, data}               'fatal' {code, message}
+ *  'notice' {message, error}           'rate-limited' {reason} (the server dropped a message)
+ */
+export class Session extends Emitter {
+  constructor({ room, nickname, media }) {
+    super();
+    this.room = room;
+    this.nickname = nickname;
+    this.media = media; // LocalMedia
+    this.ws = null;
+    this.pc = null;
+    this.peerId = null;
+    this.token = null;
+    this.closed = false;
+    this.joined = false;
+    this.attempt = 0;
+    this.retryTimer = 0;
+    this.pingTimer = 0;
+    this.reconcileTimer = 0;
+    this.failTimer = 0;
+    this.chain = Promise.resolve();
+    this.peers = new Map(); // peerId -> nickname (others)
+    this.tracks = new Map(); // key -> TrackInfo (others' tracks in the room)
+    this.requested = new Map(); // key -> time the subscribe was sent
+    this.confirmed = new Set(); // keys the server confirmed with `subscribed`
+    this.receivers = new Map(); // key -> {track, receiver, mid}
+    this.remoteMids = new Map(); // mid -> section of the server's last description
+    this.markers = []; // one entry per ping sent: null or {subscribe|unsubscribe: keys}
+    this.mediaReady = false;
+    this.audioSender = null;
+    this.videoSender = null;
+    this.published = new Map(); // msidKey -> {ref, track, stream, transceiver}
+    this.wants = () => true;
+    this.connState = 'connecting';
+    this.mediaState = 'new';
+    this.signalState = 'connecting';
+    media.on('track', ({ kind, track }) => this.onLocalTrack(kind, track));
+  }
+
+  // ---------------------------------------------------------------- signalling socket
+
+  start() {
+    this.connect();
+  }
+
+  url() {
+    return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+  }
+
+  connect() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = 0;
+    if (this.closed) return;
+    let ws;
+    try {
+      ws = new WebSocket(this.url());
+    } catch (err) {
+      this.scheduleReconnect(`cannot open a WebSocket: ${err.message}`);
+      return;
+    }
+    this.ws = ws;
+    this.joined = false;
+    this.setSignal(this.token ? 'reconnecting' : 'connecting');
+    ws.onopen = () => {
+      if (ws !== this.ws) return;
+      this.lastRx = Date.now();
+      this.sendJoin();
+      clearInterval(this.pingTimer);
+      this.pingTimer = setInterval(() => {
+        // A network that vanished without closing the TCP connection (a phone changing
+        // networks) shows as silence: give up on this socket and reconnect.
+        if (Date.now() - this.lastRx > SILENCE_MS) this.abandonSocket('no answer from the server');
+        else this.ping(null);
+      }, PING_MS);
+    };
+    ws.onmessage = (ev) => {
+      if (ws !== this.ws) return;
+      this.lastRx = Date.now();
+      let msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch {
+        console.warn('malformed message from the server', ev.data);
+        return;
+      }
+      this.chain = this.chain
+        .then(() => (this.closed || ws !== this.ws ? undefined : this.handle(msg)))
+        .catch((err) => {
+          console.error(`handling ${msg.type} failed`, err);
+          this.emit('notice', { message: `Error while handling "${msg.type}": ${err.message ?? err}`, error: true });
+        });
+    };
+    ws.onclose = (ev) => {
+      if (ws !== this.ws) return;
+      ws.onclose = null;
+      clearInterval(this.pingTimer);
+      this.ws = null;
+      this.joined = false;
+      this.markers = [];
+      if (this.closed) return;
+      if (ev.code === 4000) return; // replaced: handled by the error message
+      if (ev.code === 4001) {
+        // media_ended: the server dropped our media session; start afresh.
+        this.token = null;
+        this.dropSession();
+      }
+      const reason = ev.code === 1006 || !ev.code ? 'connection lost' : `closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`;
+      this.scheduleReconnect(reason);
+    };
+  }
+
+  /** Closes a socket that looks dead and reconnects at once (without waiting for its close event). */
+  abandonSocket(reason) {
+    const ws = this.ws;
+    if (!ws) return;
+    this.ws = null;
+    ws.onclose = null;
+    ws.onmessage = null;
+    try {
+      ws.close();
+    } catch {
+      // already closing
+    }
+    clearInterval(this.pingTimer);
+    this.joined = false;
+    this.markers = [];
+    this.scheduleReconnect(reason);
+  }
+
+  scheduleReconnect(reason) {
+    if (this.closed || this.retryTimer) return;
+    const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt);
+    const delay = Math.round(base * (0.75 + Math.random() * 0.5));
+    this.attempt += 1;
+    const retryAt = Date.now() + delay;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = 0;
+      this.connect();
+    }, delay);
+    this.setSignal(this.token || this.everJoined ? 'reconnecting' : 'connecting', reason, retryAt);
+  }
+
+  /** Retry now (the browser came back online, or the user clicked "retry"). */
+  retryNow() {
+    if (this.closed || this.ws) return;
+    this.connect();
+  }
+
+  sendJoin() {
+    const join = { type: 'join', room: this.room, nickname: this.nickname };
+    if (this.token) join.token = this.token;
+    this.send(join);
+  }
+
+  send(msg) {
+    if (this.ws?.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(msg));
+    return true;
+  }
+
+  /** Sends ping and remembers what it marks (see the track_not_found handling). */
+  ping(marker) {
+    if (this.send({ type: 'ping' })) this.markers.push(marker);
+  }
+
+  /** Bytes the browser has not sent yet on the socket (for pacing file transfers). */
+  buffered() {
+    return this.ws?.bufferedAmount ?? 0;
+  }
+
+  get isOpen() {
+    return this.joined && this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  // One visible state from the socket and the peer connection.
+  setSignal(state, detail = '', retryAt = 0) {
+    this.signalState = state;
+    this.signalDetail = detail;
+    this.retryAt = retryAt;
+    this.updateConn();
+  }
+
+  updateConn() {
+    let state;
+    if (this.closed) state = 'closed';
+    else if (this.signalState !== 'open') state = this.signalState;
+    else if (this.mediaState === 'connected') state = 'connected';
+    else if (this.mediaState === 'disconnected' || this.mediaState === 'failed') state = 'reconnecting';
+    else if (!this.pc) state = 'connected'; // joined, no media session needed yet
+    else state = this.everConnected ? 'reconnecting' : 'connecting';
+    const detail = this.signalState !== 'open' ? this.signalDetail
+      : state === 'reconnecting' ? 'media connection interrupted' : '';
+    this.connState = state;
+    this.emit('conn', { state, detail, retryAt: this.retryAt, media: this.mediaState });
+  }
+
+  // ---------------------------------------------------------------- server messages
+
+  async handle(msg) {
+    switch (msg.type) {
+      case 'joined': return this.onJoined(msg);
+      case 'peer_joined':
+        this.peers.set(msg.peer.peerId, msg.peer.nickname);
+        this.emit('peer-joined', { ...msg.peer, live: true });
+        return;
+      case 'peer_left':
+        this.peers.delete(msg.peerId);
+        for (const [key, info] of this.tracks) if (info.peerId === msg.peerId) this.dropTrack(key);
+        this.emit('peer-left', { peerId: msg.peerId });
+        return;
+      case 'track_published': return this.onTrackPublished(msg.track);
+      case 'track_unpublished': {
+        const key = trackKey(msg);
+        if (msg.peerId === this.peerId) return;
+        this.dropTrack(key);
+        this.scheduleReconcile();
+        return;
+      }
+      case 'offer': return this.onOffer(msg.sdp);
+      case 'answer':
+        if (!this.pc) return;
+        this.noteRemote(msg.sdp);
+        await this.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+        this.mediaReady = true;
+        for (const p of this.published.values()) if (!p.sent) this.sendPublish(p);
+        this.scheduleReconcile();
+        return;
+      case 'subscribed':
+        for (const t of msg.tracks) {
+          const key = trackKey(t);
+          this.requested.delete(key);
+          this.confirmed.add(key);
+        }
+        this.scheduleReconcile();
+        return;
+      case 'unsubscribed':
+        for (const t of msg.tracks) {
+          const key = trackKey(t);
+          this.requested.delete(key);
+          this.confirmed.delete(key);
+          this.endReceiver(key);
+        }
+        this.scheduleReconcile();
+        return;
+      case 'message':
+        this.emit('message', { from: msg.from, data: msg.data });
+        return;
+      case 'pong':
+        this.markers.shift();
+        return;
+      case 'error': return this.onError(msg);
+      default:
+        console.debug('ignoring message', msg);
+    }
+  }
+
+  async onJoined(msg) {
+    const resumed = Boolean(msg.resumed && this.pc);
+    if (!resumed) this.dropSession();
+    this.joined = true;
+    this.everJoined = true;
+    this.attempt = 0;
+    this.peerId = msg.peerId;
+    this.token = msg.token;
+    this.setSignal('open');
+
+    // Our view of the room becomes the server's (events may have been missed while away).
+    const present = new Map(msg.peers.map((p) => [p.peerId, p.nickname]));
+    for (const id of [...this.peers.keys()]) {
+      if (!present.has(id)) {
+        this.peers.delete(id);
+        this.emit('peer-left', { peerId: id });
+      }
+    }
+    const listed = new Set(msg.tracks.map(trackKey));
+    for (const key of [...this.tracks.keys()]) if (!listed.has(key)) this.dropTrack(key);
+    this.emit('joined', { peerId: msg.peerId, resumed, peers: msg.peers });
+    for (const p of msg.peers) {
+      if (this.peers.get(p.peerId) === p.nickname) continue;
+      this.peers.set(p.peerId, p.nickname);
+      this.emit('peer-joined', { ...p, live: false });
+    }
+    for (const t of msg.tracks) this.onTrackPublished(t);
+
+    if (resumed) {
+      // Requests lost with the old socket: publish what was not sent, unpublish what the
+      // server still lists but we stopped. Lost subscribes are retried by reconcile().
+      for (const p of this.published.values()) if (!p.sent && this.mediaReady) this.sendPublish(p);
+      for (const t of msg.tracks) {
+        if (t.peerId !== msg.peerId || !isScreenStream(t.streamId)) continue;
+        if (!this.published.has(msidKey(t.streamId, t.trackId))) this.send({ type: 'unpublish', ...trackRef(t) });
+      }
+      this.scheduleReconcile();
+    } else {
+      await this.startMedia();
+    }
+  }
+
+  onTrackPublished(info) {
+    if (info.peerId === this.peerId) return;
+    const key = trackKey(info);
+    if (this.tracks.has(key)) return;
+    this.tracks.set(key, info);
+    this.emit('track-published', info);
+    this.scheduleReconcile();
+  }
+
+  dropTrack(key) {
+    const info = this.tracks.get(key);
+    if (!info) return;
+    this.tracks.delete(key);
+    this.requested.delete(key);
+    this.confirmed.delete(key);
+    this.endReceiver(key);
+    this.emit('track-unpublished', info);
+  }
+
+  onError(msg) {
+    const { code, reason } = msg;
+    const marker = this.markers[0];
+    switch (code) {
+      case 'replaced':
+        this.fatal('replaced', 'This call was opened in another window or tab, so it was closed here.');
+        return;
+      case 'session_expired':
+        // Our old session is gone (server restarted, or we were away too long): join afresh.
+        this.token = null;
+        this.dropSession();
+        this.sendJoin();
+        return;
+      case 'room_full':
+        this.fatal(code, `The room “${this.room}” is full. Try again later, or start another room.`);
+        return;
+      case 'server_full':
+        this.fatal(code, 'The server has as many rooms as it can hold right now. Try again later.');
+        return;
+      case 'invalid_room':
+        this.fatal(code, `“${this.room}” is not a valid room name: use 1–64 letters, digits, '-', '_' or '.'.`);
+        return;
+      case 'invalid_nickname':
+        this.fatal(code, 'That nickname is not allowed: use 1–64 characters, no control characters.');
+        return;
+      case 'media_ended':
+        this.emit('notice', { message: 'The media connection was lost; joining again…', error: true });
+        this.token = null;
+        this.dropSession();
+        return; // the server closes the socket (4001); onclose reconnects afresh
+      case 'track_not_found':
+        // A track went away just before our request. A refused `subscribe` subscribes none of
+        // its tracks: forget the refused batch so that reconcile() asks again for the rest.
+        if (marker?.subscribe) for (const key of marker.subscribe) this.requested.delete(key);
+        if (marker?.unsubscribe) for (const key of marker.unsubscribe) this.confirmed.delete(key);
+        if (!marker) this.requested.clear();
+        this.scheduleReconcile();
+        return;
+      case 'track_exists':
+        for (const p of this.published.values()) if (!p.transceiver) this.emit('notice', { message: `Could not publish: ${reason}`, error: true });
+        return;
+      case 'rate_limited':
+        // A message was dropped by the server. Only file transfers send that fast.
+        console.warn('rate limited by the server', reason);
+        this.emit('rate-limited', { reason });
+        return;
+      case 'unavailable':
+        this.emit('notice', { message: 'The server is shutting down; reconnecting…', error: true });
+        return;
+      case 'not_joined':
+        return;
+      default:
+        console.warn('server error', code, reason);
+        this.emit('notice', { message: `Server: ${reason}`, error: true });
+    }
+  }
+
+  fatal(code, message) {
+    this.emit('fatal', { code, message });
+    this.close(false);
+  }
+
+  // ---------------------------------------------------------------- media session
+
+  /** Forgets the media session (peer connection, subscriptions). The room view is rebuilt by the next `joined`. */
+  dropSession() {
+    clearTimeout(this.failTimer);
+    if (this.pc) {
+      this.pc.onconnectionstatechange = null;
+      this.pc.oniceconnectionstatechange = null;
+      this.pc.ontrack = null;
+      this.pc.close();
+    }
+    const hadState = this.pc || this.tracks.size || this.peers.size;
+    this.pc = null;
+    this.mediaReady = false;
+    this.audioSender = null;
+    this.videoSender = null;
+    this.mediaState = 'new';
+    for (const p of this.published.values()) {
+      p.transceiver = null;
+      p.sent = false;
+    }
+    for (const key of [...this.receivers.keys()]) this.endReceiver(key);
+    this.requested.clear();
+    this.confirmed.clear();
+    this.remoteMids.clear();
+    if (hadState) {
+      this.tracks.clear();
+      this.peers.clear();
+      this.emit('reset');
+    }
+  }
+
+  async startMedia() {
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    this.pc = pc;
+    this.mediaState = 'connecting';
+    pc.onconnectionstatechange = () => this.onPcState(pc);
+    pc.oniceconnectionstatechange = () => {
+      // Browsers without connectionState (older Firefox) report through ICE.
+      if (!('connectionState' in pc)) this.onPcState(pc);
+    };
+    pc.ontrack = (ev) => this.onTrack(ev);
+    pc.createDataChannel('peer-calls'); // the first offer always has an m-line
+    // Microphone and camera: one sendonly transceiver each, with or without a track, on one stream
+    // (so the server sees them as one participant's audio and video).
+    const stream = this.media.stream;
+    this.audioSender = pc.addTransceiver(this.media.audioTrack ?? 'audio', { direction: 'sendonly', streams: [stream] }).sender;
+    this.videoSender = pc.addTransceiver(this.media.videoTrack ?? 'video', { direction: 'sendonly', streams: [stream] }).sender;
+    const offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    this.send({ type: 'offer', sdp: pc.localDescription.sdp });
+    this.updateConn();
+  }
+
+  onPcState(pc) {
+    if (pc !== this.pc) return;
+    const s = pc.connectionState ?? pc.iceConnectionState;
+    this.mediaState = s === 'completed' ? 'connected' : s;
+    if (this.mediaState === 'connected') this.everConnected = true;
+    clearTimeout(this.failTimer);
+    if (this.mediaState === 'failed') {
+      // The server normally ends the session itself (media_ended). If it does not, rejoin afresh.
+      this.failTimer = setTimeout(() => {
+        if (pc === this.pc && !this.closed) this.rejoinFresh();
+      }, MEDIA_FAILED_RESTART_MS);
+    }
+    this.updateConn();
+  }
+
+  /** Leaves and joins again without the token: a new session with a new peer connection. */
+  rejoinFresh() {
+    this.send({ type: 'leave' });
+    this.token = null;
+    this.dropSession();
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onclose = null;
+      ws.close();
+    }
+    clearInterval(this.pingTimer);
+    this.connect();
+  }
+
+  async onOffer(sdp) {
+    const pc = this.pc;
+    if (!pc) return;
+    this.noteRemote(sdp); // before: ontrack fires inside setRemoteDescription
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+    // Attach tracks we asked to publish to their new m-lines (recvonly from the server's side).
+    for (const sec of this.remoteMids.values()) {
+      if (sec.port === 0 || sec.direction !== 'recvonly' || !sec.streamId) continue;
+      const p = this.published.get(msidKey(sec.streamId, sec.trackId));
+      if (!p || p.transceiver) continue;
+      const tr = pc.getTransceivers().find((t) => t.mid === sec.mid);
+      if (!tr) continue;
+      p.transceiver = tr;
+      await tr.sender.replaceTrack(p.track);
+      tr.direction = 'sendonly';
+      if (tr.sender.setStreams && p.stream) tr.sender.setStreams(p.stream);
+    }
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    this.send({ type: 'answer', sdp: pc.localDescription.sdp });
+  }
+
+  noteRemote(sdp) {
+    this.remoteMids.clear();
+    for (const sec of sections(sdp)) if (sec.mid !== null) this.remoteMids.set(sec.mid, sec);
+  }
+
+  onTrack(ev) {
+    const mid = ev.transceiver?.mid;
+    const sec = mid !== null && mid !== undefined ? this.remoteMids.get(mid) : null;
+    // The m-line's msid names the publisher's track; fall back to the stream the browser made.
+    const streamId = sec?.streamId ?? ev.streams?.[0]?.id;
+    const trackId = sec?.trackId ?? ev.track.id;
+    const key = trackKey({ streamId, trackId, kind: ev.track.kind });
+    const info = this.tracks.get(key);
+    if (!info) {
+      console.debug('track for no known published track', key);
+      return;
+    }
+    this.receivers.set(key, { track: ev.track, receiver: ev.receiver, mid });
+    this.emit('track', { key, info, track: ev.track });
+  }
+
+  endReceiver(key) {
+    const r = this.receivers.get(key);
+    if (!r) return;
+    this.receivers.delete(key);
+    this.emit('track-ended', { key, info: this.tracks.get(key), track: r.track });
+  }
+
+  /** The local camera or microphone track changed: swap it into its sender (no renegotiation). */
+  onLocalTrack(kind, track) {
+    const sender = kind === 'audio' ? this.audioSender : this.videoSender;
+    if (!sender) return;
+    sender.replaceTrack(track).catch((err) => {
+      console.warn('replaceTrack failed', err);
+      this.emit('notice', { message: `Could not switch the ${kind === 'audio' ? 'microphone' : 'camera'}: ${err.message}`, error: true });
+    });
+  }
+
+  // ---------------------------------------------------------------- publishing later (screen share)
+
+  /** Publishes `track` as part of stream `streamId` (e.g. 'screen-…'). */
+  publish(track, streamId, stream) {
+    const ref = { streamId, trackId: `${streamId}-${track.kind}-${randomString(4)}`, kind: track.kind };
+    const p = { ref, track, stream, transceiver: null, sent: false };
+    this.published.set(msidKey(ref.streamId, ref.trackId), p);
+    if (this.mediaReady) this.sendPublish(p);
+    return ref;
+  }
+
+  sendPublish(p) {
+    if (this.send({ type: 'publish', ...p.ref })) p.sent = true;
+  }
+
+  unpublish(ref) {
+    const k = msidKey(ref.streamId, ref.trackId);
+    const p = this.published.get(k);
+    if (!p) return;
+    this.published.delete(k);
+    if (p.transceiver) {
+      p.transceiver.sender.replaceTrack(null).catch(() => {});
+    }
+    if (p.sent) this.send({ type: 'unpublish', ...p.ref });
+  }
+
+  // ---------------------------------------------------------------- subscriptions
+
+  scheduleReconcile() {
+    if (this.reconcileTimer) return;
+    this.reconcileTimer = setTimeout(() => {
+      this.reconcileTimer = 0;
+      this.reconcile();
+    }, 30);
+  }
+
+  /** Subscribes to wanted tracks and unsubscribes from unwanted ones, each in one message. */
+  reconcile() {
+    if (!this.mediaReady || !this.isOpen) return;
+    const now = Date.now();
+    for (const [key, at] of this.requested) {
+      if (now - at > SUBSCRIBE_TIMEOUT_MS) this.requested.delete(key); // lost: ask again
+    }
+    const sub = [];
+    const unsub = [];
+    for (const [key, info] of this.tracks) {
+      const want = this.wants(info);
+      if (want && !this.confirmed.has(key) && !this.requested.has(key)) sub.push(key);
+      if (!want && this.confirmed.has(key)) unsub.push(key);
+    }
+    if (sub.length) {
+      for (const key of sub) this.requested.set(key, now);
+      this.send({ type: 'subscribe', tracks: sub.map((k) => trackRef(this.tracks.get(k))) });
+      this.ping({ subscribe: sub });
+    }
+    if (unsub.length) {
+      for (const key of unsub) {
+        this.confirmed.delete(key);
+        this.endReceiver(key);
+      }
+      this.send({ type: 'unsubscribe', tracks: unsub.map((k) => trackRef(this.tracks.get(k))) });
+      this.ping({ unsubscribe: unsub });
+    }
+    if (this.requested.size) {
+      // Check again later for requests that were lost with a socket.
+      clearTimeout(this.staleTimer);
+      this.staleTimer = setTimeout(() => this.scheduleReconcile(), SUBSCRIBE_TIMEOUT_MS + 100);
+    }
+  }
+
+  /** Whether a track's media is subscribed (or requested). */
+  isSubscribed(key) {
+    return this.confirmed.has(key) || this.requested.has(key);
+  }
+
+  // ---------------------------------------------------------------- app messages
+
+  /** Relays JSON to the room (or one peer). Returns false when not connected. */
+  message(data, to) {
+    if (!this.isOpen) return false;
+    return this.send(to ? { type: 'message', data, to } : { type: 'message', data });
+  }
+
+  // ---------------------------------------------------------------- leaving
+
+  close(sendLeave = true) {
+    if (this.closed) return;
+    if (sendLeave) this.send({ type: 'leave' });
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.reconcileTimer);
+    clearTimeout(this.staleTimer);
+    clearTimeout(this.failTimer);
+    clearInterval(this.pingTimer);
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onclose = null;
+      ws.close(1000); // after the queued `leave`
+    }
+    this.pc?.close();
+    this.pc = null;
+    this.updateConn();
+  }
+}
