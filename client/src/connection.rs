@@ -80,7 +80,13 @@ pub struct Connection {
     room: String,
     nickname: String,
     buf: Vec<u8>,
+    /// When the next keepalive `ping` is due (the server closes silent connections).
+    next_ping: Instant,
+    ping_interval: Duration,
 }
+
+/// How often a connection pings: the server closes connections silent for 30 s.
+const PING_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Connection {
     /// Connects to the server at `server` (its HTTP address), joins `room` as
@@ -120,9 +126,17 @@ impl Connection {
             room: room.to_string(),
             nickname: nickname.to_string(),
             buf: vec![0; 2048],
+            next_ping: Instant::now() + PING_INTERVAL,
+            ping_interval: PING_INTERVAL,
         };
         c.open_and_join(None)?;
         Ok(c)
+    }
+
+    /// Changes how often the connection sends its keepalive `ping` (default 10 s).
+    pub fn set_ping_interval(&mut self, every: Duration) {
+        self.ping_interval = every;
+        self.next_ping = Instant::now() + every;
     }
 
     /// Our peer id.
@@ -249,6 +263,10 @@ impl Connection {
             let mut busy = self.read_ws()?;
             busy |= self.read_udp()?;
             let now = Instant::now();
+            if now >= self.next_ping && self.ws.is_some() {
+                self.next_ping = now + self.ping_interval;
+                self.session.send(ClientMessage::Ping);
+            }
             self.session
                 .peer()
                 .handle_timeout(now)
