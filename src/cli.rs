@@ -28,6 +28,9 @@ pub(crate) enum Command {
     /// Join a room and publish media into it: RTP arriving on local UDP ports (for
     /// example from ffmpeg) or IVF/Ogg Opus files played in real time.
     Play(crate::play::PlayArgs),
+    /// Generate load with synthetic WebRTC peers and report what the server does with it
+    /// (`bench meeting|webinar|audio [flags]`, `bench floor`).
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]

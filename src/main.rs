@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(cli::Command::Serve(cli.serve)) {
         cli::Command::Serve(args) => cli::serve(args),
         cli::Command::Play(args) => play::run(args),
+        cli::Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

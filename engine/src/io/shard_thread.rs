@@ -139,6 +139,11 @@ impl ShardThread {
             self.core.stats.tx_datagrams += n as u64;
             queued.drain(..n);
         } else if !out.transmits.is_empty() {
+            // Optimisation (docs/benchmarks.md): fan-out emits one datagram per
+            // subscriber per packet, interleaving destinations. A stable sort by
+            // destination puts each subscriber's datagrams side by side (their order
+            // kept), so send_batch can hand each run to the kernel as one UDP GSO send.
+            out.transmits.sort_by_key(|d| d.to);
             let n = send_batch(fd, &out.transmits)?;
             self.core.stats.tx_datagrams += n as u64;
             queued.extend(out.transmits.drain(..).skip(n));

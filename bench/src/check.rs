@@ -1,0 +1,323 @@
+//! What a synthetic subscriber does with every packet it decrypts: read its stamp,
+//! mark its sequence number (loss, duplicates), measure its latency, and ask for a
+//! keyframe (PLI) when a video gap is not repaired in time.
+//!
+//! Loss is counted per (subscriber, stream) from the first packet the subscriber got on
+//! that stream to the last packet the publisher sent: every packet in between must
+//! arrive. Packets sent before the subscription was active never count.
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use str0m::media::Mid;
+
+use crate::traffic::Stamp;
+
+/// A video gap unrepaired (by NACK/RTX) for this long makes the subscriber send a PLI.
+pub const GAP_PATIENCE: Duration = Duration::from_millis(250);
+/// At most one PLI per stream per this interval.
+const PLI_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Counters over every subscriber of a run.
+pub struct Tally {
+    /// Latency (publisher send → subscriber receive), ns, of packets sent inside the
+    /// measured window.
+    pub latency: Histogram<u64>,
+    /// The measured window, ns since the epoch: `[start, end)`.
+    window: Option<(u64, u64)>,
+    /// Packets received inside the window (by receive time).
+    pub window_packets: u64,
+    /// Their payload bytes.
+    pub window_bytes: u64,
+    /// Of which video.
+    pub window_video: u64,
+    /// Packets received over the whole run, duplicates excluded.
+    pub received: u64,
+    /// Packets received twice.
+    pub duplicates: u64,
+    /// Packets without a valid stamp.
+    pub unstamped: u64,
+    /// Packets older than the first one of their stream (not counted).
+    pub before_first: u64,
+    /// PLIs the subscribers sent.
+    pub plis: u64,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tally {
+    /// Empty counters.
+    pub fn new() -> Self {
+        Self {
+            latency: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds"),
+            window: None,
+            window_packets: 0,
+            window_bytes: 0,
+            window_video: 0,
+            received: 0,
+            duplicates: 0,
+            unstamped: 0,
+            before_first: 0,
+            plis: 0,
+        }
+    }
+
+    /// Starts the measured window at `start_ns`.
+    pub fn open_window(&mut self, start_ns: u64) {
+        self.window = Some((start_ns, u64::MAX));
+    }
+
+    /// Ends the measured window at `end_ns`.
+    pub fn close_window(&mut self, end_ns: u64) {
+        if let Some(w) = self.window.as_mut() {
+            w.1 = end_ns;
+        }
+    }
+
+    fn in_window(&self, ns: u64) -> bool {
+        self.window.is_some_and(|(s, e)| ns >= s && ns < e)
+    }
+}
+
+/// One stream as one subscriber receives it.
+struct RxStream {
+    stream: u32,
+    mid: Mid,
+    video: bool,
+    first: u64,
+    highest: u64,
+    /// Bit `i`: sequence number `first + i` arrived.
+    bits: Vec<u64>,
+    received: u64,
+    /// A gap: since when, and the first sequence number missing.
+    gap: Option<(Instant, u64)>,
+    last_pli: Option<Instant>,
+}
+
+impl RxStream {
+    fn has(&self, seq: u64) -> bool {
+        let i = (seq - self.first) as usize;
+        self.bits
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    /// Marks `seq`; false if it was already there.
+    fn mark(&mut self, seq: u64) -> bool {
+        let i = (seq - self.first) as usize;
+        if self.bits.len() <= i / 64 {
+            self.bits.resize(i / 64 + 1, 0);
+        }
+        let w = &mut self.bits[i / 64];
+        let fresh = *w & (1 << (i % 64)) == 0;
+        *w |= 1 << (i % 64);
+        fresh
+    }
+
+    /// The first sequence number in `from..=highest` that has not arrived.
+    fn first_missing(&self, from: u64) -> Option<u64> {
+        (from..=self.highest).find(|&s| !self.has(s))
+    }
+}
+
+/// Loss of one subscriber over its streams.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Loss {
+    /// Packets that should have arrived.
+    pub expected: u64,
+    /// Packets that did (duplicates excluded).
+    pub received: u64,
+}
+
+/// One subscriber's receive side. See the module docs.
+#[derive(Default)]
+pub struct Receiver {
+    streams: Vec<RxStream>,
+}
+
+impl Receiver {
+    /// Checks one received packet. Returns its stamp when it carried one.
+    pub fn on_packet(
+        &mut self,
+        mid: Mid,
+        video: bool,
+        payload: &[u8],
+        received: Instant,
+        epoch: Instant,
+        tally: &mut Tally,
+    ) -> Option<Stamp> {
+        let Some(stamp) = Stamp::read(payload) else {
+            tally.unstamped += 1;
+            return None;
+        };
+        let rx_ns = received.saturating_duration_since(epoch).as_nanos() as u64;
+        let s = match self.streams.iter_mut().find(|s| s.stream == stamp.stream) {
+            Some(s) => s,
+            None => {
+                self.streams.push(RxStream {
+                    stream: stamp.stream,
+                    mid,
+                    video,
+                    first: stamp.seq,
+                    highest: stamp.seq,
+                    bits: Vec::new(),
+                    received: 0,
+                    gap: None,
+                    last_pli: None,
+                });
+                self.streams.last_mut().expect("just pushed")
+            }
+        };
+        if stamp.seq < s.first {
+            tally.before_first += 1;
+            return Some(stamp);
+        }
+        if !s.mark(stamp.seq) {
+            tally.duplicates += 1;
+            return Some(stamp);
+        }
+        s.received += 1;
+        if stamp.seq > s.highest + 1 && s.gap.is_none() {
+            s.gap = Some((received, s.highest + 1));
+        }
+        s.highest = s.highest.max(stamp.seq);
+        tally.received += 1;
+        if tally.in_window(rx_ns) {
+            tally.window_packets += 1;
+            tally.window_bytes += payload.len() as u64;
+            if video {
+                tally.window_video += 1;
+            }
+        }
+        if tally.in_window(stamp.sent_ns) {
+            let _ = tally
+                .latency
+                .record(rx_ns.saturating_sub(stamp.sent_ns).max(1));
+        }
+        Some(stamp)
+    }
+
+    /// Video m-lines whose gap has lasted past [`GAP_PATIENCE`]: send them a PLI.
+    pub fn keyframes_needed(&mut self, now: Instant, out: &mut Vec<Mid>) {
+        for s in self.streams.iter_mut().filter(|s| s.video) {
+            let Some((since, from)) = s.gap else { continue };
+            let Some(missing) = s.first_missing(from) else {
+                s.gap = None;
+                continue;
+            };
+            if missing != from {
+                s.gap = Some((since, missing));
+            }
+            if now < since + GAP_PATIENCE {
+                continue;
+            }
+            // Given up on; a later hole starts a new wait.
+            s.gap = s.first_missing(missing + 1).map(|m| (now, m));
+            if s.last_pli.is_none_or(|t| now >= t + PLI_INTERVAL) {
+                s.last_pli = Some(now);
+                out.push(s.mid);
+            }
+        }
+    }
+
+    /// Streams this subscriber has received from.
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// Loss over every stream, given how many packets each stream's publisher sent.
+    pub fn loss(&self, sent: impl Fn(u32) -> u64) -> Loss {
+        let mut l = Loss::default();
+        for s in &self.streams {
+            l.expected += sent(s.stream).saturating_sub(s.first);
+            l.received += s.received;
+        }
+        l
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(stream: u32, seq: u64, sent_ns: u64) -> Vec<u8> {
+        let mut p = vec![0u8; 100];
+        Stamp {
+            stream,
+            seq,
+            sent_ns,
+        }
+        .write(&mut p);
+        p
+    }
+
+    #[test]
+    fn counts_loss_duplicates_and_latency() {
+        let epoch = Instant::now();
+        let mut tally = Tally::new();
+        tally.open_window(0);
+        let mut rx = Receiver::default();
+        let mid = Mid::from("1");
+        let at = |ms: u64| epoch + Duration::from_millis(ms);
+        for seq in [5u64, 6, 8, 8, 9] {
+            rx.on_packet(mid, true, &packet(0, seq, 0), at(1), epoch, &mut tally);
+        }
+        rx.on_packet(mid, true, &packet(0, 4, 0), at(1), epoch, &mut tally);
+        assert_eq!(tally.duplicates, 1);
+        assert_eq!(tally.before_first, 1);
+        assert_eq!(tally.received, 4);
+        // The publisher sent 0..=10: 5..=10 expected, 7 and 10 missing.
+        let loss = rx.loss(|_| 11);
+        assert_eq!((loss.expected, loss.received), (6, 4));
+        assert_eq!(tally.latency.len(), 4);
+        assert_eq!(
+            tally.latency.max(),
+            tally.latency.highest_equivalent(1_000_000)
+        );
+
+        // The gap at 7 is not repaired: one PLI after the patience, not before.
+        let mut plis = Vec::new();
+        rx.keyframes_needed(at(100), &mut plis);
+        assert!(plis.is_empty());
+        rx.keyframes_needed(at(400), &mut plis);
+        assert_eq!(plis, vec![mid]);
+        // A repaired gap asks for nothing.
+        let mut rx = Receiver::default();
+        rx.on_packet(mid, true, &packet(1, 0, 0), at(1), epoch, &mut tally);
+        rx.on_packet(mid, true, &packet(1, 2, 0), at(1), epoch, &mut tally);
+        rx.on_packet(mid, true, &packet(1, 1, 0), at(2), epoch, &mut tally);
+        let mut plis = Vec::new();
+        rx.keyframes_needed(at(400), &mut plis);
+        assert!(plis.is_empty());
+        assert_eq!(rx.loss(|_| 3).expected, rx.loss(|_| 3).received);
+    }
+
+    #[test]
+    fn the_window_bounds_what_is_counted() {
+        let epoch = Instant::now();
+        let mut tally = Tally::new();
+        let mut rx = Receiver::default();
+        let mid = Mid::from("1");
+        rx.on_packet(mid, false, &packet(0, 0, 0), epoch, epoch, &mut tally);
+        tally.open_window(1_000);
+        let later = epoch + Duration::from_micros(5);
+        rx.on_packet(mid, false, &packet(0, 1, 2_000), later, epoch, &mut tally);
+        tally.close_window(10_000);
+        let much_later = epoch + Duration::from_micros(20);
+        rx.on_packet(
+            mid,
+            false,
+            &packet(0, 2, 3_000),
+            much_later,
+            epoch,
+            &mut tally,
+        );
+        assert_eq!(tally.window_packets, 1);
+        assert_eq!(tally.latency.len(), 2, "sent inside the window");
+        assert_eq!(tally.received, 3);
+    }
+}

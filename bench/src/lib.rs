@@ -1,0 +1,372 @@
+//! `peer-calls bench`: the synthetic-peer load generator and its reports.
+//!
+//! Every synthetic peer is a real WebRTC endpoint, the project's one client
+//! ([`client::Session`] + [`client::ClientPeer`]) with its own UDP socket, driven with
+//! many others by one event loop ([`driver`]). The server under test runs as its own
+//! process ([`server`]) so its CPU is its own accounting. Each report carries the floor
+//! of this machine ([`floor`]), measured in the same run.
+//!
+//! | module | concern |
+//! |---|---|
+//! | [`scenario`] | meeting, webinar, audio: who joins, publishes, subscribes |
+//! | [`synthetic`] | one synthetic peer: `Session` + UDP socket + non-blocking WebSocket |
+//! | [`driver`] | the event loop and the run's phases |
+//! | [`traffic`] | video bursts, keyframes, PLI response, audio; the payload stamp |
+//! | [`check`] | what subscribers check: loss, duplicates, latency, PLIs |
+//! | [`procstat`] | the server's and the generator's CPU and memory |
+//! | [`floor`] | SRTP protect + batched loopback send |
+//! | [`report`] | the table and the JSON |
+//! | [`compare`] | `--compare-shards` |
+//! | [`net`] | `sendmmsg` / `recvmmsg` |
+
+pub mod check;
+pub mod compare;
+pub mod driver;
+pub mod floor;
+pub mod net;
+pub mod procstat;
+pub mod report;
+pub mod scenario;
+pub mod server;
+pub mod synthetic;
+pub mod traffic;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+use crate::compare::Comparison;
+use crate::driver::RunConfig;
+use crate::floor::Floor;
+use crate::report::Report;
+use crate::scenario::Scenario;
+use crate::server::ServerProcess;
+use crate::traffic::TrafficConfig;
+
+/// `peer-calls bench`: generate load with synthetic WebRTC peers and report what the
+/// server did with it.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The scenario, or `floor`.
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// What to run.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// R rooms of P people; everyone publishes audio + video and receives everyone else.
+    Meeting {
+        /// Rooms.
+        #[arg(long, default_value_t = 2)]
+        rooms: usize,
+        /// People per room.
+        #[arg(long, default_value_t = 4)]
+        people: usize,
+        /// Options of every scenario.
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// One publisher (audio + video), N subscribers.
+    Webinar {
+        /// Subscribers.
+        #[arg(long, default_value_t = 20)]
+        subscribers: usize,
+        /// Options of every scenario.
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// R rooms of P audio-only people, everyone receiving everyone else.
+    Audio {
+        /// Rooms.
+        #[arg(long, default_value_t = 10)]
+        rooms: usize,
+        /// People per room.
+        #[arg(long, default_value_t = 5)]
+        people: usize,
+        /// Options of every scenario.
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Measure this machine's floor: SRTP protect + batched loopback send per packet.
+    Floor {
+        /// Packets per size and operation.
+        #[arg(long, default_value_t = 20_000)]
+        packets: usize,
+        /// Where to write the JSON report.
+        #[arg(long, default_value = "target/bench/floor.json")]
+        json: PathBuf,
+    },
+}
+
+/// Options of every scenario.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// Shards of the server the benchmark starts.
+    #[arg(long, default_value_t = 1)]
+    pub shards: usize,
+    /// Run the scenario on a started server with each of these shard counts (for example
+    /// `1,2`) and print the ratios.
+    #[arg(long, value_delimiter = ',', conflicts_with = "url")]
+    pub compare_shards: Vec<usize>,
+    /// Load a running server at this address (for example `http://127.0.0.1:3000`)
+    /// instead of starting one.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// With --url: the server's process id, to measure its CPU and memory.
+    #[arg(long, requires = "url")]
+    pub server_pid: Option<u32>,
+    /// The server binary to start (default: this executable).
+    #[arg(long, env = "PEERCALLS_BENCH_SERVER_BIN")]
+    pub server_bin: Option<PathBuf>,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds of traffic before the measured window.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Peers joining per second.
+    #[arg(long, default_value_t = 50.0)]
+    pub join_rate: f64,
+    /// Video bitrate of normal frames, kbit/s.
+    #[arg(long, default_value_t = 1500)]
+    pub video_kbps: u32,
+    /// Video frames per second.
+    #[arg(long, default_value_t = 30)]
+    pub fps: u32,
+    /// Seconds between periodic keyframes.
+    #[arg(long, default_value_t = 2.5)]
+    pub keyframe_interval: f64,
+    /// Packets per size and operation for the floor.
+    #[arg(long, default_value_t = 20_000)]
+    pub floor_packets: usize,
+    /// Where to write the JSON report (default `target/bench/<scenario>.json`).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// No live progress line.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Where the load goes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Start `bin serve` with this many shards.
+    Start {
+        /// The `peer-calls` binary.
+        bin: PathBuf,
+        /// Shards.
+        shards: usize,
+    },
+    /// A running server.
+    Url {
+        /// Its HTTP address.
+        addr: SocketAddr,
+        /// Its process, if known.
+        pid: Option<u32>,
+    },
+}
+
+/// One benchmark run, fully specified.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// How publishers send.
+    pub traffic: TrafficConfig,
+    /// Where the load goes.
+    pub target: Target,
+    /// Peers joining per second.
+    pub join_rate: f64,
+    /// Traffic before the window.
+    pub warmup: Duration,
+    /// The window.
+    pub duration: Duration,
+    /// How long joining may take.
+    pub ready_timeout: Duration,
+    /// How long to wait for packets in flight at the end.
+    pub tail: Duration,
+    /// Live progress line.
+    pub progress: bool,
+}
+
+fn room_prefix() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("bench-{}-{nanos:x}", std::process::id())
+}
+
+/// Runs one scenario against one server, with the floor measured first.
+pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, String> {
+    let (server, addr, pid, shards, label) = match &opts.target {
+        Target::Start { bin, shards } => {
+            let s = ServerProcess::start(bin, *shards, opts.scenario.room_size())?;
+            let (addr, pid) = (s.http, s.pid());
+            (
+                Some(s),
+                addr,
+                Some(pid),
+                Some(*shards),
+                format!("started with {shards} shard(s)"),
+            )
+        }
+        Target::Url { addr, pid } => (None, *addr, *pid, None, format!("running at http://{addr}")),
+    };
+    let config = RunConfig {
+        scenario: opts.scenario,
+        traffic: opts.traffic,
+        server: addr,
+        server_pid: pid,
+        media_ip: if addr.ip().is_loopback() {
+            addr.ip()
+        } else {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        },
+        join_rate: opts.join_rate,
+        warmup: opts.warmup,
+        duration: opts.duration,
+        ready_timeout: opts.ready_timeout,
+        tail: opts.tail,
+        progress: opts.progress,
+        room_prefix: room_prefix(),
+    };
+    let measured = driver::run(&config);
+    if let Some(s) = server {
+        s.stop();
+    }
+    let measured = measured?;
+    Ok(Report::new(
+        opts.scenario,
+        opts.traffic,
+        label,
+        shards,
+        &measured,
+        floor.clone(),
+    ))
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Runs `peer-calls bench …`.
+pub fn run(args: BenchArgs) -> Result<(), String> {
+    let (scenario, common) = match args.command {
+        BenchCommand::Floor { packets, json } => {
+            let floor = floor::measure(packets)?;
+            println!("The floor of this machine (per packet):\n");
+            print!("{}", report::floor_table(&floor));
+            write_json(&json, &floor)?;
+            println!("\nJSON: {}", json.display());
+            return Ok(());
+        }
+        BenchCommand::Meeting {
+            rooms,
+            people,
+            common,
+        } => (Scenario::Meeting { rooms, people }, common),
+        BenchCommand::Webinar {
+            subscribers,
+            common,
+        } => (Scenario::Webinar { subscribers }, common),
+        BenchCommand::Audio {
+            rooms,
+            people,
+            common,
+        } => (Scenario::Audio { rooms, people }, common),
+    };
+    let c = &common;
+    let bad = |what: &str| Err(format!("{what} must be positive"));
+    match scenario {
+        Scenario::Meeting { rooms, people } | Scenario::Audio { rooms, people }
+            if rooms == 0 || people < 2 =>
+        {
+            return Err("a meeting needs at least 1 room of 2 people".into());
+        }
+        Scenario::Webinar { subscribers: 0 } => return bad("--subscribers"),
+        _ => {}
+    }
+    if c.duration.is_nan() || c.duration <= 0.0 || c.duration > 600.0 {
+        return Err("--duration must be in (0, 600] seconds".into());
+    }
+    if c.fps == 0 || c.video_kbps == 0 || c.keyframe_interval.is_nan() || c.keyframe_interval <= 0.0
+    {
+        return bad("--fps, --video-kbps and --keyframe-interval");
+    }
+    let bin = match &c.server_bin {
+        Some(b) => b.clone(),
+        None => std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?,
+    };
+    let mut opts = BenchOptions {
+        scenario,
+        traffic: TrafficConfig {
+            video_kbps: c.video_kbps,
+            fps: c.fps,
+            keyframe_interval: Duration::from_secs_f64(c.keyframe_interval),
+        },
+        target: match &c.url {
+            Some(url) => Target::Url {
+                addr: server::parse_url(url)?,
+                pid: c.server_pid,
+            },
+            None => Target::Start {
+                bin: bin.clone(),
+                shards: c.shards,
+            },
+        },
+        join_rate: c.join_rate,
+        warmup: Duration::from_secs_f64(c.warmup.max(0.0)),
+        duration: Duration::from_secs_f64(c.duration),
+        ready_timeout: Duration::from_secs(60),
+        tail: Duration::from_secs(3),
+        progress: !c.quiet,
+    };
+    eprintln!("measuring the floor…");
+    let floor = floor::measure(c.floor_packets)?;
+    if c.compare_shards.is_empty() {
+        let report = run_once(&opts, &floor)?;
+        println!("\npeer-calls bench {}\n", scenario.name());
+        print!("{}", report.table());
+        let json = c
+            .json
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("target/bench/{}.json", scenario.name())));
+        write_json(&json, &report)?;
+        println!("\nJSON: {}", json.display());
+        return Ok(());
+    }
+    let mut runs = Vec::new();
+    for &shards in &c.compare_shards {
+        eprintln!("{} on {shards} shard(s)…", scenario.name());
+        opts.target = Target::Start {
+            bin: bin.clone(),
+            shards,
+        };
+        runs.push(run_once(&opts, &floor)?);
+    }
+    let cmp = Comparison::new(runs);
+    for r in &cmp.runs {
+        println!(
+            "\npeer-calls bench {} — {} shard(s)\n",
+            scenario.name(),
+            r.shards.unwrap_or(0)
+        );
+        print!("{}", r.table());
+    }
+    println!("\nscaling\n");
+    print!("{}", cmp.table());
+    let json = c
+        .json
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("target/bench/{}-compare.json", scenario.name())));
+    write_json(&json, &cmp)?;
+    println!("\nJSON: {}", json.display());
+    Ok(())
+}

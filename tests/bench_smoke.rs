@@ -1,0 +1,129 @@
+//! A small benchmark run as a test: the real `peer-calls` binary started by the bench as
+//! its own process, three synthetic peers in one room for three seconds. It checks
+//! correctness, never speed: every packet published after a subscriber's first one
+//! reached it, and every field of the report is present and sane.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bench::scenario::Scenario;
+use bench::traffic::TrafficConfig;
+use bench::{BenchOptions, Target, floor, run_once};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_peer-calls"))
+}
+
+#[test]
+fn a_small_meeting_delivers_every_packet_and_reports_sane_figures() {
+    let started = Instant::now();
+    let floor = floor::measure(640).expect("the floor");
+    let opts = BenchOptions {
+        scenario: Scenario::Meeting {
+            rooms: 1,
+            people: 3,
+        },
+        traffic: TrafficConfig {
+            video_kbps: 1000,
+            fps: 30,
+            keyframe_interval: Duration::from_secs(2),
+        },
+        target: Target::Start {
+            bin: bin(),
+            shards: 1,
+        },
+        join_rate: 50.0,
+        warmup: Duration::from_millis(500),
+        duration: Duration::from_secs(3),
+        ready_timeout: Duration::from_secs(30),
+        tail: Duration::from_secs(5),
+        progress: false,
+    };
+    let r = run_once(&opts, &floor).expect("the run");
+    eprintln!("{}", r.table());
+
+    // Everyone in, everything subscribed.
+    assert_eq!((r.peers, r.publishers, r.subscriptions), (3, 3, 12));
+    assert!(r.problems.errors.is_empty(), "{:?}", r.problems.errors);
+    assert_eq!(r.problems.unstamped, 0);
+    assert_eq!(r.problems.generator_send_dropped, 0);
+
+    // Every packet reached every subscriber: nothing lost once the tail drained.
+    assert!(r.loss.tail_complete, "packets still missing after the tail");
+    assert!(
+        r.loss.expected > 1000,
+        "{} packets expected",
+        r.loss.expected
+    );
+    assert_eq!(r.loss.received, r.loss.expected);
+    assert_eq!(r.loss.lost, 0);
+    assert_eq!(r.loss.ratio, 0.0);
+    // Each packet goes to the two other members (the window edges blur it a little).
+    assert!(r.sent_pps > 100.0);
+    let fanout = r.delivered_pps / r.sent_pps;
+    assert!((1.5..=2.5).contains(&fanout), "fan-out {fanout}");
+    assert!(r.video_share > 0.5 && r.video_share < 1.0);
+
+    // The server's own accounting, against the floor.
+    let cpu = r.server_cpu.as_ref().expect("the server's CPU is known");
+    assert!(cpu.cpu_s > 0.0 && cpu.us_per_packet > 0.0 && cpu.us_per_packet.is_finite());
+    assert!(cpu.floor_multiple > 0.0 && cpu.floor_multiple.is_finite());
+    assert!(cpu.threads.iter().any(|t| t.name == "shard-0"));
+    assert!(r.floor_ns_per_packet > 0.0);
+    assert!(r.generator_cpu.cpu_s > 0.0);
+
+    // Latency, join, memory, feedback.
+    let l = &r.latency;
+    assert!(l.samples > 1000);
+    assert!(l.p50_us > 0.0 && l.p50_us <= l.p99_us && l.p99_us <= l.max_us);
+    assert!(l.max_us < 5_000_000.0, "a packet took {} µs", l.max_us);
+    assert_eq!(r.join.samples, 2, "the 2nd and 3rd members found media");
+    assert!(r.join.p50_ms.is_some_and(|v| v > 0.0 && v < 10_000.0));
+    assert!(r.join.p95_ms >= r.join.p50_ms);
+    let per_peer = r.memory.per_peer_kib.expect("the server's memory is known");
+    assert!(per_peer > 0.0 && per_peer < 100_000.0);
+    assert!(r.feedback.nacks.is_some());
+    assert!(r.feedback.keyframe_requests_received >= 1);
+
+    // The JSON carries the same fields.
+    let json = serde_json::to_value(&r).unwrap();
+    for key in [
+        "server_cpu",
+        "delivered_pps",
+        "latency",
+        "loss",
+        "feedback",
+        "join",
+        "memory",
+        "floor",
+        "floor_ns_per_packet",
+    ] {
+        assert!(json.get(key).is_some(), "no {key} in the JSON");
+    }
+    assert_eq!(json["scenario"]["name"], "meeting");
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn the_floor_command_writes_its_json() {
+    let dir = std::env::temp_dir().join(format!("peer-calls-bench-{}", std::process::id()));
+    let json = dir.join("floor.json");
+    let out = Command::new(bin())
+        .args(["bench", "floor", "--packets", "640", "--json"])
+        .arg(&json)
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("floor"), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(v["video"]["floor_ns"].as_f64().unwrap() > 0.0);
+    assert!(v["audio"]["protect_aes256gcm_ns"].as_f64().unwrap() > 0.0);
+    let _ = std::fs::remove_dir_all(dir);
+}
