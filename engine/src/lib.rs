@@ -8,6 +8,7 @@
 pub mod codecs;
 pub mod factory;
 pub mod io;
+pub mod media_check;
 pub mod msg;
 pub mod shard;
 pub mod stats;

@@ -129,6 +129,13 @@ pub enum Control {
     },
     /// Stop the shard's thread.
     Shutdown,
+    /// Test builds only: panic while handling this peer, as a bug in str0m or the shard
+    /// would, to check that only this peer is lost.
+    #[cfg(feature = "fault-injection")]
+    InjectPanic {
+        /// The peer.
+        peer: PeerId,
+    },
 }
 
 impl std::fmt::Debug for Control {
@@ -157,6 +164,8 @@ impl std::fmt::Debug for Control {
                 write!(f, "KeyframeRequest({track:?}, {kind:?}, urgent={urgent})")
             }
             Control::Shutdown => write!(f, "Shutdown"),
+            #[cfg(feature = "fault-injection")]
+            Control::InjectPanic { peer } => write!(f, "InjectPanic({peer:?})"),
         }
     }
 }

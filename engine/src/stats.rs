@@ -13,12 +13,19 @@ pub struct ShardStats {
     pub rx_dropped: u64,
     /// Datagrams a peer's str0m refused (a malformed DTLS record, for example).
     pub rx_rejected: u64,
+    /// Datagrams for a peer dropped before str0m because what can be checked without
+    /// keys is broken: SRTP/SRTCP shorter than a header and tag, CSRCs or header
+    /// extension past the end, first RTCP length past the compound (`media_check`); STUN
+    /// with a wrong FINGERPRINT (`stun::fingerprint_ok`).
+    pub rx_malformed: u64,
     /// Datagrams sent.
     pub tx_datagrams: u64,
     /// RTP packets received from publishers (after SRTP).
     pub rtp_in: u64,
     /// RTP packets that matched no published track or codec.
     pub rtp_unrouted: u64,
+    /// RTP packets from publishers with no payload (padding only), not forwarded.
+    pub rtp_empty: u64,
     /// RTP packets written to subscribers.
     pub rtp_forwarded: u64,
     /// Packets not forwarded because the subscriber did not negotiate their codec.

@@ -9,6 +9,8 @@ const HEADER_LEN: usize = 20;
 const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xA4, 0x42];
 const BINDING_REQUEST: u16 = 0x0001;
 const ATTR_USERNAME: u16 = 0x0006;
+const ATTR_FINGERPRINT: u16 = 0x8028;
+const FINGERPRINT_XOR: u32 = 0x5354_554e;
 /// RFC 8489: USERNAME is at most 509 bytes.
 const MAX_USERNAME: usize = 513;
 
@@ -33,6 +35,56 @@ pub fn demux(datagram: &[u8]) -> Demux {
         Some(128..=191) => Demux::Rtp,
         _ => Demux::Other,
     }
+}
+
+/// Whether a STUN message's FINGERPRINT (RFC 8489 §14.7), if it has one, is sound: the
+/// last attribute, four bytes, equal to the CRC-32 of everything before it XOR
+/// `0x5354554e`. str0m checks MESSAGE-INTEGRITY but not FINGERPRINT, so the shard checks
+/// it before handing STUN over. A message without a FINGERPRINT passes; one whose
+/// attributes do not fit its declared length does not.
+pub fn fingerprint_ok(datagram: &[u8]) -> bool {
+    let Some(len) = datagram
+        .get(2..4)
+        .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+    else {
+        return false;
+    };
+    let Some(body) = datagram.get(HEADER_LEN..HEADER_LEN + len) else {
+        return false;
+    };
+    let mut at = 0;
+    while at < body.len() {
+        let Some(head) = body.get(at..at + 4) else {
+            return false;
+        };
+        let kind = u16::from_be_bytes([head[0], head[1]]);
+        let attr_len = usize::from(u16::from_be_bytes([head[2], head[3]]));
+        if kind == ATTR_FINGERPRINT {
+            let Some(value) = body.get(at + 4..at + 8) else {
+                return false;
+            };
+            let end = HEADER_LEN + at;
+            let want = crc32(&datagram[..end]) ^ FINGERPRINT_XOR;
+            return attr_len == 4
+                && at + 8 == body.len()
+                && u32::from_be_bytes([value[0], value[1], value[2], value[3]]) == want;
+        }
+        at += 4 + ((attr_len + 3) & !3);
+    }
+    at == body.len()
+}
+
+/// CRC-32 (IEEE 802.3), bit by bit: STUN messages are few and short.
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xedb8_8320 & mask);
+        }
+    }
+    !crc
 }
 
 /// For a STUN binding request, the local (first) part of its `USERNAME` attribute,
@@ -117,6 +169,31 @@ mod tests {
         response[1] = 0x01;
         response[0] = 0x01;
         assert_eq!(local_ufrag(&response), None);
+    }
+
+    #[test]
+    fn fingerprint_is_checked_when_present() {
+        let mut m = request(&[(ATTR_USERNAME, b"srv1:cli2")]);
+        assert!(fingerprint_ok(&m), "no fingerprint: passes");
+        // Append a FINGERPRINT over the message with its length counting it.
+        let len = u16::from_be_bytes([m[2], m[3]]) + 8;
+        m[2..4].copy_from_slice(&len.to_be_bytes());
+        let fp = crc32(&m) ^ FINGERPRINT_XOR;
+        m.extend_from_slice(&ATTR_FINGERPRINT.to_be_bytes());
+        m.extend_from_slice(&4u16.to_be_bytes());
+        m.extend_from_slice(&fp.to_be_bytes());
+        assert!(fingerprint_ok(&m));
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+        let mut bad = m.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert!(!fingerprint_ok(&bad));
+        for n in 0..m.len() {
+            assert!(!fingerprint_ok(&m[..n]), "truncated at {n}");
+        }
+        // An attribute running past the declared length.
+        let mut past = request(&[(ATTR_USERNAME, b"srv1:cli2")]);
+        past[HEADER_LEN + 3] = 200;
+        assert!(!fingerprint_ok(&past));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, unbounded};
 use engine::factory::PeerFactory;
-use engine::io::{Engine, EngineConfig};
+use engine::io::{Engine, EngineConfig, ShardRemote};
 use engine::msg::Notice;
 
 use crate::app::{App, AppConfig, Output};
@@ -35,6 +35,8 @@ pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// Each shard's media address.
     pub media_addrs: Vec<SocketAddr>,
+    /// Each shard, for its counters (and commands, in tests).
+    shards: Vec<ShardRemote>,
     stop: Arc<AtomicBool>,
     waker: Arc<mio::Waker>,
     thread: Option<JoinHandle<()>>,
@@ -47,6 +49,12 @@ impl RunningServer {
             stop: self.stop.clone(),
             waker: self.waker.clone(),
         }
+    }
+
+    /// Each shard, indexed by shard id: its counters ([`ShardRemote::snapshot`]) and a
+    /// way to send it commands.
+    pub fn shards(&self) -> &[ShardRemote] {
+        &self.shards
     }
 
     /// Stops the server and waits for its threads.
@@ -100,6 +108,7 @@ pub fn start(config: ServerConfig) -> io::Result<RunningServer> {
     let (notice_tx, notice_rx) = unbounded();
     let engine = Engine::start(&config.engine, notice_tx, waker.clone())?;
     let media_addrs: Vec<SocketAddr> = engine.shards.iter().map(|s| s.media_addr).collect();
+    let shards = engine.shards.iter().map(|s| s.remote()).collect();
     let app = App::new(config.app.clone(), PeerFactory::new(), media_addrs.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let thread_stop = stop.clone();
@@ -110,6 +119,7 @@ pub fn start(config: ServerConfig) -> io::Result<RunningServer> {
     Ok(RunningServer {
         http_addr,
         media_addrs,
+        shards,
         stop,
         waker,
         thread: Some(thread),

@@ -60,6 +60,38 @@ impl ShardHandle {
     pub fn snapshot(&self) -> ShardSnapshot {
         self.snapshot.lock().map(|s| *s).unwrap_or_default()
     }
+
+    /// A handle that other threads can keep: commands and counters, not the thread.
+    pub fn remote(&self) -> ShardRemote {
+        ShardRemote {
+            control: self.control.clone(),
+            waker: self.waker.clone(),
+            snapshot: self.snapshot.clone(),
+        }
+    }
+}
+
+/// A shard as seen from another thread (metrics, tests): it can be sent commands and
+/// its counters read; it does not own the shard's thread.
+#[derive(Clone)]
+pub struct ShardRemote {
+    control: Sender<Control>,
+    waker: Arc<Waker>,
+    snapshot: Arc<Mutex<ShardSnapshot>>,
+}
+
+impl ShardRemote {
+    /// Sends a command to the shard and wakes it.
+    pub fn send(&self, control: Control) {
+        if self.control.send(control).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// The shard's latest published counters (at most half a second old).
+    pub fn snapshot(&self) -> ShardSnapshot {
+        self.snapshot.lock().map(|s| *s).unwrap_or_default()
+    }
 }
 
 /// The running shards.

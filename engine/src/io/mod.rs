@@ -4,5 +4,5 @@ mod batch;
 mod engine;
 mod shard_thread;
 
-pub use engine::{Engine, EngineConfig, ShardHandle};
+pub use engine::{Engine, EngineConfig, ShardHandle, ShardRemote};
 pub use shard_thread::ShardSnapshot;

@@ -40,6 +40,8 @@ pub struct ShardSnapshot {
     pub stats: ShardStats,
     /// Peers on the shard now.
     pub peers: usize,
+    /// Remote addresses the shard routes to a peer now (bounded per peer).
+    pub flows: usize,
 }
 
 pub(crate) struct ShardThread {
@@ -123,6 +125,7 @@ impl ShardThread {
                     *s = ShardSnapshot {
                         stats: self.core.stats,
                         peers: self.core.peer_count(),
+                        flows: self.core.flow_count(),
                     };
                 }
             }

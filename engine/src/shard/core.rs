@@ -23,6 +23,7 @@ use super::route::{Origin, Route, Sub};
 use super::timers::{Slot, Timers};
 use super::wallclock::ClockAnchor;
 use crate::codecs::{CodecDesc, PtMap, server_codecs};
+use crate::media_check;
 use crate::msg::{Control, Forwarded, MediaBatch, Notice, PeerId, ShardId, TrackId, TrackName};
 use crate::stats::ShardStats;
 use crate::stun;
@@ -147,6 +148,12 @@ impl ShardCore {
         self.by_id.len()
     }
 
+    /// Remote addresses routed to a peer (at most `MAX_ADDRS` per peer): what a flood
+    /// from unknown addresses must not grow.
+    pub fn flow_count(&self) -> usize {
+        self.by_addr.len()
+    }
+
     /// When the shard next needs [`ShardCore::handle_timeout`].
     pub fn poll_timeout(&self) -> Instant {
         let mut t = self.next_housekeeping;
@@ -171,7 +178,8 @@ impl ShardCore {
         // a reused address cannot capture another peer's checks, and a peer that moves
         // (NAT rebinding, ICE restart) is found again. Everything else needs a known
         // 5-tuple.
-        let by_ufrag = match stun::demux(data) {
+        let kind = stun::demux(data);
+        let by_ufrag = match kind {
             stun::Demux::Stun => self.key_for_stun(data),
             _ => None,
         };
@@ -183,6 +191,17 @@ impl ShardCore {
                 return;
             }
         };
+        // What can be checked without keys is checked before str0m: the framing of
+        // SRTP/SRTCP, and STUN's FINGERPRINT (str0m checks only MESSAGE-INTEGRITY).
+        let malformed = match kind {
+            stun::Demux::Rtp => media_check::check_srtp(data).is_err(),
+            stun::Demux::Stun => !stun::fingerprint_ok(data),
+            _ => false,
+        };
+        if malformed {
+            self.stats.rx_malformed += 1;
+            return;
+        }
         let Ok(contents) = data.try_into() else {
             self.stats.rx_dropped += 1;
             return;
@@ -258,6 +277,12 @@ impl ShardCore {
                 urgent,
             } => self.request_keyframe(now, track, kind, urgent),
             Control::Shutdown => {}
+            #[cfg(feature = "fault-injection")]
+            Control::InjectPanic { peer } => {
+                if let Some(slot) = self.slot_of(peer) {
+                    self.mutate(slot, |_| panic!("injected fault in peer {}", peer.0));
+                }
+            }
         }
         self.process_events(now);
     }
@@ -542,6 +567,12 @@ impl ShardCore {
 
     fn on_rtp(&mut self, slot: Slot, packet: RtpPacket) {
         self.stats.rtp_in += 1;
+        // Padding only (a probe, or a padding flag on an empty payload): nothing to
+        // forward; subscribers' sessions make their own padding.
+        if packet.payload.is_empty() {
+            self.stats.rtp_empty += 1;
+            return;
+        }
         let Some(peer) = self.peer_mut(slot) else {
             return;
         };

@@ -26,6 +26,8 @@
 //! ones. A connection whose deadline changed leaves a stale heap entry behind, which is
 //! recognised and skipped when it comes up.
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod ws;
 

@@ -141,7 +141,7 @@ pub(crate) enum Step {
 }
 
 /// Reads at most one message from `ws`.
-pub(crate) fn step(ws: &mut WebSocket<Sock>) -> Step {
+pub(crate) fn step<S: Read + Write>(ws: &mut WebSocket<S>) -> Step {
     match ws.read() {
         Ok(Message::Text(text)) => Step::Text(text),
         Ok(Message::Binary(_)) => {
@@ -173,7 +173,7 @@ pub(crate) enum Flush {
 }
 
 /// Writes out what `ws` has queued.
-pub(crate) fn flush(ws: &mut WebSocket<Sock>) -> Flush {
+pub(crate) fn flush<S: Read + Write>(ws: &mut WebSocket<S>) -> Flush {
     loop {
         return match ws.flush() {
             Ok(()) => Flush::Done,

@@ -1,0 +1,102 @@
+//! The hostile-peer toolkit works: keys are learnt, forged SRTP and SRTCP are accepted
+//! by the server's str0m and forwarded like the real thing.
+
+use std::time::{Duration, Instant};
+
+use fuzz_targets::forge::{rtp, rtp_header_len};
+use fuzz_targets::rtp_datagram;
+use fuzz_targets::world::{CALM, HOSTILE, World};
+use str0m::format::Codec;
+
+#[test]
+fn forged_srtp_is_forwarded_like_real_media() {
+    let t = Instant::now();
+    let mut w = World::connected().expect("connects");
+    eprintln!("world set up in {:?}", t.elapsed());
+    let before = w.peers[CALM].received.len();
+    let mut forge = w.peers[HOSTILE].forge().expect("keys");
+    let hostile = &mut w.peers[HOSTILE];
+    let mid = hostile.mid_of("hostile-video").unwrap();
+    let (ssrc, _) = hostile.ssrcs(mid).unwrap();
+    let (pt, _) = hostile.payload_type(Codec::Vp8).unwrap();
+    for seq in 10..20u16 {
+        let p = rtp(
+            pt,
+            seq,
+            u32::from(seq) * 3000,
+            *ssrc,
+            true,
+            b"forged payload",
+        );
+        assert_eq!(rtp_header_len(&p), Some(12));
+        let d = rtp_datagram(&mut forge, &p);
+        let src = w.addr(HOSTILE);
+        w.inject(src, &d);
+        w.step(Duration::from_millis(10));
+    }
+    w.run_for(Duration::from_millis(100));
+    let got: Vec<&[u8]> = w.peers[CALM].received[before..]
+        .iter()
+        .map(|g| g.payload.as_slice())
+        .filter(|p| *p == b"forged payload")
+        .collect();
+    assert_eq!(got.len(), 10, "every forged packet was forwarded");
+    // A PLI in SRTCP (sender: the hostile peer, media: the server's stream to it).
+    let toward = w.peers[HOSTILE].receiving_ssrcs();
+    assert!(!toward.is_empty());
+    let calm_requests = w.peers[CALM].keyframe_requests;
+    let mut pli = vec![0x81, 206, 0, 2];
+    pli.extend_from_slice(&ssrc.to_be_bytes());
+    pli.extend_from_slice(&toward[0].to_be_bytes());
+    // The video stream toward the hostile peer may be either of the two it receives.
+    for media in toward {
+        pli[8..12].copy_from_slice(&media.to_be_bytes());
+        let d = forge.protect_rtcp(&pli).unwrap();
+        let src = w.addr(HOSTILE);
+        w.inject(src, &d);
+    }
+    w.run_for(Duration::from_millis(1500));
+    assert!(
+        w.peers[CALM].keyframe_requests > calm_requests,
+        "the forged PLI reached the publisher"
+    );
+    assert_eq!(w.shard.stats.peer_panics, 0);
+}
+
+/// str0m 0.25 extends a TWCC report's base sequence number against the last one it sent
+/// and adds the status count to it; a base far enough behind extends to just below 2^64,
+/// and the addition overflows (found by `shard_srtp`, docs/fuzzing.md). A release build
+/// wraps and ignores the report; a debug build panics, and the shard must then drop that
+/// peer alone.
+#[test]
+fn a_twcc_report_far_behind_hurts_no_other_peer() {
+    let mut w = World::connected().expect("connects");
+    let mut forge = w.peers[HOSTILE].forge().expect("keys");
+    let hostile = &mut w.peers[HOSTILE];
+    let mid = hostile.mid_of("hostile-video").unwrap();
+    let (ssrc, _) = hostile.ssrcs(mid).unwrap();
+    let media = hostile.receiving_ssrcs()[0];
+    let mut twcc = vec![0x8f, 205, 0, 5];
+    twcc.extend_from_slice(&ssrc.to_be_bytes());
+    twcc.extend_from_slice(&media.to_be_bytes());
+    twcc.extend_from_slice(&65_000u16.to_be_bytes()); // base sequence, far behind
+    twcc.extend_from_slice(&600u16.to_be_bytes()); // status count
+    twcc.extend_from_slice(&[0, 0, 0, 0]); // reference time, feedback count
+    twcc.extend_from_slice(&[0x02, 0x58, 0, 0]); // one run: 600 not received; padding
+    let mut rr = vec![0x80, 201, 0, 1];
+    rr.extend_from_slice(&ssrc.to_be_bytes());
+    let d = forge.protect_rtcp(&[rr, twcc].concat()).unwrap();
+    let src = w.addr(HOSTILE);
+    w.inject(src, &d);
+    w.run_for(Duration::from_millis(500));
+    let calm = w.ids[CALM];
+    assert!(!w.gone.contains(&calm), "the other peer stays");
+    assert!(w.peers[CALM].is_connected());
+    if w.shard.stats.peer_panics > 0 {
+        // A debug build of str0m: only the sender of the report is gone.
+        assert_eq!(w.gone, vec![w.ids[HOSTILE]]);
+        assert_eq!(w.shard.peer_count(), 1);
+    } else {
+        assert!(w.gone.is_empty(), "a release build ignores the report");
+    }
+}

@@ -1,0 +1,583 @@
+//! What the bad-input and isolation tests share: the real server in-process on loopback,
+//! bystanders whose media must not skip a packet, raw WebSocket clients for hostile
+//! signalling, and a hostile media peer that holds its own SRTP keys.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{self, ErrorKind};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use client::{Connection, LocalTrack, PeerEvent, SessionEvent};
+use engine::io::EngineConfig;
+use engine::shard::Liveness;
+use engine::stats::ShardStats;
+use fuzz_targets::forge::SrtpForge;
+use fuzz_targets::peer::RawPeer;
+use protocol::{ErrorCode, Kind, ServerMessage, TrackRef};
+use signaling::app::AppConfig;
+use signaling::server::{RunningServer, ServerConfig, start};
+use signaling::transport::Limits;
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::format::Codec;
+use str0m::media::MediaKind;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// The real server on loopback, with `shards` shards.
+pub fn server(shards: usize, app: AppConfig, limits: Limits) -> RunningServer {
+    start(ServerConfig {
+        http: SocketAddr::new(LOCALHOST, 0),
+        engine: EngineConfig {
+            bind_ip: LOCALHOST,
+            first_port: 0,
+            shards,
+            advertised_ip: None,
+            pin_cores: false,
+            liveness: Liveness::default(),
+        },
+        app,
+        limits,
+    })
+    .expect("server starts")
+}
+
+/// The sum of every shard's latest counters (they are published twice a second).
+pub fn stats(server: &RunningServer) -> ShardStats {
+    let mut sum = ShardStats::default();
+    for s in server.shards() {
+        let t = s.snapshot().stats;
+        sum.rx_datagrams += t.rx_datagrams;
+        sum.rx_dropped += t.rx_dropped;
+        sum.rx_rejected += t.rx_rejected;
+        sum.rx_malformed += t.rx_malformed;
+        sum.rtp_in += t.rtp_in;
+        sum.rtp_forwarded += t.rtp_forwarded;
+        sum.peer_panics += t.peer_panics;
+        sum.tx_datagrams += t.tx_datagrams;
+    }
+    sum
+}
+
+/// Peers and routed addresses over all shards.
+pub fn peers_and_flows(server: &RunningServer) -> (usize, usize) {
+    server.shards().iter().fold((0, 0), |(p, f), s| {
+        let snap = s.snapshot();
+        (p + snap.peers, f + snap.flows)
+    })
+}
+
+/// A publisher sending numbered VP8 packets and a subscriber that must get every one.
+pub struct Pair {
+    pub room: String,
+    pub publisher: Connection,
+    pub subscriber: Connection,
+    stream: String,
+    sent: u32,
+    /// Packet numbers the subscriber received (with duplicates, in arrival order).
+    pub received: Vec<u32>,
+    /// Anything alarming either bystander saw: errors, closes.
+    pub trouble: Vec<String>,
+}
+
+fn numbered(i: u32) -> Vec<u8> {
+    let mut p = vec![0x5a; 300];
+    p[..4].copy_from_slice(&i.to_be_bytes());
+    p
+}
+
+impl Pair {
+    /// Both join `room`; the publisher sends video, the subscriber subscribes to it.
+    pub fn start(server: &RunningServer, room: &str, name: &str) -> Pair {
+        let http = server.http_addr;
+        let mut publisher =
+            Connection::join(http, room, &format!("{name}-pub"), LOCALHOST).expect("joins");
+        publisher
+            .start_media(&[LocalTrack {
+                stream_id: name.into(),
+                track_id: format!("{name}-video"),
+                kind: MediaKind::Video,
+            }])
+            .expect("offers");
+        let mut subscriber =
+            Connection::join(http, room, &format!("{name}-sub"), LOCALHOST).expect("joins");
+        subscriber.start_media(&[]).expect("offers");
+        let mut pair = Pair {
+            room: room.into(),
+            publisher,
+            subscriber,
+            stream: name.into(),
+            sent: 0,
+            received: Vec::new(),
+            trouble: Vec::new(),
+        };
+        let track = TrackRef::new(name, format!("{name}-video"), Kind::Video);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut connected = [false, false];
+        let mut asked = false;
+        let mut subscribed = false;
+        while !(subscribed && connected[0] && connected[1]) {
+            assert!(Instant::now() < deadline, "bystanders {name} did not start");
+            for (i, c) in [&mut pair.publisher, &mut pair.subscriber]
+                .into_iter()
+                .enumerate()
+            {
+                c.poll(Duration::from_millis(2)).expect("polls");
+                while let Some(e) = c.next_event() {
+                    match e {
+                        SessionEvent::Peer(PeerEvent::Connected) => connected[i] = true,
+                        SessionEvent::Server(ServerMessage::Subscribed { .. }) => {
+                            subscribed = true;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            if !asked && pair.subscriber.tracks().iter().any(|t| t.track == track) {
+                pair.subscriber
+                    .subscribe(vec![track.clone()])
+                    .expect("subscribes");
+                asked = true;
+            }
+        }
+        pair
+    }
+
+    fn send_one(&mut self) {
+        let i = self.sent;
+        let video = format!("{}-video", self.stream);
+        let peer = self.publisher.peer();
+        let mid = peer.mid_of(&self.stream, &video).expect("a video m-line");
+        peer.send_rtp(
+            Instant::now(),
+            mid,
+            Codec::Vp8,
+            i * 3000,
+            true,
+            &numbered(i),
+        )
+        .expect("sends");
+        self.sent += 1;
+    }
+
+    fn poll(&mut self) {
+        for (who, c) in [
+            ("publisher", &mut self.publisher),
+            ("subscriber", &mut self.subscriber),
+        ] {
+            if let Err(e) = c.poll(Duration::ZERO) {
+                self.trouble.push(format!("{who}: {e}"));
+            }
+            while let Some(e) = c.next_event() {
+                match e {
+                    SessionEvent::Peer(PeerEvent::Rtp(p)) if p.payload.len() >= 4 => {
+                        let n = u32::from_be_bytes([
+                            p.payload[0],
+                            p.payload[1],
+                            p.payload[2],
+                            p.payload[3],
+                        ]);
+                        self.received.push(n);
+                    }
+                    SessionEvent::Server(ServerMessage::Error { code, reason }) => {
+                        self.trouble.push(format!("{who}: {code:?} {reason}"));
+                    }
+                    SessionEvent::Closed => self.trouble.push(format!("{who}: closed")),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Every packet sent so far arrived (NACK/RTX repairs a rare loopback loss), none
+    /// twice as a gap would show, and neither bystander saw an error or a close.
+    pub fn assert_unbroken(&self, what: &str) {
+        let mut got = self.received.clone();
+        got.sort_unstable();
+        got.dedup();
+        let want: Vec<u32> = (0..self.sent).collect();
+        let missing: Vec<u32> = want
+            .iter()
+            .copied()
+            .filter(|n| got.binary_search(n).is_err())
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{what}: bystanders in {} missed packets {missing:?} of {}",
+            self.room,
+            self.sent
+        );
+        assert!(self.trouble.is_empty(), "{what}: {:?}", self.trouble);
+    }
+}
+
+/// Things the test drives in one loop: bystander pairs, raw WebSockets, hostile peers.
+#[derive(Default)]
+pub struct Scene {
+    pub pairs: Vec<Pair>,
+    pub sockets: Vec<Ws>,
+    pub hostiles: Vec<Hostile>,
+    pub observers: Vec<Observer>,
+    next_send: Option<Instant>,
+}
+
+/// A client that subscribes to one track and keeps every payload it receives.
+pub struct Observer {
+    pub conn: Connection,
+    track: TrackRef,
+    asked: bool,
+    pub subscribed: bool,
+    pub payloads: Vec<Vec<u8>>,
+    pub events: Vec<SessionEvent>,
+}
+
+impl Observer {
+    /// Joins `room` and subscribes to `track` as soon as it is published.
+    pub fn join(server: &RunningServer, room: &str, track: TrackRef) -> Observer {
+        let mut conn =
+            Connection::join(server.http_addr, room, "observer", LOCALHOST).expect("joins");
+        conn.start_media(&[]).expect("offers");
+        Observer {
+            conn,
+            track,
+            asked: false,
+            subscribed: false,
+            payloads: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    fn poll(&mut self) {
+        let _ = self.conn.poll(Duration::ZERO);
+        if !self.asked && self.conn.tracks().iter().any(|t| t.track == self.track) {
+            let _ = self.conn.subscribe(vec![self.track.clone()]);
+            self.asked = true;
+        }
+        while let Some(e) = self.conn.next_event() {
+            match e {
+                SessionEvent::Peer(PeerEvent::Rtp(p)) => self.payloads.push(p.payload.to_vec()),
+                SessionEvent::Server(ServerMessage::Subscribed { .. }) => self.subscribed = true,
+                e => self.events.push(e),
+            }
+        }
+    }
+
+    /// How many received payloads equal `p`.
+    pub fn count(&self, p: &[u8]) -> usize {
+        self.payloads.iter().filter(|q| q.as_slice() == p).count()
+    }
+}
+
+/// Bystanders send a packet this often.
+const MEDIA_INTERVAL: Duration = Duration::from_millis(20);
+
+impl Scene {
+    /// Polls everything for `d`; the bystander publishers send a packet every 20 ms.
+    pub fn pump(&mut self, d: Duration) {
+        let end = Instant::now() + d;
+        loop {
+            let now = Instant::now();
+            if self.next_send.is_none_or(|t| now >= t) {
+                self.next_send = Some(now + MEDIA_INTERVAL);
+                for p in &mut self.pairs {
+                    p.send_one();
+                }
+            }
+            for p in &mut self.pairs {
+                p.poll();
+            }
+            for s in &mut self.sockets {
+                s.poll();
+            }
+            for h in &mut self.hostiles {
+                h.poll();
+            }
+            for o in &mut self.observers {
+                o.poll();
+            }
+            if Instant::now() >= end {
+                return;
+            }
+            std::thread::sleep(Duration::from_micros(300));
+        }
+    }
+
+    /// Pumps until `done` holds; panics after `limit`.
+    pub fn pump_until(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        mut done: impl FnMut(&Scene) -> bool,
+    ) {
+        let end = Instant::now() + limit;
+        while !done(self) {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            self.pump(Duration::from_millis(5));
+        }
+    }
+
+    /// Lets the last packets arrive, then checks every pair.
+    pub fn assert_bystanders_unbroken(&mut self, what: &str) {
+        // At least a second of media, whatever the test did.
+        while self.pairs.iter().any(|p| p.sent < 50) {
+            self.pump(Duration::from_millis(20));
+        }
+        // Stop sending, let retransmissions finish.
+        let end = Instant::now() + Duration::from_millis(600);
+        while Instant::now() < end {
+            for p in &mut self.pairs {
+                p.poll();
+            }
+            for h in &mut self.hostiles {
+                h.poll();
+            }
+            for o in &mut self.observers {
+                o.poll();
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        self.next_send = None;
+        for p in &self.pairs {
+            p.assert_unbroken(what);
+        }
+    }
+}
+
+/// What a raw WebSocket client got.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Got {
+    Msg(ServerMessage),
+    Text(String),
+    Close(Option<(u16, String)>),
+}
+
+/// A WebSocket client that sends whatever it is told to.
+pub struct Ws {
+    ws: Option<WebSocket<MaybeTlsStream<TcpStream>>>,
+    pub got: Vec<Got>,
+}
+
+impl Ws {
+    pub fn connect(http: SocketAddr) -> Ws {
+        let tcp = TcpStream::connect_timeout(&http, Duration::from_secs(5)).expect("connects");
+        tcp.set_nodelay(true).expect("nodelay");
+        let url = format!("ws://{http}/ws");
+        let (ws, _) = tungstenite::client::client(url.as_str(), MaybeTlsStream::Plain(tcp))
+            .expect("upgrades");
+        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+            s.set_nonblocking(true).expect("nonblocking");
+        }
+        Ws {
+            ws: Some(ws),
+            got: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, text: &str) {
+        let Some(ws) = self.ws.as_mut() else { return };
+        match ws.send(Message::text(text)) {
+            Ok(()) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => {}
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.got.iter().any(|g| matches!(g, Got::Close(_)))
+    }
+
+    pub fn close_code(&self) -> Option<u16> {
+        self.got.iter().find_map(|g| match g {
+            Got::Close(Some((code, _))) => Some(*code),
+            _ => None,
+        })
+    }
+
+    pub fn errors(&self) -> Vec<ErrorCode> {
+        self.got
+            .iter()
+            .filter_map(|g| match g {
+                Got::Msg(ServerMessage::Error { code, .. }) => Some(*code),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn count(&self, f: impl Fn(&ServerMessage) -> bool) -> usize {
+        self.got
+            .iter()
+            .filter(|g| matches!(g, Got::Msg(m) if f(m)))
+            .count()
+    }
+
+    pub fn poll(&mut self) {
+        loop {
+            let Some(ws) = self.ws.as_mut() else { return };
+            match ws.read() {
+                Ok(Message::Text(t)) => match serde_json::from_str(t.as_str()) {
+                    Ok(m) => self.got.push(Got::Msg(m)),
+                    Err(_) => self.got.push(Got::Text(t.as_str().into())),
+                },
+                Ok(Message::Close(frame)) => {
+                    let frame = frame.map(|CloseFrame { code, reason }| {
+                        (u16::from(code), reason.as_str().to_string())
+                    });
+                    self.got.push(Got::Close(frame));
+                    let _ = ws.flush();
+                }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                    let _ = ws.flush();
+                    return;
+                }
+                Err(_) => {
+                    if !self.is_closed() {
+                        self.got.push(Got::Close(None));
+                    }
+                    self.ws = None;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A hostile media client on the real server: its own signalling, UDP socket and str0m
+/// peer, with the keys of its SRTP session, so it can send anything from its 5-tuple.
+pub struct Hostile {
+    pub ws: Ws,
+    pub udp: UdpSocket,
+    pub peer: RawPeer,
+    pub server_media: Option<SocketAddr>,
+    /// The server's ICE ufrag and password for this peer (from its answer).
+    pub server_ice: Option<(String, String)>,
+    /// Our ICE ufrag.
+    pub local_ufrag: Option<String>,
+    /// Every datagram the server sent us.
+    pub inbound: Vec<Vec<u8>>,
+    /// Before the peer's first DTLS datagram goes out, this socket sends a copy of it.
+    pub dtls_decoy: Option<UdpSocket>,
+    /// Messages of `ws.got` acted on.
+    handled: usize,
+}
+
+fn sdp_attr(sdp: &str, name: &str) -> Option<String> {
+    sdp.lines()
+        .find_map(|l| l.strip_prefix(&format!("a={name}:")))
+        .map(|v| v.trim().to_string())
+}
+
+impl Hostile {
+    /// Joins `room` and offers to publish a video and an audio track named `name`.
+    pub fn join(scene: &mut Scene, http: SocketAddr, room: &str, name: &str) -> usize {
+        Self::join_with(scene, http, room, name, None)
+    }
+
+    /// [`Hostile::join`], with a decoy socket (see [`Hostile::dtls_decoy`]).
+    pub fn join_with(
+        scene: &mut Scene,
+        http: SocketAddr,
+        room: &str,
+        name: &str,
+        dtls_decoy: Option<UdpSocket>,
+    ) -> usize {
+        let udp = UdpSocket::bind(SocketAddr::new(LOCALHOST, 0)).expect("binds");
+        udp.set_nonblocking(true).expect("nonblocking");
+        let addr = udp.local_addr().expect("an address");
+        let mut peer = RawPeer::new(Instant::now(), addr);
+        let mut ws = Ws::connect(http);
+        ws.send(&serde_json::json!({"type": "join", "room": room, "nickname": name}).to_string());
+        let video = format!("{name}-video");
+        let audio = format!("{name}-audio");
+        let offer = peer.offer(&[
+            (MediaKind::Video, name, &video),
+            (MediaKind::Audio, name, &audio),
+        ]);
+        let local_ufrag = sdp_attr(&offer.to_sdp_string(), "ice-ufrag");
+        ws.send(&serde_json::json!({"type": "offer", "sdp": offer.to_sdp_string()}).to_string());
+        scene.hostiles.push(Hostile {
+            ws,
+            udp,
+            peer,
+            server_media: None,
+            server_ice: None,
+            local_ufrag,
+            inbound: Vec::new(),
+            dtls_decoy,
+            handled: 0,
+        });
+        let i = scene.hostiles.len() - 1;
+        scene.pump_until(Duration::from_secs(10), "the hostile peer connects", |s| {
+            s.hostiles[i].peer.is_connected()
+        });
+        i
+    }
+
+    /// SRTP for what we send, with our session's keys.
+    pub fn forge(&self) -> SrtpForge {
+        self.peer.forge().expect("DTLS exported keys")
+    }
+
+    /// Sends raw bytes to the server from our 5-tuple.
+    pub fn send_raw(&self, data: &[u8]) {
+        let to = self.server_media.expect("the server's media address");
+        let _ = self.udp.send_to(data, to);
+    }
+
+    pub fn poll(&mut self) {
+        self.ws.poll();
+        let new: Vec<ServerMessage> = self.ws.got[self.handled..]
+            .iter()
+            .filter_map(|g| match g {
+                Got::Msg(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect();
+        self.handled = self.ws.got.len();
+        for m in new {
+            match &m {
+                ServerMessage::Answer { sdp } => {
+                    self.server_media = sdp.lines().find_map(|l| {
+                        let f: Vec<&str> = l.strip_prefix("a=candidate:")?.split(' ').collect();
+                        format!("{}:{}", f.get(4)?, f.get(5)?).parse().ok()
+                    });
+                    self.server_ice = sdp_attr(sdp, "ice-ufrag").zip(sdp_attr(sdp, "ice-pwd"));
+                    let answer = SdpAnswer::from_sdp_string(sdp).expect("an answer");
+                    self.peer.accept_answer(answer).expect("accepted");
+                }
+                ServerMessage::Offer { sdp } => {
+                    let offer = SdpOffer::from_sdp_string(sdp).expect("an offer");
+                    let answer = self.peer.accept_offer(offer).expect("answered");
+                    self.ws.send(
+                        &serde_json::json!({"type": "answer", "sdp": answer.to_sdp_string()})
+                            .to_string(),
+                    );
+                }
+                _ => {}
+            }
+        }
+        let mut buf = [0u8; 2048];
+        loop {
+            match self.udp.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    self.inbound.push(buf[..n].to_vec());
+                    self.peer.handle_datagram(Instant::now(), from, &buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => break,
+            }
+        }
+        self.peer.handle_timeout(Instant::now());
+        while let Some((to, data)) = self.peer.poll_transmit() {
+            if (20..=63).contains(&data[0])
+                && let Some(decoy) = self.dtls_decoy.take()
+            {
+                let _ = decoy.send_to(&data, to);
+            }
+            let _ = self.udp.send_to(&data, to);
+        }
+    }
+}
