@@ -290,7 +290,7 @@ impl ShardCore {
     /// Packets another shard forwards to this shard's subscribers.
     pub fn handle_media(&mut self, now: Instant, batch: MediaBatch) {
         for fwd in batch {
-            self.fan_out(&fwd);
+            self.fan_out(now, &fwd);
         }
         self.process_events(now);
     }
@@ -492,7 +492,7 @@ impl ShardCore {
                 }
             }
             Event::MediaAdded(m) if m.direction.is_receiving() => self.publish_track(slot, m.mid),
-            Event::RtpPacket(packet) => self.on_rtp(slot, packet),
+            Event::RtpPacket(packet) => self.on_rtp(now, slot, packet),
             Event::KeyframeRequest(req) => {
                 let Some(peer) = self.peer_mut(slot) else {
                     return;
@@ -565,7 +565,7 @@ impl ShardCore {
         });
     }
 
-    fn on_rtp(&mut self, slot: Slot, packet: RtpPacket) {
+    fn on_rtp(&mut self, now: Instant, slot: Slot, packet: RtpPacket) {
         self.stats.rtp_in += 1;
         // Padding only (a probe, or a padding flag on an empty payload): nothing to
         // forward; subscribers' sessions make their own padding.
@@ -599,12 +599,18 @@ impl ShardCore {
             voice_activity: packet.header.ext_vals.voice_activity,
             payload: packet.payload,
         };
-        self.fan_out(&fwd);
+        self.fan_out(now, &fwd);
     }
 
     /// Sends one packet to every subscriber of its track on this shard, and (from the
     /// publisher's shard) once to each other shard that has subscribers.
-    fn fan_out(&mut self, fwd: &Forwarded) {
+    ///
+    /// Optimisation (docs/benchmarks.md): str0m sends a written packet only after a
+    /// timeout has stamped it, so a write is not drained at once: the subscriber is
+    /// due now in the timer heap, and [`ShardCore::handle_timeout`] drives it once
+    /// for every packet written to it since, rather than one `poll_output` round per
+    /// packet.
+    fn fan_out(&mut self, now: Instant, fwd: &Forwarded) {
         let Some(route) = self.routes.get_mut(&fwd.track) else {
             return;
         };
@@ -647,20 +653,16 @@ impl ShardCore {
             .ext_vals(ext);
             let slot = sub.slot;
             let ssrc = sub.ssrc;
-            let timers = &mut self.timers;
-            let out = &mut self.out;
-            let events = &mut self.events;
             let result = catch_unwind(AssertUnwindSafe(|| {
                 if let Some(tx) = peer.rtc.direct_api().stream_tx(&ssrc) {
                     tx.write_rtp(write);
                 }
-                drain(peer, slot, timers, out, events)
             }));
             match result {
-                Ok(Ok(())) => self.stats.rtp_forwarded += 1,
-                Ok(Err(e)) => self
-                    .doomed
-                    .push((slot, format!("media session error: {e}"))),
+                Ok(()) => {
+                    self.stats.rtp_forwarded += 1;
+                    Self::schedule(&mut self.timers, peer, slot, now);
+                }
                 Err(_) => {
                     self.stats.peer_panics += 1;
                     self.doomed.push((slot, "internal error".into()));
