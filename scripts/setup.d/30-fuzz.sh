@@ -1,4 +1,3 @@
-# Not yet run by ./scripts/test.sh: see "Open finding" in docs/fuzzing.md. To wire it, move it to scripts/setup.d/30-fuzz.sh.
 # cargo-fuzz, for scripts/check.d/30-fuzz.sh. It runs on the stable toolchain with
 # RUSTC_BOOTSTRAP=1 (see docs/fuzzing.md); only the cargo subcommand is installed here.
 if ! cargo fuzz --version >/dev/null 2>&1; then
