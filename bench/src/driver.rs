@@ -22,11 +22,11 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token};
 
 use crate::check::{Loss, Tally};
-use crate::net::RecvBatch;
 use crate::procstat::{self, ProcSample};
 use crate::scenario::Scenario;
 use crate::synthetic::{STATS_INTERVAL, Shared, SyntheticPeer};
 use crate::traffic::TrafficConfig;
+use engine::io::batch::RecvBatch;
 
 /// How often subscribers look for unrepaired video gaps.
 const GAP_CHECK: Duration = Duration::from_millis(50);

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use str0m::crypto::from_feature_flags;
 
-use crate::net::{BATCH, RecvBatch, send_batch, set_buffers};
+use engine::io::batch::{BATCH, RecvBatch, gso_enabled, send_batch, send_batch_without_gso};
+use engine::shard::Datagram;
 
 /// Video packets: the largest payload plus the RTP header and the AEAD tag.
 pub const VIDEO_SIZE: usize = 1200;
@@ -130,10 +131,20 @@ fn measure_size(payload_bytes: usize, packets: usize) -> Result<SizeFloor, Strin
     let tx = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let rx = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     rx.set_nonblocking(true).map_err(|e| e.to_string())?;
-    set_buffers(rx.as_raw_fd(), 4 << 20);
-    set_buffers(tx.as_raw_fd(), 4 << 20);
+    for s in [&rx, &tx] {
+        let s = socket2::SockRef::from(s);
+        // Best effort: the kernel caps them.
+        let _ = s.set_recv_buffer_size(4 << 20);
+        let _ = s.set_send_buffer_size(4 << 20);
+    }
     let to = rx.local_addr().map_err(|e| e.to_string())?;
-    let batch: Vec<(std::net::SocketAddr, &[u8])> = out.iter().map(|b| (to, &b[..])).collect();
+    let batch: Vec<Datagram> = out
+        .iter()
+        .map(|b| Datagram {
+            to,
+            data: b.clone(),
+        })
+        .collect();
     let mut drain = RecvBatch::new();
     let mut drain_rx = || while drain.recv(rx.as_raw_fd()).unwrap_or(0) > 0 {};
     let batches = (per_round / BATCH).max(1);
@@ -142,7 +153,7 @@ fn measure_size(payload_bytes: usize, packets: usize) -> Result<SizeFloor, Strin
         let mut spent = Duration::ZERO;
         for _ in 0..batches {
             let t = Instant::now();
-            if let Err(e) = send_batch(tx.as_raw_fd(), &batch) {
+            if let Err(e) = send_batch_without_gso(tx.as_raw_fd(), &batch) {
                 failed = Some(e);
             }
             spent += t.elapsed();
@@ -154,22 +165,23 @@ fn measure_size(payload_bytes: usize, packets: usize) -> Result<SizeFloor, Strin
         let mut spent = Duration::ZERO;
         for _ in 0..batches {
             let t = Instant::now();
-            for (to, b) in &batch {
-                let _ = tx.send_to(b, to);
+            for d in &batch {
+                let _ = tx.send_to(&d.data, d.to);
             }
             spent += t.elapsed();
             drain_rx();
         }
         spent
     });
-    let gso_segments: Vec<&[u8]> = out.iter().take(16).map(|b| &b[..]).collect();
+    let gso_segments = &batch[..batch.len().min(16)];
     let mut gso_ok = true;
     let send_gso = best_of(rounds, || {
         let mut spent = Duration::ZERO;
         for _ in 0..batches {
             let t = Instant::now();
-            gso_ok &= crate::net::send_gso(tx.as_raw_fd(), to, &gso_segments).is_ok();
-            gso_ok &= crate::net::send_gso(tx.as_raw_fd(), to, &gso_segments).is_ok();
+            // One GSO message each (the run is one destination, equal sizes).
+            gso_ok &= send_batch(tx.as_raw_fd(), gso_segments).is_ok_and(|n| n == 16);
+            gso_ok &= send_batch(tx.as_raw_fd(), gso_segments).is_ok_and(|n| n == 16);
             spent += t.elapsed();
             drain_rx();
         }
@@ -188,7 +200,7 @@ fn measure_size(payload_bytes: usize, packets: usize) -> Result<SizeFloor, Strin
         protect_aescm_sha1_ns: per_packet(protect_cm, per_round),
         send_batched_ns: send,
         send_single_ns: per_packet(send_single, sent),
-        send_gso16_ns: gso_ok.then(|| per_packet(send_gso, batches * 32)),
+        send_gso16_ns: (gso_ok && gso_enabled()).then(|| per_packet(send_gso, batches * 32)),
         floor_ns: protect + send,
     })
 }

@@ -23,7 +23,6 @@ pub mod check;
 pub mod compare;
 pub mod driver;
 pub mod floor;
-pub mod net;
 pub mod procstat;
 pub mod report;
 pub mod scenario;

@@ -24,9 +24,10 @@ use tungstenite::handshake::client::ClientHandshake;
 use tungstenite::{HandshakeError, Message, WebSocket};
 
 use crate::check::{Receiver, Tally};
-use crate::net::{RecvBatch, send_batch, set_buffers};
 use crate::scenario::PeerPlan;
 use crate::traffic::{Packet, Traffic, TrafficConfig};
+use engine::io::batch::{BATCH, RecvBatch, send_batch};
+use engine::shard::Datagram;
 
 /// Keepalive, well inside the server's 30 s idle limit.
 const PING_INTERVAL: Duration = Duration::from_secs(10);
@@ -94,7 +95,7 @@ pub struct SyntheticPeer {
     /// Why it failed, if it did.
     pub error: Option<String>,
     next_ping: Instant,
-    transmits: Vec<(SocketAddr, Vec<u8>)>,
+    transmits: Vec<Datagram>,
     /// The time its next [`SyntheticPeer::on_timer`] is scheduled for.
     pub scheduled: Option<Instant>,
     seed: u64,
@@ -117,7 +118,10 @@ impl SyntheticPeer {
         let opened = Instant::now();
         let std_udp = std::net::UdpSocket::bind(SocketAddr::new(media_ip, 0))?;
         std_udp.set_nonblocking(true)?;
-        set_buffers(std_udp.as_raw_fd(), SOCKET_BUFFER);
+        let sock = socket2::SockRef::from(&std_udp);
+        // Best effort: the kernel caps them.
+        let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
+        let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
         let local = std_udp.local_addr()?;
         let mut udp = UdpSocket::from_std(std_udp);
         registry.register(&mut udp, udp_token, Interest::READABLE)?;
@@ -362,7 +366,7 @@ impl SyntheticPeer {
             };
             let now = Instant::now();
             for i in 0..n {
-                let Some((from, data)) = shared.recv.get(i) else {
+                let Some((from, data, _too_long)) = shared.recv.get(i) else {
                     continue;
                 };
                 if let Err(e) = self.session.peer().handle_datagram(now, from, data) {
@@ -370,7 +374,7 @@ impl SyntheticPeer {
                 }
             }
             self.media_events(shared);
-            if n < crate::net::BATCH {
+            if n < BATCH {
                 break;
             }
         }
@@ -501,10 +505,11 @@ impl SyntheticPeer {
         ));
     }
 
-    /// Sends what the peer produced, in `sendmmsg` batches.
+    /// Sends what the peer produced, in `sendmmsg` batches (runs of equal-sized
+    /// datagrams as UDP GSO, like the server).
     fn flush_udp(&mut self, shared: &mut Shared) {
-        while let Some(t) = self.session.peer().poll_transmit() {
-            self.transmits.push(t);
+        while let Some((to, data)) = self.session.peer().poll_transmit() {
+            self.transmits.push(Datagram { to, data });
         }
         if self.transmits.is_empty() {
             return;

@@ -1,5 +1,7 @@
-//! Batched UDP system calls: `recvmmsg` and `sendmmsg` (Linux). The engine's only
-//! `unsafe` code lives here, each block with the invariant it relies on.
+//! Batched UDP system calls: `recvmmsg` and `sendmmsg` (Linux), with UDP GSO for runs
+//! of datagrams to one destination. The engine's only `unsafe` code lives here, each
+//! block with the invariant it relies on. Public so that the load generator (`bench`)
+//! moves its datagrams with the same code as the shards.
 
 use std::io;
 use std::mem::{MaybeUninit, size_of, zeroed};
@@ -12,21 +14,28 @@ use socket2::{SockAddr, SockAddrStorage};
 use crate::shard::Datagram;
 
 /// Datagrams per system call.
-pub(crate) const BATCH: usize = 32;
+pub const BATCH: usize = 32;
 /// Receive buffer per datagram: anything longer than the engine's 1500-byte limit is
 /// truncated, seen as too long and dropped, so 2048 is plenty.
 const RECV_BUF: usize = 2048;
 
 /// Reusable buffers for `recvmmsg`: no allocation per receive.
-pub(crate) struct RecvBatch {
+pub struct RecvBatch {
     bufs: Box<[[u8; RECV_BUF]; BATCH]>,
     addrs: Box<[libc::sockaddr_storage; BATCH]>,
     lens: [usize; BATCH],
     sources: [Option<SocketAddr>; BATCH],
 }
 
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl RecvBatch {
-    pub(crate) fn new() -> Self {
+    /// Empty buffers.
+    pub fn new() -> Self {
         Self {
             bufs: Box::new([[0; RECV_BUF]; BATCH]),
             // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
@@ -37,7 +46,7 @@ impl RecvBatch {
     }
 
     /// Receives up to [`BATCH`] datagrams without blocking. `Ok(0)` when none is waiting.
-    pub(crate) fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] =
             [const { MaybeUninit::uninit() }; BATCH];
         let mut hdrs: [MaybeUninit<libc::mmsghdr>; BATCH] =
@@ -95,7 +104,7 @@ impl RecvBatch {
 
     /// The `i`th datagram of the last `recv`: its source, and its bytes. A truncated
     /// datagram is reported as one byte longer than the buffer so the caller drops it.
-    pub(crate) fn get(&self, i: usize) -> Option<(SocketAddr, &[u8], bool)> {
+    pub fn get(&self, i: usize) -> Option<(SocketAddr, &[u8], bool)> {
         let source = self.sources.get(i).copied().flatten()?;
         let len = self.lens[i];
         let too_long = len > RECV_BUF;
@@ -120,6 +129,11 @@ const MAX_GSO_BYTES: usize = 65_000;
 static GSO: std::sync::LazyLock<AtomicBool> = std::sync::LazyLock::new(|| {
     AtomicBool::new(std::env::var("PEERCALLS_UDP_GSO").map_or(true, |v| v != "0"))
 });
+
+/// Whether [`send_batch`] still sends runs as UDP GSO (not turned off, not refused).
+pub fn gso_enabled() -> bool {
+    GSO.load(Ordering::Relaxed)
+}
 
 /// How many datagrams from the start of `d` can go as one message: a run to the same
 /// destination, all of the first one's size except a last one that may be shorter.
@@ -150,10 +164,20 @@ fn gso_run(d: &[Datagram], gso: bool) -> usize {
 /// the same destination of the same size go as one UDP GSO message (see [`GSO`]).
 /// Returns how many were sent, always a prefix of `datagrams`: fewer than
 /// `datagrams.len()` when the socket buffer is full.
-pub(crate) fn send_batch(fd: RawFd, datagrams: &[Datagram]) -> io::Result<usize> {
+pub fn send_batch(fd: RawFd, datagrams: &[Datagram]) -> io::Result<usize> {
+    send(fd, datagrams, true)
+}
+
+/// [`send_batch`] with one datagram per message, never GSO: what the floor of
+/// `peer-calls bench` measures a batched send as.
+pub fn send_batch_without_gso(fd: RawFd, datagrams: &[Datagram]) -> io::Result<usize> {
+    send(fd, datagrams, false)
+}
+
+fn send(fd: RawFd, datagrams: &[Datagram], allow_gso: bool) -> io::Result<usize> {
     let mut sent = 0;
     while sent < datagrams.len() {
-        let gso = GSO.load(Ordering::Relaxed);
+        let gso = allow_gso && GSO.load(Ordering::Relaxed);
         let rest = &datagrams[sent..];
         // Split the next datagrams into messages: (first datagram, datagrams).
         let mut msgs = [(0usize, 0usize); BATCH];

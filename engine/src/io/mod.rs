@@ -1,6 +1,6 @@
 //! The I/O side of the engine: sockets, batched system calls, shard threads.
 
-mod batch;
+pub mod batch;
 mod engine;
 mod shard_thread;
 
