@@ -13,3 +13,4 @@ pub mod msg;
 pub mod shard;
 pub mod stats;
 pub mod stun;
+pub mod twcc_guard;

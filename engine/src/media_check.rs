@@ -29,6 +29,12 @@ pub enum Malformed {
     RtcpLengthPastEnd,
 }
 
+/// Whether a datagram of the RTP class of RFC 7983 is RTCP: its second byte is 192–223
+/// (RFC 5761).
+pub fn is_rtcp(datagram: &[u8]) -> bool {
+    datagram.get(1).is_some_and(|b| (192..=223).contains(b))
+}
+
 /// Checks a datagram of the RTP class of RFC 7983 (first byte 128–191): RTCP when its
 /// second byte is 192–223 (RFC 5761), RTP otherwise.
 pub fn check_srtp(datagram: &[u8]) -> Result<(), Malformed> {

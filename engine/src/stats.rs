@@ -18,6 +18,10 @@ pub struct ShardStats {
     /// extension past the end, first RTCP length past the compound (`media_check`); STUN
     /// with a wrong FINGERPRINT (`stun::fingerprint_ok`).
     pub rx_malformed: u64,
+    /// RTP packets dropped before str0m because str0m 0.25 would extend their
+    /// transport-wide sequence number below zero and then allocate without bound
+    /// (`twcc_guard`).
+    pub rx_twcc_guarded: u64,
     /// Datagrams sent.
     pub tx_datagrams: u64,
     /// RTP packets received from publishers (after SRTP).

@@ -202,6 +202,14 @@ impl ShardCore {
             self.stats.rx_malformed += 1;
             return;
         }
+        let rtp = kind == stun::Demux::Rtp && !media_check::is_rtcp(data);
+        if rtp
+            && let Some(peer) = self.peers[key].as_mut()
+            && !peer.twcc_guard.admit(data)
+        {
+            self.stats.rx_twcc_guarded += 1;
+            return;
+        }
         let Ok(contents) = data.try_into() else {
             self.stats.rx_dropped += 1;
             return;
@@ -236,7 +244,36 @@ impl ShardCore {
         if learn && self.out.transmits[mark..].iter().any(|d| d.to == source) {
             self.learn_addr(key, source);
         }
+        if rtp {
+            self.teach_twcc_guard(slot, data);
+        }
         self.process_events(now);
+    }
+
+    /// Shows the peer's TWCC guard what str0m read from the RTP datagram it just took
+    /// (the events it emitted for a packet with this datagram's SSRC and sequence number).
+    fn teach_twcc_guard(&mut self, slot: Slot, data: &[u8]) {
+        let (Some(ssrc), Some(seq)) = (
+            data.get(8..12)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+            data.get(2..4).map(|b| u16::from_be_bytes([b[0], b[1]])),
+        ) else {
+            return;
+        };
+        let Some(peer) = peer_in(&mut self.peers, slot) else {
+            return;
+        };
+        for (from, event) in &self.events {
+            let (true, Event::RtpPacket(p)) = (*from == slot, event) else {
+                continue;
+            };
+            if let Some(tcc) = p.header.ext_vals.transport_cc {
+                peer.twcc_guard.confirm(tcc);
+            }
+            if *p.header.ssrc == ssrc && p.header.sequence_number == seq {
+                peer.twcc_guard.learn(data, p.header.ext_vals.transport_cc);
+            }
+        }
     }
 
     /// A command from signalling or another shard.
@@ -880,6 +917,8 @@ impl ShardCore {
             });
             return;
         };
+        // The answer may move the extension ids str0m reads.
+        peer.twcc_guard.renegotiated();
         let mut result = Ok(());
         self.mutate(slot, |rtc| {
             result = rtc.sdp_api().accept_answer(pending, answer);

@@ -12,6 +12,7 @@ use str0m::rtp::Ssrc;
 
 use crate::codecs::PtMap;
 use crate::msg::{PeerId, Subscription, TrackId, TrackName};
+use crate::twcc_guard::TwccGuard;
 
 /// A track this peer publishes.
 pub(crate) struct InTrack {
@@ -69,6 +70,8 @@ pub(crate) struct Peer {
     pub(crate) last_rx: Instant,
     pub(crate) connected: bool,
     pub(crate) disconnected_since: Option<Instant>,
+    /// Keeps str0m's TWCC register from the packet that would blow it up.
+    pub(crate) twcc_guard: TwccGuard,
 }
 
 /// A peer may be reached at this many addresses at once (NAT rebinding, interface
@@ -95,6 +98,7 @@ impl Peer {
             last_rx: now,
             connected: false,
             disconnected_since: None,
+            twcc_guard: TwccGuard::default(),
         }
     }
 

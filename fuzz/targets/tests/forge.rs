@@ -100,3 +100,48 @@ fn a_twcc_report_far_behind_hurts_no_other_peer() {
         assert!(w.gone.is_empty(), "a release build ignores the report");
     }
 }
+
+/// str0m 0.25 extends a transport-wide sequence number (TWCC header extension) against
+/// the highest it registered; while that is below 32768, a value 32768 or more above it
+/// extends below zero, to just under 2^64, and the next TWCC feedback tries to list
+/// ~2^51 missing packets: the whole server runs out of memory (found by `shard_srtp`,
+/// docs/fuzzing.md). The shard's `TwccGuard` drops such a packet before str0m; without
+/// it this test aborts on a multi-gigabyte allocation.
+#[test]
+fn a_transport_sequence_number_str0m_would_extend_below_zero_is_dropped() {
+    let mut w = World::connected().expect("connects");
+    let mut forge = w.peers[HOSTILE].forge().expect("keys");
+    let hostile = &mut w.peers[HOSTILE];
+    let mid = hostile.mid_of("hostile-video").unwrap();
+    let (ssrc, _) = hostile.ssrcs(mid).unwrap();
+    let (pt, _) = hostile.payload_type(Codec::Vp8).unwrap();
+    let before = w.peers[CALM].received.len();
+    // A one-byte-form extension with id 3 (transport-wide-cc in str0m's default map, which
+    // both sides of the world use) holding `tcc`.
+    let with_twcc = |seq: u16, tcc: u16| {
+        let mut p = rtp(pt, seq, u32::from(seq) * 3000, *ssrc, true, b"");
+        p[0] |= 0x10;
+        p.truncate(12);
+        p.extend_from_slice(&[0xBE, 0xDE, 0, 1, 0x31]);
+        p.extend_from_slice(&tcc.to_be_bytes());
+        p.push(0);
+        p.extend_from_slice(b"twcc payload");
+        p
+    };
+    for (i, tcc) in [5u16, 6, 7, 40_000, 8, 65_000, 9].into_iter().enumerate() {
+        let d = rtp_datagram(&mut forge, &with_twcc(100 + i as u16, tcc));
+        let src = w.addr(HOSTILE);
+        w.inject(src, &d);
+        w.step(Duration::from_millis(10));
+    }
+    w.run_for(Duration::from_millis(500));
+    assert_eq!(w.shard.stats.rx_twcc_guarded, 2, "40000 and 65000 dropped");
+    let forwarded = w.peers[CALM].received[before..]
+        .iter()
+        .filter(|g| g.payload.as_slice() == b"twcc payload")
+        .count();
+    assert_eq!(forwarded, 5, "the others are forwarded");
+    assert!(w.gone.is_empty(), "nobody is dropped");
+    assert!(w.peers[CALM].is_connected());
+    assert_eq!(w.shard.stats.peer_panics, 0);
+}
