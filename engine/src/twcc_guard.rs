@@ -18,14 +18,16 @@
 //! registered is at least that, so `M` is) and the transport-wide sequence numbers of
 //! packets str0m has surely registered (it emitted them as media).
 //!
-//! Which extension id carries the sequence number is str0m's negotiated map, which is
-//! not public, and str0m reads the number from the first two bytes of an element of any
-//! length of at least two. So every id is a candidate until str0m shows otherwise: when
-//! it emits a packet whose header is the datagram just handled, each id whose element
-//! does not hold the sequence number str0m read (or all of them, when it read none) is
-//! not the one. A renegotiation can move the mapping, so it makes every id a candidate
-//! again ([`TwccGuard::renegotiated`]). Wrongly kept candidates only make the guard
-//! stricter; an id is dropped only on str0m's own word.
+//! Which extension id carries the sequence number is str0m's session map, which is not
+//! public, and str0m reads the number from the first two bytes of an element of any
+//! length of at least two, for ids 1–16. So every such id is a candidate, except those
+//! str0m itself shows are something else: after each negotiation, the ids that a media's
+//! negotiated map (`Media::remote_extmap`, which holds only pairs that agree with the
+//! session map) gives to another extension ([`TwccGuard::renegotiated`]); and, when str0m
+//! emits a packet whose header is the datagram just handled, each id whose element does
+//! not hold the sequence number str0m read ([`TwccGuard::learn`]). A browser's
+//! abs-send-time, audio level, mid and rid ids are ruled out by the first. Wrongly kept
+//! candidates only make the guard stricter.
 //!
 //! Reading the clear-text header extension of an SRTP packet needs no keys; like
 //! [`crate::media_check`], this never allocates and never panics, whatever the bytes.
@@ -33,13 +35,24 @@
 /// The first value of the late phase: from here on no extension can go below zero.
 const SAFE: u32 = 32_768;
 
-/// A set of extension ids (1–255).
+/// The ids str0m's extension map can hold (`ExtensionMap`: 1–16); it parses no other.
+const MAX_ID: u8 = 16;
+
+/// A set of extension ids (0–255).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Ids([u64; 4]);
 
 impl Ids {
-    const ALL: Ids = Ids([u64::MAX; 4]);
     const NONE: Ids = Ids([0; 4]);
+
+    /// Every id str0m may map.
+    fn mappable() -> Ids {
+        let mut ids = Ids::NONE;
+        for id in 1..=MAX_ID {
+            ids.insert(id);
+        }
+        ids
+    }
 
     fn contains(&self, id: u8) -> bool {
         self.0[usize::from(id / 64)] & (1 << (id % 64)) != 0
@@ -47,6 +60,10 @@ impl Ids {
 
     fn insert(&mut self, id: u8) {
         self.0[usize::from(id / 64)] |= 1 << (id % 64);
+    }
+
+    fn remove(&mut self, id: u8) {
+        self.0[usize::from(id / 64)] &= !(1 << (id % 64));
     }
 
     fn remove_all(&mut self, other: Ids) {
@@ -72,7 +89,7 @@ pub struct TwccGuard {
 impl Default for TwccGuard {
     fn default() -> Self {
         Self {
-            candidates: Ids::ALL,
+            candidates: Ids::mappable(),
             smallest_seen: None,
             confirmed: None,
             safe: false,
@@ -126,9 +143,14 @@ impl TwccGuard {
         self.candidates.remove_all(seen);
     }
 
-    /// The peer's extension mapping may have changed: every id is a candidate again.
-    pub fn renegotiated(&mut self) {
-        self.candidates = Ids::ALL;
+    /// A negotiation ended: the mapping may have changed. Every id is a candidate
+    /// again, except `not_twcc`, the ids str0m's negotiated maps give to other
+    /// extensions.
+    pub fn renegotiated(&mut self, not_twcc: impl IntoIterator<Item = u8>) {
+        self.candidates = Ids::mappable();
+        for id in not_twcc {
+            self.candidates.remove(id);
+        }
     }
 
     fn candidate_values<'a>(&'a self, packet: &'a [u8]) -> impl Iterator<Item = u16> + 'a {
@@ -329,8 +351,24 @@ mod tests {
         assert!(g.admit(&browser(2, [0xf0, 0, 0])));
         assert!(!g.admit(&browser(40_000, [0x01, 0, 0])));
         // A renegotiation may have moved the mapping.
-        g.renegotiated();
+        g.renegotiated([]);
         assert!(!g.admit(&browser(3, [0xf0, 0, 0])));
+        // ... unless the negotiated maps say which id is abs-send-time.
+        g.renegotiated([1, 2, 4]);
+        assert!(g.admit(&browser(3, [0xf0, 0, 0])));
+        assert!(!g.admit(&browser(40_000, [0x01, 0, 0])));
+    }
+
+    #[test]
+    fn ids_str0m_cannot_map_are_never_candidates() {
+        // Two-byte form, id 200: str0m's map ends at 16.
+        let mut g = TwccGuard::default();
+        let mut q = vec![0x90, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x10, 0x00, 0, 2];
+        q.extend_from_slice(&[3, 2, 0, 5, 200, 2, 0xff, 0xff]);
+        assert!(g.admit(&q));
+        g.confirm(5);
+        q[18] = 0xff; // id 3 now holds 0xff05
+        assert!(!g.admit(&q));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use str0m::format::CodecConfig;
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{Extension, ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
 use super::peer::{Change, InFlight, InTrack, MAX_ADDRS, OutTrack, Peer};
@@ -248,6 +248,34 @@ impl ShardCore {
             self.teach_twcc_guard(slot, data);
         }
         self.process_events(now);
+    }
+
+    /// A negotiation ended: tells the peer's TWCC guard which extension ids str0m's
+    /// negotiated maps give to other extensions (`mid` and every media the shard knows).
+    fn refresh_twcc_guard(&mut self, slot: Slot, mid: Option<Mid>) {
+        let Some(peer) = peer_in(&mut self.peers, slot) else {
+            return;
+        };
+        let mids = mid
+            .into_iter()
+            .chain(peer.published.iter().map(|t| t.mid))
+            .chain(peer.receiving.iter().map(|t| t.mid))
+            .chain(peer.in_flight.iter().map(|f| match f {
+                InFlight::Publish { mid } | InFlight::Subscribe { mid, .. } => *mid,
+            }));
+        let mut not_twcc = Vec::new();
+        for mid in mids {
+            if let Some(media) = peer.rtc.media(mid) {
+                not_twcc.extend(
+                    media
+                        .remote_extmap()
+                        .iter()
+                        .filter(|(_, e)| **e != Extension::TransportSequenceNumber)
+                        .map(|(id, _)| id),
+                );
+            }
+        }
+        peer.twcc_guard.renegotiated(not_twcc);
     }
 
     /// Shows the peer's TWCC guard what str0m read from the RTP datagram it just took
@@ -528,7 +556,12 @@ impl ShardCore {
                     }
                 }
             }
-            Event::MediaAdded(m) if m.direction.is_receiving() => self.publish_track(slot, m.mid),
+            Event::MediaAdded(m) => {
+                self.refresh_twcc_guard(slot, Some(m.mid));
+                if m.direction.is_receiving() {
+                    self.publish_track(slot, m.mid);
+                }
+            }
             Event::RtpPacket(packet) => self.on_rtp(now, slot, packet),
             Event::KeyframeRequest(req) => {
                 let Some(peer) = self.peer_mut(slot) else {
@@ -917,8 +950,6 @@ impl ShardCore {
             });
             return;
         };
-        // The answer may move the extension ids str0m reads.
-        peer.twcc_guard.renegotiated();
         let mut result = Ok(());
         self.mutate(slot, |rtc| {
             result = rtc.sdp_api().accept_answer(pending, answer);
@@ -933,6 +964,7 @@ impl ShardCore {
             self.doomed.push((slot, format!("unusable answer: {e}")));
             return;
         }
+        self.refresh_twcc_guard(slot, None);
         let Some(peer) = peer_in(&mut self.peers, slot) else {
             return;
         };

@@ -136,11 +136,26 @@ fn a_transport_sequence_number_str0m_would_extend_below_zero_is_dropped() {
     }
     w.run_for(Duration::from_millis(500));
     assert_eq!(w.shard.stats.rx_twcc_guarded, 2, "40000 and 65000 dropped");
+    // A browser's packet: abs-send-time (id 2, three bytes, here with its top bit set)
+    // beside a small sequence number. The negotiated map says id 2 is abs-send-time, so
+    // its value is not mistaken for a sequence number.
+    let mut p = rtp(pt, 120, 360_000, *ssrc, true, b"");
+    p[0] |= 0x10;
+    p.extend_from_slice(&[0xBE, 0xDE, 0, 2, 0x22, 0xF0, 0x00, 0x00, 0x31, 0, 10, 0]);
+    p.extend_from_slice(b"twcc payload");
+    let d = rtp_datagram(&mut forge, &p);
+    let src = w.addr(HOSTILE);
+    w.inject(src, &d);
+    w.run_for(Duration::from_millis(200));
+    assert_eq!(
+        w.shard.stats.rx_twcc_guarded, 2,
+        "the browser's packet passes"
+    );
     let forwarded = w.peers[CALM].received[before..]
         .iter()
         .filter(|g| g.payload.as_slice() == b"twcc payload")
         .count();
-    assert_eq!(forwarded, 5, "the others are forwarded");
+    assert_eq!(forwarded, 6, "the others are forwarded");
     assert!(w.gone.is_empty(), "nobody is dropped");
     assert!(w.peers[CALM].is_connected());
     assert_eq!(w.shard.stats.peer_panics, 0);
