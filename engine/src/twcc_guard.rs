@@ -119,6 +119,12 @@ impl TwccGuard {
         true
     }
 
+    /// Whether str0m is past the danger for good: nothing is dropped, nothing more to
+    /// learn.
+    pub fn is_safe(&self) -> bool {
+        self.safe
+    }
+
     /// str0m delivered a packet whose transport-wide sequence number was `seq`: it has
     /// registered it.
     pub fn confirm(&mut self, seq: u16) {

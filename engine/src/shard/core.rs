@@ -281,14 +281,19 @@ impl ShardCore {
     /// Shows the peer's TWCC guard what str0m read from the RTP datagram it just took
     /// (the events it emitted for a packet with this datagram's SSRC and sequence number).
     fn teach_twcc_guard(&mut self, slot: Slot, data: &[u8]) {
+        let Some(peer) = peer_in(&mut self.peers, slot) else {
+            return;
+        };
+        // Once past the danger (for a browser, after its first 32768 packets at most)
+        // the media path skips the guard entirely.
+        if peer.twcc_guard.is_safe() {
+            return;
+        }
         let (Some(ssrc), Some(seq)) = (
             data.get(8..12)
                 .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
             data.get(2..4).map(|b| u16::from_be_bytes([b[0], b[1]])),
         ) else {
-            return;
-        };
-        let Some(peer) = peer_in(&mut self.peers, slot) else {
             return;
         };
         for (from, event) in &self.events {
