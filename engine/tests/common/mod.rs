@@ -52,6 +52,35 @@ pub struct Harness {
     pub loss: Option<LossRule>,
     /// Datagrams lost so far.
     pub lost: usize,
+    /// Time spent inside the shards' handlers, for the forwarding benchmark.
+    pub meter: ShardMeter,
+}
+
+/// Times the calls into the shards while `on` (the forwarding benchmark's measured
+/// rounds; the clients' work is outside it).
+#[derive(Default)]
+pub struct ShardMeter {
+    pub on: bool,
+    pub busy: Duration,
+}
+
+/// Every call into a shard goes through here.
+fn in_shard<R>(meter: &mut ShardMeter, f: impl FnOnce() -> R) -> R {
+    if meter.on {
+        metered_shard_call(&mut meter.busy, f)
+    } else {
+        f()
+    }
+}
+
+/// Its name is what `valgrind --tool=callgrind --toggle-collect='*metered_shard_call*'`
+/// counts instructions in (docs/benchmarks.md).
+#[inline(never)]
+pub fn metered_shard_call<R>(busy: &mut Duration, f: impl FnOnce() -> R) -> R {
+    let start = Instant::now();
+    let r = f();
+    *busy += start.elapsed();
+    r
 }
 
 impl Harness {
@@ -75,6 +104,7 @@ impl Harness {
             next_peer: 1,
             loss: None,
             lost: 0,
+            meter: ShardMeter::default(),
         }
     }
 
@@ -95,14 +125,17 @@ impl Harness {
         peer.accept_answer(answer).unwrap();
         let id = PeerId(self.next_peer);
         self.next_peer += 1;
-        self.shards[shard].handle_control(
-            self.now,
-            Control::AddPeer {
-                peer: id,
-                rtc: accepted.rtc,
-                ufrag: accepted.ufrag,
-            },
-        );
+        let (now, shard_core) = (self.now, &mut self.shards[shard]);
+        in_shard(&mut self.meter, || {
+            shard_core.handle_control(
+                now,
+                Control::AddPeer {
+                    peer: id,
+                    rtc: accepted.rtc,
+                    ufrag: accepted.ufrag,
+                },
+            )
+        });
         self.clients.push(TestClient {
             peer,
             addr,
@@ -137,17 +170,16 @@ impl Harness {
             })
             .collect();
         let c = &self.clients[client];
-        self.shards[c.shard].handle_control(
-            self.now,
-            Control::Subscribe {
-                peer: c.id,
-                tracks: subs,
-            },
-        );
+        let (now, shard) = (self.now, &mut self.shards[c.shard]);
+        let peer = c.id;
+        in_shard(&mut self.meter, || {
+            shard.handle_control(now, Control::Subscribe { peer, tracks: subs })
+        });
     }
 
     pub fn control(&mut self, shard: ShardId, control: Control) {
-        self.shards[shard].handle_control(self.now, control);
+        let (now, shard) = (self.now, &mut self.shards[shard]);
+        in_shard(&mut self.meter, || shard.handle_control(now, control));
     }
 
     /// Sends one RTP packet from a client on its m-line for `kind`.
@@ -189,7 +221,7 @@ impl Harness {
         self.now = next.max(self.now + Duration::from_micros(100));
         let now = self.now;
         for s in &mut self.shards {
-            s.handle_timeout(now);
+            in_shard(&mut self.meter, || s.handle_timeout(now));
         }
         for c in self.clients.iter_mut().filter(|c| c.alive) {
             c.peer.handle_timeout(now).unwrap();
@@ -244,13 +276,15 @@ impl Harness {
             let controls = std::mem::take(&mut self.shards[k].out.control);
             for (to, c) in controls {
                 moved = true;
-                self.shards[to].handle_control(now, c);
+                let shard = &mut self.shards[to];
+                in_shard(&mut self.meter, || shard.handle_control(now, c));
             }
             for to in 0..self.shards.len() {
                 let batch = std::mem::take(&mut self.shards[k].out.media[to]);
                 if !batch.is_empty() {
                     moved = true;
-                    self.shards[to].handle_media(now, batch);
+                    let shard = &mut self.shards[to];
+                    in_shard(&mut self.meter, || shard.handle_media(now, batch));
                 }
             }
             let notices = std::mem::take(&mut self.shards[k].out.notices);
@@ -269,7 +303,8 @@ impl Harness {
                 continue;
             }
             if let Some(k) = self.shard_addrs.iter().position(|a| *a == to) {
-                self.shards[k].handle_datagram(now, from, &data);
+                let shard = &mut self.shards[k];
+                in_shard(&mut self.meter, || shard.handle_datagram(now, from, &data));
             } else if let Some(c) = self.clients.iter_mut().find(|c| c.addr == to && c.alive) {
                 c.peer.handle_datagram(now, from, &data).unwrap();
             }
@@ -297,13 +332,12 @@ impl Harness {
                 // As signalling does: end every subscription to it.
                 for c in &self.clients {
                     if c.subscribed.contains(&track) {
-                        self.shards[c.shard].handle_control(
-                            self.now,
-                            Control::Unsubscribe {
-                                peer: c.id,
-                                tracks: vec![track],
-                            },
-                        );
+                        let (now, shard) = (self.now, &mut self.shards[c.shard]);
+                        let control = Control::Unsubscribe {
+                            peer: c.id,
+                            tracks: vec![track],
+                        };
+                        in_shard(&mut self.meter, || shard.handle_control(now, control));
                     }
                 }
             }
@@ -312,7 +346,10 @@ impl Harness {
                 let offer = SdpOffer::from_sdp_string(&offer.to_sdp_string()).unwrap();
                 let answer = c.peer.accept_offer(offer).unwrap();
                 let answer = SdpAnswer::from_sdp_string(&answer.to_sdp_string()).unwrap();
-                self.shards[shard].handle_control(self.now, Control::Answer { peer, answer });
+                let (now, shard) = (self.now, &mut self.shards[shard]);
+                in_shard(&mut self.meter, || {
+                    shard.handle_control(now, Control::Answer { peer, answer })
+                });
             }
             Notice::Subscribed { peer, tracks } => {
                 let c = self.clients.iter_mut().find(|c| c.id == peer).unwrap();
