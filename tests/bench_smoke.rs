@@ -78,6 +78,13 @@ fn a_small_meeting_delivers_every_packet_and_reports_sane_figures() {
     assert!(l.samples > 1000);
     assert!(l.p50_us > 0.0 && l.p50_us <= l.p99_us && l.p99_us <= l.max_us);
     assert!(l.max_us < 5_000_000.0, "a packet took {} µs", l.max_us);
+    // Every packet carries the kernel's arrival stamp, and it arrived in the socket
+    // before the generator read it (1 ms of slack for mapping the system clock onto
+    // the monotonic one).
+    let s = &r.socket_latency;
+    assert_eq!(s.samples, l.samples, "a kernel stamp on every packet");
+    assert!(s.p50_us > 0.0 && s.p50_us <= s.p99_us && s.p99_us <= s.max_us);
+    assert!(s.p50_us <= l.p50_us + 1_000.0 && s.max_us <= l.max_us + 1_000.0);
     assert_eq!(r.join.samples, 2, "the 2nd and 3rd members found media");
     assert!(r.join.p50_ms.is_some_and(|v| v > 0.0 && v < 10_000.0));
     assert!(r.join.p95_ms >= r.join.p50_ms);
@@ -92,6 +99,7 @@ fn a_small_meeting_delivers_every_packet_and_reports_sane_figures() {
         "server_cpu",
         "delivered_pps",
         "latency",
+        "socket_latency",
         "loss",
         "feedback",
         "join",

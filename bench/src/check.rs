@@ -18,11 +18,23 @@ pub const GAP_PATIENCE: Duration = Duration::from_millis(250);
 /// At most one PLI per stream per this interval.
 const PLI_INTERVAL: Duration = Duration::from_secs(1);
 
+/// When a packet reached its subscriber, ns since the run's epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    /// The subscriber's loop read its datagram from the socket.
+    pub handled_ns: u64,
+    /// The datagram arrived in the subscriber's socket, by the kernel's stamp.
+    pub socket_ns: Option<u64>,
+}
+
 /// Counters over every subscriber of a run.
 pub struct Tally {
     /// Latency (publisher send → subscriber receive), ns, of packets sent inside the
     /// measured window.
     pub latency: Histogram<u64>,
+    /// Latency to the subscriber's socket (publisher send → the kernel's arrival stamp),
+    /// ns: without the time a datagram waited for the generator's one thread to read it.
+    pub socket_latency: Histogram<u64>,
     /// The measured window, ns since the epoch: `[start, end)`.
     window: Option<(u64, u64)>,
     /// Packets received inside the window (by receive time).
@@ -54,6 +66,7 @@ impl Tally {
     pub fn new() -> Self {
         Self {
             latency: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds"),
+            socket_latency: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds"),
             window: None,
             window_packets: 0,
             window_bytes: 0,
@@ -147,14 +160,14 @@ impl Receiver {
         video: bool,
         payload: &[u8],
         received: Instant,
-        epoch: Instant,
+        arrival: Arrival,
         tally: &mut Tally,
     ) -> Option<Stamp> {
         let Some(stamp) = Stamp::read(payload) else {
             tally.unstamped += 1;
             return None;
         };
-        let rx_ns = received.saturating_duration_since(epoch).as_nanos() as u64;
+        let rx_ns = arrival.handled_ns;
         let s = match self.streams.iter_mut().find(|s| s.stream == stamp.stream) {
             Some(s) => s,
             None => {
@@ -197,6 +210,11 @@ impl Receiver {
             let _ = tally
                 .latency
                 .record(rx_ns.saturating_sub(stamp.sent_ns).max(1));
+            if let Some(at) = arrival.socket_ns {
+                let _ = tally
+                    .socket_latency
+                    .record(at.saturating_sub(stamp.sent_ns).max(1));
+            }
         }
         Some(stamp)
     }
@@ -255,6 +273,14 @@ mod tests {
         p
     }
 
+    /// Read at `at`, with no kernel stamp.
+    fn unstamped(at: Instant, epoch: Instant) -> Arrival {
+        Arrival {
+            handled_ns: at.duration_since(epoch).as_nanos() as u64,
+            socket_ns: None,
+        }
+    }
+
     #[test]
     fn counts_loss_duplicates_and_latency() {
         let epoch = Instant::now();
@@ -263,10 +289,15 @@ mod tests {
         let mut rx = Receiver::default();
         let mid = Mid::from("1");
         let at = |ms: u64| epoch + Duration::from_millis(ms);
+        // Read at 1 ms; in the socket since 0.4 ms.
+        let read = Arrival {
+            handled_ns: 1_000_000,
+            socket_ns: Some(400_000),
+        };
         for seq in [5u64, 6, 8, 8, 9] {
-            rx.on_packet(mid, true, &packet(0, seq, 0), at(1), epoch, &mut tally);
+            rx.on_packet(mid, true, &packet(0, seq, 0), at(1), read, &mut tally);
         }
-        rx.on_packet(mid, true, &packet(0, 4, 0), at(1), epoch, &mut tally);
+        rx.on_packet(mid, true, &packet(0, 4, 0), at(1), read, &mut tally);
         assert_eq!(tally.duplicates, 1);
         assert_eq!(tally.before_first, 1);
         assert_eq!(tally.received, 4);
@@ -278,6 +309,11 @@ mod tests {
             tally.latency.max(),
             tally.latency.highest_equivalent(1_000_000)
         );
+        assert_eq!(tally.socket_latency.len(), 4);
+        assert_eq!(
+            tally.socket_latency.max(),
+            tally.socket_latency.highest_equivalent(400_000)
+        );
 
         // The gap at 7 is not repaired: one PLI after the patience, not before.
         let mut plis = Vec::new();
@@ -287,9 +323,30 @@ mod tests {
         assert_eq!(plis, vec![mid]);
         // A repaired gap asks for nothing.
         let mut rx = Receiver::default();
-        rx.on_packet(mid, true, &packet(1, 0, 0), at(1), epoch, &mut tally);
-        rx.on_packet(mid, true, &packet(1, 2, 0), at(1), epoch, &mut tally);
-        rx.on_packet(mid, true, &packet(1, 1, 0), at(2), epoch, &mut tally);
+        rx.on_packet(
+            mid,
+            true,
+            &packet(1, 0, 0),
+            at(1),
+            unstamped(at(1), epoch),
+            &mut tally,
+        );
+        rx.on_packet(
+            mid,
+            true,
+            &packet(1, 2, 0),
+            at(1),
+            unstamped(at(1), epoch),
+            &mut tally,
+        );
+        rx.on_packet(
+            mid,
+            true,
+            &packet(1, 1, 0),
+            at(2),
+            unstamped(at(2), epoch),
+            &mut tally,
+        );
         let mut plis = Vec::new();
         rx.keyframes_needed(at(400), &mut plis);
         assert!(plis.is_empty());
@@ -302,10 +359,24 @@ mod tests {
         let mut tally = Tally::new();
         let mut rx = Receiver::default();
         let mid = Mid::from("1");
-        rx.on_packet(mid, false, &packet(0, 0, 0), epoch, epoch, &mut tally);
+        rx.on_packet(
+            mid,
+            false,
+            &packet(0, 0, 0),
+            epoch,
+            unstamped(epoch, epoch),
+            &mut tally,
+        );
         tally.open_window(1_000);
         let later = epoch + Duration::from_micros(5);
-        rx.on_packet(mid, false, &packet(0, 1, 2_000), later, epoch, &mut tally);
+        rx.on_packet(
+            mid,
+            false,
+            &packet(0, 1, 2_000),
+            later,
+            unstamped(later, epoch),
+            &mut tally,
+        );
         tally.close_window(10_000);
         let much_later = epoch + Duration::from_micros(20);
         rx.on_packet(
@@ -313,11 +384,12 @@ mod tests {
             false,
             &packet(0, 2, 3_000),
             much_later,
-            epoch,
+            unstamped(much_later, epoch),
             &mut tally,
         );
         assert_eq!(tally.window_packets, 1);
         assert_eq!(tally.latency.len(), 2, "sent inside the window");
+        assert_eq!(tally.socket_latency.len(), 0, "no kernel stamps");
         assert_eq!(tally.received, 3);
     }
 }

@@ -81,10 +81,11 @@ impl Comparison {
             rows.push((
                 format!("{shards} shard(s)"),
                 format!(
-                    "{:.0} pps delivered, loss {:.4}%, p99 {:.0} µs; server {us}, {cores}, {cap}; generator {:.2} cores",
+                    "{:.0} pps delivered, loss {:.4}%, p99 {:.0} µs ({:.0} to the socket); server {us}, {cores}, {cap}; generator {:.2} cores",
                     r.delivered_pps,
                     r.loss.ratio * 100.0,
                     r.latency.p99_us,
+                    r.socket_latency.p99_us,
                     r.generator_cpu.cores
                 ),
             ));

@@ -17,7 +17,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::{Events, Poll, Token};
 
@@ -230,6 +230,7 @@ fn sample(pid: Option<u32>) -> Option<ProcSample> {
 pub fn run(config: &RunConfig) -> Result<Measured, String> {
     let plan = config.scenario.plan(&config.room_prefix);
     let epoch = Instant::now();
+    let epoch_wall = SystemTime::now();
     let mut stream_owner = Vec::new();
     let mut streams = Vec::new();
     for (i, p) in plan.iter().enumerate() {
@@ -250,6 +251,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, String> {
         heap: BinaryHeap::new(),
         shared: Shared {
             epoch,
+            epoch_wall,
             traffic: config.traffic,
             tally: Tally::new(),
             udp_send_dropped: 0,

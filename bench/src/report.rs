@@ -195,6 +195,10 @@ pub struct Report {
     pub generator_cpu: GeneratorCpu,
     /// Forwarding latency.
     pub latency: Latency,
+    /// Publisher send → arrival in the subscriber's socket (the kernel's stamp): the
+    /// forwarding latency without the time a datagram waited for the generator's one
+    /// thread to read it (with many subscribers, most of the webinar's latency).
+    pub socket_latency: Latency,
     /// Loss.
     pub loss: LossReport,
     /// NACKs and PLIs.
@@ -282,8 +286,17 @@ impl Report {
                 threads,
             }
         });
-        let h = &m.tally.latency;
-        let q = |q: f64| h.value_at_quantile(q) as f64 / 1e3;
+        let latency = |h: &hdrhistogram::Histogram<u64>| {
+            let q = |q: f64| h.value_at_quantile(q) as f64 / 1e3;
+            Latency {
+                p50_us: q(0.5),
+                p90_us: q(0.9),
+                p99_us: q(0.99),
+                p999_us: q(0.999),
+                max_us: h.max() as f64 / 1e3,
+                samples: h.len(),
+            }
+        };
         let mut joins = m.join_times.clone();
         joins.sort();
         let lost = m.loss.expected.saturating_sub(m.loss.received);
@@ -317,14 +330,8 @@ impl Report {
                 us_per_packet: per_packet_us(m.generator_cpu),
                 cpu_wait_ms_per_s: m.generator_waited.as_secs_f64() * 1e3 / secs,
             },
-            latency: Latency {
-                p50_us: q(0.5),
-                p90_us: q(0.9),
-                p99_us: q(0.99),
-                p999_us: q(0.999),
-                max_us: h.max() as f64 / 1e3,
-                samples: h.len(),
-            },
+            latency: latency(&m.tally.latency),
+            socket_latency: latency(&m.tally.socket_latency),
             loss: LossReport {
                 expected: m.loss.expected,
                 received: m.loss.received,
@@ -455,6 +462,14 @@ impl Report {
             format!(
                 "{:.0} / {:.0} / {:.0} µs ({} packets)",
                 l.p50_us, l.p99_us, l.max_us, l.samples
+            ),
+        );
+        let l = &self.socket_latency;
+        row(
+            "  to the socket",
+            format!(
+                "{:.0} / {:.0} / {:.0} µs (kernel arrival stamp, before the generator reads it)",
+                l.p50_us, l.p99_us, l.max_us
             ),
         );
         let loss = &self.loss;

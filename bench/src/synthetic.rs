@@ -11,7 +11,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use client::{ClientPeer, LocalTrack, PeerEvent, Session, SessionEvent};
 use mio::net::{TcpStream as MioTcp, UdpSocket};
@@ -23,10 +23,10 @@ use tungstenite::handshake::MidHandshake;
 use tungstenite::handshake::client::ClientHandshake;
 use tungstenite::{HandshakeError, Message, WebSocket};
 
-use crate::check::{Receiver, Tally};
+use crate::check::{Arrival, Receiver, Tally};
 use crate::scenario::PeerPlan;
 use crate::traffic::{Packet, Traffic, TrafficConfig};
-use engine::io::batch::{BATCH, RecvBatch, send_batch};
+use engine::io::batch::{BATCH, RecvBatch, enable_arrival_times, send_batch};
 use engine::shard::Datagram;
 
 /// Keepalive, well inside the server's 30 s idle limit.
@@ -40,6 +40,8 @@ const SOCKET_BUFFER: usize = 1 << 20;
 pub struct Shared {
     /// Every stamp counts from here.
     pub epoch: Instant,
+    /// The system clock at `epoch`: the kernel stamps a datagram's arrival with it.
+    pub epoch_wall: SystemTime,
     /// How publishers send.
     pub traffic: TrafficConfig,
     /// Receive-side counters of every subscriber.
@@ -122,6 +124,7 @@ impl SyntheticPeer {
         // Best effort: the kernel caps them.
         let _ = sock.set_recv_buffer_size(SOCKET_BUFFER);
         let _ = sock.set_send_buffer_size(SOCKET_BUFFER);
+        enable_arrival_times(std_udp.as_raw_fd())?;
         let local = std_udp.local_addr()?;
         let mut udp = UdpSocket::from_std(std_udp);
         registry.register(&mut udp, udp_token, Interest::READABLE)?;
@@ -372,8 +375,14 @@ impl SyntheticPeer {
                 if let Err(e) = self.session.peer().handle_datagram(now, from, data) {
                     self.fail(format!("media: {e}"));
                 }
+                // str0m hands over a packet while handling its datagram (RTP mode
+                // holds nothing back), so what comes out now arrived with this one.
+                let arrived = shared.recv.arrived(i).and_then(|t| {
+                    let since = t.duration_since(shared.epoch_wall).ok()?;
+                    Some(since.as_nanos() as u64)
+                });
+                self.media_events(shared, arrived);
             }
-            self.media_events(shared);
             if n < BATCH {
                 break;
             }
@@ -409,7 +418,7 @@ impl SyntheticPeer {
             }
             shared.packets = packets;
         }
-        self.media_events(shared);
+        self.media_events(shared, None);
         self.flush_udp(shared);
     }
 
@@ -442,7 +451,9 @@ impl SyntheticPeer {
         }
     }
 
-    fn media_events(&mut self, shared: &mut Shared) {
+    /// Handles what the peer has to say; `arrived` is when the datagram it just handled
+    /// reached its socket (ns since the epoch, by the kernel's stamp), if it did.
+    fn media_events(&mut self, shared: &mut Shared, arrived: Option<u64>) {
         while let Some(e) = self.session.peer().poll_event() {
             match e {
                 PeerEvent::Connected => {
@@ -451,12 +462,19 @@ impl SyntheticPeer {
                 }
                 PeerEvent::Rtp(p) => {
                     let video = p.codec.is_some_and(|c| c.is_video());
+                    let arrival = Arrival {
+                        handled_ns: p
+                            .received
+                            .saturating_duration_since(shared.epoch)
+                            .as_nanos() as u64,
+                        socket_ns: arrived,
+                    };
                     let stamp = self.rx.on_packet(
                         p.mid,
                         video,
                         &p.payload,
                         p.received,
-                        shared.epoch,
+                        arrival,
                         &mut shared.tally,
                     );
                     if stamp.is_some() && self.first_media.is_none() {

@@ -8,6 +8,7 @@ use std::mem::{MaybeUninit, size_of, zeroed};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
 use socket2::{SockAddr, SockAddrStorage};
 
@@ -18,13 +19,40 @@ pub const BATCH: usize = 32;
 /// Receive buffer per datagram: anything longer than the engine's 1500-byte limit is
 /// truncated, seen as too long and dropped, so 2048 is plenty.
 const RECV_BUF: usize = 2048;
+/// Control-message space per datagram, in `u64`s (aligned as `cmsghdr` needs): room for
+/// one `SCM_TIMESTAMPNS` (`CMSG_SPACE(16)` = 32 bytes) with some to spare.
+const CONTROL_WORDS: usize = 8;
 
 /// Reusable buffers for `recvmmsg`: no allocation per receive.
 pub struct RecvBatch {
     bufs: Box<[[u8; RECV_BUF]; BATCH]>,
     addrs: Box<[libc::sockaddr_storage; BATCH]>,
+    controls: Box<[[u64; CONTROL_WORDS]; BATCH]>,
     lens: [usize; BATCH],
     sources: [Option<SocketAddr>; BATCH],
+    arrivals: [Option<SystemTime>; BATCH],
+}
+
+/// Asks the kernel to stamp every datagram the socket receives with the time it
+/// arrived (`SO_TIMESTAMPNS`, the system clock); [`RecvBatch::arrived`] reports it.
+/// The load generator uses it to tell the network's and the server's latency from the
+/// time a datagram waited in its own socket.
+pub fn enable_arrival_times(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a live c_int and the length passed is its size.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl Default for RecvBatch {
@@ -40,8 +68,10 @@ impl RecvBatch {
             bufs: Box::new([[0; RECV_BUF]; BATCH]),
             // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
             addrs: Box::new(unsafe { zeroed() }),
+            controls: Box::new([[0; CONTROL_WORDS]; BATCH]),
             lens: [0; BATCH],
             sources: [None; BATCH],
+            arrivals: [None; BATCH],
         }
     }
 
@@ -62,10 +92,13 @@ impl RecvBatch {
             h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_hdr.msg_iov = iovecs[i].as_mut_ptr();
             h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = self.controls[i].as_mut_ptr().cast();
+            h.msg_hdr.msg_controllen = size_of::<[u64; CONTROL_WORDS]>() as _;
             hdrs[i].write(h);
         }
-        // SAFETY: every header points at a live buffer of RECV_BUF bytes and a live
-        // sockaddr_storage owned by `self`, all initialised above and outliving the call.
+        // SAFETY: every header points at a live buffer of RECV_BUF bytes, a live
+        // sockaddr_storage and a live control buffer of the length it gives, all owned
+        // by `self`, initialised above and outliving the call.
         let n = unsafe {
             libc::recvmmsg(
                 fd,
@@ -98,8 +131,15 @@ impl RecvBatch {
             // SAFETY: the kernel wrote a socket address of `msg_namelen` bytes.
             let addr = unsafe { SockAddr::new(storage, h.msg_hdr.msg_namelen) };
             self.sources[i] = addr.as_socket();
+            self.arrivals[i] = arrival(&h.msg_hdr);
         }
         Ok(n)
+    }
+
+    /// When the `i`th datagram of the last `recv` arrived, by the kernel's stamp; `None`
+    /// unless [`enable_arrival_times`] was called on the socket.
+    pub fn arrived(&self, i: usize) -> Option<SystemTime> {
+        self.arrivals.get(i).copied().flatten()
     }
 
     /// The `i`th datagram of the last `recv`: its source, and its bytes. A truncated
@@ -110,6 +150,25 @@ impl RecvBatch {
         let too_long = len > RECV_BUF;
         Some((source, &self.bufs[i][..len.min(RECV_BUF)], too_long))
     }
+}
+
+/// The `SCM_TIMESTAMPNS` control message of a received datagram, if the kernel wrote one.
+fn arrival(msg: &libc::msghdr) -> Option<SystemTime> {
+    // SAFETY: `msg` is a header the kernel filled in: its control pointer and length
+    // (set to what the kernel wrote) describe initialised bytes of our control buffer,
+    // and the CMSG_* macros stay within them. The timestamp is read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                let since_epoch = Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+                return SystemTime::UNIX_EPOCH.checked_add(since_epoch);
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    None
 }
 
 /// Datagrams (iovecs) per `sendmmsg` call when GSO packs several into one message.
@@ -310,6 +369,37 @@ mod tests {
         }
         let expected: Vec<Vec<u8>> = datagrams.into_iter().map(|d| d.data).collect();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn arrival_times_are_reported_only_when_asked_for() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let plain = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let stamped = UdpSocket::bind("127.0.0.1:0").unwrap();
+        enable_arrival_times(stamped.as_raw_fd()).unwrap();
+        let before = SystemTime::now();
+        for s in [&plain, &stamped] {
+            a.send_to(b"hello", s.local_addr().unwrap()).unwrap();
+        }
+        let after = SystemTime::now();
+        let mut batch = RecvBatch::new();
+        for (s, want_stamp) in [(&plain, false), (&stamped, true)] {
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            // Block until the datagram is there, then take it with recvmmsg.
+            let mut peek = [0u8; 8];
+            s.peek_from(&mut peek).unwrap();
+            assert_eq!(batch.recv(s.as_raw_fd()).unwrap(), 1);
+            assert_eq!(batch.get(0).unwrap().1, b"hello");
+            match batch.arrived(0) {
+                Some(t) => {
+                    assert!(want_stamp, "a stamp nobody asked for");
+                    // The kernel's clock may be a little coarser than ours.
+                    let slack = Duration::from_millis(10);
+                    assert!(t + slack >= before && t <= after + slack, "{t:?}");
+                }
+                None => assert!(!want_stamp, "no stamp on the socket that asked"),
+            }
+        }
     }
 
     #[test]
