@@ -326,3 +326,60 @@ fn garbage_from_a_peers_own_address_is_counted_not_fatal() {
         "media still flows"
     );
 }
+
+/// A fan-out can be driven in parts so the I/O loop sends between them: each part
+/// stops once the outbox holds the asked-for number of datagrams, and the parts
+/// together deliver the packet to every subscriber exactly once.
+#[test]
+fn a_large_fan_out_is_driven_in_parts() {
+    let mut h = Harness::new(1);
+    h.join(0, &[video("alice"), audio("alice")]);
+    for _ in 0..6 {
+        h.join(0, &[]);
+    }
+    assert!(h.run_until(Duration::from_secs(5), |h| h.all_connected()
+        && h.published.len() == 2));
+    let v = h.track(0, MediaKind::Video);
+    for c in 1..7 {
+        h.subscribe(c, &[v]);
+    }
+    assert!(h.run_until(Duration::from_secs(5), |h| {
+        h.clients[1..].iter().all(|c| c.subscribed.len() == 1)
+    }));
+    h.run_for(Duration::from_millis(300));
+
+    // The publisher's packet reaches the shard; nothing has been driven yet.
+    h.send(0, "alice", "alice-video", Codec::Vp8, 0, &payload(0));
+    let now = h.now;
+    h.clients[0].peer.handle_timeout(now).unwrap();
+    let publisher = h.clients[0].addr;
+    while let Some((_, data)) = h.clients[0].peer.poll_transmit() {
+        h.shards[0].handle_datagram(now, publisher, &data);
+    }
+    h.shards[0].out.transmits.clear();
+
+    let subscribers: Vec<_> = h.clients[1..].iter().map(|c| c.addr).collect();
+    let mut got = Vec::new();
+    let mut parts = 0;
+    loop {
+        let more = h.shards[0].handle_timeout_until(now, 2);
+        parts += 1;
+        let out = std::mem::take(&mut h.shards[0].out.transmits);
+        // A part ends after the peer that reached the limit: at most one peer's
+        // output (one RTP packet here, maybe with an RTCP report) past it.
+        assert!(out.len() <= 2 + 2, "part {parts}: {} datagrams", out.len());
+        got.extend(
+            out.iter()
+                .filter(|d| common::is_rtp(&d.data) && subscribers.contains(&d.to))
+                .map(|d| d.to),
+        );
+        if !more {
+            break;
+        }
+    }
+    got.sort();
+    let mut want = subscribers.clone();
+    want.sort();
+    assert_eq!(got, want, "each subscriber got the packet once");
+    assert!(parts >= 3, "driven in {parts} parts");
+}

@@ -367,6 +367,15 @@ impl ShardCore {
 
     /// Time has reached `now`: drive the peers that are due, and housekeeping.
     pub fn handle_timeout(&mut self, now: Instant) {
+        while self.handle_timeout_until(now, usize::MAX) {}
+    }
+
+    /// [`ShardCore::handle_timeout`] in parts: stops driving due peers once the outbox
+    /// holds `max_transmits` datagrams, so the caller can send them before the rest of a
+    /// large fan-out is encrypted (the first subscribers of 60 need not wait for the
+    /// last). Returns whether due peers remain; call again (after sending) until not.
+    pub fn handle_timeout_until(&mut self, now: Instant, max_transmits: usize) -> bool {
+        let mut more = false;
         while let Some((at, slot)) = self.timers.pop_due(now) {
             let Some(peer) = peer_in(&mut self.peers, slot) else {
                 continue;
@@ -381,6 +390,10 @@ impl ShardCore {
                 continue;
             }
             self.mutate(slot, |rtc| rtc.handle_input(Input::Timeout(now)));
+            if self.out.transmits.len() >= max_transmits {
+                more = true;
+                break;
+            }
         }
         let mut i = 0;
         while i < self.keyframe_waits.len() {
@@ -396,6 +409,7 @@ impl ShardCore {
             self.housekeeping(now);
         }
         self.process_events(now);
+        more
     }
 
     // ---- peers ----
