@@ -135,3 +135,61 @@ fn the_floor_command_writes_its_json() {
     assert!(v["audio"]["protect_aes256gcm_ns"].as_f64().unwrap() > 0.0);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `--ramp 2`: the scenario, then twice as large; each step's report, what stopped the
+/// ramp and the load at the loss SLO reach the table and the JSON. (A small load on
+/// loopback: nothing saturates or loses, so the two steps run and the ramp stops there.)
+#[test]
+fn the_ramp_doubles_the_scenario_and_reports_the_load_at_the_slo() {
+    let dir = std::env::temp_dir().join(format!("peer-calls-ramp-{}", std::process::id()));
+    let json = dir.join("ramp.json");
+    let out = Command::new(bin())
+        .args([
+            "bench",
+            "audio",
+            "--rooms",
+            "1",
+            "--people",
+            "2",
+            "--ramp",
+            "2",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.5",
+            "--floor-packets",
+            "640",
+            "--quiet",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("at the loss SLO"), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let runs = v["runs"].as_array().unwrap();
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(runs.len(), steps.len());
+    assert!(!runs.is_empty() && runs.len() <= 2);
+    assert_eq!(runs[0]["scenario"]["rooms"], 1);
+    if runs.len() == 2 {
+        assert_eq!(runs[1]["scenario"]["rooms"], 2, "the second step doubles");
+    }
+    let limit = v["limit"].as_str().unwrap();
+    assert!(
+        ["loss", "server_cpu", "generator", "steps"].contains(&limit),
+        "{limit}"
+    );
+    if limit == "steps" {
+        assert_eq!(runs.len(), 2);
+        assert!(v["capacity_pps"].as_f64().unwrap() > 0.0);
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -105,6 +105,8 @@ pub struct Measured {
     pub keyframes_on_request: u64,
     /// Frames or audio packets the publishers skipped because the loop was late.
     pub skipped: u64,
+    /// Frames and audio packets that were due over the run, sent or skipped.
+    pub scheduled: u64,
     /// Datagrams the generator could not send.
     pub udp_send_dropped: u64,
     /// How long the tail took, and whether every packet arrived by then.
@@ -442,12 +444,14 @@ pub fn run(config: &RunConfig) -> Result<Measured, String> {
         .take(5)
         .collect();
     let publishers = lp.peers.iter().filter(|p| p.traffic.is_some()).count();
-    let (mut keyframe_requests, mut keyframes_on_request, mut skipped) = (0, 0, 0);
+    let (mut keyframe_requests, mut keyframes_on_request) = (0, 0);
+    let (mut skipped, mut scheduled) = (0, 0);
     for p in &lp.peers {
         keyframe_requests += p.keyframe_requests;
         if let Some(t) = &p.traffic {
             keyframes_on_request += t.keyframes_on_request;
             skipped += t.skipped;
+            scheduled += t.scheduled();
         }
     }
     Ok(Measured {
@@ -468,6 +472,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, String> {
         keyframe_requests,
         keyframes_on_request,
         skipped,
+        scheduled,
         udp_send_dropped: lp.shared.udp_send_dropped,
         tail,
         errors,

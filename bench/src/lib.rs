@@ -17,13 +17,14 @@
 //! | [`floor`] | SRTP protect + batched loopback send |
 //! | [`report`] | the table and the JSON |
 //! | [`compare`] | `--compare-shards` |
-//! | [`net`] | `sendmmsg` / `recvmmsg` |
+//! | [`ramp`] | `--ramp`: growing load until the loss SLO or a CPU stops it |
 
 pub mod check;
 pub mod compare;
 pub mod driver;
 pub mod floor;
 pub mod procstat;
+pub mod ramp;
 pub mod report;
 pub mod scenario;
 pub mod server;
@@ -110,6 +111,11 @@ pub struct CommonArgs {
     /// `1,2`) and print the ratios.
     #[arg(long, value_delimiter = ',', conflicts_with = "url")]
     pub compare_shards: Vec<usize>,
+    /// Run the scenario, then twice as large, four times, … (rooms or subscribers), at
+    /// most this many steps, until the delivered loss passes 0.5% or the server or the
+    /// generator saturates; report the load at the loss SLO.
+    #[arg(long, conflicts_with = "compare_shards")]
+    pub ramp: Option<usize>,
     /// Load a running server at this address (for example `http://127.0.0.1:3000`)
     /// instead of starting one.
     #[arg(long)]
@@ -327,8 +333,14 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         tail: Duration::from_secs(3),
         progress: !c.quiet,
     };
+    if c.ramp == Some(0) {
+        return bad("--ramp");
+    }
     eprintln!("measuring the floor…");
     let floor = floor::measure(c.floor_packets)?;
+    if let Some(max_steps) = c.ramp {
+        return run_ramp(&mut opts, &floor, max_steps, c.json.clone());
+    }
     if c.compare_shards.is_empty() {
         let report = run_once(&opts, &floor)?;
         println!("\npeer-calls bench {}\n", scenario.name());
@@ -366,6 +378,39 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("target/bench/{}-compare.json", scenario.name())));
     write_json(&json, &cmp)?;
+    println!("\nJSON: {}", json.display());
+    Ok(())
+}
+
+/// `--ramp`: the scenario at 1×, 2×, 4×, … its size until a limit; see [`ramp`].
+fn run_ramp(
+    opts: &mut BenchOptions,
+    floor: &Floor,
+    max_steps: usize,
+    json: Option<PathBuf>,
+) -> Result<(), String> {
+    let base = opts.scenario;
+    let mut runs = Vec::new();
+    let mut steps = Vec::new();
+    let mut limit = ramp::Limit::Steps;
+    for step in 0..max_steps {
+        opts.scenario = ramp::scaled(base, 1 << step);
+        eprintln!("ramp step {}: {}…", step + 1, opts.scenario.describe());
+        let report = run_once(opts, floor)?;
+        let figures = ramp::StepFigures::of(&report);
+        runs.push(report);
+        steps.push(figures);
+        if let Some(l) = ramp::stop_after(&figures) {
+            limit = l;
+            break;
+        }
+    }
+    let result = ramp::Ramp::new(runs, steps, limit);
+    println!("\npeer-calls bench {} --ramp\n", base.name());
+    print!("{}", result.table());
+    let json =
+        json.unwrap_or_else(|| PathBuf::from(format!("target/bench/{}-ramp.json", base.name())));
+    write_json(&json, &result)?;
     println!("\nJSON: {}", json.display());
     Ok(())
 }

@@ -150,6 +150,8 @@ pub struct Memory {
 pub struct Problems {
     /// Frames/audio packets publishers skipped because the generator was late.
     pub skipped_frames: u64,
+    /// Frames/audio packets that were due over the run, sent or skipped.
+    pub scheduled_frames: u64,
     /// Datagrams the generator could not send.
     pub generator_send_dropped: u64,
     /// Packets without a valid stamp.
@@ -367,6 +369,7 @@ impl Report {
             floor,
             problems: Problems {
                 skipped_frames: m.skipped,
+                scheduled_frames: m.scheduled,
                 generator_send_dropped: m.udp_send_dropped,
                 unstamped: m.tally.unstamped,
                 errors: m.errors.clone(),

@@ -215,6 +215,15 @@ impl Traffic {
         self.stopped = true;
     }
 
+    /// Frames and audio packets due so far, sent or skipped.
+    pub fn scheduled(&self) -> u64 {
+        [&self.video, &self.audio]
+            .into_iter()
+            .flatten()
+            .map(|s| s.ticks)
+            .sum()
+    }
+
     /// Packets sent so far on `stream` (its next sequence number).
     pub fn sent(&self, stream: u32) -> u64 {
         [&self.video, &self.audio]

@@ -1,0 +1,282 @@
+//! `--ramp STEPS`: the scenario at its given size, then twice as large, four times, …
+//! until the delivered loss passes the SLO, a CPU saturates, or STEPS runs are done.
+//! What it finds is the load the server forwards at the loss SLO (performance.md,
+//! metric 2), and what stopped the ramp: the server, or the generator or the machine
+//! first (on a 2-vCPU machine that shares the generator and the server, usually these).
+
+use serde::Serialize;
+
+use crate::report::{Report, render};
+use crate::scenario::Scenario;
+
+/// The loss a run may have and still count: delivered loss < 0.5% (performance.md).
+pub const LOSS_SLO: f64 = 0.005;
+/// A thread this busy (cores) counts as saturated.
+pub const SATURATED: f64 = 0.9;
+/// Publishers skipping more than this share of their frames means the generator could
+/// not keep up, so the offered load was less than the scenario's.
+pub const SKIPPED_SHARE: f64 = 0.01;
+
+/// Why the ramp stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    /// A step lost more than the SLO.
+    Loss,
+    /// A shard thread of the server was saturated.
+    ServerCpu,
+    /// The generator was saturated (busy or skipping frames): the server's capacity is
+    /// above the last step, not measured.
+    Generator,
+    /// Every step ran within the SLO and below saturation.
+    Steps,
+}
+
+/// What one step's report says about saturation.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct StepFigures {
+    /// Delivered packets per second.
+    pub delivered_pps: f64,
+    /// Delivered loss ratio.
+    pub loss: f64,
+    /// The busiest shard thread's load, cores (unknown without the server's process).
+    pub busiest_shard: Option<f64>,
+    /// The server's cores busy, all threads.
+    pub server_cores: Option<f64>,
+    /// The generator's cores busy (it runs on one thread).
+    pub generator_cores: f64,
+    /// Share of frames the publishers skipped.
+    pub skipped_share: f64,
+}
+
+impl StepFigures {
+    /// The figures of a report.
+    pub fn of(r: &Report) -> Self {
+        let busiest = r.server_cpu.as_ref().and_then(|s| {
+            s.threads
+                .iter()
+                .filter(|t| t.name.starts_with("shard-"))
+                .map(|t| t.cores)
+                .reduce(f64::max)
+        });
+        let p = &r.problems;
+        Self {
+            delivered_pps: r.delivered_pps,
+            loss: r.loss.ratio,
+            busiest_shard: busiest,
+            server_cores: r.server_cpu.as_ref().map(|s| s.cores),
+            generator_cores: r.generator_cpu.cores,
+            skipped_share: if p.scheduled_frames > 0 {
+                p.skipped_frames as f64 / p.scheduled_frames as f64
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+/// Whether the ramp stops after `step`, and why.
+pub fn stop_after(step: &StepFigures) -> Option<Limit> {
+    if step.loss > LOSS_SLO {
+        Some(Limit::Loss)
+    } else if step.busiest_shard.is_some_and(|c| c >= SATURATED) {
+        Some(Limit::ServerCpu)
+    } else if step.generator_cores >= SATURATED || step.skipped_share > SKIPPED_SHARE {
+        Some(Limit::Generator)
+    } else {
+        None
+    }
+}
+
+/// The scenario `factor` times as large (rooms, or subscribers).
+pub fn scaled(s: Scenario, factor: usize) -> Scenario {
+    match s {
+        Scenario::Meeting { rooms, people } => Scenario::Meeting {
+            rooms: rooms * factor,
+            people,
+        },
+        Scenario::Webinar { subscribers } => Scenario::Webinar {
+            subscribers: subscribers * factor,
+        },
+        Scenario::Audio { rooms, people } => Scenario::Audio {
+            rooms: rooms * factor,
+            people,
+        },
+    }
+}
+
+/// Every step, what stopped the ramp, and the capacity at the loss SLO.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ramp {
+    /// One report per step, smallest first.
+    pub runs: Vec<Report>,
+    /// Their saturation figures.
+    pub steps: Vec<StepFigures>,
+    /// Why it stopped.
+    pub limit: Limit,
+    /// The most delivered pps of a step within the loss SLO (`null` if none was).
+    pub capacity_pps: Option<f64>,
+    /// That step's delivered pps per busy server core.
+    pub capacity_pps_per_core: Option<f64>,
+}
+
+impl Ramp {
+    /// The verdict over the steps run.
+    pub fn new(runs: Vec<Report>, steps: Vec<StepFigures>, limit: Limit) -> Self {
+        let best = steps
+            .iter()
+            .filter(|s| s.loss <= LOSS_SLO)
+            .max_by(|a, b| a.delivered_pps.total_cmp(&b.delivered_pps));
+        Self {
+            capacity_pps: best.map(|s| s.delivered_pps),
+            capacity_pps_per_core: best.and_then(|s| {
+                s.server_cores
+                    .filter(|c| *c > 0.0)
+                    .map(|c| s.delivered_pps / c)
+            }),
+            runs,
+            steps,
+            limit,
+        }
+    }
+
+    /// A line per step, then the verdict.
+    pub fn table(&self) -> String {
+        let mut rows = Vec::new();
+        for (r, s) in self.runs.iter().zip(&self.steps) {
+            let opt = |v: Option<f64>| v.map_or("?".into(), |v| format!("{v:.2}"));
+            rows.push((
+                r.scenario.describe(),
+                format!(
+                    "{:.0} pps delivered, loss {:.3}%, p99 {:.1} ms; server {} cores (busiest shard {}), generator {:.2} cores, {:.1}% frames skipped",
+                    s.delivered_pps,
+                    s.loss * 100.0,
+                    r.latency.p99_us / 1e3,
+                    opt(s.server_cores),
+                    opt(s.busiest_shard),
+                    s.generator_cores,
+                    s.skipped_share * 100.0
+                ),
+            ));
+        }
+        let why = match self.limit {
+            Limit::Loss => "the loss passed the SLO (0.5%)",
+            Limit::ServerCpu => "a shard of the server saturated",
+            Limit::Generator => {
+                "the generator saturated first: the server's capacity is above this, not measured"
+            }
+            Limit::Steps => "every step ran within the SLO, below saturation",
+        };
+        rows.push(("stopped".into(), why.into()));
+        rows.push((
+            "at the loss SLO".into(),
+            match (self.capacity_pps, self.capacity_pps_per_core) {
+                (Some(pps), Some(per_core)) => {
+                    format!("{pps:.0} pps delivered, {per_core:.0} pps per busy server core")
+                }
+                (Some(pps), None) => format!("{pps:.0} pps delivered"),
+                _ => "no step was within the SLO".into(),
+            },
+        ));
+        render(&rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(loss: f64, shard: f64, generator: f64, skipped: f64) -> StepFigures {
+        StepFigures {
+            delivered_pps: 1000.0,
+            loss,
+            busiest_shard: Some(shard),
+            server_cores: Some(shard),
+            generator_cores: generator,
+            skipped_share: skipped,
+        }
+    }
+
+    #[test]
+    fn the_ramp_stops_at_the_first_limit_it_meets() {
+        assert_eq!(stop_after(&step(0.0, 0.3, 0.3, 0.0)), None);
+        assert_eq!(stop_after(&step(0.004, 0.3, 0.3, 0.0)), None);
+        assert_eq!(stop_after(&step(0.006, 0.3, 0.3, 0.0)), Some(Limit::Loss));
+        assert_eq!(
+            stop_after(&step(0.0, 0.95, 0.3, 0.0)),
+            Some(Limit::ServerCpu)
+        );
+        assert_eq!(
+            stop_after(&step(0.0, 0.3, 0.95, 0.0)),
+            Some(Limit::Generator)
+        );
+        assert_eq!(
+            stop_after(&step(0.0, 0.3, 0.3, 0.02)),
+            Some(Limit::Generator)
+        );
+        // Loss is the SLO itself: it wins over a saturated CPU.
+        assert_eq!(stop_after(&step(0.01, 0.95, 0.95, 0.0)), Some(Limit::Loss));
+        let unknown_server = StepFigures {
+            busiest_shard: None,
+            ..step(0.0, 0.0, 0.3, 0.0)
+        };
+        assert_eq!(stop_after(&unknown_server), None);
+    }
+
+    #[test]
+    fn the_capacity_is_the_best_step_within_the_slo() {
+        let steps = vec![
+            StepFigures {
+                delivered_pps: 10_000.0,
+                ..step(0.0, 0.2, 0.2, 0.0)
+            },
+            StepFigures {
+                delivered_pps: 20_000.0,
+                ..step(0.001, 0.4, 0.4, 0.0)
+            },
+            StepFigures {
+                delivered_pps: 35_000.0,
+                ..step(0.03, 0.9, 0.9, 0.0)
+            },
+        ];
+        let ramp = Ramp::new(Vec::new(), steps, Limit::Loss);
+        assert_eq!(ramp.capacity_pps, Some(20_000.0));
+        assert_eq!(ramp.capacity_pps_per_core, Some(50_000.0));
+        let none = Ramp::new(Vec::new(), vec![step(0.02, 0.2, 0.2, 0.0)], Limit::Loss);
+        assert_eq!(none.capacity_pps, None);
+    }
+
+    #[test]
+    fn scenarios_grow_by_rooms_or_subscribers() {
+        assert_eq!(
+            scaled(
+                Scenario::Meeting {
+                    rooms: 2,
+                    people: 5
+                },
+                4
+            ),
+            Scenario::Meeting {
+                rooms: 8,
+                people: 5
+            }
+        );
+        assert_eq!(
+            scaled(Scenario::Webinar { subscribers: 20 }, 2),
+            Scenario::Webinar { subscribers: 40 }
+        );
+        assert_eq!(
+            scaled(
+                Scenario::Audio {
+                    rooms: 10,
+                    people: 5
+                },
+                2
+            ),
+            Scenario::Audio {
+                rooms: 20,
+                people: 5
+            }
+        );
+    }
+}
