@@ -15,6 +15,23 @@ fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_peer-calls"))
 }
 
+/// Runs `peer-calls bench <args> --json <json>`, asserts it succeeded, returns its stdout.
+fn bench_cli(args: &[&str], json: &std::path::Path) -> String {
+    let out = Command::new(bin())
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .arg(json)
+        .output()
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn a_small_meeting_delivers_every_packet_and_reports_sane_figures() {
     let started = Instant::now();
@@ -117,17 +134,7 @@ fn a_small_meeting_delivers_every_packet_and_reports_sane_figures() {
 fn the_floor_command_writes_its_json() {
     let dir = std::env::temp_dir().join(format!("peer-calls-bench-{}", std::process::id()));
     let json = dir.join("floor.json");
-    let out = Command::new(bin())
-        .args(["bench", "floor", "--packets", "640", "--json"])
-        .arg(&json)
-        .output()
-        .expect("the binary runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = bench_cli(&["floor", "--packets", "640"], &json);
     assert!(text.contains("floor"), "{text}");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -143,34 +150,9 @@ fn the_floor_command_writes_its_json() {
 fn the_ramp_doubles_the_scenario_and_reports_the_load_at_the_slo() {
     let dir = std::env::temp_dir().join(format!("peer-calls-ramp-{}", std::process::id()));
     let json = dir.join("ramp.json");
-    let out = Command::new(bin())
-        .args([
-            "bench",
-            "audio",
-            "--rooms",
-            "1",
-            "--people",
-            "2",
-            "--ramp",
-            "2",
-            "--duration",
-            "1",
-            "--warmup",
-            "0.5",
-            "--floor-packets",
-            "640",
-            "--quiet",
-            "--json",
-        ])
-        .arg(&json)
-        .output()
-        .expect("the binary runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let args =
+        "audio --rooms 1 --people 2 --ramp 2 --duration 1 --warmup 0.5 --floor-packets 640 --quiet";
+    let text = bench_cli(&args.split(' ').collect::<Vec<_>>(), &json);
     assert!(text.contains("at the loss SLO"), "{text}");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();

@@ -323,30 +323,10 @@ mod tests {
         assert_eq!(plis, vec![mid]);
         // A repaired gap asks for nothing.
         let mut rx = Receiver::default();
-        rx.on_packet(
-            mid,
-            true,
-            &packet(1, 0, 0),
-            at(1),
-            unstamped(at(1), epoch),
-            &mut tally,
-        );
-        rx.on_packet(
-            mid,
-            true,
-            &packet(1, 2, 0),
-            at(1),
-            unstamped(at(1), epoch),
-            &mut tally,
-        );
-        rx.on_packet(
-            mid,
-            true,
-            &packet(1, 1, 0),
-            at(2),
-            unstamped(at(2), epoch),
-            &mut tally,
-        );
+        for (seq, ms) in [(0, 1), (2, 1), (1, 2)] {
+            let read = unstamped(at(ms), epoch);
+            rx.on_packet(mid, true, &packet(1, seq, 0), at(ms), read, &mut tally);
+        }
         let mut plis = Vec::new();
         rx.keyframes_needed(at(400), &mut plis);
         assert!(plis.is_empty());
