@@ -14,8 +14,10 @@ pub const LOSS_SLO: f64 = 0.005;
 /// A thread this busy (cores) counts as saturated.
 pub const SATURATED: f64 = 0.9;
 /// Publishers skipping more than this share of their frames means the generator could
-/// not keep up, so the offered load was less than the scenario's.
-pub const SKIPPED_SHARE: f64 = 0.01;
+/// not keep up, so the offered load was well below the scenario's. (Below saturation a
+/// shared 2-vCPU machine still makes it skip 1-2% now and then: a stall of one frame
+/// time while the CPU served someone else.)
+pub const SKIPPED_SHARE: f64 = 0.05;
 
 /// Why the ramp stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -210,8 +212,9 @@ mod tests {
             stop_after(&step(0.0, 0.3, 0.95, 0.0)),
             Some(Limit::Generator)
         );
+        assert_eq!(stop_after(&step(0.0, 0.3, 0.3, 0.02)), None);
         assert_eq!(
-            stop_after(&step(0.0, 0.3, 0.3, 0.02)),
+            stop_after(&step(0.0, 0.3, 0.3, 0.06)),
             Some(Limit::Generator)
         );
         // Loss is the SLO itself: it wins over a saturated CPU.
