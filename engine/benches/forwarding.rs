@@ -17,6 +17,8 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{Harness, audio, video};
@@ -33,6 +35,42 @@ const KEYFRAME_FACTOR: usize = 6;
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(2500);
 const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
 const AUDIO_PACKET: usize = 110;
+
+/// The system allocator, counting allocations (and reallocations) so the benchmark can
+/// report them per forwarded packet.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is passed on unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract is the system allocator's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as above.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.load(Ordering::Relaxed)
+}
 
 struct Options {
     rooms: usize,
@@ -82,6 +120,7 @@ struct Publisher {
 fn main() {
     let o = options();
     let mut h = Harness::new(1);
+    h.meter.allocation_counter = Some(allocations);
     let mut rooms: Vec<Vec<usize>> = Vec::new();
     for r in 0..o.rooms {
         let room = (0..o.people)
@@ -203,6 +242,7 @@ fn main() {
     drive(&mut h, &mut publishers, until);
     let mut results = Vec::new();
     let mut delivered_total = 0;
+    let mut allocations_per_packet = Vec::new();
     for round in 0..o.rounds {
         for c in &mut h.clients {
             delivered_total += c.received.len();
@@ -210,6 +250,7 @@ fn main() {
         }
         let sent_before: u64 = publishers.iter().map(|p| p.sent).sum();
         h.meter.busy = Duration::ZERO;
+        h.meter.allocations = 0;
         h.meter.on = true;
         until += Duration::from_secs(o.seconds);
         drive(&mut h, &mut publishers, until);
@@ -217,11 +258,13 @@ fn main() {
         let sent = publishers.iter().map(|p| p.sent).sum::<u64>() - sent_before;
         let delivered: usize = h.clients.iter().map(|c| c.received.len()).sum();
         let per_packet = h.meter.busy.as_secs_f64() * 1e6 / delivered as f64;
+        let allocations = h.meter.allocations as f64 / delivered as f64;
         println!(
-            "round {round}: {sent} packets in, {delivered} delivered, shard {:.1} ms busy = {per_packet:.2} µs per delivered packet",
+            "round {round}: {sent} packets in, {delivered} delivered, shard {:.1} ms busy = {per_packet:.2} µs and {allocations:.2} allocations per delivered packet",
             h.meter.busy.as_secs_f64() * 1e3
         );
         results.push(per_packet);
+        allocations_per_packet.push(allocations);
     }
     // Correctness before speed: on the lossless in-memory network, once the last
     // packets in flight have landed, every packet sent reached the rest of its room.
@@ -234,13 +277,15 @@ fn main() {
         "every packet reaches every subscriber"
     );
     results.sort_by(f64::total_cmp);
+    allocations_per_packet.sort_by(f64::total_cmp);
     println!(
-        "forwarding, meeting {}x{} on one shard, {} s rounds: median {:.2} µs per delivered packet (min {:.2}, max {:.2})",
+        "forwarding, meeting {}x{} on one shard, {} s rounds: median {:.2} µs per delivered packet (min {:.2}, max {:.2}), {:.2} allocations",
         o.rooms,
         o.people,
         o.seconds,
         results[results.len() / 2],
         results[0],
-        results[results.len() - 1]
+        results[results.len() - 1],
+        allocations_per_packet[allocations_per_packet.len() / 2]
     );
 }

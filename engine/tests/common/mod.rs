@@ -57,17 +57,20 @@ pub struct Harness {
 }
 
 /// Times the calls into the shards while `on` (the forwarding benchmark's measured
-/// rounds; the clients' work is outside it).
+/// rounds; the clients' work is outside it), and counts their allocations when given a
+/// counter (the benchmark's global allocator keeps one).
 #[derive(Default)]
 pub struct ShardMeter {
     pub on: bool,
     pub busy: Duration,
+    pub allocations: u64,
+    pub allocation_counter: Option<fn() -> u64>,
 }
 
 /// Every call into a shard goes through here.
 fn in_shard<R>(meter: &mut ShardMeter, f: impl FnOnce() -> R) -> R {
     if meter.on {
-        metered_shard_call(&mut meter.busy, f)
+        metered_shard_call(meter, f)
     } else {
         f()
     }
@@ -76,10 +79,14 @@ fn in_shard<R>(meter: &mut ShardMeter, f: impl FnOnce() -> R) -> R {
 /// Its name is what `valgrind --tool=callgrind --toggle-collect='*metered_shard_call*'`
 /// counts instructions in (docs/benchmarks.md).
 #[inline(never)]
-pub fn metered_shard_call<R>(busy: &mut Duration, f: impl FnOnce() -> R) -> R {
+pub fn metered_shard_call<R>(meter: &mut ShardMeter, f: impl FnOnce() -> R) -> R {
+    let allocations = meter.allocation_counter.map(|count| count());
     let start = Instant::now();
     let r = f();
-    *busy += start.elapsed();
+    meter.busy += start.elapsed();
+    if let (Some(before), Some(count)) = (allocations, meter.allocation_counter) {
+        meter.allocations += count() - before;
+    }
     r
 }
 
