@@ -276,9 +276,10 @@ impl Harness {
         }
         // Shards' outboxes.
         for k in 0..self.shards.len() {
-            let transmits = std::mem::take(&mut self.shards[k].out.transmits);
-            for d in transmits {
-                self.wire.push_back((self.shard_addrs[k], d.to, d.data));
+            // Drained in place, as the I/O thread does: the outbox keeps its capacity.
+            let from = self.shard_addrs[k];
+            for d in self.shards[k].out.transmits.drain(..) {
+                self.wire.push_back((from, d.to, d.data));
             }
             let controls = std::mem::take(&mut self.shards[k].out.control);
             for (to, c) in controls {
