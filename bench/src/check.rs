@@ -18,12 +18,13 @@ pub const GAP_PATIENCE: Duration = Duration::from_millis(250);
 /// At most one PLI per stream per this interval.
 const PLI_INTERVAL: Duration = Duration::from_secs(1);
 
-/// When a packet reached its subscriber, ns since the run's epoch.
+/// When a packet reached its subscriber.
 #[derive(Debug, Clone, Copy)]
 pub struct Arrival {
     /// The subscriber's loop read its datagram from the socket.
-    pub handled_ns: u64,
-    /// The datagram arrived in the subscriber's socket, by the kernel's stamp.
+    pub read: Instant,
+    /// The datagram arrived in the subscriber's socket, by the kernel's stamp: ns since
+    /// the run's epoch.
     pub socket_ns: Option<u64>,
 }
 
@@ -159,15 +160,16 @@ impl Receiver {
         mid: Mid,
         video: bool,
         payload: &[u8],
-        received: Instant,
         arrival: Arrival,
+        epoch: Instant,
         tally: &mut Tally,
     ) -> Option<Stamp> {
         let Some(stamp) = Stamp::read(payload) else {
             tally.unstamped += 1;
             return None;
         };
-        let rx_ns = arrival.handled_ns;
+        let received = arrival.read;
+        let rx_ns = received.saturating_duration_since(epoch).as_nanos() as u64;
         let s = match self.streams.iter_mut().find(|s| s.stream == stamp.stream) {
             Some(s) => s,
             None => {
@@ -274,9 +276,9 @@ mod tests {
     }
 
     /// Read at `at`, with no kernel stamp.
-    fn unstamped(at: Instant, epoch: Instant) -> Arrival {
+    fn unstamped(at: Instant) -> Arrival {
         Arrival {
-            handled_ns: at.duration_since(epoch).as_nanos() as u64,
+            read: at,
             socket_ns: None,
         }
     }
@@ -291,13 +293,13 @@ mod tests {
         let at = |ms: u64| epoch + Duration::from_millis(ms);
         // Read at 1 ms; in the socket since 0.4 ms.
         let read = Arrival {
-            handled_ns: 1_000_000,
+            read: at(1),
             socket_ns: Some(400_000),
         };
         for seq in [5u64, 6, 8, 8, 9] {
-            rx.on_packet(mid, true, &packet(0, seq, 0), at(1), read, &mut tally);
+            rx.on_packet(mid, true, &packet(0, seq, 0), read, epoch, &mut tally);
         }
-        rx.on_packet(mid, true, &packet(0, 4, 0), at(1), read, &mut tally);
+        rx.on_packet(mid, true, &packet(0, 4, 0), read, epoch, &mut tally);
         assert_eq!(tally.duplicates, 1);
         assert_eq!(tally.before_first, 1);
         assert_eq!(tally.received, 4);
@@ -324,8 +326,8 @@ mod tests {
         // A repaired gap asks for nothing.
         let mut rx = Receiver::default();
         for (seq, ms) in [(0, 1), (2, 1), (1, 2)] {
-            let read = unstamped(at(ms), epoch);
-            rx.on_packet(mid, true, &packet(1, seq, 0), at(ms), read, &mut tally);
+            let read = unstamped(at(ms));
+            rx.on_packet(mid, true, &packet(1, seq, 0), read, epoch, &mut tally);
         }
         let mut plis = Vec::new();
         rx.keyframes_needed(at(400), &mut plis);
@@ -343,8 +345,8 @@ mod tests {
             mid,
             false,
             &packet(0, 0, 0),
+            unstamped(epoch),
             epoch,
-            unstamped(epoch, epoch),
             &mut tally,
         );
         tally.open_window(1_000);
@@ -353,8 +355,8 @@ mod tests {
             mid,
             false,
             &packet(0, 1, 2_000),
-            later,
-            unstamped(later, epoch),
+            unstamped(later),
+            epoch,
             &mut tally,
         );
         tally.close_window(10_000);
@@ -363,8 +365,8 @@ mod tests {
             mid,
             false,
             &packet(0, 2, 3_000),
-            much_later,
-            unstamped(much_later, epoch),
+            unstamped(much_later),
+            epoch,
             &mut tally,
         );
         assert_eq!(tally.window_packets, 1);

@@ -463,18 +463,15 @@ impl SyntheticPeer {
                 PeerEvent::Rtp(p) => {
                     let video = p.codec.is_some_and(|c| c.is_video());
                     let arrival = Arrival {
-                        handled_ns: p
-                            .received
-                            .saturating_duration_since(shared.epoch)
-                            .as_nanos() as u64,
+                        read: p.received,
                         socket_ns: arrived,
                     };
                     let stamp = self.rx.on_packet(
                         p.mid,
                         video,
                         &p.payload,
-                        p.received,
                         arrival,
+                        shared.epoch,
                         &mut shared.tally,
                     );
                     if stamp.is_some() && self.first_media.is_none() {

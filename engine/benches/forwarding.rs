@@ -109,12 +109,28 @@ fn options() -> Options {
 struct Publisher {
     client: usize,
     name: String,
+    video_track: String,
+    audio_track: String,
     next_frame: Duration,
     next_audio: Duration,
     next_keyframe: Duration,
     frames: u32,
     audio: u32,
     sent: u64,
+}
+
+impl Publisher {
+    /// Sends one packet on its video or audio track, stamped with its running count.
+    fn send(&mut self, h: &mut Harness, video: bool, payload: &mut [u8]) {
+        payload[..8].copy_from_slice(&self.sent.to_be_bytes());
+        let (track, codec, time) = if video {
+            (&self.video_track, Codec::Vp8, self.frames)
+        } else {
+            (&self.audio_track, Codec::Opus, self.audio)
+        };
+        h.send(self.client, &self.name, track, codec, time, payload);
+        self.sent += 1;
+    }
 }
 
 fn main() {
@@ -166,9 +182,12 @@ fn main() {
     let mut publishers: Vec<Publisher> = (0..peers)
         .map(|i| {
             let phase = FRAME_INTERVAL * i as u32 / peers as u32;
+            let name = format!("r{}p{}", i / o.people, i % o.people);
             Publisher {
                 client: i,
-                name: format!("r{}p{}", i / o.people, i % o.people),
+                video_track: format!("{name}-video"),
+                audio_track: format!("{name}-audio"),
+                name,
                 next_frame: phase,
                 next_audio: phase,
                 next_keyframe: phase + KEYFRAME_INTERVAL,
@@ -205,31 +224,13 @@ fn main() {
                 }
                 let n = PACKETS_PER_FRAME * if keyframe { KEYFRAME_FACTOR } else { 1 };
                 for _ in 0..n {
-                    payload[..8].copy_from_slice(&p.sent.to_be_bytes());
-                    h.send(
-                        p.client,
-                        &p.name,
-                        &format!("{}-video", p.name),
-                        Codec::Vp8,
-                        p.frames,
-                        &payload,
-                    );
-                    p.sent += 1;
+                    p.send(h, true, &mut payload);
                 }
                 p.frames += 1;
                 p.next_frame += FRAME_INTERVAL;
             }
             if p.next_audio <= elapsed {
-                payload[..8].copy_from_slice(&p.sent.to_be_bytes());
-                h.send(
-                    p.client,
-                    &p.name,
-                    &format!("{}-audio", p.name),
-                    Codec::Opus,
-                    p.audio,
-                    &payload[..AUDIO_PACKET],
-                );
-                p.sent += 1;
+                p.send(h, false, &mut payload[..AUDIO_PACKET]);
                 p.audio += 1;
                 p.next_audio += AUDIO_INTERVAL;
             }

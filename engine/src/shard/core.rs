@@ -263,18 +263,14 @@ impl ShardCore {
             .chain(peer.in_flight.iter().map(|f| match f {
                 InFlight::Publish { mid } | InFlight::Subscribe { mid, .. } => *mid,
             }));
-        let mut not_twcc = Vec::new();
-        for mid in mids {
-            if let Some(media) = peer.rtc.media(mid) {
-                not_twcc.extend(
-                    media
-                        .remote_extmap()
-                        .iter()
-                        .filter(|(_, e)| **e != Extension::TransportSequenceNumber)
-                        .map(|(id, _)| id),
-                );
-            }
-        }
+        let rtc = &peer.rtc;
+        let not_twcc = mids.filter_map(|mid| rtc.media(mid)).flat_map(|media| {
+            media
+                .remote_extmap()
+                .iter()
+                .filter(|(_, e)| **e != Extension::TransportSequenceNumber)
+                .map(|(id, _)| id)
+        });
         peer.twcc_guard.renegotiated(not_twcc);
     }
 

@@ -132,17 +132,14 @@ impl Harness {
         peer.accept_answer(answer).unwrap();
         let id = PeerId(self.next_peer);
         self.next_peer += 1;
-        let (now, shard_core) = (self.now, &mut self.shards[shard]);
-        in_shard(&mut self.meter, || {
-            shard_core.handle_control(
-                now,
-                Control::AddPeer {
-                    peer: id,
-                    rtc: accepted.rtc,
-                    ufrag: accepted.ufrag,
-                },
-            )
-        });
+        self.control(
+            shard,
+            Control::AddPeer {
+                peer: id,
+                rtc: accepted.rtc,
+                ufrag: accepted.ufrag,
+            },
+        );
         self.clients.push(TestClient {
             peer,
             addr,
@@ -177,11 +174,8 @@ impl Harness {
             })
             .collect();
         let c = &self.clients[client];
-        let (now, shard) = (self.now, &mut self.shards[c.shard]);
-        let peer = c.id;
-        in_shard(&mut self.meter, || {
-            shard.handle_control(now, Control::Subscribe { peer, tracks: subs })
-        });
+        let (shard, peer) = (c.shard, c.id);
+        self.control(shard, Control::Subscribe { peer, tracks: subs });
     }
 
     pub fn control(&mut self, shard: ShardId, control: Control) {
@@ -338,15 +332,15 @@ impl Harness {
             Notice::TrackUnpublished { track, .. } => {
                 self.published.retain(|p| p.track != track);
                 // As signalling does: end every subscription to it.
-                for c in &self.clients {
-                    if c.subscribed.contains(&track) {
-                        let (now, shard) = (self.now, &mut self.shards[c.shard]);
-                        let control = Control::Unsubscribe {
-                            peer: c.id,
-                            tracks: vec![track],
-                        };
-                        in_shard(&mut self.meter, || shard.handle_control(now, control));
-                    }
+                let subscribers: Vec<(ShardId, PeerId)> = self
+                    .clients
+                    .iter()
+                    .filter(|c| c.subscribed.contains(&track))
+                    .map(|c| (c.shard, c.id))
+                    .collect();
+                for (shard, peer) in subscribers {
+                    let tracks = vec![track];
+                    self.control(shard, Control::Unsubscribe { peer, tracks });
                 }
             }
             Notice::Offer { peer, offer } => {
@@ -354,10 +348,7 @@ impl Harness {
                 let offer = SdpOffer::from_sdp_string(&offer.to_sdp_string()).unwrap();
                 let answer = c.peer.accept_offer(offer).unwrap();
                 let answer = SdpAnswer::from_sdp_string(&answer.to_sdp_string()).unwrap();
-                let (now, shard) = (self.now, &mut self.shards[shard]);
-                in_shard(&mut self.meter, || {
-                    shard.handle_control(now, Control::Answer { peer, answer })
-                });
+                self.control(shard, Control::Answer { peer, answer });
             }
             Notice::Subscribed { peer, tracks } => {
                 let c = self.clients.iter_mut().find(|c| c.id == peer).unwrap();
