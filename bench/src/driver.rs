@@ -150,6 +150,8 @@ struct Loop {
     /// Which peer publishes stream `s`.
     stream_owner: Vec<usize>,
     heap: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Scratch space for received datagrams, lent to the peer whose socket is read.
+    recv: RecvBatch,
     shared: Shared,
 }
 
@@ -214,7 +216,7 @@ impl Loop {
                 continue;
             }
             if ev.token().0 % 2 == 0 {
-                self.peers[i].on_udp(&mut self.shared);
+                self.peers[i].on_udp(&mut self.recv, &mut self.shared);
             } else {
                 self.peers[i].on_ws(&mut self.shared);
             }
@@ -251,6 +253,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, String> {
         peers: Vec::with_capacity(plan.len()),
         stream_owner,
         heap: BinaryHeap::new(),
+        recv: RecvBatch::new(),
         shared: Shared {
             epoch,
             epoch_wall,
@@ -258,7 +261,6 @@ pub fn run(config: &RunConfig) -> Result<Measured, String> {
             tally: Tally::new(),
             udp_send_dropped: 0,
             packets_sent: 0,
-            recv: RecvBatch::new(),
             packets: Vec::new(),
             mids: Vec::new(),
         },

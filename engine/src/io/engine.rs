@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -10,6 +11,7 @@ use crossbeam_channel::{Sender, bounded, unbounded};
 use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
+use super::batch::enable_gro;
 use super::shard_thread::{Link, ShardSnapshot, ShardThread, WAKE, advertised};
 use crate::msg::{Control, Notice, ShardId};
 use crate::shard::{Liveness, ShardCore};
@@ -224,6 +226,11 @@ fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     // Large buffers absorb bursts (a keyframe to many subscribers) between loop turns.
     let _ = socket.set_recv_buffer_size(4 << 20);
     let _ = socket.set_send_buffer_size(4 << 20);
+    // A publisher's burst arrives as one message where the kernel can coalesce it
+    // (optimisation 5, docs/benchmarks.md); without it, one datagram per message.
+    if let Err(e) = enable_gro(socket.as_raw_fd()) {
+        tracing::debug!("UDP GRO unavailable ({e}); receiving one datagram per message");
+    }
     socket
         .bind(&addr.into())
         .map_err(|e| io::Error::new(e.kind(), format!("binding UDP {addr}: {e}")))?;

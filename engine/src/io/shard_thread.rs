@@ -102,14 +102,14 @@ impl ShardThread {
             // times stay within a batch of the truth.
             loop {
                 let n = batch.recv(fd)?;
-                for i in 0..n {
-                    if let Some((source, data, too_long)) = batch.get(i) {
+                for message in (0..n).filter_map(|i| batch.message(i)) {
+                    for (data, too_long) in message.datagrams() {
                         if too_long {
                             self.core.stats.rx_datagrams += 1;
                             self.core.stats.rx_dropped += 1;
                             continue;
                         }
-                        self.core.handle_datagram(now, source, data);
+                        self.core.handle_datagram(now, message.source, data);
                     }
                 }
                 self.flush(fd, &mut queued)?;
