@@ -105,6 +105,15 @@ fn a_small_meeting_delivers_every_packet_and_reports_sane_figures() {
     assert_eq!(r.join.samples, 2, "the 2nd and 3rd members found media");
     assert!(r.join.p50_ms.is_some_and(|v| v > 0.0 && v < 10_000.0));
     assert!(r.join.p95_ms >= r.join.p50_ms);
+    // 3 peers all ready after all_ready_ms (whole ms): their rate, and the rate asked for.
+    let ms = r.join.all_ready_ms as f64;
+    let rate = |ms: f64| 3.0 / (ms.max(1.0) / 1e3);
+    assert!(
+        r.join.per_second <= rate(ms) && r.join.per_second >= rate(ms + 1.0),
+        "{:?}",
+        r.join
+    );
+    assert_eq!(r.join.offered_per_second, 50.0);
     let per_peer = r.memory.per_peer_kib.expect("the server's memory is known");
     assert!(per_peer > 0.0 && per_peer < 100_000.0);
     assert!(r.feedback.nacks.is_some());

@@ -73,6 +73,8 @@ pub struct Measured {
     pub subscriptions: usize,
     /// Time from the first join until everyone was ready.
     pub ready_after: Duration,
+    /// The join rate asked for, peers per second.
+    pub join_rate: f64,
     /// The measured window's length.
     pub window: Duration,
     /// The server's CPU over the window (its own accounting), if known.
@@ -461,6 +463,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, String> {
         publishers,
         subscriptions: lp.peers.iter().map(|p| p.subscribed).sum(),
         ready_after,
+        join_rate: config.join_rate,
         window: window.len,
         server_cpu: window.server_cpu,
         server_waited: window.server_waited,

@@ -132,6 +132,11 @@ pub struct Join {
     pub samples: usize,
     /// From the first join until every peer was ready, ms.
     pub all_ready_ms: u64,
+    /// Peers ÷ that time: the joins a second the server handled, bounded by the rate
+    /// offered and by a room's later members waiting for its first to publish.
+    pub per_second: f64,
+    /// The join rate offered (`--join-rate`).
+    pub offered_per_second: f64,
 }
 
 /// The server's memory.
@@ -359,6 +364,8 @@ impl Report {
                 max_ms: joins.last().map(|d| d.as_secs_f64() * 1e3),
                 samples: joins.len(),
                 all_ready_ms: m.ready_after.as_millis() as u64,
+                per_second: m.peers as f64 / m.ready_after.as_secs_f64().max(1e-3),
+                offered_per_second: m.join_rate,
             },
             memory: Memory {
                 idle_rss_kib: m.server_rss_idle_kib,
@@ -505,11 +512,13 @@ impl Report {
         row(
             "join p50 / p95",
             format!(
-                "{} / {} ({} peers); all ready after {} ms",
+                "{} / {} ({} peers); all ready after {} ms: {:.0} joins/s (offered {:.0}/s)",
                 opt(self.join.p50_ms, "ms"),
                 opt(self.join.p95_ms, "ms"),
                 self.join.samples,
-                self.join.all_ready_ms
+                self.join.all_ready_ms,
+                self.join.per_second,
+                self.join.offered_per_second
             ),
         );
         row(
