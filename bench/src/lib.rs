@@ -113,7 +113,8 @@ pub struct CommonArgs {
     pub compare_shards: Vec<usize>,
     /// Run the scenario, then twice as large, four times, … (rooms or subscribers), at
     /// most this many steps, until the delivered loss passes 0.5% or the server or the
-    /// generator saturates; report the load at the loss SLO.
+    /// generator saturates; past the loss, up to 2 more runs narrow the gap; report the
+    /// load at the loss SLO.
     #[arg(long, conflicts_with = "compare_shards")]
     pub ramp: Option<usize>,
     /// Load a running server at this address (for example `http://127.0.0.1:3000`)
@@ -393,17 +394,42 @@ fn run_ramp(
     let mut runs = Vec::new();
     let mut steps = Vec::new();
     let mut limit = ramp::Limit::Steps;
-    for step in 0..max_steps {
-        opts.scenario = ramp::scaled(base, 1 << step);
-        eprintln!("ramp step {}: {}…", step + 1, opts.scenario.describe());
+    let mut run_step = |scenario, label: String| -> Result<ramp::StepFigures, String> {
+        opts.scenario = scenario;
+        eprintln!("{label}: {}…", opts.scenario.describe());
         let report = run_once(opts, floor)?;
         let figures = ramp::StepFigures::of(&report);
         runs.push(report);
         steps.push(figures);
+        Ok(figures)
+    };
+    let mut within = None;
+    for step in 0..max_steps {
+        let scenario = ramp::scaled(base, 1 << step);
+        let figures = run_step(scenario, format!("ramp step {}", step + 1))?;
         if let Some(l) = ramp::stop_after(&figures) {
             limit = l;
+            // Past the SLO: look between the last size within it and this one.
+            if let (ramp::Limit::Loss, Some(mut lo)) = (l, within) {
+                let mut hi = ramp::units(scenario);
+                for k in 0..ramp::REFINE_RUNS {
+                    let Some(mid) = ramp::between(lo, hi) else {
+                        break;
+                    };
+                    let figures =
+                        run_step(ramp::sized(base, mid), format!("ramp refinement {}", k + 1))?;
+                    match ramp::stop_after(&figures) {
+                        // Within the loss SLO (a saturated shard still counts).
+                        None | Some(ramp::Limit::ServerCpu) => lo = mid,
+                        Some(ramp::Limit::Loss) => hi = mid,
+                        // The generator gave out first: nothing more to learn here.
+                        Some(_) => break,
+                    }
+                }
+            }
             break;
         }
+        within = Some(ramp::units(scenario));
     }
     let result = ramp::Ramp::new(runs, steps, limit);
     println!("\npeer-calls bench {} --ramp\n", base.name());

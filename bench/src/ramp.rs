@@ -1,5 +1,7 @@
 //! `--ramp STEPS`: the scenario at its given size, then twice as large, four times, …
 //! until the delivered loss passes the SLO, a CPU saturates, or STEPS runs are done.
+//! A step past the loss SLO is followed by up to [`REFINE_RUNS`] runs between it and
+//! the last size within the SLO, halving the gap each time ([`between`]).
 //! What it finds is the load the server forwards at the loss SLO (performance.md,
 //! metric 2), and what stopped the ramp: the server, or the generator or the machine
 //! first (on a 2-vCPU machine that shares the generator and the server, usually these).
@@ -90,21 +92,44 @@ pub fn stop_after(step: &StepFigures) -> Option<Limit> {
     }
 }
 
-/// The scenario `factor` times as large (rooms, or subscribers).
-pub fn scaled(s: Scenario, factor: usize) -> Scenario {
+/// How large a scenario is: its rooms, or its subscribers.
+pub fn units(s: Scenario) -> usize {
     match s {
-        Scenario::Meeting { rooms, people } => Scenario::Meeting {
-            rooms: rooms * factor,
+        Scenario::Meeting { rooms, .. } | Scenario::Audio { rooms, .. } => rooms,
+        Scenario::Webinar { subscribers } => subscribers,
+    }
+}
+
+/// The scenario with `units` rooms (or subscribers), everything else the same.
+pub fn sized(s: Scenario, units: usize) -> Scenario {
+    match s {
+        Scenario::Meeting { people, .. } => Scenario::Meeting {
+            rooms: units,
             people,
         },
-        Scenario::Webinar { subscribers } => Scenario::Webinar {
-            subscribers: subscribers * factor,
-        },
-        Scenario::Audio { rooms, people } => Scenario::Audio {
-            rooms: rooms * factor,
+        Scenario::Webinar { .. } => Scenario::Webinar { subscribers: units },
+        Scenario::Audio { people, .. } => Scenario::Audio {
+            rooms: units,
             people,
         },
     }
+}
+
+/// The scenario `factor` times as large (rooms, or subscribers).
+pub fn scaled(s: Scenario, factor: usize) -> Scenario {
+    sized(s, units(s) * factor)
+}
+
+/// Runs the ramp adds after doubling past the loss SLO, halving the gap between the
+/// last size within it and the first beyond it each time.
+pub const REFINE_RUNS: usize = 2;
+
+/// The size to try between `within` (a size that kept the loss SLO) and `beyond` (one
+/// that did not), or `None` when they are too close to tell apart: less than an eighth
+/// of `within` (the run-to-run noise) or nothing whole in between.
+pub fn between(within: usize, beyond: usize) -> Option<usize> {
+    let gap = beyond.checked_sub(within)?;
+    (gap >= 2 && gap * 8 >= within).then_some(within + gap / 2)
 }
 
 /// Every step, what stopped the ramp, and the capacity at the loss SLO.
@@ -250,7 +275,33 @@ mod tests {
     }
 
     #[test]
+    fn refinement_halves_the_gap_until_it_is_within_the_noise() {
+        assert_eq!(between(16, 32), Some(24));
+        assert_eq!(between(24, 32), Some(28));
+        assert_eq!(between(28, 32), Some(30));
+        assert_eq!(between(30, 32), None, "2 is under an eighth of 30");
+        assert_eq!(between(1, 2), None, "nothing whole in between");
+        assert_eq!(between(1, 3), Some(2));
+        assert_eq!(between(60, 120), Some(90));
+        assert_eq!(between(32, 16), None, "upside down");
+        assert_eq!(between(5, 5), None);
+    }
+
+    #[test]
     fn scenarios_grow_by_rooms_or_subscribers() {
+        let meeting = Scenario::Meeting {
+            rooms: 2,
+            people: 5,
+        };
+        assert_eq!(units(meeting), 2);
+        assert_eq!(
+            sized(meeting, 3),
+            Scenario::Meeting {
+                rooms: 3,
+                people: 5
+            }
+        );
+        assert_eq!(units(Scenario::Webinar { subscribers: 7 }), 7);
         assert_eq!(
             scaled(
                 Scenario::Meeting {
