@@ -112,9 +112,9 @@ pub struct CommonArgs {
     #[arg(long, value_delimiter = ',', conflicts_with = "url")]
     pub compare_shards: Vec<usize>,
     /// Run the scenario, then twice as large, four times, … (rooms or subscribers), at
-    /// most this many steps, until the delivered loss passes 0.5% or the server or the
-    /// generator saturates; past the loss, up to 2 more runs narrow the gap; report the
-    /// load at the loss SLO.
+    /// most this many steps, until the delivered loss passes 0.5% or the generator cannot
+    /// offer more; past the loss, up to 2 more runs narrow the gap; report the load at
+    /// the loss SLO.
     #[arg(long, conflicts_with = "compare_shards")]
     pub ramp: Option<usize>,
     /// Load a running server at this address (for example `http://127.0.0.1:3000`)
@@ -403,14 +403,14 @@ fn run_ramp(
         steps.push(figures);
         Ok(figures)
     };
-    let mut within = None;
+    let mut last: Option<(usize, ramp::StepFigures)> = None;
     for step in 0..max_steps {
         let scenario = ramp::scaled(base, 1 << step);
         let figures = run_step(scenario, format!("ramp step {}", step + 1))?;
-        if let Some(l) = ramp::stop_after(&figures) {
+        if let Some(l) = ramp::stop_after(&figures, last.as_ref().map(|l| &l.1)) {
             limit = l;
             // Past the SLO: look between the last size within it and this one.
-            if let (ramp::Limit::Loss, Some(mut lo)) = (l, within) {
+            if let (ramp::Limit::Loss, Some((mut lo, _))) = (l, last) {
                 let mut hi = ramp::units(scenario);
                 for k in 0..ramp::REFINE_RUNS {
                     let Some(mid) = ramp::between(lo, hi) else {
@@ -418,18 +418,16 @@ fn run_ramp(
                     };
                     let figures =
                         run_step(ramp::sized(base, mid), format!("ramp refinement {}", k + 1))?;
-                    match ramp::stop_after(&figures) {
-                        // Within the loss SLO (a saturated shard still counts).
-                        None | Some(ramp::Limit::ServerCpu) => lo = mid,
-                        Some(ramp::Limit::Loss) => hi = mid,
-                        // The generator gave out first: nothing more to learn here.
-                        Some(_) => break,
+                    if figures.loss > ramp::LOSS_SLO {
+                        hi = mid;
+                    } else {
+                        lo = mid;
                     }
                 }
             }
             break;
         }
-        within = Some(ramp::units(scenario));
+        last = Some((ramp::units(scenario), figures));
     }
     let result = ramp::Ramp::new(runs, steps, limit);
     println!("\npeer-calls bench {} --ramp\n", base.name());

@@ -1,10 +1,14 @@
 //! `--ramp STEPS`: the scenario at its given size, then twice as large, four times, …
-//! until the delivered loss passes the SLO, a CPU saturates, or STEPS runs are done.
-//! A step past the loss SLO is followed by up to [`REFINE_RUNS`] runs between it and
-//! the last size within the SLO, halving the gap each time ([`between`]).
-//! What it finds is the load the server forwards at the loss SLO (performance.md,
-//! metric 2), and what stopped the ramp: the server, or the generator or the machine
-//! first (on a 2-vCPU machine that shares the generator and the server, usually these).
+//! until the delivered loss passes the SLO, the generator cannot offer more, or STEPS
+//! runs are done. A step past the loss SLO is followed by up to [`REFINE_RUNS`] runs
+//! between it and the last size within the SLO, halving the gap each time
+//! ([`between`]). What it finds is the load the server forwards at the loss SLO
+//! (performance.md, metric 2), or that the generator ran out first (on a 2-vCPU machine
+//! that shares the generator and the server, often).
+//!
+//! A busy shard is not a limit by itself: a shard at 0.9 cores still has room, because
+//! each wake-up finds more packets as the load grows and a packet costs less (measured:
+//! docs/benchmarks.md, `--ramp`). Only loss says the server has had enough.
 
 use serde::Serialize;
 
@@ -13,13 +17,9 @@ use crate::scenario::Scenario;
 
 /// The loss a run may have and still count: delivered loss < 0.5% (performance.md).
 pub const LOSS_SLO: f64 = 0.005;
-/// A thread this busy (cores) counts as saturated.
-pub const SATURATED: f64 = 0.9;
-/// Publishers skipping more than this share of their frames means the generator could
-/// not keep up, so the offered load was well below the scenario's. (Below saturation a
-/// shared 2-vCPU machine still makes it skip 1-2% now and then: a stall of one frame
-/// time while the CPU served someone else.)
-pub const SKIPPED_SHARE: f64 = 0.05;
+/// A step offers twice the previous step's load; delivering less than this many times
+/// the previous step's packets means the generator could not offer it.
+pub const MIN_GROWTH: f64 = 1.5;
 
 /// Why the ramp stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,12 +27,10 @@ pub const SKIPPED_SHARE: f64 = 0.05;
 pub enum Limit {
     /// A step lost more than the SLO.
     Loss,
-    /// A shard thread of the server was saturated.
-    ServerCpu,
-    /// The generator was saturated (busy or skipping frames): the server's capacity is
+    /// The generator could not offer the next step's load: the server's capacity is
     /// above the last step, not measured.
     Generator,
-    /// Every step ran within the SLO and below saturation.
+    /// Every step ran within the SLO.
     Steps,
 }
 
@@ -79,13 +77,11 @@ impl StepFigures {
     }
 }
 
-/// Whether the ramp stops after `step`, and why.
-pub fn stop_after(step: &StepFigures) -> Option<Limit> {
+/// Whether the ramp stops after `step` (which doubled `previous`, if any), and why.
+pub fn stop_after(step: &StepFigures, previous: Option<&StepFigures>) -> Option<Limit> {
     if step.loss > LOSS_SLO {
         Some(Limit::Loss)
-    } else if step.busiest_shard.is_some_and(|c| c >= SATURATED) {
-        Some(Limit::ServerCpu)
-    } else if step.generator_cores >= SATURATED || step.skipped_share > SKIPPED_SHARE {
+    } else if previous.is_some_and(|p| step.delivered_pps < p.delivered_pps * MIN_GROWTH) {
         Some(Limit::Generator)
     } else {
         None
@@ -188,11 +184,10 @@ impl Ramp {
         }
         let why = match self.limit {
             Limit::Loss => "the loss passed the SLO (0.5%)",
-            Limit::ServerCpu => "a shard of the server saturated",
             Limit::Generator => {
-                "the generator saturated first: the server's capacity is above this, not measured"
+                "the generator could not offer more (twice the load, under 1.5× the packets): the server's capacity is above this, not measured"
             }
-            Limit::Steps => "every step ran within the SLO, below saturation",
+            Limit::Steps => "every step ran within the SLO",
         };
         rows.push(("stopped".into(), why.into()));
         rows.push((
@@ -225,30 +220,37 @@ mod tests {
     }
 
     #[test]
-    fn the_ramp_stops_at_the_first_limit_it_meets() {
-        assert_eq!(stop_after(&step(0.0, 0.3, 0.3, 0.0)), None);
-        assert_eq!(stop_after(&step(0.004, 0.3, 0.3, 0.0)), None);
-        assert_eq!(stop_after(&step(0.006, 0.3, 0.3, 0.0)), Some(Limit::Loss));
+    fn the_ramp_stops_on_loss_or_when_the_load_stops_growing() {
+        let first = step(0.0, 0.3, 0.3, 0.0);
+        let doubled = |pps: f64, loss: f64, shard: f64| StepFigures {
+            delivered_pps: pps,
+            ..step(loss, shard, 0.5, 0.0)
+        };
+        assert_eq!(stop_after(&first, None), None);
+        assert_eq!(stop_after(&doubled(2000.0, 0.0, 0.6), Some(&first)), None);
+        assert_eq!(stop_after(&doubled(2000.0, 0.004, 0.6), Some(&first)), None);
         assert_eq!(
-            stop_after(&step(0.0, 0.95, 0.3, 0.0)),
-            Some(Limit::ServerCpu)
+            stop_after(&doubled(2000.0, 0.006, 0.6), Some(&first)),
+            Some(Limit::Loss)
         );
+        // A busy shard is not a limit; loss is.
+        assert_eq!(stop_after(&doubled(2000.0, 0.0, 0.99), Some(&first)), None);
+        // Twice the load offered, under 1.5x delivered: the generator ran out.
         assert_eq!(
-            stop_after(&step(0.0, 0.3, 0.95, 0.0)),
+            stop_after(&doubled(1400.0, 0.0, 0.6), Some(&first)),
             Some(Limit::Generator)
         );
-        assert_eq!(stop_after(&step(0.0, 0.3, 0.3, 0.02)), None);
+        // Loss is the SLO itself: it wins.
         assert_eq!(
-            stop_after(&step(0.0, 0.3, 0.3, 0.06)),
-            Some(Limit::Generator)
+            stop_after(&doubled(1400.0, 0.01, 0.6), Some(&first)),
+            Some(Limit::Loss)
         );
-        // Loss is the SLO itself: it wins over a saturated CPU.
-        assert_eq!(stop_after(&step(0.01, 0.95, 0.95, 0.0)), Some(Limit::Loss));
         let unknown_server = StepFigures {
             busiest_shard: None,
-            ..step(0.0, 0.0, 0.3, 0.0)
+            server_cores: None,
+            ..first
         };
-        assert_eq!(stop_after(&unknown_server), None);
+        assert_eq!(stop_after(&unknown_server, None), None);
     }
 
     #[test]
