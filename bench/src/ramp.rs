@@ -131,7 +131,7 @@ pub fn between(within: usize, beyond: usize) -> Option<usize> {
 /// Every step, what stopped the ramp, and the capacity at the loss SLO.
 #[derive(Debug, Clone, Serialize)]
 pub struct Ramp {
-    /// One report per step, smallest first.
+    /// One report per run, in the order they ran (doubling, then narrowing).
     pub runs: Vec<Report>,
     /// Their saturation figures.
     pub steps: Vec<StepFigures>,

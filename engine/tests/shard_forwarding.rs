@@ -262,6 +262,73 @@ fn nack_and_rtx_recover_losses_on_both_legs() {
     assert_eq!(got, want);
 }
 
+/// A subscriber's NACK is answered while the lost packet is within the resend window
+/// (`RTX_WINDOW`, 1.5 s: half of str0m's 3 s) and not after it. Everything the
+/// subscriber sends (its NACKs among it) is held back for a while, then delivered in
+/// order.
+#[test]
+fn a_nack_is_answered_within_the_rtx_window_and_not_after_it() {
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    assert_eq!(engine::shard::RTX_WINDOW, Duration::from_millis(1500));
+    for (hold, answered) in [
+        (Duration::from_millis(500), true),
+        (Duration::from_millis(1000), true),
+        (Duration::from_millis(2500), false),
+    ] {
+        let mut h = setup(0);
+        let v = h.track(0, MediaKind::Video);
+        h.subscribe(1, &[v]);
+        assert!(
+            h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
+                == 1)
+        );
+        let subscriber = h.clients[1].addr;
+        let held = Rc::new(RefCell::new(Vec::new()));
+        let holding = Rc::new(Cell::new(true));
+        let (keep, on) = (held.clone(), holding.clone());
+        let mut forwarded = 0;
+        h.loss = Some(Box::new(move |from, to, d| {
+            if from == subscriber && on.get() {
+                keep.borrow_mut().push((from, to, d.to_vec()));
+                return true;
+            }
+            if to == subscriber && common::is_rtp(d) {
+                forwarded += 1;
+                return forwarded == 3; // the one packet lost
+            }
+            false
+        }));
+        // 10 packets a second: the lost one stays within the subscriber's reorder
+        // window (100 packets) however long its NACKs are held.
+        let start = h.now;
+        let mut i = 0;
+        while h.now < start + hold {
+            h.send(0, "alice", "alice-video", Codec::Vp8, i, &payload(i));
+            i += 1;
+            h.run_for(Duration::from_millis(100));
+        }
+        holding.set(false);
+        let late = held.take();
+        assert!(
+            !late.is_empty(),
+            "the subscriber sent something (its NACKs)"
+        );
+        for (from, to, d) in late {
+            h.inject(from, to, d);
+        }
+        h.send(0, "alice", "alice-video", Codec::Vp8, i, &payload(i));
+        h.run_for(Duration::from_secs(1));
+        let got = received(&h, 1, MediaKind::Video);
+        assert!(got.contains(&payload(i)), "delivery goes on after {hold:?}");
+        assert_eq!(
+            got.contains(&payload(2)),
+            answered,
+            "the packet lost {hold:?} before its NACKs arrived"
+        );
+    }
+}
+
 #[test]
 fn forwarded_streams_carry_sender_reports() {
     let mut h = setup(1);

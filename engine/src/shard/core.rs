@@ -33,6 +33,17 @@ pub const MAX_DATAGRAM: usize = 1500;
 /// At most one keyframe request per track per this interval reaches a publisher.
 pub const KEYFRAME_INTERVAL: Duration = Duration::from_secs(1);
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a forwarded video packet stays in a subscriber's resend (RTX) cache to
+/// answer its NACKs. str0m keeps 3 s; a resend is useful within a few round trips
+/// (libwebrtc keeps max(1 s, 3 × RTT)), so 1.5 s answers every NACK of a link up to a
+/// 500 ms RTT and holds half the packets: the cache is most of a subscriber's memory.
+pub const RTX_WINDOW: Duration = Duration::from_millis(1500);
+/// Packets a subscriber's video resend cache may hold (str0m's default): 1.5 s of a
+/// 6 Mbit/s stream of 1200-byte packets.
+const RTX_PACKETS: usize = 1000;
+/// str0m's default: queued resends are dropped while they would pass 15% of a stream's
+/// bytes, so a lossy link is not flooded with retransmissions.
+const RTX_RATIO_CAP: Option<f32> = Some(0.15);
 
 /// Timeouts that end a peer the client cannot end itself.
 #[derive(Debug, Clone, Copy)]
@@ -998,11 +1009,13 @@ impl ShardCore {
             let Some(peer) = self.peer_mut(slot) else {
                 return;
             };
-            let ssrc = peer
-                .rtc
-                .direct_api()
-                .stream_tx_by_mid(mid, None)
-                .map(|s| s.ssrc());
+            let ssrc = peer.rtc.direct_api().stream_tx_by_mid(mid, None).map(|s| {
+                // A new subscription: its cache is empty (or the last subscription's
+                // on this m-line, whose packets must not be resent), so replacing it
+                // loses nothing.
+                s.set_rtx_cache(RTX_PACKETS, RTX_WINDOW, RTX_RATIO_CAP);
+                s.ssrc()
+            });
             let Some(out) = peer.receiving.iter_mut().find(|o| o.mid == mid) else {
                 continue;
             };

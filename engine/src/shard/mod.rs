@@ -6,4 +6,6 @@ mod route;
 mod timers;
 mod wallclock;
 
-pub use core::{Datagram, KEYFRAME_INTERVAL, Liveness, MAX_DATAGRAM, Outbox, ShardCore};
+pub use core::{
+    Datagram, KEYFRAME_INTERVAL, Liveness, MAX_DATAGRAM, Outbox, RTX_WINDOW, ShardCore,
+};

@@ -254,6 +254,13 @@ impl Harness {
             .all(|c| c.peer.is_connected())
     }
 
+    /// Puts a datagram on the wire, delivered at the next step: with a loss rule that
+    /// keeps what it takes, a test delays datagrams (in order, so SRTCP's replay check
+    /// passes).
+    pub fn inject(&mut self, from: SocketAddr, to: SocketAddr, data: Vec<u8>) {
+        self.wire.push_back((from, to, data));
+    }
+
     /// The client vanishes: its datagrams stop, nothing is said.
     pub fn vanish(&mut self, client: usize) {
         self.clients[client].alive = false;
