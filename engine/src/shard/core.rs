@@ -383,7 +383,22 @@ impl ShardCore {
     /// last). Returns whether due peers remain; call again (after sending) until not.
     pub fn handle_timeout_until(&mut self, now: Instant, max_transmits: usize) -> bool {
         let mut more = false;
-        while let Some((at, slot)) = self.timers.pop_due(now) {
+        // Subscribers a packet was written to, then str0m's own timeouts.
+        while let Some(slot) = self.timers.pop_woken(now) {
+            let Some(peer) = peer_in(&mut self.peers, slot) else {
+                continue;
+            };
+            peer.woken = false;
+            self.mutate(slot, |rtc| rtc.handle_input(Input::Timeout(now)));
+            if self.out.transmits.len() >= max_transmits {
+                more = true;
+                break;
+            }
+        }
+        while !more {
+            let Some((at, slot)) = self.timers.pop_due(now) else {
+                break;
+            };
             let Some(peer) = peer_in(&mut self.peers, slot) else {
                 continue;
             };
@@ -757,7 +772,11 @@ impl ShardCore {
             match result {
                 Ok(()) => {
                     self.stats.rtp_forwarded += 1;
-                    Self::schedule(&mut self.timers, peer, slot, now);
+                    // str0m releases the packet at the subscriber's next timeout round.
+                    if !peer.woken {
+                        peer.woken = true;
+                        self.timers.wake(now, slot);
+                    }
                 }
                 Err(_) => {
                     self.stats.peer_panics += 1;

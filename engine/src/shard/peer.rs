@@ -65,6 +65,8 @@ pub(crate) struct Peer {
     pub(crate) in_flight: Vec<InFlight>,
     /// The earliest wake-up this peer has in the timer heap.
     pub(crate) scheduled: Option<Instant>,
+    /// The peer waits in the timers' woken queue (a packet was written to it).
+    pub(crate) woken: bool,
     pub(crate) next_timeout: Instant,
     pub(crate) created: Instant,
     pub(crate) last_rx: Instant,
@@ -93,6 +95,7 @@ impl Peer {
             pending: None,
             in_flight: Vec::new(),
             scheduled: None,
+            woken: false,
             next_timeout: now,
             created: now,
             last_rx: now,
