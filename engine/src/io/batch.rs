@@ -21,7 +21,7 @@ pub const BATCH: usize = 32;
 const SLOT: usize = 1 << 16;
 /// A received datagram longer than this is reported as too long: the engine's limit is
 /// 1500 bytes, so anything past 2048 is not worth looking at.
-pub const MAX_DATAGRAM: usize = 2048;
+const MAX_RECEIVED: usize = 2048;
 /// Control-message space per message, in `u64`s (aligned as `cmsghdr` needs): room for
 /// one `SCM_TIMESTAMPNS` (`CMSG_SPACE(16)` = 32 bytes) and one `UDP_GRO`
 /// (`CMSG_SPACE(4)` = 24 bytes).
@@ -102,7 +102,7 @@ pub struct Message<'a> {
 
 impl<'a> Message<'a> {
     /// Its datagrams in the order they were sent, each with whether it is too long
-    /// (over [`MAX_DATAGRAM`] bytes) to be looked at. A message the buffer could not
+    /// (over 2048 bytes, `MAX_RECEIVED`) to be looked at. A message the buffer could not
     /// hold is one datagram, too long.
     pub fn datagrams(&self) -> impl Iterator<Item = (&'a [u8], bool)> + use<'a> {
         let (bytes, truncated) = (self.bytes, self.truncated);
@@ -116,7 +116,7 @@ impl<'a> Message<'a> {
         bytes
             .chunks(size)
             .chain(empty)
-            .map(move |d| (d, truncated || d.len() > MAX_DATAGRAM))
+            .map(move |d| (d, truncated || d.len() > MAX_RECEIVED))
     }
 }
 
