@@ -41,6 +41,16 @@ fn setup(shard_of_subscriber: usize) -> Harness {
     h
 }
 
+/// Client 1 subscribes to `tracks` and the test waits until every one is confirmed.
+fn subscribe_and_wait(h: &mut Harness, tracks: &[engine::msg::TrackId]) {
+    h.subscribe(1, tracks);
+    let n = tracks.len();
+    assert!(
+        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
+            == n)
+    );
+}
+
 fn received(h: &Harness, client: usize, kind: MediaKind) -> Vec<Vec<u8>> {
     let c = &h.clients[client];
     c.received
@@ -58,11 +68,7 @@ fn publish_then_subscribe_delivers_every_packet_in_order() {
     for subscriber_shard in [0, 1] {
         let mut h = setup(subscriber_shard);
         let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
-        h.subscribe(1, &tracks);
-        assert!(
-            h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
-                == 2)
-        );
+        subscribe_and_wait(&mut h, &tracks);
         publish_and_send(&mut h, 50);
         let expected: Vec<Vec<u8>> = (0..50).map(payload).collect();
         assert_eq!(
@@ -135,11 +141,7 @@ fn unsubscribe_stops_delivery() {
 fn leaving_unpublishes_and_frees_subscriptions() {
     let mut h = setup(1);
     let v = h.track(0, MediaKind::Video);
-    h.subscribe(1, &[v]);
-    assert!(
-        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
-            == 1)
-    );
+    subscribe_and_wait(&mut h, &[v]);
     let (shard, peer) = (h.clients[0].shard, h.clients[0].id);
     h.control(shard, engine::msg::Control::RemovePeer { peer });
     h.vanish(0);
@@ -164,11 +166,7 @@ fn vanished_client_is_removed_after_consent_expires() {
 fn keyframe_requests_are_throttled_to_one_per_second_per_track() {
     let mut h = setup(1);
     let v = h.track(0, MediaKind::Video);
-    h.subscribe(1, &[v]);
-    assert!(
-        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
-            == 1)
-    );
+    subscribe_and_wait(&mut h, &[v]);
     publish_and_send(&mut h, 5);
     // The new subscriber's urgent request has reached the publisher.
     assert!(
@@ -191,11 +189,7 @@ fn keyframe_requests_are_throttled_to_one_per_second_per_track() {
 fn every_codec_is_forwarded_as_itself() {
     let mut h = setup(1);
     let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
-    h.subscribe(1, &tracks);
-    assert!(
-        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
-            == 2)
-    );
+    subscribe_and_wait(&mut h, &tracks);
     let sequence = [Codec::Vp8, Codec::Vp9, Codec::H264, Codec::Vp8];
     for (i, codec) in sequence.iter().enumerate() {
         h.send(
@@ -220,11 +214,7 @@ fn every_codec_is_forwarded_as_itself() {
 fn nack_and_rtx_recover_losses_on_both_legs() {
     let mut h = setup(1);
     let v = h.track(0, MediaKind::Video);
-    h.subscribe(1, &[v]);
-    assert!(
-        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
-            == 1)
-    );
+    subscribe_and_wait(&mut h, &[v]);
     // Every 7th RTP datagram is lost on each leg: publisher to server, server to subscriber.
     let publisher = h.clients[0].addr;
     let lost = std::rc::Rc::new(std::cell::Cell::new([0usize; 2]));
@@ -278,11 +268,7 @@ fn a_nack_is_answered_within_the_rtx_window_and_not_after_it() {
     ] {
         let mut h = setup(0);
         let v = h.track(0, MediaKind::Video);
-        h.subscribe(1, &[v]);
-        assert!(
-            h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
-                == 1)
-        );
+        subscribe_and_wait(&mut h, &[v]);
         let subscriber = h.clients[1].addr;
         let held = Rc::new(RefCell::new(Vec::new()));
         let holding = Rc::new(Cell::new(true));
@@ -333,11 +319,7 @@ fn a_nack_is_answered_within_the_rtx_window_and_not_after_it() {
 fn forwarded_streams_carry_sender_reports() {
     let mut h = setup(1);
     let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
-    h.subscribe(1, &tracks);
-    assert!(
-        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
-            == 2)
-    );
+    subscribe_and_wait(&mut h, &tracks);
     // Three seconds of media: sender reports go out about once a second per stream.
     for i in 0..150 {
         h.send(0, "alice", "alice-video", Codec::Vp8, i, &payload(i));
@@ -364,11 +346,7 @@ fn forwarded_streams_carry_sender_reports() {
 fn garbage_from_a_peers_own_address_is_counted_not_fatal() {
     let mut h = setup(1);
     let v = h.track(0, MediaKind::Video);
-    h.subscribe(1, &[v]);
-    assert!(
-        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
-            == 1)
-    );
+    subscribe_and_wait(&mut h, &[v]);
     let (addr, shard, now) = (h.clients[1].addr, h.clients[1].shard, h.now);
     let before = h.shards[shard].stats;
     // A DTLS record with a bogus type and length, and unencrypted RTP-looking bytes.

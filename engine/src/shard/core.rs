@@ -383,39 +383,33 @@ impl ShardCore {
     /// last). Returns whether due peers remain; call again (after sending) until not.
     pub fn handle_timeout_until(&mut self, now: Instant, max_transmits: usize) -> bool {
         let mut more = false;
-        // Subscribers a packet was written to, then str0m's own timeouts.
-        while let Some(slot) = self.timers.pop_woken(now) {
-            let Some(peer) = peer_in(&mut self.peers, slot) else {
-                continue;
-            };
-            peer.woken = false;
-            self.mutate(slot, |rtc| rtc.handle_input(Input::Timeout(now)));
-            if self.out.transmits.len() >= max_transmits {
-                more = true;
-                break;
-            }
-        }
         while !more {
-            let Some((at, slot)) = self.timers.pop_due(now) else {
+            // Subscribers a packet was written to first, then str0m's own timeouts.
+            let slot = if let Some(slot) = self.timers.pop_woken(now) {
+                let Some(peer) = peer_in(&mut self.peers, slot) else {
+                    continue;
+                };
+                peer.woken = false;
+                slot
+            } else if let Some((at, slot)) = self.timers.pop_due(now) {
+                let Some(peer) = peer_in(&mut self.peers, slot) else {
+                    continue;
+                };
+                if peer.scheduled != Some(at) {
+                    continue; // superseded by an earlier wake-up
+                }
+                peer.scheduled = None;
+                if peer.next_timeout > now {
+                    let next = peer.next_timeout;
+                    Self::schedule(&mut self.timers, peer, slot, next);
+                    continue;
+                }
+                slot
+            } else {
                 break;
             };
-            let Some(peer) = peer_in(&mut self.peers, slot) else {
-                continue;
-            };
-            if peer.scheduled != Some(at) {
-                continue; // superseded by an earlier wake-up
-            }
-            peer.scheduled = None;
-            if peer.next_timeout > now {
-                let next = peer.next_timeout;
-                Self::schedule(&mut self.timers, peer, slot, next);
-                continue;
-            }
             self.mutate(slot, |rtc| rtc.handle_input(Input::Timeout(now)));
-            if self.out.transmits.len() >= max_transmits {
-                more = true;
-                break;
-            }
+            more = self.out.transmits.len() >= max_transmits;
         }
         let mut i = 0;
         while i < self.keyframe_waits.len() {

@@ -55,10 +55,7 @@ impl Timers {
     pub(crate) fn next(&self) -> Option<Instant> {
         let woken = self.woken.front().map(|(at, _)| *at);
         let scheduled = self.heap.peek().map(|Reverse((at, _))| *at);
-        match (woken, scheduled) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        woken.into_iter().chain(scheduled).min()
     }
 
     /// Pops one entry due at `now`.
@@ -80,21 +77,24 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn slot(key: usize) -> Slot {
+        Slot {
+            key,
+            peer: PeerId(key as u64),
+        }
+    }
+
     #[test]
     fn pops_only_due_entries_in_order() {
         let t0 = Instant::now();
         let mut t = Timers::default();
-        let s = |k| Slot {
-            key: k,
-            peer: PeerId(k as u64),
-        };
-        t.push(t0 + Duration::from_millis(30), s(3));
-        t.push(t0 + Duration::from_millis(10), s(1));
-        t.push(t0 + Duration::from_millis(20), s(2));
+        t.push(t0 + Duration::from_millis(30), slot(3));
+        t.push(t0 + Duration::from_millis(10), slot(1));
+        t.push(t0 + Duration::from_millis(20), slot(2));
         assert_eq!(t.next(), Some(t0 + Duration::from_millis(10)));
         let now = t0 + Duration::from_millis(25);
-        assert_eq!(t.pop_due(now).unwrap().1, s(1));
-        assert_eq!(t.pop_due(now).unwrap().1, s(2));
+        assert_eq!(t.pop_due(now).unwrap().1, slot(1));
+        assert_eq!(t.pop_due(now).unwrap().1, slot(2));
         assert!(t.pop_due(now).is_none());
         assert_eq!(t.len(), 1);
     }
@@ -103,19 +103,15 @@ mod tests {
     fn woken_peers_come_first_in_the_order_woken_and_leave_the_heap_alone() {
         let t0 = Instant::now();
         let mut t = Timers::default();
-        let s = |k| Slot {
-            key: k,
-            peer: PeerId(k as u64),
-        };
-        t.push(t0 + Duration::from_millis(50), s(1));
+        t.push(t0 + Duration::from_millis(50), slot(1));
         assert_eq!(t.next(), Some(t0 + Duration::from_millis(50)));
         let now = t0 + Duration::from_millis(5);
-        t.wake(now, s(2));
-        t.wake(now, s(1));
+        t.wake(now, slot(2));
+        t.wake(now, slot(1));
         assert_eq!(t.next(), Some(now), "a woken peer is due now");
         assert_eq!(t.pop_woken(t0), None, "not before it was woken");
-        assert_eq!(t.pop_woken(now), Some(s(2)));
-        assert_eq!(t.pop_woken(now), Some(s(1)));
+        assert_eq!(t.pop_woken(now), Some(slot(2)));
+        assert_eq!(t.pop_woken(now), Some(slot(1)));
         assert_eq!(t.pop_woken(now), None);
         assert_eq!(t.len(), 1, "the heap kept its one entry");
         assert_eq!(t.next(), Some(t0 + Duration::from_millis(50)));
