@@ -49,6 +49,7 @@ fn a_small_meeting_delivers_every_packet_and_reports_sane_figures() {
         target: Target::Start {
             bin: bin(),
             shards: 1,
+            shard_cpu: None,
         },
         join_rate: 50.0,
         warmup: Duration::from_millis(500),
@@ -76,6 +77,10 @@ fn a_small_meeting_delivers_every_packet_and_reports_sane_figures() {
     assert_eq!(r.loss.received, r.loss.expected);
     assert_eq!(r.loss.lost, 0);
     assert_eq!(r.loss.ratio, 0.0);
+    // Late counts packets sent inside the window, against the deadline.
+    assert_eq!(r.loss.late_after_ms, 200);
+    assert!(r.loss.late <= r.latency.samples);
+    assert!((0.0..=1.0).contains(&r.loss.late_ratio));
     // Each packet goes to the two other members (the window edges blur it a little).
     assert!(r.sent_pps > 100.0);
     let fanout = r.delivered_pps / r.sent_pps;
@@ -162,19 +167,27 @@ fn the_ramp_doubles_the_scenario_and_reports_the_load_at_the_slo() {
     let args =
         "audio --rooms 1 --people 2 --ramp 2 --duration 1 --warmup 0.5 --floor-packets 640 --quiet";
     let text = bench_cli(&args.split(' ').collect::<Vec<_>>(), &json);
-    assert!(text.contains("at the loss SLO"), "{text}");
+    assert!(text.contains("at the SLO"), "{text}");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let runs = v["runs"].as_array().unwrap();
     let steps = v["steps"].as_array().unwrap();
-    assert_eq!(runs.len(), steps.len());
+    assert_eq!(runs.len(), steps.len(), "every step ran: {steps:?}");
+    for s in steps {
+        let f = &s["outcome"]["ran"];
+        assert!(f["delivered_pps"].as_f64().unwrap() > 0.0, "{s}");
+        assert!(f["late"].as_f64().unwrap() >= 0.0, "{s}");
+    }
     assert!(!runs.is_empty() && runs.len() <= 2);
     assert_eq!(runs[0]["scenario"]["rooms"], 1);
     if runs.len() == 2 {
         assert_eq!(runs[1]["scenario"]["rooms"], 2, "the second step doubles");
     }
     let limit = v["limit"].as_str().unwrap();
-    assert!(["loss", "generator", "steps"].contains(&limit), "{limit}");
+    assert!(
+        ["loss", "late", "generator", "steps"].contains(&limit),
+        "{limit}"
+    );
     if limit == "steps" {
         assert_eq!(runs.len(), 2);
         assert!(v["capacity_pps"].as_f64().unwrap() > 0.0);

@@ -17,6 +17,13 @@ use crate::traffic::Stamp;
 pub const GAP_PATIENCE: Duration = Duration::from_millis(250);
 /// At most one PLI per stream per this interval.
 const PLI_INTERVAL: Duration = Duration::from_secs(1);
+/// A packet that reaches its subscriber's socket this long after it was sent is late: a
+/// conversation's jitter buffer has played out without it (one-way delay past ~150 ms
+/// is already noticeable, ITU-T G.114). Normal forwarding stays under ~20 ms even for a
+/// webinar's keyframe, so only a server that falls behind (a queue that grows while a
+/// saturated shard cannot keep up, which the socket's buffer hides from the loss count
+/// for seconds) makes packets late.
+pub const LATE_AFTER: Duration = Duration::from_millis(200);
 
 /// When a packet reached its subscriber.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +61,9 @@ pub struct Tally {
     pub before_first: u64,
     /// PLIs the subscribers sent.
     pub plis: u64,
+    /// Packets sent inside the window that arrived [`LATE_AFTER`] or more after they
+    /// were sent (by the kernel's stamp where there is one).
+    pub late: u64,
 }
 
 impl Default for Tally {
@@ -77,6 +87,7 @@ impl Tally {
             unstamped: 0,
             before_first: 0,
             plis: 0,
+            late: 0,
         }
     }
 
@@ -209,13 +220,15 @@ impl Receiver {
             }
         }
         if tally.in_window(stamp.sent_ns) {
-            let _ = tally
-                .latency
-                .record(rx_ns.saturating_sub(stamp.sent_ns).max(1));
+            let latency = rx_ns.saturating_sub(stamp.sent_ns).max(1);
+            let _ = tally.latency.record(latency);
+            let mut to_socket = latency;
             if let Some(at) = arrival.socket_ns {
-                let _ = tally
-                    .socket_latency
-                    .record(at.saturating_sub(stamp.sent_ns).max(1));
+                to_socket = at.saturating_sub(stamp.sent_ns).max(1);
+                let _ = tally.socket_latency.record(to_socket);
+            }
+            if to_socket >= LATE_AFTER.as_nanos() as u64 {
+                tally.late += 1;
             }
         }
         Some(stamp)
@@ -373,5 +386,53 @@ mod tests {
         assert_eq!(tally.latency.len(), 2, "sent inside the window");
         assert_eq!(tally.socket_latency.len(), 0, "no kernel stamps");
         assert_eq!(tally.received, 3);
+    }
+
+    #[test]
+    fn a_packet_is_late_by_its_socket_arrival_when_the_kernel_stamped_it() {
+        let epoch = Instant::now();
+        let mut tally = Tally::new();
+        tally.open_window(0);
+        let mut rx = Receiver::default();
+        let mid = Mid::from("1");
+        let late_ns = LATE_AFTER.as_nanos() as u64;
+        let arrivals = [
+            // In the socket in time, read late (the generator's delay): on time.
+            Arrival {
+                read: epoch + LATE_AFTER * 2,
+                socket_ns: Some(late_ns - 1),
+            },
+            // In the socket late: late, however soon it was read.
+            Arrival {
+                read: epoch + LATE_AFTER,
+                socket_ns: Some(late_ns),
+            },
+            // No kernel stamp: read late is late.
+            unstamped(epoch + LATE_AFTER),
+            unstamped(epoch + LATE_AFTER - Duration::from_nanos(1)),
+        ];
+        for (seq, arrival) in arrivals.into_iter().enumerate() {
+            rx.on_packet(
+                mid,
+                true,
+                &packet(0, seq as u64, 0),
+                arrival,
+                epoch,
+                &mut tally,
+            );
+        }
+        assert_eq!(tally.late, 2);
+        // Sent before the window: never counted, however late.
+        let mut tally = Tally::new();
+        tally.open_window(1);
+        rx.on_packet(
+            mid,
+            true,
+            &packet(0, 9, 0),
+            unstamped(epoch + LATE_AFTER * 3),
+            epoch,
+            &mut tally,
+        );
+        assert_eq!(tally.late, 0);
     }
 }

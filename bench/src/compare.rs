@@ -1,6 +1,10 @@
 //! `--compare-shards 1,2`: the same scenario on a server with each shard count, one
 //! after the other, and the ratios against the first.
 //!
+//! With `--ramp`, a ramp on each shard count ([`RampComparison`]): the ratio of the
+//! loads they deliver at the SLO is the measured scaling (performance.md, metric 7),
+//! where the machine can saturate the shards (`--shard-cpu` on a small one).
+//!
 //! At the same offered load below saturation, every shard count delivers the same
 //! packets, so the ratio that says how the engine scales is the projected capacity
 //! (delivered pps ÷ the busiest shard's load) and the CPU per packet; the delivered
@@ -8,6 +12,7 @@
 
 use serde::Serialize;
 
+use crate::ramp::Ramp;
 use crate::report::{Report, render};
 
 /// One shard count against the first.
@@ -103,5 +108,115 @@ impl Comparison {
             ));
         }
         render(&rows)
+    }
+}
+
+/// A ramp on each shard count, and the ratio of their capacities at the SLO.
+#[derive(Debug, Clone, Serialize)]
+pub struct RampComparison {
+    /// `(shards, its ramp)`, in the order given.
+    pub ramps: Vec<(usize, Ramp)>,
+    /// Each later shard count's capacity at the SLO ÷ the first's (`null` where one of
+    /// them has none, or a ramp stopped before reaching the SLO: then it is a lower bound
+    /// at best and not given).
+    pub ratios: Vec<(usize, Option<f64>)>,
+}
+
+impl RampComparison {
+    /// Compares the ramps' capacities against the first.
+    pub fn new(ramps: Vec<(usize, Ramp)>) -> Self {
+        // A capacity counts only where the ramp went past the SLO: otherwise the server
+        // could have carried more.
+        let measured = |r: &Ramp| {
+            use crate::ramp::Limit;
+            matches!(r.limit, Limit::Loss | Limit::Late | Limit::NotReady)
+                .then_some(r.capacity_pps)
+                .flatten()
+        };
+        let base = ramps.first().and_then(|(_, r)| measured(r));
+        let ratios = ramps
+            .iter()
+            .skip(1)
+            .map(|(shards, r)| {
+                let ratio = match (measured(r), base) {
+                    (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                    _ => None,
+                };
+                (*shards, ratio)
+            })
+            .collect();
+        Self { ramps, ratios }
+    }
+
+    /// Each ramp's verdict, then the ratios.
+    pub fn table(&self) -> String {
+        let mut rows = Vec::new();
+        for (shards, r) in &self.ramps {
+            rows.push((
+                format!("{shards} shard(s)"),
+                format!(
+                    "{}; stopped: {}",
+                    r.capacity_pps
+                        .map_or("no step within the SLO".into(), |c| format!(
+                            "{c:.0} pps at the SLO"
+                        )),
+                    r.limit.explain()
+                ),
+            ));
+        }
+        let base = self.ramps.first().map_or(0, |(s, _)| *s);
+        for (shards, ratio) in &self.ratios {
+            rows.push((
+                format!("{shards} vs {base} shard(s)"),
+                ratio.map_or("not measured: a ramp did not reach the SLO".into(), |x| {
+                    format!("{x:.2}× the packets at the SLO")
+                }),
+            ));
+        }
+        render(&rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ramp::{Limit, Outcome, Step, StepFigures};
+    use crate::scenario::Scenario;
+
+    fn ramp(capacity: f64, limit: Limit) -> Ramp {
+        let figures = StepFigures {
+            delivered_pps: capacity,
+            loss: 0.0,
+            late: 0.0,
+            p99_ms: 1.0,
+            busiest_shard: Some(0.9),
+            server_cores: Some(1.0),
+            generator_cores: 0.5,
+            skipped_share: 0.0,
+        };
+        let step = Step {
+            scenario: Scenario::Webinar { subscribers: 10 },
+            outcome: Outcome::Ran(figures),
+        };
+        Ramp::new(Vec::new(), vec![step], limit)
+    }
+
+    #[test]
+    fn the_ratio_is_of_capacities_at_the_slo_only() {
+        let c = RampComparison::new(vec![
+            (1, ramp(30_000.0, Limit::Late)),
+            (2, ramp(57_000.0, Limit::Loss)),
+            (3, ramp(80_000.0, Limit::Generator)),
+        ]);
+        assert_eq!(c.ratios[0].0, 2);
+        assert!((c.ratios[0].1.unwrap() - 1.9).abs() < 1e-9);
+        assert_eq!(
+            c.ratios[1],
+            (3, None),
+            "the generator stopped it: not a capacity"
+        );
+        let table = c.table();
+        assert!(table.contains("1.90× the packets at the SLO"), "{table}");
+        assert!(table.contains("not measured"), "{table}");
     }
 }

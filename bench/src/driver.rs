@@ -232,8 +232,44 @@ fn sample(pid: Option<u32>) -> Option<ProcSample> {
     procstat::sample(pid?).ok()
 }
 
+/// Why a run produced no figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunError {
+    /// Not every peer was ready within the ready timeout: the server did not admit the
+    /// load (a saturated shard drops handshake packets along with media).
+    NotReady(String),
+    /// Anything else.
+    Failed(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::NotReady(why) | RunError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<String> for RunError {
+    fn from(why: String) -> Self {
+        RunError::Failed(why)
+    }
+}
+
+impl From<&str> for RunError {
+    fn from(why: &str) -> Self {
+        RunError::Failed(why.to_owned())
+    }
+}
+
+impl From<RunError> for String {
+    fn from(e: RunError) -> Self {
+        e.to_string()
+    }
+}
+
 /// Runs one scenario against a running server. See the module docs.
-pub fn run(config: &RunConfig) -> Result<Measured, String> {
+pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
     let plan = config.scenario.plan(&config.room_prefix);
     let epoch = Instant::now();
     let epoch_wall = SystemTime::now();
@@ -327,7 +363,10 @@ pub fn run(config: &RunConfig) -> Result<Measured, String> {
             .collect();
         if !errors.is_empty() && matches!(phase, Phase::Joining | Phase::Warmup(_)) {
             progress.finish(config.progress);
-            return Err(format!("peers failed: {}", errors.join("; ")));
+            return Err(RunError::Failed(format!(
+                "peers failed: {}",
+                errors.join("; ")
+            )));
         }
 
         match phase {
@@ -339,12 +378,12 @@ pub fn run(config: &RunConfig) -> Result<Measured, String> {
                     progress.finish(config.progress);
                     let connected = lp.peers.iter().filter(|p| p.connected).count();
                     let ready = lp.peers.iter().filter(|p| p.ready()).count();
-                    return Err(format!(
+                    return Err(RunError::NotReady(format!(
                         "not ready after {:?}: {} of {} peers opened, {connected} connected, {ready} ready",
                         config.ready_timeout,
                         lp.peers.len(),
                         plan.len()
-                    ));
+                    )));
                 }
             }
             Phase::Warmup(until) if now >= until => {

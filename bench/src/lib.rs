@@ -17,7 +17,8 @@
 //! | [`floor`] | SRTP protect + batched loopback send |
 //! | [`report`] | the table and the JSON |
 //! | [`compare`] | `--compare-shards` |
-//! | [`ramp`] | `--ramp`: growing load until the loss SLO or a CPU stops it |
+//! | [`ramp`] | `--ramp`: growing load until the SLO or the generator stops it |
+//! | [`shard_cpu`] | `--shard-cpu`: each shard of a started server capped at a share of a core |
 
 pub mod check;
 pub mod compare;
@@ -28,6 +29,7 @@ pub mod ramp;
 pub mod report;
 pub mod scenario;
 pub mod server;
+pub mod shard_cpu;
 pub mod synthetic;
 pub mod traffic;
 
@@ -38,7 +40,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 
 use crate::compare::Comparison;
-use crate::driver::RunConfig;
+use crate::driver::{RunConfig, RunError};
 use crate::floor::Floor;
 use crate::report::Report;
 use crate::scenario::Scenario;
@@ -108,15 +110,22 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 1)]
     pub shards: usize,
     /// Run the scenario on a started server with each of these shard counts (for example
-    /// `1,2`) and print the ratios.
+    /// `1,2`) and print the ratios. With --ramp, a ramp on each, and the ratio of the
+    /// loads they carry at the SLO.
     #[arg(long, value_delimiter = ',', conflicts_with = "url")]
     pub compare_shards: Vec<usize>,
     /// Run the scenario, then twice as large, four times, … (rooms or subscribers), at
-    /// most this many steps, until the delivered loss passes 0.5% or the generator cannot
-    /// offer more; past the loss, up to 2 more runs narrow the gap; report the load at
-    /// the loss SLO.
-    #[arg(long, conflicts_with = "compare_shards")]
+    /// most this many steps, until over 0.5% of the packets are lost or late (200 ms) or
+    /// the generator cannot offer more; past the SLO, up to 2 more runs narrow the gap;
+    /// report the load at the SLO.
+    #[arg(long)]
     pub ramp: Option<usize>,
+    /// Cap each shard thread of the started server at this fraction of one core (for
+    /// example 0.25), each in its own CPU cgroup: a small machine can then saturate
+    /// shards while the generator keeps the rest. Needs the cgroup v1 cpu controller at
+    /// /sys/fs/cgroup/cpu, writable (root).
+    #[arg(long, value_parser = shard_cpu::parse_fraction, conflicts_with = "url")]
+    pub shard_cpu: Option<f64>,
     /// Load a running server at this address (for example `http://127.0.0.1:3000`)
     /// instead of starting one.
     #[arg(long)]
@@ -165,6 +174,8 @@ pub enum Target {
         bin: PathBuf,
         /// Shards.
         shards: usize,
+        /// Each shard capped at this fraction of a core (`--shard-cpu`).
+        shard_cpu: Option<f64>,
     },
     /// A running server.
     Url {
@@ -206,18 +217,25 @@ fn room_prefix() -> String {
 }
 
 /// Runs one scenario against one server, with the floor measured first.
-pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, String> {
+pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> {
     let (server, addr, pid, shards, label) = match &opts.target {
-        Target::Start { bin, shards } => {
+        Target::Start {
+            bin,
+            shards,
+            shard_cpu,
+        } => {
             let s = ServerProcess::start(bin, *shards, opts.scenario.room_size())?;
             let (addr, pid) = (s.http, s.pid());
-            (
-                Some(s),
-                addr,
-                Some(pid),
-                Some(*shards),
-                format!("started with {shards} shard(s)"),
-            )
+            let mut label = format!("started with {shards} shard(s)");
+            let cap = match shard_cpu {
+                Some(f) => {
+                    label += &format!(", each capped at {f} of a core (--shard-cpu)");
+                    let root = Path::new(shard_cpu::CGROUP_CPU);
+                    Some(shard_cpu::ShardCpuCap::apply(root, pid, *shards, *f)?)
+                }
+                None => None,
+            };
+            (Some((s, cap)), addr, Some(pid), Some(*shards), label)
         }
         Target::Url { addr, pid } => (None, *addr, *pid, None, format!("running at http://{addr}")),
     };
@@ -240,8 +258,10 @@ pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, String> {
         room_prefix: room_prefix(),
     };
     let measured = driver::run(&config);
-    if let Some(s) = server {
+    if let Some((s, cap)) = server {
+        // The server first: its cgroups can only go once its threads have.
         s.stop();
+        drop(cap);
     }
     let measured = measured?;
     Ok(Report::new(
@@ -325,6 +345,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             None => Target::Start {
                 bin: bin.clone(),
                 shards: c.shards,
+                shard_cpu: c.shard_cpu,
             },
         },
         join_rate: c.join_rate,
@@ -339,8 +360,18 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     }
     eprintln!("measuring the floor…");
     let floor = floor::measure(c.floor_packets)?;
-    if let Some(max_steps) = c.ramp {
-        return run_ramp(&mut opts, &floor, max_steps, c.json.clone());
+    match (c.ramp, c.compare_shards.is_empty()) {
+        (Some(max_steps), true) => return run_ramp(&mut opts, &floor, max_steps, c.json.clone()),
+        (Some(max_steps), false) => {
+            return compare_ramps(
+                &mut opts,
+                &floor,
+                max_steps,
+                &c.compare_shards,
+                c.json.clone(),
+            );
+        }
+        (None, _) => {}
     }
     if c.compare_shards.is_empty() {
         let report = run_once(&opts, &floor)?;
@@ -360,6 +391,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         opts.target = Target::Start {
             bin: bin.clone(),
             shards,
+            shard_cpu: c.shard_cpu,
         };
         runs.push(run_once(&opts, &floor)?);
     }
@@ -384,6 +416,107 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
 }
 
 /// `--ramp`: the scenario at 1×, 2×, 4×, … its size until a limit; see [`ramp`].
+fn ramp(opts: &mut BenchOptions, floor: &Floor, max_steps: usize) -> Result<ramp::Ramp, String> {
+    let base = opts.scenario;
+    let mut runs = Vec::new();
+    let mut steps = Vec::new();
+    let mut limit = ramp::Limit::Steps;
+    let mut run_step = |scenario, label: String| -> Result<ramp::Outcome, String> {
+        opts.scenario = scenario;
+        eprintln!("{label}: {}…", opts.scenario.describe());
+        let outcome = match run_once(opts, floor) {
+            Ok(report) => {
+                let figures = ramp::StepFigures::of(&report);
+                runs.push(report);
+                ramp::Outcome::Ran(figures)
+            }
+            Err(RunError::NotReady(why)) => ramp::Outcome::NotReady(why),
+            Err(e) => return Err(e.into()),
+        };
+        steps.push(ramp::Step {
+            scenario,
+            outcome: outcome.clone(),
+        });
+        Ok(outcome)
+    };
+    let mut last: Option<(usize, ramp::StepFigures)> = None;
+    for step in 0..max_steps {
+        let scenario = ramp::scaled(base, 1 << step);
+        let outcome = run_step(scenario, format!("ramp step {}", step + 1))?;
+        if let Some(l) = ramp::stop_after(&outcome, last.as_ref().map(|l| &l.1)) {
+            limit = l;
+            // Past the SLO: look between the last size within it and this one.
+            if let (
+                ramp::Limit::Loss | ramp::Limit::Late | ramp::Limit::NotReady,
+                Some((mut lo, _)),
+            ) = (l, last)
+            {
+                let mut hi = ramp::units(scenario);
+                for k in 0..ramp::REFINE_RUNS {
+                    let Some(mid) = ramp::between(lo, hi) else {
+                        break;
+                    };
+                    let outcome =
+                        run_step(ramp::sized(base, mid), format!("ramp refinement {}", k + 1))?;
+                    if outcome.within_slo() {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+            }
+            break;
+        }
+        if let ramp::Outcome::Ran(figures) = outcome {
+            last = Some((ramp::units(scenario), figures));
+        }
+    }
+    opts.scenario = base;
+    Ok(ramp::Ramp::new(runs, steps, limit))
+}
+
+/// `--compare-shards … --ramp N`: a ramp on a started server with each shard count.
+fn compare_ramps(
+    opts: &mut BenchOptions,
+    floor: &Floor,
+    max_steps: usize,
+    shard_counts: &[usize],
+    json: Option<PathBuf>,
+) -> Result<(), String> {
+    let Target::Start { bin, shard_cpu, .. } = opts.target.clone() else {
+        return Err("--compare-shards starts its own servers; it does not take --url".into());
+    };
+    let mut ramps = Vec::new();
+    for &shards in shard_counts {
+        eprintln!("{} on {shards} shard(s), ramp…", opts.scenario.name());
+        opts.target = Target::Start {
+            bin: bin.clone(),
+            shards,
+            shard_cpu,
+        };
+        ramps.push((shards, ramp(opts, floor, max_steps)?));
+    }
+    let cmp = compare::RampComparison::new(ramps);
+    for (shards, r) in &cmp.ramps {
+        println!(
+            "\npeer-calls bench {} --ramp — {shards} shard(s)\n",
+            opts.scenario.name()
+        );
+        print!("{}", r.table());
+    }
+    println!("\nscaling at the SLO\n");
+    print!("{}", cmp.table());
+    let json = json.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "target/bench/{}-compare-ramp.json",
+            opts.scenario.name()
+        ))
+    });
+    write_json(&json, &cmp)?;
+    println!("\nJSON: {}", json.display());
+    Ok(())
+}
+
 fn run_ramp(
     opts: &mut BenchOptions,
     floor: &Floor,
@@ -391,45 +524,7 @@ fn run_ramp(
     json: Option<PathBuf>,
 ) -> Result<(), String> {
     let base = opts.scenario;
-    let mut runs = Vec::new();
-    let mut steps = Vec::new();
-    let mut limit = ramp::Limit::Steps;
-    let mut run_step = |scenario, label: String| -> Result<ramp::StepFigures, String> {
-        opts.scenario = scenario;
-        eprintln!("{label}: {}…", opts.scenario.describe());
-        let report = run_once(opts, floor)?;
-        let figures = ramp::StepFigures::of(&report);
-        runs.push(report);
-        steps.push(figures);
-        Ok(figures)
-    };
-    let mut last: Option<(usize, ramp::StepFigures)> = None;
-    for step in 0..max_steps {
-        let scenario = ramp::scaled(base, 1 << step);
-        let figures = run_step(scenario, format!("ramp step {}", step + 1))?;
-        if let Some(l) = ramp::stop_after(&figures, last.as_ref().map(|l| &l.1)) {
-            limit = l;
-            // Past the SLO: look between the last size within it and this one.
-            if let (ramp::Limit::Loss, Some((mut lo, _))) = (l, last) {
-                let mut hi = ramp::units(scenario);
-                for k in 0..ramp::REFINE_RUNS {
-                    let Some(mid) = ramp::between(lo, hi) else {
-                        break;
-                    };
-                    let figures =
-                        run_step(ramp::sized(base, mid), format!("ramp refinement {}", k + 1))?;
-                    if figures.loss > ramp::LOSS_SLO {
-                        hi = mid;
-                    } else {
-                        lo = mid;
-                    }
-                }
-            }
-            break;
-        }
-        last = Some((ramp::units(scenario), figures));
-    }
-    let result = ramp::Ramp::new(runs, steps, limit);
+    let result = ramp(opts, floor, max_steps)?;
     println!("\npeer-calls bench {} --ramp\n", base.name());
     print!("{}", result.table());
     let json =

@@ -104,6 +104,13 @@ pub struct LossReport {
     pub tail_ms: u64,
     /// Every packet had arrived by the end of the tail.
     pub tail_complete: bool,
+    /// Packets sent inside the window that reached their subscriber's socket
+    /// `late_after_ms` or more after they were sent: a server falling behind.
+    pub late: u64,
+    /// `late ÷` the packets sent inside the window that arrived.
+    pub late_ratio: f64,
+    /// The deadline, ms ([`crate::check::LATE_AFTER`]).
+    pub late_after_ms: u64,
 }
 
 /// Feedback: NACKs and keyframe requests.
@@ -351,6 +358,12 @@ impl Report {
                 duplicates: m.tally.duplicates,
                 tail_ms: m.tail.0.as_millis() as u64,
                 tail_complete: m.tail.1,
+                late: m.tally.late,
+                late_ratio: match m.tally.latency.len() {
+                    0 => 0.0,
+                    n => m.tally.late as f64 / n as f64,
+                },
+                late_after_ms: crate::check::LATE_AFTER.as_millis() as u64,
             },
             feedback: Feedback {
                 nacks: m.nacks,
@@ -497,6 +510,15 @@ impl Report {
                 } else {
                     " (incomplete)"
                 }
+            ),
+        );
+        row(
+            "late",
+            format!(
+                "{} ({:.4}%) reached the socket {} ms or more after they were sent",
+                loss.late,
+                loss.late_ratio * 100.0,
+                loss.late_after_ms
             ),
         );
         let f = &self.feedback;

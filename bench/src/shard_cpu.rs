@@ -1,0 +1,209 @@
+//! `--shard-cpu F`: every shard thread of a server the benchmark started runs in its own
+//! CPU cgroup, capped at F of one core by the kernel's CFS bandwidth control.
+//!
+//! Why: on a small machine the generator needs as much CPU as the server, so no shard can
+//! be driven to saturation, let alone two. Capped, a shard behaves like one on a core of
+//! F the speed: it saturates at F of its capacity while the generator keeps the rest of
+//! the machine, and "2 shards against 1 at the same loss" becomes measurable. The cap is
+//! a hard budget per period ([`PERIOD`]), so a capped shard also sees what a saturated
+//! one does: its socket fills while it waits for its next slice.
+//!
+//! It needs the cgroup v1 `cpu` controller mounted writable at `/sys/fs/cgroup/cpu`
+//! (cgroup v1 puts single threads in a group through `tasks`). Each shard gets
+//! `peer-calls-bench-<pid>-shard-<k>`; the groups are removed when the cap is dropped,
+//! after the server has exited.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Where the cgroup v1 `cpu` controller is mounted.
+pub const CGROUP_CPU: &str = "/sys/fs/cgroup/cpu";
+/// The bandwidth period: short, so a capped shard is never stopped for long.
+pub const PERIOD: Duration = Duration::from_millis(10);
+/// How long to wait for the server to start its shard threads.
+const THREADS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Shard threads under a CPU cap; the groups go when this is dropped.
+#[derive(Debug)]
+pub struct ShardCpuCap {
+    groups: Vec<PathBuf>,
+}
+
+/// Checks a `--shard-cpu` value: a fraction of one core, at least 1% of it.
+pub fn parse_fraction(text: &str) -> Result<f64, String> {
+    let f: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.01..=1.0).contains(&f) {
+        Ok(f)
+    } else {
+        Err(format!("{text} is not a fraction of a core in 0.01..=1"))
+    }
+}
+
+impl ShardCpuCap {
+    /// Caps each of the `shards` shard threads (named `shard-<k>`) of process `pid` at
+    /// `fraction` of a core, with the controller mounted at `root`.
+    pub fn apply(root: &Path, pid: u32, shards: usize, fraction: f64) -> Result<Self, String> {
+        Self::apply_within(root, pid, shards, fraction, THREADS_TIMEOUT)
+    }
+
+    fn apply_within(
+        root: &Path,
+        pid: u32,
+        shards: usize,
+        fraction: f64,
+        threads_timeout: Duration,
+    ) -> Result<Self, String> {
+        if !root.join("cpu.cfs_quota_us").exists() {
+            return Err(format!(
+                "--shard-cpu needs the cgroup v1 cpu controller, writable, at {} (not found)",
+                root.display()
+            ));
+        }
+        let threads = shard_threads(pid, shards, threads_timeout)?;
+        let mut cap = Self { groups: Vec::new() };
+        let period_us = PERIOD.as_micros() as u64;
+        let quota_us = ((period_us as f64 * fraction).round() as u64).max(1000);
+        for (name, tid) in threads {
+            let group = root.join(format!("peer-calls-bench-{pid}-{name}"));
+            let write = |file: &str, value: String| {
+                fs::write(group.join(file), value)
+                    .map_err(|e| format!("{}: {e}", group.join(file).display()))
+            };
+            fs::create_dir(&group).map_err(|e| format!("{}: {e}", group.display()))?;
+            cap.groups.push(group.clone());
+            write("cpu.cfs_period_us", period_us.to_string())?;
+            write("cpu.cfs_quota_us", quota_us.to_string())?;
+            write("tasks", tid.to_string())?;
+        }
+        Ok(cap)
+    }
+}
+
+impl Drop for ShardCpuCap {
+    fn drop(&mut self) {
+        // A group can be removed once its thread has exited; the server may take a
+        // moment after it was told to stop.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        for group in &self.groups {
+            while fs::remove_dir(group).is_err() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// The `shard-<k>` threads of `pid` as (name, thread id), once all `shards` exist.
+fn shard_threads(pid: u32, shards: usize, timeout: Duration) -> Result<Vec<(String, u32)>, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let dir = format!("/proc/{pid}/task");
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))? {
+            let path = entry.map_err(|e| format!("{dir}: {e}"))?.path();
+            let Some(tid) = path.file_name().and_then(|n| n.to_str()?.parse().ok()) else {
+                continue;
+            };
+            let name = fs::read_to_string(path.join("comm")).unwrap_or_default();
+            let name = name.trim();
+            if name.starts_with("shard-") {
+                found.push((name.to_owned(), tid));
+            }
+        }
+        if found.len() >= shards {
+            found.sort();
+            return Ok(found);
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "process {pid} has {} shard threads, not {shards}",
+                found.len()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    #[test]
+    fn fractions_of_a_core() {
+        assert_eq!(parse_fraction("0.25"), Ok(0.25));
+        assert_eq!(parse_fraction("1"), Ok(1.0));
+        assert!(parse_fraction("0").is_err());
+        assert!(parse_fraction("1.5").is_err());
+        assert!(parse_fraction("half").is_err());
+    }
+
+    /// The cgroup files a cap writes, in a directory standing in for the controller's
+    /// mount (the kernel's side is measured by the benchmark itself): one group per
+    /// shard thread, with its period, its quota and its thread.
+    #[test]
+    fn each_shard_thread_gets_its_own_group_and_quota() {
+        let root = std::env::temp_dir().join(format!("peer-calls-cgroup-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        let pid = std::process::id();
+        assert!(
+            ShardCpuCap::apply(&root, pid, 1, 0.25)
+                .unwrap_err()
+                .contains("cgroup v1 cpu controller")
+        );
+        fs::write(root.join("cpu.cfs_quota_us"), "-1").unwrap();
+
+        // Two threads of this process named as the server names its shards.
+        let (tids, seen) = mpsc::channel();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let stopped = std::sync::Arc::new(std::sync::Mutex::new(stopped));
+        let handles: Vec<_> = (0..2)
+            .map(|k| {
+                let (tids, stopped) = (tids.clone(), stopped.clone());
+                std::thread::Builder::new()
+                    .name(format!("shard-{k}"))
+                    .spawn(move || {
+                        // SAFETY: gettid has no preconditions.
+                        tids.send((k, unsafe { libc::gettid() } as u32)).unwrap();
+                        let _ = stopped.lock().unwrap().recv();
+                    })
+                    .unwrap()
+            })
+            .collect();
+        let mut expected: Vec<(u32, u32)> = (0..2).map(|_| seen.recv().unwrap()).collect();
+        expected.sort();
+
+        let cap = ShardCpuCap::apply(&root, pid, 2, 0.25).unwrap();
+        for (k, tid) in expected {
+            let group = root.join(format!("peer-calls-bench-{pid}-shard-{k}"));
+            let read = |f: &str| fs::read_to_string(group.join(f)).unwrap();
+            assert_eq!(read("cpu.cfs_period_us"), "10000");
+            assert_eq!(read("cpu.cfs_quota_us"), "2500");
+            assert_eq!(read("tasks"), tid.to_string());
+        }
+        assert!(
+            ShardCpuCap::apply_within(&root, pid, 3, 0.25, Duration::from_millis(100)).is_err(),
+            "a third shard does not exist"
+        );
+        drop(stop);
+        for h in handles {
+            h.join().unwrap();
+        }
+        // The kernel removes a group with its files; here they go first. Dropping the
+        // cap removes the groups.
+        let groups: Vec<PathBuf> = (0..2)
+            .map(|k| root.join(format!("peer-calls-bench-{pid}-shard-{k}")))
+            .collect();
+        for g in &groups {
+            for f in ["cpu.cfs_period_us", "cpu.cfs_quota_us", "tasks"] {
+                fs::remove_file(g.join(f)).unwrap();
+            }
+        }
+        drop(cap);
+        assert!(groups.iter().all(|g| !g.exists()));
+        let _ = fs::remove_dir_all(&root);
+    }
+}
