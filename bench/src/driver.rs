@@ -363,10 +363,15 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
             .collect();
         if !errors.is_empty() && matches!(phase, Phase::Joining | Phase::Warmup(_)) {
             progress.finish(config.progress);
-            return Err(RunError::Failed(format!(
-                "peers failed: {}",
-                errors.join("; ")
-            )));
+            let why = format!("peers failed: {}", errors.join("; "));
+            // Only timeouts: the server did not answer them in time, as when a saturated
+            // shard drops their handshakes. Anything else is a failure of its own.
+            let failed = lp.peers.iter().filter(|p| p.error.is_some());
+            return Err(if failed.clone().all(|p| p.timed_out) {
+                RunError::NotReady(why)
+            } else {
+                RunError::Failed(why)
+            });
         }
 
         match phase {

@@ -116,7 +116,7 @@ pub struct CommonArgs {
     pub compare_shards: Vec<usize>,
     /// Run the scenario, then twice as large, four times, … (rooms or subscribers), at
     /// most this many steps, until over 0.5% of the packets are lost or late (200 ms) or
-    /// the generator cannot offer more; past the SLO, up to 2 more runs narrow the gap;
+    /// the generator cannot offer more; past the SLO, up to 3 more runs narrow the gap;
     /// report the load at the SLO.
     #[arg(long)]
     pub ramp: Option<usize>,

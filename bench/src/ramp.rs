@@ -181,7 +181,7 @@ pub fn scaled(s: Scenario, factor: usize) -> Scenario {
 
 /// Runs the ramp adds after doubling past the SLO, halving the gap between the last
 /// size within it and the first beyond it each time.
-pub const REFINE_RUNS: usize = 2;
+pub const REFINE_RUNS: usize = 3;
 
 /// The size to try between `within` (a size that kept the SLO) and `beyond` (one that
 /// did not), or `None` when they are too close to tell apart: less than an eighth of

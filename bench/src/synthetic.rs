@@ -94,6 +94,9 @@ pub struct SyntheticPeer {
     pub keyframe_requests: u64,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// It failed because str0m gave up waiting (ICE or the DTLS handshake timed out):
+    /// what a peer sees when the server drops its packets, for example a saturated shard.
+    pub timed_out: bool,
     next_ping: Instant,
     transmits: Vec<Datagram>,
     /// The time its next [`SyntheticPeer::on_timer`] is scheduled for.
@@ -167,6 +170,7 @@ impl SyntheticPeer {
             rx: Receiver::default(),
             keyframe_requests: 0,
             error: None,
+            timed_out: false,
             next_ping: opened + PING_INTERVAL,
             transmits: Vec::new(),
             scheduled: None,
@@ -402,6 +406,7 @@ impl SyntheticPeer {
     /// Its time has come: str0m's timeout, media due, a ping.
     pub fn on_timer(&mut self, now: Instant, shared: &mut Shared) {
         if let Err(e) = self.session.peer().handle_timeout(now) {
+            self.timed_out |= self.error.is_none();
             self.fail(format!("media timeout: {e}"));
         }
         if now >= self.next_ping {
