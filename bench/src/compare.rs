@@ -116,10 +116,21 @@ impl Comparison {
 pub struct RampComparison {
     /// `(shards, its ramp)`, in the order given.
     pub ramps: Vec<(usize, Ramp)>,
-    /// Each later shard count's capacity at the SLO ÷ the first's (`null` where one of
-    /// them has none, or a ramp stopped before reaching the SLO: then it is a lower bound
-    /// at best and not given).
-    pub ratios: Vec<(usize, Option<f64>)>,
+    /// Each later shard count against the first (`null` where one of them has no
+    /// capacity, or a ramp stopped before reaching the SLO: then it is a lower bound at
+    /// best and not given).
+    pub ratios: Vec<(usize, Option<Scaling>)>,
+}
+
+/// One shard count's capacity at the SLO against the baseline's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Scaling {
+    /// Delivered pps at the SLO ÷ the baseline's.
+    pub ratio: f64,
+    /// The ratio the ramps' resolution allows, lowest and highest: each capacity lies
+    /// between its largest size within the SLO and its smallest size past it, and a
+    /// scenario's packets grow with its size.
+    pub range: (f64, f64),
 }
 
 impl RampComparison {
@@ -129,20 +140,28 @@ impl RampComparison {
         // could have carried more.
         let measured = |r: &Ramp| {
             use crate::ramp::Limit;
-            matches!(r.limit, Limit::Loss | Limit::Late | Limit::NotReady)
-                .then_some(r.capacity_pps)
-                .flatten()
+            if !matches!(r.limit, Limit::Loss | Limit::Late | Limit::NotReady) {
+                return None;
+            }
+            Some((
+                r.capacity_pps?,
+                r.within_units? as f64,
+                r.beyond_units? as f64,
+            ))
         };
         let base = ramps.first().and_then(|(_, r)| measured(r));
         let ratios = ramps
             .iter()
             .skip(1)
             .map(|(shards, r)| {
-                let ratio = match (measured(r), base) {
-                    (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+                let scaling = match (measured(r), base) {
+                    (Some((a, a_in, a_out)), Some((b, b_in, b_out))) if b > 0.0 => Some(Scaling {
+                        ratio: a / b,
+                        range: (a_in / b_out, a_out / b_in),
+                    }),
                     _ => None,
                 };
-                (*shards, ratio)
+                (*shards, scaling)
             })
             .collect();
         Self { ramps, ratios }
@@ -169,7 +188,10 @@ impl RampComparison {
             rows.push((
                 format!("{shards} vs {base} shard(s)"),
                 ratio.map_or("not measured: a ramp did not reach the SLO".into(), |x| {
-                    format!("{x:.2}× the packets at the SLO")
+                    format!(
+                        "{:.2}× the packets at the SLO (between {:.2}× and {:.2}× at the ramps' resolution)",
+                        x.ratio, x.range.0, x.range.1
+                    )
                 }),
             ));
         }
@@ -183,7 +205,7 @@ mod tests {
     use crate::ramp::{Limit, Outcome, Step, StepFigures};
     use crate::scenario::Scenario;
 
-    fn ramp(capacity: f64, limit: Limit) -> Ramp {
+    fn ramp(capacity: f64, subscribers: usize, limit: Limit) -> Ramp {
         let figures = StepFigures {
             delivered_pps: capacity,
             loss: 0.0,
@@ -194,29 +216,41 @@ mod tests {
             generator_cores: 0.5,
             skipped_share: 0.0,
         };
-        let step = Step {
-            scenario: Scenario::Webinar { subscribers: 10 },
+        let within = Step {
+            scenario: Scenario::Webinar { subscribers },
             outcome: Outcome::Ran(figures),
         };
-        Ramp::new(Vec::new(), vec![step], limit)
+        let beyond = Step {
+            scenario: Scenario::Webinar {
+                subscribers: subscribers + subscribers / 4,
+            },
+            outcome: Outcome::NotReady("not ready".into()),
+        };
+        Ramp::new(Vec::new(), vec![within, beyond], limit)
     }
 
     #[test]
     fn the_ratio_is_of_capacities_at_the_slo_only() {
         let c = RampComparison::new(vec![
-            (1, ramp(30_000.0, Limit::Late)),
-            (2, ramp(57_000.0, Limit::Loss)),
-            (3, ramp(80_000.0, Limit::Generator)),
+            (1, ramp(30_000.0, 80, Limit::Late)),
+            (2, ramp(57_000.0, 160, Limit::Loss)),
+            (3, ramp(80_000.0, 240, Limit::Generator)),
         ]);
         assert_eq!(c.ratios[0].0, 2);
-        assert!((c.ratios[0].1.unwrap() - 1.9).abs() < 1e-9);
+        let x = c.ratios[0].1.unwrap();
+        assert!((x.ratio - 1.9).abs() < 1e-9);
+        // 160..200 subscribers against 80..100.
+        assert_eq!(x.range, (1.6, 2.5));
         assert_eq!(
             c.ratios[1],
             (3, None),
             "the generator stopped it: not a capacity"
         );
         let table = c.table();
-        assert!(table.contains("1.90× the packets at the SLO"), "{table}");
+        assert!(
+            table.contains("1.90× the packets at the SLO (between 1.60× and 2.50×"),
+            "{table}"
+        );
         assert!(table.contains("not measured"), "{table}");
     }
 }

@@ -205,6 +205,11 @@ pub struct Ramp {
     pub capacity_pps: Option<f64>,
     /// That step's delivered pps per busy server core.
     pub capacity_pps_per_core: Option<f64>,
+    /// The resolution: the largest size (rooms or subscribers) within the SLO, and the
+    /// smallest larger one past it. The capacity lies between them.
+    pub within_units: Option<usize>,
+    /// See `within_units` (`null` when no step went past the SLO).
+    pub beyond_units: Option<usize>,
 }
 
 impl Ramp {
@@ -215,7 +220,20 @@ impl Ramp {
             .filter_map(|s| s.outcome.figures())
             .filter(|f| f.within_slo())
             .max_by(|a, b| a.delivered_pps.total_cmp(&b.delivered_pps));
+        let within_units = steps
+            .iter()
+            .filter(|s| s.outcome.within_slo())
+            .map(|s| units(s.scenario))
+            .max();
+        let beyond_units = steps
+            .iter()
+            .filter(|s| !s.outcome.within_slo())
+            .map(|s| units(s.scenario))
+            .filter(|&u| within_units.is_none_or(|w| u > w))
+            .min();
         Self {
+            within_units,
+            beyond_units,
             capacity_pps: best.map(|s| s.delivered_pps),
             capacity_pps_per_core: best.and_then(|s| {
                 s.server_cores
@@ -393,6 +411,7 @@ mod tests {
         ];
         let ramp = Ramp::new(Vec::new(), steps, Limit::NotReady);
         assert_eq!(ramp.capacity_pps, Some(20_000.0));
+        assert_eq!((ramp.within_units, ramp.beyond_units), (Some(2), Some(3)));
         assert_eq!(ramp.capacity_pps_per_core, Some(50_000.0));
         let table = ramp.table();
         assert!(table.contains("late 20.000%"), "{table}");
