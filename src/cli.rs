@@ -100,7 +100,8 @@ pub(crate) struct ServeArgs {
     pub(crate) max_connections: usize,
 
     /// Do not pin shard threads to cores.
-    #[arg(long, env = "PEERCALLS_NO_PIN")]
+    // Boolish: the variable may be 1/0, yes/no, on/off as well as true/false.
+    #[arg(long, env = "PEERCALLS_NO_PIN", value_parser = clap::builder::BoolishValueParser::new())]
     pub(crate) no_pin: bool,
 }
 
