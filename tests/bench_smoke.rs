@@ -194,3 +194,58 @@ fn the_ramp_doubles_the_scenario_and_reports_the_load_at_the_slo() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `--shard-cpu` against the kernel: each shard thread of a started server lands in its
+/// own CPU cgroup with the quota asked for, and the groups are gone once the server
+/// has stopped. Needs what the flag needs (root, the cgroup v1 cpu controller); without
+/// it the test says so and checks the clear error instead.
+#[test]
+fn shard_cpu_puts_each_shard_in_its_own_capped_group() {
+    use bench::server::ServerProcess;
+    use bench::shard_cpu::{CGROUP_CPU, ShardCpuCap};
+    let root = std::path::Path::new(CGROUP_CPU);
+    let server = ServerProcess::start(&bin(), 2, 10).expect("the server starts");
+    let pid = server.pid();
+    let writable = std::fs::create_dir(root.join(format!("peer-calls-probe-{pid}")))
+        .and_then(|()| std::fs::remove_dir(root.join(format!("peer-calls-probe-{pid}"))))
+        .is_ok();
+    if !writable {
+        let err = ShardCpuCap::apply(root, pid, 2, 0.3).unwrap_err();
+        eprintln!("no writable cgroup v1 cpu controller here: {err}");
+        assert!(!err.is_empty());
+        return;
+    }
+    let cap = ShardCpuCap::apply(root, pid, 2, 0.3).expect("the cap applies");
+    let mut groups = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap();
+        let name = name.trim();
+        let cgroups = std::fs::read_to_string(task.join("cgroup")).unwrap();
+        let cpu = cgroups
+            .lines()
+            .find_map(|l| {
+                let (_, rest) = l.split_once(':')?;
+                let (controllers, path) = rest.split_once(':')?;
+                controllers
+                    .split(',')
+                    .any(|c| c == "cpu")
+                    .then(|| path.to_owned())
+            })
+            .expect("a cpu cgroup line");
+        if name.starts_with("shard-") {
+            assert_eq!(cpu, format!("/peer-calls-bench-{pid}-{name}"));
+            let group = root.join(cpu.trim_start_matches('/'));
+            let read = |f: &str| std::fs::read_to_string(group.join(f)).unwrap();
+            assert_eq!(read("cpu.cfs_period_us").trim(), "10000");
+            assert_eq!(read("cpu.cfs_quota_us").trim(), "3000");
+            groups.push(group);
+        } else {
+            assert!(!cpu.contains("peer-calls-bench"), "{name} is not capped");
+        }
+    }
+    assert_eq!(groups.len(), 2, "one group per shard");
+    server.stop();
+    drop(cap);
+    assert!(groups.iter().all(|g| !g.exists()), "the groups are removed");
+}
