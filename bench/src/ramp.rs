@@ -369,41 +369,22 @@ mod tests {
     #[test]
     fn the_capacity_is_the_best_step_within_the_slo() {
         let meeting = |rooms| Scenario::Meeting { rooms, people: 5 };
-        let ran = |rooms, f: StepFigures| Step {
+        // A step of `rooms` that delivered `pps` with this loss and lateness, its shard
+        // at `shard` cores.
+        let ran = |rooms, pps, loss, late, shard| Step {
             scenario: meeting(rooms),
-            outcome: Outcome::Ran(f),
+            outcome: Outcome::Ran(StepFigures {
+                delivered_pps: pps,
+                late,
+                ..step(loss, shard, shard, 0.0)
+            }),
         };
         let steps = vec![
-            ran(
-                1,
-                StepFigures {
-                    delivered_pps: 10_000.0,
-                    ..step(0.0, 0.2, 0.2, 0.0)
-                },
-            ),
-            ran(
-                2,
-                StepFigures {
-                    delivered_pps: 20_000.0,
-                    ..step(0.001, 0.4, 0.4, 0.0)
-                },
-            ),
+            ran(1, 10_000.0, 0.0, 0.0, 0.2),
+            ran(2, 20_000.0, 0.001, 0.0, 0.4),
             // More delivered, nothing lost, but late: not within the SLO.
-            ran(
-                3,
-                StepFigures {
-                    delivered_pps: 28_000.0,
-                    late: 0.2,
-                    ..step(0.0, 0.7, 0.5, 0.0)
-                },
-            ),
-            ran(
-                4,
-                StepFigures {
-                    delivered_pps: 35_000.0,
-                    ..step(0.03, 0.9, 0.9, 0.0)
-                },
-            ),
+            ran(3, 28_000.0, 0.0, 0.2, 0.7),
+            ran(4, 35_000.0, 0.03, 0.0, 0.9),
             Step {
                 scenario: meeting(8),
                 outcome: Outcome::NotReady("not ready".into()),
@@ -418,7 +399,7 @@ mod tests {
         assert!(table.contains("could not all join: not ready"), "{table}");
         let none = Ramp::new(
             Vec::new(),
-            vec![ran(1, step(0.02, 0.2, 0.2, 0.0))],
+            vec![ran(1, 1000.0, 0.02, 0.0, 0.2)],
             Limit::Loss,
         );
         assert_eq!(none.capacity_pps, None);
