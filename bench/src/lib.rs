@@ -120,8 +120,8 @@ pub struct CommonArgs {
     /// report the load at the SLO.
     #[arg(long)]
     pub ramp: Option<usize>,
-    /// Cap each shard thread of the started server at this fraction of one core (for
-    /// example 0.25), each in its own CPU cgroup: a small machine can then saturate
+    /// Cap each shard thread of the started server at this fraction of one core (0.1 to
+    /// 1, for example 0.25), each in its own CPU cgroup: a small machine can then saturate
     /// shards while the generator keeps the rest. Needs the cgroup v1 cpu controller at
     /// /sys/fs/cgroup/cpu, writable (root).
     #[arg(long, value_parser = shard_cpu::parse_fraction, conflicts_with = "url")]

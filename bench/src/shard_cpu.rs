@@ -30,15 +30,16 @@ pub struct ShardCpuCap {
     groups: Vec<PathBuf>,
 }
 
-/// Checks a `--shard-cpu` value: a fraction of one core, at least 1% of it.
+/// Checks a `--shard-cpu` value: a fraction of one core, at least a tenth (the kernel's
+/// smallest quota is 1 ms, a tenth of [`PERIOD`]).
 pub fn parse_fraction(text: &str) -> Result<f64, String> {
     let f: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number"))?;
-    if (0.01..=1.0).contains(&f) {
+    if (0.1..=1.0).contains(&f) {
         Ok(f)
     } else {
-        Err(format!("{text} is not a fraction of a core in 0.01..=1"))
+        Err(format!("{text} is not a fraction of a core in 0.1..=1"))
     }
 }
 
@@ -65,7 +66,7 @@ impl ShardCpuCap {
         let threads = shard_threads(pid, shards, threads_timeout)?;
         let mut cap = Self { groups: Vec::new() };
         let period_us = PERIOD.as_micros() as u64;
-        let quota_us = ((period_us as f64 * fraction).round() as u64).max(1000);
+        let quota_us = (period_us as f64 * fraction).round() as u64;
         for (name, tid) in threads {
             let group = root.join(format!("peer-calls-bench-{pid}-{name}"));
             let write = |file: &str, value: String| {
@@ -135,6 +136,11 @@ mod tests {
     fn fractions_of_a_core() {
         assert_eq!(parse_fraction("0.25"), Ok(0.25));
         assert_eq!(parse_fraction("1"), Ok(1.0));
+        assert_eq!(parse_fraction("0.1"), Ok(0.1));
+        assert!(
+            parse_fraction("0.05").is_err(),
+            "under the kernel's 1 ms quota"
+        );
         assert!(parse_fraction("0").is_err());
         assert!(parse_fraction("1.5").is_err());
         assert!(parse_fraction("half").is_err());
