@@ -196,8 +196,8 @@ fn the_ramp_doubles_the_scenario_and_reports_the_load_at_the_slo() {
 }
 
 /// `--shard-cpu` against the kernel: each shard thread of a started server lands in its
-/// own CPU cgroup with the quota asked for, and the groups are gone once the server
-/// has stopped. Needs what the flag needs (root, the cgroup v1 cpu controller); without
+/// own CPU cgroup with the quota asked for; dropping the cap, even while the server
+/// still runs, takes the threads out and removes the groups. Needs what the flag needs (root, the cgroup v1 cpu controller); without
 /// it the test says so and checks the clear error instead.
 #[test]
 fn shard_cpu_puts_each_shard_in_its_own_capped_group() {
@@ -216,23 +216,30 @@ fn shard_cpu_puts_each_shard_in_its_own_capped_group() {
         return;
     }
     let cap = ShardCpuCap::apply(root, pid, 2, 0.3).expect("the cap applies");
+    // Each thread's name and its cpu cgroup.
+    let cpu_groups = || {
+        let mut out = Vec::new();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+            let task = task.unwrap().path();
+            let name = std::fs::read_to_string(task.join("comm")).unwrap();
+            let cgroups = std::fs::read_to_string(task.join("cgroup")).unwrap();
+            let cpu = cgroups
+                .lines()
+                .find_map(|l| {
+                    let (_, rest) = l.split_once(':')?;
+                    let (controllers, path) = rest.split_once(':')?;
+                    controllers
+                        .split(',')
+                        .any(|c| c == "cpu")
+                        .then(|| path.to_owned())
+                })
+                .expect("a cpu cgroup line");
+            out.push((name.trim().to_owned(), cpu));
+        }
+        out
+    };
     let mut groups = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let task = task.unwrap().path();
-        let name = std::fs::read_to_string(task.join("comm")).unwrap();
-        let name = name.trim();
-        let cgroups = std::fs::read_to_string(task.join("cgroup")).unwrap();
-        let cpu = cgroups
-            .lines()
-            .find_map(|l| {
-                let (_, rest) = l.split_once(':')?;
-                let (controllers, path) = rest.split_once(':')?;
-                controllers
-                    .split(',')
-                    .any(|c| c == "cpu")
-                    .then(|| path.to_owned())
-            })
-            .expect("a cpu cgroup line");
+    for (name, cpu) in cpu_groups() {
         if name.starts_with("shard-") {
             assert_eq!(cpu, format!("/peer-calls-bench-{pid}-{name}"));
             let group = root.join(cpu.trim_start_matches('/'));
@@ -245,7 +252,14 @@ fn shard_cpu_puts_each_shard_in_its_own_capped_group() {
         }
     }
     assert_eq!(groups.len(), 2, "one group per shard");
-    server.stop();
+    // Dropped while the server runs: its shards leave the groups, which go.
     drop(cap);
     assert!(groups.iter().all(|g| !g.exists()), "the groups are removed");
+    assert!(
+        cpu_groups()
+            .iter()
+            .all(|(_, cpu)| !cpu.contains("peer-calls-bench")),
+        "no thread is left capped"
+    );
+    server.stop();
 }

@@ -27,6 +27,7 @@ const THREADS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Shard threads under a CPU cap; the groups go when this is dropped.
 #[derive(Debug)]
 pub struct ShardCpuCap {
+    root: PathBuf,
     groups: Vec<PathBuf>,
 }
 
@@ -64,7 +65,10 @@ impl ShardCpuCap {
             ));
         }
         let threads = shard_threads(pid, shards, threads_timeout)?;
-        let mut cap = Self { groups: Vec::new() };
+        let mut cap = Self {
+            root: root.to_owned(),
+            groups: Vec::new(),
+        };
         let period_us = PERIOD.as_micros() as u64;
         let quota_us = (period_us as f64 * fraction).round() as u64;
         for (name, tid) in threads {
@@ -85,10 +89,16 @@ impl ShardCpuCap {
 
 impl Drop for ShardCpuCap {
     fn drop(&mut self) {
-        // A group can be removed once its thread has exited; the server may take a
-        // moment after it was told to stop.
+        // A group can be removed only without threads: a shard still running (the cap
+        // dropped before the server stopped, or a cap that failed half-way) goes back to
+        // the root group first. A thread exiting right now may still need a moment.
         let deadline = Instant::now() + Duration::from_secs(2);
         for group in &self.groups {
+            if let Ok(tasks) = fs::read_to_string(group.join("tasks")) {
+                for tid in tasks.split_whitespace() {
+                    let _ = fs::write(self.root.join("tasks"), tid);
+                }
+            }
             while fs::remove_dir(group).is_err() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
             }
