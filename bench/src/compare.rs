@@ -139,8 +139,7 @@ impl RampComparison {
         // A capacity counts only where the ramp went past the SLO: otherwise the server
         // could have carried more.
         let measured = |r: &Ramp| {
-            use crate::ramp::Limit;
-            if !matches!(r.limit, Limit::Loss | Limit::Late | Limit::NotReady) {
+            if !r.limit.past_slo() {
                 return None;
             }
             Some((

@@ -366,8 +366,12 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
             let why = format!("peers failed: {}", errors.join("; "));
             // Only timeouts: the server did not answer them in time, as when a saturated
             // shard drops their handshakes. Anything else is a failure of its own.
-            let failed = lp.peers.iter().filter(|p| p.error.is_some());
-            return Err(if failed.clone().all(|p| p.timed_out) {
+            let only_timeouts = lp
+                .peers
+                .iter()
+                .filter(|p| p.error.is_some())
+                .all(|p| p.timed_out);
+            return Err(if only_timeouts {
                 RunError::NotReady(why)
             } else {
                 RunError::Failed(why)

@@ -274,6 +274,18 @@ pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> 
     ))
 }
 
+/// Writes the JSON to `given`, or to `target/bench/<default_name>.json`, and says where.
+fn save_json(
+    given: Option<PathBuf>,
+    default_name: &str,
+    value: &impl serde::Serialize,
+) -> Result<(), String> {
+    let path = given.unwrap_or_else(|| PathBuf::from(format!("target/bench/{default_name}.json")));
+    write_json(&path, value)?;
+    println!("\nJSON: {}", path.display());
+    Ok(())
+}
+
 fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -289,9 +301,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             let floor = floor::measure(packets)?;
             println!("The floor of this machine (per packet):\n");
             print!("{}", report::floor_table(&floor));
-            write_json(&json, &floor)?;
-            println!("\nJSON: {}", json.display());
-            return Ok(());
+            return save_json(Some(json), "floor", &floor);
         }
         BenchCommand::Meeting {
             rooms,
@@ -360,16 +370,17 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     }
     eprintln!("measuring the floor…");
     let floor = floor::measure(c.floor_packets)?;
+    // `--compare-shards`: a server started with each shard count.
+    let started = |shards| Target::Start {
+        bin: bin.clone(),
+        shards,
+        shard_cpu: c.shard_cpu,
+    };
     match (c.ramp, c.compare_shards.is_empty()) {
         (Some(max_steps), true) => return run_ramp(&mut opts, &floor, max_steps, c.json.clone()),
         (Some(max_steps), false) => {
-            return compare_ramps(
-                &mut opts,
-                &floor,
-                max_steps,
-                &c.compare_shards,
-                c.json.clone(),
-            );
+            let targets = c.compare_shards.iter().map(|&n| (n, started(n))).collect();
+            return compare_ramps(&mut opts, &floor, max_steps, targets, c.json.clone());
         }
         (None, _) => {}
     }
@@ -377,22 +388,12 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         let report = run_once(&opts, &floor)?;
         println!("\npeer-calls bench {}\n", scenario.name());
         print!("{}", report.table());
-        let json = c
-            .json
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("target/bench/{}.json", scenario.name())));
-        write_json(&json, &report)?;
-        println!("\nJSON: {}", json.display());
-        return Ok(());
+        return save_json(c.json.clone(), scenario.name(), &report);
     }
     let mut runs = Vec::new();
     for &shards in &c.compare_shards {
         eprintln!("{} on {shards} shard(s)…", scenario.name());
-        opts.target = Target::Start {
-            bin: bin.clone(),
-            shards,
-            shard_cpu: c.shard_cpu,
-        };
+        opts.target = started(shards);
         runs.push(run_once(&opts, &floor)?);
     }
     let cmp = Comparison::new(runs);
@@ -406,13 +407,11 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     }
     println!("\nscaling\n");
     print!("{}", cmp.table());
-    let json = c
-        .json
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("target/bench/{}-compare.json", scenario.name())));
-    write_json(&json, &cmp)?;
-    println!("\nJSON: {}", json.display());
-    Ok(())
+    save_json(
+        c.json.clone(),
+        &format!("{}-compare", scenario.name()),
+        &cmp,
+    )
 }
 
 /// `--ramp`: the scenario at 1×, 2×, 4×, … its size until a limit; see [`ramp`].
@@ -446,11 +445,7 @@ fn ramp(opts: &mut BenchOptions, floor: &Floor, max_steps: usize) -> Result<ramp
         if let Some(l) = ramp::stop_after(&outcome, last.as_ref().map(|l| &l.1)) {
             limit = l;
             // Past the SLO: look between the last size within it and this one.
-            if let (
-                ramp::Limit::Loss | ramp::Limit::Late | ramp::Limit::NotReady,
-                Some((mut lo, _)),
-            ) = (l, last)
-            {
+            if let (true, Some((mut lo, _))) = (l.past_slo(), last) {
                 let mut hi = ramp::units(scenario);
                 for k in 0..ramp::REFINE_RUNS {
                     let Some(mid) = ramp::between(lo, hi) else {
@@ -475,25 +470,18 @@ fn ramp(opts: &mut BenchOptions, floor: &Floor, max_steps: usize) -> Result<ramp
     Ok(ramp::Ramp::new(runs, steps, limit))
 }
 
-/// `--compare-shards … --ramp N`: a ramp on a started server with each shard count.
+/// `--compare-shards … --ramp N`: a ramp on each `(shards, started server)`.
 fn compare_ramps(
     opts: &mut BenchOptions,
     floor: &Floor,
     max_steps: usize,
-    shard_counts: &[usize],
+    targets: Vec<(usize, Target)>,
     json: Option<PathBuf>,
 ) -> Result<(), String> {
-    let Target::Start { bin, shard_cpu, .. } = opts.target.clone() else {
-        return Err("--compare-shards starts its own servers; it does not take --url".into());
-    };
     let mut ramps = Vec::new();
-    for &shards in shard_counts {
+    for (shards, target) in targets {
         eprintln!("{} on {shards} shard(s), ramp…", opts.scenario.name());
-        opts.target = Target::Start {
-            bin: bin.clone(),
-            shards,
-            shard_cpu,
-        };
+        opts.target = target;
         ramps.push((shards, ramp(opts, floor, max_steps)?));
     }
     let cmp = compare::RampComparison::new(ramps);
@@ -506,15 +494,11 @@ fn compare_ramps(
     }
     println!("\nscaling at the SLO\n");
     print!("{}", cmp.table());
-    let json = json.unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "target/bench/{}-compare-ramp.json",
-            opts.scenario.name()
-        ))
-    });
-    write_json(&json, &cmp)?;
-    println!("\nJSON: {}", json.display());
-    Ok(())
+    save_json(
+        json,
+        &format!("{}-compare-ramp", opts.scenario.name()),
+        &cmp,
+    )
 }
 
 fn run_ramp(
@@ -527,9 +511,5 @@ fn run_ramp(
     let result = ramp(opts, floor, max_steps)?;
     println!("\npeer-calls bench {} --ramp\n", base.name());
     print!("{}", result.table());
-    let json =
-        json.unwrap_or_else(|| PathBuf::from(format!("target/bench/{}-ramp.json", base.name())));
-    write_json(&json, &result)?;
-    println!("\nJSON: {}", json.display());
-    Ok(())
+    save_json(json, &format!("{}-ramp", base.name()), &result)
 }

@@ -283,6 +283,12 @@ impl Ramp {
 }
 
 impl Limit {
+    /// The ramp went past the SLO (rather than running out of steps or of generator):
+    /// its capacity is measured, and the gap below it worth narrowing.
+    pub fn past_slo(self) -> bool {
+        matches!(self, Limit::Loss | Limit::Late | Limit::NotReady)
+    }
+
     /// Why the ramp stopped, in words.
     pub fn explain(self) -> &'static str {
         match self {
