@@ -94,6 +94,7 @@ fn a_small_meeting_delivers_every_packet_and_reports_sane_figures() {
     assert!(cpu.threads.iter().any(|t| t.name == "shard-0"));
     assert!(r.floor_ns_per_packet > 0.0);
     assert!(r.generator_cpu.cpu_s > 0.0);
+    assert!(r.cores.starts_with("shard-0 on CPU "), "{}", r.cores);
 
     // Latency, join, memory, feedback.
     let l = &r.latency;
@@ -137,6 +138,7 @@ fn a_small_meeting_delivers_every_packet_and_reports_sane_figures() {
         "memory",
         "floor",
         "floor_ns_per_packet",
+        "cores",
     ] {
         assert!(json.get(key).is_some(), "no {key} in the JSON");
     }
@@ -261,5 +263,51 @@ fn shard_cpu_puts_each_shard_in_its_own_capped_group() {
             .all(|(_, cpu)| !cpu.contains("peer-calls-bench")),
         "no thread is left capped"
     );
+    server.stop();
+}
+
+/// The generator runs on the CPUs no shard runs on; with `--shard-cpu` the capped shards
+/// are packed onto the fewest CPUs first. Against a started server's real threads and
+/// the kernel's affinity masks; on a one-CPU machine nothing can be set apart, and the
+/// test checks that nothing is pinned.
+#[test]
+fn the_generator_runs_on_cpus_of_its_own() {
+    use bench::cores::{Placement, affinity};
+    use bench::server::ServerProcess;
+    let server = ServerProcess::start(&bin(), 2, 10).expect("the server starts");
+    let pid = server.pid();
+    let shard_cpus = move || {
+        let threads = bench::procstat::shard_threads(pid, 2, Duration::from_secs(10)).unwrap();
+        threads
+            .iter()
+            .map(|(_, tid)| affinity(*tid as i32).unwrap())
+            .collect::<Vec<_>>()
+    };
+    // On a thread of its own, so the test's thread keeps its CPUs whatever happens.
+    std::thread::spawn(move || {
+        let all = affinity(0).unwrap();
+        let placement = Placement::apply(pid, 2, Some(0.25)).expect("placed");
+        eprintln!("{}", placement.summary);
+        if all.len() >= 2 {
+            // Two quarter-core shards fit on one CPU; the generator has the others.
+            assert_eq!(shard_cpus(), vec![vec![all[0]], vec![all[0]]]);
+            assert_eq!(affinity(0).unwrap(), all[1..].to_vec());
+            assert!(placement.summary.ends_with(&format!(
+                "the generator on CPU {}",
+                all[1..].iter().map(|c| c.to_string()).collect::<Vec<_>>().join(",")
+            )));
+        } else {
+            assert_eq!(affinity(0).unwrap(), all);
+            assert!(placement.summary.contains("the generator shares them"));
+        }
+        drop(placement);
+        assert_eq!(
+            affinity(0).unwrap(),
+            all,
+            "the generator may use every CPU again"
+        );
+    })
+    .join()
+    .unwrap();
     server.stop();
 }

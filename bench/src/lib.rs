@@ -19,9 +19,11 @@
 //! | [`compare`] | `--compare-shards` |
 //! | [`ramp`] | `--ramp`: growing load until the SLO or the generator stops it |
 //! | [`shard_cpu`] | `--shard-cpu`: each shard of a started server capped at a share of a core |
+//! | [`cores`] | the generator on the cores no shard runs on; capped shards packed |
 
 pub mod check;
 pub mod compare;
+pub mod cores;
 pub mod driver;
 pub mod floor;
 pub mod procstat;
@@ -239,6 +241,19 @@ pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> 
         }
         Target::Url { addr, pid } => (None, *addr, *pid, None, format!("running at http://{addr}")),
     };
+    let cap = match &opts.target {
+        Target::Start { shard_cpu, .. } => *shard_cpu,
+        Target::Url { .. } => None,
+    };
+    // Dropped at the end of the run: the generator's thread may use every core again.
+    let placement = match pid {
+        Some(pid) => Some(cores::Placement::apply(pid, shards.unwrap_or(0), cap)?),
+        None => None,
+    };
+    let cores = placement.as_ref().map_or_else(
+        || "not placed: the server's process is unknown".to_owned(),
+        |p| p.summary.clone(),
+    );
     let config = RunConfig {
         scenario: opts.scenario,
         traffic: opts.traffic,
@@ -269,6 +284,7 @@ pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> 
         opts.traffic,
         label,
         shards,
+        cores,
         &measured,
         floor.clone(),
     ))

@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// CPU time of one thread.
 #[derive(Debug, Clone)]
@@ -165,6 +165,41 @@ pub fn thread_delta(before: &ProcSample, after: &ProcSample) -> Vec<(String, Dur
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// The `shard-<k>` threads of `pid` as (name, thread id), once all `shards` exist.
+pub fn shard_threads(
+    pid: u32,
+    shards: usize,
+    timeout: Duration,
+) -> Result<Vec<(String, u32)>, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let dir = format!("/proc/{pid}/task");
+        let mut found = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))? {
+            let path = entry.map_err(|e| format!("{dir}: {e}"))?.path();
+            let Some(tid) = path.file_name().and_then(|n| n.to_str()?.parse().ok()) else {
+                continue;
+            };
+            let name = fs::read_to_string(path.join("comm")).unwrap_or_default();
+            let name = name.trim();
+            if name.starts_with("shard-") {
+                found.push((name.to_owned(), tid));
+            }
+        }
+        if found.len() >= shards {
+            found.sort();
+            return Ok(found);
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "process {pid} has {} shard threads, not {shards}",
+                found.len()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[cfg(test)]

@@ -183,6 +183,8 @@ pub struct Report {
     pub server: String,
     /// The server's shards, when the benchmark started it.
     pub shards: Option<usize>,
+    /// Which CPUs the shards and the generator ran on (`cores`).
+    pub cores: String,
     /// CPUs this machine has (the generator and the server share them).
     pub machine_cpus: usize,
     /// How publishers sent.
@@ -244,6 +246,7 @@ impl Report {
         traffic: TrafficConfig,
         server: String,
         shards: Option<usize>,
+        cores: String,
         m: &Measured,
         floor: Floor,
     ) -> Report {
@@ -323,6 +326,7 @@ impl Report {
             description: scenario.describe(),
             server,
             shards,
+            cores,
             machine_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
             traffic: TrafficReport {
                 video_kbps: traffic.video_kbps,
@@ -408,6 +412,7 @@ impl Report {
             format!("{} — {}", self.scenario.name(), self.description),
         );
         row("server", self.server.clone());
+        row("cores", self.cores.clone());
         row(
             "traffic",
             format!(

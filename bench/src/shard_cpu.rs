@@ -17,6 +17,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::procstat;
+
 /// Where the cgroup v1 `cpu` controller is mounted.
 pub const CGROUP_CPU: &str = "/sys/fs/cgroup/cpu";
 /// The bandwidth period: short, so a capped shard is never stopped for long.
@@ -64,7 +66,7 @@ impl ShardCpuCap {
                 root.display()
             ));
         }
-        let threads = shard_threads(pid, shards, threads_timeout)?;
+        let threads = procstat::shard_threads(pid, shards, threads_timeout)?;
         let mut cap = Self {
             root: root.to_owned(),
             groups: Vec::new(),
@@ -103,37 +105,6 @@ impl Drop for ShardCpuCap {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-    }
-}
-
-/// The `shard-<k>` threads of `pid` as (name, thread id), once all `shards` exist.
-fn shard_threads(pid: u32, shards: usize, timeout: Duration) -> Result<Vec<(String, u32)>, String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let dir = format!("/proc/{pid}/task");
-        let mut found = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))? {
-            let path = entry.map_err(|e| format!("{dir}: {e}"))?.path();
-            let Some(tid) = path.file_name().and_then(|n| n.to_str()?.parse().ok()) else {
-                continue;
-            };
-            let name = fs::read_to_string(path.join("comm")).unwrap_or_default();
-            let name = name.trim();
-            if name.starts_with("shard-") {
-                found.push((name.to_owned(), tid));
-            }
-        }
-        if found.len() >= shards {
-            found.sort();
-            return Ok(found);
-        }
-        if Instant::now() > deadline {
-            return Err(format!(
-                "process {pid} has {} shard threads, not {shards}",
-                found.len()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
