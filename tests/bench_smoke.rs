@@ -92,6 +92,14 @@ fn a_small_meeting_delivers_every_packet_and_reports_sane_figures() {
     assert!(cpu.cpu_s > 0.0 && cpu.us_per_packet > 0.0 && cpu.us_per_packet.is_finite());
     assert!(cpu.floor_multiple > 0.0 && cpu.floor_multiple.is_finite());
     assert!(cpu.threads.iter().any(|t| t.name == "shard-0"));
+    // The user/kernel split adds up to the whole.
+    let split = cpu
+        .split_us_per_packet
+        .expect("the kernel's user/system split");
+    assert!(split.user >= 0.0 && split.kernel >= 0.0);
+    assert!(
+        (split.user + split.kernel - cpu.us_per_packet).abs() < 1e-6 * cpu.us_per_packet.max(1.0)
+    );
     assert!(r.floor_ns_per_packet > 0.0);
     assert!(r.generator_cpu.cpu_s > 0.0);
     assert!(r.cores.starts_with("shard-0 on CPU "), "{}", r.cores);

@@ -81,6 +81,9 @@ pub struct Measured {
     pub server_cpu: Option<Duration>,
     /// Time the server's threads waited for a CPU over the window.
     pub server_waited: Option<Duration>,
+    /// The share of the server's CPU over the window spent in user space (the kernel's
+    /// tick-sampled split), the rest in the kernel.
+    pub server_user_share: Option<f64>,
     /// The server's CPU and CPU wait per thread over the window.
     pub server_threads: Vec<(String, Duration, Duration)>,
     /// The server's RSS before any peer joined, KiB.
@@ -141,6 +144,7 @@ struct Window {
     len: Duration,
     server_cpu: Option<Duration>,
     server_waited: Option<Duration>,
+    server_user_share: Option<f64>,
     server_threads: Vec<(String, Duration, Duration)>,
     generator_cpu: (Duration, Duration),
     sent: u64,
@@ -419,11 +423,17 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
                     ),
                     _ => (None, None, Vec::new()),
                 };
+                let server_user_share = s0.as_ref().zip(s1.as_ref()).and_then(|(a, b)| {
+                    let user = b.user.saturating_sub(a.user).as_secs_f64();
+                    let system = b.system.saturating_sub(a.system).as_secs_f64();
+                    (user + system > 0.0).then(|| user / (user + system))
+                });
                 let g1 = procstat::self_cpu();
                 window = Some(Window {
                     len: now - t0,
                     server_cpu,
                     server_waited,
+                    server_user_share,
                     server_threads,
                     generator_cpu: (g1.0.saturating_sub(g0.0), g1.1.saturating_sub(g0.1)),
                     sent: lp.shared.packets_sent - sent0,
@@ -515,6 +525,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
         window: window.len,
         server_cpu: window.server_cpu,
         server_waited: window.server_waited,
+        server_user_share: window.server_user_share,
         server_threads: window.server_threads,
         server_rss_idle_kib: idle.map(|s| s.rss_kib),
         server_rss_loaded_kib: loaded.map(|s| s.rss_kib),

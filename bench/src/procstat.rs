@@ -30,6 +30,12 @@ pub struct ProcSample {
     pub cpu: Duration,
     /// Time its threads were runnable but waited for a CPU (zero when unknown).
     pub waited: Duration,
+    /// Of its CPU time, the part in user space and the part in the kernel, all threads
+    /// together: the kernel's split, sampled at its clock tick (a few per cent apart
+    /// over a second of CPU), so they give proportions rather than exact times.
+    pub user: Duration,
+    /// See `user`.
+    pub system: Duration,
     /// Resident memory, KiB.
     pub rss_kib: u64,
     /// Per thread.
@@ -42,8 +48,8 @@ fn clock_ticks() -> u64 {
     if t > 0 { t as u64 } else { 100 }
 }
 
-/// utime + stime from the text of a `stat` file, and the `comm` field.
-fn parse_stat(text: &str) -> Option<(String, Duration)> {
+/// The `comm` field, utime and stime from the text of a `stat` file.
+fn parse_stat(text: &str) -> Option<(String, Duration, Duration)> {
     let open = text.find('(')?;
     let close = text.rfind(')')?;
     let name = text[open + 1..close].to_string();
@@ -52,8 +58,8 @@ fn parse_stat(text: &str) -> Option<(String, Duration)> {
     let utime: u64 = rest.get(11)?.parse().ok()?;
     let stime: u64 = rest.get(12)?.parse().ok()?;
     let ticks = clock_ticks();
-    let cpu = Duration::from_nanos((utime + stime) * 1_000_000_000 / ticks);
-    Some((name, cpu))
+    let time = |t: u64| Duration::from_nanos(t * 1_000_000_000 / ticks);
+    Some((name, time(utime), time(stime)))
 }
 
 /// Time on a CPU and time waiting for one, from a `schedstat` file.
@@ -71,7 +77,8 @@ fn bad(what: &str) -> io::Error {
 /// Reads the CPU time, RSS and per-thread CPU of process `pid`.
 pub fn sample(pid: u32) -> io::Result<ProcSample> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let (_, cpu) = parse_stat(&stat).ok_or_else(|| bad("stat"))?;
+    let (_, user, system) = parse_stat(&stat).ok_or_else(|| bad("stat"))?;
+    let cpu = user + system;
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
     let rss_kib = status
         .lines()
@@ -89,9 +96,10 @@ pub fn sample(pid: u32) -> io::Result<ProcSample> {
             let Ok(text) = fs::read_to_string(entry.path().join("stat")) else {
                 continue; // the thread ended meanwhile
             };
-            let Some((name, ticks)) = parse_stat(&text) else {
+            let Some((name, user, system)) = parse_stat(&text) else {
                 continue;
             };
+            let ticks = user + system;
             let sched = fs::read_to_string(entry.path().join("schedstat"))
                 .ok()
                 .and_then(|t| parse_schedstat(&t));
@@ -119,6 +127,8 @@ pub fn sample(pid: u32) -> io::Result<ProcSample> {
     Ok(ProcSample {
         cpu,
         waited,
+        user,
+        system,
         rss_kib,
         threads,
     })
@@ -209,12 +219,10 @@ mod tests {
     #[test]
     fn parses_a_stat_line_with_spaces_in_the_name() {
         let line = "1234 (shard 0) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 1 2 3";
-        let (name, cpu) = parse_stat(line).unwrap();
+        let (name, user, system) = parse_stat(line).unwrap();
         assert_eq!(name, "shard 0");
-        assert_eq!(
-            cpu,
-            Duration::from_nanos(300 * 1_000_000_000 / clock_ticks())
-        );
+        let ticks = |t: u64| Duration::from_nanos(t * 1_000_000_000 / clock_ticks());
+        assert_eq!((user, system), (ticks(250), ticks(50)));
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub struct ServerCpu {
     pub cores: f64,
     /// CPU µs per packet delivered to a subscriber.
     pub us_per_packet: f64,
+    /// Of `us_per_packet`, the part in user space (the server's code, str0m, SRTP) and
+    /// the part in the kernel (sockets, the loopback delivery, wake-ups), by the kernel's
+    /// tick-sampled split of its CPU time.
+    pub split_us_per_packet: Option<UserKernel>,
     /// Delivered packets per second per busy core (delivered pps ÷ cores busy).
     pub pps_per_core: f64,
     /// `us_per_packet` ÷ the floor per packet.
@@ -54,6 +58,15 @@ pub struct ServerCpu {
     pub cpu_wait_ms_per_s: Option<f64>,
     /// Per thread.
     pub threads: Vec<ThreadLoad>,
+}
+
+/// CPU µs per packet in user space and in the kernel.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct UserKernel {
+    /// In user space.
+    pub user: f64,
+    /// In the kernel.
+    pub kernel: f64,
 }
 
 /// The generator's own CPU over the window.
@@ -288,6 +301,10 @@ impl Report {
                 cpu_s: cpu.as_secs_f64(),
                 cores,
                 us_per_packet: us,
+                split_us_per_packet: m.server_user_share.map(|share| UserKernel {
+                    user: us * share,
+                    kernel: us * (1.0 - share),
+                }),
                 pps_per_core: if cores > 0.0 {
                     delivered_pps / cores
                 } else {
@@ -443,10 +460,14 @@ impl Report {
                 row(
                     "server CPU per packet",
                     format!(
-                        "{:.2} µs ({:.1}× the floor of {:.2} µs)",
+                        "{:.2} µs ({:.1}× the floor of {:.2} µs){}",
                         s.us_per_packet,
                         s.floor_multiple,
-                        self.floor_ns_per_packet / 1e3
+                        self.floor_ns_per_packet / 1e3,
+                        s.split_us_per_packet.map_or(String::new(), |split| format!(
+                            "; {:.1} in user space, {:.1} in the kernel",
+                            split.user, split.kernel
+                        ))
                     ),
                 );
                 row(
