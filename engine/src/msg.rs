@@ -136,6 +136,14 @@ pub enum Control {
         /// The peer.
         peer: PeerId,
     },
+    /// Test builds only: take this long over every datagram from now on (zero: back
+    /// to normal), as a shard past its capacity does, to check that input arriving
+    /// faster than the shard handles it does not starve its output.
+    #[cfg(feature = "fault-injection")]
+    InjectSlowInput {
+        /// Extra time per datagram.
+        per_datagram: std::time::Duration,
+    },
 }
 
 impl std::fmt::Debug for Control {
@@ -166,6 +174,10 @@ impl std::fmt::Debug for Control {
             Control::Shutdown => write!(f, "Shutdown"),
             #[cfg(feature = "fault-injection")]
             Control::InjectPanic { peer } => write!(f, "InjectPanic({peer:?})"),
+            #[cfg(feature = "fault-injection")]
+            Control::InjectSlowInput { per_datagram } => {
+                write!(f, "InjectSlowInput({per_datagram:?})")
+            }
         }
     }
 }

@@ -23,6 +23,10 @@ pub(crate) const WAKE: Token = Token(1);
 const MAX_QUEUED_SENDS: usize = 8192;
 /// Messages taken from each channel per loop turn, so one source cannot starve the socket.
 const CHANNEL_BUDGET: usize = 1024;
+/// Receive batches read per loop turn before the due peers are driven. Input arriving
+/// as fast as the shard reads it (an overloaded shard, a flood) must not starve the
+/// output: the turn ends, the peers are driven, and the next turn reads on at once.
+const READ_BATCHES: usize = 8;
 /// Datagrams the loop lets the core produce before it sends them (two `sendmmsg`
 /// batches' worth: few extra system calls, and a flush every ~100-200 µs of work).
 const FLUSH_EVERY: usize = 64;
@@ -75,6 +79,8 @@ impl ShardThread {
         let mut batch = RecvBatch::new();
         let mut queued: VecDeque<Datagram> = VecDeque::new();
         let mut next_stats = Instant::now();
+        // A turn left input unread (a budget ran out): the next poll does not sleep.
+        let mut more_pending = false;
         loop {
             let backlog = !queued.is_empty();
             if backlog != waiting_for_space {
@@ -88,20 +94,26 @@ impl ShardThread {
                     .registry()
                     .reregister(&mut self.socket, SOCKET, interest)?;
             }
-            let wait = self
-                .core
-                .poll_timeout()
-                .saturating_duration_since(Instant::now());
+            let wait = if more_pending {
+                Duration::ZERO
+            } else {
+                self.core
+                    .poll_timeout()
+                    .saturating_duration_since(Instant::now())
+            };
+            more_pending = false;
             if let Err(e) = self.poll.poll(&mut events, Some(wait))
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 return Err(e);
             }
-            let now = Instant::now();
-            // Read the socket to empty, flushing after each batch so str0m's send
-            // times stay within a batch of the truth.
-            loop {
+            // Read the socket (to empty, or for READ_BATCHES batches), flushing after
+            // each batch so str0m's send times stay within a batch of the truth. Each
+            // batch is stamped when it is read: its peers were heard then, not when the
+            // turn began.
+            for read in 1..=READ_BATCHES {
                 let n = batch.recv(fd)?;
+                let now = Instant::now();
                 for message in (0..n).filter_map(|i| batch.message(i)) {
                     for (data, too_long) in message.datagrams() {
                         if too_long {
@@ -116,20 +128,28 @@ impl ShardThread {
                 if n < BATCH {
                     break;
                 }
+                more_pending |= read == READ_BATCHES;
             }
-            for _ in 0..CHANNEL_BUDGET {
+            let now = Instant::now();
+            let mut taken = 0;
+            while taken < CHANNEL_BUDGET {
                 match self.control.try_recv() {
                     Ok(Control::Shutdown) => return Ok(()),
                     Ok(c) => self.core.handle_control(now, c),
                     Err(_) => break,
                 }
+                taken += 1;
             }
-            for _ in 0..CHANNEL_BUDGET {
+            more_pending |= taken == CHANNEL_BUDGET;
+            taken = 0;
+            while taken < CHANNEL_BUDGET {
                 match self.media.try_recv() {
                     Ok(b) => self.core.handle_media(now, b),
                     Err(_) => break,
                 }
+                taken += 1;
             }
+            more_pending |= taken == CHANNEL_BUDGET;
             // Drive the due peers, sending every FLUSH_EVERY datagrams: a keyframe to 60
             // subscribers is ~2000 datagrams and milliseconds of encryption, and the
             // first subscribers' share need not wait for the last's.

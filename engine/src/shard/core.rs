@@ -110,6 +110,9 @@ pub struct ShardCore {
     pub out: Outbox,
     /// Counters, read by the I/O layer.
     pub stats: ShardStats,
+    /// `Control::InjectSlowInput`: extra time taken over every datagram.
+    #[cfg(feature = "fault-injection")]
+    slow_input: std::time::Duration,
 }
 
 impl ShardCore {
@@ -140,6 +143,8 @@ impl ShardCore {
                 control: Vec::new(),
                 media: (0..shards).map(|_| Vec::new()).collect(),
             },
+            #[cfg(feature = "fault-injection")]
+            slow_input: std::time::Duration::ZERO,
             stats: ShardStats::default(),
         }
     }
@@ -179,6 +184,10 @@ impl ShardCore {
 
     /// A datagram arrived from `source`.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        #[cfg(feature = "fault-injection")]
+        if !self.slow_input.is_zero() {
+            std::thread::sleep(self.slow_input);
+        }
         self.stats.rx_datagrams += 1;
         self.stats.rx_bytes += data.len() as u64;
         if data.len() > MAX_DATAGRAM {
@@ -360,6 +369,8 @@ impl ShardCore {
                     self.mutate(slot, |_| panic!("injected fault in peer {}", peer.0));
                 }
             }
+            #[cfg(feature = "fault-injection")]
+            Control::InjectSlowInput { per_datagram } => self.slow_input = per_datagram,
         }
         self.process_events(now);
     }
