@@ -16,14 +16,11 @@
 //! for each other only when their bursts meet.
 
 use std::io;
-use std::time::Duration;
 
 use crate::procstat;
 
 /// Caps of shards sharing a core add up to at most this share of it.
 pub const PACKED_SHARE: f64 = 0.5;
-/// How long to wait for the server to start its shard threads.
-const THREADS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where shards and the generator go, decided from the cores there are.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,7 +73,7 @@ impl Placement {
     /// calling thread, which runs the generator, after [`plan`].
     pub fn apply(pid: u32, shards: usize, cap: Option<f64>) -> Result<Self, String> {
         let before = affinity(0).map_err(|e| format!("this thread's cores: {e}"))?;
-        let threads = procstat::shard_threads(pid, shards, THREADS_TIMEOUT)?;
+        let threads = procstat::shard_threads(pid, shards, procstat::SHARD_THREADS_TIMEOUT)?;
         let mut shard_cores = Vec::new();
         for (name, tid) in &threads {
             shard_cores.push(

@@ -415,19 +415,20 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
                 lp.shared.tally.close_window(ns);
                 let (t0, s0, g0, sent0) = window_start.take().expect("the window was opened");
                 let s1 = sample(config.server_pid);
-                let (server_cpu, server_waited, server_threads) = match (&s0, &s1) {
-                    (Some(a), Some(b)) => (
-                        Some(b.cpu.saturating_sub(a.cpu)),
-                        Some(b.waited.saturating_sub(a.waited)),
-                        procstat::thread_delta(a, b),
-                    ),
-                    _ => (None, None, Vec::new()),
-                };
-                let server_user_share = s0.as_ref().zip(s1.as_ref()).and_then(|(a, b)| {
-                    let user = b.user.saturating_sub(a.user).as_secs_f64();
-                    let system = b.system.saturating_sub(a.system).as_secs_f64();
-                    (user + system > 0.0).then(|| user / (user + system))
-                });
+                let (server_cpu, server_waited, server_user_share, server_threads) =
+                    match (&s0, &s1) {
+                        (Some(a), Some(b)) => {
+                            let user = b.user.saturating_sub(a.user).as_secs_f64();
+                            let system = b.system.saturating_sub(a.system).as_secs_f64();
+                            (
+                                Some(b.cpu.saturating_sub(a.cpu)),
+                                Some(b.waited.saturating_sub(a.waited)),
+                                (user + system > 0.0).then(|| user / (user + system)),
+                                procstat::thread_delta(a, b),
+                            )
+                        }
+                        _ => (None, None, None, Vec::new()),
+                    };
                 let g1 = procstat::self_cpu();
                 window = Some(Window {
                     len: now - t0,

@@ -177,6 +177,9 @@ pub fn thread_delta(before: &ProcSample, after: &ProcSample) -> Vec<(String, Dur
     out
 }
 
+/// How long [`shard_threads`] callers wait for a started server's shard threads.
+pub const SHARD_THREADS_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The `shard-<k>` threads of `pid` as (name, thread id), once all `shards` exist.
 pub fn shard_threads(
     pid: u32,

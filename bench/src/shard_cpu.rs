@@ -23,8 +23,6 @@ use crate::procstat;
 pub const CGROUP_CPU: &str = "/sys/fs/cgroup/cpu";
 /// The bandwidth period: short, so a capped shard is never stopped for long.
 pub const PERIOD: Duration = Duration::from_millis(10);
-/// How long to wait for the server to start its shard threads.
-const THREADS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Shard threads under a CPU cap; the groups go when this is dropped.
 #[derive(Debug)]
@@ -50,7 +48,7 @@ impl ShardCpuCap {
     /// Caps each of the `shards` shard threads (named `shard-<k>`) of process `pid` at
     /// `fraction` of a core, with the controller mounted at `root`.
     pub fn apply(root: &Path, pid: u32, shards: usize, fraction: f64) -> Result<Self, String> {
-        Self::apply_within(root, pid, shards, fraction, THREADS_TIMEOUT)
+        Self::apply_within(root, pid, shards, fraction, procstat::SHARD_THREADS_TIMEOUT)
     }
 
     fn apply_within(

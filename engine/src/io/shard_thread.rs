@@ -132,21 +132,17 @@ impl ShardThread {
             }
             let now = Instant::now();
             let mut taken = 0;
-            while taken < CHANNEL_BUDGET {
-                match self.control.try_recv() {
-                    Ok(Control::Shutdown) => return Ok(()),
-                    Ok(c) => self.core.handle_control(now, c),
-                    Err(_) => break,
+            for c in self.control.try_iter().take(CHANNEL_BUDGET) {
+                if matches!(c, Control::Shutdown) {
+                    return Ok(());
                 }
+                self.core.handle_control(now, c);
                 taken += 1;
             }
             more_pending |= taken == CHANNEL_BUDGET;
             taken = 0;
-            while taken < CHANNEL_BUDGET {
-                match self.media.try_recv() {
-                    Ok(b) => self.core.handle_media(now, b),
-                    Err(_) => break,
-                }
+            for b in self.media.try_iter().take(CHANNEL_BUDGET) {
+                self.core.handle_media(now, b);
                 taken += 1;
             }
             more_pending |= taken == CHANNEL_BUDGET;
