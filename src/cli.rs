@@ -99,6 +99,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PEERCALLS_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub(crate) max_connections: usize,
 
+    /// Lets other hosts read `/metrics` (Prometheus) by sending this token as
+    /// `Authorization: Bearer <token>`. Without one, only clients on this host may read
+    /// it. Prefer the environment variable: a command line is visible to other users.
+    #[arg(long, env = "PEERCALLS_METRICS_TOKEN", hide_env_values = true)]
+    pub(crate) metrics_token: Option<String>,
+
     /// Do not pin shard threads to cores.
     // Boolish: the variable may be 1/0, yes/no, on/off as well as true/false.
     #[arg(long, env = "PEERCALLS_NO_PIN", value_parser = clap::builder::BoolishValueParser::new())]
@@ -148,6 +154,7 @@ impl ServeArgs {
                 max_connections: self.max_connections,
                 ..Limits::default()
             },
+            metrics_token: self.metrics_token.clone().filter(|t| !t.is_empty()),
         })
     }
 }

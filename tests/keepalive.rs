@@ -29,6 +29,7 @@ fn server_with_idle_timeout(idle: Duration) -> RunningServer {
             ..AppConfig::default()
         },
         limits: Limits::default(),
+        metrics_token: None,
     })
     .expect("server starts")
 }

@@ -41,6 +41,7 @@ fn server_at(http: SocketAddr) -> RunningServer {
         },
         app: AppConfig::default(),
         limits: Limits::default(),
+        metrics_token: None,
     })
     .expect("server starts")
 }

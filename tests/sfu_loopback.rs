@@ -32,6 +32,7 @@ fn server(room_spread: usize) -> RunningServer {
             ..AppConfig::default()
         },
         limits: Limits::default(),
+        metrics_token: None,
     })
     .expect("server starts")
 }

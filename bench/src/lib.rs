@@ -26,7 +26,7 @@ pub mod compare;
 pub mod cores;
 pub mod driver;
 pub mod floor;
-pub mod procstat;
+pub use procstat;
 pub mod ramp;
 pub mod report;
 pub mod scenario;

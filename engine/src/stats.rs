@@ -41,3 +41,122 @@ pub struct ShardStats {
     /// Peers dropped because handling them panicked.
     pub peer_panics: u64,
 }
+
+impl ShardStats {
+    /// Every counter with the name and meaning it has on the metrics page (Prometheus
+    /// counters, `peercalls_shard_<name>_total`). A counter added to the struct belongs
+    /// here too; the test below keeps the two the same size.
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 15] {
+        [
+            ("rx_datagrams", "Datagrams received.", self.rx_datagrams),
+            ("rx_bytes", "Bytes received.", self.rx_bytes),
+            (
+                "rx_dropped",
+                "Datagrams dropped before reaching a peer (oversized, unknown source, not STUN for a known ufrag).",
+                self.rx_dropped,
+            ),
+            (
+                "rx_rejected",
+                "Datagrams a peer's WebRTC stack refused.",
+                self.rx_rejected,
+            ),
+            (
+                "rx_malformed",
+                "Datagrams for a peer dropped because they are broken in ways checked before decryption.",
+                self.rx_malformed,
+            ),
+            (
+                "rx_twcc_guarded",
+                "RTP packets dropped whose transport-wide sequence number would go below zero.",
+                self.rx_twcc_guarded,
+            ),
+            ("tx_datagrams", "Datagrams sent.", self.tx_datagrams),
+            (
+                "rtp_received",
+                "RTP packets received from publishers.",
+                self.rtp_in,
+            ),
+            (
+                "rtp_unrouted",
+                "RTP packets that matched no published track or codec.",
+                self.rtp_unrouted,
+            ),
+            (
+                "rtp_empty",
+                "RTP packets without payload (padding), not forwarded.",
+                self.rtp_empty,
+            ),
+            (
+                "rtp_forwarded",
+                "RTP packets written to subscribers.",
+                self.rtp_forwarded,
+            ),
+            (
+                "rtp_no_codec",
+                "RTP packets not forwarded because the subscriber did not negotiate their codec.",
+                self.rtp_no_codec,
+            ),
+            (
+                "cross_shard_dropped",
+                "Packets for other shards dropped because their channel was full.",
+                self.cross_shard_dropped,
+            ),
+            (
+                "keyframe_requests",
+                "Keyframe requests sent to publishers.",
+                self.keyframe_requests,
+            ),
+            (
+                "peer_panics",
+                "Peers dropped because handling them panicked.",
+                self.peer_panics,
+            ),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ShardStats;
+
+    #[test]
+    fn every_counter_is_listed_once() {
+        // Every field is a u64: the struct's size counts its fields.
+        let fields = std::mem::size_of::<ShardStats>() / std::mem::size_of::<u64>();
+        let stats = ShardStats::default();
+        let counters = stats.counters();
+        assert_eq!(counters.len(), fields);
+        let mut names: Vec<&str> = counters.iter().map(|c| c.0).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), fields);
+    }
+
+    #[test]
+    fn every_field_reaches_its_counter() {
+        // A distinct value in every field: a field listed twice, or not at all, shows.
+        let stats = ShardStats {
+            rx_datagrams: 1,
+            rx_bytes: 2,
+            rx_dropped: 3,
+            rx_rejected: 4,
+            rx_malformed: 5,
+            rx_twcc_guarded: 6,
+            tx_datagrams: 7,
+            rtp_in: 8,
+            rtp_unrouted: 9,
+            rtp_empty: 10,
+            rtp_forwarded: 11,
+            rtp_no_codec: 12,
+            cross_shard_dropped: 13,
+            keyframe_requests: 14,
+            peer_panics: 15,
+        };
+        let mut values: Vec<u64> = stats.counters().iter().map(|c| c.2).collect();
+        values.sort();
+        assert_eq!(values, (1..=15).collect::<Vec<u64>>());
+        let value = |name: &str| stats.counters().iter().find(|c| c.0 == name).unwrap().2;
+        assert_eq!(value("rtp_forwarded"), 11);
+        assert_eq!(value("rtp_received"), 8);
+    }
+}

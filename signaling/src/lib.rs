@@ -4,9 +4,11 @@
 //! - [`app`]: the protocol state machine, sans-IO: rooms, sessions, placement, and the
 //!   commands it sends to the engine's shards.
 //! - [`server`]: one thread that wires the two to the engine.
+//! - [`metrics`]: the `/metrics` page (Prometheus text format).
 
 pub mod app;
 pub mod assets;
+pub mod metrics;
 pub mod names;
 pub mod placement;
 pub mod random;

@@ -14,6 +14,7 @@ use engine::io::{Engine, EngineConfig, ShardRemote};
 use engine::msg::Notice;
 
 use crate::app::{App, AppConfig, Output};
+use crate::metrics;
 use crate::transport::{Limits, Transport, TransportEvent};
 
 /// Everything the server needs to start.
@@ -27,6 +28,9 @@ pub struct ServerConfig {
     pub app: AppConfig,
     /// Transport limits.
     pub limits: Limits,
+    /// Who may read `/metrics` from other hosts: those presenting this token
+    /// (`Authorization: Bearer <token>`). Without one, only clients on this host may.
+    pub metrics_token: Option<String>,
 }
 
 /// A running server.
@@ -102,7 +106,8 @@ const TICK: Duration = Duration::from_millis(250);
 
 /// Binds every socket, starts the shards and the signalling thread.
 pub fn start(config: ServerConfig) -> io::Result<RunningServer> {
-    let transport = Transport::bind(config.http, config.limits.clone())?;
+    let mut transport = Transport::bind(config.http, config.limits.clone())?;
+    transport.set_metrics_token(config.metrics_token.clone());
     let http_addr = transport.local_addr();
     let waker = transport.waker();
     let (notice_tx, notice_rx) = unbounded();
@@ -137,7 +142,8 @@ fn run(
     let mut next_tick = Instant::now() + TICK;
     while !stop.load(Ordering::SeqCst) {
         let wait = next_tick.saturating_duration_since(Instant::now());
-        if let Err(e) = transport.poll(Some(wait), &mut events) {
+        let page = |t: &Transport| metrics_page(&app, &engine, t);
+        if let Err(e) = transport.poll(Some(wait), &mut events, &page) {
             tracing::error!("signalling transport failed: {e}");
             break;
         }
@@ -175,4 +181,18 @@ fn run(
     }
     tracing::info!("signalling stopping");
     engine.shutdown();
+}
+
+/// The `/metrics` page, from the app, the shards' published counters, the transport and
+/// this process's accounting.
+fn metrics_page(app: &App, engine: &Engine, transport: &Transport) -> String {
+    let shards: Vec<_> = engine.shards.iter().map(|s| s.snapshot()).collect();
+    let process = procstat::sample(std::process::id()).ok();
+    metrics::render(&metrics::Figures {
+        rooms: app.room_count(),
+        sessions: app.session_count(),
+        websockets: transport.open_connections(),
+        shards: &shards,
+        process: process.as_ref(),
+    })
 }

@@ -58,7 +58,9 @@ impl Server {
             let mut batch = Vec::new();
             while !thread_stop.load(Ordering::Relaxed) {
                 transport
-                    .poll(Some(Duration::from_millis(100)), &mut batch)
+                    .poll(Some(Duration::from_millis(100)), &mut batch, &|_| {
+                        String::new()
+                    })
                     .unwrap();
                 for event in batch.drain(..) {
                     if let TransportEvent::Text { conn, text } = &event {

@@ -29,7 +29,12 @@ pub const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// The real server on loopback, with `shards` shards.
 pub fn server(shards: usize, app: AppConfig, limits: Limits) -> RunningServer {
-    start(ServerConfig {
+    start(config(shards, app, limits)).expect("server starts")
+}
+
+/// The configuration [`server`] starts: loopback, system-chosen ports, no pinning.
+pub fn config(shards: usize, app: AppConfig, limits: Limits) -> ServerConfig {
+    ServerConfig {
         http: SocketAddr::new(LOCALHOST, 0),
         engine: EngineConfig {
             bind_ip: LOCALHOST,
@@ -41,8 +46,8 @@ pub fn server(shards: usize, app: AppConfig, limits: Limits) -> RunningServer {
         },
         app,
         limits,
-    })
-    .expect("server starts")
+        metrics_token: None,
+    }
 }
 
 /// The sum of every shard's latest counters (they are published twice a second).

@@ -35,7 +35,12 @@ pub fn http_ws(data: &[u8]) {
     let mut fed = 0;
     let action = loop {
         if reader.len() >= need {
-            match http::route(&reader, limits.max_http_request, false) {
+            match http::route(
+                &reader,
+                limits.max_http_request,
+                false,
+                http::MetricsAccess::default(),
+            ) {
                 Action::NeedHeader => {}
                 Action::NeedBody(total) => need = total,
                 done => break Some(done),

@@ -85,6 +85,12 @@ pub(crate) enum Action {
     NeedBody(usize),
     /// Send these bytes, then close the connection.
     Respond(Vec<u8>),
+    /// Send the metrics page (`GET /metrics` from someone allowed to read it); with `head`,
+    /// its header only.
+    Metrics {
+        /// A `HEAD` request.
+        head: bool,
+    },
     /// Send this `101 Switching Protocols` response; the connection is a WebSocket from now on.
     /// `leftover` holds bytes the client sent after its request (the first WebSocket frames).
     Upgrade {
@@ -95,11 +101,27 @@ pub(crate) enum Action {
     },
 }
 
+/// Who may read `/metrics`: with a token set, whoever presents it
+/// (`Authorization: Bearer <token>`); without one, only clients on this host (loopback),
+/// so that counters are never public by surprise.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MetricsAccess<'a> {
+    /// The token the operator set, if any.
+    pub(crate) token: Option<&'a str>,
+    /// Whether the request comes from a loopback address.
+    pub(crate) from_loopback: bool,
+}
+
 /// Decides what to do with the request collected in `req`.
 ///
 /// `max_request` bounds the header and body together; `ws_full` tells whether the server
-/// already has as many WebSockets as it may.
-pub(crate) fn route(req: &RequestReader, max_request: usize, ws_full: bool) -> Action {
+/// already has as many WebSockets as it may; `metrics` who may read `/metrics`.
+pub(crate) fn route(
+    req: &RequestReader,
+    max_request: usize,
+    ws_full: bool,
+    metrics: MetricsAccess<'_>,
+) -> Action {
     let Some(end) = req.header_end else {
         if req.buf.len() >= max_request {
             return text_response(431, "the request header is too large", false);
@@ -129,7 +151,7 @@ pub(crate) fn route(req: &RequestReader, max_request: usize, ws_full: bool) -> A
         version: parsed.version.unwrap_or(0),
         headers: parsed.headers,
     };
-    route_request(&request, &req.buf, end, max_request, ws_full)
+    route_request(&request, &req.buf, end, max_request, ws_full, metrics)
 }
 
 /// A parsed request header.
@@ -175,6 +197,7 @@ fn route_request(
     header_end: usize,
     max_request: usize,
     ws_full: bool,
+    metrics: MetricsAccess<'_>,
 ) -> Action {
     let path = req.target.split(['?', '#']).next().unwrap_or("");
     let head = req.method == "HEAD";
@@ -204,12 +227,57 @@ fn route_request(
             Action::Respond(response(200, &[], "text/plain; charset=utf-8", b"ok", head))
         }
         "/health" => method_not_allowed("GET, HEAD"),
+        "/metrics" if get_or_head => metrics_access(req, metrics, head),
+        "/metrics" => method_not_allowed("GET, HEAD"),
         "/call" if req.method == "POST" => post_call(req, buf, header_end, max_request),
         "/call" => method_not_allowed("POST"),
         "/ws" if req.method == "GET" => upgrade(req, buf, header_end, ws_full),
         "/ws" => method_not_allowed("GET"),
         _ => text_response(404, "not found", head),
     }
+}
+
+/// `GET /metrics`: the page, or why not.
+fn metrics_access(req: &Request<'_>, access: MetricsAccess<'_>, head: bool) -> Action {
+    let Some(token) = access.token else {
+        if access.from_loopback {
+            return Action::Metrics { head };
+        }
+        return text_response(
+            403,
+            "metrics are served to this host only; set a metrics token \
+             (--metrics-token or PEERCALLS_METRICS_TOKEN) to read them from elsewhere",
+            head,
+        );
+    };
+    let presented = req
+        .header("authorization")
+        .and_then(|v| {
+            v.strip_prefix(b"Bearer ")
+                .or_else(|| v.strip_prefix(b"bearer "))
+        })
+        .map(<[u8]>::trim_ascii);
+    if presented.is_some_and(|p| same_secret(p, token.as_bytes())) {
+        return Action::Metrics { head };
+    }
+    Action::Respond(response(
+        401,
+        &[("WWW-Authenticate", "Bearer realm=\"metrics\"")],
+        "text/plain; charset=utf-8",
+        b"send the metrics token: Authorization: Bearer <token>\n",
+        head,
+    ))
+}
+
+/// Compares a presented secret with the real one in time that does not depend on where
+/// they differ (only on the length).
+fn same_secret(presented: &[u8], secret: &[u8]) -> bool {
+    presented.len() == secret.len()
+        && presented
+            .iter()
+            .zip(secret)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
 }
 
 /// `POST /call`: the landing page's form. Redirects to the call page of the named room, or of a
@@ -421,6 +489,8 @@ fn reason_phrase(status: u16) -> &'static str {
         200 => "OK",
         302 => "Found",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         411 => "Length Required",
@@ -435,7 +505,7 @@ fn reason_phrase(status: u16) -> &'static str {
 
 /// A complete `Connection: close` response. With `head`, the body is left out (the
 /// `Content-Length` still gives its length).
-fn response(
+pub(crate) fn response(
     status: u16,
     extra: &[(&str, &str)],
     content_type: &str,
@@ -470,7 +540,7 @@ mod tests {
     fn run(request: &[u8]) -> Action {
         let mut reader = RequestReader::default();
         reader.push(request);
-        route(&reader, MAX, false)
+        route(&reader, MAX, false, MetricsAccess::default())
     }
 
     fn respond(request: &[u8]) -> String {
@@ -612,7 +682,7 @@ mod tests {
         }
         let mut reader = RequestReader::default();
         reader.push(request.as_bytes());
-        match route(&reader, MAX, true) {
+        match route(&reader, MAX, true, MetricsAccess::default()) {
             Action::Respond(r) => assert!(r.starts_with(b"HTTP/1.1 503")),
             other => panic!("{other:?}"),
         }
@@ -633,7 +703,7 @@ mod tests {
         let mut reader = RequestReader::default();
         reader.push(b"GET / HTTP/1.1\r\nX: ");
         reader.push(&vec![b'a'; MAX]);
-        match route(&reader, MAX, false) {
+        match route(&reader, MAX, false, MetricsAccess::default()) {
             Action::Respond(r) => assert!(r.starts_with(b"HTTP/1.1 431")),
             other => panic!("{other:?}"),
         }
@@ -642,5 +712,64 @@ mod tests {
             .collect();
         let request = format!("GET / HTTP/1.1\r\n{many}\r\n");
         assert!(respond(request.as_bytes()).starts_with("HTTP/1.1 431"));
+    }
+
+    fn metrics(request: &str, access: MetricsAccess<'_>) -> Result<bool, String> {
+        let mut reader = RequestReader::default();
+        reader.push(request.as_bytes());
+        match route(&reader, MAX, false, access) {
+            Action::Metrics { head } => Ok(head),
+            Action::Respond(r) => Err(String::from_utf8(r).unwrap()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn metrics_without_a_token_are_for_this_host_only() {
+        let get = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+        let local = MetricsAccess {
+            token: None,
+            from_loopback: true,
+        };
+        assert_eq!(metrics(get, local), Ok(false));
+        let head = get.replace("GET", "HEAD");
+        assert_eq!(metrics(&head, local), Ok(true));
+        let remote = MetricsAccess {
+            token: None,
+            from_loopback: false,
+        };
+        let refused = metrics(get, remote).unwrap_err();
+        assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+        assert!(refused.contains("PEERCALLS_METRICS_TOKEN"), "{refused}");
+        let post = get.replace("GET", "POST");
+        assert!(
+            metrics(&post, local)
+                .unwrap_err()
+                .starts_with("HTTP/1.1 405")
+        );
+    }
+
+    #[test]
+    fn metrics_with_a_token_ask_everyone_for_it() {
+        let access = |from_loopback| MetricsAccess {
+            token: Some("s3cret"),
+            from_loopback,
+        };
+        let get = |auth: &str| format!("GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\n{auth}\r\n");
+        for from_loopback in [true, false] {
+            let good = get("Authorization: Bearer s3cret\r\n");
+            assert_eq!(metrics(&good, access(from_loopback)), Ok(false));
+            for bad in [
+                "",
+                "Authorization: Bearer s3cre\r\n",
+                "Authorization: Bearer s3cret2\r\n",
+                "Authorization: Basic czNjcmV0\r\n",
+                "Authorization: s3cret\r\n",
+            ] {
+                let refused = metrics(&get(bad), access(from_loopback)).unwrap_err();
+                assert!(refused.starts_with("HTTP/1.1 401"), "{bad}: {refused}");
+                assert!(refused.contains("WWW-Authenticate: Bearer"), "{refused}");
+            }
+        }
     }
 }

@@ -239,6 +239,11 @@ pub struct Transport {
     ready: Vec<usize>,
     /// When accepting failed for want of resources: when to try again.
     accept_retry: Option<Instant>,
+    /// Who may read `/metrics` from elsewhere (see [`http::MetricsAccess`]).
+    metrics_token: Option<String>,
+    /// `GET /metrics` requests routed during this `poll`, answered at its end: the
+    /// connection, its socket, and whether the request was a `HEAD`.
+    page_requests: Vec<(usize, TcpStream, bool)>,
 }
 
 impl Transport {
@@ -270,7 +275,15 @@ impl Transport {
             queued: Vec::new(),
             ready: Vec::new(),
             accept_retry: None,
+            metrics_token: None,
+            page_requests: Vec::new(),
         })
+    }
+
+    /// Lets whoever presents `token` (`Authorization: Bearer <token>`) read `/metrics`;
+    /// without a token only clients on this host may.
+    pub fn set_metrics_token(&mut self, token: Option<String>) {
+        self.metrics_token = token.filter(|t| !t.is_empty());
     }
 
     /// The address the server listens on.
@@ -302,10 +315,14 @@ impl Transport {
     /// last turn; it also wakes for the earliest connection deadline, so it may return with
     /// no events. Errors are those of the poll itself; errors on single connections only
     /// close those connections.
+    ///
+    /// `metrics_page` renders the `/metrics` page (Prometheus text format) when someone
+    /// allowed to read it asks; it is given the transport for its own figures.
     pub fn poll(
         &mut self,
         timeout: Option<Duration>,
         events: &mut Vec<TransportEvent>,
+        metrics_page: &dyn Fn(&Transport) -> String,
     ) -> io::Result<()> {
         let reported = events.len();
         events.append(&mut self.queued);
@@ -371,6 +388,17 @@ impl Transport {
         }
         ready.clear();
         self.ready = ready;
+        for (token, tcp, head) in std::mem::take(&mut self.page_requests) {
+            let page = metrics_page(self);
+            let response = http::response(
+                200,
+                &[],
+                crate::metrics::CONTENT_TYPE,
+                page.as_bytes(),
+                head,
+            );
+            self.linger(token, LingerIo::Raw(Sock::new(tcp, response)), now);
+        }
         self.expire(Instant::now());
         // Replies that tungstenite queued while reading (pongs, close replies) were flushed in
         // `drive`; output from `send` waits for the next `poll`.
@@ -549,7 +577,12 @@ impl Transport {
         let max = self.limits.max_http_request;
         let action = loop {
             if hs.request.len() >= hs.need {
-                match http::route(&hs.request, max, self.open >= self.limits.max_connections) {
+                let metrics = http::MetricsAccess {
+                    token: self.metrics_token.as_deref(),
+                    from_loopback: hs.remote.ip().to_canonical().is_loopback(),
+                };
+                let ws_full = self.open >= self.limits.max_connections;
+                match http::route(&hs.request, max, ws_full, metrics) {
                     http::Action::NeedHeader => {}
                     http::Action::NeedBody(total) => hs.need = total,
                     done => break done,
@@ -613,6 +646,7 @@ impl Transport {
             http::Action::Respond(response) => {
                 self.linger(token, LingerIo::Raw(Sock::new(hs.tcp, response)), now);
             }
+            http::Action::Metrics { head } => self.page_requests.push((token, hs.tcp, head)),
             // The loop above ends with a response or an upgrade only.
             http::Action::NeedHeader | http::Action::NeedBody(_) => {}
         }

@@ -1,10 +1,11 @@
-//! Process accounting from the kernel: the server's CPU time per thread
+//! A process's accounting from the kernel: its CPU time per thread
 //! (`/proc/<pid>/task/*/schedstat`: nanoseconds on a CPU and waiting for one; where that
 //! file is missing, utime + stime of `/proc/<pid>/stat`, in clock ticks), its resident
-//! memory (`/proc/<pid>/status` VmRSS), and the generator's own CPU (`getrusage`).
+//! memory (`/proc/<pid>/status` VmRSS), and this process's own CPU (`getrusage` where
+//! /proc is unreadable).
 //!
-//! The server runs as its own process, so its figures are its own accounting, never
-//! mixed with the generator's.
+//! Two users: the benchmark reads the server's process (its own accounting, never mixed
+//! with the generator's), and the server reads itself for its `/metrics` page.
 
 use std::fs;
 use std::io;
