@@ -319,3 +319,110 @@ fn the_generator_runs_on_cpus_of_its_own() {
     .unwrap();
     server.stop();
 }
+
+/// A server started by hand, as an operator would, with a metrics token.
+struct HandStarted(std::process::Child);
+
+impl Drop for HandStarted {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_server_given_by_url_is_measured_through_its_metrics_page() {
+    use bench::probe::ServerProbe;
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let token = "bench-smoke-token";
+    let server = HandStarted(
+        Command::new(bin())
+            .args(["serve", "--bind", &addr.to_string(), "--udp-port", "0"])
+            .args(["--shards", "1"])
+            .env("PEERCALLS_METRICS_TOKEN", token)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the server starts"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "the server never listened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // A wrong token is refused, and the reason says which flag fixes it.
+    let wrong = ServerProbe::Metrics {
+        addr,
+        token: Some("wrong".into()),
+    };
+    let why = wrong.sample().unwrap_err();
+    assert!(why.contains("--metrics-token"), "{why}");
+
+    // The page and /proc agree on what the server is: its shard thread, its memory.
+    let probe = ServerProbe::Metrics {
+        addr,
+        token: Some(token.into()),
+    };
+    let from_page = probe.sample().expect("the page");
+    let from_proc = ServerProbe::Process(server.0.id()).sample().unwrap();
+    let names = |s: &bench::procstat::ProcSample| {
+        let mut n: Vec<(String, u32)> = s.threads.iter().map(|t| (t.name.clone(), t.tid)).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&from_page), names(&from_proc));
+    assert!(from_page.rss_kib > 0);
+
+    // A whole run against it, with no process id: the server's CPU and memory are known.
+    let floor = floor::measure(640).expect("the floor");
+    let opts = BenchOptions {
+        scenario: Scenario::Meeting {
+            rooms: 1,
+            people: 2,
+        },
+        traffic: TrafficConfig {
+            video_kbps: 500,
+            fps: 30,
+            keyframe_interval: Duration::from_secs(2),
+        },
+        target: Target::Url { addr, probe },
+        join_rate: 50.0,
+        warmup: Duration::from_millis(300),
+        duration: Duration::from_secs(2),
+        ready_timeout: Duration::from_secs(30),
+        tail: Duration::from_secs(3),
+        progress: false,
+    };
+    let r = run_once(&opts, &floor).expect("the run");
+    eprintln!("{}", r.table());
+    assert_eq!(r.loss.lost, 0);
+    let cpu = r
+        .server_cpu
+        .as_ref()
+        .expect("the server's CPU, from its page");
+    assert!(cpu.cpu_s > 0.0 && cpu.us_per_packet.is_finite());
+    assert!(
+        cpu.threads
+            .iter()
+            .any(|t| t.name == "shard-0" && t.cores > 0.0)
+    );
+    assert!(r.memory.per_peer_kib.is_some());
+    assert!(r.server_unknown.is_none());
+
+    // With the wrong token the run still completes, and says why the CPU is unknown.
+    let opts = BenchOptions {
+        target: Target::Url { addr, probe: wrong },
+        ..opts
+    };
+    let r = run_once(&opts, &floor).expect("the run");
+    assert!(r.server_cpu.is_none());
+    let why = r.server_unknown.as_deref().expect("why the CPU is unknown");
+    assert!(why.contains("--metrics-token"), "{why}");
+    assert!(r.table().contains("unknown: "), "{}", r.table());
+}

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use mio::{Events, Poll, Token};
 
 use crate::check::{Loss, Tally};
+use crate::probe::ServerProbe;
 use crate::procstat::{self, ProcSample};
 use crate::scenario::Scenario;
 use crate::synthetic::{STATS_INTERVAL, Shared, SyntheticPeer};
@@ -42,8 +43,8 @@ pub struct RunConfig {
     pub traffic: TrafficConfig,
     /// The server's HTTP address.
     pub server: SocketAddr,
-    /// The server's process, for its CPU and memory (unknown without it).
-    pub server_pid: Option<u32>,
+    /// Where the server's CPU and memory are read.
+    pub probe: ServerProbe,
     /// The IP the peers' UDP sockets bind to.
     pub media_ip: IpAddr,
     /// Peers joining per second.
@@ -86,6 +87,8 @@ pub struct Measured {
     pub server_user_share: Option<f64>,
     /// The server's CPU and CPU wait per thread over the window.
     pub server_threads: Vec<(String, Duration, Duration)>,
+    /// Why the server's CPU and memory are unknown, if they are.
+    pub server_unknown: Option<String>,
     /// The server's RSS before any peer joined, KiB.
     pub server_rss_idle_kib: Option<u64>,
     /// The server's RSS with every peer in, KiB.
@@ -232,8 +235,16 @@ impl Loop {
     }
 }
 
-fn sample(pid: Option<u32>) -> Option<ProcSample> {
-    procstat::sample(pid?).ok()
+/// The server's accounting now; the first failure is kept in `why_unknown` for the
+/// report (later ones are alike).
+fn sample(probe: &ServerProbe, why_unknown: &mut Option<String>) -> Option<ProcSample> {
+    match probe.sample() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            why_unknown.get_or_insert(e);
+            None
+        }
+    }
 }
 
 /// Why a run produced no figures.
@@ -307,7 +318,8 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
             mids: Vec::new(),
         },
     };
-    let idle = sample(config.server_pid);
+    let mut why_unknown = None;
+    let idle = sample(&config.probe, &mut why_unknown);
     let mut events = Events::with_capacity(1024);
     let start = Instant::now();
     let join_interval = Duration::from_secs_f64(1.0 / config.join_rate.max(0.1));
@@ -316,7 +328,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
     let mut ready_after = Duration::ZERO;
     let mut next_gap_check = start + GAP_CHECK;
     let mut next_progress = start + PROGRESS;
-    let mut progress = Progress::new(config.server_pid);
+    let mut progress = Progress::new(config.probe.clone());
     // When the window opened: (time, the server's sample, the generator's CPU, packets sent).
     type WindowStart = (Instant, Option<ProcSample>, (Duration, Duration), u64);
     let mut window_start: Option<WindowStart> = None;
@@ -404,7 +416,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
                 lp.shared.tally.open_window(ns);
                 window_start = Some((
                     now,
-                    sample(config.server_pid),
+                    sample(&config.probe, &mut why_unknown),
                     procstat::self_cpu(),
                     lp.shared.packets_sent,
                 ));
@@ -414,7 +426,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
                 let ns = now.duration_since(epoch).as_nanos() as u64;
                 lp.shared.tally.close_window(ns);
                 let (t0, s0, g0, sent0) = window_start.take().expect("the window was opened");
-                let s1 = sample(config.server_pid);
+                let s1 = sample(&config.probe, &mut why_unknown);
                 let (server_cpu, server_waited, server_user_share, server_threads) =
                     match (&s0, &s1) {
                         (Some(a), Some(b)) => {
@@ -528,6 +540,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
         server_waited: window.server_waited,
         server_user_share: window.server_user_share,
         server_threads: window.server_threads,
+        server_unknown: why_unknown,
         server_rss_idle_kib: idle.map(|s| s.rss_kib),
         server_rss_loaded_kib: loaded.map(|s| s.rss_kib),
         generator_cpu: window.generator_cpu.0,
@@ -549,15 +562,15 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
 
 /// The live progress line.
 struct Progress {
-    pid: Option<u32>,
+    probe: ServerProbe,
     last: Option<(Instant, u64, u64, Option<Duration>, Duration)>,
     drawn: bool,
 }
 
 impl Progress {
-    fn new(pid: Option<u32>) -> Self {
+    fn new(probe: ServerProbe) -> Self {
         Self {
-            pid,
+            probe,
             last: None,
             drawn: false,
         }
@@ -570,10 +583,7 @@ impl Progress {
         let now = Instant::now();
         let sent = lp.shared.packets_sent;
         let rcvd = lp.shared.tally.received;
-        let server = self
-            .pid
-            .and_then(|p| procstat::sample(p).ok())
-            .map(|s| s.cpu);
+        let server = self.probe.sample().ok().map(|s| s.cpu);
         let me = procstat::self_cpu().0;
         let connected = lp.peers.iter().filter(|p| p.connected).count();
         let ready = lp.peers.iter().filter(|p| p.ready()).count();

@@ -14,6 +14,7 @@
 //! | [`traffic`] | video bursts, keyframes, PLI response, audio; the payload stamp |
 //! | [`check`] | what subscribers check: loss, duplicates, latency, PLIs |
 //! | [`procstat`] | the server's and the generator's CPU and memory |
+//! | [`probe`] | the server's accounting: its process, or its `/metrics` page |
 //! | [`floor`] | SRTP protect + batched loopback send |
 //! | [`report`] | the table and the JSON |
 //! | [`compare`] | `--compare-shards` |
@@ -26,6 +27,7 @@ pub mod compare;
 pub mod cores;
 pub mod driver;
 pub mod floor;
+pub mod probe;
 pub use procstat;
 pub mod ramp;
 pub mod report;
@@ -44,6 +46,7 @@ use clap::{Args, Subcommand};
 use crate::compare::Comparison;
 use crate::driver::{RunConfig, RunError};
 use crate::floor::Floor;
+use crate::probe::ServerProbe;
 use crate::report::Report;
 use crate::scenario::Scenario;
 use crate::server::ServerProcess;
@@ -132,9 +135,14 @@ pub struct CommonArgs {
     /// instead of starting one.
     #[arg(long)]
     pub url: Option<String>,
-    /// With --url: the server's process id, to measure its CPU and memory.
+    /// With --url: the server's process id, to measure its CPU and memory from /proc.
+    /// Without it, the benchmark reads them from the server's /metrics page.
     #[arg(long, requires = "url")]
     pub server_pid: Option<u32>,
+    /// With --url and no --server-pid: the token the server's /metrics page asks for
+    /// (its --metrics-token). Not needed for a server on this host.
+    #[arg(long, env = "PEERCALLS_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// The server binary to start (default: this executable).
     #[arg(long, env = "PEERCALLS_BENCH_SERVER_BIN")]
     pub server_bin: Option<PathBuf>,
@@ -183,8 +191,8 @@ pub enum Target {
     Url {
         /// Its HTTP address.
         addr: SocketAddr,
-        /// Its process, if known.
-        pid: Option<u32>,
+        /// Where its CPU and memory are read.
+        probe: ServerProbe,
     },
 }
 
@@ -220,7 +228,7 @@ fn room_prefix() -> String {
 
 /// Runs one scenario against one server, with the floor measured first.
 pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> {
-    let (server, addr, pid, shards, label) = match &opts.target {
+    let (server, addr, probe, shards, label) = match &opts.target {
         Target::Start {
             bin,
             shards,
@@ -237,16 +245,20 @@ pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> 
                 }
                 None => None,
             };
-            (Some((s, cap)), addr, Some(pid), Some(*shards), label)
+            let probe = ServerProbe::Process(pid);
+            (Some((s, cap)), addr, probe, Some(*shards), label)
         }
-        Target::Url { addr, pid } => (None, *addr, *pid, None, format!("running at http://{addr}")),
+        Target::Url { addr, probe } => {
+            let label = format!("running at http://{addr}");
+            (None, *addr, probe.clone(), None, label)
+        }
     };
     let cap = match &opts.target {
         Target::Start { shard_cpu, .. } => *shard_cpu,
         Target::Url { .. } => None,
     };
     // Dropped at the end of the run: the generator's thread may use every core again.
-    let placement = match pid {
+    let placement = match probe.pid() {
         Some(pid) => Some(cores::Placement::apply(pid, shards.unwrap_or(0), cap)?),
         None => None,
     };
@@ -258,12 +270,8 @@ pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> 
         scenario: opts.scenario,
         traffic: opts.traffic,
         server: addr,
-        server_pid: pid,
-        media_ip: if addr.ip().is_loopback() {
-            addr.ip()
-        } else {
-            IpAddr::V4(Ipv4Addr::LOCALHOST)
-        },
+        probe,
+        media_ip: media_ip_towards(addr)?,
         join_rate: opts.join_rate,
         warmup: opts.warmup,
         duration: opts.duration,
@@ -288,6 +296,25 @@ pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> 
         &measured,
         floor.clone(),
     ))
+}
+
+/// The local address the synthetic peers' sockets bind to: the server's own loopback
+/// address, or, for a server elsewhere, the address this machine sends to it from.
+fn media_ip_towards(server: SocketAddr) -> Result<IpAddr, String> {
+    if server.ip().is_loopback() {
+        return Ok(server.ip());
+    }
+    let any: SocketAddr = match server {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    // Connecting a UDP socket sends nothing; it only asks the kernel for a route.
+    let socket = std::net::UdpSocket::bind(any).map_err(|e| format!("no UDP socket: {e}"))?;
+    socket
+        .connect(server)
+        .and_then(|()| socket.local_addr())
+        .map(|a| a.ip())
+        .map_err(|e| format!("no route to the server at {server}: {e}"))
 }
 
 /// Writes the JSON to `given`, or to `target/bench/<default_name>.json`, and says where.
@@ -364,10 +391,17 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
             keyframe_interval: Duration::from_secs_f64(c.keyframe_interval),
         },
         target: match &c.url {
-            Some(url) => Target::Url {
-                addr: server::parse_url(url)?,
-                pid: c.server_pid,
-            },
+            Some(url) => {
+                let addr = server::parse_url(url)?;
+                let probe = match c.server_pid {
+                    Some(pid) => ServerProbe::Process(pid),
+                    None => ServerProbe::Metrics {
+                        addr,
+                        token: c.metrics_token.clone().filter(|t| !t.is_empty()),
+                    },
+                };
+                Target::Url { addr, probe }
+            }
             None => Target::Start {
                 bin: bin.clone(),
                 shards: c.shards,

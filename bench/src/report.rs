@@ -218,8 +218,11 @@ pub struct Report {
     pub delivered_mbps: f64,
     /// Share of delivered packets that were video.
     pub video_share: f64,
-    /// The server's CPU (`null` when its process is unknown).
+    /// The server's CPU (`null` when its accounting could not be read).
     pub server_cpu: Option<ServerCpu>,
+    /// Why `server_cpu` is `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_unknown: Option<String>,
     /// The generator's CPU.
     pub generator_cpu: GeneratorCpu,
     /// Forwarding latency.
@@ -358,6 +361,11 @@ impl Report {
             delivered_pps,
             delivered_mbps: m.tally.window_bytes as f64 * 8.0 / secs / 1e6,
             video_share,
+            server_unknown: if server_cpu.is_none() {
+                m.server_unknown.clone()
+            } else {
+                None
+            },
             server_cpu,
             generator_cpu: GeneratorCpu {
                 cpu_s: m.generator_cpu.as_secs_f64(),
@@ -494,7 +502,15 @@ impl Report {
                     );
                 }
             }
-            None => row("server CPU", "unknown (give --server-pid)".into()),
+            None => row(
+                "server CPU",
+                format!(
+                    "unknown: {}",
+                    self.server_unknown
+                        .as_deref()
+                        .unwrap_or("the server's accounting was not read")
+                ),
+            ),
         }
         row(
             "generator CPU",

@@ -1,0 +1,232 @@
+//! Where the benchmark reads the server's own accounting: its process on this machine
+//! (`/proc`), or, for a server given by URL without its process id (one on another
+//! machine, say), its `/metrics` page, which carries the same figures from the server's
+//! reading of itself.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use procstat::{ProcSample, ThreadCpu};
+
+/// How long reading the metrics page may take.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The largest metrics page read (a server with thousands of shards stays far below).
+const MAX_PAGE: u64 = 4 * 1024 * 1024;
+
+/// Where the server's CPU time and memory come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerProbe {
+    /// The server's process on this machine.
+    Process(u32),
+    /// The server's `/metrics` page at this HTTP address, with the token it asks for.
+    Metrics {
+        /// The server's HTTP address.
+        addr: SocketAddr,
+        /// Sent as `Authorization: Bearer <token>`.
+        token: Option<String>,
+    },
+}
+
+impl ServerProbe {
+    /// The server's process id, when it runs on this machine and is known.
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            ServerProbe::Process(pid) => Some(*pid),
+            ServerProbe::Metrics { .. } => None,
+        }
+    }
+
+    /// One reading of the server's CPU time (per thread) and memory.
+    pub fn sample(&self) -> Result<ProcSample, String> {
+        match self {
+            ServerProbe::Process(pid) => {
+                procstat::sample(*pid).map_err(|e| format!("reading process {pid}: {e}"))
+            }
+            ServerProbe::Metrics { addr, token } => {
+                let page = fetch_page(*addr, token.as_deref())
+                    .map_err(|e| format!("reading http://{addr}/metrics: {e}"))?;
+                from_page(&page).map_err(|e| format!("http://{addr}/metrics: {e}"))
+            }
+        }
+    }
+}
+
+/// `GET /metrics`, the body of a `200`; any other status is an error that says why.
+fn fetch_page(addr: SocketAddr, token: Option<&str>) -> Result<String, String> {
+    let mut tcp = TcpStream::connect_timeout(&addr, PAGE_TIMEOUT).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(PAGE_TIMEOUT))
+        .and_then(|()| tcp.set_write_timeout(Some(PAGE_TIMEOUT)))
+        .map_err(|e| e.to_string())?;
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        tcp,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    tcp.take(MAX_PAGE)
+        .read_to_end(&mut response)
+        .map_err(|e| e.to_string())?;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or("the response has no header")?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .ok_or("the response has no status")?;
+    match status {
+        "200" => Ok(body.to_owned()),
+        "401" => Err("the server asks for its metrics token (--metrics-token)".into()),
+        "403" => Err(format!(
+            "the server shows its metrics to its own host only: {}",
+            body.trim()
+        )),
+        "404" => Err("the server has no metrics page".into()),
+        other => Err(format!("HTTP {other}: {}", body.trim())),
+    }
+}
+
+/// The server's accounting from its metrics page (see `signaling::metrics`): the
+/// process's user and kernel time, its resident memory, and every thread's CPU time and
+/// CPU wait. Errors when the page lacks the process figures.
+pub fn from_page(page: &str) -> Result<ProcSample, String> {
+    let mut user = None;
+    let mut system = None;
+    let mut rss = None;
+    let mut threads: Vec<ThreadCpu> = Vec::new();
+    for line in page.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => (n, l.strip_suffix('}').unwrap_or(l)),
+            None => (series, ""),
+        };
+        let seconds = || Duration::try_from_secs_f64(value).unwrap_or_default();
+        match name {
+            "peercalls_cpu_seconds_total" => match label(labels, "mode") {
+                Some("user") => user = Some(seconds()),
+                Some("system") => system = Some(seconds()),
+                _ => {}
+            },
+            "process_resident_memory_bytes" => rss = Some((value / 1024.0) as u64),
+            "peercalls_thread_cpu_seconds_total" | "peercalls_thread_cpu_wait_seconds_total" => {
+                let (Some(thread), Some(tid)) = (
+                    label(labels, "thread"),
+                    label(labels, "tid").and_then(|t| t.parse().ok()),
+                ) else {
+                    continue;
+                };
+                let i = match threads.iter().position(|t| t.tid == tid) {
+                    Some(i) => i,
+                    None => {
+                        threads.push(ThreadCpu {
+                            tid,
+                            name: thread.to_owned(),
+                            cpu: Duration::ZERO,
+                            waited: Duration::ZERO,
+                        });
+                        threads.len() - 1
+                    }
+                };
+                if name.ends_with("_wait_seconds_total") {
+                    threads[i].waited = seconds();
+                } else {
+                    threads[i].cpu = seconds();
+                }
+            }
+            _ => {}
+        }
+    }
+    let (Some(user), Some(system), Some(rss_kib)) = (user, system, rss) else {
+        return Err("the page has no process CPU and memory figures".into());
+    };
+    threads.sort_by_key(|t| t.tid);
+    // Per-thread time is the kernel's nanosecond accounting; the process's user and
+    // kernel time is tick-sampled (as in procstat::sample).
+    let (cpu, waited) = if threads.is_empty() {
+        (user + system, Duration::ZERO)
+    } else {
+        (
+            threads.iter().map(|t| t.cpu).sum(),
+            threads.iter().map(|t| t.waited).sum(),
+        )
+    };
+    Ok(ProcSample {
+        cpu,
+        waited,
+        user,
+        system,
+        rss_kib,
+        threads,
+    })
+}
+
+/// The value of label `key` in a series' labels (`a="x",b="y"`). Thread names are the
+/// server's own; a name with a quote in it is simply not matched.
+fn label<'a>(labels: &'a str, key: &str) -> Option<&'a str> {
+    labels.split(',').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.strip_prefix('"')?.strip_suffix('"'))?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = "\
+# HELP peercalls_rooms Rooms with someone in them.
+# TYPE peercalls_rooms gauge
+peercalls_rooms 1
+# TYPE process_cpu_seconds_total counter
+process_cpu_seconds_total 2.5
+# TYPE peercalls_cpu_seconds_total counter
+peercalls_cpu_seconds_total{mode=\"user\"} 2
+peercalls_cpu_seconds_total{mode=\"system\"} 0.5
+# TYPE process_resident_memory_bytes gauge
+process_resident_memory_bytes 2097152
+# TYPE peercalls_thread_cpu_seconds_total counter
+peercalls_thread_cpu_seconds_total{thread=\"shard-0\",tid=\"11\"} 2.25
+peercalls_thread_cpu_seconds_total{thread=\"signaling\",tid=\"9\"} 0.3
+# TYPE peercalls_thread_cpu_wait_seconds_total counter
+peercalls_thread_cpu_wait_seconds_total{thread=\"shard-0\",tid=\"11\"} 0.02
+peercalls_thread_cpu_wait_seconds_total{thread=\"signaling\",tid=\"9\"} 0.01
+";
+
+    #[test]
+    fn a_page_becomes_a_sample() {
+        let s = from_page(PAGE).unwrap();
+        assert_eq!(s.user, Duration::from_secs(2));
+        assert_eq!(s.system, Duration::from_millis(500));
+        assert_eq!(s.rss_kib, 2048);
+        assert_eq!(s.cpu, Duration::from_millis(2550));
+        assert_eq!(s.waited, Duration::from_millis(30));
+        let names: Vec<(&str, u32)> = s.threads.iter().map(|t| (t.name.as_str(), t.tid)).collect();
+        assert_eq!(names, [("signaling", 9), ("shard-0", 11)]);
+        assert_eq!(s.threads[1].cpu, Duration::from_millis(2250));
+        assert_eq!(s.threads[1].waited, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn a_page_without_process_figures_is_an_error() {
+        let e = from_page("peercalls_rooms 1\n").unwrap_err();
+        assert!(e.contains("no process CPU"), "{e}");
+    }
+
+    #[test]
+    fn labels_are_found_by_name() {
+        assert_eq!(label("thread=\"shard-0\",tid=\"11\"", "tid"), Some("11"));
+        assert_eq!(
+            label("thread=\"shard-0\",tid=\"11\"", "thread"),
+            Some("shard-0")
+        );
+        assert_eq!(label("mode=\"user\"", "tid"), None);
+        assert_eq!(label("", "tid"), None);
+    }
+}
