@@ -116,6 +116,18 @@ fn a_small_meeting_delivers_every_packet_and_reports_sane_figures() {
     assert_eq!(s.samples, l.samples, "a kernel stamp on every packet");
     assert!(s.p50_us > 0.0 && s.p50_us <= s.p99_us && s.p99_us <= s.max_us);
     assert!(s.p50_us <= l.p50_us + 1_000.0 && s.max_us <= l.max_us + 1_000.0);
+    // The server's own figure, from its /metrics histogram: it counted the copies it
+    // sent (its counters lag by up to half a second at each edge of the window).
+    let own = r.server_latency.as_ref().expect("the server's own latency");
+    let delivered = r.delivered_pps * r.window_s;
+    assert!(
+        own.datagrams as f64 > delivered / 2.0,
+        "{} datagrams counted, {delivered} delivered",
+        own.datagrams
+    );
+    assert!(own.mean_us > 0.0 && own.mean_us < 1e6, "{own:?}");
+    assert!(own.p50_us.0 <= own.p99_us.0, "{own:?}");
+    assert!(r.server_latency_unknown.is_none());
     assert_eq!(r.join.samples, 2, "the 2nd and 3rd members found media");
     assert!(r.join.p50_ms.is_some_and(|v| v > 0.0 && v < 10_000.0));
     assert!(r.join.p95_ms >= r.join.p50_ms);
@@ -140,6 +152,7 @@ fn a_small_meeting_delivers_every_packet_and_reports_sane_figures() {
         "delivered_pps",
         "latency",
         "socket_latency",
+        "server_latency",
         "loss",
         "feedback",
         "join",
@@ -357,7 +370,8 @@ fn a_server_given_by_url_is_measured_through_its_metrics_page() {
     }
 
     // A wrong token is refused, and the reason says which flag fixes it.
-    let wrong = ServerProbe::Metrics {
+    let wrong = ServerProbe {
+        pid: None,
         addr,
         token: Some("wrong".into()),
     };
@@ -365,12 +379,18 @@ fn a_server_given_by_url_is_measured_through_its_metrics_page() {
     assert!(why.contains("--metrics-token"), "{why}");
 
     // The page and /proc agree on what the server is: its shard thread, its memory.
-    let probe = ServerProbe::Metrics {
+    let probe = ServerProbe {
+        pid: None,
         addr,
         token: Some(token.into()),
     };
     let from_page = probe.sample().expect("the page");
-    let from_proc = ServerProbe::Process(server.0.id()).sample().unwrap();
+    let from_proc = ServerProbe {
+        pid: Some(server.0.id()),
+        ..probe.clone()
+    }
+    .sample()
+    .unwrap();
     let names = |s: &bench::procstat::ProcSample| {
         let mut n: Vec<(String, u32)> = s.threads.iter().map(|t| (t.name.clone(), t.tid)).collect();
         n.sort();
@@ -414,6 +434,7 @@ fn a_server_given_by_url_is_measured_through_its_metrics_page() {
     );
     assert!(r.memory.per_peer_kib.is_some());
     assert!(r.server_unknown.is_none());
+    assert!(r.server_latency.as_ref().is_some_and(|l| l.datagrams > 0));
 
     // With the wrong token the run still completes, and says why the CPU is unknown.
     let opts = BenchOptions {
@@ -425,4 +446,10 @@ fn a_server_given_by_url_is_measured_through_its_metrics_page() {
     let why = r.server_unknown.as_deref().expect("why the CPU is unknown");
     assert!(why.contains("--metrics-token"), "{why}");
     assert!(r.table().contains("unknown: "), "{}", r.table());
+    assert!(r.server_latency.is_none());
+    let why = r
+        .server_latency_unknown
+        .as_deref()
+        .expect("why the latency is unknown");
+    assert!(why.contains("--metrics-token"), "{why}");
 }

@@ -84,6 +84,13 @@ fn the_page_shows_a_call_in_progress() {
         .unwrap_or_else(|| panic!("no shard-0 thread on the page:\n{page}"));
     let seconds: f64 = shard_cpu.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(seconds > 0.0, "{shard_cpu}");
+    // The shard's forwarding latency: every forwarded copy was counted, in some bucket.
+    let h = "peercalls_shard_forwarding_latency_seconds";
+    let count = value(&page, &format!("{h}_count{{shard=\"0\"}}")).unwrap();
+    let all = value(&page, &format!("{h}_bucket{{shard=\"0\",le=\"+Inf\"}}")).unwrap();
+    assert!(count >= 50.0 && all == count, "{page}");
+    let sum = value(&page, &format!("{h}_sum{{shard=\"0\"}}")).unwrap();
+    assert!(sum > 0.0 && sum / count < 1.0, "mean {} s", sum / count);
     scene.pairs[0].assert_unbroken("while the page was read");
 }
 

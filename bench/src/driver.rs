@@ -28,6 +28,7 @@ use crate::scenario::Scenario;
 use crate::synthetic::{STATS_INTERVAL, Shared, SyntheticPeer};
 use crate::traffic::TrafficConfig;
 use engine::io::batch::RecvBatch;
+use engine::latency::LatencyHistogram;
 
 /// How often subscribers look for unrepaired video gaps.
 const GAP_CHECK: Duration = Duration::from_millis(50);
@@ -89,6 +90,9 @@ pub struct Measured {
     pub server_threads: Vec<(String, Duration, Duration)>,
     /// Why the server's CPU and memory are unknown, if they are.
     pub server_unknown: Option<String>,
+    /// The server's own forwarding latency over the window (its `/metrics` histogram),
+    /// or why it is unknown.
+    pub server_latency: Result<LatencyHistogram, String>,
     /// The server's RSS before any peer joined, KiB.
     pub server_rss_idle_kib: Option<u64>,
     /// The server's RSS with every peer in, KiB.
@@ -151,6 +155,7 @@ struct Window {
     server_threads: Vec<(String, Duration, Duration)>,
     generator_cpu: (Duration, Duration),
     sent: u64,
+    server_latency: Result<LatencyHistogram, String>,
 }
 
 struct Loop {
@@ -330,7 +335,13 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
     let mut next_progress = start + PROGRESS;
     let mut progress = Progress::new(config.probe.clone());
     // When the window opened: (time, the server's sample, the generator's CPU, packets sent).
-    type WindowStart = (Instant, Option<ProcSample>, (Duration, Duration), u64);
+    type WindowStart = (
+        Instant,
+        Option<ProcSample>,
+        Result<LatencyHistogram, String>,
+        (Duration, Duration),
+        u64,
+    );
     let mut window_start: Option<WindowStart> = None;
     let mut window: Option<Window> = None;
     let mut loaded: Option<ProcSample> = None;
@@ -417,6 +428,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
                 window_start = Some((
                     now,
                     sample(&config.probe, &mut why_unknown),
+                    config.probe.latency(),
                     procstat::self_cpu(),
                     lp.shared.packets_sent,
                 ));
@@ -425,8 +437,9 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
             Phase::Window(until) if now >= until => {
                 let ns = now.duration_since(epoch).as_nanos() as u64;
                 lp.shared.tally.close_window(ns);
-                let (t0, s0, g0, sent0) = window_start.take().expect("the window was opened");
+                let (t0, s0, l0, g0, sent0) = window_start.take().expect("the window was opened");
                 let s1 = sample(&config.probe, &mut why_unknown);
+                let server_latency = l0.and_then(|a| Ok(config.probe.latency()?.since(&a)));
                 let (server_cpu, server_waited, server_user_share, server_threads) =
                     match (&s0, &s1) {
                         (Some(a), Some(b)) => {
@@ -450,6 +463,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
                     server_threads,
                     generator_cpu: (g1.0.saturating_sub(g0.0), g1.1.saturating_sub(g0.1)),
                     sent: lp.shared.packets_sent - sent0,
+                    server_latency,
                 });
                 loaded = s1;
                 for p in &mut lp.peers {
@@ -541,6 +555,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
         server_user_share: window.server_user_share,
         server_threads: window.server_threads,
         server_unknown: why_unknown,
+        server_latency: window.server_latency,
         server_rss_idle_kib: idle.map(|s| s.rss_kib),
         server_rss_loaded_kib: loaded.map(|s| s.rss_kib),
         generator_cpu: window.generator_cpu.0,

@@ -139,8 +139,9 @@ pub struct CommonArgs {
     /// Without it, the benchmark reads them from the server's /metrics page.
     #[arg(long, requires = "url")]
     pub server_pid: Option<u32>,
-    /// With --url and no --server-pid: the token the server's /metrics page asks for
-    /// (its --metrics-token). Not needed for a server on this host.
+    /// With --url: the token the server's /metrics page asks for (its --metrics-token),
+    /// for its CPU and memory without --server-pid, and its forwarding latency. Not
+    /// needed for a server on this host.
     #[arg(long, env = "PEERCALLS_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
     /// The server binary to start (default: this executable).
@@ -245,7 +246,11 @@ pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> 
                 }
                 None => None,
             };
-            let probe = ServerProbe::Process(pid);
+            let probe = ServerProbe {
+                pid: Some(pid),
+                addr,
+                token: None,
+            };
             (Some((s, cap)), addr, probe, Some(*shards), label)
         }
         Target::Url { addr, probe } => {
@@ -258,7 +263,7 @@ pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> 
         Target::Url { .. } => None,
     };
     // Dropped at the end of the run: the generator's thread may use every core again.
-    let placement = match probe.pid() {
+    let placement = match probe.pid {
         Some(pid) => Some(cores::Placement::apply(pid, shards.unwrap_or(0), cap)?),
         None => None,
     };
@@ -393,12 +398,10 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         target: match &c.url {
             Some(url) => {
                 let addr = server::parse_url(url)?;
-                let probe = match c.server_pid {
-                    Some(pid) => ServerProbe::Process(pid),
-                    None => ServerProbe::Metrics {
-                        addr,
-                        token: c.metrics_token.clone().filter(|t| !t.is_empty()),
-                    },
+                let probe = ServerProbe {
+                    pid: c.server_pid,
+                    addr,
+                    token: c.metrics_token.clone().filter(|t| !t.is_empty()),
                 };
                 Target::Url { addr, probe }
             }

@@ -1,12 +1,13 @@
 //! Where the benchmark reads the server's own accounting: its process on this machine
 //! (`/proc`), or, for a server given by URL without its process id (one on another
 //! machine, say), its `/metrics` page, which carries the same figures from the server's
-//! reading of itself.
+//! reading of itself. The server's forwarding-latency histogram is only on the page.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use engine::latency::{BOUNDS_US, LatencyHistogram};
 use procstat::{ProcSample, ThreadCpu};
 
 /// How long reading the metrics page may take.
@@ -14,41 +15,39 @@ const PAGE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The largest metrics page read (a server with thousands of shards stays far below).
 const MAX_PAGE: u64 = 4 * 1024 * 1024;
 
-/// Where the server's CPU time and memory come from.
+/// Where the server's CPU time, memory and forwarding latency come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerProbe {
-    /// The server's process on this machine.
-    Process(u32),
-    /// The server's `/metrics` page at this HTTP address, with the token it asks for.
-    Metrics {
-        /// The server's HTTP address.
-        addr: SocketAddr,
-        /// Sent as `Authorization: Bearer <token>`.
-        token: Option<String>,
-    },
+pub struct ServerProbe {
+    /// The server's process, when it runs on this machine and is known: its CPU and
+    /// memory are read from /proc.
+    pub pid: Option<u32>,
+    /// The server's HTTP address, for its `/metrics` page.
+    pub addr: SocketAddr,
+    /// Sent as `Authorization: Bearer <token>` with the page's request.
+    pub token: Option<String>,
 }
 
 impl ServerProbe {
-    /// The server's process id, when it runs on this machine and is known.
-    pub fn pid(&self) -> Option<u32> {
-        match self {
-            ServerProbe::Process(pid) => Some(*pid),
-            ServerProbe::Metrics { .. } => None,
+    /// One reading of the server's CPU time (per thread) and memory.
+    pub fn sample(&self) -> Result<ProcSample, String> {
+        match self.pid {
+            Some(pid) => procstat::sample(pid).map_err(|e| format!("reading process {pid}: {e}")),
+            None => from_page(&self.page()?).map_err(|e| format!("{}: {e}", self.url())),
         }
     }
 
-    /// One reading of the server's CPU time (per thread) and memory.
-    pub fn sample(&self) -> Result<ProcSample, String> {
-        match self {
-            ServerProbe::Process(pid) => {
-                procstat::sample(*pid).map_err(|e| format!("reading process {pid}: {e}"))
-            }
-            ServerProbe::Metrics { addr, token } => {
-                let page = fetch_page(*addr, token.as_deref())
-                    .map_err(|e| format!("reading http://{addr}/metrics: {e}"))?;
-                from_page(&page).map_err(|e| format!("http://{addr}/metrics: {e}"))
-            }
-        }
+    /// The server's forwarding latency so far, all shards together.
+    pub fn latency(&self) -> Result<LatencyHistogram, String> {
+        latency_from_page(&self.page()?).map_err(|e| format!("{}: {e}", self.url()))
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/metrics", self.addr)
+    }
+
+    fn page(&self) -> Result<String, String> {
+        fetch_page(self.addr, self.token.as_deref())
+            .map_err(|e| format!("reading {}: {e}", self.url()))
     }
 }
 
@@ -167,6 +166,75 @@ pub fn from_page(page: &str) -> Result<ProcSample, String> {
     })
 }
 
+/// The forwarding-latency histograms of a metrics page
+/// (`peercalls_shard_forwarding_latency_seconds`), every shard's added up.
+pub fn latency_from_page(page: &str) -> Result<LatencyHistogram, String> {
+    const BUCKET: &str = "peercalls_shard_forwarding_latency_seconds_bucket";
+    const SUM: &str = "peercalls_shard_forwarding_latency_seconds_sum";
+    // Per shard: cumulative counts by bucket, and the sum.
+    let mut shards: Vec<(String, [u64; BOUNDS_US.len() + 1], u64)> = Vec::new();
+    let mut found = false;
+    for line in page.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Some((name, labels)) = series.split_once('{') else {
+            continue;
+        };
+        if name != BUCKET && name != SUM {
+            continue;
+        }
+        let labels = labels.strip_suffix('}').unwrap_or(labels);
+        let (Some(shard), Ok(value)) = (label(labels, "shard"), value.parse::<f64>()) else {
+            continue;
+        };
+        let i = match shards.iter().position(|s| s.0 == shard) {
+            Some(i) => i,
+            None => {
+                shards.push((shard.to_owned(), [0; BOUNDS_US.len() + 1], 0));
+                shards.len() - 1
+            }
+        };
+        if name == SUM {
+            shards[i].2 = (value * 1e9) as u64;
+            continue;
+        }
+        let bucket = match label(labels, "le") {
+            Some("+Inf") => Some(BOUNDS_US.len()),
+            Some(le) => le.parse::<f64>().ok().and_then(|le| {
+                BOUNDS_US
+                    .iter()
+                    .position(|&us| (us as f64 / 1e6 - le).abs() < 1e-9)
+            }),
+            None => None,
+        };
+        let Some(b) = bucket else {
+            return Err(format!(
+                "a latency bucket this benchmark does not know: {line}"
+            ));
+        };
+        shards[i].1[b] = value as u64;
+        found = true;
+    }
+    if !found {
+        return Err("the page has no forwarding-latency histogram".into());
+    }
+    let mut total = LatencyHistogram::default();
+    for (_, cumulative, sum_ns) in shards {
+        let mut h = LatencyHistogram {
+            sum_ns,
+            ..LatencyHistogram::default()
+        };
+        let mut below = 0;
+        for (b, c) in h.buckets.iter_mut().zip(cumulative) {
+            *b = c.saturating_sub(below);
+            below = below.max(c);
+        }
+        total.add(&h);
+    }
+    Ok(total)
+}
+
 /// The value of label `key` in a series' labels (`a="x",b="y"`). Thread names are the
 /// server's own; a name with a quote in it is simply not matched.
 fn label<'a>(labels: &'a str, key: &str) -> Option<&'a str> {
@@ -217,6 +285,36 @@ peercalls_thread_cpu_wait_seconds_total{thread=\"signaling\",tid=\"9\"} 0.01
     fn a_page_without_process_figures_is_an_error() {
         let e = from_page("peercalls_rooms 1\n").unwrap_err();
         assert!(e.contains("no process CPU"), "{e}");
+    }
+
+    #[test]
+    fn latency_histograms_of_every_shard_add_up() {
+        let h = "peercalls_shard_forwarding_latency_seconds";
+        let mut page = String::new();
+        for (shard, at_300us, at_2ms) in [(0, 4, 5), (1, 1, 1)] {
+            for &us in &BOUNDS_US {
+                let cumulative = if us < 300 {
+                    0
+                } else if us < 2_000 {
+                    at_300us
+                } else {
+                    at_2ms
+                };
+                let le = us as f64 / 1e6;
+                page += &format!("{h}_bucket{{shard=\"{shard}\",le=\"{le}\"}} {cumulative}\n");
+            }
+            page += &format!("{h}_bucket{{shard=\"{shard}\",le=\"+Inf\"}} {at_2ms}\n");
+            page += &format!("{h}_sum{{shard=\"{shard}\"}} 0.5\n");
+            page += &format!("{h}_count{{shard=\"{shard}\"}} {at_2ms}\n");
+        }
+        let total = latency_from_page(&page).unwrap();
+        assert_eq!(total.count(), 6);
+        let i300 = BOUNDS_US.iter().position(|&b| b == 300).unwrap();
+        let i2ms = BOUNDS_US.iter().position(|&b| b == 2_000).unwrap();
+        assert_eq!(total.buckets[i300], 5);
+        assert_eq!(total.buckets[i2ms], 1);
+        assert_eq!(total.sum_ns, 1_000_000_000);
+        assert!(latency_from_page(PAGE).is_err(), "no histogram on the page");
     }
 
     #[test]

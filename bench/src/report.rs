@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use engine::latency::LatencyHistogram;
+
 use crate::driver::Measured;
 use crate::floor::Floor;
 use crate::scenario::Scenario;
@@ -32,6 +34,41 @@ pub struct ThreadLoad {
     pub cores: f64,
     /// Milliseconds per second it was runnable but waited for a CPU (the machine is shared).
     pub cpu_wait_ms_per_s: f64,
+}
+
+/// The server's own forwarding latency over the window, from its histogram: quantiles
+/// are known to their bucket.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerLatency {
+    /// Datagrams the server counted.
+    pub datagrams: u64,
+    /// Their mean time in the server, µs.
+    pub mean_us: f64,
+    /// The bucket that holds the median: (above, at most) µs.
+    pub p50_us: (u64, Option<u64>),
+    /// The bucket that holds the 99th percentile; `null` upper bound: above 1 s.
+    pub p99_us: (u64, Option<u64>),
+}
+
+impl ServerLatency {
+    fn new(h: &LatencyHistogram) -> Option<ServerLatency> {
+        Some(ServerLatency {
+            datagrams: h.count(),
+            mean_us: h.sum_ns as f64 / 1e3 / h.count().max(1) as f64,
+            p50_us: h.quantile_bucket(0.5)?,
+            p99_us: h.quantile_bucket(0.99)?,
+        })
+    }
+}
+
+/// A latency bucket for people: "300–500 µs", "1.5–2 ms", "> 1000 ms".
+fn bucket_range((lower, upper): (u64, Option<u64>)) -> String {
+    let ms = |us: u64| format!("{}", us as f64 / 1e3);
+    match upper {
+        None => format!("> {} ms", ms(lower)),
+        Some(u) if u <= 1_000 => format!("{lower}–{u} µs"),
+        Some(u) => format!("{}–{} ms", ms(lower), ms(u)),
+    }
 }
 
 /// The server's CPU over the window, from its own process accounting.
@@ -231,6 +268,13 @@ pub struct Report {
     /// forwarding latency without the time a datagram waited for the generator's one
     /// thread to read it (with many subscribers, most of the webinar's latency).
     pub socket_latency: Latency,
+    /// The server's own figure, from the histogram on its `/metrics` page: from the
+    /// kernel's arrival stamp on the oldest datagram a shard read in a turn to the send
+    /// of what the turn produced (`null` when the page could not be read).
+    pub server_latency: Option<ServerLatency>,
+    /// Why `server_latency` is `null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_latency_unknown: Option<String>,
     /// Loss.
     pub loss: LossReport,
     /// NACKs and PLIs.
@@ -375,6 +419,12 @@ impl Report {
             },
             latency: latency(&m.tally.latency),
             socket_latency: latency(&m.tally.socket_latency),
+            server_latency: m.server_latency.as_ref().ok().and_then(ServerLatency::new),
+            server_latency_unknown: match &m.server_latency {
+                Ok(h) if h.count() == 0 => Some("the server counted no datagram".into()),
+                Ok(_) => None,
+                Err(e) => Some(e.clone()),
+            },
             loss: LossReport {
                 expected: m.loss.expected,
                 received: m.loss.received,
@@ -536,6 +586,19 @@ impl Report {
                 "{:.0} / {:.0} / {:.0} µs (kernel arrival stamp, before the generator reads it)",
                 l.p50_us, l.p99_us, l.max_us
             ),
+        );
+        row(
+            "  in the server",
+            match (&self.server_latency, &self.server_latency_unknown) {
+                (Some(s), _) => format!(
+                    "p50 {}, p99 {}, mean {:.0} µs (its /metrics histogram, {} datagrams)",
+                    bucket_range(s.p50_us),
+                    bucket_range(s.p99_us),
+                    s.mean_us,
+                    s.datagrams
+                ),
+                (None, why) => format!("unknown: {}", why.as_deref().unwrap_or("not read")),
+            },
         );
         let loss = &self.loss;
         row(

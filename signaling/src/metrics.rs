@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 
 use engine::io::ShardSnapshot;
+use engine::latency;
 use procstat::ProcSample;
 
 /// The page's content type.
@@ -73,6 +74,8 @@ pub fn render(f: &Figures<'_>) -> String {
         }
     }
 
+    latency_histograms(&mut page, f.shards, &ids);
+
     if let Some(p) = f.process {
         page.family(
             "process_cpu_seconds_total",
@@ -134,6 +137,32 @@ pub fn render(f: &Figures<'_>) -> String {
         }
     }
     page.0
+}
+
+/// Each shard's forwarding latency (`engine::latency`) as a Prometheus histogram.
+fn latency_histograms(page: &mut Page, shards: &[ShardSnapshot], ids: &[String]) {
+    const NAME: &str = "peercalls_shard_forwarding_latency_seconds";
+    page.family(
+        NAME,
+        "Datagrams sent, by their time in the shard: from the kernel's arrival stamp on the oldest datagram the shard read in the same turn to their send.",
+        "histogram",
+    );
+    let bounds: Vec<String> = latency::BOUNDS_US
+        .iter()
+        .map(|&us| (us as f64 / 1e6).to_string())
+        .chain(["+Inf".to_owned()])
+        .collect();
+    let bucket = format!("{NAME}_bucket");
+    for (s, id) in shards.iter().zip(ids) {
+        let mut cumulative = 0;
+        for (n, le) in s.latency.buckets.iter().zip(&bounds) {
+            cumulative += n;
+            page.sample(&bucket, &[("shard", id), ("le", le)], cumulative);
+        }
+        let seconds = s.latency.sum_ns as f64 / 1e9;
+        page.sample(&format!("{NAME}_sum"), &[("shard", id)], seconds);
+        page.sample(&format!("{NAME}_count"), &[("shard", id)], cumulative);
+    }
 }
 
 /// A page being written.
@@ -217,7 +246,7 @@ mod tests {
         for line in page.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').unwrap();
-                assert!(["gauge", "counter"].contains(&kind), "{line}");
+                assert!(["gauge", "counter", "histogram"].contains(&kind), "{line}");
                 assert!(
                     typed.insert(name.to_owned(), kind).is_none(),
                     "twice: {line}"
@@ -237,8 +266,13 @@ mod tests {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':'),
                 "{line}"
             );
-            assert!(typed.contains_key(name), "no TYPE before {line}");
-            if typed[name] == "counter" {
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .filter_map(|s| name.strip_suffix(s))
+                .find(|f| typed.get(*f) == Some(&"histogram"))
+                .unwrap_or(name);
+            assert!(typed.contains_key(family), "no TYPE before {line}");
+            if typed[family] == "counter" {
                 assert!(name.ends_with("_total"), "{line}");
             }
             samples.push((name.to_owned(), labels.to_owned(), value.parse().unwrap()));
@@ -265,6 +299,12 @@ mod tests {
                 },
                 peers: 3,
                 flows: 4,
+                latency: {
+                    let mut h = engine::latency::LatencyHistogram::default();
+                    h.record(Duration::from_micros(400), 9);
+                    h.record(Duration::from_millis(3), 1);
+                    h
+                },
             },
             ShardSnapshot {
                 stats: ShardStats {
@@ -273,6 +313,7 @@ mod tests {
                 },
                 peers: 1,
                 flows: 1,
+                latency: Default::default(),
             },
         ];
         let process = ProcSample {
@@ -341,6 +382,23 @@ mod tests {
             value(&s, "peercalls_thread_cpu_wait_seconds_total", shard0),
             0.02
         );
+        // The latency histogram: cumulative buckets, a sum and a count per shard.
+        let h = "peercalls_shard_forwarding_latency_seconds";
+        let bucket = |le: &str| {
+            value(
+                &s,
+                &format!("{h}_bucket"),
+                &format!("shard=\"0\",le=\"{le}\""),
+            )
+        };
+        assert_eq!(bucket("0.0003"), 0.0);
+        assert_eq!(bucket("0.0005"), 9.0);
+        assert_eq!(bucket("0.003"), 10.0);
+        assert_eq!(bucket("+Inf"), 10.0);
+        assert_eq!(value(&s, &format!("{h}_count"), "shard=\"0\""), 10.0);
+        assert_eq!(value(&s, &format!("{h}_count"), "shard=\"1\""), 0.0);
+        let sum = value(&s, &format!("{h}_sum"), "shard=\"0\"");
+        assert!((sum - (9.0 * 0.0004 + 0.003)).abs() < 1e-9, "{sum}");
         let odd = "thread=\"odd \\\"name\\\"\\\\\",tid=\"12\"";
         assert_eq!(value(&s, "peercalls_thread_cpu_seconds_total", odd), 0.35);
     }

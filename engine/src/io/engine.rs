@@ -11,8 +11,9 @@ use crossbeam_channel::{Sender, bounded, unbounded};
 use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::batch::enable_gro;
+use super::batch::{enable_arrival_times, enable_gro};
 use super::shard_thread::{Link, ShardSnapshot, ShardThread, WAKE, advertised};
+use crate::latency::LatencyHistogram;
 use crate::msg::{Control, Notice, ShardId};
 use crate::shard::{Liveness, ShardCore};
 
@@ -172,6 +173,8 @@ impl Engine {
                 notice_waker: notice_waker.clone(),
                 snapshot: snapshot.clone(),
                 woken: Vec::with_capacity(config.shards),
+                latency: LatencyHistogram::default(),
+                oldest_input: None,
             };
             let core_id = (config.pin_cores && !cores.is_empty()).then(|| cores[k % cores.len()]);
             let handle = std::thread::Builder::new()
@@ -230,6 +233,10 @@ fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     // (optimisation 5, docs/benchmarks.md); without it, one datagram per message.
     if let Err(e) = enable_gro(socket.as_raw_fd()) {
         tracing::debug!("UDP GRO unavailable ({e}); receiving one datagram per message");
+    }
+    // The kernel's arrival stamps, for the shard's forwarding latency (crate::latency).
+    if let Err(e) = enable_arrival_times(socket.as_raw_fd()) {
+        tracing::debug!("no arrival stamps ({e}); the forwarding latency is not measured");
     }
     socket
         .bind(&addr.into())

@@ -6,13 +6,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::batch::{BATCH, RecvBatch, send_batch};
+use crate::latency::LatencyHistogram;
 use crate::msg::{Control, MediaBatch, Notice};
 use crate::shard::{Datagram, ShardCore};
 use crate::stats::ShardStats;
@@ -49,6 +50,8 @@ pub struct ShardSnapshot {
     pub peers: usize,
     /// Remote addresses the shard routes to a peer now (bounded per peer).
     pub flows: usize,
+    /// How long datagrams stayed in the shard (see [`crate::latency`]).
+    pub latency: LatencyHistogram,
 }
 
 pub(crate) struct ShardThread {
@@ -63,6 +66,10 @@ pub(crate) struct ShardThread {
     pub(crate) snapshot: Arc<Mutex<ShardSnapshot>>,
     /// Which shards a flush sent something to (reused: no allocation per flush).
     pub(crate) woken: Vec<bool>,
+    /// Sends, by how long after the oldest input of their turn they left.
+    pub(crate) latency: LatencyHistogram,
+    /// The kernel's arrival stamp of the oldest datagram read this turn.
+    pub(crate) oldest_input: Option<SystemTime>,
 }
 
 impl ShardThread {
@@ -115,6 +122,9 @@ impl ShardThread {
                 let n = batch.recv(fd)?;
                 let now = Instant::now();
                 for message in (0..n).filter_map(|i| batch.message(i)) {
+                    if let Some(at) = message.arrived {
+                        self.oldest_input = Some(self.oldest_input.map_or(at, |o| o.min(at)));
+                    }
                     for (data, too_long) in message.datagrams() {
                         if too_long {
                             self.core.stats.rx_datagrams += 1;
@@ -154,6 +164,7 @@ impl ShardThread {
                 self.flush(fd, &mut queued)?;
             }
             self.flush(fd, &mut queued)?;
+            self.oldest_input = None;
             if now >= next_stats {
                 next_stats = now + STATS_INTERVAL;
                 if let Ok(mut s) = self.snapshot.lock() {
@@ -161,6 +172,7 @@ impl ShardThread {
                         stats: self.core.stats,
                         peers: self.core.peer_count(),
                         flows: self.core.flow_count(),
+                        latency: self.latency,
                     };
                 }
             }
@@ -175,6 +187,7 @@ impl ShardThread {
             let (a, _) = queued.as_slices();
             let n = send_batch(fd, a)?;
             self.core.stats.tx_datagrams += n as u64;
+            record_latency(&mut self.latency, self.oldest_input, n);
             queued.drain(..n);
         } else if !out.transmits.is_empty() {
             // Optimisation (docs/benchmarks.md): fan-out emits one datagram per
@@ -185,6 +198,7 @@ impl ShardThread {
             let n = send_batch(fd, &out.transmits)?;
             self.core.stats.tx_datagrams += n as u64;
             queued.extend(out.transmits.drain(..).skip(n));
+            record_latency(&mut self.latency, self.oldest_input, n);
         }
         while queued.len() > MAX_QUEUED_SENDS {
             queued.pop_front();
@@ -222,6 +236,15 @@ impl ShardThread {
             let _ = self.notice_waker.wake();
         }
         Ok(())
+    }
+}
+
+/// Counts `sent` datagrams as leaving now, as old as the turn's oldest input (none
+/// when the turn read nothing: timers, other shards' packets).
+fn record_latency(latency: &mut LatencyHistogram, oldest_input: Option<SystemTime>, sent: usize) {
+    if let (Some(oldest), true) = (oldest_input, sent > 0) {
+        let age = SystemTime::now().duration_since(oldest).unwrap_or_default();
+        latency.record(age, sent as u64);
     }
 }
 
