@@ -146,24 +146,9 @@ pub fn from_page(page: &str) -> Result<ProcSample, String> {
         return Err("the page has no process CPU and memory figures".into());
     };
     threads.sort_by_key(|t| t.tid);
-    // Per-thread time is the kernel's nanosecond accounting; the process's user and
-    // kernel time is tick-sampled (as in procstat::sample).
-    let (cpu, waited) = if threads.is_empty() {
-        (user + system, Duration::ZERO)
-    } else {
-        (
-            threads.iter().map(|t| t.cpu).sum(),
-            threads.iter().map(|t| t.waited).sum(),
-        )
-    };
-    Ok(ProcSample {
-        cpu,
-        waited,
-        user,
-        system,
-        rss_kib,
-        threads,
-    })
+    // The threads' times on the page are the server's reading of the kernel's
+    // nanosecond accounting.
+    Ok(ProcSample::new(user, system, rss_kib, threads, true))
 }
 
 /// The forwarding-latency histograms of a metrics page

@@ -79,7 +79,6 @@ fn bad(what: &str) -> io::Error {
 pub fn sample(pid: u32) -> io::Result<ProcSample> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let (_, user, system) = parse_stat(&stat).ok_or_else(|| bad("stat"))?;
-    let cpu = user + system;
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
     let rss_kib = status
         .lines()
@@ -115,24 +114,37 @@ pub fn sample(pid: u32) -> io::Result<ProcSample> {
         }
     }
     threads.sort_by_key(|t| t.tid);
-    // Nanosecond accounting when every thread has it (threads do not come and go
-    // during a run); the process's tick-based total otherwise.
-    let (cpu, waited) = if precise && !threads.is_empty() {
-        (
-            threads.iter().map(|t| t.cpu).sum(),
-            threads.iter().map(|t| t.waited).sum(),
-        )
-    } else {
-        (cpu, Duration::ZERO)
-    };
-    Ok(ProcSample {
-        cpu,
-        waited,
-        user,
-        system,
-        rss_kib,
-        threads,
-    })
+    Ok(ProcSample::new(user, system, rss_kib, threads, precise))
+}
+
+impl ProcSample {
+    /// A reading from its parts. Its total CPU and wait are the threads' when their times
+    /// are the kernel's nanosecond accounting (`threads_precise`; threads do not come and
+    /// go during a run), the process's tick-based user + system (and no wait) otherwise.
+    pub fn new(
+        user: Duration,
+        system: Duration,
+        rss_kib: u64,
+        threads: Vec<ThreadCpu>,
+        threads_precise: bool,
+    ) -> ProcSample {
+        let (cpu, waited) = if threads_precise && !threads.is_empty() {
+            (
+                threads.iter().map(|t| t.cpu).sum(),
+                threads.iter().map(|t| t.waited).sum(),
+            )
+        } else {
+            (user + system, Duration::ZERO)
+        };
+        ProcSample {
+            cpu,
+            waited,
+            user,
+            system,
+            rss_kib,
+            threads,
+        }
+    }
 }
 
 /// The generator's own CPU time and time waited for a CPU (all its threads), with the

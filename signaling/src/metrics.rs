@@ -7,10 +7,11 @@
 //! the media path does any work for it.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use engine::io::ShardSnapshot;
 use engine::latency;
-use procstat::ProcSample;
+use procstat::{ProcSample, ThreadCpu};
 
 /// The page's content type.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -109,35 +110,31 @@ pub fn render(f: &Figures<'_>) -> String {
         );
         page.sample("process_resident_memory_bytes", &[], p.rss_kib * 1024);
         let tids: Vec<String> = p.threads.iter().map(|t| t.tid.to_string()).collect();
-        page.family(
-            "peercalls_thread_cpu_seconds_total",
-            "CPU time of each thread of the process (shard-<k>: a media shard).",
-            "counter",
-        );
-        for (t, tid) in p.threads.iter().zip(&tids) {
-            let labels = [("thread", t.name.as_str()), ("tid", tid.as_str())];
-            page.sample(
+        let per_thread: [(&str, &str, ThreadTime); 2] = [
+            (
                 "peercalls_thread_cpu_seconds_total",
-                &labels,
-                t.cpu.as_secs_f64(),
-            );
-        }
-        page.family(
-            "peercalls_thread_cpu_wait_seconds_total",
-            "Time each thread was ready to run but waited for a CPU.",
-            "counter",
-        );
-        for (t, tid) in p.threads.iter().zip(&tids) {
-            let labels = [("thread", t.name.as_str()), ("tid", tid.as_str())];
-            page.sample(
+                "CPU time of each thread of the process (shard-<k>: a media shard).",
+                |t| t.cpu,
+            ),
+            (
                 "peercalls_thread_cpu_wait_seconds_total",
-                &labels,
-                t.waited.as_secs_f64(),
-            );
+                "Time each thread was ready to run but waited for a CPU.",
+                |t| t.waited,
+            ),
+        ];
+        for (name, help, time) in per_thread {
+            page.family(name, help, "counter");
+            for (t, tid) in p.threads.iter().zip(&tids) {
+                let labels = [("thread", t.name.as_str()), ("tid", tid.as_str())];
+                page.sample(name, &labels, time(t).as_secs_f64());
+            }
         }
     }
     page.0
 }
+
+/// One of a thread's times.
+type ThreadTime = fn(&ThreadCpu) -> Duration;
 
 /// Each shard's forwarding latency (`engine::latency`) as a Prometheus histogram.
 fn latency_histograms(page: &mut Page, shards: &[ShardSnapshot], ids: &[String]) {
@@ -231,10 +228,8 @@ impl Value for f64 {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
-    use std::time::Duration;
 
     use engine::stats::ShardStats;
-    use procstat::ThreadCpu;
 
     use super::*;
 
