@@ -67,6 +67,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PEERCALLS_ROOM_SPREAD", default_value_t = 8)]
     pub(crate) room_spread: usize,
 
+    /// A media shard busy this share of its time or more (0.1 to 1) gets no new peers
+    /// while another is less busy; when every shard is, new sessions are refused
+    /// (`unavailable`, then close code 1013) instead of being admitted to time out. 1:
+    /// never refuse.
+    #[arg(long, env = "PEERCALLS_MAX_SHARD_LOAD", default_value_t = 0.9)]
+    pub(crate) max_shard_load: f64,
+
     /// Members a room may have.
     #[arg(long, env = "PEERCALLS_MAX_ROOM_SIZE", default_value_t = 100)]
     pub(crate) max_room_size: usize,
@@ -118,6 +125,12 @@ impl ServeArgs {
         if shards == 0 || shards > 1024 {
             return Err(format!("--shards must be between 1 and 1024, not {shards}"));
         }
+        if !(0.1..=1.0).contains(&self.max_shard_load) {
+            return Err(format!(
+                "--max-shard-load must be between 0.1 and 1, not {}",
+                self.max_shard_load
+            ));
+        }
         if self.max_message < 1024 {
             return Err(format!(
                 "--max-message must be at least 1024 bytes, not {}",
@@ -142,6 +155,7 @@ impl ServeArgs {
             app: AppConfig {
                 reconnect_grace: Duration::from_secs(self.reconnect_grace),
                 spread_after: self.room_spread,
+                max_shard_load: self.max_shard_load,
                 max_peers_per_room: self.max_room_size,
                 max_rooms: self.max_rooms,
                 ..AppConfig::default()

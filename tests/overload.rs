@@ -6,6 +6,9 @@
 //! silent once the read had lasted longer than the idle timeout (seen in a ramp of
 //! `peer-calls bench`).
 //!
+//! A saturated shard also says so (its busy share), and signalling then refuses new
+//! sessions with a reason and "try again later" instead of admitting them to time out.
+//!
 //! The shard is slowed down with the engine's `fault-injection` feature (every
 //! datagram takes 200 µs, a capacity of a few thousand datagrams a second) and flooded
 //! with garbage from an unknown address at ~20,000 a second.
@@ -18,9 +21,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use engine::msg::Control;
+use protocol::{ErrorCode, ServerMessage};
 use signaling::app::AppConfig;
+use signaling::app::close;
 use signaling::transport::Limits;
-use support::{Pair, Scene, server};
+use support::{Pair, Scene, Ws, server};
 
 #[test]
 fn a_shard_slower_than_its_input_still_forwards_and_keeps_its_peers() {
@@ -62,6 +67,14 @@ fn a_shard_slower_than_its_input_still_forwards_and_keeps_its_peers() {
     // peers on the least-loaded shard) kept coming: its loop came back to the rest of
     // its work, timers and output, thousands of datagrams into the flood.
     let handled = shard.snapshot().stats.rx_datagrams - rx0;
+    // ... and they say the shard is saturated (signalling refuses joins by this).
+    let busy_in_flood = shard.snapshot().busy;
+    // A newcomer is refused meanwhile: the only shard is saturated.
+    scene.sockets.push(Ws::connect(server.http_addr));
+    scene.sockets[0].send(r#"{"type":"join","room":"late","nickname":"late"}"#);
+    scene.pump_until(Duration::from_secs(5), "a refusal", |s| {
+        s.sockets[0].is_closed()
+    });
     flooding.store(false, Ordering::Relaxed);
     flood.join().expect("the flood thread");
     shard.send(Control::InjectSlowInput {
@@ -75,9 +88,28 @@ fn a_shard_slower_than_its_input_still_forwards_and_keeps_its_peers() {
         during >= 5,
         "the subscriber got {during} packets in 3 s of flood: the shard's output starved"
     );
+    assert!(
+        busy_in_flood >= 0.8,
+        "a flooded shard said it was {busy_in_flood:.2} busy"
+    );
+    assert_eq!(scene.sockets[0].errors(), vec![ErrorCode::Unavailable]);
+    assert_eq!(scene.sockets[0].close_code(), Some(close::TRY_AGAIN_LATER));
 
     // Afterwards: nobody was ended, and everything sent from now on arrives.
     scene.pump(Duration::from_secs(1));
+    let busy_after = shard.snapshot().busy;
+    assert!(
+        busy_after < 0.5,
+        "a quiet shard said it was {busy_after:.2} busy"
+    );
+    // ... and admits newcomers again (signalling reads the shards four times a second).
+    scene.pump(Duration::from_millis(300));
+    scene.sockets.push(Ws::connect(server.http_addr));
+    scene.sockets[1].send(r#"{"type":"join","room":"late","nickname":"late"}"#);
+    scene.pump_until(Duration::from_secs(5), "a join after the flood", |s| {
+        s.sockets[1].count(|m| matches!(m, ServerMessage::Joined { .. })) == 1
+    });
+    assert!(scene.sockets[1].errors().is_empty());
     let pair = &scene.pairs[0];
     assert!(pair.trouble.is_empty(), "{:?}", pair.trouble);
     let newer = pair.received.iter().copied().max().map_or(0, |n| n + 1);

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use client::{ClientPeer, LocalTrack, PeerEvent, Session, SessionEvent};
 use mio::net::{TcpStream as MioTcp, UdpSocket};
 use mio::{Interest, Registry, Token};
-use protocol::{ClientMessage, ServerMessage, TrackRef};
+use protocol::{ClientMessage, ErrorCode, ServerMessage, TrackRef};
 use str0m::format::CodecConfig;
 use str0m::media::{MediaKind, Mid};
 use tungstenite::handshake::MidHandshake;
@@ -94,8 +94,9 @@ pub struct SyntheticPeer {
     pub keyframe_requests: u64,
     /// Why it failed, if it did.
     pub error: Option<String>,
-    /// It failed because str0m gave up waiting (ICE or the DTLS handshake timed out):
-    /// what a peer sees when the server drops its packets, for example a saturated shard.
+    /// It failed because str0m gave up waiting (ICE or the DTLS handshake timed out),
+    /// or because the server refused it at capacity (`unavailable`): what a peer sees
+    /// from a saturated server.
     pub timed_out: bool,
     next_ping: Instant,
     transmits: Vec<Datagram>,
@@ -333,6 +334,8 @@ impl SyntheticPeer {
                 ServerMessage::TrackPublished { .. } => self.subscribe_to_new_tracks(),
                 ServerMessage::Subscribed { tracks } => self.subscribed += tracks.len(),
                 ServerMessage::Error { code, reason } => {
+                    // Refused at capacity: the server is saturated, as a timeout would say.
+                    self.timed_out |= code == ErrorCode::Unavailable && self.error.is_none();
                     self.fail(format!("server refused ({code:?}): {reason}"));
                 }
                 _ => {}

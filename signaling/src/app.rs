@@ -31,6 +31,8 @@ pub mod close {
     pub const REPLACED: u16 = 4000;
     /// The server ended the client's media session.
     pub const MEDIA_ENDED: u16 = 4001;
+    /// The server cannot take the client now (every media shard is saturated).
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// Tunables of the signalling layer.
@@ -46,6 +48,10 @@ pub struct AppConfig {
     pub max_rooms: usize,
     /// A room spreads over the shards once it has this many members.
     pub spread_after: usize,
+    /// A shard busy this share of its time or more (0 to 1) gets no new peer while
+    /// another is less busy, and when every shard is, new sessions are refused
+    /// (`unavailable`). 1: never.
+    pub max_shard_load: f64,
 }
 
 impl Default for AppConfig {
@@ -56,6 +62,7 @@ impl Default for AppConfig {
             max_peers_per_room: 100,
             max_rooms: 10_000,
             spread_after: 8,
+            max_shard_load: 0.9,
         }
     }
 }
@@ -124,7 +131,11 @@ fn refuse<T>(code: ErrorCode, reason: impl Into<String>) -> Result<T, Refusal> {
 impl App {
     /// An app whose shards are reached at `shard_addrs` (index = shard id).
     pub fn new(config: AppConfig, factory: PeerFactory, shard_addrs: Vec<SocketAddr>) -> Self {
-        let placement = Placement::new(shard_addrs.len(), config.spread_after);
+        let placement = Placement::new(
+            shard_addrs.len(),
+            config.spread_after,
+            config.max_shard_load,
+        );
         Self {
             config,
             factory,
@@ -142,6 +153,12 @@ impl App {
     /// Everything the app wants done since the last call.
     pub fn take_output(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.out)
+    }
+
+    /// How busy each shard was lately (0 to 1, indexed by shard id), as the shards
+    /// report it: new peers avoid saturated shards, and are refused when all are.
+    pub fn set_shard_busy(&mut self, busy: &[f64]) {
+        self.placement.set_busy(busy);
     }
 
     /// Number of rooms with someone in them.
@@ -233,8 +250,14 @@ impl App {
         };
         if let Err((code, reason)) = result {
             self.error(conn, code, reason);
-            if code == ErrorCode::BadSdp {
-                self.count_bad_sdp(conn);
+            match code {
+                ErrorCode::BadSdp => self.count_bad_sdp(conn),
+                ErrorCode::Unavailable => self.out.push(Output::Close(
+                    conn,
+                    close::TRY_AGAIN_LATER,
+                    "at capacity".into(),
+                )),
+                _ => {}
             }
         }
     }
@@ -398,6 +421,18 @@ impl App {
             return refuse(
                 ErrorCode::RoomFull,
                 format!("room {room} has {size} members, the most it may have"),
+            );
+        }
+        if let Some(least) = self.placement.saturated() {
+            // Admitting more would hurt the calls the shards already carry, and the
+            // newcomer's own handshake would wait behind their media and time out.
+            return refuse(
+                ErrorCode::Unavailable,
+                format!(
+                    "the server is at capacity: every media shard is at least {:.0}% busy; \
+                     try again in a minute",
+                    least * 100.0
+                ),
             );
         }
         let id = PeerId(self.next_peer);

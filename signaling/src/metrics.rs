@@ -60,6 +60,14 @@ pub fn render(f: &Figures<'_>) -> String {
     for (s, id) in f.shards.iter().zip(&ids) {
         page.sample("peercalls_shard_flows", &[("shard", id)], s.flows);
     }
+    page.family(
+        "peercalls_shard_busy_ratio",
+        "Share of the last half second the shard spent working (or waiting for a CPU) rather than waiting for input; new peers avoid a shard over --max-shard-load.",
+        "gauge",
+    );
+    for (s, id) in f.shards.iter().zip(&ids) {
+        page.sample("peercalls_shard_busy_ratio", &[("shard", id)], s.busy);
+    }
     let counters = f
         .shards
         .iter()
@@ -294,6 +302,7 @@ mod tests {
                 },
                 peers: 3,
                 flows: 4,
+                busy: 0.25,
                 latency: {
                     let mut h = engine::latency::LatencyHistogram::default();
                     h.record(Duration::from_micros(400), 9);
@@ -308,6 +317,7 @@ mod tests {
                 },
                 peers: 1,
                 flows: 1,
+                busy: 0.0,
                 latency: Default::default(),
             },
         ];
@@ -346,6 +356,7 @@ mod tests {
         assert_eq!(value(&s, "peercalls_shards", ""), 2.0);
         assert_eq!(value(&s, "peercalls_shard_peers", "shard=\"0\""), 3.0);
         assert_eq!(value(&s, "peercalls_shard_flows", "shard=\"1\""), 1.0);
+        assert_eq!(value(&s, "peercalls_shard_busy_ratio", "shard=\"0\""), 0.25);
         let fwd = "peercalls_shard_rtp_forwarded_total";
         assert_eq!(value(&s, fwd, "shard=\"0\""), 120.0);
         assert_eq!(value(&s, fwd, "shard=\"1\""), 5.0);

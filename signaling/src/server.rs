@@ -162,6 +162,8 @@ fn run(
         }
         if now >= next_tick {
             next_tick = now + TICK;
+            let busy: Vec<f64> = engine.shards.iter().map(|s| s.snapshot().busy).collect();
+            app.set_shard_busy(&busy);
             app.tick(now);
         }
         for out in app.take_output() {

@@ -503,3 +503,63 @@ fn five_unusable_sdps_close_the_connection() {
     }
     assert!(closed);
 }
+
+/// The shard a first offer's peer was handed to.
+fn placed_on(out: &[Output]) -> usize {
+    out.iter()
+        .find_map(|o| match o {
+            Output::Control(shard, Control::AddPeer { .. }) => Some(*shard),
+            _ => None,
+        })
+        .expect("the peer was handed to a shard")
+}
+
+#[test]
+fn new_sessions_are_refused_while_every_shard_is_saturated() {
+    let mut t = T::new(AppConfig::default());
+    let (ann, _, _) = t.join(1, "room", "ann");
+    assert_eq!(placed_on(&t.offer(ann, &[])), 0);
+
+    t.app.set_shard_busy(&[0.95, 0.97]);
+    let bob = t.open(2);
+    let out = t.text(bob, r#"{"type":"join","room":"room","nickname":"bob"}"#);
+    assert_eq!(errors(&out, bob), vec![ErrorCode::Unavailable]);
+    let reason = sent_to(&out, bob)
+        .iter()
+        .find_map(|m| match m {
+            ServerMessage::Error { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        reason.contains("at capacity") && reason.contains("95%"),
+        "{reason}"
+    );
+    // The connection is closed with "try again later"; nobody else heard of bob.
+    assert!(out.iter().any(
+        |o| matches!(o, Output::Close(c, code, _) if *c == bob && *code == close::TRY_AGAIN_LATER)
+    ));
+    assert!(sent_to(&out, ann).is_empty());
+    assert_eq!(t.app.session_count(), 1);
+
+    // One shard has room again: bob is admitted, and joins his room from that shard,
+    // not from the saturated one the room is on.
+    t.app.set_shard_busy(&[0.95, 0.3]);
+    let (bob, _, _) = t.join(3, "room", "bob");
+    assert_eq!(placed_on(&t.offer(bob, &[])), 1);
+    // Both quiet: the room's next member goes home to its shard.
+    t.app.set_shard_busy(&[0.1, 0.1]);
+    let (cat, _, _) = t.join(4, "room", "cat");
+    assert_eq!(placed_on(&t.offer(cat, &[])), 0);
+}
+
+#[test]
+fn a_load_mark_of_one_never_refuses() {
+    let mut t = T::new(AppConfig {
+        max_shard_load: 1.0,
+        ..AppConfig::default()
+    });
+    t.app.set_shard_busy(&[1.0, 1.0]);
+    let (ann, _, _) = t.join(1, "room", "ann");
+    assert!(errors(&t.offer(ann, &[]), ann).is_empty());
+}

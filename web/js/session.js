@@ -398,7 +398,9 @@ export class Session extends Emitter {
         this.emit('rate-limited', { reason });
         return;
       case 'unavailable':
-        this.emit('notice', { message: 'The server is shutting down; reconnecting…', error: true });
+        // The server cannot take us now (at capacity); it closes the socket with 1013 and
+        // onclose tries again with the usual backoff.
+        this.emit('notice', { message: `The server is busy (${reason}). Trying again…`, error: true });
         return;
       case 'not_joined':
         return;

@@ -52,6 +52,9 @@ pub struct ShardSnapshot {
     pub flows: usize,
     /// How long datagrams stayed in the shard (see [`crate::latency`]).
     pub latency: LatencyHistogram,
+    /// The share of the last stats interval (half a second) the shard spent working or
+    /// waiting for a CPU rather than waiting for input: 0 idle, 1 saturated.
+    pub busy: f64,
 }
 
 pub(crate) struct ShardThread {
@@ -86,6 +89,9 @@ impl ShardThread {
         let mut batch = RecvBatch::new();
         let mut queued: VecDeque<Datagram> = VecDeque::new();
         let mut next_stats = Instant::now();
+        let mut stats_since = next_stats;
+        // Time spent in poll since `stats_since`: the rest of the interval was busy.
+        let mut idle = Duration::ZERO;
         // A turn left input unread (a budget ran out): the next poll does not sleep.
         let mut more_pending = false;
         loop {
@@ -101,12 +107,11 @@ impl ShardThread {
                     .registry()
                     .reregister(&mut self.socket, SOCKET, interest)?;
             }
+            let asleep = Instant::now();
             let wait = if more_pending {
                 Duration::ZERO
             } else {
-                self.core
-                    .poll_timeout()
-                    .saturating_duration_since(Instant::now())
+                self.core.poll_timeout().saturating_duration_since(asleep)
             };
             more_pending = false;
             if let Err(e) = self.poll.poll(&mut events, Some(wait))
@@ -114,6 +119,7 @@ impl ShardThread {
             {
                 return Err(e);
             }
+            idle += asleep.elapsed();
             // Read the socket (to empty, or for READ_BATCHES batches), flushing after
             // each batch so str0m's send times stay within a batch of the truth. Each
             // batch is stamped when it is read: its peers were heard then, not when the
@@ -167,12 +173,16 @@ impl ShardThread {
             self.oldest_input = None;
             if now >= next_stats {
                 next_stats = now + STATS_INTERVAL;
+                let interval = now.saturating_duration_since(stats_since);
+                let busy = 1.0 - idle.as_secs_f64() / interval.as_secs_f64().max(1e-9);
+                (stats_since, idle) = (now, Duration::ZERO);
                 if let Ok(mut s) = self.snapshot.lock() {
                     *s = ShardSnapshot {
                         stats: self.core.stats,
                         peers: self.core.peer_count(),
                         flows: self.core.flow_count(),
                         latency: self.latency,
+                        busy: busy.clamp(0.0, 1.0),
                     };
                 }
             }
