@@ -120,3 +120,41 @@ fn with_a_token_the_page_asks_for_it() {
     let (status, _) = get(http, "POST", Some("Bearer t0ken-with-some-length"));
     assert_eq!(status, 405);
 }
+
+#[test]
+fn copies_made_on_another_shard_count_the_whole_way() {
+    // Every member to the least-loaded shard: the publisher on one, the subscriber on
+    // the other, so every forwarded packet crosses shards.
+    let app = AppConfig {
+        spread_after: 1,
+        ..AppConfig::default()
+    };
+    let server = support::server(2, app, Limits::default());
+    let mut scene = Scene::default();
+    scene
+        .pairs
+        .push(Pair::start(&server, "spread-room", "spread"));
+    scene.pump_until(Duration::from_secs(10), "100 packets delivered", |s| {
+        s.pairs[0].received.len() >= 100
+    });
+    scene.pump(Duration::from_millis(600)); // a fresh snapshot from each shard
+    let snaps: Vec<_> = server.shards().iter().map(|s| s.snapshot()).collect();
+    let sub = snaps
+        .iter()
+        .position(|s| s.stats.rtp_forwarded >= 100)
+        .expect("the subscriber's shard forwarded the packets");
+    let pubs = 1 - sub;
+    assert_eq!(
+        snaps[pubs].stats.rtp_forwarded, 0,
+        "the publisher's shard has no subscriber"
+    );
+    // The subscriber's shard read almost nothing from its socket: its copies are
+    // counted with the stamp the publisher's shard passed along.
+    let forwarded = snaps[sub].stats.rtp_forwarded as f64;
+    let counted = snaps[sub].latency.count() as f64;
+    assert!(
+        counted >= 0.9 * forwarded,
+        "{counted} sends counted on the subscriber's shard for {forwarded} forwarded"
+    );
+    scene.pairs[0].assert_unbroken("across shards");
+}

@@ -1,13 +1,13 @@
-//! How long datagrams stay in a shard: from the kernel's arrival stamp on what the shard
-//! read to the send of what it produced, as a histogram with fixed buckets (cheap to
-//! update on the media path, and what a Prometheus histogram needs).
+//! How long datagrams stay in the server: from the kernel's arrival stamp on what a
+//! shard read to the send of what it produced, as a histogram with fixed buckets (cheap
+//! to update on the media path, and what a Prometheus histogram needs).
 //!
 //! The shard stamps each send with the age of the oldest datagram it read in the same
 //! turn, so a figure is an upper bound for every datagram of that send: exact for a
 //! burst that arrived at once (a keyframe fanned out to many subscribers), pessimistic
-//! for a turn that read several publishers' packets. Copies a shard sends for a packet
-//! another shard received, and sends in turns that read nothing (timers), are not
-//! counted.
+//! for a turn that read several publishers' packets. Packets handed to another shard
+//! carry their turn's stamp, so that shard's copies count the whole way through the
+//! server. Sends in turns that read nothing (timers) are not counted.
 
 use std::time::Duration;
 

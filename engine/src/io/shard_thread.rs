@@ -37,8 +37,16 @@ const STATS_INTERVAL: Duration = Duration::from_millis(500);
 #[derive(Clone)]
 pub(crate) struct Link {
     pub(crate) control: Sender<Control>,
-    pub(crate) media: Sender<MediaBatch>,
+    pub(crate) media: Sender<MediaHop>,
     pub(crate) waker: Arc<Waker>,
+}
+
+/// Packets for another shard, with the kernel's arrival stamp on the oldest datagram of
+/// the turn that produced them: the receiving shard's latency histogram then counts the
+/// whole way through the server.
+pub(crate) struct MediaHop {
+    pub(crate) arrived: Option<SystemTime>,
+    pub(crate) batch: MediaBatch,
 }
 
 /// What a shard publishes about itself for metrics and placement.
@@ -62,7 +70,7 @@ pub(crate) struct ShardThread {
     pub(crate) poll: Poll,
     pub(crate) socket: UdpSocket,
     pub(crate) control: Receiver<Control>,
-    pub(crate) media: Receiver<MediaBatch>,
+    pub(crate) media: Receiver<MediaHop>,
     pub(crate) links: Vec<Link>,
     pub(crate) notices: Sender<Notice>,
     pub(crate) notice_waker: Arc<Waker>,
@@ -157,8 +165,11 @@ impl ShardThread {
             }
             more_pending |= taken == CHANNEL_BUDGET;
             taken = 0;
-            for b in self.media.try_iter().take(CHANNEL_BUDGET) {
-                self.core.handle_media(now, b);
+            for hop in self.media.try_iter().take(CHANNEL_BUDGET) {
+                if let Some(at) = hop.arrived {
+                    self.oldest_input = Some(self.oldest_input.map_or(at, |o| o.min(at)));
+                }
+                self.core.handle_media(now, hop.batch);
                 taken += 1;
             }
             more_pending |= taken == CHANNEL_BUDGET;
@@ -227,7 +238,11 @@ impl ShardThread {
             }
             let batch = std::mem::take(batch);
             let n = batch.len() as u64;
-            match self.links[shard].media.try_send(batch) {
+            let hop = MediaHop {
+                arrived: self.oldest_input,
+                batch,
+            };
+            match self.links[shard].media.try_send(hop) {
                 Ok(()) => woken[shard] = true,
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                     self.core.stats.cross_shard_dropped += n;
@@ -249,8 +264,8 @@ impl ShardThread {
     }
 }
 
-/// Counts `sent` datagrams as leaving now, as old as the turn's oldest input (none
-/// when the turn read nothing: timers, other shards' packets).
+/// Counts `sent` datagrams as leaving now, as old as the turn's oldest input (from its
+/// socket, or the stamp of another shard's packets; none when the turn read nothing).
 fn record_latency(latency: &mut LatencyHistogram, oldest_input: Option<SystemTime>, sent: usize) {
     if let (Some(oldest), true) = (oldest_input, sent > 0) {
         let age = SystemTime::now().duration_since(oldest).unwrap_or_default();
