@@ -168,7 +168,7 @@ impl ServeArgs {
                 max_connections: self.max_connections,
                 ..Limits::default()
             },
-            metrics_token: self.metrics_token.clone().filter(|t| !t.is_empty()),
+            metrics_token: self.metrics_token.clone(),
         })
     }
 }

@@ -95,17 +95,7 @@ pub fn from_page(page: &str) -> Result<ProcSample, String> {
     let mut system = None;
     let mut rss = None;
     let mut threads: Vec<ThreadCpu> = Vec::new();
-    for line in page.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        let (name, labels) = match series.split_once('{') {
-            Some((n, l)) => (n, l.strip_suffix('}').unwrap_or(l)),
-            None => (series, ""),
-        };
+    for (name, labels, value, _) in samples(page) {
         let seconds = || Duration::try_from_secs_f64(value).unwrap_or_default();
         match name {
             "peercalls_cpu_seconds_total" => match label(labels, "mode") {
@@ -159,18 +149,11 @@ pub fn latency_from_page(page: &str) -> Result<LatencyHistogram, String> {
     // Per shard: cumulative counts by bucket, and the sum.
     let mut shards: Vec<(String, [u64; BOUNDS_US.len() + 1], u64)> = Vec::new();
     let mut found = false;
-    for line in page.lines().filter(|l| !l.starts_with('#')) {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Some((name, labels)) = series.split_once('{') else {
-            continue;
-        };
+    for (name, labels, value, line) in samples(page) {
         if name != BUCKET && name != SUM {
             continue;
         }
-        let labels = labels.strip_suffix('}').unwrap_or(labels);
-        let (Some(shard), Ok(value)) = (label(labels, "shard"), value.parse::<f64>()) else {
+        let Some(shard) = label(labels, "shard") else {
             continue;
         };
         let i = match shards.iter().position(|s| s.0 == shard) {
@@ -218,6 +201,22 @@ pub fn latency_from_page(page: &str) -> Result<LatencyHistogram, String> {
         total.add(&h);
     }
     Ok(total)
+}
+
+/// The samples of a metrics page: (name, labels, value, the whole line), comments and
+/// lines that are not samples left out.
+fn samples(page: &str) -> impl Iterator<Item = (&str, &str, f64, &str)> {
+    page.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let value = value.parse::<f64>().ok()?;
+            let (name, labels) = match series.split_once('{') {
+                Some((n, l)) => (n, l.strip_suffix('}').unwrap_or(l)),
+                None => (series, ""),
+            };
+            Some((name, labels, value, line))
+        })
 }
 
 /// The value of label `key` in a series' labels (`a="x",b="y"`). Thread names are the

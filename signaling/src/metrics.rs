@@ -34,39 +34,47 @@ pub struct Figures<'a> {
 /// The page.
 pub fn render(f: &Figures<'_>) -> String {
     let mut page = Page(String::with_capacity(8 * 1024));
-    page.family("peercalls_rooms", "Rooms with someone in them.", "gauge");
-    page.sample("peercalls_rooms", &[], f.rooms);
-    page.family(
+    page.single(
+        "peercalls_rooms",
+        "Rooms with someone in them.",
+        "gauge",
+        f.rooms,
+    );
+    page.single(
         "peercalls_sessions",
         "Joined peers, connected or within their reconnect grace period.",
         "gauge",
+        f.sessions,
     );
-    page.sample("peercalls_sessions", &[], f.sessions);
-    page.family("peercalls_websockets", "Open WebSockets.", "gauge");
-    page.sample("peercalls_websockets", &[], f.websockets);
-    page.family("peercalls_shards", "Media shards.", "gauge");
-    page.sample("peercalls_shards", &[], f.shards.len());
+    page.single(
+        "peercalls_websockets",
+        "Open WebSockets.",
+        "gauge",
+        f.websockets,
+    );
+    page.single("peercalls_shards", "Media shards.", "gauge", f.shards.len());
 
     let ids: Vec<String> = (0..f.shards.len()).map(|i| i.to_string()).collect();
-    page.family("peercalls_shard_peers", "Peers on the shard.", "gauge");
-    for (s, id) in f.shards.iter().zip(&ids) {
-        page.sample("peercalls_shard_peers", &[("shard", id)], s.peers);
-    }
-    page.family(
-        "peercalls_shard_flows",
-        "Remote addresses the shard routes to a peer.",
-        "gauge",
-    );
-    for (s, id) in f.shards.iter().zip(&ids) {
-        page.sample("peercalls_shard_flows", &[("shard", id)], s.flows);
-    }
-    page.family(
-        "peercalls_shard_busy_ratio",
-        "Share of the last half second the shard spent working (or waiting for a CPU) rather than waiting for input; new peers avoid a shard over --max-shard-load.",
-        "gauge",
-    );
-    for (s, id) in f.shards.iter().zip(&ids) {
-        page.sample("peercalls_shard_busy_ratio", &[("shard", id)], s.busy);
+    let per_shard: [(&str, &str, ShardFigure); 3] = [
+        ("peercalls_shard_peers", "Peers on the shard.", |s| {
+            s.peers as f64
+        }),
+        (
+            "peercalls_shard_flows",
+            "Remote addresses the shard routes to a peer.",
+            |s| s.flows as f64,
+        ),
+        (
+            "peercalls_shard_busy_ratio",
+            "Share of the last half second the shard spent working (or waiting for a CPU) rather than waiting for input; new peers avoid a shard over --max-shard-load.",
+            |s| s.busy,
+        ),
+    ];
+    for (name, help, figure) in per_shard {
+        page.family(name, help, "gauge");
+        for (s, id) in f.shards.iter().zip(&ids) {
+            page.sample(name, &[("shard", id)], figure(s));
+        }
     }
     let counters = f
         .shards
@@ -86,14 +94,10 @@ pub fn render(f: &Figures<'_>) -> String {
     latency_histograms(&mut page, f.shards, &ids);
 
     if let Some(p) = f.process {
-        page.family(
+        page.single(
             "process_cpu_seconds_total",
             "User and system CPU time of the process.",
             "counter",
-        );
-        page.sample(
-            "process_cpu_seconds_total",
-            &[],
             (p.user + p.system).as_secs_f64(),
         );
         page.family(
@@ -111,12 +115,12 @@ pub fn render(f: &Figures<'_>) -> String {
             &[("mode", "system")],
             p.system.as_secs_f64(),
         );
-        page.family(
+        page.single(
             "process_resident_memory_bytes",
             "Resident memory of the process.",
             "gauge",
+            p.rss_kib * 1024,
         );
-        page.sample("process_resident_memory_bytes", &[], p.rss_kib * 1024);
         let tids: Vec<String> = p.threads.iter().map(|t| t.tid.to_string()).collect();
         let per_thread: [(&str, &str, ThreadTime); 2] = [
             (
@@ -143,6 +147,9 @@ pub fn render(f: &Figures<'_>) -> String {
 
 /// One of a thread's times.
 type ThreadTime = fn(&ThreadCpu) -> Duration;
+
+/// One of a shard's gauges.
+type ShardFigure = fn(&ShardSnapshot) -> f64;
 
 /// Each shard's forwarding latency (`engine::latency`) as a Prometheus histogram.
 fn latency_histograms(page: &mut Page, shards: &[ShardSnapshot], ids: &[String]) {
@@ -178,6 +185,12 @@ impl Page {
     fn family(&mut self, name: &str, help: &str, kind: &str) {
         let help = help.replace('\\', "\\\\").replace('\n', "\\n");
         let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    /// A metric with one sample and no labels.
+    fn single(&mut self, name: &str, help: &str, kind: &str, value: impl Value) {
+        self.family(name, help, kind);
+        self.sample(name, &[], value);
     }
 
     /// One sample line.

@@ -136,9 +136,7 @@ impl ShardThread {
                 let n = batch.recv(fd)?;
                 let now = Instant::now();
                 for message in (0..n).filter_map(|i| batch.message(i)) {
-                    if let Some(at) = message.arrived {
-                        self.oldest_input = Some(self.oldest_input.map_or(at, |o| o.min(at)));
-                    }
+                    input_arrived(&mut self.oldest_input, message.arrived);
                     for (data, too_long) in message.datagrams() {
                         if too_long {
                             self.core.stats.rx_datagrams += 1;
@@ -166,9 +164,7 @@ impl ShardThread {
             more_pending |= taken == CHANNEL_BUDGET;
             taken = 0;
             for hop in self.media.try_iter().take(CHANNEL_BUDGET) {
-                if let Some(at) = hop.arrived {
-                    self.oldest_input = Some(self.oldest_input.map_or(at, |o| o.min(at)));
-                }
+                input_arrived(&mut self.oldest_input, hop.arrived);
                 self.core.handle_media(now, hop.batch);
                 taken += 1;
             }
@@ -261,6 +257,13 @@ impl ShardThread {
             let _ = self.notice_waker.wake();
         }
         Ok(())
+    }
+}
+
+/// Keeps the oldest arrival stamp of the turn's input.
+fn input_arrived(oldest: &mut Option<SystemTime>, at: Option<SystemTime>) {
+    if let Some(at) = at {
+        *oldest = Some(oldest.map_or(at, |o| o.min(at)));
     }
 }
 
