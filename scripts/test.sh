@@ -41,6 +41,14 @@ for component in rustfmt clippy; do
   fi
 done
 
+# A full run writes about 5 GiB (the test build, the fuzz build, Chromium). A disk that
+# fills up mid-run fails far from the cause: the linker dies with "Bus error".
+free_kib=$(df -Pk . | awk 'NR == 2 { print $4 }')
+echo "free disk space: $((free_kib / 1024)) MiB"
+if [ "$free_kib" -lt $((5 * 1024 * 1024)) ]; then
+  echo "warning: less than 5 GiB free; the run may fail for want of space" >&2
+fi
+
 for f in scripts/setup.d/*.sh; do
   [ -e "$f" ] || continue
   log "setup: $f"
