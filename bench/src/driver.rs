@@ -123,7 +123,7 @@ pub struct Measured {
     pub udp_send_dropped: u64,
     /// How long the tail took, and whether every packet arrived by then.
     pub tail: (Duration, bool),
-    /// Errors peers met (the first few).
+    /// Errors peers met: the first five, then how many more (see [`failures`]).
     pub errors: Vec<String>,
 }
 
@@ -378,16 +378,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
                 lp.peers[i].check_gaps(now, &mut lp.shared);
             }
         }
-        let errors: Vec<String> = lp
-            .peers
-            .iter()
-            .filter_map(|p| {
-                p.error
-                    .as_ref()
-                    .map(|e| format!("{}: {e}", p.plan.nickname))
-            })
-            .take(5)
-            .collect();
+        let errors = failures(&lp.peers);
         if !errors.is_empty() && matches!(phase, Phase::Joining | Phase::Warmup(_)) {
             progress.finish(config.progress);
             let why = format!("peers failed: {}", errors.join("; "));
@@ -522,16 +513,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
 
     let window = window.ok_or("the run ended before its window")?;
     let loss = lp.loss();
-    let errors = lp
-        .peers
-        .iter()
-        .filter_map(|p| {
-            p.error
-                .as_ref()
-                .map(|e| format!("{}: {e}", p.plan.nickname))
-        })
-        .take(5)
-        .collect();
+    let errors = failures(&lp.peers);
     let publishers = lp.peers.iter().filter(|p| p.traffic.is_some()).count();
     let (mut keyframe_requests, mut keyframes_on_request) = (0, 0);
     let (mut skipped, mut scheduled) = (0, 0);
@@ -637,5 +619,45 @@ impl Progress {
             let _ = writeln!(std::io::stderr());
             self.drawn = false;
         }
+    }
+}
+
+/// The peers' failures for a report: the first five by name, then how many more failed,
+/// so a step where every peer was refused reads as one line, not one per peer.
+fn failures(peers: &[SyntheticPeer]) -> Vec<String> {
+    summarize(
+        peers
+            .iter()
+            .filter_map(|p| Some((p.plan.nickname.as_str(), p.error.as_deref()?))),
+    )
+}
+
+fn summarize<'a>(failed: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    const SHOWN: usize = 5;
+    let mut failed = failed.map(|(peer, why)| format!("{peer}: {why}"));
+    let mut list: Vec<String> = failed.by_ref().take(SHOWN).collect();
+    let more = failed.count();
+    if more > 0 {
+        list.push(format!("and {more} more peers failed"));
+    }
+    list
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summarize;
+
+    #[test]
+    fn failures_past_the_fifth_are_counted_not_listed() {
+        let names: Vec<String> = (0..8).map(|k| format!("p{k}")).collect();
+        let failed = names.iter().map(|n| (n.as_str(), "refused"));
+        let list = summarize(failed.clone().take(5));
+        assert_eq!(list.len(), 5);
+        assert_eq!(list[0], "p0: refused");
+        let list = summarize(failed);
+        assert_eq!(list.len(), 6);
+        assert_eq!(list[4], "p4: refused");
+        assert_eq!(list[5], "and 3 more peers failed");
+        assert!(summarize(std::iter::empty()).is_empty());
     }
 }

@@ -103,6 +103,8 @@ struct Session {
     detached_at: Option<Instant>,
     /// Set once the client's first offer is accepted.
     shard: Option<ShardId>,
+    /// Its shard said ICE and DTLS are up: its media counts in the shard's busy share.
+    connected: bool,
     /// The server's offer awaiting an answer (re-sent when the client resumes).
     pending_offer: Option<String>,
     subscribed: HashMap<TrackId, TrackRef>,
@@ -279,7 +281,16 @@ impl App {
     /// A shard reported something.
     pub fn on_notice(&mut self, notice: Notice) {
         match notice {
-            Notice::Connected { .. } | Notice::UnknownPeer { .. } => {}
+            Notice::Connected { peer } => {
+                if let Some(s) = self.sessions.get_mut(&peer)
+                    && let Some(shard) = s.shard
+                    && !s.connected
+                {
+                    s.connected = true;
+                    self.placement.connected(shard);
+                }
+            }
+            Notice::UnknownPeer { .. } => {}
             Notice::TrackPublished {
                 peer,
                 track,
@@ -340,8 +351,10 @@ impl App {
                 let conn = self.sessions.get(&peer).and_then(|s| s.conn);
                 // The shard has already dropped the peer: count it out here, and keep
                 // end_session from telling the shard again.
-                if let Some(k) = self.sessions.get_mut(&peer).and_then(|s| s.shard.take()) {
-                    self.placement.remove(k);
+                if let Some(s) = self.sessions.get_mut(&peer)
+                    && let Some(k) = s.shard.take()
+                {
+                    self.placement.remove(k, s.connected);
                 }
                 self.end_session(peer);
                 if let Some(conn) = conn {
@@ -426,12 +439,22 @@ impl App {
         if let Some(least) = self.placement.saturated() {
             // Admitting more would hurt the calls the shards already carry, and the
             // newcomer's own handshake would wait behind their media and time out.
+            let pct = |x: f64| (x * 100.0).round();
+            let joining = if least.expected > least.busy {
+                format!(
+                    " and will be at {}% once the peers joining it now are in",
+                    pct(least.expected)
+                )
+            } else {
+                String::new()
+            };
             return refuse(
                 ErrorCode::Unavailable,
                 format!(
-                    "the server is at capacity: every media shard is at least {:.0}% busy; \
-                     try again in a minute",
-                    least * 100.0
+                    "the server is at capacity: the least busy media shard is at {}%{joining} \
+                     (the most this server admits to is {}%); try again in a minute",
+                    pct(least.busy),
+                    pct(self.config.max_shard_load),
                 ),
             );
         }
@@ -464,6 +487,7 @@ impl App {
                 conn: Some(conn),
                 detached_at: None,
                 shard: None,
+                connected: false,
                 pending_offer: None,
                 subscribed: HashMap::new(),
             },
@@ -556,7 +580,7 @@ impl App {
         {
             Ok(a) => a,
             Err(e) => {
-                self.placement.remove(shard);
+                self.placement.remove(shard, false);
                 return refuse(ErrorCode::BadSdp, format!("the offer cannot be used: {e}"));
             }
         };
@@ -844,7 +868,7 @@ impl App {
             c.peer = None;
         }
         if let Some(shard) = s.shard {
-            self.placement.remove(shard);
+            self.placement.remove(shard, s.connected);
             self.out
                 .push(Output::Control(shard, Control::RemovePeer { peer }));
         }

@@ -8,13 +8,35 @@
 //! no new peer while another shard is not: a new member then joins its room from another
 //! shard. When every shard is saturated, signalling refuses new sessions
 //! ([`Placement::saturated`]).
+//!
+//! A shard's busy share only shows the peers already connected: a peer placed a moment
+//! ago is still in its handshake and sends nothing yet. So when many join at once (a
+//! class at nine o'clock, a benchmark's ramp step), the shards look idle until all of
+//! them are in, and are then far past their mark. Placement therefore judges a shard
+//! by the load it is about to carry: its busy share scaled from its connected peers to
+//! every peer placed on it, plus the newcomer ([`Placement::expected_busy`]).
 
 use engine::msg::ShardId;
+
+/// Below this many connected peers a shard's busy share says too little of what one
+/// more costs (it is mostly timers and handshakes); it is then taken as it is.
+const MIN_BASIS: usize = 4;
+
+/// A saturated shard's figures (0 to 1: the share of its time it is busy).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Saturated {
+    /// As it says now.
+    pub busy: f64,
+    /// With the peers placed on it and not yet connected, and one more.
+    pub expected: f64,
+}
 
 /// Peers per shard, as signalling placed them, and how busy each shard says it is.
 #[derive(Debug, Clone)]
 pub struct Placement {
     loads: Vec<usize>,
+    /// Of `loads`, the peers whose handshake is done: their media is in `busy`.
+    connected: Vec<usize>,
     spread_after: usize,
     busy: Vec<f64>,
     max_busy: f64,
@@ -27,6 +49,7 @@ impl Placement {
         let shards = shards.max(1);
         Self {
             loads: vec![0; shards],
+            connected: vec![0; shards],
             spread_after: spread_after.max(1),
             busy: vec![0.0; shards],
             max_busy,
@@ -40,10 +63,34 @@ impl Placement {
         }
     }
 
-    /// When every shard is saturated: how busy the least busy one is.
-    pub fn saturated(&self) -> Option<f64> {
-        let least = self.busy.iter().copied().fold(f64::INFINITY, f64::min);
-        (self.max_busy < 1.0 && least >= self.max_busy).then_some(least)
+    /// When every shard is saturated: the one with the most room left, with how busy
+    /// it is and how busy it would be with the peers joining it now and one more
+    /// ([`Placement::expected_busy`]).
+    pub fn saturated(&self) -> Option<Saturated> {
+        if self.max_busy >= 1.0 {
+            return None;
+        }
+        let least = (0..self.loads.len())
+            .map(|k| Saturated {
+                busy: self.busy[k],
+                expected: self.expected_busy(k),
+            })
+            .min_by(|a, b| a.expected.total_cmp(&b.expected))?;
+        (least.expected >= self.max_busy).then_some(least)
+    }
+
+    /// How busy `shard` will be once the peers placed on it and one more are connected,
+    /// supposing each costs what its connected peers cost on average. Only from half the
+    /// mark up, and with enough connected peers to go by: below that, the busy share as
+    /// it is (a quiet shard's share is mostly fixed costs, which would scale to nonsense).
+    pub fn expected_busy(&self, shard: ShardId) -> f64 {
+        let busy = self.busy[shard];
+        let connected = self.connected[shard];
+        if busy < self.max_busy / 2.0 || connected < MIN_BASIS {
+            return busy;
+        }
+        let coming = self.loads[shard].max(connected) + 1;
+        busy * coming as f64 / connected as f64
     }
 
     /// Chooses a shard for a new member of a room whose placed members are on
@@ -66,13 +113,25 @@ impl Placement {
     }
 
     fn is_saturated(&self, shard: ShardId) -> bool {
-        self.max_busy < 1.0 && self.busy[shard] >= self.max_busy
+        self.max_busy < 1.0 && self.expected_busy(shard) >= self.max_busy
     }
 
-    /// A peer placed on `shard` has gone.
-    pub fn remove(&mut self, shard: ShardId) {
+    /// A peer placed on `shard` finished its handshake: its media now counts in the
+    /// shard's busy share.
+    pub fn connected(&mut self, shard: ShardId) {
+        if let Some(c) = self.connected.get_mut(shard) {
+            *c += 1;
+        }
+    }
+
+    /// A peer placed on `shard` has gone; `was_connected` if [`Placement::connected`]
+    /// was called for it.
+    pub fn remove(&mut self, shard: ShardId, was_connected: bool) {
         if let Some(l) = self.loads.get_mut(shard) {
             *l = l.saturating_sub(1);
+        }
+        if was_connected && let Some(c) = self.connected.get_mut(shard) {
+            *c = c.saturating_sub(1);
         }
     }
 
@@ -133,7 +192,7 @@ mod tests {
             "after the threshold new members balance the shards"
         );
         for s in room {
-            p.remove(s);
+            p.remove(s, false);
         }
         assert_eq!(p.loads(), [0usize, 0]);
     }
@@ -151,11 +210,84 @@ mod tests {
         assert_eq!(p.place(&[]), 1);
         // Every shard saturated: reported, and placement falls back to the usual choice.
         p.set_busy(&[0.95, 0.93]);
-        assert_eq!(p.saturated(), Some(0.93));
+        assert_eq!(
+            p.saturated(),
+            Some(Saturated {
+                busy: 0.93,
+                expected: 0.93
+            })
+        );
         assert_eq!(p.place(&[a]), 0);
         // Busy again below the mark: the room goes home.
         p.set_busy(&[0.5, 0.93]);
         assert_eq!(p.place(&[a]), 0);
+    }
+
+    #[test]
+    fn a_burst_of_joins_is_judged_by_the_load_it_will_bring() {
+        let mut p = Placement::new(1, 8, 0.9);
+        for _ in 0..20 {
+            p.place(&[]);
+        }
+        for _ in 0..10 {
+            p.connected(0);
+        }
+        // Half of the 20 placed are connected and make the shard 50% busy: with the
+        // other half and one more it will be 105% busy.
+        p.set_busy(&[0.5]);
+        assert!((p.expected_busy(0) - 1.05).abs() < 1e-9);
+        assert_eq!(
+            p.saturated(),
+            Some(Saturated {
+                busy: 0.5,
+                expected: p.expected_busy(0)
+            })
+        );
+        // Once they are all connected, one more is expected to fit.
+        for _ in 0..10 {
+            p.connected(0);
+        }
+        p.set_busy(&[0.8]);
+        assert!((p.expected_busy(0) - 0.84).abs() < 1e-9);
+        assert_eq!(p.saturated(), None);
+        // Five leave and five others join: 15 connected, 20 placed.
+        for _ in 0..5 {
+            p.remove(0, true);
+        }
+        for _ in 0..5 {
+            p.place(&[]);
+        }
+        assert_eq!(p.loads(), [20usize]);
+        p.set_busy(&[0.6]);
+        assert!((p.expected_busy(0) - 0.6 * 21.0 / 15.0).abs() < 1e-9);
+        // One of the newcomers never connects and goes.
+        p.remove(0, false);
+        assert!((p.expected_busy(0) - 0.6 * 20.0 / 15.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_quiet_or_barely_connected_shard_is_taken_as_it_is() {
+        let mut p = Placement::new(1, 8, 0.9);
+        for _ in 0..40 {
+            p.place(&[]);
+        }
+        // Below half the mark: timers and handshakes, not a cost per peer.
+        for _ in 0..4 {
+            p.connected(0);
+        }
+        p.set_busy(&[0.3]);
+        assert_eq!(p.expected_busy(0), 0.3);
+        // Too few connected peers to go by.
+        let mut q = Placement::new(1, 8, 0.9);
+        for _ in 0..40 {
+            q.place(&[]);
+        }
+        for _ in 0..3 {
+            q.connected(0);
+        }
+        q.set_busy(&[0.6]);
+        assert_eq!(q.expected_busy(0), 0.6);
+        assert_eq!(q.saturated(), None);
     }
 
     #[test]

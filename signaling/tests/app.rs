@@ -554,6 +554,86 @@ fn new_sessions_are_refused_while_every_shard_is_saturated() {
 }
 
 #[test]
+fn a_burst_of_joins_is_refused_by_the_load_it_will_bring_not_the_load_of_now() {
+    let mut t = T::new(AppConfig::default());
+    // Twenty people join at once, each in a room of their own, ten per shard; five on
+    // each shard have finished their handshake.
+    let mut peers = Vec::new();
+    for k in 0..20 {
+        let (conn, _, _) = t.join(100 + k, &format!("room{k}"), &format!("p{k}"));
+        let out = t.offer(conn, &[]);
+        let peer = out
+            .iter()
+            .find_map(|o| match o {
+                Output::Control(_, Control::AddPeer { peer, .. }) => Some(*peer),
+                _ => None,
+            })
+            .expect("handed to a shard");
+        peers.push((placed_on(&out), peer, conn));
+    }
+    let connect = |t: &mut T, shard: usize, n: usize| {
+        for &(_, peer, _) in peers.iter().filter(|p| p.0 == shard).take(n) {
+            t.app.on_notice(Notice::Connected { peer });
+            // Said again (an ICE restart): counted once.
+            t.app.on_notice(Notice::Connected { peer });
+        }
+    };
+    connect(&mut t, 0, 5);
+    connect(&mut t, 1, 5);
+    // Someone who joined before, and lost their connection.
+    let (back, _, back_token) = t.join(2, "back", "back");
+    t.app.on_closed(t.now, back);
+
+    // Half of them make the shards 50% busy: the other half will bring them to 100%.
+    t.app.set_shard_busy(&[0.5, 0.5]);
+    let late = t.open(1);
+    let out = t.text(late, r#"{"type":"join","room":"late","nickname":"late"}"#);
+    assert_eq!(errors(&out, late), vec![ErrorCode::Unavailable]);
+    let reason = sent_to(&out, late)
+        .iter()
+        .find_map(|m| match m {
+            ServerMessage::Error { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        reason.contains("at 50%")
+            && reason.contains("at 110% once the peers joining it now are in")
+            && reason.contains("90%"),
+        "{reason}"
+    );
+    // A member coming back is not a newcomer: resuming is never refused.
+    let again = t.open(3);
+    let out = t.text(
+        again,
+        &format!(r#"{{"type":"join","room":"back","nickname":"back","token":"{back_token}"}}"#),
+    );
+    assert!(errors(&out, again).is_empty());
+
+    // All connected at that load: one more fits.
+    connect(&mut t, 0, 10);
+    connect(&mut t, 1, 10);
+    let (late, _, _) = t.join(4, "late", "late");
+    assert!(errors(&t.offer(late, &[]), late).is_empty());
+
+    // Five connected peers leave shard 0: its busy share is then judged by the five
+    // connected peers left, with the newcomer still in its handshake (70% × 7 / 5 = 98%,
+    // where counting the five gone would say 70% × 11 / 10 = 77%).
+    for &(_, _, conn) in peers.iter().filter(|p| p.0 == 0).take(5) {
+        t.text(conn, r#"{"type":"leave"}"#);
+    }
+    t.app.set_shard_busy(&[0.7, 1.0]);
+    let next = t.open(5);
+    let out = t.text(next, r#"{"type":"join","room":"next","nickname":"next"}"#);
+    assert_eq!(errors(&out, next), vec![ErrorCode::Unavailable]);
+    assert!(
+        format!("{:?}", sent_to(&out, next)).contains("at 70% and will be at 98%"),
+        "{:?}",
+        sent_to(&out, next)
+    );
+}
+
+#[test]
 fn a_load_mark_of_one_never_refuses() {
     let mut t = T::new(AppConfig {
         max_shard_load: 1.0,
