@@ -223,18 +223,22 @@ mod tests {
         assert_eq!(p.place(&[a]), 0);
     }
 
+    /// One shard with `placed` peers placed (and `connected` of them connected) since
+    /// `p` was made; busy as given.
+    fn one_shard(p: &mut Placement, placed: usize, connected: usize, busy: f64) {
+        for _ in 0..placed {
+            p.place(&[]);
+        }
+        (0..connected).for_each(|_| p.connected(0));
+        p.set_busy(&[busy]);
+    }
+
     #[test]
     fn a_burst_of_joins_is_judged_by_the_load_it_will_bring() {
         let mut p = Placement::new(1, 8, 0.9);
-        for _ in 0..20 {
-            p.place(&[]);
-        }
-        for _ in 0..10 {
-            p.connected(0);
-        }
         // Half of the 20 placed are connected and make the shard 50% busy: with the
         // other half and one more it will be 105% busy.
-        p.set_busy(&[0.5]);
+        one_shard(&mut p, 20, 10, 0.5);
         assert!((p.expected_busy(0) - 1.05).abs() < 1e-9);
         assert_eq!(
             p.saturated(),
@@ -244,21 +248,13 @@ mod tests {
             })
         );
         // Once they are all connected, one more is expected to fit.
-        for _ in 0..10 {
-            p.connected(0);
-        }
-        p.set_busy(&[0.8]);
+        one_shard(&mut p, 0, 10, 0.8);
         assert!((p.expected_busy(0) - 0.84).abs() < 1e-9);
         assert_eq!(p.saturated(), None);
         // Five leave and five others join: 15 connected, 20 placed.
-        for _ in 0..5 {
-            p.remove(0, true);
-        }
-        for _ in 0..5 {
-            p.place(&[]);
-        }
+        (0..5).for_each(|_| p.remove(0, true));
+        one_shard(&mut p, 5, 0, 0.6);
         assert_eq!(p.loads(), [20usize]);
-        p.set_busy(&[0.6]);
         assert!((p.expected_busy(0) - 0.6 * 21.0 / 15.0).abs() < 1e-9);
         // One of the newcomers never connects and goes.
         p.remove(0, false);
@@ -267,25 +263,13 @@ mod tests {
 
     #[test]
     fn a_quiet_or_barely_connected_shard_is_taken_as_it_is() {
-        let mut p = Placement::new(1, 8, 0.9);
-        for _ in 0..40 {
-            p.place(&[]);
-        }
         // Below half the mark: timers and handshakes, not a cost per peer.
-        for _ in 0..4 {
-            p.connected(0);
-        }
-        p.set_busy(&[0.3]);
+        let mut p = Placement::new(1, 8, 0.9);
+        one_shard(&mut p, 40, 4, 0.3);
         assert_eq!(p.expected_busy(0), 0.3);
         // Too few connected peers to go by.
         let mut q = Placement::new(1, 8, 0.9);
-        for _ in 0..40 {
-            q.place(&[]);
-        }
-        for _ in 0..3 {
-            q.connected(0);
-        }
-        q.set_busy(&[0.6]);
+        one_shard(&mut q, 40, 3, 0.6);
         assert_eq!(q.expected_busy(0), 0.6);
         assert_eq!(q.saturated(), None);
     }

@@ -514,6 +514,24 @@ fn placed_on(out: &[Output]) -> usize {
         .expect("the peer was handed to a shard")
 }
 
+/// Sends a join on `conn`, checks it is refused as `unavailable`, and returns what was
+/// sent and the reason.
+fn refused_as_unavailable(t: &mut T, conn: ConnId, room: &str) -> (Vec<Output>, String) {
+    let out = t.text(
+        conn,
+        &format!(r#"{{"type":"join","room":"{room}","nickname":"late"}}"#),
+    );
+    assert_eq!(errors(&out, conn), vec![ErrorCode::Unavailable]);
+    let reason = sent_to(&out, conn)
+        .iter()
+        .find_map(|m| match m {
+            ServerMessage::Error { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .expect("a reason");
+    (out, reason)
+}
+
 #[test]
 fn new_sessions_are_refused_while_every_shard_is_saturated() {
     let mut t = T::new(AppConfig::default());
@@ -522,15 +540,7 @@ fn new_sessions_are_refused_while_every_shard_is_saturated() {
 
     t.app.set_shard_busy(&[0.95, 0.97]);
     let bob = t.open(2);
-    let out = t.text(bob, r#"{"type":"join","room":"room","nickname":"bob"}"#);
-    assert_eq!(errors(&out, bob), vec![ErrorCode::Unavailable]);
-    let reason = sent_to(&out, bob)
-        .iter()
-        .find_map(|m| match m {
-            ServerMessage::Error { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let (out, reason) = refused_as_unavailable(&mut t, bob, "room");
     assert!(
         reason.contains("at capacity") && reason.contains("95%"),
         "{reason}"
@@ -587,15 +597,7 @@ fn a_burst_of_joins_is_refused_by_the_load_it_will_bring_not_the_load_of_now() {
     // Half of them make the shards 50% busy: the other half will bring them to 100%.
     t.app.set_shard_busy(&[0.5, 0.5]);
     let late = t.open(1);
-    let out = t.text(late, r#"{"type":"join","room":"late","nickname":"late"}"#);
-    assert_eq!(errors(&out, late), vec![ErrorCode::Unavailable]);
-    let reason = sent_to(&out, late)
-        .iter()
-        .find_map(|m| match m {
-            ServerMessage::Error { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let (_, reason) = refused_as_unavailable(&mut t, late, "late");
     assert!(
         reason.contains("at 50%")
             && reason.contains("at 110% once the peers joining it now are in")
@@ -624,13 +626,8 @@ fn a_burst_of_joins_is_refused_by_the_load_it_will_bring_not_the_load_of_now() {
     }
     t.app.set_shard_busy(&[0.7, 1.0]);
     let next = t.open(5);
-    let out = t.text(next, r#"{"type":"join","room":"next","nickname":"next"}"#);
-    assert_eq!(errors(&out, next), vec![ErrorCode::Unavailable]);
-    assert!(
-        format!("{:?}", sent_to(&out, next)).contains("at 70% and will be at 98%"),
-        "{:?}",
-        sent_to(&out, next)
-    );
+    let (_, reason) = refused_as_unavailable(&mut t, next, "next");
+    assert!(reason.contains("at 70% and will be at 98%"), "{reason}");
 }
 
 #[test]
