@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use signaling::app::AppConfig;
 use signaling::server::{ServerConfig, start};
 use signaling::transport::Limits;
-use support::{Pair, Scene};
+use support::Scene;
 
 /// Sends one request for `/metrics` and returns the status code and the body.
 fn get(http: SocketAddr, method: &str, auth: Option<&str>) -> (u16, String) {
@@ -39,13 +39,7 @@ fn value(page: &str, series: &str) -> Option<f64> {
 #[test]
 fn the_page_shows_a_call_in_progress() {
     let server = support::server(1, AppConfig::default(), Limits::default());
-    let mut scene = Scene::default();
-    scene
-        .pairs
-        .push(Pair::start(&server, "metrics-room", "metrics"));
-    scene.pump_until(Duration::from_secs(10), "50 packets delivered", |s| {
-        s.pairs[0].received.len() >= 50
-    });
+    let mut scene = Scene::with_call(&server, "metrics-room", "metrics", 50);
     // Shards publish their counters twice a second.
     let deadline = Instant::now() + Duration::from_secs(5);
     let page = loop {
@@ -130,13 +124,7 @@ fn copies_made_on_another_shard_count_the_whole_way() {
         ..AppConfig::default()
     };
     let server = support::server(2, app, Limits::default());
-    let mut scene = Scene::default();
-    scene
-        .pairs
-        .push(Pair::start(&server, "spread-room", "spread"));
-    scene.pump_until(Duration::from_secs(10), "100 packets delivered", |s| {
-        s.pairs[0].received.len() >= 100
-    });
+    let mut scene = Scene::with_call(&server, "spread-room", "spread", 100);
     scene.pump(Duration::from_millis(600)); // a fresh snapshot from each shard
     let snaps: Vec<_> = server.shards().iter().map(|s| s.snapshot()).collect();
     let sub = snaps

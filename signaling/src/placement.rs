@@ -67,16 +67,16 @@ impl Placement {
     /// it is and how busy it would be with the peers joining it now and one more
     /// ([`Placement::expected_busy`]).
     pub fn saturated(&self) -> Option<Saturated> {
-        if self.max_busy >= 1.0 {
+        let shards = 0..self.loads.len();
+        if !shards.clone().all(|k| self.is_saturated(k)) {
             return None;
         }
-        let least = (0..self.loads.len())
+        shards
             .map(|k| Saturated {
                 busy: self.busy[k],
                 expected: self.expected_busy(k),
             })
-            .min_by(|a, b| a.expected.total_cmp(&b.expected))?;
-        (least.expected >= self.max_busy).then_some(least)
+            .min_by(|a, b| a.expected.total_cmp(&b.expected))
     }
 
     /// How busy `shard` will be once the peers placed on it and one more are connected,

@@ -310,6 +310,18 @@ impl Scene {
         }
     }
 
+    /// A scene with one call (a [`Pair`] in `room`), once `packets` of its media arrived.
+    pub fn with_call(server: &RunningServer, room: &str, name: &str, packets: usize) -> Scene {
+        let mut scene = Scene::default();
+        scene.pairs.push(Pair::start(server, room, name));
+        scene.pump_until(
+            Duration::from_secs(10),
+            &format!("{packets} packets delivered"),
+            |s| s.pairs[0].received.len() >= packets,
+        );
+        scene
+    }
+
     /// Pumps until `done` holds; panics after `limit`.
     pub fn pump_until(
         &mut self,
