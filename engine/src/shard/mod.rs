@@ -1,11 +1,27 @@
-//! A shard: the sans-IO core ([`ShardCore`]) and its pieces.
+//! A shard: the sans-IO core ([`ShardCore`]) and its pieces, one concern a file.
+//!
+//! | file | concern |
+//! |---|---|
+//! | `core.rs` | the state and the run loop's contract: what comes in, what goes out |
+//! | `lifecycle.rs` | peers arrive, are found (id, ufrag, address), time out, leave |
+//! | `negotiation.rs` | the server's offers and the client's answers |
+//! | `forwarding.rs` | published tracks, routes, fan-out to subscribers and shards |
+//! | `feedback.rs` | keyframe requests, throttled per track |
+//! | `twcc.rs` | what the TWCC guard learns from negotiation and from str0m |
+//! | `peer.rs`, `route.rs`, `timers.rs`, `wallclock.rs` | the data they share |
 
 mod core;
+mod feedback;
+mod forwarding;
+mod lifecycle;
+mod negotiation;
 mod peer;
 mod route;
 mod timers;
+mod twcc;
 mod wallclock;
 
-pub use core::{
-    Datagram, KEYFRAME_INTERVAL, Liveness, MAX_DATAGRAM, Outbox, RTX_WINDOW, ShardCore,
-};
+pub use core::{Datagram, MAX_DATAGRAM, Outbox, ShardCore};
+pub use feedback::KEYFRAME_INTERVAL;
+pub use lifecycle::Liveness;
+pub use negotiation::RTX_WINDOW;

@@ -1,0 +1,227 @@
+//! Published tracks and where their packets go: a track is published when its m-line
+//! is negotiated, each RTP packet of it is fanned out to the subscribers on this shard
+//! and handed once to each other shard that has subscribers, and routes follow the
+//! subscriptions.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Instant;
+
+use str0m::media::{MediaKind, Mid};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
+
+use super::core::ShardCore;
+use super::lifecycle::peer_in;
+use super::peer::InTrack;
+use super::route::{Origin, Route, Sub};
+use super::timers::Slot;
+use crate::codecs::{CodecDesc, PtMap};
+use crate::msg::{Control, Forwarded, Notice, TrackId, TrackName};
+
+impl ShardCore {
+    /// The client sends on `mid`: it becomes a track of the room.
+    pub(super) fn publish_track(&mut self, slot: Slot, mid: Mid) {
+        let id = self.id;
+        let track = TrackId::new(id, self.next_track);
+        let Some(peer) = peer_in(&mut self.peers, slot) else {
+            return;
+        };
+        if peer.published.iter().any(|t| t.mid == mid) {
+            return;
+        }
+        let Some(media) = peer.rtc.media(mid) else {
+            return;
+        };
+        let kind = media.kind();
+        let name = TrackName {
+            stream_id: media.stream_id().to_string(),
+            track_id: media.track_id().to_string(),
+            kind,
+        };
+        let config = peer.rtc.codec_config();
+        let codec = media
+            .remote_pts()
+            .iter()
+            .find_map(|pt| config.params().iter().find(|p| p.pt() == *pt))
+            .or_else(|| {
+                config
+                    .params()
+                    .iter()
+                    .find(|p| p.spec().codec.is_audio() == (kind == MediaKind::Audio))
+            })
+            .map(CodecDesc::of);
+        let Some(codec) = codec else {
+            return;
+        };
+        peer.pt_map = PtMap::new(&self.codecs, peer.rtc.codec_config());
+        peer.published.push(InTrack { mid, track });
+        self.next_track += 1;
+        self.routes.insert(
+            track,
+            Route::new(
+                kind,
+                Some(Origin {
+                    slot,
+                    mid,
+                    last_keyframe_request: None,
+                    keyframe_pending: false,
+                }),
+            ),
+        );
+        self.out.notices.push(Notice::TrackPublished {
+            peer: slot.peer,
+            track,
+            name,
+            codec,
+        });
+    }
+
+    /// An RTP packet from a publisher: identify its track and codec, then fan it out.
+    pub(super) fn on_rtp(&mut self, now: Instant, slot: Slot, packet: RtpPacket) {
+        self.stats.rtp_in += 1;
+        // Padding only (a probe, or a padding flag on an empty payload): nothing to
+        // forward; subscribers' sessions make their own padding.
+        if packet.payload.is_empty() {
+            self.stats.rtp_empty += 1;
+            return;
+        }
+        let Some(peer) = self.peer_mut(slot) else {
+            return;
+        };
+        let Some(i) = peer.track_of_ssrc(packet.header.ssrc) else {
+            self.stats.rtp_unrouted += 1;
+            return;
+        };
+        let track = peer.published[i].track;
+        let Some(codec) = peer.pt_map.codec(packet.header.payload_type) else {
+            self.stats.rtp_unrouted += 1;
+            return;
+        };
+        let fwd = Forwarded {
+            track,
+            codec,
+            seq: *packet.seq_no,
+            time: packet.header.timestamp,
+            marker: packet.header.marker,
+            wallclock: self
+                .clock
+                .wallclock(packet.last_sender_info.as_ref(), packet.time)
+                .unwrap_or(packet.timestamp),
+            audio_level: packet.header.ext_vals.audio_level,
+            voice_activity: packet.header.ext_vals.voice_activity,
+            payload: packet.payload,
+        };
+        self.fan_out(now, &fwd);
+    }
+
+    /// Sends one packet to every subscriber of its track on this shard, and (from the
+    /// publisher's shard) once to each other shard that has subscribers.
+    ///
+    /// Optimisation (docs/benchmarks.md): str0m sends a written packet only after a
+    /// timeout has stamped it, so a write is not drained at once: the subscriber is
+    /// due now in the timer heap, and [`ShardCore::handle_timeout`] drives it once
+    /// for every packet written to it since, rather than one `poll_output` round per
+    /// packet.
+    pub(super) fn fan_out(&mut self, now: Instant, fwd: &Forwarded) {
+        let Some(route) = self.routes.get_mut(&fwd.track) else {
+            return;
+        };
+        for (shard, _) in &route.remote {
+            self.out.media[*shard].push(fwd.clone());
+        }
+        let video = route.kind == MediaKind::Video;
+        for sub in &mut route.subs {
+            let Some(peer) = peer_in(&mut self.peers, sub.slot) else {
+                continue;
+            };
+            let Some(pt) = peer.pt_map.pt(fwd.codec) else {
+                self.stats.rtp_no_codec += 1;
+                continue;
+            };
+            let delta = *sub.seq_delta.get_or_insert(1 - fwd.seq as i64);
+            let seq = fwd.seq as i64 + delta;
+            if seq < 1 {
+                continue; // older than the first packet this subscriber got
+            }
+            let ext = ExtensionValues {
+                audio_level: fwd.audio_level,
+                voice_activity: fwd.voice_activity,
+                ..Default::default()
+            };
+            let write = RtpWrite::new(
+                pt,
+                (seq as u64).into(),
+                fwd.time,
+                fwd.wallclock,
+                fwd.payload.clone(),
+            )
+            .marker(fwd.marker)
+            .nackable(video)
+            .ext_vals(ext);
+            let slot = sub.slot;
+            let ssrc = sub.ssrc;
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                if let Some(tx) = peer.rtc.direct_api().stream_tx(&ssrc) {
+                    tx.write_rtp(write);
+                }
+            }));
+            match result {
+                Ok(()) => {
+                    self.stats.rtp_forwarded += 1;
+                    // str0m releases the packet at the subscriber's next timeout round.
+                    if !peer.woken {
+                        peer.woken = true;
+                        self.timers.wake(now, slot);
+                    }
+                }
+                Err(_) => {
+                    self.stats.peer_panics += 1;
+                    self.doomed.push((slot, "internal error".into()));
+                }
+            }
+        }
+    }
+
+    /// A subscription became active: the subscriber's send stream joins the track's
+    /// route (telling the publisher's shard the first time this shard has one).
+    pub(super) fn add_sub(&mut self, track: TrackId, kind: MediaKind, slot: Slot, ssrc: Ssrc) {
+        let home = track.shard();
+        let route = self.routes.entry(track).or_insert_with(|| {
+            if home != self.id {
+                self.out.control.push((
+                    home,
+                    Control::AddRemoteSubscriber {
+                        track,
+                        shard: self.id,
+                    },
+                ));
+            }
+            Route::new(kind, None)
+        });
+        route.subs.push(Sub {
+            slot,
+            ssrc,
+            seq_delta: None,
+        });
+    }
+
+    /// A subscription ended; a route nobody uses any more goes, and the publisher's
+    /// shard is told when it was this shard's last subscriber.
+    pub(super) fn remove_sub(&mut self, track: TrackId, slot: Slot) {
+        let Some(route) = self.routes.get_mut(&track) else {
+            return;
+        };
+        route.subs.retain(|s| s.slot != slot);
+        if route.is_unused() {
+            self.routes.remove(&track);
+            if track.shard() != self.id {
+                self.out.control.push((
+                    track.shard(),
+                    Control::RemoveRemoteSubscriber {
+                        track,
+                        shard: self.id,
+                    },
+                ));
+            }
+        }
+    }
+}

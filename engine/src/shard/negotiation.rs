@@ -1,0 +1,272 @@
+//! The server's side of SDP negotiation after the client's first offer: changes
+//! (publish, subscribe, unsubscribe, unpublish) queue up per peer, the server makes one
+//! offer at a time for all that waited (so there is no glare), and the client's answer
+//! activates what the offer added.
+
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, KeyframeRequestKind};
+
+use super::core::ShardCore;
+use super::lifecycle::peer_in;
+use super::peer::{Change, InFlight, OutTrack, Peer};
+use super::timers::Slot;
+use crate::codecs::PtMap;
+use crate::msg::{Notice, PeerId, Subscription, TrackId, TrackName};
+
+/// How long a forwarded video packet stays in a subscriber's resend (RTX) cache to
+/// answer its NACKs. str0m keeps 3 s; a resend is useful within a few round trips
+/// (libwebrtc keeps max(1 s, 3 × RTT)), so 1.5 s answers every NACK of a link up to a
+/// 500 ms RTT and holds half the packets: the cache is most of a subscriber's memory.
+pub const RTX_WINDOW: Duration = Duration::from_millis(1500);
+/// Packets a subscriber's video resend cache may hold (str0m's default): 1.5 s of a
+/// 6 Mbit/s stream of 1200-byte packets.
+const RTX_PACKETS: usize = 1000;
+/// str0m's default: queued resends are dropped while they would pass 15% of a stream's
+/// bytes, so a lossy link is not flooded with retransmissions.
+const RTX_RATIO_CAP: Option<f32> = Some(0.15);
+
+impl ShardCore {
+    /// The client will publish one more track: offer it a receive slot.
+    pub(super) fn request_publish(&mut self, peer: PeerId, name: TrackName) {
+        self.queue(peer, Change::Publish(name));
+    }
+
+    pub(super) fn request_unpublish(&mut self, peer: PeerId, track: TrackId) {
+        self.queue(peer, Change::Unpublish(track));
+    }
+
+    pub(super) fn request_subscribe(&mut self, peer: PeerId, tracks: Vec<Subscription>) {
+        for s in tracks {
+            self.queue(peer, Change::Subscribe(s));
+        }
+    }
+
+    pub(super) fn request_unsubscribe(&mut self, peer: PeerId, tracks: Vec<TrackId>) {
+        for t in tracks {
+            self.queue(peer, Change::Unsubscribe(t));
+        }
+    }
+
+    fn queue(&mut self, id: PeerId, change: Change) {
+        let Some(slot) = self.slot_of(id) else {
+            self.out.notices.push(Notice::UnknownPeer { peer: id });
+            return;
+        };
+        let Some(peer) = self.peer_mut(slot) else {
+            return;
+        };
+        match &change {
+            Change::Subscribe(s) if peer.is_receiving(s.track) => return,
+            Change::Unsubscribe(t) => {
+                // Not yet offered: just forget it.
+                let before = peer.queued.len();
+                peer.queued
+                    .retain(|c| !matches!(c, Change::Subscribe(s) if s.track == *t));
+                if peer.queued.len() != before {
+                    self.out.notices.push(Notice::Unsubscribed {
+                        peer: id,
+                        tracks: vec![*t],
+                    });
+                    return;
+                }
+            }
+            _ => {}
+        }
+        peer.queued.push(change);
+        self.negotiate(slot);
+    }
+
+    /// Makes the next offer, if none is outstanding and changes are waiting.
+    fn negotiate(&mut self, slot: Slot) {
+        let Some(peer) = self.peer_mut(slot) else {
+            return;
+        };
+        if peer.pending.is_some() || peer.queued.is_empty() {
+            return;
+        }
+        let changes = std::mem::take(&mut peer.queued);
+        let mut unsubscribed = Vec::new();
+        let mut unpublished = Vec::new();
+        let mut in_flight = Vec::new();
+        let Peer {
+            rtc,
+            receiving,
+            published,
+            ssrc_tracks,
+            ..
+        } = peer;
+        let mut api = rtc.sdp_api();
+        for change in changes {
+            match change {
+                Change::Publish(name) => {
+                    let mid = api.add_media(
+                        name.kind,
+                        Direction::RecvOnly,
+                        Some(name.stream_id),
+                        Some(name.track_id),
+                        None,
+                    );
+                    in_flight.push(InFlight::Publish { mid });
+                }
+                Change::Subscribe(s) => {
+                    if receiving.iter().any(|o| o.track == s.track) {
+                        continue;
+                    }
+                    let mid = api.add_media(
+                        s.name.kind,
+                        Direction::SendOnly,
+                        Some(s.name.stream_id),
+                        Some(s.name.track_id),
+                        None,
+                    );
+                    receiving.push(OutTrack {
+                        track: s.track,
+                        mid,
+                        active: false,
+                    });
+                    in_flight.push(InFlight::Subscribe {
+                        track: s.track,
+                        mid,
+                    });
+                }
+                Change::Unsubscribe(track) => {
+                    if let Some(i) = receiving.iter().position(|o| o.track == track) {
+                        let o = receiving.remove(i);
+                        api.stop_media(o.mid);
+                        unsubscribed.push((track, o.active));
+                    }
+                }
+                Change::Unpublish(track) => {
+                    if let Some(i) = published.iter().position(|t| t.track == track) {
+                        let t = published.remove(i);
+                        api.stop_media(t.mid);
+                        ssrc_tracks.clear();
+                        unpublished.push(track);
+                    }
+                }
+            }
+        }
+        if api.has_changes() {
+            if let Some((offer, pending)) = api.apply() {
+                peer.pending = Some(pending);
+                peer.in_flight = in_flight;
+                self.out.notices.push(Notice::Offer {
+                    peer: slot.peer,
+                    offer,
+                });
+            }
+        } else {
+            drop(api);
+        }
+        self.mutate(slot, |_| Ok(()));
+        for (track, active) in &unsubscribed {
+            if *active {
+                self.remove_sub(*track, slot);
+            }
+        }
+        if !unsubscribed.is_empty() {
+            self.out.notices.push(Notice::Unsubscribed {
+                peer: slot.peer,
+                tracks: unsubscribed.into_iter().map(|(t, _)| t).collect(),
+            });
+        }
+        for track in unpublished {
+            self.routes.remove(&track);
+            self.out.notices.push(Notice::TrackUnpublished {
+                peer: slot.peer,
+                track,
+            });
+        }
+    }
+
+    /// The client answered the outstanding offer: what it added becomes active (a
+    /// published track, a subscription with a keyframe asked for at once), what it
+    /// refused is reported, and the next offer goes out if changes waited.
+    pub(super) fn accept_answer(&mut self, now: Instant, id: PeerId, answer: SdpAnswer) {
+        let Some(slot) = self.slot_of(id) else {
+            self.out.notices.push(Notice::UnknownPeer { peer: id });
+            return;
+        };
+        let Some(peer) = self.peer_mut(slot) else {
+            return;
+        };
+        let Some(pending) = peer.pending.take() else {
+            self.out.notices.push(Notice::BadAnswer {
+                peer: id,
+                reason: "no offer is outstanding".into(),
+            });
+            return;
+        };
+        let mut result = Ok(());
+        self.mutate(slot, |rtc| {
+            result = rtc.sdp_api().accept_answer(pending, answer);
+            Ok(())
+        });
+        if let Err(e) = result {
+            // str0m has consumed the offer; this session cannot go on.
+            self.out.notices.push(Notice::BadAnswer {
+                peer: id,
+                reason: e.to_string(),
+            });
+            self.doomed.push((slot, format!("unusable answer: {e}")));
+            return;
+        }
+        self.refresh_twcc_guard(slot, None);
+        let Some(peer) = peer_in(&mut self.peers, slot) else {
+            return;
+        };
+        peer.pt_map = PtMap::new(&self.codecs, peer.rtc.codec_config());
+        let in_flight = std::mem::take(&mut peer.in_flight);
+        let mut activated = Vec::new();
+        let mut refused = Vec::new();
+        for f in in_flight {
+            let (track, mid) = match f {
+                InFlight::Publish { mid } => {
+                    self.publish_track(slot, mid);
+                    continue;
+                }
+                InFlight::Subscribe { track, mid } => (track, mid),
+            };
+            let Some(peer) = self.peer_mut(slot) else {
+                return;
+            };
+            let ssrc = peer.rtc.direct_api().stream_tx_by_mid(mid, None).map(|s| {
+                // A new subscription: its cache is empty (or the last subscription's
+                // on this m-line, whose packets must not be resent), so replacing it
+                // loses nothing.
+                s.set_rtx_cache(RTX_PACKETS, RTX_WINDOW, RTX_RATIO_CAP);
+                s.ssrc()
+            });
+            let Some(out) = peer.receiving.iter_mut().find(|o| o.mid == mid) else {
+                continue;
+            };
+            let (Some(ssrc), Some(kind)) = (ssrc, peer.rtc.media(mid).map(|m| m.kind())) else {
+                // The client rejected the m-line.
+                peer.receiving.retain(|o| o.mid != mid);
+                refused.push(track);
+                continue;
+            };
+            out.active = true;
+            self.add_sub(track, kind, slot, ssrc);
+            activated.push(track);
+        }
+        if !activated.is_empty() {
+            for &track in &activated {
+                self.request_keyframe(now, track, KeyframeRequestKind::Pli, true);
+            }
+            self.out.notices.push(Notice::Subscribed {
+                peer: id,
+                tracks: activated,
+            });
+        }
+        if !refused.is_empty() {
+            self.out.notices.push(Notice::Unsubscribed {
+                peer: id,
+                tracks: refused,
+            });
+        }
+        self.negotiate(slot);
+    }
+}
