@@ -1,8 +1,4 @@
-//! The signalling protocol: every message a client and the server exchange over the
-//! WebSocket, as JSON objects tagged by `"type"`. `docs/protocol.md` shows an example of each.
-//!
-//! Both the server (`signaling`) and the Rust clients (`client`) use these types, so the
-//! wire format has exactly one definition.
+//! The messages: every JSON object a client and the server exchange, tagged by `"type"`.
 
 use serde::{Deserialize, Serialize};
 
@@ -214,6 +210,10 @@ pub enum ServerMessage {
         code: ErrorCode,
         /// Human-readable explanation.
         reason: String,
+        /// The `id` of the request that was refused, when it had one (see
+        /// [`crate::Request`]); absent for errors no request caused.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<crate::RequestId>,
     },
 }
 
@@ -262,6 +262,41 @@ pub enum ErrorCode {
     Unavailable,
 }
 
+impl ClientMessage {
+    /// The value of `"type"` of every message a client may send: the one list of them.
+    /// [`ClientMessage::type_name`] maps each variant to its entry, and a test checks
+    /// that the two agree with serde's tags.
+    pub const TYPES: [&'static str; 10] = [
+        "join",
+        "offer",
+        "answer",
+        "publish",
+        "unpublish",
+        "subscribe",
+        "unsubscribe",
+        "message",
+        "ping",
+        "leave",
+    ];
+
+    /// This message's `"type"`.
+    pub fn type_name(&self) -> &'static str {
+        let i = match self {
+            ClientMessage::Join { .. } => 0,
+            ClientMessage::Offer { .. } => 1,
+            ClientMessage::Answer { .. } => 2,
+            ClientMessage::Publish { .. } => 3,
+            ClientMessage::Unpublish { .. } => 4,
+            ClientMessage::Subscribe { .. } => 5,
+            ClientMessage::Unsubscribe { .. } => 6,
+            ClientMessage::Message { .. } => 7,
+            ClientMessage::Ping => 8,
+            ClientMessage::Leave => 9,
+        };
+        Self::TYPES[i]
+    }
+}
+
 impl TrackRef {
     /// Shorthand constructor.
     pub fn new(stream_id: impl Into<String>, track_id: impl Into<String>, kind: Kind) -> Self {
@@ -307,9 +342,40 @@ mod tests {
         let m = ServerMessage::Error {
             code: ErrorCode::TrackNotFound,
             reason: "x".into(),
+            id: None,
         };
         let json = serde_json::to_string(&m).unwrap();
         assert!(json.contains(r#""code":"track_not_found""#), "{json}");
+    }
+
+    #[test]
+    fn the_list_of_types_is_serdes_tags() {
+        let t = || TrackRef::new("s", "t", Kind::Audio);
+        let every = [
+            ClientMessage::Join {
+                room: "r".into(),
+                nickname: "n".into(),
+                token: None,
+            },
+            ClientMessage::Offer { sdp: "v=0".into() },
+            ClientMessage::Answer { sdp: "v=0".into() },
+            ClientMessage::Publish { track: t() },
+            ClientMessage::Unpublish { track: t() },
+            ClientMessage::Subscribe { tracks: vec![t()] },
+            ClientMessage::Unsubscribe { tracks: vec![t()] },
+            ClientMessage::Message {
+                data: serde_json::json!("hi"),
+                to: None,
+            },
+            ClientMessage::Ping,
+            ClientMessage::Leave,
+        ];
+        let names: Vec<&str> = every.iter().map(ClientMessage::type_name).collect();
+        assert_eq!(names, ClientMessage::TYPES, "one sample per type, in order");
+        for m in &every {
+            let json = serde_json::to_value(m).unwrap();
+            assert_eq!(json["type"], m.type_name());
+        }
     }
 
     #[test]

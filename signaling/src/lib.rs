@@ -9,7 +9,6 @@
 pub mod app;
 pub mod assets;
 pub mod metrics;
-pub mod names;
 pub mod placement;
 pub mod random;
 pub mod rooms;

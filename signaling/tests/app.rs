@@ -139,6 +139,9 @@ fn bad_room_names_and_nicknames_are_rejected() {
         ("a b", "ann", ErrorCode::InvalidRoom),
         (long.as_str(), "ann", ErrorCode::InvalidRoom),
         ("", "ann", ErrorCode::InvalidRoom),
+        // What the landing page's form and a link refuse, join refuses too.
+        ("..", "ann", ErrorCode::InvalidRoom),
+        (".", "ann", ErrorCode::InvalidRoom),
         ("ok", "", ErrorCode::InvalidNickname),
         ("ok", long.as_str(), ErrorCode::InvalidNickname),
     ] {
@@ -193,6 +196,44 @@ fn subscribing_to_a_missing_track_changes_nothing() {
         errors(&t.text(a, &msg.to_string()), a),
         vec![ErrorCode::TrackNotFound]
     );
+}
+
+#[test]
+fn an_error_carries_the_id_of_the_request_it_refuses() {
+    let mut t = T::new(AppConfig::default());
+    let (a, _, _) = t.join(1, "room", "ann");
+    t.offer(a, &[]);
+    let missing = r#"[{"streamId": "s", "trackId": "t", "kind": "video"}]"#;
+    // Two requests in a row, the second refused: the error names the second.
+    let pong = t.text(a, r#"{"type":"ping","id":1}"#);
+    assert_eq!(sent_to(&pong, a), vec![&ServerMessage::Pong]);
+    let out = t.text(
+        a,
+        &format!(r#"{{"type":"unsubscribe","id":2,"tracks":{missing}}}"#),
+    );
+    let ids: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send(_, ServerMessage::Error { code, id, .. }) => Some((*code, *id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, vec![(ErrorCode::TrackNotFound, Some(2))]);
+    // Without an id, the error has none; an unreadable message keeps the id it had.
+    let out = t.text(a, &format!(r#"{{"type":"subscribe","tracks":{missing}}}"#));
+    assert!(matches!(
+        sent_to(&out, a)[..],
+        [ServerMessage::Error { id: None, .. }]
+    ));
+    let out = t.text(a, r#"{"type":"subscribe","id":9}"#);
+    assert!(matches!(
+        sent_to(&out, a)[..],
+        [ServerMessage::Error {
+            code: ErrorCode::InvalidMessage,
+            id: Some(9),
+            ..
+        }]
+    ));
 }
 
 #[test]

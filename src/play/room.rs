@@ -66,6 +66,12 @@ impl RoomUrl {
             })?,
             _ => return Err(format!("{url}: no room in it; {example}")),
         };
+        if !protocol::names::valid_room_name(&room) {
+            return Err(format!(
+                "{url}: {room:?} is not a room name the server takes: {}",
+                protocol::names::ROOM_NAME_RULE
+            ));
+        }
         Ok(Self {
             url: url.to_string(),
             host,
@@ -271,7 +277,7 @@ impl Room {
                 SessionEvent::Server(ServerMessage::PeerLeft { peer_id }) => {
                     tracing::info!("peer {peer_id} left the room");
                 }
-                SessionEvent::Server(ServerMessage::Error { code, reason }) => match code {
+                SessionEvent::Server(ServerMessage::Error { code, reason, .. }) => match code {
                     ErrorCode::MediaEnded => {
                         tracing::warn!(
                             "the server ended the media session ({reason}); joining the room again"
@@ -474,7 +480,7 @@ fn establish(
                     );
                 }
                 SessionEvent::Peer(PeerEvent::Connected) => connected = true,
-                SessionEvent::Server(ServerMessage::Error { code, reason }) => {
+                SessionEvent::Server(ServerMessage::Error { code, reason, .. }) => {
                     leave(&mut conn);
                     return Err(format!(
                         "the server refused to publish ({code:?}): {reason}"
@@ -520,10 +526,10 @@ mod tests {
 
     #[test]
     fn parses_room_urls() {
-        let u = RoomUrl::parse("http://127.0.0.1:3000/call/my%20room").unwrap();
+        let u = RoomUrl::parse("http://127.0.0.1:3000/call/my%2Droom").unwrap();
         assert_eq!(
             (u.host.as_str(), u.port, u.room.as_str()),
-            ("127.0.0.1", 3000, "my room")
+            ("127.0.0.1", 3000, "my-room")
         );
         let u = RoomUrl::parse("http://example.org/call/standup/?x=1#frag").unwrap();
         assert_eq!(
@@ -539,6 +545,9 @@ mod tests {
             "http://127.0.0.1:3000/room/x",
             "http://127.0.0.1:99999/call/x",
             "http://127.0.0.1:3000/call/%ff",
+            // The server's one rule for room names.
+            "http://127.0.0.1:3000/call/my%20room",
+            "http://127.0.0.1:3000/call/..",
         ] {
             assert!(RoomUrl::parse(bad).is_err(), "{bad}");
         }

@@ -187,7 +187,7 @@ impl Pair {
                         ]);
                         self.received.push(n);
                     }
-                    SessionEvent::Server(ServerMessage::Error { code, reason }) => {
+                    SessionEvent::Server(ServerMessage::Error { code, reason, .. }) => {
                         self.trouble.push(format!("{who}: {code:?} {reason}"));
                     }
                     SessionEvent::Closed => self.trouble.push(format!("{who}: closed")),

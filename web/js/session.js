@@ -61,7 +61,8 @@ export class Session extends Emitter {
     this.confirmed = new Set(); // keys the server confirmed with `subscribed`
     this.receivers = new Map(); // key -> {track, receiver, mid}
     this.remoteMids = new Map(); // mid -> section of the server's last description
-    this.markers = []; // one entry per ping sent: null or {subscribe|unsubscribe: keys}
+    this.nextRequestId = 1;
+    this.requests = new Map(); // request id -> {at, subscribe|unsubscribe: keys}, until refused or stale
     this.mediaReady = false;
     this.audioSender = null;
     this.videoSender = null;
@@ -106,7 +107,7 @@ export class Session extends Emitter {
         // A network that vanished without closing the TCP connection (a phone changing
         // networks) shows as silence: give up on this socket and reconnect.
         if (Date.now() - this.lastRx > SILENCE_MS) this.abandonSocket('no answer from the server');
-        else this.ping(null);
+        else this.send({ type: 'ping' });
       }, PING_MS);
     };
     ws.onmessage = (ev) => {
@@ -132,7 +133,7 @@ export class Session extends Emitter {
       clearInterval(this.pingTimer);
       this.ws = null;
       this.joined = false;
-      this.markers = [];
+      this.requests.clear();
       if (this.closed) return;
       if (ev.code === 4000) return; // replaced: handled by the error message
       if (ev.code === 4001) {
@@ -159,7 +160,7 @@ export class Session extends Emitter {
     }
     clearInterval(this.pingTimer);
     this.joined = false;
-    this.markers = [];
+    this.requests.clear();
     this.scheduleReconnect(reason);
   }
 
@@ -194,9 +195,13 @@ export class Session extends Emitter {
     return true;
   }
 
-  /** Sends ping and remembers what it marks (see the track_not_found handling). */
-  ping(marker) {
-    if (this.send({ type: 'ping' })) this.markers.push(marker);
+  /**
+   * Sends a request with an id and remembers what it asked for: an `error` carries the id
+   * of the request it refuses (see the track_not_found handling).
+   */
+  request(msg, what) {
+    const id = this.nextRequestId++;
+    if (this.send({ ...msg, id })) this.requests.set(id, { at: Date.now(), ...what });
   }
 
   /** Bytes the browser has not sent yet on the socket (for pacing file transfers). */
@@ -282,7 +287,6 @@ export class Session extends Emitter {
         this.emit('message', { from: msg.from, data: msg.data });
         return;
       case 'pong':
-        this.markers.shift();
         return;
       case 'error': return this.onError(msg);
       default:
@@ -353,7 +357,8 @@ export class Session extends Emitter {
 
   onError(msg) {
     const { code, reason } = msg;
-    const marker = this.markers[0];
+    const request = msg.id == null ? undefined : this.requests.get(msg.id);
+    if (msg.id != null) this.requests.delete(msg.id);
     switch (code) {
       case 'replaced':
         this.fatal('replaced', 'This call was opened in another window or tab, so it was closed here.');
@@ -384,9 +389,9 @@ export class Session extends Emitter {
       case 'track_not_found':
         // A track went away just before our request. A refused `subscribe` subscribes none of
         // its tracks: forget the refused batch so that reconcile() asks again for the rest.
-        if (marker?.subscribe) for (const key of marker.subscribe) this.requested.delete(key);
-        if (marker?.unsubscribe) for (const key of marker.unsubscribe) this.confirmed.delete(key);
-        if (!marker) this.requested.clear();
+        if (request?.subscribe) for (const key of request.subscribe) this.requested.delete(key);
+        if (request?.unsubscribe) for (const key of request.unsubscribe) this.confirmed.delete(key);
+        if (!request) this.requested.clear();
         this.scheduleReconcile();
         return;
       case 'track_exists':
@@ -602,6 +607,9 @@ export class Session extends Emitter {
     for (const [key, at] of this.requested) {
       if (now - at > SUBSCRIBE_TIMEOUT_MS) this.requested.delete(key); // lost: ask again
     }
+    for (const [id, r] of this.requests) {
+      if (now - r.at > SUBSCRIBE_TIMEOUT_MS) this.requests.delete(id); // answered long ago
+    }
     const sub = [];
     const unsub = [];
     for (const [key, info] of this.tracks) {
@@ -611,16 +619,14 @@ export class Session extends Emitter {
     }
     if (sub.length) {
       for (const key of sub) this.requested.set(key, now);
-      this.send({ type: 'subscribe', tracks: sub.map((k) => trackRef(this.tracks.get(k))) });
-      this.ping({ subscribe: sub });
+      this.request({ type: 'subscribe', tracks: sub.map((k) => trackRef(this.tracks.get(k))) }, { subscribe: sub });
     }
     if (unsub.length) {
       for (const key of unsub) {
         this.confirmed.delete(key);
         this.endReceiver(key);
       }
-      this.send({ type: 'unsubscribe', tracks: unsub.map((k) => trackRef(this.tracks.get(k))) });
-      this.ping({ unsubscribe: unsub });
+      this.request({ type: 'unsubscribe', tracks: unsub.map((k) => trackRef(this.tracks.get(k))) }, { unsubscribe: unsub });
     }
     if (this.requested.size) {
       // Check again later for requests that were lost with a socket.

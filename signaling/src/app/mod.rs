@@ -1,23 +1,37 @@
 //! The signalling protocol's state machine, sans-IO: WebSocket events, shard notices
 //! and the time come in; messages to send, connections to close and commands for the
 //! shards come out (in [`App::take_output`]). `server.rs` wires it to sockets.
+//!
+//! This file holds the state and the dispatch; each concern has a file beside it:
+//!
+//! | file | concern |
+//! |---|---|
+//! | `sessions.rs` | join, admission, resume with a token, the reconnect grace, the end of a session |
+//! | `membership.rs` | who is in a room and what it publishes, announced to the others |
+//! | `negotiation.rs` | the client's first offer (and placement on a shard), answers, publish, unpublish |
+//! | `subscriptions.rs` | subscribe and unsubscribe, and the shard's word that they took effect |
+//! | `relay.rs` | chat and application data relayed to the room or to one member |
+
+mod membership;
+mod negotiation;
+mod relay;
+mod sessions;
+mod subscriptions;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use engine::factory::PeerFactory;
-use engine::msg::{Control, Notice, PeerId, ShardId, Subscription, TrackId, TrackName};
-use protocol::{
-    ClientMessage, CodecInfo, ErrorCode, Kind, PeerInfo, ServerMessage, TrackInfo, TrackRef,
-};
-use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::media::MediaKind;
+use engine::msg::{Notice, PeerId, ShardId};
+use protocol::{ClientMessage, ErrorCode, Request, RequestId, ServerMessage};
 
-use crate::names::{valid_msid_part, valid_nickname};
 use crate::placement::Placement;
-use crate::rooms::{RoomTrack, Rooms};
-use crate::transport::{ConnId, valid_room_name};
+use crate::rooms::Rooms;
+use crate::transport::ConnId;
+
+pub use membership::peer_id_str;
+use sessions::Session;
 
 /// WebSocket close codes the server uses.
 pub mod close {
@@ -75,7 +89,7 @@ pub enum Output {
     /// Close a connection with a code and reason.
     Close(ConnId, u16, String),
     /// Send a command to a shard.
-    Control(ShardId, Control),
+    Control(ShardId, engine::msg::Control),
 }
 
 struct Conn {
@@ -83,31 +97,6 @@ struct Conn {
     last_seen: Instant,
     /// Unusable SDPs sent; parsing one costs real time, so a client gets a few.
     bad_sdp: u32,
-}
-
-/// Unusable SDPs a connection may send before it is closed.
-const MAX_BAD_SDP: u32 = 5;
-/// Lines in the client's first offer. A browser's offer for its few tracks is a few
-/// hundred lines; parsing costs ~4 µs a line, so a cap keeps a hostile offer cheap.
-const MAX_OFFER_LINES: usize = 2_000;
-/// Lines in an answer: it grows with the m-lines the server offered (one per
-/// subscribed track, ~60 lines each in a browser's answer).
-const MAX_ANSWER_LINES: usize = 20_000;
-
-struct Session {
-    id: PeerId,
-    room: String,
-    nickname: String,
-    token: String,
-    conn: Option<ConnId>,
-    detached_at: Option<Instant>,
-    /// Set once the client's first offer is accepted.
-    shard: Option<ShardId>,
-    /// Its shard said ICE and DTLS are up: its media counts in the shard's busy share.
-    connected: bool,
-    /// The server's offer awaiting an answer (re-sent when the client resumes).
-    pending_offer: Option<String>,
-    subscribed: HashMap<TrackId, TrackRef>,
 }
 
 /// The state machine. See the module docs.
@@ -124,6 +113,7 @@ pub struct App {
     out: Vec<Output>,
 }
 
+/// Why a request is refused: the error code and the sentence the client gets.
 type Refusal = (ErrorCode, String);
 
 fn refuse<T>(code: ErrorCode, reason: impl Into<String>) -> Result<T, Refusal> {
@@ -202,6 +192,7 @@ impl App {
     pub fn on_rate_limited(&mut self, conn: ConnId) {
         self.error(
             conn,
+            None,
             ErrorCode::RateLimited,
             "too many messages; this one was dropped",
         );
@@ -214,11 +205,11 @@ impl App {
         };
         c.last_seen = now;
         let peer = c.peer;
-        let msg = match parse(text) {
-            Ok(m) => m,
-            Err((code, reason)) => return self.error(conn, code, reason),
+        let Request { id, message } = match Request::parse(text) {
+            Ok(r) => r,
+            Err(e) => return self.error(conn, e.id, e.code, e.reason),
         };
-        let result = match (peer, msg) {
+        let result = match (peer, message) {
             (_, ClientMessage::Ping) => {
                 self.send(conn, ServerMessage::Pong);
                 Ok(())
@@ -251,7 +242,7 @@ impl App {
             }
         };
         if let Err((code, reason)) = result {
-            self.error(conn, code, reason);
+            self.error(conn, id, code, reason);
             match code {
                 ErrorCode::BadSdp => self.count_bad_sdp(conn),
                 ErrorCode::Unavailable => self.out.push(Output::Close(
@@ -264,32 +255,10 @@ impl App {
         }
     }
 
-    fn count_bad_sdp(&mut self, conn: ConnId) {
-        let Some(c) = self.conns.get_mut(&conn) else {
-            return;
-        };
-        c.bad_sdp += 1;
-        if c.bad_sdp >= MAX_BAD_SDP {
-            self.out.push(Output::Close(
-                conn,
-                close::POLICY,
-                "too many unusable SDPs".into(),
-            ));
-        }
-    }
-
     /// A shard reported something.
     pub fn on_notice(&mut self, notice: Notice) {
         match notice {
-            Notice::Connected { peer } => {
-                if let Some(s) = self.sessions.get_mut(&peer)
-                    && let Some(shard) = s.shard
-                    && !s.connected
-                {
-                    s.connected = true;
-                    self.placement.connected(shard);
-                }
-            }
+            Notice::Connected { peer } => self.media_connected(peer),
             Notice::UnknownPeer { .. } => {}
             Notice::TrackPublished {
                 peer,
@@ -298,87 +267,17 @@ impl App {
                 codec,
             } => self.track_published(peer, track, name, codec),
             Notice::TrackUnpublished { peer, track } => self.track_unpublished(peer, track),
-            Notice::Offer { peer, offer } => {
-                let Some(s) = self.sessions.get_mut(&peer) else {
-                    return;
-                };
-                let sdp = offer.to_sdp_string();
-                s.pending_offer = Some(sdp.clone());
-                if let Some(conn) = s.conn {
-                    self.send(conn, ServerMessage::Offer { sdp });
-                }
-            }
-            Notice::Subscribed { peer, tracks } => {
-                let Some(s) = self.sessions.get_mut(&peer) else {
-                    return;
-                };
-                let room = self.rooms.get(&s.room);
-                let mut refs = Vec::new();
-                for t in tracks {
-                    if let Some(rt) = room.and_then(|r| r.track(t)) {
-                        let r = track_ref(&rt.name);
-                        s.subscribed.insert(t, r.clone());
-                        refs.push(r);
-                    }
-                }
-                if let (Some(conn), false) = (s.conn, refs.is_empty()) {
-                    self.send(conn, ServerMessage::Subscribed { tracks: refs });
-                }
-            }
-            Notice::Unsubscribed { peer, tracks } => {
-                let Some(s) = self.sessions.get_mut(&peer) else {
-                    return;
-                };
-                let refs: Vec<TrackRef> = tracks
-                    .iter()
-                    .filter_map(|t| s.subscribed.remove(t))
-                    .collect();
-                if let (Some(conn), false) = (s.conn, refs.is_empty()) {
-                    self.send(conn, ServerMessage::Unsubscribed { tracks: refs });
-                }
-            }
-            Notice::BadAnswer { peer, reason } => {
-                if let Some(conn) = self.sessions.get(&peer).and_then(|s| s.conn) {
-                    self.error(
-                        conn,
-                        ErrorCode::BadSdp,
-                        format!("the answer could not be used: {reason}"),
-                    );
-                    self.count_bad_sdp(conn);
-                }
-            }
-            Notice::PeerGone { peer, reason } => {
-                let conn = self.sessions.get(&peer).and_then(|s| s.conn);
-                // The shard has already dropped the peer: count it out here, and keep
-                // end_session from telling the shard again.
-                if let Some(s) = self.sessions.get_mut(&peer)
-                    && let Some(k) = s.shard.take()
-                {
-                    self.placement.remove(k, s.connected);
-                }
-                self.end_session(peer);
-                if let Some(conn) = conn {
-                    let reason = format!("your media session ended: {reason}");
-                    self.error(conn, ErrorCode::MediaEnded, reason.clone());
-                    self.out
-                        .push(Output::Close(conn, close::MEDIA_ENDED, reason));
-                }
-            }
+            Notice::Offer { peer, offer } => self.server_offer(peer, offer),
+            Notice::Subscribed { peer, tracks } => self.subscribed(peer, tracks),
+            Notice::Unsubscribed { peer, tracks } => self.unsubscribed(peer, tracks),
+            Notice::BadAnswer { peer, reason } => self.bad_answer(peer, reason),
+            Notice::PeerGone { peer, reason } => self.media_ended(peer, reason),
         }
     }
 
     /// Time passes: expire sessions past their grace period and silent connections.
     pub fn tick(&mut self, now: Instant) {
-        let grace = self.config.reconnect_grace;
-        let expired: Vec<PeerId> = self
-            .sessions
-            .values()
-            .filter(|s| s.detached_at.is_some_and(|t| now >= t + grace))
-            .map(|s| s.id)
-            .collect();
-        for p in expired {
-            self.end_session(p);
-        }
+        self.expire_detached(now);
         let idle = self.config.idle_timeout;
         let silent: Vec<ConnId> = self
             .conns
@@ -398,502 +297,7 @@ impl App {
         }
     }
 
-    // ---- requests ----
-
-    fn join(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        room: String,
-        nickname: String,
-        token: Option<String>,
-    ) -> Result<(), Refusal> {
-        if !valid_room_name(&room) {
-            return refuse(
-                ErrorCode::InvalidRoom,
-                "room names are 1-64 characters of A-Z a-z 0-9 - _ .",
-            );
-        }
-        if !valid_nickname(&nickname) {
-            return refuse(
-                ErrorCode::InvalidNickname,
-                "nicknames are 1-64 characters without control characters",
-            );
-        }
-        if let Some(token) = token {
-            return self.resume(now, conn, &room, &nickname, &token);
-        }
-        let size = self.rooms.get(&room).map_or(0, |r| r.members.len());
-        if size == 0 && self.rooms.len() >= self.config.max_rooms {
-            return refuse(
-                ErrorCode::ServerFull,
-                "this server holds as many rooms as it may",
-            );
-        }
-        if size >= self.config.max_peers_per_room {
-            return refuse(
-                ErrorCode::RoomFull,
-                format!("room {room} has {size} members, the most it may have"),
-            );
-        }
-        if let Some(least) = self.placement.saturated() {
-            // Admitting more would hurt the calls the shards already carry, and the
-            // newcomer's own handshake would wait behind their media and time out.
-            let pct = |x: f64| (x * 100.0).round();
-            let joining = if least.expected > least.busy {
-                format!(
-                    " and will be at {}% once the peers joining it now are in",
-                    pct(least.expected)
-                )
-            } else {
-                String::new()
-            };
-            return refuse(
-                ErrorCode::Unavailable,
-                format!(
-                    "the server is at capacity: the least busy media shard is at {}%{joining} \
-                     (the most this server admits to is {}%); try again in a minute",
-                    pct(least.busy),
-                    pct(self.config.max_shard_load),
-                ),
-            );
-        }
-        let id = PeerId(self.next_peer);
-        self.next_peer += 1;
-        let token = crate::random::token();
-        let info = PeerInfo {
-            peer_id: peer_id_str(id),
-            nickname: nickname.clone(),
-        };
-        let others: Vec<PeerId> = self
-            .rooms
-            .get(&room)
-            .map(|r| r.members.clone())
-            .unwrap_or_default();
-        for p in &others {
-            if let Some(c) = self.sessions.get(p).and_then(|s| s.conn) {
-                self.send(c, ServerMessage::PeerJoined { peer: info.clone() });
-            }
-        }
-        self.rooms.join(&room, id);
-        self.tokens.insert(token.clone(), id);
-        self.sessions.insert(
-            id,
-            Session {
-                id,
-                room: room.clone(),
-                nickname,
-                token: token.clone(),
-                conn: Some(conn),
-                detached_at: None,
-                shard: None,
-                connected: false,
-                pending_offer: None,
-                subscribed: HashMap::new(),
-            },
-        );
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.peer = Some(id);
-        }
-        let joined = self.joined_message(id, false);
-        self.send(conn, joined);
-        Ok(())
-    }
-
-    fn resume(
-        &mut self,
-        _now: Instant,
-        conn: ConnId,
-        room: &str,
-        nickname: &str,
-        token: &str,
-    ) -> Result<(), Refusal> {
-        let Some(&id) = self.tokens.get(token) else {
-            return refuse(
-                ErrorCode::SessionExpired,
-                "no session with this token; join without one",
-            );
-        };
-        let Some(s) = self.sessions.get_mut(&id) else {
-            return refuse(
-                ErrorCode::SessionExpired,
-                "the session has ended; join without a token",
-            );
-        };
-        if s.room != room || s.nickname != nickname {
-            return refuse(
-                ErrorCode::SessionExpired,
-                "the token belongs to another room or nickname",
-            );
-        }
-        if let Some(old) = s.conn.replace(conn) {
-            self.conns.remove(&old);
-            let reason = "another connection resumed this session";
-            self.out.push(Output::Send(
-                old,
-                ServerMessage::Error {
-                    code: ErrorCode::Replaced,
-                    reason: reason.into(),
-                },
-            ));
-            self.out
-                .push(Output::Close(old, close::REPLACED, reason.into()));
-        }
-        s.detached_at = None;
-        let pending = s.pending_offer.clone();
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.peer = Some(id);
-        }
-        let joined = self.joined_message(id, true);
-        self.send(conn, joined);
-        if let Some(sdp) = pending {
-            self.send(conn, ServerMessage::Offer { sdp });
-        }
-        Ok(())
-    }
-
-    fn offer(&mut self, now: Instant, peer: PeerId, sdp: &str) -> Result<(), Refusal> {
-        let s = self.session(peer)?;
-        if s.shard.is_some() {
-            return refuse(
-                ErrorCode::UnexpectedOffer,
-                "the server makes every offer after the first; answer them, or ask with publish",
-            );
-        }
-        check_lines(sdp, MAX_OFFER_LINES, "offer")?;
-        let offer = SdpOffer::from_sdp_string(sdp)
-            .map_err(|_| (ErrorCode::BadSdp, "the offer is not valid SDP".to_string()))?;
-        let room_shards: Vec<ShardId> = self
-            .rooms
-            .get(&s.room)
-            .map(|r| {
-                r.members
-                    .iter()
-                    .filter_map(|p| self.sessions.get(p)?.shard)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let shard = self.placement.place(&room_shards);
-        let accepted = match self
-            .factory
-            .accept_offer(now, self.shard_addrs[shard], offer)
-        {
-            Ok(a) => a,
-            Err(e) => {
-                self.placement.remove(shard, false);
-                return refuse(ErrorCode::BadSdp, format!("the offer cannot be used: {e}"));
-            }
-        };
-        let s = self.sessions.get_mut(&peer).expect("checked above");
-        s.shard = Some(shard);
-        let conn = s.conn;
-        self.out.push(Output::Control(
-            shard,
-            Control::AddPeer {
-                peer,
-                rtc: accepted.rtc,
-                ufrag: accepted.ufrag,
-            },
-        ));
-        if let Some(conn) = conn {
-            self.send(
-                conn,
-                ServerMessage::Answer {
-                    sdp: accepted.answer.to_sdp_string(),
-                },
-            );
-        }
-        Ok(())
-    }
-
-    fn answer(&mut self, peer: PeerId, sdp: &str) -> Result<(), Refusal> {
-        let s = self.session(peer)?;
-        let (Some(shard), Some(_)) = (s.shard, &s.pending_offer) else {
-            return refuse(
-                ErrorCode::UnexpectedAnswer,
-                "no offer from the server is waiting for an answer",
-            );
-        };
-        check_lines(sdp, MAX_ANSWER_LINES, "answer")?;
-        let answer = SdpAnswer::from_sdp_string(sdp)
-            .map_err(|_| (ErrorCode::BadSdp, "the answer is not valid SDP".to_string()))?;
-        if let Some(s) = self.sessions.get_mut(&peer) {
-            s.pending_offer = None;
-        }
-        self.out
-            .push(Output::Control(shard, Control::Answer { peer, answer }));
-        Ok(())
-    }
-
-    fn publish(&mut self, peer: PeerId, track: TrackRef) -> Result<(), Refusal> {
-        let shard = self.media_shard(peer)?;
-        let name = track_name(&track)?;
-        let s = self.session(peer)?;
-        if self
-            .rooms
-            .get(&s.room)
-            .and_then(|r| r.track_named(&name))
-            .is_some()
-        {
-            return refuse(
-                ErrorCode::TrackExists,
-                "a track with these ids is already published in the room",
-            );
-        }
-        self.out.push(Output::Control(
-            shard,
-            Control::RequestPublish { peer, name },
-        ));
-        Ok(())
-    }
-
-    fn unpublish(&mut self, peer: PeerId, track: TrackRef) -> Result<(), Refusal> {
-        let shard = self.media_shard(peer)?;
-        let name = track_name(&track)?;
-        let s = self.session(peer)?;
-        let Some(t) = self
-            .rooms
-            .get(&s.room)
-            .and_then(|r| r.track_named(&name))
-            .filter(|t| t.peer == peer)
-        else {
-            return refuse(
-                ErrorCode::TrackNotFound,
-                "you publish no track with these ids",
-            );
-        };
-        self.out.push(Output::Control(
-            shard,
-            Control::Unpublish {
-                peer,
-                track: t.track,
-            },
-        ));
-        Ok(())
-    }
-
-    fn subscribe(&mut self, peer: PeerId, tracks: Vec<TrackRef>) -> Result<(), Refusal> {
-        let shard = self.media_shard(peer)?;
-        let s = self.session(peer)?;
-        let room = self.rooms.get(&s.room);
-        let mut subs = Vec::with_capacity(tracks.len());
-        for t in &tracks {
-            let name = track_name(t)?;
-            let Some(rt) = room.and_then(|r| r.track_named(&name)) else {
-                return refuse(
-                    ErrorCode::TrackNotFound,
-                    format!(
-                        "no track {}/{} ({:?}) in this room",
-                        t.stream_id, t.track_id, t.kind
-                    ),
-                );
-            };
-            subs.push(Subscription {
-                track: rt.track,
-                name,
-            });
-        }
-        if !subs.is_empty() {
-            self.out.push(Output::Control(
-                shard,
-                Control::Subscribe { peer, tracks: subs },
-            ));
-        }
-        Ok(())
-    }
-
-    fn unsubscribe(&mut self, peer: PeerId, tracks: Vec<TrackRef>) -> Result<(), Refusal> {
-        let shard = self.media_shard(peer)?;
-        let s = self.session(peer)?;
-        let mut ids = Vec::with_capacity(tracks.len());
-        for t in &tracks {
-            let Some((&id, _)) = s.subscribed.iter().find(|(_, r)| *r == t) else {
-                return refuse(
-                    ErrorCode::TrackNotFound,
-                    format!(
-                        "you are not subscribed to {}/{} ({:?})",
-                        t.stream_id, t.track_id, t.kind
-                    ),
-                );
-            };
-            ids.push(id);
-        }
-        if !ids.is_empty() {
-            self.out.push(Output::Control(
-                shard,
-                Control::Unsubscribe { peer, tracks: ids },
-            ));
-        }
-        Ok(())
-    }
-
-    fn relay(
-        &mut self,
-        peer: PeerId,
-        data: serde_json::Value,
-        to: Option<String>,
-    ) -> Result<(), Refusal> {
-        let s = self.session(peer)?;
-        let members = self
-            .rooms
-            .get(&s.room)
-            .map(|r| r.members.clone())
-            .unwrap_or_default();
-        let targets: Vec<PeerId> = match to {
-            Some(to) => {
-                let Some(p) = members.iter().copied().find(|p| peer_id_str(*p) == to) else {
-                    return refuse(
-                        ErrorCode::InvalidMessage,
-                        format!("no peer {to} in this room"),
-                    );
-                };
-                vec![p]
-            }
-            None => members.into_iter().filter(|p| *p != peer).collect(),
-        };
-        let msg = ServerMessage::Message {
-            from: peer_id_str(peer),
-            data,
-        };
-        for p in targets {
-            if let Some(c) = self.sessions.get(&p).and_then(|s| s.conn) {
-                self.send(c, msg.clone());
-            }
-        }
-        Ok(())
-    }
-
-    // ---- shard notices ----
-
-    fn track_published(
-        &mut self,
-        peer: PeerId,
-        track: TrackId,
-        name: TrackName,
-        codec: engine::codecs::CodecDesc,
-    ) {
-        let Some(s) = self.sessions.get(&peer) else {
-            return;
-        };
-        let (room_name, conn, shard) = (s.room.clone(), s.conn, s.shard);
-        let Some(room) = self.rooms.get_mut(&room_name) else {
-            return;
-        };
-        if room.track_named(&name).is_some() {
-            if let Some(shard) = shard {
-                self.out
-                    .push(Output::Control(shard, Control::Unpublish { peer, track }));
-            }
-            if let Some(conn) = conn {
-                self.error(
-                    conn,
-                    ErrorCode::TrackExists,
-                    format!(
-                        "a track {}/{} is already published in the room; yours is not forwarded",
-                        name.stream_id, name.track_id
-                    ),
-                );
-            }
-            return;
-        }
-        let rt = RoomTrack {
-            track,
-            peer,
-            name,
-            codec,
-        };
-        let info = track_info(&rt);
-        room.tracks.push(rt);
-        let members = room.members.clone();
-        for p in members {
-            if let Some(c) = self.sessions.get(&p).and_then(|s| s.conn) {
-                self.send(
-                    c,
-                    ServerMessage::TrackPublished {
-                        track: info.clone(),
-                    },
-                );
-            }
-        }
-    }
-
-    fn track_unpublished(&mut self, peer: PeerId, track: TrackId) {
-        let Some(s) = self.sessions.get(&peer) else {
-            return;
-        };
-        let room_name = s.room.clone();
-        let Some(room) = self.rooms.get_mut(&room_name) else {
-            return;
-        };
-        let Some(i) = room.tracks.iter().position(|t| t.track == track) else {
-            return;
-        };
-        let rt = room.tracks.remove(i);
-        let members = room.members.clone();
-        self.announce_unpublished(&members, &rt);
-    }
-
-    /// Tells the room a track is gone and ends every subscription to it.
-    fn announce_unpublished(&mut self, members: &[PeerId], rt: &RoomTrack) {
-        let msg = ServerMessage::TrackUnpublished {
-            peer_id: peer_id_str(rt.peer),
-            track: track_ref(&rt.name),
-        };
-        for p in members {
-            let Some(s) = self.sessions.get(p) else {
-                continue;
-            };
-            if let (Some(shard), true) = (s.shard, s.subscribed.contains_key(&rt.track)) {
-                self.out.push(Output::Control(
-                    shard,
-                    Control::Unsubscribe {
-                        peer: *p,
-                        tracks: vec![rt.track],
-                    },
-                ));
-            }
-            if let Some(c) = s.conn {
-                self.send(c, msg.clone());
-            }
-        }
-    }
-
-    /// Removes a session for good: its peer, its tracks, its room membership.
-    fn end_session(&mut self, peer: PeerId) {
-        let Some(s) = self.sessions.remove(&peer) else {
-            return;
-        };
-        self.tokens.remove(&s.token);
-        if let Some(c) = s.conn.and_then(|c| self.conns.get_mut(&c)) {
-            c.peer = None;
-        }
-        if let Some(shard) = s.shard {
-            self.placement.remove(shard, s.connected);
-            self.out
-                .push(Output::Control(shard, Control::RemovePeer { peer }));
-        }
-        let gone = self.rooms.leave(&s.room, peer);
-        let members = self
-            .rooms
-            .get(&s.room)
-            .map(|r| r.members.clone())
-            .unwrap_or_default();
-        for rt in &gone {
-            self.announce_unpublished(&members, rt);
-        }
-        for p in &members {
-            if let Some(c) = self.sessions.get(p).and_then(|s| s.conn) {
-                self.send(
-                    c,
-                    ServerMessage::PeerLeft {
-                        peer_id: peer_id_str(peer),
-                    },
-                );
-            }
-        }
-    }
-
-    // ---- helpers ----
+    // ---- helpers the concerns share ----
 
     fn session(&self, peer: PeerId) -> Result<&Session, Refusal> {
         self.sessions
@@ -908,144 +312,30 @@ impl App {
         ))
     }
 
-    fn joined_message(&self, id: PeerId, resumed: bool) -> ServerMessage {
-        let s = &self.sessions[&id];
-        let room = self.rooms.get(&s.room);
-        let peers = room
-            .map(|r| {
-                r.members
-                    .iter()
-                    .filter(|p| **p != id)
-                    .filter_map(|p| self.sessions.get(p))
-                    .map(|o| PeerInfo {
-                        peer_id: peer_id_str(o.id),
-                        nickname: o.nickname.clone(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let tracks = room
-            .map(|r| r.tracks.iter().map(track_info).collect())
-            .unwrap_or_default();
-        ServerMessage::Joined {
-            room: s.room.clone(),
-            peer_id: peer_id_str(id),
-            token: s.token.clone(),
-            resumed,
-            peers,
-            tracks,
-        }
+    /// The connection of a member, if it has one now.
+    fn conn_of(&self, peer: PeerId) -> Option<ConnId> {
+        self.sessions.get(&peer).and_then(|s| s.conn)
     }
 
     fn send(&mut self, conn: ConnId, msg: ServerMessage) {
         self.out.push(Output::Send(conn, msg));
     }
 
-    fn error(&mut self, conn: ConnId, code: ErrorCode, reason: impl Into<String>) {
+    /// Sends `error`; `id` is the request's, when a request caused it.
+    fn error(
+        &mut self,
+        conn: ConnId,
+        id: Option<RequestId>,
+        code: ErrorCode,
+        reason: impl Into<String>,
+    ) {
         self.send(
             conn,
             ServerMessage::Error {
                 code,
                 reason: reason.into(),
+                id,
             },
         );
-    }
-}
-
-/// Parses a client message, telling malformed JSON, an unknown type and bad fields apart.
-fn parse(text: &str) -> Result<ClientMessage, Refusal> {
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| (ErrorCode::BadJson, format!("not JSON: {e}")))?;
-    let Some(kind) = value
-        .get("type")
-        .and_then(|t| t.as_str())
-        .map(str::to_owned)
-    else {
-        return refuse(
-            ErrorCode::InvalidMessage,
-            "a message is a JSON object with a string field \"type\"",
-        );
-    };
-    const TYPES: [&str; 10] = [
-        "join",
-        "offer",
-        "answer",
-        "publish",
-        "unpublish",
-        "subscribe",
-        "unsubscribe",
-        "message",
-        "ping",
-        "leave",
-    ];
-    if !TYPES.contains(&kind.as_str()) {
-        let kind: String = kind.chars().take(32).collect();
-        return refuse(
-            ErrorCode::UnknownType,
-            format!("unknown message type {kind:?}"),
-        );
-    }
-    serde_json::from_value(value).map_err(|e| {
-        (
-            ErrorCode::InvalidMessage,
-            format!("bad {kind} message: {e}"),
-        )
-    })
-}
-
-fn check_lines(sdp: &str, max: usize, what: &str) -> Result<(), Refusal> {
-    let lines = sdp.bytes().filter(|&b| b == b'\n').count();
-    if lines > max {
-        return refuse(
-            ErrorCode::BadSdp,
-            format!("the {what} has {lines} lines; at most {max} are accepted"),
-        );
-    }
-    Ok(())
-}
-
-/// Peer ids on the wire are strings.
-pub fn peer_id_str(id: PeerId) -> String {
-    id.0.to_string()
-}
-
-fn track_name(t: &TrackRef) -> Result<TrackName, Refusal> {
-    if !valid_msid_part(&t.stream_id) || !valid_msid_part(&t.track_id) {
-        return refuse(
-            ErrorCode::InvalidMessage,
-            "stream and track ids are 1-64 characters of letters, digits and !#$%&'*+-.^_`{|}~",
-        );
-    }
-    Ok(TrackName {
-        stream_id: t.stream_id.clone(),
-        track_id: t.track_id.clone(),
-        kind: match t.kind {
-            Kind::Audio => MediaKind::Audio,
-            Kind::Video => MediaKind::Video,
-        },
-    })
-}
-
-fn track_ref(n: &TrackName) -> TrackRef {
-    TrackRef {
-        stream_id: n.stream_id.clone(),
-        track_id: n.track_id.clone(),
-        kind: match n.kind {
-            MediaKind::Audio => Kind::Audio,
-            MediaKind::Video => Kind::Video,
-        },
-    }
-}
-
-fn track_info(t: &RoomTrack) -> TrackInfo {
-    TrackInfo {
-        peer_id: peer_id_str(t.peer),
-        track: track_ref(&t.name),
-        codec: CodecInfo {
-            mime_type: t.codec.mime_type.clone(),
-            clock_rate: t.codec.clock_rate,
-            channels: t.codec.channels,
-            fmtp: t.codec.fmtp.clone(),
-        },
     }
 }

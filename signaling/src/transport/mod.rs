@@ -28,7 +28,10 @@
 
 #[doc(hidden)]
 pub mod fuzzing;
+mod handshake;
 mod http;
+mod linger;
+mod open;
 mod ws;
 
 use std::cmp::Reverse;
@@ -40,12 +43,13 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
-use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tungstenite::{Message, WebSocket};
+use tungstenite::Message;
+use tungstenite::protocol::WebSocketConfig;
 
-pub use http::valid_room_name;
-
-use ws::{Admit, Discard, Flush, RateLimiter, Sock, Step};
+use handshake::Handshake;
+use linger::{Linger, LingerIo, LingerStep, drive_linger};
+use open::OpenWs;
+use ws::Sock;
 
 /// Identifies one WebSocket connection for the life of the process (never reused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -163,49 +167,6 @@ enum State {
     Open(Box<OpenWs>),
     /// Delivering the last bytes before the socket is dropped.
     Linger(Linger),
-}
-
-#[derive(Debug)]
-struct Handshake {
-    tcp: TcpStream,
-    remote: SocketAddr,
-    request: http::RequestReader,
-    /// For a request with a body: the total length to wait for.
-    need: usize,
-}
-
-#[derive(Debug)]
-struct OpenWs {
-    ws: WebSocket<Sock>,
-    limiter: RateLimiter,
-    /// Queued in `Transport::dirty` for a flush.
-    dirty: bool,
-    /// The connection broke a limit and is closed with this frame at the start of the next
-    /// `poll`, so that replies to the messages that came before still go out first. Nothing
-    /// more is read from it.
-    closing: Option<CloseFrame>,
-}
-
-#[derive(Debug)]
-struct Linger {
-    io: LingerIo,
-    /// All output is written and the sending side is shut down.
-    flushed: bool,
-}
-
-#[derive(Debug)]
-enum LingerIo {
-    Raw(Sock),
-    Ws(Box<WebSocket<Sock>>),
-}
-
-impl LingerIo {
-    fn sock(&mut self) -> &mut Sock {
-        match self {
-            LingerIo::Raw(sock) => sock,
-            LingerIo::Ws(ws) => ws.get_mut(),
-        }
-    }
 }
 
 /// The signalling thread's HTTP + WebSocket server (see the module documentation).
@@ -467,65 +428,6 @@ impl Transport {
         self.queued = queued;
     }
 
-    /// Accepts every waiting TCP connection.
-    fn accept_all(&mut self, now: Instant) {
-        loop {
-            let (mut tcp, remote) = match self.listener.accept() {
-                Ok(accepted) => accepted,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
-                    ) =>
-                {
-                    continue;
-                }
-                Err(e) => {
-                    // Most likely out of file descriptors: the waiting connections stay in the
-                    // backlog and no new readiness event may come for them, so retry soon.
-                    tracing::warn!("accept failed: {e}");
-                    self.accept_retry = Some(now + ACCEPT_BACKOFF);
-                    return;
-                }
-            };
-            if self.pending >= self.limits.max_pending {
-                tracing::debug!(%remote, "too many unfinished handshakes; refusing");
-                continue; // dropping `tcp` closes it
-            }
-            let token = self.next_token;
-            self.next_token += 1;
-            if let Err(e) = self.poll.registry().register(
-                &mut tcp,
-                Token(token),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                tracing::warn!("cannot register a connection: {e}");
-                continue;
-            }
-            let _ = tcp.set_nodelay(true);
-            self.pending += 1;
-            let mut conn = Conn {
-                state: State::Handshake(Handshake {
-                    tcp,
-                    remote,
-                    request: http::RequestReader::default(),
-                    need: 0,
-                }),
-                deadline: None,
-            };
-            arm(
-                &mut self.timers,
-                &mut conn,
-                token,
-                now + self.limits.handshake_timeout,
-            );
-            self.conns.insert(token, conn);
-            // Data may have arrived with the connection; edge-triggered readiness will report
-            // it, so there is nothing to read here yet.
-        }
-    }
-
     /// Handles whatever the connection `token` has to do: read, write, change state.
     fn drive(&mut self, token: usize, now: Instant, events: &mut Vec<TransportEvent>) {
         let Some(conn) = self.conns.remove(&token) else {
@@ -566,251 +468,6 @@ impl Transport {
         }
     }
 
-    fn drive_handshake(
-        &mut self,
-        token: usize,
-        deadline: Option<Instant>,
-        mut hs: Handshake,
-        now: Instant,
-        events: &mut Vec<TransportEvent>,
-    ) {
-        let max = self.limits.max_http_request;
-        let action = loop {
-            if hs.request.len() >= hs.need {
-                let metrics = http::MetricsAccess {
-                    token: self.metrics_token.as_deref(),
-                    from_loopback: hs.remote.ip().to_canonical().is_loopback(),
-                };
-                let ws_full = self.open >= self.limits.max_connections;
-                match http::route(&hs.request, max, ws_full, metrics) {
-                    http::Action::NeedHeader => {}
-                    http::Action::NeedBody(total) => hs.need = total,
-                    done => break done,
-                }
-            }
-            let mut chunk = [0u8; READ_CHUNK];
-            let room = max.saturating_sub(hs.request.len()).clamp(1, READ_CHUNK);
-            match io::Read::read(&mut hs.tcp, &mut chunk[..room]) {
-                Ok(0) => {
-                    // The client gave up before its request was complete.
-                    self.pending -= 1;
-                    return;
-                }
-                Ok(n) => hs.request.push(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.conns.insert(
-                        token,
-                        Conn {
-                            state: State::Handshake(hs),
-                            deadline,
-                        },
-                    );
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    self.pending -= 1;
-                    return;
-                }
-            }
-        };
-        self.pending -= 1;
-        match action {
-            http::Action::Upgrade { response, leftover } => {
-                let ws = WebSocket::from_partially_read(
-                    Sock::new(hs.tcp, response),
-                    leftover,
-                    Role::Server,
-                    Some(self.ws_config),
-                );
-                self.open += 1;
-                let conn_id = ConnId(token as u64);
-                tracing::debug!(conn = conn_id.0, remote = %hs.remote, "websocket open");
-                events.push(TransportEvent::Open {
-                    conn: conn_id,
-                    remote: hs.remote,
-                });
-                let conn = Conn {
-                    state: State::Open(Box::new(OpenWs {
-                        ws,
-                        limiter: RateLimiter::new(self.limits.messages_per_second, now),
-                        dirty: false,
-                        closing: None,
-                    })),
-                    deadline: None,
-                };
-                self.conns.insert(token, conn);
-                // The client may have sent frames right after its request.
-                self.drive(token, now, events);
-            }
-            http::Action::Respond(response) => {
-                self.linger(token, LingerIo::Raw(Sock::new(hs.tcp, response)), now);
-            }
-            http::Action::Metrics { head } => self.page_requests.push((token, hs.tcp, head)),
-            // The loop above ends with a response or an upgrade only.
-            http::Action::NeedHeader | http::Action::NeedBody(_) => {}
-        }
-    }
-
-    /// Reads and writes an open WebSocket. `Some` when the connection has to end.
-    fn drive_open(
-        &mut self,
-        token: usize,
-        open: &mut OpenWs,
-        now: Instant,
-        events: &mut Vec<TransportEvent>,
-    ) -> Option<End> {
-        let conn = ConnId(token as u64);
-        if ws::flush(&mut open.ws) == Flush::Ended {
-            return Some(End::Abort);
-        }
-        if open.closing.is_some() {
-            return None;
-        }
-        let mut budget = MESSAGES_PER_TURN;
-        loop {
-            if budget == 0 {
-                self.again.push(token);
-                break;
-            }
-            let admit = match ws::step(&mut open.ws) {
-                Step::Text(text) => {
-                    budget -= 1;
-                    let admit = open.limiter.admit(now);
-                    match admit {
-                        Admit::Pass => events.push(TransportEvent::Text {
-                            conn,
-                            text: text.as_str().to_owned(),
-                        }),
-                        Admit::Drop | Admit::Flood => {
-                            events.push(TransportEvent::RateLimited { conn });
-                        }
-                    }
-                    admit
-                }
-                Step::Control => {
-                    budget -= 1;
-                    open.limiter.admit(now)
-                }
-                Step::Refuse(code, reason) => {
-                    tracing::debug!(conn = conn.0, "closing: {reason}");
-                    open.closing = Some(CloseFrame {
-                        code,
-                        reason: reason.into(),
-                    });
-                    self.closing.push(token);
-                    break;
-                }
-                Step::PeerClosed => return Some(End::PeerClosed),
-                Step::WouldBlock => break,
-                Step::Retry => continue,
-                Step::Gone => return Some(End::Abort),
-            };
-            if admit == Admit::Flood {
-                tracing::debug!(conn = conn.0, "message flood; closing");
-                open.closing = Some(ws::close_frame(1008, "rate limit"));
-                self.closing.push(token);
-                break;
-            }
-        }
-        // Pongs that the reads queued.
-        if ws::flush(&mut open.ws) == Flush::Ended {
-            return Some(End::Abort);
-        }
-        None
-    }
-
-    /// Ends an open WebSocket (removed from `conns` already) and reports `Closed`.
-    fn end_open(
-        &mut self,
-        token: usize,
-        mut ws: WebSocket<Sock>,
-        end: End,
-        events: &mut Vec<TransportEvent>,
-    ) {
-        self.open -= 1;
-        events.push(TransportEvent::Closed {
-            conn: ConnId(token as u64),
-        });
-        match end {
-            End::Abort => {}
-            End::PeerClosed => self.linger(token, LingerIo::Ws(Box::new(ws)), Instant::now()),
-            End::Close(frame) => {
-                // Queues the close frame (and tries to write it); a WouldBlock leaves it queued.
-                let _ = ws.close(Some(frame));
-                self.linger(token, LingerIo::Ws(Box::new(ws)), Instant::now());
-            }
-        }
-    }
-
-    /// Closes the open WebSocket `token` with `frame` (after the output already queued).
-    fn close_open(&mut self, token: usize, frame: CloseFrame, events: &mut Vec<TransportEvent>) {
-        if let Some(Conn {
-            state: State::Open(open),
-            ..
-        }) = self.conns.remove(&token)
-        {
-            self.end_open(token, open.ws, End::Close(frame), events);
-        }
-    }
-
-    /// Drops an open WebSocket at once (broken, or its backlog is full); `Closed` is queued.
-    fn abort(&mut self, token: usize) {
-        if let Some(Conn {
-            state: State::Open(open),
-            ..
-        }) = self.conns.remove(&token)
-        {
-            let mut queued = std::mem::take(&mut self.queued);
-            self.end_open(token, open.ws, End::Abort, &mut queued);
-            self.queued = queued;
-        }
-    }
-
-    /// Lets a connection deliver its last bytes, or drops it at once when too many linger.
-    fn linger(&mut self, token: usize, io: LingerIo, now: Instant) {
-        let mut linger = Linger { io, flushed: false };
-        let step = drive_linger(&mut linger);
-        if step == LingerStep::Done || self.lingering >= self.limits.max_pending {
-            return; // dropping the socket closes it
-        }
-        if step == LingerStep::More {
-            self.again.push(token);
-        }
-        self.lingering += 1;
-        let mut conn = Conn {
-            state: State::Linger(linger),
-            deadline: None,
-        };
-        arm(&mut self.timers, &mut conn, token, now + LINGER);
-        self.conns.insert(token, conn);
-    }
-
-    /// Writes the output that `send` queued.
-    fn flush_dirty(&mut self, events: &mut Vec<TransportEvent>) {
-        let dirty = std::mem::take(&mut self.dirty);
-        for &token in &dirty {
-            let Some(Conn {
-                state: State::Open(open),
-                ..
-            }) = self.conns.get_mut(&token)
-            else {
-                continue;
-            };
-            open.dirty = false;
-            if ws::flush(&mut open.ws) == Flush::Ended
-                && let Some(Conn {
-                    state: State::Open(open),
-                    ..
-                }) = self.conns.remove(&token)
-            {
-                self.end_open(token, open.ws, End::Abort, events);
-            }
-        }
-        self.dirty = dirty;
-        self.dirty.clear();
-    }
-
     /// Handles the deadlines that are due.
     fn expire(&mut self, now: Instant) {
         while let Some(&Reverse((at, token))) = self.timers.peek() {
@@ -840,57 +497,6 @@ impl Transport {
                 State::Open(_) => {}
             }
         }
-    }
-}
-
-/// How an open WebSocket ends.
-#[derive(Debug)]
-enum End {
-    /// Send this close frame, then linger.
-    Close(CloseFrame),
-    /// The client closed; tungstenite has queued the reply: linger.
-    PeerClosed,
-    /// Drop the socket now.
-    Abort,
-}
-
-/// What a lingering connection needs next.
-#[derive(Debug, PartialEq, Eq)]
-enum LingerStep {
-    /// It is finished: drop it.
-    Done,
-    /// Wait for readiness.
-    Wait,
-    /// It has more input to discard than one turn allows: drive it again in the next `poll`.
-    More,
-}
-
-/// Advances a lingering connection.
-fn drive_linger(linger: &mut Linger) -> LingerStep {
-    if !linger.flushed {
-        let flushed = match &mut linger.io {
-            LingerIo::Raw(sock) => match sock.write_prefix() {
-                Ok(()) => Flush::Done,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Flush::Blocked,
-                Err(_) => return LingerStep::Done,
-            },
-            LingerIo::Ws(ws) => match ws::flush(ws) {
-                // A closed WebSocket reports the end of the closing handshake as an error,
-                // after writing everything.
-                Flush::Done | Flush::Ended => Flush::Done,
-                Flush::Blocked => Flush::Blocked,
-            },
-        };
-        if flushed == Flush::Blocked {
-            return LingerStep::Wait;
-        }
-        linger.io.sock().shutdown_write();
-        linger.flushed = true;
-    }
-    match linger.io.sock().discard_input(DISCARD_PER_TURN) {
-        Ok(Discard::Eof) | Err(_) => LingerStep::Done,
-        Ok(Discard::Blocked) => LingerStep::Wait,
-        Ok(Discard::Budget) => LingerStep::More,
     }
 }
 

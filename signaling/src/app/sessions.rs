@@ -1,0 +1,264 @@
+//! A session's life: `join` (checked against the room and server limits and the shards'
+//! load), resumed with its token after a dropped WebSocket, kept through the reconnect
+//! grace period, and ended by `leave`, by the grace running out, or by its shard.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use engine::msg::{Control, PeerId, ShardId, TrackId};
+use protocol::names::{NICKNAME_RULE, ROOM_NAME_RULE, valid_nickname, valid_room_name};
+use protocol::{ErrorCode, PeerInfo, ServerMessage, TrackRef};
+
+use super::membership::{peer_id_str, track_info};
+use super::{App, Output, Refusal, close, refuse};
+use crate::transport::ConnId;
+
+/// One member of a room, with or without a connection at the moment.
+pub(super) struct Session {
+    pub(super) id: PeerId,
+    pub(super) room: String,
+    pub(super) nickname: String,
+    pub(super) token: String,
+    pub(super) conn: Option<ConnId>,
+    pub(super) detached_at: Option<Instant>,
+    /// Set once the client's first offer is accepted.
+    pub(super) shard: Option<ShardId>,
+    /// Its shard said ICE and DTLS are up: its media counts in the shard's busy share.
+    pub(super) connected: bool,
+    /// The server's offer awaiting an answer (re-sent when the client resumes).
+    pub(super) pending_offer: Option<String>,
+    pub(super) subscribed: HashMap<TrackId, TrackRef>,
+}
+
+impl App {
+    pub(super) fn join(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        room: String,
+        nickname: String,
+        token: Option<String>,
+    ) -> Result<(), Refusal> {
+        if !valid_room_name(&room) {
+            return refuse(ErrorCode::InvalidRoom, ROOM_NAME_RULE);
+        }
+        if !valid_nickname(&nickname) {
+            return refuse(ErrorCode::InvalidNickname, NICKNAME_RULE);
+        }
+        if let Some(token) = token {
+            return self.resume(now, conn, &room, &nickname, &token);
+        }
+        self.admit(&room)?;
+        let id = PeerId(self.next_peer);
+        self.next_peer += 1;
+        let token = crate::random::token();
+        self.enter_room(&room, id, &nickname);
+        self.tokens.insert(token.clone(), id);
+        self.sessions.insert(
+            id,
+            Session {
+                id,
+                room,
+                nickname,
+                token,
+                conn: Some(conn),
+                detached_at: None,
+                shard: None,
+                connected: false,
+                pending_offer: None,
+                subscribed: HashMap::new(),
+            },
+        );
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.peer = Some(id);
+        }
+        let joined = self.joined_message(id, false);
+        self.send(conn, joined);
+        Ok(())
+    }
+
+    /// Whether a new session may join `room`: the room and the server have space, and
+    /// the shards can carry one more.
+    fn admit(&self, room: &str) -> Result<(), Refusal> {
+        let size = self.rooms.get(room).map_or(0, |r| r.members.len());
+        if size == 0 && self.rooms.len() >= self.config.max_rooms {
+            return refuse(
+                ErrorCode::ServerFull,
+                "this server holds as many rooms as it may",
+            );
+        }
+        if size >= self.config.max_peers_per_room {
+            return refuse(
+                ErrorCode::RoomFull,
+                format!("room {room} has {size} members, the most it may have"),
+            );
+        }
+        if let Some(least) = self.placement.saturated() {
+            // Admitting more would hurt the calls the shards already carry, and the
+            // newcomer's own handshake would wait behind their media and time out.
+            let pct = |x: f64| (x * 100.0).round();
+            let joining = if least.expected > least.busy {
+                format!(
+                    " and will be at {}% once the peers joining it now are in",
+                    pct(least.expected)
+                )
+            } else {
+                String::new()
+            };
+            return refuse(
+                ErrorCode::Unavailable,
+                format!(
+                    "the server is at capacity: the least busy media shard is at {}%{joining} \
+                     (the most this server admits to is {}%); try again in a minute",
+                    pct(least.busy),
+                    pct(self.config.max_shard_load),
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn resume(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        room: &str,
+        nickname: &str,
+        token: &str,
+    ) -> Result<(), Refusal> {
+        let Some(&id) = self.tokens.get(token) else {
+            return refuse(
+                ErrorCode::SessionExpired,
+                "no session with this token; join without one",
+            );
+        };
+        let Some(s) = self.sessions.get_mut(&id) else {
+            return refuse(
+                ErrorCode::SessionExpired,
+                "the session has ended; join without a token",
+            );
+        };
+        if s.room != room || s.nickname != nickname {
+            return refuse(
+                ErrorCode::SessionExpired,
+                "the token belongs to another room or nickname",
+            );
+        }
+        if let Some(old) = s.conn.replace(conn) {
+            self.conns.remove(&old);
+            let reason = "another connection resumed this session";
+            self.out.push(Output::Send(
+                old,
+                ServerMessage::Error {
+                    code: ErrorCode::Replaced,
+                    reason: reason.into(),
+                    id: None,
+                },
+            ));
+            self.out
+                .push(Output::Close(old, close::REPLACED, reason.into()));
+        }
+        s.detached_at = None;
+        let pending = s.pending_offer.clone();
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.peer = Some(id);
+        }
+        let joined = self.joined_message(id, true);
+        self.send(conn, joined);
+        if let Some(sdp) = pending {
+            self.send(conn, ServerMessage::Offer { sdp });
+        }
+        Ok(())
+    }
+
+    /// Ends the sessions whose connection stayed away past the reconnect grace.
+    pub(super) fn expire_detached(&mut self, now: Instant) {
+        let grace = self.config.reconnect_grace;
+        let expired: Vec<PeerId> = self
+            .sessions
+            .values()
+            .filter(|s| s.detached_at.is_some_and(|t| now >= t + grace))
+            .map(|s| s.id)
+            .collect();
+        for p in expired {
+            self.end_session(p);
+        }
+    }
+
+    /// The shard says the peer's ICE and DTLS are up.
+    pub(super) fn media_connected(&mut self, peer: PeerId) {
+        if let Some(s) = self.sessions.get_mut(&peer)
+            && let Some(shard) = s.shard
+            && !s.connected
+        {
+            s.connected = true;
+            self.placement.connected(shard);
+        }
+    }
+
+    /// The shard dropped the peer: the session ends and the client is told why.
+    pub(super) fn media_ended(&mut self, peer: PeerId, reason: String) {
+        let conn = self.conn_of(peer);
+        // The shard has already dropped the peer: count it out here, and keep
+        // end_session from telling the shard again.
+        if let Some(s) = self.sessions.get_mut(&peer)
+            && let Some(k) = s.shard.take()
+        {
+            self.placement.remove(k, s.connected);
+        }
+        self.end_session(peer);
+        if let Some(conn) = conn {
+            let reason = format!("your media session ended: {reason}");
+            self.error(conn, None, ErrorCode::MediaEnded, reason.clone());
+            self.out
+                .push(Output::Close(conn, close::MEDIA_ENDED, reason));
+        }
+    }
+
+    /// Removes a session for good: its peer, its tracks, its room membership.
+    pub(super) fn end_session(&mut self, peer: PeerId) {
+        let Some(s) = self.sessions.remove(&peer) else {
+            return;
+        };
+        self.tokens.remove(&s.token);
+        if let Some(c) = s.conn.and_then(|c| self.conns.get_mut(&c)) {
+            c.peer = None;
+        }
+        if let Some(shard) = s.shard {
+            self.placement.remove(shard, s.connected);
+            self.out
+                .push(Output::Control(shard, Control::RemovePeer { peer }));
+        }
+        self.leave_room(&s.room, peer);
+    }
+
+    /// The answer to `join`: who the client is and what the room holds now.
+    fn joined_message(&self, id: PeerId, resumed: bool) -> ServerMessage {
+        let s = &self.sessions[&id];
+        let room = self.rooms.get(&s.room);
+        let peers = room
+            .map(|r| {
+                r.members
+                    .iter()
+                    .filter(|p| **p != id)
+                    .filter_map(|p| self.sessions.get(p))
+                    .map(|o| PeerInfo {
+                        peer_id: peer_id_str(o.id),
+                        nickname: o.nickname.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tracks = room
+            .map(|r| r.tracks.iter().map(track_info).collect())
+            .unwrap_or_default();
+        ServerMessage::Joined {
+            room: s.room.clone(),
+            peer_id: peer_id_str(id),
+            token: s.token.clone(),
+            resumed,
+            peers,
+            tracks,
+        }
+    }
+}

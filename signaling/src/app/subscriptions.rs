@@ -1,0 +1,106 @@
+//! Pub/sub: a member subscribes to tracks of its room by name and unsubscribes from
+//! them; the shard renegotiates and says when each took effect (`subscribed`,
+//! `unsubscribed`), which is when the member is told.
+
+use engine::msg::{Control, PeerId, Subscription, TrackId};
+use protocol::{ErrorCode, ServerMessage, TrackRef};
+
+use super::membership::{track_name, track_ref};
+use super::{App, Output, Refusal, refuse};
+
+impl App {
+    /// Every named track must exist in the room, or none is subscribed.
+    pub(super) fn subscribe(&mut self, peer: PeerId, tracks: Vec<TrackRef>) -> Result<(), Refusal> {
+        let shard = self.media_shard(peer)?;
+        let s = self.session(peer)?;
+        let room = self.rooms.get(&s.room);
+        let mut subs = Vec::with_capacity(tracks.len());
+        for t in &tracks {
+            let name = track_name(t)?;
+            let Some(rt) = room.and_then(|r| r.track_named(&name)) else {
+                return refuse(
+                    ErrorCode::TrackNotFound,
+                    format!(
+                        "no track {}/{} ({:?}) in this room",
+                        t.stream_id, t.track_id, t.kind
+                    ),
+                );
+            };
+            subs.push(Subscription {
+                track: rt.track,
+                name,
+            });
+        }
+        if !subs.is_empty() {
+            self.out.push(Output::Control(
+                shard,
+                Control::Subscribe { peer, tracks: subs },
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every named track must be one the member receives, or none is unsubscribed.
+    pub(super) fn unsubscribe(
+        &mut self,
+        peer: PeerId,
+        tracks: Vec<TrackRef>,
+    ) -> Result<(), Refusal> {
+        let shard = self.media_shard(peer)?;
+        let s = self.session(peer)?;
+        let mut ids = Vec::with_capacity(tracks.len());
+        for t in &tracks {
+            let Some((&id, _)) = s.subscribed.iter().find(|(_, r)| *r == t) else {
+                return refuse(
+                    ErrorCode::TrackNotFound,
+                    format!(
+                        "you are not subscribed to {}/{} ({:?})",
+                        t.stream_id, t.track_id, t.kind
+                    ),
+                );
+            };
+            ids.push(id);
+        }
+        if !ids.is_empty() {
+            self.out.push(Output::Control(
+                shard,
+                Control::Unsubscribe { peer, tracks: ids },
+            ));
+        }
+        Ok(())
+    }
+
+    /// The shard activated these subscriptions (the client answered their offer).
+    pub(super) fn subscribed(&mut self, peer: PeerId, tracks: Vec<TrackId>) {
+        let Some(s) = self.sessions.get_mut(&peer) else {
+            return;
+        };
+        let room = self.rooms.get(&s.room);
+        let mut refs = Vec::new();
+        for t in tracks {
+            if let Some(rt) = room.and_then(|r| r.track(t)) {
+                let r = track_ref(&rt.name);
+                s.subscribed.insert(t, r.clone());
+                refs.push(r);
+            }
+        }
+        if let (Some(conn), false) = (s.conn, refs.is_empty()) {
+            self.send(conn, ServerMessage::Subscribed { tracks: refs });
+        }
+    }
+
+    /// The shard ended these subscriptions (asked for, refused by the client, or the
+    /// track went away).
+    pub(super) fn unsubscribed(&mut self, peer: PeerId, tracks: Vec<TrackId>) {
+        let Some(s) = self.sessions.get_mut(&peer) else {
+            return;
+        };
+        let refs: Vec<TrackRef> = tracks
+            .iter()
+            .filter_map(|t| s.subscribed.remove(t))
+            .collect();
+        if let (Some(conn), false) = (s.conn, refs.is_empty()) {
+            self.send(conn, ServerMessage::Unsubscribed { tracks: refs });
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! A connection in its handshake: accepted, read until its HTTP request is complete
+//! (bounded in size and time), then routed: a response, the metrics page, or the
+//! upgrade to a WebSocket.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::Interest;
+use mio::Token;
+use mio::net::TcpStream;
+use tungstenite::WebSocket;
+use tungstenite::protocol::Role;
+
+use super::linger::LingerIo;
+use super::open::OpenWs;
+use super::ws::{RateLimiter, Sock};
+use super::{
+    ACCEPT_BACKOFF, Conn, ConnId, READ_CHUNK, State, Transport, TransportEvent, arm, http,
+};
+
+#[derive(Debug)]
+pub(super) struct Handshake {
+    pub(super) tcp: TcpStream,
+    pub(super) remote: SocketAddr,
+    pub(super) request: http::RequestReader,
+    /// For a request with a body: the total length to wait for.
+    pub(super) need: usize,
+}
+
+impl Transport {
+    /// Accepts every waiting TCP connection.
+    pub(super) fn accept_all(&mut self, now: Instant) {
+        loop {
+            let (mut tcp, remote) = match self.listener.accept() {
+                Ok(accepted) => accepted,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => {
+                    // Most likely out of file descriptors: the waiting connections stay in the
+                    // backlog and no new readiness event may come for them, so retry soon.
+                    tracing::warn!("accept failed: {e}");
+                    self.accept_retry = Some(now + ACCEPT_BACKOFF);
+                    return;
+                }
+            };
+            if self.pending >= self.limits.max_pending {
+                tracing::debug!(%remote, "too many unfinished handshakes; refusing");
+                continue; // dropping `tcp` closes it
+            }
+            let token = self.next_token;
+            self.next_token += 1;
+            if let Err(e) = self.poll.registry().register(
+                &mut tcp,
+                Token(token),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                tracing::warn!("cannot register a connection: {e}");
+                continue;
+            }
+            let _ = tcp.set_nodelay(true);
+            self.pending += 1;
+            let mut conn = Conn {
+                state: State::Handshake(Handshake {
+                    tcp,
+                    remote,
+                    request: http::RequestReader::default(),
+                    need: 0,
+                }),
+                deadline: None,
+            };
+            arm(
+                &mut self.timers,
+                &mut conn,
+                token,
+                now + self.limits.handshake_timeout,
+            );
+            self.conns.insert(token, conn);
+            // Data may have arrived with the connection; edge-triggered readiness will report
+            // it, so there is nothing to read here yet.
+        }
+    }
+
+    pub(super) fn drive_handshake(
+        &mut self,
+        token: usize,
+        deadline: Option<Instant>,
+        mut hs: Handshake,
+        now: Instant,
+        events: &mut Vec<TransportEvent>,
+    ) {
+        let max = self.limits.max_http_request;
+        let action = loop {
+            if hs.request.len() >= hs.need {
+                let metrics = http::MetricsAccess {
+                    token: self.metrics_token.as_deref(),
+                    from_loopback: hs.remote.ip().to_canonical().is_loopback(),
+                };
+                let ws_full = self.open >= self.limits.max_connections;
+                match http::route(&hs.request, max, ws_full, metrics) {
+                    http::Action::NeedHeader => {}
+                    http::Action::NeedBody(total) => hs.need = total,
+                    done => break done,
+                }
+            }
+            let mut chunk = [0u8; READ_CHUNK];
+            let room = max.saturating_sub(hs.request.len()).clamp(1, READ_CHUNK);
+            match io::Read::read(&mut hs.tcp, &mut chunk[..room]) {
+                Ok(0) => {
+                    // The client gave up before its request was complete.
+                    self.pending -= 1;
+                    return;
+                }
+                Ok(n) => hs.request.push(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.conns.insert(
+                        token,
+                        Conn {
+                            state: State::Handshake(hs),
+                            deadline,
+                        },
+                    );
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    self.pending -= 1;
+                    return;
+                }
+            }
+        };
+        self.pending -= 1;
+        match action {
+            http::Action::Upgrade { response, leftover } => {
+                let ws = WebSocket::from_partially_read(
+                    Sock::new(hs.tcp, response),
+                    leftover,
+                    Role::Server,
+                    Some(self.ws_config),
+                );
+                self.open += 1;
+                let conn_id = ConnId(token as u64);
+                tracing::debug!(conn = conn_id.0, remote = %hs.remote, "websocket open");
+                events.push(TransportEvent::Open {
+                    conn: conn_id,
+                    remote: hs.remote,
+                });
+                let conn = Conn {
+                    state: State::Open(Box::new(OpenWs {
+                        ws,
+                        limiter: RateLimiter::new(self.limits.messages_per_second, now),
+                        dirty: false,
+                        closing: None,
+                    })),
+                    deadline: None,
+                };
+                self.conns.insert(token, conn);
+                // The client may have sent frames right after its request.
+                self.drive(token, now, events);
+            }
+            http::Action::Respond(response) => {
+                self.linger(token, LingerIo::Raw(Sock::new(hs.tcp, response)), now);
+            }
+            http::Action::Metrics { head } => self.page_requests.push((token, hs.tcp, head)),
+            // The loop above ends with a response or an upgrade only.
+            http::Action::NeedHeader | http::Action::NeedBody(_) => {}
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! The bytes of a response: every response closes its connection and says `nosniff`.
+
+use std::fmt::Write as _;
+
+use super::Action;
+
+pub(super) fn method_not_allowed(allow: &str) -> Action {
+    Action::Respond(response(
+        405,
+        &[("Allow", allow)],
+        "text/plain; charset=utf-8",
+        b"method not allowed\n",
+        false,
+    ))
+}
+
+/// A response with a short plain-text body (the body ends with a line feed).
+pub(super) fn text_response(status: u16, message: &str, head: bool) -> Action {
+    let body = format!("{message}\n");
+    Action::Respond(response(
+        status,
+        &[],
+        "text/plain; charset=utf-8",
+        body.as_bytes(),
+        head,
+    ))
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        302 => "Found",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// A complete `Connection: close` response. With `head`, the body is left out (the
+/// `Content-Length` still gives its length).
+pub(crate) fn response(
+    status: u16,
+    extra: &[(&str, &str)],
+    content_type: &str,
+    body: &[u8],
+    head: bool,
+) -> Vec<u8> {
+    let mut header = String::with_capacity(256);
+    let _ = write!(
+        header,
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n",
+        reason_phrase(status),
+        body.len(),
+    );
+    for (name, value) in extra {
+        let _ = write!(header, "{name}: {value}\r\n");
+    }
+    header.push_str("\r\n");
+    let mut out = header.into_bytes();
+    if !head {
+        out.extend_from_slice(body);
+    }
+    out
+}
