@@ -8,65 +8,14 @@ use std::io;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-use protocol::{ClientMessage, ErrorCode, PeerInfo, ServerMessage, TrackInfo, TrackRef};
+use protocol::{ClientMessage, PeerInfo, ServerMessage, TrackInfo, TrackRef};
 use str0m::format::CodecConfig;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
-use crate::peer::{ClientPeer, LocalTrack, PeerEvent};
-use crate::session::Session;
-
-/// What a connection reports.
-#[derive(Debug)]
-pub enum SessionEvent {
-    /// A message from the server (after the connection has acted on offers/answers).
-    Server(ServerMessage),
-    /// Something happened to the media peer.
-    Peer(PeerEvent),
-    /// The WebSocket closed.
-    Closed,
-}
-
-/// Why a connection failed.
-#[derive(Debug)]
-pub enum ClientError {
-    /// The server could not be reached or the socket failed.
-    Io(io::Error),
-    /// The WebSocket failed.
-    WebSocket(tungstenite::Error),
-    /// The server refused a request.
-    Refused(ErrorCode, String),
-    /// The server did not answer in time.
-    Timeout(&'static str),
-    /// The media session failed.
-    Media(String),
-}
-
-impl std::fmt::Display for ClientError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ClientError::Io(e) => write!(f, "{e}"),
-            ClientError::WebSocket(e) => write!(f, "websocket: {e}"),
-            ClientError::Refused(code, reason) => write!(f, "refused ({code:?}): {reason}"),
-            ClientError::Timeout(what) => write!(f, "timed out waiting for {what}"),
-            ClientError::Media(e) => write!(f, "media: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
-
-impl From<io::Error> for ClientError {
-    fn from(e: io::Error) -> Self {
-        ClientError::Io(e)
-    }
-}
-
-impl From<tungstenite::Error> for ClientError {
-    fn from(e: tungstenite::Error) -> Self {
-        ClientError::WebSocket(e)
-    }
-}
+use crate::error::ClientError;
+use crate::peer::{ClientPeer, LocalTrack};
+use crate::session::{Session, SessionEvent};
 
 /// How long connecting and joining may take.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -191,7 +140,7 @@ impl Connection {
             while let Some(e) = self.session.poll_event() {
                 match e {
                     SessionEvent::Server(ServerMessage::Joined { .. }) => return Ok(()),
-                    SessionEvent::Server(ServerMessage::Error { code, reason }) => {
+                    SessionEvent::Server(ServerMessage::Error { code, reason, .. }) => {
                         return Err(ClientError::Refused(code, reason));
                     }
                     SessionEvent::Closed => {

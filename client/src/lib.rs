@@ -10,9 +10,11 @@
 //! it, so there is one client implementation to keep correct.
 
 pub mod connection;
+pub mod error;
 pub mod peer;
 pub mod session;
 
-pub use connection::{ClientError, Connection, SessionEvent};
+pub use connection::Connection;
+pub use error::ClientError;
 pub use peer::{ClientPeer, LocalTrack, PeerEvent, ReceivedRtp, SendError};
-pub use session::Session;
+pub use session::{Session, SessionEvent};

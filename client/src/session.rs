@@ -9,8 +9,19 @@ use std::net::SocketAddr;
 use protocol::{ClientMessage, PeerInfo, ServerMessage, TrackInfo};
 use str0m::change::{SdpAnswer, SdpOffer};
 
-use crate::connection::{ClientError, SessionEvent};
-use crate::peer::{ClientPeer, LocalTrack};
+use crate::error::ClientError;
+use crate::peer::{ClientPeer, LocalTrack, PeerEvent};
+
+/// What a session reports.
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// A message from the server (after the session has acted on offers/answers).
+    Server(ServerMessage),
+    /// Something happened to the media peer.
+    Peer(PeerEvent),
+    /// The WebSocket closed.
+    Closed,
+}
 
 /// One client's protocol state. See the module docs.
 pub struct Session {
