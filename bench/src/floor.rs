@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use str0m::crypto::from_feature_flags;
 
-use engine::io::batch::{BATCH, RecvBatch, gso_enabled, send_batch, send_batch_without_gso};
+use engine::io::batch::{BATCH, BatchSender, RecvBatch};
 use engine::shard::Datagram;
 
 /// Video packets: the largest payload plus the RTP header and the AEAD tag.
@@ -149,11 +149,12 @@ fn measure_size(payload_bytes: usize, packets: usize) -> Result<SizeFloor, Strin
     let mut drain_rx = || while drain.recv(rx.as_raw_fd()).unwrap_or(0) > 0 {};
     let batches = (per_round / BATCH).max(1);
     let mut failed = None;
+    let mut plain = BatchSender::without_gso();
     let send_batched = best_of(rounds, || {
         let mut spent = Duration::ZERO;
         for _ in 0..batches {
             let t = Instant::now();
-            if let Err(e) = send_batch_without_gso(tx.as_raw_fd(), &batch) {
+            if let Err(e) = plain.send(tx.as_raw_fd(), &batch) {
                 failed = Some(e);
             }
             spent += t.elapsed();
@@ -175,13 +176,18 @@ fn measure_size(payload_bytes: usize, packets: usize) -> Result<SizeFloor, Strin
     });
     let gso_segments = &batch[..batch.len().min(16)];
     let mut gso_ok = true;
+    let mut gso = BatchSender::new();
     let send_gso = best_of(rounds, || {
         let mut spent = Duration::ZERO;
         for _ in 0..batches {
             let t = Instant::now();
             // One GSO message each (the run is one destination, equal sizes).
-            gso_ok &= send_batch(tx.as_raw_fd(), gso_segments).is_ok_and(|n| n == 16);
-            gso_ok &= send_batch(tx.as_raw_fd(), gso_segments).is_ok_and(|n| n == 16);
+            gso_ok &= gso
+                .send(tx.as_raw_fd(), gso_segments)
+                .is_ok_and(|n| n == 16);
+            gso_ok &= gso
+                .send(tx.as_raw_fd(), gso_segments)
+                .is_ok_and(|n| n == 16);
             spent += t.elapsed();
             drain_rx();
         }
@@ -200,7 +206,7 @@ fn measure_size(payload_bytes: usize, packets: usize) -> Result<SizeFloor, Strin
         protect_aescm_sha1_ns: per_packet(protect_cm, per_round),
         send_batched_ns: send,
         send_single_ns: per_packet(send_single, sent),
-        send_gso16_ns: (gso_ok && gso_enabled()).then(|| per_packet(send_gso, batches * 32)),
+        send_gso16_ns: (gso_ok && gso.gso()).then(|| per_packet(send_gso, batches * 32)),
         floor_ns: protect + send,
     })
 }

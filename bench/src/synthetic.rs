@@ -26,7 +26,7 @@ use tungstenite::{HandshakeError, Message, WebSocket};
 use crate::check::{Arrival, Receiver, Tally};
 use crate::scenario::PeerPlan;
 use crate::traffic::{Packet, Traffic, TrafficConfig};
-use engine::io::batch::{BATCH, RecvBatch, enable_arrival_times, enable_gro, send_batch};
+use engine::io::batch::{BATCH, BatchSender, RecvBatch, enable_arrival_times, enable_gro};
 use engine::shard::Datagram;
 
 /// Keepalive, well inside the server's 30 s idle limit.
@@ -68,6 +68,8 @@ pub struct SyntheticPeer {
     pub plan: PeerPlan,
     session: Session,
     udp: UdpSocket,
+    /// Sends on `udp` (GSO while its route takes it).
+    sender: BatchSender,
     ws: Ws,
     /// When its WebSocket was opened.
     pub opened: Instant,
@@ -157,6 +159,7 @@ impl SyntheticPeer {
                 Some(STATS_INTERVAL),
             )),
             udp,
+            sender: BatchSender::new(),
             ws,
             opened,
             joined: false,
@@ -336,7 +339,7 @@ impl SyntheticPeer {
                 }
                 ServerMessage::TrackPublished { .. } => self.subscribe_to_new_tracks(),
                 ServerMessage::Subscribed { tracks } => self.subscribed += tracks.len(),
-                ServerMessage::Error { code, reason } => {
+                ServerMessage::Error { code, reason, .. } => {
                     // Refused at capacity: the server is saturated, as a timeout would say.
                     self.timed_out |= code == ErrorCode::Unavailable && self.error.is_none();
                     self.fail(format!("server refused ({code:?}): {reason}"));
@@ -549,7 +552,7 @@ impl SyntheticPeer {
         if self.transmits.is_empty() {
             return;
         }
-        match send_batch(self.udp.as_raw_fd(), &self.transmits) {
+        match self.sender.send(self.udp.as_raw_fd(), &self.transmits) {
             Ok(n) => shared.udp_send_dropped += (self.transmits.len() - n) as u64,
             Err(e) => {
                 shared.udp_send_dropped += self.transmits.len() as u64;

@@ -7,7 +7,6 @@ use std::io;
 use std::mem::{MaybeUninit, size_of, zeroed};
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use socket2::{SockAddr, SockAddrStorage};
@@ -254,22 +253,6 @@ const MAX_GSO_SEGMENTS: usize = 64;
 /// Bytes per UDP GSO send: one IP datagram's worth, with room for the headers.
 const MAX_GSO_BYTES: usize = 65_000;
 
-/// UDP GSO (`UDP_SEGMENT`) is used until the kernel refuses it once, or never when the
-/// environment sets `PEERCALLS_UDP_GSO=0`.
-///
-/// Optimisation (see docs/benchmarks.md): on loopback a `sendmmsg` costs ~3 µs per
-/// datagram, almost all of it the kernel's per-datagram trip down the UDP/IP stack; a
-/// GSO send makes that trip once for up to 64 datagrams to one destination and cuts
-/// them at the end (~0.8 µs per datagram in the floor measurement).
-static GSO: std::sync::LazyLock<AtomicBool> = std::sync::LazyLock::new(|| {
-    AtomicBool::new(std::env::var("PEERCALLS_UDP_GSO").map_or(true, |v| v != "0"))
-});
-
-/// Whether [`send_batch`] still sends runs as UDP GSO (not turned off, not refused).
-pub fn gso_enabled() -> bool {
-    GSO.load(Ordering::Relaxed)
-}
-
 /// How many datagrams from the start of `d` can go as one message: a run to the same
 /// destination, all of the first one's size except a last one that may be shorter.
 fn gso_run(d: &[Datagram], gso: bool) -> usize {
@@ -295,24 +278,60 @@ fn gso_run(d: &[Datagram], gso: bool) -> usize {
     n
 }
 
-/// Sends datagrams with as few `sendmmsg` calls as possible; consecutive datagrams to
-/// the same destination of the same size go as one UDP GSO message (see [`GSO`]).
-/// Returns how many were sent, always a prefix of `datagrams`: fewer than
-/// `datagrams.len()` when the socket buffer is full.
-pub fn send_batch(fd: RawFd, datagrams: &[Datagram]) -> io::Result<usize> {
-    send(fd, datagrams, true)
+/// Sends a socket's datagrams with as few `sendmmsg` calls as possible, and remembers
+/// whether the kernel takes UDP GSO (`UDP_SEGMENT`) on that socket: runs of datagrams to
+/// one destination go as one GSO message until the kernel refuses it once for this socket
+/// (an old kernel, a route or device that cannot segment), and never when the environment
+/// sets `PEERCALLS_UDP_GSO=0`. One sender per socket: what one socket's route refuses,
+/// another's may take.
+///
+/// Optimisation (see docs/benchmarks.md): on loopback a `sendmmsg` costs ~3 µs per
+/// datagram, almost all of it the kernel's per-datagram trip down the UDP/IP stack; a
+/// GSO send makes that trip once for up to 64 datagrams to one destination and cuts
+/// them at the end (~0.8 µs per datagram in the floor measurement).
+#[derive(Debug)]
+pub struct BatchSender {
+    gso: bool,
 }
 
-/// [`send_batch`] with one datagram per message, never GSO: what the floor of
-/// `peer-calls bench` measures a batched send as.
-pub fn send_batch_without_gso(fd: RawFd, datagrams: &[Datagram]) -> io::Result<usize> {
-    send(fd, datagrams, false)
+impl Default for BatchSender {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
-fn send(fd: RawFd, datagrams: &[Datagram], allow_gso: bool) -> io::Result<usize> {
+impl BatchSender {
+    /// A sender that tries GSO unless `PEERCALLS_UDP_GSO=0`.
+    pub fn new() -> Self {
+        Self {
+            gso: std::env::var("PEERCALLS_UDP_GSO").map_or(true, |v| v != "0"),
+        }
+    }
+
+    /// A sender with one datagram per message, never GSO: what the floor of
+    /// `peer-calls bench` measures a batched send as.
+    pub fn without_gso() -> Self {
+        Self { gso: false }
+    }
+
+    /// Whether runs still go as UDP GSO on this sender's socket.
+    pub fn gso(&self) -> bool {
+        self.gso
+    }
+
+    /// Sends `datagrams` on the socket `fd`. Returns how many were sent, always a prefix
+    /// of `datagrams`: fewer than `datagrams.len()` when the socket buffer is full. A
+    /// datagram the network refuses (no route, too long, a firewall) is skipped, so it
+    /// cannot stall the others; an error of the socket itself is returned.
+    pub fn send(&mut self, fd: RawFd, datagrams: &[Datagram]) -> io::Result<usize> {
+        send(fd, datagrams, &mut self.gso)
+    }
+}
+
+fn send(fd: RawFd, datagrams: &[Datagram], gso_ok: &mut bool) -> io::Result<usize> {
     let mut sent = 0;
     while sent < datagrams.len() {
-        let gso = allow_gso && GSO.load(Ordering::Relaxed);
+        let gso = *gso_ok;
         let rest = &datagrams[sent..];
         // Split the next datagrams into messages: (first datagram, datagrams).
         let mut msgs = [(0usize, 0usize); BATCH];
@@ -386,22 +405,23 @@ fn send(fd: RawFd, datagrams: &[Datagram], allow_gso: bool) -> io::Result<usize>
                     Some(libc::EIO | libc::EINVAL | libc::EOPNOTSUPP | libc::ENOPROTOOPT)
                 );
             if refused_gso {
-                // The kernel or the route cannot segment: send one by one from now on.
-                tracing::warn!("UDP GSO refused ({e}); sending datagrams one by one");
-                GSO.store(false, Ordering::Relaxed);
+                // The kernel or the route cannot segment: this socket sends one by one
+                // from now on.
+                tracing::warn!("UDP GSO refused ({e}); this socket sends datagrams one by one");
+                *gso_ok = false;
                 continue;
             }
-            return match e.kind() {
-                io::ErrorKind::WouldBlock => Ok(sent),
+            match e.kind() {
+                io::ErrorKind::WouldBlock => return Ok(sent),
                 io::ErrorKind::Interrupted => continue,
-                // A datagram the network refuses (no route, message too long) must not
-                // stall the others: skip it.
-                _ if sent < datagrams.len() => {
-                    sent += 1;
+                _ if refused_by_network(&e) => {
+                    // The first message's destination cannot be reached (or the datagram
+                    // is too long for its route): skip that message, not the batch.
+                    sent += msgs[0].1;
                     continue;
                 }
-                _ => Err(e),
-            };
+                _ => return Err(e),
+            }
         }
         let n = n as usize;
         sent += msgs[..n].iter().map(|m| m.1).sum::<usize>();
@@ -410,6 +430,25 @@ fn send(fd: RawFd, datagrams: &[Datagram], allow_gso: bool) -> io::Result<usize>
         }
     }
     Ok(sent)
+}
+
+/// Whether a send failed for the destination's sake (its route, a firewall, its size)
+/// rather than the socket's: such a datagram is dropped and the rest go on.
+fn refused_by_network(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(
+            libc::EHOSTUNREACH
+                | libc::ENETUNREACH
+                | libc::ENETDOWN
+                | libc::EHOSTDOWN
+                | libc::EMSGSIZE
+                | libc::EACCES
+                | libc::EPERM
+                | libc::EADDRNOTAVAIL
+                | libc::ENOBUFS
+        )
+    )
 }
 
 #[cfg(test)]
@@ -441,7 +480,10 @@ mod tests {
                 data: vec![i; 10 + i as usize],
             })
             .collect();
-        assert_eq!(send_batch(a.as_raw_fd(), &datagrams).unwrap(), 40);
+        assert_eq!(
+            BatchSender::new().send(a.as_raw_fd(), &datagrams).unwrap(),
+            40
+        );
         let mut batch = RecvBatch::new();
         let mut got = Vec::new();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
@@ -531,6 +573,7 @@ mod tests {
         sorted.sort_by_key(|d| d.to);
         let at = sorted.iter().position(|d| d.to == tb).unwrap();
         assert!(gso_run(&sorted[at..], true) > 1);
+        let mut sender = BatchSender::new();
         let mut sent = 0;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         let mut batch = RecvBatch::new();
@@ -541,7 +584,7 @@ mod tests {
             // what was asked (rmem_max), and a loaded machine reads late.
             if sent < sorted.len() {
                 let end = (sent + 32).min(sorted.len());
-                sent += send_batch(a.as_raw_fd(), &sorted[sent..end]).unwrap();
+                sent += sender.send(a.as_raw_fd(), &sorted[sent..end]).unwrap();
             }
             for (sock, got) in [(&b, &mut got_b), (&c, &mut got_c)] {
                 let n = batch.recv(sock.as_raw_fd()).unwrap();
@@ -596,9 +639,10 @@ mod tests {
             to,
             data: vec![100 + i; 100],
         }));
+        let mut sender = BatchSender::new();
         let mut sent = 0;
         while sent < datagrams.len() {
-            sent += send_batch(a.as_raw_fd(), &datagrams[sent..]).unwrap();
+            sent += sender.send(a.as_raw_fd(), &datagrams[sent..]).unwrap();
         }
         let mut batch = RecvBatch::new();
         let (mut got, mut messages) = (Vec::new(), 0);
@@ -613,10 +657,42 @@ mod tests {
             .map(|d| (a.local_addr().unwrap(), d.data.clone(), false))
             .collect();
         assert_eq!(got, want, "every datagram, in order, intact");
-        if gso_enabled() {
+        if sender.gso() {
             // On loopback a GSO send is never cut on the way: each run is one message.
             assert_eq!(messages, 2, "two runs, two messages");
         }
+    }
+
+    #[test]
+    fn a_datagram_the_network_refuses_is_skipped_and_the_rest_go_on() {
+        let a = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        b.set_nonblocking(true).unwrap();
+        let to = b.local_addr().unwrap();
+        // 255.255.255.255 without SO_BROADCAST: the kernel refuses it (EACCES).
+        let refused: SocketAddr = "255.255.255.255:9".parse().unwrap();
+        let datagrams = vec![
+            Datagram {
+                to: refused,
+                data: vec![1; 10],
+            },
+            Datagram {
+                to,
+                data: vec![2; 10],
+            },
+        ];
+        let mut sender = BatchSender::new();
+        assert_eq!(sender.send(a.as_raw_fd(), &datagrams).unwrap(), 2);
+        let mut batch = RecvBatch::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let mut got = Vec::new();
+        while got.is_empty() && std::time::Instant::now() < deadline {
+            let n = batch.recv(b.as_raw_fd()).unwrap();
+            got.extend(received(&batch, n).into_iter().map(|d| d.1));
+        }
+        assert_eq!(got, vec![vec![2; 10]]);
+        // A closed descriptor is the socket's fault: an error, not a skip.
+        assert!(sender.send(-1, &datagrams[1..]).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::batch::{BATCH, RecvBatch, send_batch};
+use super::batch::{BATCH, BatchSender, RecvBatch};
 use crate::latency::LatencyHistogram;
 use crate::msg::{Control, MediaBatch, Notice};
 use crate::shard::{Datagram, ShardCore};
@@ -95,6 +95,7 @@ impl ShardThread {
         let fd = self.socket.as_raw_fd();
         let mut events = Events::with_capacity(64);
         let mut batch = RecvBatch::new();
+        let mut sender = BatchSender::new();
         let mut queued: VecDeque<Datagram> = VecDeque::new();
         let mut next_stats = Instant::now();
         let mut stats_since = next_stats;
@@ -146,7 +147,7 @@ impl ShardThread {
                         self.core.handle_datagram(now, message.source, data);
                     }
                 }
-                self.flush(fd, &mut queued)?;
+                self.flush(fd, &mut sender, &mut queued)?;
                 if n < BATCH {
                     break;
                 }
@@ -174,9 +175,9 @@ impl ShardThread {
             // first subscribers' share need not wait for the last's.
             let now = Instant::now();
             while self.core.handle_timeout_until(now, FLUSH_EVERY) {
-                self.flush(fd, &mut queued)?;
+                self.flush(fd, &mut sender, &mut queued)?;
             }
-            self.flush(fd, &mut queued)?;
+            self.flush(fd, &mut sender, &mut queued)?;
             self.oldest_input = None;
             if now >= next_stats {
                 next_stats = now + STATS_INTERVAL;
@@ -197,12 +198,17 @@ impl ShardThread {
     }
 
     /// Sends what the core produced: datagrams, messages to other shards, notices.
-    fn flush(&mut self, fd: i32, queued: &mut VecDeque<Datagram>) -> io::Result<()> {
+    fn flush(
+        &mut self,
+        fd: i32,
+        sender: &mut BatchSender,
+        queued: &mut VecDeque<Datagram>,
+    ) -> io::Result<()> {
         let out = &mut self.core.out;
         if !queued.is_empty() {
             queued.extend(out.transmits.drain(..));
             let (a, _) = queued.as_slices();
-            let n = send_batch(fd, a)?;
+            let n = sender.send(fd, a)?;
             self.core.stats.tx_datagrams += n as u64;
             record_latency(&mut self.latency, self.oldest_input, n);
             queued.drain(..n);
@@ -210,9 +216,9 @@ impl ShardThread {
             // Optimisation (docs/benchmarks.md): fan-out emits one datagram per
             // subscriber per packet, interleaving destinations. A stable sort by
             // destination puts each subscriber's datagrams side by side (their order
-            // kept), so send_batch can hand each run to the kernel as one UDP GSO send.
+            // kept), so the sender can hand each run to the kernel as one UDP GSO send.
             out.transmits.sort_by_key(|d| d.to);
-            let n = send_batch(fd, &out.transmits)?;
+            let n = sender.send(fd, &out.transmits)?;
             self.core.stats.tx_datagrams += n as u64;
             queued.extend(out.transmits.drain(..).skip(n));
             record_latency(&mut self.latency, self.oldest_input, n);
