@@ -128,7 +128,10 @@ pub struct CommonArgs {
     /// Cap each shard thread of the started server at this fraction of one core (0.1 to
     /// 1, for example 0.25), each in its own CPU cgroup: a small machine can then saturate
     /// shards while the generator keeps the rest. Needs the cgroup v1 cpu controller at
-    /// /sys/fs/cgroup/cpu, writable (root).
+    /// /sys/fs/cgroup/cpu, writable (root). This is the only option that writes to the
+    /// system: it creates one group per shard under /sys/fs/cgroup/cpu
+    /// (peer-calls-bench-<pid>-shard-<k>) and removes them when the run ends; without it
+    /// the benchmark touches no cgroup.
     #[arg(long, value_parser = shard_cpu::parse_fraction, conflicts_with = "url")]
     pub shard_cpu: Option<f64>,
     /// Load a running server at this address (for example `http://127.0.0.1:3000`)

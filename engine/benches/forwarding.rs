@@ -14,16 +14,15 @@
 //!     target/release/deps/forwarding-<hash> --rooms 1 --people 5 --seconds 2 --rounds 1
 //! ```
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{Harness, audio, video};
 use str0m::format::Codec;
 use str0m::media::MediaKind;
+use testkit::{Net, TestClient, audio, video};
+
+type Harness = Net<TestClient>;
 
 /// The generator's traffic (bench/src/traffic.rs defaults): 1500 kbit/s of VP8 at
 /// 30 fps as frames of 6 packets, a keyframe of 6 frames' worth every 2.5 s, Opus at

@@ -1,13 +1,13 @@
 //! The shard core with real str0m peers over an in-memory network and virtual time:
 //! publish, subscribe, subsets, unsubscribe, leave, keyframe throttling, cross-shard.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Harness, audio, video};
 use str0m::format::Codec;
 use str0m::media::MediaKind;
+use testkit::{Net, TestClient, audio, is_rtp, video};
+
+type Harness = Net<TestClient>;
 
 fn payload(i: u32) -> Vec<u8> {
     let mut p = vec![0u8; 200 + (i as usize % 800)];
@@ -221,7 +221,7 @@ fn nack_and_rtx_recover_losses_on_both_legs() {
     let mut sent = [0usize; 2];
     let counter = lost.clone();
     h.loss = Some(Box::new(move |from, _, d| {
-        if !common::is_rtp(d) {
+        if !is_rtp(d) {
             return false;
         }
         let leg = usize::from(from != publisher);
@@ -279,7 +279,7 @@ fn a_nack_is_answered_within_the_rtx_window_and_not_after_it() {
                 keep.borrow_mut().push((from, to, d.to_vec()));
                 return true;
             }
-            if to == subscriber && common::is_rtp(d) {
+            if to == subscriber && is_rtp(d) {
                 forwarded += 1;
                 return forwarded == 3; // the one packet lost
             }
@@ -415,7 +415,7 @@ fn a_large_fan_out_is_driven_in_parts() {
         assert!(out.len() <= 2 + 2, "part {parts}: {} datagrams", out.len());
         got.extend(
             out.iter()
-                .filter(|d| common::is_rtp(&d.data) && subscribers.contains(&d.to))
+                .filter(|d| is_rtp(&d.data) && subscribers.contains(&d.to))
                 .map(|d| d.to),
         );
         if !more {

@@ -150,7 +150,10 @@ fn with_world(f: impl FnOnce(&mut World)) {
         _ => (connected_world(), 0),
     };
     f(&mut w);
-    if w.gone.is_empty() && w.shard.peer_count() == 2 && !w.peers.iter().any(RawPeer::is_broken) {
+    if w.gone.is_empty()
+        && w.shards[0].peer_count() == 2
+        && !w.clients.iter().any(|c| c.is_broken())
+    {
         WORLD.with(|c| *c.borrow_mut() = Some((w, uses + 1)));
     }
 }
@@ -178,13 +181,13 @@ fn shard_datagram_in(w: &mut World, data: &[u8]) {
             2 => unknown,
             _ => SocketAddr::new(w.addr(HOSTILE).ip(), 1),
         };
-        w.inject(source, bytes);
+        w.deliver(source, bytes);
         if flags & 4 != 0 {
             w.step(Duration::from_millis(20));
         }
     }
     w.run_for(Duration::from_millis(100));
-    assert_no_panics(&w.shard);
+    assert_no_panics(&w.shards[0]);
 }
 
 /// Plaintext RTP and RTCP from the hostile peer, protected with its session's real SRTP
@@ -199,8 +202,8 @@ pub fn shard_srtp(data: &[u8]) {
 }
 
 fn shard_srtp_in(w: &mut World, data: &[u8]) {
-    let mut forge = w.peers[HOSTILE].forge().expect("DTLS exported keys");
-    let hostile = &mut w.peers[HOSTILE];
+    let mut forge = w.clients[HOSTILE].forge().expect("DTLS exported keys");
+    let hostile = &mut w.clients[HOSTILE];
     let mid = hostile.mid_of("hostile-video").expect("a video m-line");
     let (ssrc, rtx) = hostile.ssrcs(mid).expect("a video stream");
     let (pt, rtx_pt) = hostile.payload_type(Codec::Vp8).expect("VP8");
@@ -236,13 +239,13 @@ fn shard_srtp_in(w: &mut World, data: &[u8]) {
             }
         };
         let source = w.addr(HOSTILE);
-        w.inject(source, &datagram);
+        w.deliver(source, &datagram);
         if flags & 16 != 0 {
             w.step(Duration::from_millis(20));
         }
     }
     w.run_for(Duration::from_millis(200));
-    assert_no_panics(&w.shard);
+    assert_no_panics(&w.shards[0]);
 }
 
 /// SRTP-protects a plaintext RTP packet, taking its SSRC and sequence number (and the

@@ -193,8 +193,8 @@ fn capture_plaintext_media() {
     }
     w.run_for(Duration::from_secs(3));
     let hostile = w.addr(HOSTILE);
-    let mut tx = w.peers[HOSTILE].forge().expect("keys");
-    let mut rx = w.peers[HOSTILE].inbound_forge().expect("keys");
+    let mut tx = w.clients[HOSTILE].forge().expect("keys");
+    let mut rx = w.clients[HOSTILE].inbound_forge().expect("keys");
     let (mut n_rtp, mut n_rtcp) = (0, 0);
     for (from, to, d) in w.wiretap.take().unwrap_or_default() {
         let ours = from == hostile;
