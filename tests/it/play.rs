@@ -319,7 +319,7 @@ fn assert_steady(packets: &[&ReceivedRtp], step: u32, what: &str) {
 /// The ffmpeg command the README gives to feed `play`, with its ports replaced by
 /// `video` and `audio`, and a fixed SSRC and a 6 s limit added to each output.
 fn readme_ffmpeg(video: &str, audio: &str, ssrcs: [u32; 2]) -> Vec<String> {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let start = readme
         .find("\nffmpeg -re ")
         .expect("the README shows an ffmpeg command that feeds play");

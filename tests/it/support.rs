@@ -2,8 +2,6 @@
 //! bystanders whose media must not skip a packet, raw WebSocket clients for hostile
 //! signalling, and a hostile media peer that holds its own SRTP keys.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::io::{self, ErrorKind};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};

@@ -13,19 +13,17 @@
 //! datagram takes 200 µs, a capacity of a few thousand datagrams a second) and flooded
 //! with garbage from an unknown address at ~20,000 a second.
 
-mod support;
-
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::{Pair, Scene, Ws, server};
 use engine::msg::Control;
 use protocol::{ErrorCode, ServerMessage};
 use signaling::app::AppConfig;
 use signaling::app::close;
 use signaling::transport::Limits;
-use support::{Pair, Scene, Ws, server};
 
 #[test]
 fn a_shard_slower_than_its_input_still_forwards_and_keeps_its_peers() {

@@ -1,16 +1,14 @@
 //! The `/metrics` page of a running server: what a call in progress shows on it, and who
 //! may read it.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use crate::support::Scene;
 use signaling::app::AppConfig;
 use signaling::server::{ServerConfig, start};
 use signaling::transport::Limits;
-use support::Scene;
 
 /// Sends one request for `/metrics` and returns the status code and the body.
 fn get(http: SocketAddr, method: &str, auth: Option<&str>) -> (u16, String) {
@@ -38,7 +36,7 @@ fn value(page: &str, series: &str) -> Option<f64> {
 
 #[test]
 fn the_page_shows_a_call_in_progress() {
-    let server = support::server(1, AppConfig::default(), Limits::default());
+    let server = crate::support::server(1, AppConfig::default(), Limits::default());
     let mut scene = Scene::with_call(&server, "metrics-room", "metrics", 50);
     // Shards publish their counters twice a second.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -92,7 +90,7 @@ fn the_page_shows_a_call_in_progress() {
 fn with_a_token_the_page_asks_for_it() {
     let server = start(ServerConfig {
         metrics_token: Some("t0ken-with-some-length".into()),
-        ..support::config(1, AppConfig::default(), Limits::default())
+        ..crate::support::config(1, AppConfig::default(), Limits::default())
     })
     .expect("server starts");
     let http = server.http_addr;
@@ -123,7 +121,7 @@ fn copies_made_on_another_shard_count_the_whole_way() {
         spread_after: 1,
         ..AppConfig::default()
     };
-    let server = support::server(2, app, Limits::default());
+    let server = crate::support::server(2, app, Limits::default());
     let mut scene = Scene::with_call(&server, "spread-room", "spread", 100);
     scene.pump(Duration::from_millis(600)); // a fresh snapshot from each shard
     let snaps: Vec<_> = server.shards().iter().map(|s| s.snapshot()).collect();

@@ -3,11 +3,12 @@
 //! arrive *inside* valid SRTP) and raw UDP sockets send what no browser sends, while
 //! bystanders in another room and in the attacked room must keep receiving every packet.
 
-mod support;
-
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
+use crate::support::{
+    Got, Hostile, LOCALHOST, Observer, Pair, Scene, peers_and_flows, server, stats,
+};
 use fuzz_targets::forge::{StunFlaws, rtp, stun_binding_request};
 use fuzz_targets::rtp_datagram;
 use protocol::{Kind, ServerMessage, TrackRef};
@@ -15,7 +16,6 @@ use signaling::app::AppConfig;
 use signaling::server::RunningServer;
 use signaling::transport::Limits;
 use str0m::format::Codec;
-use support::{Got, Hostile, LOCALHOST, Observer, Pair, Scene, peers_and_flows, server, stats};
 
 /// Two shards; bystanders in room `calm` and in room `attacked`; the hostile peer `evil`
 /// in `attacked`, publishing video and audio; an observer subscribed to evil's video.

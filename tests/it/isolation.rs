@@ -2,19 +2,17 @@
 //! which only test builds enable) drops that peer, is logged, and leaves the shard and
 //! every other peer on it running.
 
-mod support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::support::{LOCALHOST, Pair, Scene, server, stats};
 use client::{Connection, LocalTrack, SessionEvent};
 use engine::msg::{Control, PeerId};
 use protocol::{ErrorCode, ServerMessage};
 use signaling::app::AppConfig;
 use signaling::transport::Limits;
 use str0m::media::MediaKind;
-use support::{LOCALHOST, Pair, Scene, server, stats};
 
 /// Everything logged in this process.
 fn log() -> &'static Arc<Mutex<Vec<u8>>> {

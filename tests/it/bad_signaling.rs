@@ -2,19 +2,17 @@
 //! the real server on loopback: the hostile client gets a clear error or close code, and
 //! only it; bystanders in another room and in its room keep receiving every packet.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use crate::support::{Got, LOCALHOST, Pair, Scene, Ws, server};
 use client::{Connection, LocalTrack};
 use protocol::{ErrorCode, Kind, ServerMessage, TrackRef};
 use signaling::app::AppConfig;
 use signaling::server::RunningServer;
 use signaling::transport::Limits;
 use str0m::media::MediaKind;
-use support::{Got, LOCALHOST, Pair, Scene, Ws, server};
 
 fn join(room: &str, nick: &str) -> String {
     serde_json::json!({"type": "join", "room": room, "nickname": nick}).to_string()

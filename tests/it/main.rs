@@ -1,0 +1,33 @@
+//! The integration tests: the real server (in-process or the binary) on loopback, driven
+//! by real WebRTC peers, one module per behaviour. One test binary, so a change links the
+//! server and its dependencies once, not once per file.
+//!
+//! | module | behaviour |
+//! |---|---|
+//! | `sfu_loopback` | publish, subscribe, forward across shards, leave |
+//! | `keepalive` | sessions kept alive by pings and media; silence ends them |
+//! | `bad_media` | hostile datagrams: dropped, counted, harmless to bystanders |
+//! | `bad_signaling` | hostile WebSocket and HTTP input: clear errors, bounded cost |
+//! | `isolation` | a panic inside one peer drops that peer alone |
+//! | `overload` | a shard slower than its input keeps forwarding |
+//! | `metrics` | `/metrics`: the server's counters and latency |
+//! | `binary` | the `peer-calls` binary: flags, signals, exit codes |
+//! | `play` | `peer-calls play`: ffmpeg RTP and media files into a room |
+//! | `bench_smoke` | `peer-calls bench`: a short run of each scenario and its report |
+//! | `support` | what the tests share: a server, bystanders, hostile clients |
+
+// Not every module uses every helper of `support`.
+#![allow(dead_code, unreachable_pub)]
+
+mod support;
+
+mod bad_media;
+mod bad_signaling;
+mod bench_smoke;
+mod binary;
+mod isolation;
+mod keepalive;
+mod metrics;
+mod overload;
+mod play;
+mod sfu_loopback;
