@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use anyhow::anyhow;
 use clap::{Args, Parser, Subcommand};
 use engine::io::EngineConfig;
 use engine::shard::Liveness;
@@ -119,28 +120,28 @@ pub(crate) struct ServeArgs {
 }
 
 impl ServeArgs {
-    pub(crate) fn config(&self) -> Result<ServerConfig, String> {
+    pub(crate) fn config(&self) -> anyhow::Result<ServerConfig> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let shards = self.shards.unwrap_or(cores);
         if shards == 0 || shards > 1024 {
-            return Err(format!("--shards must be between 1 and 1024, not {shards}"));
+            return Err(anyhow!("--shards must be between 1 and 1024, not {shards}"));
         }
         if !(0.1..=1.0).contains(&self.max_shard_load) {
-            return Err(format!(
+            return Err(anyhow!(
                 "--max-shard-load must be between 0.1 and 1, not {}",
                 self.max_shard_load
             ));
         }
         if self.max_message < 1024 {
-            return Err(format!(
+            return Err(anyhow!(
                 "--max-message must be at least 1024 bytes, not {}",
                 self.max_message
             ));
         }
         if self.max_pending_handshakes == 0 || self.handshake_timeout == 0 {
-            return Err(
-                "--max-pending-handshakes and --handshake-timeout must be at least 1".into(),
-            );
+            return Err(anyhow!(
+                "--max-pending-handshakes and --handshake-timeout must be at least 1"
+            ));
         }
         Ok(ServerConfig {
             http: self.bind,
@@ -174,15 +175,15 @@ impl ServeArgs {
 }
 
 /// Runs the server until SIGINT or SIGTERM.
-pub(crate) fn serve(args: ServeArgs) -> Result<(), String> {
+pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
-    let server = start(config).map_err(|e| format!("cannot start: {e}"))?;
+    let server = start(config).map_err(|e| anyhow!("cannot start: {e}"))?;
     let stop = server.stop_handle();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ])
-    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    .map_err(|e| anyhow!("cannot install signal handlers: {e}"))?;
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
             tracing::info!(signal = sig, "stopping");
@@ -203,9 +204,8 @@ pub(crate) fn serve(args: ServeArgs) -> Result<(), String> {
 mod limit_flags {
     use super::*;
 
-    fn config(args: &[&str]) -> Result<ServerConfig, String> {
-        let cli = Cli::try_parse_from(std::iter::once("peer-calls").chain(args.iter().copied()))
-            .map_err(|e| e.to_string())?;
+    fn config(args: &[&str]) -> anyhow::Result<ServerConfig> {
+        let cli = Cli::try_parse_from(std::iter::once("peer-calls").chain(args.iter().copied()))?;
         cli.serve.config()
     }
 

@@ -18,7 +18,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("peer-calls: {e}");
+            eprintln!("peer-calls: {e:#}");
             ExitCode::FAILURE
         }
     }

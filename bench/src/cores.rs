@@ -17,6 +17,8 @@
 
 use std::io;
 
+use anyhow::anyhow;
+
 use crate::procstat;
 
 /// Caps of shards sharing a core add up to at most this share of it.
@@ -71,25 +73,25 @@ pub struct Placement {
 impl Placement {
     /// Places the `shards` shard threads of process `pid` (0: whichever exist) and the
     /// calling thread, which runs the generator, after [`plan`].
-    pub fn apply(pid: u32, shards: usize, cap: Option<f64>) -> Result<Self, String> {
-        let before = affinity(0).map_err(|e| format!("this thread's cores: {e}"))?;
+    pub fn apply(pid: u32, shards: usize, cap: Option<f64>) -> anyhow::Result<Self> {
+        let before = affinity(0).map_err(|e| anyhow!("this thread's cores: {e}"))?;
         let threads = procstat::shard_threads(pid, shards, procstat::SHARD_THREADS_TIMEOUT)?;
         let mut shard_cores = Vec::new();
         for (name, tid) in &threads {
             shard_cores.push(
-                affinity(*tid as libc::pid_t).map_err(|e| format!("the cores of {name}: {e}"))?,
+                affinity(*tid as libc::pid_t).map_err(|e| anyhow!("the cores of {name}: {e}"))?,
             );
         }
         let plan = plan(&before, &shard_cores, cap);
         for ((name, tid), to) in threads.iter().zip(&plan.move_shards) {
             if let Some(core) = to {
                 set_affinity(*tid as libc::pid_t, &[*core])
-                    .map_err(|e| format!("cannot move {name} to CPU {core}: {e}"))?;
+                    .map_err(|e| anyhow!("cannot move {name} to CPU {core}: {e}"))?;
             }
         }
         if !plan.generator.is_empty() {
             set_affinity(0, &plan.generator)
-                .map_err(|e| format!("cannot pin the generator: {e}"))?;
+                .map_err(|e| anyhow!("cannot pin the generator: {e}"))?;
         }
         let placed: Vec<String> = threads
             .iter()

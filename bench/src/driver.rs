@@ -19,6 +19,7 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
+use anyhow::anyhow;
 use mio::{Events, Poll, Token};
 
 use crate::check::{Loss, Tally};
@@ -92,7 +93,7 @@ pub struct Measured {
     pub server_unknown: Option<String>,
     /// The server's own forwarding latency over the window (its `/metrics` histogram),
     /// or why it is unknown.
-    pub server_latency: Result<LatencyHistogram, String>,
+    pub server_latency: anyhow::Result<LatencyHistogram>,
     /// The server's RSS before any peer joined, KiB.
     pub server_rss_idle_kib: Option<u64>,
     /// The server's RSS with every peer in, KiB.
@@ -155,7 +156,7 @@ struct Window {
     server_threads: Vec<(String, Duration, Duration)>,
     generator_cpu: (Duration, Duration),
     sent: u64,
-    server_latency: Result<LatencyHistogram, String>,
+    server_latency: anyhow::Result<LatencyHistogram>,
 }
 
 struct Loop {
@@ -218,11 +219,11 @@ impl Loop {
     }
 
     /// Waits up to `wait` for socket readiness and handles it.
-    fn turn(&mut self, events: &mut Events, wait: Duration) -> Result<(), String> {
+    fn turn(&mut self, events: &mut Events, wait: Duration) -> anyhow::Result<()> {
         if let Err(e) = self.poll.poll(events, Some(wait))
             && e.kind() != std::io::ErrorKind::Interrupted
         {
-            return Err(format!("poll: {e}"));
+            return Err(anyhow!("poll: {e}"));
         }
         for ev in events.iter() {
             let i = ev.token().0 / 2;
@@ -246,45 +247,34 @@ fn sample(probe: &ServerProbe, why_unknown: &mut Option<String>) -> Option<ProcS
     match probe.sample() {
         Ok(s) => Some(s),
         Err(e) => {
-            why_unknown.get_or_insert(e);
+            why_unknown.get_or_insert(format!("{e:#}"));
             None
         }
     }
 }
 
-/// Why a run produced no figures.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a run produced no figures: the ramp tells a load the server did not admit from a
+/// run that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RunError {
     /// Not every peer was ready within the ready timeout: the server did not admit the
     /// load (a saturated shard drops handshake packets along with media).
+    #[error("{0}")]
     NotReady(String),
     /// Anything else.
+    #[error("{0}")]
     Failed(String),
 }
 
-impl std::fmt::Display for RunError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RunError::NotReady(why) | RunError::Failed(why) => f.write_str(why),
-        }
+impl From<anyhow::Error> for RunError {
+    fn from(e: anyhow::Error) -> Self {
+        RunError::Failed(format!("{e:#}"))
     }
 }
 
-impl From<String> for RunError {
-    fn from(why: String) -> Self {
-        RunError::Failed(why)
-    }
-}
-
-impl From<&str> for RunError {
-    fn from(why: &str) -> Self {
-        RunError::Failed(why.to_owned())
-    }
-}
-
-impl From<RunError> for String {
-    fn from(e: RunError) -> Self {
-        e.to_string()
+impl From<std::io::Error> for RunError {
+    fn from(e: std::io::Error) -> Self {
+        RunError::Failed(e.to_string())
     }
 }
 
@@ -307,7 +297,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
         streams.push((video, audio));
     }
     let mut lp = Loop {
-        poll: Poll::new().map_err(|e| format!("poll: {e}"))?,
+        poll: Poll::new().map_err(|e| anyhow!("poll: {e}"))?,
         peers: Vec::with_capacity(plan.len()),
         stream_owner,
         heap: BinaryHeap::new(),
@@ -338,7 +328,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
     type WindowStart = (
         Instant,
         Option<ProcSample>,
-        Result<LatencyHistogram, String>,
+        anyhow::Result<LatencyHistogram>,
         (Duration, Duration),
         u64,
     );
@@ -366,7 +356,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
                 Token(2 * i + 1),
                 i as u64 + 1,
             )
-            .map_err(|e| format!("peer {} cannot open: {e}", plan[i].nickname))?;
+            .map_err(|e| anyhow!("peer {} cannot open: {e}", plan[i].nickname))?;
             lp.peers.push(peer);
             lp.reschedule(i);
             next_join += join_interval;
@@ -511,7 +501,8 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
         lp.turn(&mut events, Duration::from_millis(10))?;
     }
 
-    let window = window.ok_or("the run ended before its window")?;
+    let window =
+        window.ok_or_else(|| RunError::Failed("the run ended before its window".into()))?;
     let loss = lp.loss();
     let errors = failures(&lp.peers);
     let publishers = lp.peers.iter().filter(|p| p.traffic.is_some()).count();

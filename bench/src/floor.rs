@@ -9,6 +9,7 @@ use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use anyhow::anyhow;
 use serde::Serialize;
 use str0m::crypto::from_feature_flags;
 
@@ -73,7 +74,7 @@ fn best_of(rounds: usize, mut f: impl FnMut() -> Duration) -> Duration {
     (0..rounds).map(|_| f()).min().unwrap_or_default()
 }
 
-fn measure_size(payload_bytes: usize, packets: usize) -> Result<SizeFloor, String> {
+fn measure_size(payload_bytes: usize, packets: usize) -> anyhow::Result<SizeFloor> {
     let provider = from_feature_flags();
     let srtp = provider.srtp_provider;
     let payload: Vec<u8> = (0..payload_bytes).map(|i| i as u8).collect();
@@ -128,16 +129,16 @@ fn measure_size(payload_bytes: usize, packets: usize) -> Result<SizeFloor, Strin
 
     // The protected packets, sent in batches to a loopback socket that is drained
     // between batches (outside the timing).
-    let tx = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    let rx = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    rx.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let tx = UdpSocket::bind("127.0.0.1:0")?;
+    let rx = UdpSocket::bind("127.0.0.1:0")?;
+    rx.set_nonblocking(true)?;
     for s in [&rx, &tx] {
         let s = socket2::SockRef::from(s);
         // Best effort: the kernel caps them.
         let _ = s.set_recv_buffer_size(4 << 20);
         let _ = s.set_send_buffer_size(4 << 20);
     }
-    let to = rx.local_addr().map_err(|e| e.to_string())?;
+    let to = rx.local_addr()?;
     let batch: Vec<Datagram> = out
         .iter()
         .map(|b| Datagram {
@@ -194,7 +195,7 @@ fn measure_size(payload_bytes: usize, packets: usize) -> Result<SizeFloor, Strin
         spent
     });
     if let Some(e) = failed {
-        return Err(format!("loopback send failed: {e}"));
+        return Err(anyhow!("loopback send failed: {e}"));
     }
     let sent = batches * BATCH;
     let protect = per_packet(protect256, per_round);
@@ -212,7 +213,7 @@ fn measure_size(payload_bytes: usize, packets: usize) -> Result<SizeFloor, Strin
 }
 
 /// Measures the floor with `packets` packets per size and operation.
-pub fn measure(packets: usize) -> Result<Floor, String> {
+pub fn measure(packets: usize) -> anyhow::Result<Floor> {
     let packets = packets.max(5 * BATCH);
     Ok(Floor {
         video: measure_size(VIDEO_SIZE, packets)?,

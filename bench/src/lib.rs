@@ -22,6 +22,7 @@
 //! | [`shard_cpu`] | `--shard-cpu`: each shard of a started server capped at a share of a core |
 //! | [`cores`] | the generator on the cores no shard runs on; capped shards packed |
 
+use anyhow::anyhow;
 pub mod check;
 pub mod compare;
 pub mod cores;
@@ -308,7 +309,7 @@ pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> 
 
 /// The local address the synthetic peers' sockets bind to: the server's own loopback
 /// address, or, for a server elsewhere, the address this machine sends to it from.
-fn media_ip_towards(server: SocketAddr) -> Result<IpAddr, String> {
+fn media_ip_towards(server: SocketAddr) -> anyhow::Result<IpAddr> {
     if server.ip().is_loopback() {
         return Ok(server.ip());
     }
@@ -317,12 +318,12 @@ fn media_ip_towards(server: SocketAddr) -> Result<IpAddr, String> {
         SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     // Connecting a UDP socket sends nothing; it only asks the kernel for a route.
-    let socket = std::net::UdpSocket::bind(any).map_err(|e| format!("no UDP socket: {e}"))?;
+    let socket = std::net::UdpSocket::bind(any).map_err(|e| anyhow!("no UDP socket: {e}"))?;
     socket
         .connect(server)
         .and_then(|()| socket.local_addr())
         .map(|a| a.ip())
-        .map_err(|e| format!("no route to the server at {server}: {e}"))
+        .map_err(|e| anyhow!("no route to the server at {server}: {e}"))
 }
 
 /// Writes the JSON to `given`, or to `target/bench/<default_name>.json`, and says where.
@@ -330,23 +331,23 @@ fn save_json(
     given: Option<PathBuf>,
     default_name: &str,
     value: &impl serde::Serialize,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let path = given.unwrap_or_else(|| PathBuf::from(format!("target/bench/{default_name}.json")));
     write_json(&path, value)?;
     println!("\nJSON: {}", path.display());
     Ok(())
 }
 
-fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), String> {
+fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
     }
-    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))
+    let text = serde_json::to_string_pretty(value)?;
+    std::fs::write(path, text + "\n").map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
 /// Runs `peer-calls bench …`.
-pub fn run(args: BenchArgs) -> Result<(), String> {
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (scenario, common) = match args.command {
         BenchCommand::Floor { packets, json } => {
             let floor = floor::measure(packets)?;
@@ -370,18 +371,18 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         } => (Scenario::Audio { rooms, people }, common),
     };
     let c = &common;
-    let bad = |what: &str| Err(format!("{what} must be positive"));
+    let bad = |what: &str| Err(anyhow!("{what} must be positive"));
     match scenario {
         Scenario::Meeting { rooms, people } | Scenario::Audio { rooms, people }
             if rooms == 0 || people < 2 =>
         {
-            return Err("a meeting needs at least 1 room of 2 people".into());
+            return Err(anyhow!("a meeting needs at least 1 room of 2 people"));
         }
         Scenario::Webinar { subscribers: 0 } => return bad("--subscribers"),
         _ => {}
     }
     if c.duration.is_nan() || c.duration <= 0.0 || c.duration > 600.0 {
-        return Err("--duration must be in (0, 600] seconds".into());
+        return Err(anyhow!("--duration must be in (0, 600] seconds"));
     }
     if c.fps == 0 || c.video_kbps == 0 || c.keyframe_interval.is_nan() || c.keyframe_interval <= 0.0
     {
@@ -389,7 +390,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     }
     let bin = match &c.server_bin {
         Some(b) => b.clone(),
-        None => std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?,
+        None => std::env::current_exe().map_err(|e| anyhow!("cannot find this executable: {e}"))?,
     };
     let mut opts = BenchOptions {
         scenario,
@@ -471,12 +472,12 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
 }
 
 /// `--ramp`: the scenario at 1×, 2×, 4×, … its size until a limit; see [`ramp`].
-fn ramp(opts: &mut BenchOptions, floor: &Floor, max_steps: usize) -> Result<ramp::Ramp, String> {
+fn ramp(opts: &mut BenchOptions, floor: &Floor, max_steps: usize) -> anyhow::Result<ramp::Ramp> {
     let base = opts.scenario;
     let mut runs = Vec::new();
     let mut steps = Vec::new();
     let mut limit = ramp::Limit::Steps;
-    let mut run_step = |scenario, label: String| -> Result<ramp::Outcome, String> {
+    let mut run_step = |scenario, label: String| -> anyhow::Result<ramp::Outcome> {
         opts.scenario = scenario;
         eprintln!("{label}: {}…", opts.scenario.describe());
         let outcome = match run_once(opts, floor) {
@@ -533,7 +534,7 @@ fn compare_ramps(
     max_steps: usize,
     targets: Vec<(usize, Target)>,
     json: Option<PathBuf>,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let mut ramps = Vec::new();
     for (shards, target) in targets {
         eprintln!("{} on {shards} shard(s), ramp…", opts.scenario.name());
@@ -562,7 +563,7 @@ fn run_ramp(
     floor: &Floor,
     max_steps: usize,
     json: Option<PathBuf>,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let base = opts.scenario;
     let result = ramp(opts, floor, max_steps)?;
     println!("\npeer-calls bench {} --ramp\n", base.name());

@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use anyhow::anyhow;
 use engine::latency::{BOUNDS_US, LatencyHistogram};
 use procstat::{ProcSample, ThreadCpu};
 
@@ -29,68 +30,66 @@ pub struct ServerProbe {
 
 impl ServerProbe {
     /// One reading of the server's CPU time (per thread) and memory.
-    pub fn sample(&self) -> Result<ProcSample, String> {
+    pub fn sample(&self) -> anyhow::Result<ProcSample> {
         match self.pid {
-            Some(pid) => procstat::sample(pid).map_err(|e| format!("reading process {pid}: {e}")),
-            None => from_page(&self.page()?).map_err(|e| format!("{}: {e}", self.url())),
+            Some(pid) => procstat::sample(pid).map_err(|e| anyhow!("reading process {pid}: {e}")),
+            None => from_page(&self.page()?).map_err(|e| anyhow!("{}: {e}", self.url())),
         }
     }
 
     /// The server's forwarding latency so far, all shards together.
-    pub fn latency(&self) -> Result<LatencyHistogram, String> {
-        latency_from_page(&self.page()?).map_err(|e| format!("{}: {e}", self.url()))
+    pub fn latency(&self) -> anyhow::Result<LatencyHistogram> {
+        latency_from_page(&self.page()?).map_err(|e| anyhow!("{}: {e}", self.url()))
     }
 
     fn url(&self) -> String {
         format!("http://{}/metrics", self.addr)
     }
 
-    fn page(&self) -> Result<String, String> {
+    fn page(&self) -> anyhow::Result<String> {
         fetch_page(self.addr, self.token.as_deref())
-            .map_err(|e| format!("reading {}: {e}", self.url()))
+            .map_err(|e| anyhow!("reading {}: {e}", self.url()))
     }
 }
 
 /// `GET /metrics`, the body of a `200`; any other status is an error that says why.
-fn fetch_page(addr: SocketAddr, token: Option<&str>) -> Result<String, String> {
-    let mut tcp = TcpStream::connect_timeout(&addr, PAGE_TIMEOUT).map_err(|e| e.to_string())?;
+fn fetch_page(addr: SocketAddr, token: Option<&str>) -> anyhow::Result<String> {
+    let mut tcp = TcpStream::connect_timeout(&addr, PAGE_TIMEOUT)?;
     tcp.set_read_timeout(Some(PAGE_TIMEOUT))
-        .and_then(|()| tcp.set_write_timeout(Some(PAGE_TIMEOUT)))
-        .map_err(|e| e.to_string())?;
+        .and_then(|()| tcp.set_write_timeout(Some(PAGE_TIMEOUT)))?;
     let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         tcp,
         "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let mut response = Vec::new();
-    tcp.take(MAX_PAGE)
-        .read_to_end(&mut response)
-        .map_err(|e| e.to_string())?;
+    tcp.take(MAX_PAGE).read_to_end(&mut response)?;
     let response = String::from_utf8_lossy(&response);
     let (head, body) = response
         .split_once("\r\n\r\n")
-        .ok_or("the response has no header")?;
+        .ok_or_else(|| anyhow!("the response has no header"))?;
     let status = head
         .split_whitespace()
         .nth(1)
-        .ok_or("the response has no status")?;
+        .ok_or_else(|| anyhow!("the response has no status"))?;
     match status {
         "200" => Ok(body.to_owned()),
-        "401" => Err("the server asks for its metrics token (--metrics-token)".into()),
-        "403" => Err(format!(
+        "401" => Err(anyhow!(
+            "the server asks for its metrics token (--metrics-token)"
+        )),
+        "403" => Err(anyhow!(
             "the server shows its metrics to its own host only: {}",
             body.trim()
         )),
-        "404" => Err("the server has no metrics page".into()),
-        other => Err(format!("HTTP {other}: {}", body.trim())),
+        "404" => Err(anyhow!("the server has no metrics page")),
+        other => Err(anyhow!("HTTP {other}: {}", body.trim())),
     }
 }
 
 /// The server's accounting from its metrics page (see `signaling::metrics`): the
 /// process's user and kernel time, its resident memory, and every thread's CPU time and
 /// CPU wait. Errors when the page lacks the process figures.
-pub fn from_page(page: &str) -> Result<ProcSample, String> {
+pub fn from_page(page: &str) -> anyhow::Result<ProcSample> {
     let mut user = None;
     let mut system = None;
     let mut rss = None;
@@ -133,7 +132,7 @@ pub fn from_page(page: &str) -> Result<ProcSample, String> {
         }
     }
     let (Some(user), Some(system), Some(rss_kib)) = (user, system, rss) else {
-        return Err("the page has no process CPU and memory figures".into());
+        return Err(anyhow!("the page has no process CPU and memory figures"));
     };
     threads.sort_by_key(|t| t.tid);
     // The threads' times on the page are the server's reading of the kernel's
@@ -143,7 +142,7 @@ pub fn from_page(page: &str) -> Result<ProcSample, String> {
 
 /// The forwarding-latency histograms of a metrics page
 /// (`peercalls_shard_forwarding_latency_seconds`), every shard's added up.
-pub fn latency_from_page(page: &str) -> Result<LatencyHistogram, String> {
+pub fn latency_from_page(page: &str) -> anyhow::Result<LatencyHistogram> {
     const BUCKET: &str = "peercalls_shard_forwarding_latency_seconds_bucket";
     const SUM: &str = "peercalls_shard_forwarding_latency_seconds_sum";
     // Per shard: cumulative counts by bucket, and the sum.
@@ -177,7 +176,7 @@ pub fn latency_from_page(page: &str) -> Result<LatencyHistogram, String> {
             None => None,
         };
         let Some(b) = bucket else {
-            return Err(format!(
+            return Err(anyhow!(
                 "a latency bucket this benchmark does not know: {line}"
             ));
         };
@@ -185,7 +184,7 @@ pub fn latency_from_page(page: &str) -> Result<LatencyHistogram, String> {
         found = true;
     }
     if !found {
-        return Err("the page has no forwarding-latency histogram".into());
+        return Err(anyhow!("the page has no forwarding-latency histogram"));
     }
     let mut total = LatencyHistogram::default();
     for (_, cumulative, sum_ns) in shards {
@@ -268,7 +267,7 @@ peercalls_thread_cpu_wait_seconds_total{thread=\"signaling\",tid=\"9\"} 0.01
     #[test]
     fn a_page_without_process_figures_is_an_error() {
         let e = from_page("peercalls_rooms 1\n").unwrap_err();
-        assert!(e.contains("no process CPU"), "{e}");
+        assert!(e.to_string().contains("no process CPU"), "{e}");
     }
 
     #[test]

@@ -423,7 +423,7 @@ impl Report {
             server_latency_unknown: match &m.server_latency {
                 Ok(h) if h.count() == 0 => Some("the server counted no datagram".into()),
                 Ok(_) => None,
-                Err(e) => Some(e.clone()),
+                Err(e) => Some(format!("{e:#}")),
             },
             loss: LossReport {
                 expected: m.loss.expected,

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::anyhow;
+
 /// How long a started server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -20,10 +22,10 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `bin serve` on a free loopback port with `shards` shards (media ports
     /// chosen by the system) and waits until it accepts connections.
-    pub fn start(bin: &Path, shards: usize, max_room_size: usize) -> Result<Self, String> {
+    pub fn start(bin: &Path, shards: usize, max_room_size: usize) -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
+            .map_err(|e| anyhow!("no free port: {e}"))?
             .port();
         let http = SocketAddr::from(([127, 0, 0, 1], port));
         let child = Command::new(bin)
@@ -45,7 +47,7 @@ impl ServerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+            .map_err(|e| anyhow!("cannot start {}: {e}", bin.display()))?;
         let mut server = Self {
             child: Some(child),
             http,
@@ -56,10 +58,10 @@ impl ServerProcess {
                 return Ok(server);
             }
             if let Some(Ok(Some(status))) = server.child.as_mut().map(|c| c.try_wait()) {
-                return Err(format!("the server exited at start: {status}"));
+                return Err(anyhow!("the server exited at start: {status}"));
             }
             if Instant::now() > deadline {
-                return Err(format!("the server did not listen on {http} in time"));
+                return Err(anyhow!("the server did not listen on {http} in time"));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -100,20 +102,22 @@ impl Drop for ServerProcess {
 }
 
 /// The HTTP address in a URL such as `http://127.0.0.1:3000` (or `host:port`).
-pub fn parse_url(url: &str) -> Result<SocketAddr, String> {
+pub fn parse_url(url: &str) -> anyhow::Result<SocketAddr> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("ws://"))
         .unwrap_or(url);
     if url.starts_with("https://") || url.starts_with("wss://") {
-        return Err("TLS is not supported; give the server's plain http:// address".into());
+        return Err(anyhow!(
+            "TLS is not supported; give the server's plain http:// address"
+        ));
     }
     let hostport = rest.split('/').next().unwrap_or(rest);
     hostport
         .to_socket_addrs()
-        .map_err(|e| format!("bad server address {url:?}: {e}"))?
+        .map_err(|e| anyhow!("bad server address {url:?}: {e}"))?
         .next()
-        .ok_or_else(|| format!("{url:?} resolves to no address"))
+        .ok_or_else(|| anyhow!("{url:?} resolves to no address"))
 }
 
 #[cfg(test)]

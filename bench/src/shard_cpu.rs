@@ -17,6 +17,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use anyhow::anyhow;
+
 use crate::procstat;
 
 /// Where the cgroup v1 `cpu` controller is mounted.
@@ -33,21 +35,21 @@ pub struct ShardCpuCap {
 
 /// Checks a `--shard-cpu` value: a fraction of one core, at least a tenth (the kernel's
 /// smallest quota is 1 ms, a tenth of [`PERIOD`]).
-pub fn parse_fraction(text: &str) -> Result<f64, String> {
+pub fn parse_fraction(text: &str) -> anyhow::Result<f64> {
     let f: f64 = text
         .parse()
-        .map_err(|_| format!("{text:?} is not a number"))?;
+        .map_err(|_| anyhow!("{text:?} is not a number"))?;
     if (0.1..=1.0).contains(&f) {
         Ok(f)
     } else {
-        Err(format!("{text} is not a fraction of a core in 0.1..=1"))
+        Err(anyhow!("{text} is not a fraction of a core in 0.1..=1"))
     }
 }
 
 impl ShardCpuCap {
     /// Caps each of the `shards` shard threads (named `shard-<k>`) of process `pid` at
     /// `fraction` of a core, with the controller mounted at `root`.
-    pub fn apply(root: &Path, pid: u32, shards: usize, fraction: f64) -> Result<Self, String> {
+    pub fn apply(root: &Path, pid: u32, shards: usize, fraction: f64) -> anyhow::Result<Self> {
         Self::apply_within(root, pid, shards, fraction, procstat::SHARD_THREADS_TIMEOUT)
     }
 
@@ -57,9 +59,9 @@ impl ShardCpuCap {
         shards: usize,
         fraction: f64,
         threads_timeout: Duration,
-    ) -> Result<Self, String> {
+    ) -> anyhow::Result<Self> {
         if !root.join("cpu.cfs_quota_us").exists() {
-            return Err(format!(
+            return Err(anyhow!(
                 "--shard-cpu needs the cgroup v1 cpu controller, writable, at {} (not found)",
                 root.display()
             ));
@@ -75,9 +77,9 @@ impl ShardCpuCap {
             let group = root.join(format!("peer-calls-bench-{pid}-{name}"));
             let write = |file: &str, value: String| {
                 fs::write(group.join(file), value)
-                    .map_err(|e| format!("{}: {e}", group.join(file).display()))
+                    .map_err(|e| anyhow!("{}: {e}", group.join(file).display()))
             };
-            fs::create_dir(&group).map_err(|e| format!("{}: {e}", group.display()))?;
+            fs::create_dir(&group).map_err(|e| anyhow!("{}: {e}", group.display()))?;
             cap.groups.push(group.clone());
             write("cpu.cfs_period_us", period_us.to_string())?;
             write("cpu.cfs_quota_us", quota_us.to_string())?;
@@ -113,9 +115,9 @@ mod tests {
 
     #[test]
     fn fractions_of_a_core() {
-        assert_eq!(parse_fraction("0.25"), Ok(0.25));
-        assert_eq!(parse_fraction("1"), Ok(1.0));
-        assert_eq!(parse_fraction("0.1"), Ok(0.1));
+        assert_eq!(parse_fraction("0.25").unwrap(), 0.25);
+        assert_eq!(parse_fraction("1").unwrap(), 1.0);
+        assert_eq!(parse_fraction("0.1").unwrap(), 0.1);
         assert!(
             parse_fraction("0.05").is_err(),
             "under the kernel's 1 ms quota"
@@ -137,6 +139,7 @@ mod tests {
         assert!(
             ShardCpuCap::apply(&root, pid, 1, 0.25)
                 .unwrap_err()
+                .to_string()
                 .contains("cgroup v1 cpu controller")
         );
         fs::write(root.join("cpu.cfs_quota_us"), "-1").unwrap();

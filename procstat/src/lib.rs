@@ -194,17 +194,14 @@ pub fn thread_delta(before: &ProcSample, after: &ProcSample) -> Vec<(String, Dur
 pub const SHARD_THREADS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `shard-<k>` threads of `pid` as (name, thread id), once all `shards` exist.
-pub fn shard_threads(
-    pid: u32,
-    shards: usize,
-    timeout: Duration,
-) -> Result<Vec<(String, u32)>, String> {
+pub fn shard_threads(pid: u32, shards: usize, timeout: Duration) -> io::Result<Vec<(String, u32)>> {
     let deadline = Instant::now() + timeout;
     loop {
         let dir = format!("/proc/{pid}/task");
+        let in_dir = |e: io::Error| io::Error::new(e.kind(), format!("{dir}: {e}"));
         let mut found = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))? {
-            let path = entry.map_err(|e| format!("{dir}: {e}"))?.path();
+        for entry in fs::read_dir(&dir).map_err(in_dir)? {
+            let path = entry.map_err(in_dir)?.path();
             let Some(tid) = path.file_name().and_then(|n| n.to_str()?.parse().ok()) else {
                 continue;
             };
@@ -219,9 +216,12 @@ pub fn shard_threads(
             return Ok(found);
         }
         if Instant::now() > deadline {
-            return Err(format!(
-                "process {pid} has {} shard threads, not {shards}",
-                found.len()
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "process {pid} has {} shard threads, not {shards}",
+                    found.len()
+                ),
             ));
         }
         std::thread::sleep(Duration::from_millis(20));

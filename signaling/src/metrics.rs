@@ -1,20 +1,27 @@
-//! The `/metrics` page: what the server is doing, in the Prometheus text format (0.0.4).
+//! The `/metrics` page: what the server is doing, in the OpenMetrics text format that
+//! Prometheus scrapes, written by `prometheus-client` (the Prometheus project's own Rust
+//! client).
 //!
 //! Rendered by the signalling thread when someone allowed to read it asks (see
 //! `transport::http::MetricsAccess`), from figures that already exist: the app's rooms and
 //! sessions, the transport's connections, the counters each shard publishes twice a
 //! second, and this process's CPU and memory from the kernel's own accounting. Nothing on
-//! the media path does any work for it.
+//! the media path does any work for it: the figures are copied into a collector that
+//! lives for one scrape, so no metric object is shared with a media thread.
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::time::Duration;
 
 use engine::io::ShardSnapshot;
 use engine::latency;
 use procstat::{ProcSample, ThreadCpu};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 
 /// The page's content type.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// What the page shows.
 #[derive(Debug, Clone, Copy)]
@@ -33,217 +40,216 @@ pub struct Figures<'a> {
 
 /// The page.
 pub fn render(f: &Figures<'_>) -> String {
-    let mut page = Page(String::with_capacity(8 * 1024));
-    page.single(
-        "peercalls_rooms",
-        "Rooms with someone in them.",
-        "gauge",
-        f.rooms,
-    );
-    page.single(
-        "peercalls_sessions",
-        "Joined peers, connected or within their reconnect grace period.",
-        "gauge",
-        f.sessions,
-    );
-    page.single(
-        "peercalls_websockets",
-        "Open WebSockets.",
-        "gauge",
-        f.websockets,
-    );
-    page.single("peercalls_shards", "Media shards.", "gauge", f.shards.len());
-
-    let ids: Vec<String> = (0..f.shards.len()).map(|i| i.to_string()).collect();
-    let per_shard: [(&str, &str, ShardFigure); 3] = [
-        ("peercalls_shard_peers", "Peers on the shard.", |s| {
-            s.peers as f64
-        }),
-        (
-            "peercalls_shard_flows",
-            "Remote addresses the shard routes to a peer.",
-            |s| s.flows as f64,
-        ),
-        (
-            "peercalls_shard_busy_ratio",
-            "Share of the last half second the shard spent working (or waiting for a CPU) rather than waiting for input; new peers avoid a shard over --max-shard-load.",
-            |s| s.busy,
-        ),
-    ];
-    for (name, help, figure) in per_shard {
-        page.family(name, help, "gauge");
-        for (s, id) in f.shards.iter().zip(&ids) {
-            page.sample(name, &[("shard", id)], figure(s));
-        }
-    }
-    let counters = f
-        .shards
-        .iter()
-        .map(|s| s.stats.counters())
-        .collect::<Vec<_>>();
-    if let Some(first) = counters.first() {
-        for (i, (name, help, _)) in first.iter().enumerate() {
-            let metric = format!("peercalls_shard_{name}_total");
-            page.family(&metric, help, "counter");
-            for (c, id) in counters.iter().zip(&ids) {
-                page.sample(&metric, &[("shard", id)], c[i].2);
-            }
-        }
-    }
-
-    latency_histograms(&mut page, f.shards, &ids);
-
-    if let Some(p) = f.process {
-        page.single(
-            "process_cpu_seconds_total",
-            "User and system CPU time of the process.",
-            "counter",
-            (p.user + p.system).as_secs_f64(),
-        );
-        page.family(
-            "peercalls_cpu_seconds_total",
-            "CPU time of the process in user space and in the kernel (sampled at the kernel's clock tick: proportions).",
-            "counter",
-        );
-        page.sample(
-            "peercalls_cpu_seconds_total",
-            &[("mode", "user")],
-            p.user.as_secs_f64(),
-        );
-        page.sample(
-            "peercalls_cpu_seconds_total",
-            &[("mode", "system")],
-            p.system.as_secs_f64(),
-        );
-        page.single(
-            "process_resident_memory_bytes",
-            "Resident memory of the process.",
-            "gauge",
-            p.rss_kib * 1024,
-        );
-        let tids: Vec<String> = p.threads.iter().map(|t| t.tid.to_string()).collect();
-        let per_thread: [(&str, &str, ThreadTime); 2] = [
-            (
-                "peercalls_thread_cpu_seconds_total",
-                "CPU time of each thread of the process (shard-<k>: a media shard).",
-                |t| t.cpu,
-            ),
-            (
-                "peercalls_thread_cpu_wait_seconds_total",
-                "Time each thread was ready to run but waited for a CPU.",
-                |t| t.waited,
-            ),
-        ];
-        for (name, help, time) in per_thread {
-            page.family(name, help, "counter");
-            for (t, tid) in p.threads.iter().zip(&tids) {
-                let labels = [("thread", t.name.as_str()), ("tid", tid.as_str())];
-                page.sample(name, &labels, time(t).as_secs_f64());
-            }
-        }
-    }
-    page.0
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape {
+        rooms: f.rooms,
+        sessions: f.sessions,
+        websockets: f.websockets,
+        shards: f.shards.to_vec(),
+        process: f.process.cloned(),
+    }));
+    let mut page = String::with_capacity(8 * 1024);
+    // Writing into a String cannot fail, and our collector returns only its errors.
+    prometheus_client::encoding::text::encode(&mut page, &registry)
+        .expect("the metrics page renders into a string");
+    page
 }
 
-/// One of a thread's times.
-type ThreadTime = fn(&ThreadCpu) -> Duration;
+/// One scrape's figures, owned (see the module docs).
+#[derive(Debug)]
+struct Scrape {
+    rooms: usize,
+    sessions: usize,
+    websockets: usize,
+    shards: Vec<ShardSnapshot>,
+    process: Option<ProcSample>,
+}
 
 /// One of a shard's gauges.
 type ShardFigure = fn(&ShardSnapshot) -> f64;
 
-/// Each shard's forwarding latency (`engine::latency`) as a Prometheus histogram.
-fn latency_histograms(page: &mut Page, shards: &[ShardSnapshot], ids: &[String]) {
-    const NAME: &str = "peercalls_shard_forwarding_latency_seconds";
-    page.family(
-        NAME,
-        "Datagrams sent, by their time in the shard: from the kernel's arrival stamp on the oldest datagram the shard read in the same turn to their send.",
-        "histogram",
-    );
-    let bounds: Vec<String> = latency::BOUNDS_US
-        .iter()
-        .map(|&us| (us as f64 / 1e6).to_string())
-        .chain(["+Inf".to_owned()])
-        .collect();
-    let bucket = format!("{NAME}_bucket");
-    for (s, id) in shards.iter().zip(ids) {
-        let mut cumulative = 0;
-        for (n, le) in s.latency.buckets.iter().zip(&bounds) {
-            cumulative += n;
-            page.sample(&bucket, &[("shard", id), ("le", le)], cumulative);
-        }
-        let seconds = s.latency.sum_ns as f64 / 1e9;
-        page.sample(&format!("{NAME}_sum"), &[("shard", id)], seconds);
-        page.sample(&format!("{NAME}_count"), &[("shard", id)], cumulative);
-    }
-}
+/// One of a thread's times.
+type ThreadTime = fn(&ThreadCpu) -> Duration;
 
-/// A page being written.
-struct Page(String);
+impl Collector for Scrape {
+    fn encode(&self, mut e: DescriptorEncoder<'_>) -> fmt::Result {
+        gauge(
+            &mut e,
+            "peercalls_rooms",
+            "Rooms with someone in them.",
+            self.rooms,
+        )?;
+        gauge(
+            &mut e,
+            "peercalls_sessions",
+            "Joined peers, connected or within their reconnect grace period.",
+            self.sessions,
+        )?;
+        gauge(
+            &mut e,
+            "peercalls_websockets",
+            "Open WebSockets.",
+            self.websockets,
+        )?;
+        gauge(
+            &mut e,
+            "peercalls_shards",
+            "Media shards.",
+            self.shards.len(),
+        )?;
 
-impl Page {
-    /// The `HELP` and `TYPE` lines that start a metric's samples.
-    fn family(&mut self, name: &str, help: &str, kind: &str) {
-        let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-        let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    }
-
-    /// A metric with one sample and no labels.
-    fn single(&mut self, name: &str, help: &str, kind: &str, value: impl Value) {
-        self.family(name, help, kind);
-        self.sample(name, &[], value);
-    }
-
-    /// One sample line.
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl Value) {
-        self.0.push_str(name);
-        if !labels.is_empty() {
-            self.0.push('{');
-            for (i, (key, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.0.push(',');
-                }
-                let _ = write!(self.0, "{key}=\"");
-                for c in v.chars() {
-                    match c {
-                        '\\' => self.0.push_str("\\\\"),
-                        '"' => self.0.push_str("\\\""),
-                        '\n' => self.0.push_str("\\n"),
-                        c => self.0.push(c),
-                    }
-                }
-                self.0.push('"');
+        let ids: Vec<String> = (0..self.shards.len()).map(|i| i.to_string()).collect();
+        let per_shard: [(&str, &str, ShardFigure); 3] = [
+            ("peercalls_shard_peers", "Peers on the shard.", |s| {
+                s.peers as f64
+            }),
+            (
+                "peercalls_shard_flows",
+                "Remote addresses the shard routes to a peer.",
+                |s| s.flows as f64,
+            ),
+            (
+                "peercalls_shard_busy_ratio",
+                "Share of the last half second the shard spent working (or waiting for a CPU) rather than waiting for input; new peers avoid a shard over --max-shard-load.",
+                |s| s.busy,
+            ),
+        ];
+        for (name, help, figure) in per_shard {
+            let mut m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (s, id) in self.shards.iter().zip(&ids) {
+                m.encode_family(&[("shard", id.as_str())])?
+                    .encode_gauge(&figure(s))?;
             }
-            self.0.push('}');
         }
-        self.0.push(' ');
-        value.write(&mut self.0);
-        self.0.push('\n');
+        let counters: Vec<_> = self.shards.iter().map(|s| s.stats.counters()).collect();
+        if let Some(first) = counters.first() {
+            for (i, (name, help, _)) in first.iter().enumerate() {
+                let name = format!("peercalls_shard_{name}");
+                let mut m = e.encode_descriptor(&name, help, None, MetricType::Counter)?;
+                for (c, id) in counters.iter().zip(&ids) {
+                    counter(&mut m.encode_family(&[("shard", id.as_str())])?, c[i].2)?;
+                }
+            }
+        }
+        self.latency_histograms(&mut e, &ids)?;
+        if let Some(p) = &self.process {
+            process(&mut e, p)?;
+        }
+        Ok(())
     }
 }
 
-/// A sample's value: counts as integers, seconds as decimals.
-trait Value {
-    fn write(self, out: &mut String);
-}
-
-impl Value for u64 {
-    fn write(self, out: &mut String) {
-        let _ = write!(out, "{self}");
+impl Scrape {
+    /// Each shard's forwarding latency (`engine::latency`) as a histogram.
+    fn latency_histograms(&self, e: &mut DescriptorEncoder<'_>, ids: &[String]) -> fmt::Result {
+        let mut m = e.encode_descriptor(
+            "peercalls_shard_forwarding_latency_seconds",
+            "Datagrams sent, by their time in the shard: from the kernel's arrival stamp on the oldest datagram the shard read in the same turn to their send.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for (s, id) in self.shards.iter().zip(ids) {
+            // Upper bounds in seconds; the last bucket is +Inf (f64::MAX to the encoder).
+            let buckets: Vec<(f64, u64)> = latency::BOUNDS_US
+                .iter()
+                .map(|&us| us as f64 / 1e6)
+                .chain([f64::MAX])
+                .zip(s.latency.buckets.iter().copied())
+                .collect();
+            let count = s.latency.buckets.iter().sum();
+            m.encode_family(&[("shard", id.as_str())])?
+                .encode_histogram::<NoLabelSet>(
+                    s.latency.sum_ns as f64 / 1e9,
+                    count,
+                    &buckets,
+                    None,
+                )?;
+        }
+        Ok(())
     }
 }
 
-impl Value for usize {
-    fn write(self, out: &mut String) {
-        let _ = write!(out, "{self}");
+/// The process's CPU time (total, user/kernel, per thread), CPU wait and memory.
+fn process(e: &mut DescriptorEncoder<'_>, p: &ProcSample) -> fmt::Result {
+    let mut m = e.encode_descriptor(
+        "process_cpu_seconds",
+        "User and system CPU time of the process.",
+        None,
+        MetricType::Counter,
+    )?;
+    counter(&mut m, (p.user + p.system).as_secs_f64())?;
+    let mut m = e.encode_descriptor(
+        "peercalls_cpu_seconds",
+        "CPU time of the process in user space and in the kernel (sampled at the kernel's clock tick: proportions).",
+        None,
+        MetricType::Counter,
+    )?;
+    for (mode, time) in [("user", p.user), ("system", p.system)] {
+        counter(&mut m.encode_family(&[("mode", mode)])?, time.as_secs_f64())?;
     }
+    gauge(
+        e,
+        "process_resident_memory_bytes",
+        "Resident memory of the process.",
+        p.rss_kib * 1024,
+    )?;
+    let tids: Vec<String> = p.threads.iter().map(|t| t.tid.to_string()).collect();
+    let per_thread: [(&str, &str, ThreadTime); 2] = [
+        (
+            "peercalls_thread_cpu_seconds",
+            "CPU time of each thread of the process (shard-<k>: a media shard).",
+            |t| t.cpu,
+        ),
+        (
+            "peercalls_thread_cpu_wait_seconds",
+            "Time each thread was ready to run but waited for a CPU.",
+            |t| t.waited,
+        ),
+    ];
+    // prometheus-client writes label values as they are; a thread's name (from /proc)
+    // may hold anything the text format must escape.
+    let names: Vec<String> = p.threads.iter().map(|t| escape_label(&t.name)).collect();
+    for (name, help, time) in per_thread {
+        let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for ((t, tid), thread) in p.threads.iter().zip(&tids).zip(&names) {
+            let labels = [("thread", thread.as_str()), ("tid", tid.as_str())];
+            counter(&mut m.encode_family(&labels)?, time(t).as_secs_f64())?;
+        }
+    }
+    Ok(())
 }
 
-impl Value for f64 {
-    fn write(self, out: &mut String) {
-        // Display never uses an exponent, and prints whole numbers without a point:
-        // both are valid in the text format.
-        let _ = write!(out, "{self}");
+/// A label value as the text format writes it: `\\`, `"` and line feeds escaped.
+fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
     }
+    out
+}
+
+/// A gauge with one sample and no labels.
+fn gauge(
+    e: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    value: impl prometheus_client::encoding::EncodeGaugeValue,
+) -> fmt::Result {
+    e.encode_descriptor(name, help, None, MetricType::Gauge)?
+        .encode_gauge(&value)
+}
+
+/// A counter's one sample (its name gets `_total`).
+fn counter(
+    m: &mut MetricEncoder<'_>,
+    value: impl prometheus_client::encoding::EncodeCounterValue,
+) -> fmt::Result {
+    m.encode_counter::<NoLabelSet, _, u64>(&value, None)
 }
 
 #[cfg(test)]
@@ -259,7 +265,14 @@ mod tests {
     fn parse(page: &str) -> Vec<(String, String, f64)> {
         let mut typed = HashMap::new();
         let mut samples = Vec::new();
+        assert!(
+            page.ends_with("# EOF\n"),
+            "an OpenMetrics page ends with # EOF"
+        );
         for line in page.lines() {
+            if line == "# EOF" {
+                continue;
+            }
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').unwrap();
                 assert!(["gauge", "counter", "histogram"].contains(&kind), "{line}");
@@ -286,6 +299,10 @@ mod tests {
                 .iter()
                 .filter_map(|s| name.strip_suffix(s))
                 .find(|f| typed.get(*f) == Some(&"histogram"))
+                .or_else(|| {
+                    name.strip_suffix("_total")
+                        .filter(|f| typed.get(*f) == Some(&"counter"))
+                })
                 .unwrap_or(name);
             assert!(typed.contains_key(family), "no TYPE before {line}");
             if typed[family] == "counter" {
@@ -407,7 +424,7 @@ mod tests {
             value(
                 &s,
                 &format!("{h}_bucket"),
-                &format!("shard=\"0\",le=\"{le}\""),
+                &format!("le=\"{le}\",shard=\"0\""),
             )
         };
         assert_eq!(bucket("0.0003"), 0.0);

@@ -5,6 +5,7 @@
 //! that drops the requested codec still tells which codecs the server does take, so the
 //! error can list them.
 
+use anyhow::anyhow;
 use clap::ValueEnum;
 use str0m::format::{Codec, CodecConfig, FormatParams, PayloadParams};
 use str0m::media::MediaKind;
@@ -88,7 +89,7 @@ impl CodecPlan {
     pub(crate) fn new(
         video: Option<(VideoCodec, Option<&str>)>,
         audio: Option<(AudioCodec, Option<&str>)>,
-    ) -> Result<Self, String> {
+    ) -> anyhow::Result<Self> {
         let mut all = CodecConfig::new_with_defaults();
         if let Some((AudioCodec::Pcmu, _)) = audio {
             all.enable_pcmu(true, false);
@@ -126,11 +127,11 @@ impl CodecPlan {
 }
 
 /// The payload of `codec` whose format parameters match every parameter `fmtp` sets.
-fn choose(params: &[PayloadParams], codec: Codec, fmtp: &str) -> Result<PayloadParams, String> {
+fn choose(params: &[PayloadParams], codec: Codec, fmtp: &str) -> anyhow::Result<PayloadParams> {
     let wanted = FormatParams::parse_line(fmtp);
     let of_codec: Vec<&PayloadParams> = params.iter().filter(|p| p.spec().codec == codec).collect();
     if of_codec.is_empty() {
-        return Err(format!("{codec} cannot be offered by this client"));
+        return Err(anyhow!("{codec} cannot be offered by this client"));
     }
     of_codec
         .iter()
@@ -141,7 +142,7 @@ fn choose(params: &[PayloadParams], codec: Codec, fmtp: &str) -> Result<PayloadP
                 .iter()
                 .map(|p| format!("\"{}\"", p.spec().format))
                 .collect();
-            format!(
+            anyhow!(
                 "no {codec} variant matches the fmtp \"{fmtp}\"; known: {}",
                 known.join(", ")
             )
@@ -167,7 +168,7 @@ fn matches(have: &FormatParams, wanted: &FormatParams) -> bool {
 pub(crate) fn check_negotiated(
     chosen: &PayloadParams,
     negotiated: &[PayloadParams],
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     if negotiated.iter().any(|p| p.pt() == chosen.pt()) {
         return Ok(());
     }
@@ -190,7 +191,7 @@ pub(crate) fn check_negotiated(
         .map(|p| format!("\"{}\"", p.spec().format))
         .collect();
     if !same_codec.is_empty() {
-        return Err(format!(
+        return Err(anyhow!(
             "the server does not offer {} with fmtp \"{}\"; it offers {} with {}: set --{kind}-fmtp",
             spec.codec,
             spec.format,
@@ -199,11 +200,11 @@ pub(crate) fn check_negotiated(
         ));
     }
     if offered.is_empty() {
-        return Err(format!(
+        return Err(anyhow!(
             "the server accepted no {kind} codec at all for this track"
         ));
     }
-    Err(format!(
+    Err(anyhow!(
         "the server does not offer {}; choose {} (--{kind}-codec)",
         spec.codec,
         or_list(&offered)
@@ -267,7 +268,7 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert!(err.contains("no H264 variant matches"), "{err}");
+        assert!(err.to_string().contains("no H264 variant matches"), "{err}");
     }
 
     #[test]
@@ -282,7 +283,7 @@ mod tests {
             .collect();
         let err = check_negotiated(&plan.video.unwrap(), &server).unwrap_err();
         assert_eq!(
-            err,
+            err.to_string(),
             "the server does not offer H265; choose vp8, h264 or vp9 (--video-codec)"
         );
         assert!(check_negotiated(&server[0], &server).is_ok());

@@ -28,9 +28,9 @@ pub(crate) trait Frames: std::fmt::Debug {
     /// RTP clock rate of the times.
     fn clock_rate(&self) -> u32;
     /// The next frame, or `None` at the end.
-    fn next_frame(&mut self) -> Result<Option<Frame>, String>;
+    fn next_frame(&mut self) -> anyhow::Result<Option<Frame>>;
     /// Back to the first frame.
-    fn rewind(&mut self) -> Result<(), String>;
+    fn rewind(&mut self) -> anyhow::Result<()>;
 }
 
 /// See the module docs.
@@ -103,7 +103,7 @@ impl FileInput {
     }
 
     /// Sends every frame that is due by `now` into `out`.
-    pub(crate) fn poll(&mut self, now: Instant, out: &mut Vec<Packet>) -> Result<(), String> {
+    pub(crate) fn poll(&mut self, now: Instant, out: &mut Vec<Packet>) -> anyhow::Result<()> {
         let Some(mut start) = self.start else {
             return Ok(());
         };
@@ -154,7 +154,7 @@ impl FileInput {
     }
 
     /// The next frame, starting the file over at its end when looping.
-    fn read(&mut self) -> Result<Option<Frame>, String> {
+    fn read(&mut self) -> anyhow::Result<Option<Frame>> {
         if self.ended {
             return Ok(None);
         }
@@ -197,7 +197,7 @@ mod tests {
         fn clock_rate(&self) -> u32 {
             48_000
         }
-        fn next_frame(&mut self) -> Result<Option<Frame>, String> {
+        fn next_frame(&mut self) -> anyhow::Result<Option<Frame>> {
             if self.at == 3 {
                 return Ok(None);
             }
@@ -208,7 +208,7 @@ mod tests {
                 data: vec![0xfc, self.at as u8],
             }))
         }
-        fn rewind(&mut self) -> Result<(), String> {
+        fn rewind(&mut self) -> anyhow::Result<()> {
             self.at = 0;
             Ok(())
         }

@@ -5,6 +5,8 @@ use std::fs::File;
 use std::io::{BufReader, ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use anyhow::anyhow;
+
 use super::file_in::{Frame, Frames};
 
 /// Frames larger than this are not believed (a corrupt size field).
@@ -41,22 +43,22 @@ pub(crate) struct IvfReader {
 
 impl IvfReader {
     /// Opens an IVF file and reads its header.
-    pub(crate) fn open(path: &Path) -> Result<Self, String> {
+    pub(crate) fn open(path: &Path) -> anyhow::Result<Self> {
         let name = path.display();
-        let file = File::open(path).map_err(|e| format!("cannot open {name}: {e}"))?;
+        let file = File::open(path).map_err(|e| anyhow!("cannot open {name}: {e}"))?;
         let mut file = BufReader::new(file);
         let mut h = [0u8; FILE_HEADER];
         file.read_exact(&mut h)
-            .map_err(|_| format!("{name} is not an IVF file (shorter than its header)"))?;
+            .map_err(|_| anyhow!("{name} is not an IVF file (shorter than its header)"))?;
         if &h[0..4] != b"DKIF" {
-            return Err(format!("{name} is not an IVF file (no DKIF signature)"));
+            return Err(anyhow!("{name} is not an IVF file (no DKIF signature)"));
         }
         let header_len = usize::from(u16::from_le_bytes([h[6], h[7]]));
         let codec = match &h[8..12] {
             b"VP80" => IvfCodec::Vp8,
             b"VP90" => IvfCodec::Vp9,
             other => {
-                return Err(format!(
+                return Err(anyhow!(
                     "{name} holds {}; play sends VP8 or VP9 from IVF files",
                     String::from_utf8_lossy(other)
                 ));
@@ -65,12 +67,12 @@ impl IvfReader {
         let den = u64::from(u32::from_le_bytes([h[16], h[17], h[18], h[19]]));
         let num = u64::from(u32::from_le_bytes([h[20], h[21], h[22], h[23]]));
         if den == 0 || num == 0 {
-            return Err(format!("{name} has a zero time base"));
+            return Err(anyhow!("{name} has a zero time base"));
         }
         let data_start = header_len.max(FILE_HEADER) as u64;
         if data_start > FILE_HEADER as u64 {
             file.seek(SeekFrom::Start(data_start))
-                .map_err(|e| format!("cannot read {name}: {e}"))?;
+                .map_err(|e| anyhow!("cannot read {name}: {e}"))?;
         }
         // A frame rate of den/num frames a second is the usual frame gap.
         let gap = (90_000 * num / den).max(1);
@@ -96,25 +98,25 @@ impl Frames for IvfReader {
         90_000
     }
 
-    fn next_frame(&mut self) -> Result<Option<Frame>, String> {
+    fn next_frame(&mut self) -> anyhow::Result<Option<Frame>> {
         let name = self.path.display();
         let mut h = [0u8; FRAME_HEADER];
         match self.file.read_exact(&mut h) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(format!("cannot read {name}: {e}")),
+            Err(e) => return Err(anyhow!("cannot read {name}: {e}")),
         }
         let size = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
         let pts = u64::from_le_bytes([h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11]]);
         if size > MAX_FRAME {
-            return Err(format!("{name} is corrupt: a frame of {size} bytes"));
+            return Err(anyhow!("{name} is corrupt: a frame of {size} bytes"));
         }
         let mut data = vec![0; size];
         match self.file.read_exact(&mut data) {
             Ok(()) => {}
             // A file cut short (still being written, or truncated): the last frame is lost.
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(None),
-            Err(e) => return Err(format!("cannot read {name}: {e}")),
+            Err(e) => return Err(anyhow!("cannot read {name}: {e}")),
         }
         if let Some(last) = self.last_pts
             && pts > last
@@ -129,12 +131,12 @@ impl Frames for IvfReader {
         }))
     }
 
-    fn rewind(&mut self) -> Result<(), String> {
+    fn rewind(&mut self) -> anyhow::Result<()> {
         self.last_pts = None;
         self.file
             .seek(SeekFrom::Start(self.data_start))
             .map(|_| ())
-            .map_err(|e| format!("cannot rewind {}: {e}", self.path.display()))
+            .map_err(|e| anyhow!("cannot rewind {}: {e}", self.path.display()))
     }
 }
 
@@ -190,19 +192,19 @@ mod tests {
     fn refuses_what_it_cannot_play() {
         let path = write("av1.ivf", &ivf(b"AV01", 30, 1, &[]));
         let err = IvfReader::open(&path).unwrap_err();
-        assert!(err.contains("AV01"), "{err}");
+        assert!(err.to_string().contains("AV01"), "{err}");
         let path2 = write(
             "junk.ivf",
             b"not an ivf file at all, really, no, not at all",
         );
         let err = IvfReader::open(&path2).unwrap_err();
-        assert!(err.contains("not an IVF file"), "{err}");
+        assert!(err.to_string().contains("not an IVF file"), "{err}");
         let mut corrupt = ivf(b"VP90", 30, 1, &[(0, &[1])]);
         corrupt[32..36].copy_from_slice(&u32::MAX.to_le_bytes());
         let path3 = write("corrupt.ivf", &corrupt);
         let mut r = IvfReader::open(&path3).unwrap();
         assert_eq!(r.codec, IvfCodec::Vp9);
-        assert!(r.next_frame().unwrap_err().contains("corrupt"));
+        assert!(r.next_frame().unwrap_err().to_string().contains("corrupt"));
         for p in [path, path2, path3] {
             std::fs::remove_file(p).unwrap();
         }

@@ -20,6 +20,7 @@
 //! when a file's next frame is due sooner). SIGINT/SIGTERM: `leave`, then exit 0; a
 //! second signal exits at once.
 
+use anyhow::anyhow;
 mod codec;
 mod file_in;
 mod ivf;
@@ -152,7 +153,7 @@ impl Input {
         live: bool,
         timeout: Duration,
         out: &mut Vec<Packet>,
-    ) -> Result<(), String> {
+    ) -> anyhow::Result<()> {
         match &mut self.source {
             Source::Rtp(r) => {
                 let news = r.poll(now, live, out);
@@ -207,11 +208,11 @@ impl Input {
 }
 
 /// Runs `play` until SIGINT/SIGTERM.
-pub(crate) fn run(args: PlayArgs) -> Result<(), String> {
+pub(crate) fn run(args: PlayArgs) -> anyhow::Result<()> {
     if args.video.is_none() && args.audio.is_none() {
-        return Err(
-            "nothing to play: give --video and/or --audio (rtp://IP:PORT or a file)".into(),
-        );
+        return Err(anyhow!(
+            "nothing to play: give --video and/or --audio (rtp://IP:PORT or a file)"
+        ));
     }
     let url = RoomUrl::parse(&args.room)?;
     let ssrc = random_u32();
@@ -239,7 +240,7 @@ pub(crate) fn run(args: PlayArgs) -> Result<(), String> {
         // A second signal, once the first has set the flag, exits at once.
         signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
             .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
-            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+            .map_err(|e| anyhow!("cannot install signal handlers: {e}"))?;
     }
 
     let server = url.resolve()?;
@@ -331,7 +332,7 @@ pub(crate) fn run(args: PlayArgs) -> Result<(), String> {
 }
 
 /// Two RTP inputs where one's RTCP port is the other's RTP port cannot both listen.
-fn check_port_clash(args: &PlayArgs) -> Result<(), String> {
+fn check_port_clash(args: &PlayArgs) -> anyhow::Result<()> {
     let parse = |s: &Option<String>| s.as_deref().and_then(RtpUrl::parse).and_then(Result::ok);
     let (Some(v), Some(a)) = (parse(&args.video), parse(&args.audio)) else {
         return Ok(());
@@ -339,17 +340,20 @@ fn check_port_clash(args: &PlayArgs) -> Result<(), String> {
     let clash =
         |x: &RtpUrl, y: &RtpUrl| [x.rtp, x.rtcp].iter().any(|p| *p == y.rtp || *p == y.rtcp);
     if clash(&v, &a) {
-        return Err(format!(
+        return Err(anyhow!(
             "the video input ({} and RTCP {}) and the audio input ({} and RTCP {}) share a port: \
              each RTP input also takes its port + 1 for RTCP; use ports 2 apart, for example \
              5004 for video and 5006 for audio",
-            v.rtp, v.rtcp, a.rtp, a.rtcp
+            v.rtp,
+            v.rtcp,
+            a.rtp,
+            a.rtcp
         ));
     }
     Ok(())
 }
 
-fn open_video(spec: &str, args: &PlayArgs, ssrc: u32) -> Result<(Input, VideoCodec), String> {
+fn open_video(spec: &str, args: &PlayArgs, ssrc: u32) -> anyhow::Result<(Input, VideoCodec)> {
     if let Some(url) = RtpUrl::parse(spec) {
         let url = url?;
         let codec = args.video_codec.unwrap_or(VideoCodec::Vp8);
@@ -372,7 +376,7 @@ fn open_video(spec: &str, args: &PlayArgs, ssrc: u32) -> Result<(Input, VideoCod
     if let Some(asked) = args.video_codec
         && asked != codec
     {
-        return Err(format!(
+        return Err(anyhow!(
             "{} holds {codec:?} video, not {asked:?}: leave out --video-codec for files",
             path.display()
         ));
@@ -387,7 +391,7 @@ fn open_video(spec: &str, args: &PlayArgs, ssrc: u32) -> Result<(Input, VideoCod
     Ok((new_input(MediaKind::Video, Source::File(file)), codec))
 }
 
-fn open_audio(spec: &str, args: &PlayArgs, ssrc: u32) -> Result<Input, String> {
+fn open_audio(spec: &str, args: &PlayArgs, ssrc: u32) -> anyhow::Result<Input> {
     if let Some(url) = RtpUrl::parse(spec) {
         let url = url?;
         let clock_rate = match args.audio_codec {
@@ -406,7 +410,7 @@ fn open_audio(spec: &str, args: &PlayArgs, ssrc: u32) -> Result<Input, String> {
     }
     let path = file_path(spec);
     if args.audio_codec != AudioCodec::Opus {
-        return Err(format!(
+        return Err(anyhow!(
             "{}: files are played as Opus (Ogg Opus); --audio-codec {:?} is for RTP input",
             path.display(),
             args.audio_codec

@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::anyhow;
 use client::{ClientError, Connection, LocalTrack, PeerEvent, SessionEvent};
 use protocol::{ClientMessage, ErrorCode, ServerMessage};
 use str0m::format::PayloadParams;
@@ -42,32 +43,32 @@ pub(crate) struct RoomUrl {
 
 impl RoomUrl {
     /// Parses a room URL.
-    pub(crate) fn parse(url: &str) -> Result<Self, String> {
+    pub(crate) fn parse(url: &str) -> anyhow::Result<Self> {
         let example = "expected a room URL like http://127.0.0.1:3000/call/myroom";
         let rest = if let Some(r) = url.strip_prefix("http://") {
             r
         } else if let Some(r) = url.strip_prefix("ws://") {
             r
         } else if url.starts_with("https://") || url.starts_with("wss://") {
-            return Err(format!(
+            return Err(anyhow!(
                 "{url}: play connects over plain http only; give the server's http:// address"
             ));
         } else {
-            return Err(format!("{url}: {example}"));
+            return Err(anyhow!("{url}: {example}"));
         };
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (host, port) = split_host_port(authority)
-            .ok_or_else(|| format!("{url}: bad host or port; {example}"))?;
+            .ok_or_else(|| anyhow!("{url}: bad host or port; {example}"))?;
         let path = path.split(['?', '#']).next().unwrap_or("");
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let room = match segments.as_slice() {
             ["call", room] => percent_decode(room).ok_or_else(|| {
-                format!("{url}: the room name is not valid percent-encoded UTF-8")
+                anyhow!("{url}: the room name is not valid percent-encoded UTF-8")
             })?,
-            _ => return Err(format!("{url}: no room in it; {example}")),
+            _ => return Err(anyhow!("{url}: no room in it; {example}")),
         };
         if !protocol::names::valid_room_name(&room) {
-            return Err(format!(
+            return Err(anyhow!(
                 "{url}: {room:?} is not a room name the server takes: {}",
                 protocol::names::ROOM_NAME_RULE
             ));
@@ -81,18 +82,19 @@ impl RoomUrl {
     }
 
     /// The server's address.
-    pub(crate) fn resolve(&self) -> Result<SocketAddr, String> {
+    pub(crate) fn resolve(&self) -> anyhow::Result<SocketAddr> {
         let mut addrs = (self.host.as_str(), self.port)
             .to_socket_addrs()
             .map_err(|e| {
-                format!(
+                anyhow!(
                     "cannot reach {}: cannot resolve {}: {e}",
-                    self.url, self.host
+                    self.url,
+                    self.host
                 )
             })?;
         addrs
             .next()
-            .ok_or_else(|| format!("cannot reach {}: {} has no address", self.url, self.host))
+            .ok_or_else(|| anyhow!("cannot reach {}: {} has no address", self.url, self.host))
     }
 }
 
@@ -132,18 +134,18 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// The local IP that routes to `server` (no packet is sent).
-pub(crate) fn route_to(server: SocketAddr) -> Result<IpAddr, String> {
+pub(crate) fn route_to(server: SocketAddr) -> anyhow::Result<IpAddr> {
     let any: SocketAddr = if server.is_ipv4() {
         "0.0.0.0:0".parse().expect("an address")
     } else {
         "[::]:0".parse().expect("an address")
     };
-    let s = UdpSocket::bind(any).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    let s = UdpSocket::bind(any).map_err(|e| anyhow!("cannot open a UDP socket: {e}"))?;
     s.connect(server)
-        .map_err(|e| format!("no route to {server}: {e}"))?;
+        .map_err(|e| anyhow!("no route to {server}: {e}"))?;
     s.local_addr()
         .map(|a| a.ip())
-        .map_err(|e| format!("no route to {server}: {e}"))
+        .map_err(|e| anyhow!("no route to {server}: {e}"))
 }
 
 /// A sending m-line, once negotiated.
@@ -190,7 +192,7 @@ pub(crate) struct Room {
 impl Room {
     /// Joins, publishes and waits until the tracks are live. `Ok(None)` if `stop` was
     /// set meanwhile (the room was left).
-    pub(crate) fn join(publish: Publish, stop: &AtomicBool) -> Result<Option<Self>, String> {
+    pub(crate) fn join(publish: Publish, stop: &AtomicBool) -> anyhow::Result<Option<Self>> {
         let Some((conn, out)) = establish(&publish, stop)? else {
             return Ok(None);
         };
@@ -235,7 +237,7 @@ impl Room {
         &mut self,
         stop: &AtomicBool,
         events: &mut Vec<RoomEvent>,
-    ) -> Result<(), String> {
+    ) -> anyhow::Result<()> {
         let now = Instant::now();
         if let Some(at) = self.retry_at
             && now >= at
@@ -285,7 +287,7 @@ impl Room {
                         self.rejoin = true;
                     }
                     ErrorCode::Replaced => {
-                        return Err(format!(
+                        return Err(anyhow!(
                             "another connection took over this session ({reason}); stopping"
                         ));
                     }
@@ -325,7 +327,7 @@ impl Room {
         self.retry_at = Some(Instant::now() + if rejoin { Duration::ZERO } else { RETRY_EVERY });
     }
 
-    fn retry(&mut self, stop: &AtomicBool) -> Result<(), String> {
+    fn retry(&mut self, stop: &AtomicBool) -> anyhow::Result<()> {
         self.retry_at = None;
         if !self.rejoin
             && let Some(conn) = self.conn.as_mut()
@@ -360,8 +362,11 @@ impl Room {
                 self.last_ping = Instant::now();
             }
             Ok(None) => {}
-            Err(e) => {
-                tracing::warn!("{e}; trying again in {} s", RETRY_EVERY.as_secs());
+            Err(JoinError::Fatal(why)) => {
+                return Err(anyhow!("{why}; trying again cannot help, so play stops"));
+            }
+            Err(JoinError::Transient(why)) => {
+                tracing::warn!("{why}; trying again in {} s", RETRY_EVERY.as_secs());
                 self.retry_at = Some(Instant::now() + RETRY_EVERY);
             }
         }
@@ -388,7 +393,7 @@ fn leave(conn: &mut Connection) {
 fn establish(
     p: &Publish,
     stop: &AtomicBool,
-) -> Result<Option<(Connection, Vec<Outgoing>)>, String> {
+) -> Result<Option<(Connection, Vec<Outgoing>)>, JoinError> {
     let url = &p.url.url;
     let mut conn = Connection::join_with_codecs(
         p.server,
@@ -397,7 +402,7 @@ fn establish(
         p.media_ip,
         p.plan.config.clone(),
     )
-    .map_err(|e| join_error(url, &p.url.room, e))?;
+    .map_err(|e| JoinError::from_client(url, &p.url.room, e))?;
     tracing::info!(
         "joined room {:?} at {url} as {:?} ({} other member(s))",
         p.url.room,
@@ -405,7 +410,7 @@ fn establish(
         conn.peers().len()
     );
     conn.start_media(&p.tracks)
-        .map_err(|e| format!("cannot start media: {e}"))?;
+        .map_err(|e| JoinError::Fatal(format!("cannot start media: {e}")))?;
     let deadline = Instant::now() + SETUP_TIMEOUT;
     let mut out: Vec<Outgoing> = Vec::new();
     let mut answered = false;
@@ -418,7 +423,7 @@ fn establish(
         }
         if Instant::now() > deadline {
             leave(&mut conn);
-            return Err(if !answered {
+            return Err(JoinError::Transient(if !answered {
                 format!(
                     "{url} did not answer the media offer within {} s",
                     SETUP_TIMEOUT.as_secs()
@@ -435,10 +440,10 @@ fn establish(
                     "the server did not publish the tracks within {} s",
                     SETUP_TIMEOUT.as_secs()
                 )
-            });
+            }));
         }
         conn.poll(Duration::from_millis(5))
-            .map_err(|e| format!("media setup failed: {e}"))?;
+            .map_err(|e| JoinError::Transient(format!("media setup failed: {e}")))?;
         while let Some(e) = conn.next_event() {
             match e {
                 SessionEvent::Server(ServerMessage::Answer { .. }) => {
@@ -451,7 +456,7 @@ fn establish(
                             .unwrap_or_default();
                         if let Err(e) = check_negotiated(&chosen, &negotiated) {
                             leave(&mut conn);
-                            return Err(e);
+                            return Err(JoinError::Fatal(format!("{e:#}")));
                         }
                         out.push(Outgoing {
                             kind: t.kind,
@@ -482,14 +487,16 @@ fn establish(
                 SessionEvent::Peer(PeerEvent::Connected) => connected = true,
                 SessionEvent::Server(ServerMessage::Error { code, reason, .. }) => {
                     leave(&mut conn);
-                    return Err(format!(
-                        "the server refused to publish ({code:?}): {reason}"
-                    ));
+                    let why = format!("the server refused to publish ({code:?}): {reason}");
+                    return Err(match code {
+                        ErrorCode::BadSdp => JoinError::Fatal(why),
+                        _ => JoinError::Transient(why),
+                    });
                 }
                 SessionEvent::Closed => {
-                    return Err(format!(
+                    return Err(JoinError::Transient(format!(
                         "{url} closed the connection while media was being set up"
-                    ));
+                    )));
                 }
                 _ => {}
             }
@@ -499,24 +506,45 @@ fn establish(
 }
 
 /// A message for a failed join.
-fn join_error(url: &str, room: &str, e: ClientError) -> String {
-    use std::io::ErrorKind;
-    match e {
-        ClientError::Io(e) => match e.kind() {
-            ErrorKind::ConnectionRefused => format!("cannot reach {url}: connection refused"),
-            ErrorKind::TimedOut | ErrorKind::WouldBlock => {
-                format!("cannot reach {url}: no answer (timed out)")
+/// Why joining the room (or joining it again) failed. After a lost session, `play`
+/// tries a transient failure again and stops on a fatal one, whose cause trying again
+/// cannot change.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum JoinError {
+    /// The server is unreachable, busy or slow: worth trying again.
+    #[error("{0}")]
+    Transient(String),
+    /// The server refused for a reason that stays (the room name, the codecs): stop.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+impl JoinError {
+    fn from_client(url: &str, room: &str, e: ClientError) -> Self {
+        use std::io::ErrorKind;
+        match e {
+            ClientError::Io(e) => JoinError::Transient(match e.kind() {
+                ErrorKind::ConnectionRefused => format!("cannot reach {url}: connection refused"),
+                ErrorKind::TimedOut | ErrorKind::WouldBlock => {
+                    format!("cannot reach {url}: no answer (timed out)")
+                }
+                ErrorKind::Other => format!(
+                    "{url} did not accept a Peer Calls signalling connection (WebSocket at /ws): {e}"
+                ),
+                _ => format!("cannot reach {url}: {e}"),
+            }),
+            ClientError::Refused(code, reason) => {
+                let why = format!("the server refused to join room {room:?} ({code:?}): {reason}");
+                match code {
+                    ErrorCode::InvalidRoom | ErrorCode::InvalidNickname => JoinError::Fatal(why),
+                    _ => JoinError::Transient(why),
+                }
             }
-            ErrorKind::Other => format!(
-                "{url} did not accept a Peer Calls signalling connection (WebSocket at /ws): {e}"
-            ),
-            _ => format!("cannot reach {url}: {e}"),
-        },
-        ClientError::Refused(code, reason) => {
-            format!("the server refused to join room {room:?} ({code:?}): {reason}")
+            ClientError::Timeout(what) => JoinError::Transient(format!(
+                "{url} did not answer: timed out waiting for {what}"
+            )),
+            other => JoinError::Transient(format!("cannot join {url}: {other}")),
         }
-        ClientError::Timeout(what) => format!("{url} did not answer: timed out waiting for {what}"),
-        other => format!("cannot join {url}: {other}"),
     }
 }
 
@@ -552,7 +580,7 @@ mod tests {
             assert!(RoomUrl::parse(bad).is_err(), "{bad}");
         }
         let err = RoomUrl::parse("https://example.org/call/x").unwrap_err();
-        assert!(err.contains("plain http"), "{err}");
+        assert!(err.to_string().contains("plain http"), "{err}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Instant;
 
+use anyhow::anyhow;
 use str0m::format::Codec;
 
 use super::Packet;
@@ -37,42 +38,42 @@ pub(crate) struct RtpUrl {
 
 impl RtpUrl {
     /// Parses `rtp://IP:PORT[?rtcpport=N]`; `None` if it is not an `rtp://` URL at all.
-    pub(crate) fn parse(s: &str) -> Option<Result<Self, String>> {
+    pub(crate) fn parse(s: &str) -> Option<anyhow::Result<Self>> {
         let rest = s.strip_prefix("rtp://")?;
         let (addr, query) = rest.split_once('?').unwrap_or((rest, ""));
         let addr = addr.trim_end_matches('/');
         let rtp: SocketAddr = match addr.parse() {
             Ok(a) => a,
             Err(_) => {
-                return Some(Err(format!(
+                return Some(Err(anyhow!(
                     "{s}: expected rtp://IP:PORT with a numeric IP, for example rtp://127.0.0.1:5004"
                 )));
             }
         };
         if rtp.port() == 0 {
-            return Some(Err(format!("{s}: the port must not be 0")));
+            return Some(Err(anyhow!("{s}: the port must not be 0")));
         }
         let mut rtcp_port = rtp.port().checked_add(1);
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             match pair.split_once('=') {
                 Some(("rtcpport", v)) => match v.parse::<u16>() {
                     Ok(p) if p != 0 => rtcp_port = Some(p),
-                    _ => return Some(Err(format!("{s}: rtcpport must be a port number"))),
+                    _ => return Some(Err(anyhow!("{s}: rtcpport must be a port number"))),
                 },
                 _ => {
-                    return Some(Err(format!(
+                    return Some(Err(anyhow!(
                         "{s}: unknown option {pair:?} (known: rtcpport=N)"
                     )));
                 }
             }
         }
         let Some(rtcp_port) = rtcp_port else {
-            return Some(Err(format!(
+            return Some(Err(anyhow!(
                 "{s}: no room for the RTCP port; give ?rtcpport=N"
             )));
         };
         if rtcp_port == rtp.port() {
-            return Some(Err(format!(
+            return Some(Err(anyhow!(
                 "{s}: the RTCP port must differ from the RTP port"
             )));
         }
@@ -182,26 +183,26 @@ pub(crate) fn pli(sender_ssrc: u32, media_ssrc: u32) -> [u8; 12] {
 }
 
 /// Binds a UDP socket for an input, with a message that says what went wrong.
-pub(crate) fn bind(addr: SocketAddr, what: &str) -> Result<UdpSocket, String> {
+pub(crate) fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<UdpSocket> {
     let socket = UdpSocket::bind(addr).map_err(|e| match e.kind() {
-        ErrorKind::AddrInUse => format!(
+        ErrorKind::AddrInUse => anyhow!(
             "UDP port {} is taken ({what}): another program is using it; choose another port",
             addr.port()
         ),
-        ErrorKind::AddrNotAvailable => format!(
+        ErrorKind::AddrNotAvailable => anyhow!(
             "cannot listen on {} ({what}): {} is not an address of this machine",
             addr,
             addr.ip()
         ),
-        ErrorKind::PermissionDenied => format!(
+        ErrorKind::PermissionDenied => anyhow!(
             "cannot listen on UDP port {} ({what}): permission denied (ports below 1024 need privileges)",
             addr.port()
         ),
-        _ => format!("cannot listen on {addr} ({what}): {e}"),
+        _ => anyhow!("cannot listen on {addr} ({what}): {e}"),
     })?;
     socket
         .set_nonblocking(true)
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        .map_err(|e| anyhow!("cannot listen on {addr}: {e}"))?;
     Ok(socket)
 }
 
@@ -248,7 +249,7 @@ impl RtpInput {
         codec: Codec,
         clock_rate: u32,
         sender_ssrc: u32,
-    ) -> Result<Self, String> {
+    ) -> anyhow::Result<Self> {
         let rtp = bind(url.rtp, &format!("RTP of {name}"))?;
         let rtcp = bind(
             url.rtcp,
@@ -552,7 +553,7 @@ mod tests {
         let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
         let err = bind(taken.local_addr().unwrap(), "RTP of x").unwrap_err();
         assert!(
-            err.starts_with(&format!(
+            err.to_string().starts_with(&format!(
                 "UDP port {} is taken",
                 taken.local_addr().unwrap().port()
             )),

@@ -235,7 +235,7 @@ fn shard_cpu_puts_each_shard_in_its_own_capped_group() {
     if !writable {
         let err = ShardCpuCap::apply(root, pid, 2, 0.3).unwrap_err();
         eprintln!("no writable cgroup v1 cpu controller here: {err}");
-        assert!(!err.is_empty());
+        assert!(!err.to_string().is_empty());
         return;
     }
     let cap = ShardCpuCap::apply(root, pid, 2, 0.3).expect("the cap applies");
@@ -376,7 +376,7 @@ fn a_server_given_by_url_is_measured_through_its_metrics_page() {
         token: Some("wrong".into()),
     };
     let why = wrong.sample().unwrap_err();
-    assert!(why.contains("--metrics-token"), "{why}");
+    assert!(why.to_string().contains("--metrics-token"), "{why}");
 
     // The page and /proc agree on what the server is: its shard thread, its memory.
     let probe = ServerProbe {
@@ -444,12 +444,12 @@ fn a_server_given_by_url_is_measured_through_its_metrics_page() {
     let r = run_once(&opts, &floor).expect("the run");
     assert!(r.server_cpu.is_none());
     let why = r.server_unknown.as_deref().expect("why the CPU is unknown");
-    assert!(why.contains("--metrics-token"), "{why}");
+    assert!(why.to_string().contains("--metrics-token"), "{why}");
     assert!(r.table().contains("unknown: "), "{}", r.table());
     assert!(r.server_latency.is_none());
     let why = r
         .server_latency_unknown
         .as_deref()
         .expect("why the latency is unknown");
-    assert!(why.contains("--metrics-token"), "{why}");
+    assert!(why.to_string().contains("--metrics-token"), "{why}");
 }

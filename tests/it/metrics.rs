@@ -79,7 +79,7 @@ fn the_page_shows_a_call_in_progress() {
     // The shard's forwarding latency: every forwarded copy was counted, in some bucket.
     let h = "peercalls_shard_forwarding_latency_seconds";
     let count = value(&page, &format!("{h}_count{{shard=\"0\"}}")).unwrap();
-    let all = value(&page, &format!("{h}_bucket{{shard=\"0\",le=\"+Inf\"}}")).unwrap();
+    let all = value(&page, &format!("{h}_bucket{{le=\"+Inf\",shard=\"0\"}}")).unwrap();
     assert!(count >= 50.0 && all == count, "{page}");
     let sum = value(&page, &format!("{h}_sum{{shard=\"0\"}}")).unwrap();
     assert!(sum > 0.0 && sum / count < 1.0, "mean {} s", sum / count);

@@ -49,9 +49,16 @@ impl App {
             return self.resume(now, conn, &room, &nickname, &token);
         }
         self.admit(&room)?;
+        let token = crate::random::token().map_err(|e| {
+            tracing::error!("no random bytes for a session token: {e}");
+            (
+                ErrorCode::Unavailable,
+                "the server cannot make a session token right now; try again in a minute"
+                    .to_string(),
+            )
+        })?;
         let id = PeerId(self.next_peer);
         self.next_peer += 1;
-        let token = crate::random::token();
         self.enter_room(&room, id, &nickname);
         self.tokens.insert(token.clone(), id);
         self.sessions.insert(

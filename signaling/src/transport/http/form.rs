@@ -1,7 +1,5 @@
 //! `POST /call`, the landing page's form: the room it names, or a new random room.
 
-use std::io;
-
 use protocol::names::{ROOM_NAME_RULE, valid_room_name};
 
 use super::Action;
@@ -136,7 +134,7 @@ fn form_decode(raw: &[u8]) -> Result<String, ()> {
 
 /// Makes up a room id: [`RANDOM_ROOM_LEN`] lowercase letters and digits from the kernel's
 /// random number generator (about 62 bits, so ids cannot be guessed).
-pub(super) fn random_room_id() -> io::Result<String> {
+pub(super) fn random_room_id() -> Result<String, getrandom::Error> {
     crate::random::random_string(RANDOM_ROOM_LEN, b"abcdefghijklmnopqrstuvwxyz0123456789")
 }
 
