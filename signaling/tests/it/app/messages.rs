@@ -1,0 +1,270 @@
+//! Messages: malformed ones, ones out of order, names, request ids, pub/sub, relay.
+
+use super::*;
+
+#[test]
+fn malformed_messages_get_a_clear_error_and_change_nothing() {
+    let mut t = T::new(AppConfig::default());
+    let (c, _, _) = t.join(1, "r", "ann");
+    let cases = [
+        ("{not json", ErrorCode::BadJson),
+        ("[1,2]", ErrorCode::InvalidMessage),
+        (r#"{"type":"dance"}"#, ErrorCode::UnknownType),
+        (r#"{"type":"subscribe"}"#, ErrorCode::InvalidMessage),
+        (r#"{"type":"offer","sdp":42}"#, ErrorCode::InvalidMessage),
+        (r#"{"type":"offer","sdp":"v=0 garbage"}"#, ErrorCode::BadSdp),
+        (
+            r#"{"type":"answer","sdp":"v=0"}"#,
+            ErrorCode::UnexpectedAnswer,
+        ),
+        (
+            r#"{"type":"join","room":"r","nickname":"x"}"#,
+            ErrorCode::AlreadyJoined,
+        ),
+    ];
+    for (text, code) in cases {
+        let out = t.text(c, text);
+        assert_eq!(errors(&out, c), vec![code], "{text}");
+        assert_eq!(controls(&out), 0, "{text} changed nothing");
+        assert_eq!(out.len(), 1, "{text}: only the error");
+    }
+    assert_eq!(t.app.session_count(), 1);
+}
+
+#[test]
+fn messages_before_join_are_refused_but_ping_works() {
+    let mut t = T::new(AppConfig::default());
+    let c = t.open(1);
+    assert_eq!(
+        sent_to(&t.text(c, r#"{"type":"ping"}"#), c),
+        vec![&ServerMessage::Pong]
+    );
+    let out = t.text(c, r#"{"type":"subscribe","tracks":[]}"#);
+    assert_eq!(errors(&out, c), vec![ErrorCode::NotJoined]);
+}
+
+#[test]
+fn bad_room_names_and_nicknames_are_rejected() {
+    let mut t = T::new(AppConfig::default());
+    let c = t.open(1);
+    let long = "x".repeat(65);
+    for (room, nick, code) in [
+        ("a b", "ann", ErrorCode::InvalidRoom),
+        (long.as_str(), "ann", ErrorCode::InvalidRoom),
+        ("", "ann", ErrorCode::InvalidRoom),
+        // What the landing page's form and a link refuse, join refuses too.
+        ("..", "ann", ErrorCode::InvalidRoom),
+        (".", "ann", ErrorCode::InvalidRoom),
+        ("ok", "", ErrorCode::InvalidNickname),
+        ("ok", long.as_str(), ErrorCode::InvalidNickname),
+    ] {
+        let msg = serde_json::json!({"type": "join", "room": room, "nickname": nick});
+        assert_eq!(
+            errors(&t.text(c, &msg.to_string()), c),
+            vec![code],
+            "{room:?} {nick:?}"
+        );
+    }
+    let msg = serde_json::json!({"type": "join", "room": "ok", "nickname": "tab\there"});
+    assert_eq!(
+        errors(&t.text(c, &msg.to_string()), c),
+        vec![ErrorCode::InvalidNickname]
+    );
+    assert_eq!(t.app.room_count(), 0);
+}
+
+#[test]
+fn join_announces_and_first_offer_is_answered_once() {
+    let mut t = T::new(AppConfig::default());
+    let (a, a_id, _) = t.join(1, "room", "ann");
+    let b = t.open(2);
+    let out = t.text(b, r#"{"type":"join","room":"room","nickname":"bob"}"#);
+    let to_a = sent_to(&out, a);
+    assert!(matches!(to_a[0], ServerMessage::PeerJoined { peer } if peer.nickname == "bob"));
+    let joined = sent_to(&out, b);
+    assert!(matches!(joined[0], ServerMessage::Joined { peers, .. } if peers[0].peer_id == a_id));
+
+    let out = t.offer(a, &[]);
+    assert!(matches!(sent_to(&out, a)[0], ServerMessage::Answer { .. }));
+    assert!(matches!(
+        out.iter().find(|o| matches!(o, Output::Control(..))),
+        Some(Output::Control(_, Control::AddPeer { .. }))
+    ));
+    let out = t.offer(a, &[]);
+    assert_eq!(errors(&out, a), vec![ErrorCode::UnexpectedOffer]);
+    assert_eq!(controls(&out), 0);
+}
+
+#[test]
+fn subscribing_to_a_missing_track_changes_nothing() {
+    let mut t = T::new(AppConfig::default());
+    let (a, _, _) = t.join(1, "room", "ann");
+    t.offer(a, &[]);
+    let msg = serde_json::json!({"type": "subscribe", "tracks": [{"streamId": "s", "trackId": "t", "kind": "video"}]});
+    let out = t.text(a, &msg.to_string());
+    assert_eq!(errors(&out, a), vec![ErrorCode::TrackNotFound]);
+    assert_eq!(controls(&out), 0);
+    let msg = serde_json::json!({"type": "unsubscribe", "tracks": [{"streamId": "s", "trackId": "t", "kind": "video"}]});
+    assert_eq!(
+        errors(&t.text(a, &msg.to_string()), a),
+        vec![ErrorCode::TrackNotFound]
+    );
+}
+
+#[test]
+fn an_error_carries_the_id_of_the_request_it_refuses() {
+    let mut t = T::new(AppConfig::default());
+    let (a, _, _) = t.join(1, "room", "ann");
+    t.offer(a, &[]);
+    let missing = r#"[{"streamId": "s", "trackId": "t", "kind": "video"}]"#;
+    // Two requests in a row, the second refused: the error names the second.
+    let pong = t.text(a, r#"{"type":"ping","id":1}"#);
+    assert_eq!(sent_to(&pong, a), vec![&ServerMessage::Pong]);
+    let out = t.text(
+        a,
+        &format!(r#"{{"type":"unsubscribe","id":2,"tracks":{missing}}}"#),
+    );
+    let ids: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send(_, ServerMessage::Error { code, id, .. }) => Some((*code, *id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids, vec![(ErrorCode::TrackNotFound, Some(2))]);
+    // Without an id, the error has none; an unreadable message keeps the id it had.
+    let out = t.text(a, &format!(r#"{{"type":"subscribe","tracks":{missing}}}"#));
+    assert!(matches!(
+        sent_to(&out, a)[..],
+        [ServerMessage::Error { id: None, .. }]
+    ));
+    let out = t.text(a, r#"{"type":"subscribe","id":9}"#);
+    assert!(matches!(
+        sent_to(&out, a)[..],
+        [ServerMessage::Error {
+            code: ErrorCode::InvalidMessage,
+            id: Some(9),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn published_tracks_are_announced_and_subscribable_then_unpublished() {
+    let mut t = T::new(AppConfig::default());
+    let (a, a_id, _) = t.join(1, "room", "ann");
+    let (b, _, _) = t.join(2, "room", "bob");
+    t.offer(a, &[]);
+    t.offer(b, &[]);
+    let a_peer = PeerId(a_id.parse().unwrap());
+    let track = TrackId(7);
+    t.app.on_notice(Notice::TrackPublished {
+        peer: a_peer,
+        track,
+        name: TrackName {
+            stream_id: "s".into(),
+            track_id: "v".into(),
+            kind: MediaKind::Video,
+        },
+        codec: engine::codecs::CodecDesc {
+            mime_type: "video/VP8".into(),
+            clock_rate: 90_000,
+            channels: None,
+            fmtp: String::new(),
+        },
+    });
+    let out = t.app.take_output();
+    assert!(
+        matches!(sent_to(&out, b)[0], ServerMessage::TrackPublished { track } if track.codec.mime_type == "video/VP8")
+    );
+    let msg = serde_json::json!({"type": "subscribe", "tracks": [{"streamId": "s", "trackId": "v", "kind": "video"}]});
+    let out = t.text(b, &msg.to_string());
+    assert!(
+        matches!(&out[..], [Output::Control(_, Control::Subscribe { tracks, .. })] if tracks[0].track == track)
+    );
+    // A second track with the same ids from someone else is refused.
+    let b_peer = PeerId(a_peer.0 + 1);
+    t.app.on_notice(Notice::TrackPublished {
+        peer: b_peer,
+        track: TrackId(8),
+        name: TrackName {
+            stream_id: "s".into(),
+            track_id: "v".into(),
+            kind: MediaKind::Video,
+        },
+        codec: engine::codecs::CodecDesc {
+            mime_type: "video/VP8".into(),
+            clock_rate: 90_000,
+            channels: None,
+            fmtp: String::new(),
+        },
+    });
+    let out = t.app.take_output();
+    assert_eq!(errors(&out, b), vec![ErrorCode::TrackExists]);
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Control(
+            _,
+            Control::Unpublish {
+                track: TrackId(8),
+                ..
+            }
+        )
+    )));
+    // The subscription becomes active, then the track goes away.
+    t.app.on_notice(Notice::Subscribed {
+        peer: b_peer,
+        tracks: vec![track],
+    });
+    let out = t.app.take_output();
+    assert!(
+        matches!(sent_to(&out, b)[0], ServerMessage::Subscribed { tracks } if tracks[0] == TrackRef::new("s", "v", Kind::Video))
+    );
+    t.app.on_notice(Notice::TrackUnpublished {
+        peer: a_peer,
+        track,
+    });
+    let out = t.app.take_output();
+    assert!(matches!(
+        sent_to(&out, b)[0],
+        ServerMessage::TrackUnpublished { .. }
+    ));
+    assert!(out.iter().any(
+        |o| matches!(o, Output::Control(_, Control::Unsubscribe { peer, .. }) if *peer == b_peer)
+    ));
+}
+
+#[test]
+fn messages_are_relayed_to_the_room_or_one_peer() {
+    let mut t = T::new(AppConfig::default());
+    let (a, a_id, _) = t.join(1, "room", "ann");
+    let (b, b_id, _) = t.join(2, "room", "bob");
+    let (c, _, _) = t.join(3, "room", "cat");
+    let (elsewhere, _, _) = t.join(4, "other", "dan");
+    let out = t.text(a, r#"{"type":"message","data":{"chat":"hi"}}"#);
+    for conn in [b, c] {
+        assert!(
+            matches!(sent_to(&out, conn)[..], [ServerMessage::Message { from, data }] if *from == a_id && data["chat"] == "hi")
+        );
+    }
+    assert!(sent_to(&out, a).is_empty() && sent_to(&out, elsewhere).is_empty());
+    let msg = serde_json::json!({"type": "message", "data": 1, "to": b_id});
+    let out = t.text(a, &msg.to_string());
+    assert_eq!(sent_to(&out, b).len(), 1);
+    assert!(sent_to(&out, c).is_empty());
+    let out = t.text(a, r#"{"type":"message","data":1,"to":"999"}"#);
+    assert_eq!(errors(&out, a), vec![ErrorCode::InvalidMessage]);
+}
+
+#[test]
+fn silent_connections_are_closed() {
+    let mut t = T::new(AppConfig::default());
+    let (a, _, _) = t.join(1, "room", "ann");
+    t.now += Duration::from_secs(31);
+    t.app.tick(t.now);
+    let out = t.app.take_output();
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Close(c, close::IDLE, _) if *c == a))
+    );
+}
