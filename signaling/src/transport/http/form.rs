@@ -139,7 +139,7 @@ pub(super) fn random_room_id() -> Result<String, getrandom::Error> {
 }
 
 /// What someone whose room name was refused reads.
-pub(super) fn room_rule_sentence() -> String {
+fn room_rule_sentence() -> String {
     let mut rule = ROOM_NAME_RULE.to_owned();
     rule[..1].make_ascii_uppercase();
     format!("{rule}. Leave the field empty for a random room.")

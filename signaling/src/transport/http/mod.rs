@@ -16,14 +16,12 @@ mod request;
 mod response;
 mod upgrade;
 
-use protocol::names::valid_room_name;
-
 use crate::assets::asset;
 
 pub(crate) use request::RequestReader;
 pub(crate) use response::response;
 
-use form::{post_call, room_rule_sentence};
+use form::post_call;
 use request::{MAX_HEADERS, Request};
 use response::{method_not_allowed, text_response};
 use upgrade::upgrade;
@@ -123,11 +121,8 @@ fn route_request(
         // Every file under web/ (exact match in the embedded table; anything else is 404).
         _ if path.starts_with("/static/") => Some(&path["/static/".len()..]),
         _ => match path.strip_prefix("/call/") {
-            Some(room) if valid_room_name(room) => Some("index.html"),
-            // A call page for a room `join` would refuse: say why at once.
-            Some(room) if !room.is_empty() && !room.contains('/') => {
-                return text_response(400, &room_rule_sentence(), head);
-            }
+            // The page itself explains a name that `join` would refuse, with a way back.
+            Some(room) if !room.is_empty() && !room.contains('/') => Some("index.html"),
             _ => None,
         },
     };
@@ -226,14 +221,8 @@ mod tests {
         let head = respond(b"HEAD /static/app.js HTTP/1.1\r\n\r\n");
         assert!(head.contains("text/javascript"));
         assert!(head.ends_with("\r\n\r\n"));
-        // The one room-name rule: what `join` refuses, the page's link refuses too.
         assert!(respond(b"GET /call/ HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
         assert!(respond(b"GET /call/a/b HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
-        for bad in ["..", ".", "a%20b", "%2e%2e"] {
-            let r = respond(format!("GET /call/{bad} HTTP/1.1\r\n\r\n").as_bytes());
-            assert!(r.starts_with("HTTP/1.1 400"), "{bad}: {r}");
-            assert!(r.contains("A room name is 1 to 64 characters"), "{r}");
-        }
         assert!(respond(b"GET /static/../Cargo.toml HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
         assert!(respond(b"DELETE / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 405"));
         assert!(respond(b"GET /health HTTP/1.0\r\n\r\n").ends_with("\r\n\r\nok"));

@@ -1,0 +1,141 @@
+// The members of the call and their tiles: our own tile, a tile per member and per
+// screen share, the tracks each shows, what each member says of its microphone and
+// camera, who is speaking, and which video the client subscribes to (what is on screen).
+
+import { $, store } from '../util.js';
+import { SCREEN_PREFIX } from '../session.js';
+import { toast } from '../ui.js';
+
+/**
+ * A member's message about its own microphone and camera (`{state: {audio, video}}`),
+ * as a tile shows it; null for any other message.
+ */
+export function peerStateOf(data) {
+  if (!data || typeof data !== 'object' || !data.state || typeof data.state !== 'object') return null;
+  return { audio: data.state.audio !== false, video: data.state.video !== false };
+}
+
+/** Wires the tiles to the call's session; returns what stops it. */
+export function wireTiles(call) {
+  const { session, stage, media, meter, names, peerState, chat } = call;
+
+  // Our own tile.
+  const local = stage.ensure('local', { peerId: null, name: call.nickname, local: true });
+  local.el.dataset.local = 'true';
+  call.syncLocal = () => {
+    for (const t of local.stream.getTracks()) if (t !== media.videoTrack) local.removeTrack(t);
+    if (media.videoTrack) local.addTrack(media.videoTrack);
+    local.setState({ audio: media.audioOn && Boolean(media.audioTrack), video: media.videoOn && Boolean(media.videoTrack) });
+    meter.setTrack(media.audioTrack);
+  };
+  call.syncLocal();
+
+  // Subscriptions: all audio, and the video of tiles that are on screen.
+  session.wants = (info) => info.kind === 'audio' || stage.isVisible(info.peerId, info.streamId);
+  stage.on('visibility', () => session.scheduleReconcile());
+  stage.on('autoplay-blocked', () => { $('unmute-audio').hidden = false; });
+  $('unmute-audio').onclick = () => {
+    $('unmute-audio').hidden = true;
+    meter.ensureContext();
+    for (const t of stage.tiles.values()) t.play();
+  };
+
+  session.on('joined', ({ peerId, resumed }) => {
+    local.peerId = peerId;
+    local.el.dataset.peerId = peerId;
+    if (resumed) toast('Reconnected.');
+    call.announce();
+    call.renderPeople();
+  });
+  session.on('reset', () => {
+    stage.clearRemote();
+    peerState.clear();
+    call.renderPeople();
+  });
+  session.on('peer-joined', ({ peerId, nickname: name, live }) => {
+    names.set(peerId, name);
+    const tile = stage.peerTile(peerId, name);
+    if (peerState.has(peerId)) tile.setState(peerState.get(peerId));
+    if (live) {
+      toast(`${name} joined.`);
+      call.announce(peerId); // late joiners learn our microphone and camera state
+    }
+    call.renderPeople();
+  });
+  session.on('peer-left', ({ peerId }) => {
+    const name = names.get(peerId);
+    stage.removePeer(peerId);
+    peerState.delete(peerId);
+    chat.peerLeft(peerId);
+    if (name && !session.closed) toast(`${name} left.`);
+    call.renderPeople();
+  });
+  session.on('track-published', (info) => {
+    const name = names.get(info.peerId) ?? session.peers.get(info.peerId) ?? 'someone';
+    const isNew = !stage.tiles.has(stage.keyFor(info.peerId, info.streamId));
+    const tile = stage.trackTile(info, name);
+    // A new screen share takes the main area (so it is readable), unless something is pinned.
+    if (isNew && tile.screen && !stage.pinned) stage.pin(tile);
+    const st = peerState.get(info.peerId);
+    if (st && !tile.screen) tile.setState(st);
+  });
+  session.on('track-unpublished', (info) => {
+    if (info.streamId.startsWith(SCREEN_PREFIX)) {
+      const still = [...session.tracks.values()].some((t) => t.peerId === info.peerId && t.streamId === info.streamId);
+      if (!still) stage.remove(stage.keyFor(info.peerId, info.streamId));
+    }
+  });
+  session.on('track', ({ info, track }) => {
+    const name = names.get(info.peerId) ?? 'someone';
+    const tile = stage.trackTile(info, name);
+    tile.addTrack(track);
+    const sink = store.get('outputDevice', '');
+    if (sink) tile.video.setSinkId?.(sink).catch(() => {});
+  });
+  session.on('track-ended', ({ info, track }) => {
+    if (!info) return;
+    stage.tiles.get(stage.keyFor(info.peerId, info.streamId))?.removeTrack(track);
+  });
+  session.on('message', ({ from, data }) => {
+    const st = peerStateOf(data);
+    if (st) {
+      peerState.set(from, st);
+      stage.tiles.get(from)?.setState(st);
+      call.renderPeople();
+      return;
+    }
+    chat.receive(from, data);
+  });
+
+  // Who is speaking: remote levels from the receivers, ours from an analyser.
+  const speakTimer = setInterval(() => updateLevels(), 200);
+  async function updateLevels() {
+    const now = Date.now();
+    local.setLevel(meter.level(), now);
+    if (!session.pc) return;
+    let needStats = false;
+    for (const [key, r] of session.receivers) {
+      if (r.track.kind !== 'audio') continue;
+      const info = session.tracks.get(key);
+      if (!info) continue;
+      const tile = stage.tiles.get(stage.keyFor(info.peerId, info.streamId));
+      if (!tile) continue;
+      const src = r.receiver.getSynchronizationSources?.();
+      if (src) tile.setLevel(src.reduce((m, s) => Math.max(m, now - s.timestamp < 1000 ? s.audioLevel ?? 0 : 0), 0), now);
+      else needStats = true;
+    }
+    if (needStats) {
+      // Fallback: inbound-rtp audioLevel from getStats (standard field).
+      const stats = await session.pc.getStats().catch(() => null);
+      stats?.forEach((s) => {
+        if (s.type !== 'inbound-rtp' || s.kind !== 'audio' || typeof s.audioLevel !== 'number') return;
+        for (const [key, r] of session.receivers) {
+          if (r.track.id !== s.trackIdentifier && r.mid !== s.mid) continue;
+          const info = session.tracks.get(key);
+          stage.tiles.get(info && stage.keyFor(info.peerId, info.streamId))?.setLevel(s.audioLevel, now);
+        }
+      });
+    }
+  }
+  return { stop: () => clearInterval(speakTimer) };
+}
