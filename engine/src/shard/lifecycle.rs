@@ -34,7 +34,9 @@ impl Default for Liveness {
     }
 }
 
-/// The peer in `slot`, if it is still the same peer.
+/// The peer in `slot`, if it is still the same peer. Inlined: the fan-out asks it once
+/// per subscriber per packet, from another module (codegen unit) than this one.
+#[inline]
 pub(super) fn peer_in(peers: &mut [Option<Peer>], slot: Slot) -> Option<&mut Peer> {
     peers
         .get_mut(slot.key)?
@@ -137,6 +139,7 @@ impl ShardCore {
         Some(Slot { key, peer: id })
     }
 
+    #[inline]
     pub(super) fn peer_mut(&mut self, slot: Slot) -> Option<&mut Peer> {
         peer_in(&mut self.peers, slot)
     }
