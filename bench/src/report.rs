@@ -1,4 +1,4 @@
-//! The report of a run: every metric of `../shared/design/performance.md`, as a table for
+//! The report of a run: every metric of `docs/benchmarks.md` (Method), as a table for
 //! people and as JSON for tools. Unknown values (the server's CPU when its process is not
 //! known) are `null`, never guessed.
 

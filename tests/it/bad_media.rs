@@ -1,4 +1,4 @@
-//! Cases 1–18 of `../shared/design/bad-inputs.md` against the real server on loopback: a
+//! Cases 1–18 of `docs/bad-inputs.md` against the real server on loopback: a
 //! hostile peer (with the SRTP keys of its own session, so that malformed RTP and RTCP
 //! arrive *inside* valid SRTP) and raw UDP sockets send what no browser sends, while
 //! bystanders in another room and in the attacked room must keep receiving every packet.

@@ -1,4 +1,4 @@
-//! Cases 19–26 of `../shared/design/bad-inputs.md`, and every configurable limit, against
+//! Cases 19–26 of `docs/bad-inputs.md`, and every configurable limit, against
 //! the real server on loopback: the hostile client gets a clear error or close code, and
 //! only it; bystanders in another room and in its room keep receiving every packet.
 

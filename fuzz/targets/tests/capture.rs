@@ -1,7 +1,7 @@
 //! Writes the seed corpora under `fuzz/corpus/<target>/`: real datagrams and signalling
 //! messages captured from the virtual-time harness (two str0m peers connected through a
 //! real shard, and the signalling app driven by a str0m client), plus one seed per case
-//! of `../shared/design/bad-inputs.md` that a target can express.
+//! of `docs/bad-inputs.md` that a target can express.
 //!
 //! Ignored by default; regenerate with
 //! `cargo test -p fuzz-targets --test capture -- --ignored` (files are named by a hash of
