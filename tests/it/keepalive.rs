@@ -1,37 +1,21 @@
 //! The client keeps its signalling connection alive with `ping`; the server closes
 //! connections that stay silent past its idle timeout.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use client::{Connection, SessionEvent};
-use engine::io::EngineConfig;
-use engine::shard::Liveness;
 use signaling::app::AppConfig;
-use signaling::server::{RunningServer, ServerConfig, start};
+use signaling::server::RunningServer;
 use signaling::transport::Limits;
 
-const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+use crate::support::LOCALHOST;
 
 fn server_with_idle_timeout(idle: Duration) -> RunningServer {
-    start(ServerConfig {
-        http: SocketAddr::new(LOCALHOST, 0),
-        engine: EngineConfig {
-            bind_ip: LOCALHOST,
-            first_port: 0,
-            shards: 1,
-            advertised_ip: None,
-            pin_cores: false,
-            liveness: Liveness::default(),
-        },
-        app: AppConfig {
-            idle_timeout: idle,
-            ..AppConfig::default()
-        },
-        limits: Limits::default(),
-        metrics_token: None,
-    })
-    .expect("server starts")
+    let app = AppConfig {
+        idle_timeout: idle,
+        ..AppConfig::default()
+    };
+    crate::support::server(1, app, Limits::default())
 }
 
 /// Polls for `d`; true if the server closed the connection meanwhile.

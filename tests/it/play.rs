@@ -5,15 +5,13 @@
 //! ffmpeg (Debian's package) is installed by `scripts/setup.d/20-ffmpeg.sh`.
 
 use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use client::{Connection, PeerEvent, ReceivedRtp, SessionEvent};
-use engine::io::EngineConfig;
-use engine::shard::Liveness;
 use protocol::{ServerMessage, TrackInfo};
 use signaling::app::AppConfig;
 use signaling::server::{RunningServer, ServerConfig, start};
@@ -21,8 +19,9 @@ use signaling::transport::Limits;
 use str0m::format::{Codec, detect_h264_keyframe, detect_vp8_keyframe, detect_vp9_keyframe};
 use str0m::media::{MediaKind, Mid};
 
+use crate::support::LOCALHOST;
+
 const BIN: &str = env!("CARGO_BIN_EXE_peer-calls");
-const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 fn server() -> RunningServer {
     server_at(SocketAddr::new(LOCALHOST, 0))
@@ -31,17 +30,7 @@ fn server() -> RunningServer {
 fn server_at(http: SocketAddr) -> RunningServer {
     start(ServerConfig {
         http,
-        engine: EngineConfig {
-            bind_ip: LOCALHOST,
-            first_port: 0,
-            shards: 2,
-            advertised_ip: None,
-            pin_cores: false,
-            liveness: Liveness::default(),
-        },
-        app: AppConfig::default(),
-        limits: Limits::default(),
-        metrics_token: None,
+        ..crate::support::config(2, AppConfig::default(), Limits::default())
     })
     .expect("server starts")
 }

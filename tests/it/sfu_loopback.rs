@@ -1,40 +1,24 @@
 //! The real server (2 shards) on loopback, driven by str0m clients through the real
 //! WebSocket and UDP sockets.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use client::{Connection, LocalTrack, PeerEvent, SessionEvent};
-use engine::io::EngineConfig;
-use engine::shard::Liveness;
 use protocol::{Kind, ServerMessage, TrackRef};
 use signaling::app::AppConfig;
-use signaling::server::{RunningServer, ServerConfig, start};
+use signaling::server::RunningServer;
 use signaling::transport::Limits;
 use str0m::format::Codec;
 use str0m::media::{MediaKind, Mid};
 
-const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+use crate::support::LOCALHOST;
 
 fn server(room_spread: usize) -> RunningServer {
-    start(ServerConfig {
-        http: SocketAddr::new(LOCALHOST, 0),
-        engine: EngineConfig {
-            bind_ip: LOCALHOST,
-            first_port: 0,
-            shards: 2,
-            advertised_ip: None,
-            pin_cores: false,
-            liveness: Liveness::default(),
-        },
-        app: AppConfig {
-            spread_after: room_spread,
-            ..AppConfig::default()
-        },
-        limits: Limits::default(),
-        metrics_token: None,
-    })
-    .expect("server starts")
+    let app = AppConfig {
+        spread_after: room_spread,
+        ..AppConfig::default()
+    };
+    crate::support::server(2, app, Limits::default())
 }
 
 fn track(stream: &str, kind: MediaKind) -> LocalTrack {
