@@ -1,6 +1,7 @@
 //! The command line: every option also reads a `PEERCALLS_*` environment variable.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -10,6 +11,8 @@ use engine::shard::Liveness;
 use signaling::app::AppConfig;
 use signaling::server::{ServerConfig, start};
 use signaling::transport::Limits;
+
+use crate::config::{Provenance, Source};
 
 /// Web-first video conferencing: open a room's link and you are in the call.
 #[derive(Debug, Parser)]
@@ -26,6 +29,9 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the server (the default when no command is given).
     Serve(ServeArgs),
+    /// Print the effective configuration of `serve` (flags, environment, --config file,
+    /// defaults) as a configuration file, each value with where it came from.
+    Config(ServeArgs),
     /// Join a room and publish media into it: RTP arriving on local UDP ports (for
     /// example from ffmpeg) or IVF/Ogg Opus files played in real time.
     Play(crate::play::PlayArgs),
@@ -36,6 +42,12 @@ pub(crate) enum Command {
 
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ServeArgs {
+    /// A configuration file (TOML): every option below has a key of the same name in
+    /// snake_case (--udp-port is udp_port). Flags and environment variables override it.
+    /// `peer-calls config` shows the result; peer-calls.example.toml lists every key.
+    #[arg(long, env = "PEERCALLS_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+
     /// Address for HTTP and WebSocket (the page and signalling).
     #[arg(long, env = "PEERCALLS_BIND", default_value = "127.0.0.1:3000")]
     pub(crate) bind: SocketAddr,
@@ -119,29 +131,63 @@ pub(crate) struct ServeArgs {
     pub(crate) no_pin: bool,
 }
 
+/// A value that parses but cannot be used: its option's key and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--{}: {message}", key.replace('_', "-"))]
+pub(crate) struct ArgError {
+    /// The option's key (its id, snake_case).
+    pub(crate) key: &'static str,
+    /// What is wrong with its value.
+    pub(crate) message: String,
+}
+
+impl ArgError {
+    fn new(key: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            key,
+            message: message.into(),
+        }
+    }
+
+    /// The error, named by where the value came from (a file's line, a variable).
+    pub(crate) fn located(&self, provenance: &Provenance) -> String {
+        match provenance.source(self.key) {
+            Source::Flag | Source::Default => self.to_string(),
+            _ => provenance.locate(self.key, &self.message),
+        }
+    }
+}
+
 impl ServeArgs {
-    pub(crate) fn config(&self) -> anyhow::Result<ServerConfig> {
+    pub(crate) fn config(&self) -> Result<ServerConfig, ArgError> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let shards = self.shards.unwrap_or(cores);
         if shards == 0 || shards > 1024 {
-            return Err(anyhow!("--shards must be between 1 and 1024, not {shards}"));
+            return Err(ArgError::new(
+                "shards",
+                format!("must be between 1 and 1024, not {shards}"),
+            ));
         }
         if !(0.1..=1.0).contains(&self.max_shard_load) {
-            return Err(anyhow!(
-                "--max-shard-load must be between 0.1 and 1, not {}",
-                self.max_shard_load
+            return Err(ArgError::new(
+                "max_shard_load",
+                format!("must be between 0.1 and 1, not {}", self.max_shard_load),
             ));
         }
         if self.max_message < 1024 {
-            return Err(anyhow!(
-                "--max-message must be at least 1024 bytes, not {}",
-                self.max_message
+            return Err(ArgError::new(
+                "max_message",
+                format!("must be at least 1024 bytes, not {}", self.max_message),
             ));
         }
-        if self.max_pending_handshakes == 0 || self.handshake_timeout == 0 {
-            return Err(anyhow!(
-                "--max-pending-handshakes and --handshake-timeout must be at least 1"
+        if self.max_pending_handshakes == 0 {
+            return Err(ArgError::new(
+                "max_pending_handshakes",
+                "must be at least 1",
             ));
+        }
+        if self.handshake_timeout == 0 {
+            return Err(ArgError::new("handshake_timeout", "must be at least 1"));
         }
         Ok(ServerConfig {
             http: self.bind,
@@ -175,8 +221,10 @@ impl ServeArgs {
 }
 
 /// Runs the server until SIGINT or SIGTERM.
-pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = args.config()?;
+pub(crate) fn serve(args: ServeArgs, provenance: &Provenance) -> anyhow::Result<()> {
+    let config = args
+        .config()
+        .map_err(|e| anyhow!("{}", e.located(provenance)))?;
     let server = start(config).map_err(|e| anyhow!("cannot start: {e}"))?;
     let stop = server.stop_handle();
     let mut signals = signal_hook::iterator::Signals::new([
@@ -206,7 +254,7 @@ mod limit_flags {
 
     fn config(args: &[&str]) -> anyhow::Result<ServerConfig> {
         let cli = Cli::try_parse_from(std::iter::once("peer-calls").chain(args.iter().copied()))?;
-        cli.serve.config()
+        Ok(cli.serve.config()?)
     }
 
     #[test]
