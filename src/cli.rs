@@ -10,6 +10,7 @@ use engine::io::EngineConfig;
 use engine::shard::Liveness;
 use signaling::app::AppConfig;
 use signaling::server::{ServerConfig, start};
+use signaling::tls::TlsFiles;
 use signaling::transport::Limits;
 
 use crate::config::{Provenance, Source};
@@ -125,6 +126,23 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PEERCALLS_METRICS_TOKEN", hide_env_values = true)]
     pub(crate) metrics_token: Option<String>,
 
+    /// Serve the page and the WebSocket over https/wss with this certificate: a PEM file,
+    /// the server's certificate first, then its chain. Needs --tls-key. Read again on
+    /// SIGHUP (for a renewed certificate) without dropping calls. Plain http on the port
+    /// is redirected to https.
+    #[arg(long, env = "PEERCALLS_TLS_CERT", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "PEERCALLS_TLS_KEY", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+
+    /// Serve everything under this path, for a reverse proxy that forwards it (for
+    /// example /calls: the page is at /calls/, the WebSocket at /calls/ws). The probes
+    /// (/health, /ready, /metrics) answer at the root too.
+    #[arg(long, env = "PEERCALLS_BASE_PATH", default_value = "")]
+    pub(crate) base_path: String,
+
     /// Do not pin shard threads to cores.
     // Boolish: the variable may be 1/0, yes/no, on/off as well as true/false.
     #[arg(long, env = "PEERCALLS_NO_PIN", value_parser = clap::builder::BoolishValueParser::new())]
@@ -189,6 +207,13 @@ impl ServeArgs {
         if self.handshake_timeout == 0 {
             return Err(ArgError::new("handshake_timeout", "must be at least 1"));
         }
+        let base_path = base_path(&self.base_path)?;
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                TlsFiles::load(cert, key).map_err(|e| ArgError::new("tls_cert", e.to_string()))?,
+            ),
+            _ => None,
+        };
         Ok(ServerConfig {
             http: self.bind,
             engine: EngineConfig {
@@ -216,8 +241,34 @@ impl ServeArgs {
                 ..Limits::default()
             },
             metrics_token: self.metrics_token.clone(),
+            tls,
+            base_path,
         })
     }
+}
+
+/// `--base-path`, normalised: "" or `/segment[/segment…]`, no trailing slash, only
+/// characters a URL path keeps as they are.
+fn base_path(raw: &str) -> Result<String, ArgError> {
+    let trimmed = raw.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    let ok = trimmed.starts_with('/')
+        && !trimmed.contains("//")
+        && trimmed
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b))
+        && !trimmed.split('/').any(|seg| seg == "." || seg == "..");
+    if !ok {
+        return Err(ArgError::new(
+            "base_path",
+            format!(
+                "{raw:?} is not a path prefix: use /name or /name/name with letters, digits, '-', '.', '_', '~'"
+            ),
+        ));
+    }
+    Ok(trimmed.to_owned())
 }
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -225,21 +276,39 @@ pub(crate) fn serve(args: ServeArgs, provenance: &Provenance) -> anyhow::Result<
     let config = args
         .config()
         .map_err(|e| anyhow!("{}", e.located(provenance)))?;
+    let tls = config.tls.clone();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let base = config.base_path.clone();
     let server = start(config).map_err(|e| anyhow!("cannot start: {e}"))?;
     let stop = server.stop_handle();
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
     ])
     .map_err(|e| anyhow!("cannot install signal handlers: {e}"))?;
     std::thread::spawn(move || {
-        if let Some(sig) = signals.forever().next() {
+        for sig in signals.forever() {
+            if sig == signal_hook::consts::SIGHUP {
+                // A renewed certificate: new connections get it, open ones keep theirs.
+                match &tls {
+                    Some(tls) => match tls.reload() {
+                        Ok(()) => tracing::info!("SIGHUP: TLS certificate and key read again"),
+                        Err(e) => tracing::error!(
+                            "SIGHUP: the new TLS certificate cannot be used, the old one stays: {e}"
+                        ),
+                    },
+                    None => tracing::info!("SIGHUP: nothing to reload (no --tls-cert)"),
+                }
+                continue;
+            }
             tracing::info!(signal = sig, "stopping");
             stop.stop();
+            break;
         }
     });
     tracing::info!(
-        "open http://{} in a browser; media on UDP {:?}",
+        "open {scheme}://{}{base}/ in a browser; media on UDP {:?}",
         server.http_addr,
         server.media_addrs
     );

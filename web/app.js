@@ -8,6 +8,7 @@
 //                   connection.js (the connection state and banner)
 //   js/ui.js        screens, toasts, notices and pickers the others share
 
+import { BASE } from './js/util.js';
 import { toast, notice, homeAction, reloadAction } from './js/ui.js';
 import { initLanding } from './js/landing.js';
 import { initLobby } from './js/lobby.js';
@@ -23,7 +24,8 @@ window.addEventListener('unhandledrejection', (e) => {
 });
 
 function route() {
-  const parts = location.pathname.split('/').filter(Boolean);
+  const path = location.pathname.startsWith(BASE) ? location.pathname.slice(BASE.length) : location.pathname;
+  const parts = path.split('/').filter(Boolean);
   if (parts[0] === 'call' && parts.length >= 2) {
     let room = parts[parts.length - 1];
     try {

@@ -5,25 +5,25 @@
 //! It is driven by calling [`Connection::poll`]; nothing runs in the background.
 
 use std::io;
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use protocol::{ClientMessage, PeerInfo, ServerMessage, TrackInfo, TrackRef};
 use str0m::format::CodecConfig;
-use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
 use crate::error::ClientError;
 use crate::peer::{ClientPeer, LocalTrack};
 use crate::session::{Session, SessionEvent};
+use crate::wire::{Server, Wire};
 
 /// How long connecting and joining may take.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A signalling + media connection. See the module docs.
 pub struct Connection {
-    server: SocketAddr,
-    ws: Option<WebSocket<MaybeTlsStream<TcpStream>>>,
+    server: Server,
+    ws: Option<WebSocket<Wire>>,
     udp: UdpSocket,
     session: Session,
     room: String,
@@ -41,7 +41,7 @@ impl Connection {
     /// Connects to the server at `server` (its HTTP address), joins `room` as
     /// `nickname`, and binds a UDP socket on `media_ip` for media.
     pub fn join(
-        server: SocketAddr,
+        server: impl Into<Server>,
         room: &str,
         nickname: &str,
         media_ip: std::net::IpAddr,
@@ -58,7 +58,7 @@ impl Connection {
     /// [`Connection::join`], with a peer that offers exactly `codecs`, in their order
     /// (see [`ClientPeer::with_codecs`]).
     pub fn join_with_codecs(
-        server: SocketAddr,
+        server: impl Into<Server>,
         room: &str,
         nickname: &str,
         media_ip: std::net::IpAddr,
@@ -68,7 +68,7 @@ impl Connection {
         udp.set_nonblocking(true)?;
         let local = udp.local_addr()?;
         let mut c = Self {
-            server,
+            server: server.into(),
             ws: None,
             udp,
             session: Session::new(ClientPeer::with_codecs(Instant::now(), local, codecs)),
@@ -120,14 +120,11 @@ impl Connection {
     }
 
     fn open_and_join(&mut self, token: Option<String>) -> Result<(), ClientError> {
-        let stream = TcpStream::connect_timeout(&self.server, JOIN_TIMEOUT)?;
-        stream.set_nodelay(true)?;
-        let url = format!("ws://{}/ws", self.server);
-        let (ws, _) = tungstenite::client::client(url.as_str(), MaybeTlsStream::Plain(stream))
+        let stream = self.server.connect(JOIN_TIMEOUT)?;
+        let url = self.server.ws_url();
+        let (ws, _) = tungstenite::client::client(url.as_str(), stream)
             .map_err(|e| ClientError::Io(io::Error::other(e.to_string())))?;
-        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-            s.set_nonblocking(true)?;
-        }
+        ws.get_ref().set_nonblocking()?;
         self.ws = Some(ws);
         self.send(&ClientMessage::Join {
             room: self.room.clone(),

@@ -13,8 +13,10 @@ pub mod connection;
 pub mod error;
 pub mod peer;
 pub mod session;
+pub mod wire;
 
 pub use connection::Connection;
 pub use error::ClientError;
 pub use peer::{ClientPeer, LocalTrack, PeerEvent, ReceivedRtp, SendError};
 pub use session::{Session, SessionEvent};
+pub use wire::Server;

@@ -19,6 +19,26 @@ pub fn asset(path: &str) -> Option<(&'static str, &'static [u8])> {
         .map(|i| (FILES[i].1, FILES[i].2))
 }
 
+/// The page (`index.html`) served under `base` (`--base-path`, "" for the root): its
+/// absolute links (`/static/…`, `/`, `/call`) carry the base, and a
+/// `<meta name="peer-calls-base">` tells the scripts where the WebSocket and the call
+/// pages are.
+pub fn index_page(base: &str) -> Vec<u8> {
+    let html = asset("index.html").map_or("", |(_, body)| {
+        std::str::from_utf8(body).expect("index.html is UTF-8")
+    });
+    let meta = format!("<meta name=\"peer-calls-base\" content=\"{base}\">");
+    html.replacen(
+        "<meta charset=\"utf-8\">",
+        &format!("<meta charset=\"utf-8\">\n  {meta}"),
+        1,
+    )
+    .replace("=\"/static/", &format!("=\"{base}/static/"))
+    .replace("href=\"/\"", &format!("href=\"{base}/\""))
+    .replace("action=\"/call\"", &format!("action=\"{base}/call\""))
+    .into_bytes()
+}
+
 /// The paths (inside `web/`) of every embedded file, sorted.
 pub fn names() -> impl Iterator<Item = &'static str> {
     FILES.iter().map(|(name, _, _)| *name)

@@ -13,4 +13,5 @@ pub mod placement;
 pub mod random;
 pub mod rooms;
 pub mod server;
+pub mod tls;
 pub mod transport;

@@ -15,6 +15,7 @@ use engine::msg::Notice;
 
 use crate::app::{App, AppConfig, Output};
 use crate::metrics;
+use crate::tls::TlsFiles;
 use crate::transport::{Limits, Transport, TransportEvent};
 
 /// Everything the server needs to start.
@@ -31,6 +32,10 @@ pub struct ServerConfig {
     /// Who may read `/metrics` from other hosts: those presenting this token
     /// (`Authorization: Bearer <token>`). Without one, only clients on this host may.
     pub metrics_token: Option<String>,
+    /// Serve https and wss with this certificate (plain http is redirected); `None`: plain.
+    pub tls: Option<Arc<TlsFiles>>,
+    /// Serve everything under this path (behind a reverse proxy), "" for the root.
+    pub base_path: String,
 }
 
 /// A running server.
@@ -108,6 +113,8 @@ const TICK: Duration = Duration::from_millis(250);
 pub fn start(config: ServerConfig) -> io::Result<RunningServer> {
     let mut transport = Transport::bind(config.http, config.limits.clone())?;
     transport.set_metrics_token(config.metrics_token.clone());
+    transport.set_tls(config.tls.clone());
+    transport.set_base_path(&config.base_path);
     let http_addr = transport.local_addr();
     let waker = transport.waker();
     let (notice_tx, notice_rx) = unbounded();

@@ -11,9 +11,11 @@
 //! | `isolation` | a panic inside one peer drops that peer alone |
 //! | `overload` | a shard slower than its input keeps forwarding |
 //! | `metrics` | `/metrics`: the server's counters and latency |
-//! | `binary` | the `peer-calls` binary: flags, signals, exit codes |
+//! | `binary` | the `peer-calls` binary: flags, a configuration file, signals, exit codes |
 //! | `play` | `peer-calls play`: ffmpeg RTP and media files into a room |
 //! | `bench_smoke` | `peer-calls bench`: a short run of each scenario and its report |
+//! | `tls` | https and wss, the redirect of plain http, a certificate reloaded |
+//! | `base_path` | `--base-path` behind a real nginx |
 //! | `support` | what the tests share: a server, bystanders, hostile clients |
 
 // Not every module uses every helper of `support`.
@@ -23,6 +25,7 @@ mod support;
 
 mod bad_media;
 mod bad_signaling;
+mod base_path;
 mod bench_smoke;
 mod binary;
 mod isolation;
@@ -31,3 +34,4 @@ mod metrics;
 mod overload;
 mod play;
 mod sfu_loopback;
+mod tls;

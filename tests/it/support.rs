@@ -45,6 +45,8 @@ pub fn config(shards: usize, app: AppConfig, limits: Limits) -> ServerConfig {
         app,
         limits,
         metrics_token: None,
+        tls: None,
+        base_path: String::new(),
     }
 }
 
@@ -95,9 +97,14 @@ fn numbered(i: u32) -> Vec<u8> {
 impl Pair {
     /// Both join `room`; the publisher sends video, the subscriber subscribes to it.
     pub fn start(server: &RunningServer, room: &str, name: &str) -> Pair {
-        let http = server.http_addr;
+        Pair::start_at(&server.http_addr.into(), room, name)
+    }
+
+    /// [`Pair::start`] at a server reached as `at` says (its base path, TLS).
+    pub fn start_at(at: &client::Server, room: &str, name: &str) -> Pair {
+        let http = at.clone();
         let mut publisher =
-            Connection::join(http, room, &format!("{name}-pub"), LOCALHOST).expect("joins");
+            Connection::join(http.clone(), room, &format!("{name}-pub"), LOCALHOST).expect("joins");
         publisher
             .start_media(&[LocalTrack {
                 stream_id: name.into(),

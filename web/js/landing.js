@@ -1,7 +1,7 @@
 // The landing page: create a room (named or random) or join one by name or invite link,
 // with the rooms this browser joined lately.
 
-import { $, el, store, validRoom, roomFromInput, randomRoomName } from './util.js';
+import { $, el, store, validRoom, roomFromInput, randomRoomName, BASE } from './util.js';
 import { show, showError } from './ui.js';
 
 export function recentRooms() {
@@ -18,7 +18,7 @@ export function rememberRoom(room) {
 
 export function initLanding() {
   show('landing');
-  const go = (room) => location.assign(`/call/${encodeURIComponent(room)}`);
+  const go = (room) => location.assign(`${BASE}/call/${encodeURIComponent(room)}`);
   $('create').addEventListener('submit', (e) => {
     e.preventDefault();
     const name = $('call').value.trim();
@@ -41,6 +41,6 @@ export function initLanding() {
   const recent = recentRooms();
   if (recent.length) {
     $('recent').hidden = false;
-    $('recent-list').replaceChildren(...recent.map((r) => el('li', {}, el('a', { href: `/call/${encodeURIComponent(r)}`, text: r }))));
+    $('recent-list').replaceChildren(...recent.map((r) => el('li', {}, el('a', { href: `${BASE}/call/${encodeURIComponent(r)}`, text: r }))));
   }
 }

@@ -11,7 +11,7 @@
 // - Subscriptions follow `wants(track)`, a policy the page sets (visible tiles); `reconcile()`
 //   turns the difference into one `subscribe` and one `unsubscribe`.
 
-import { Emitter, randomString } from './util.js';
+import { Emitter, randomString, BASE } from './util.js';
 import { sections } from './sdp.js';
 
 const PING_MS = 10_000;
@@ -81,7 +81,7 @@ export class Session extends Emitter {
   }
 
   url() {
-    return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+    return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${BASE}/ws`;
   }
 
   connect() {

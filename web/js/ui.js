@@ -2,7 +2,7 @@
 // and the call: which screen shows, toasts, inline errors, full-page notices, the
 // microphone/camera toggles, the invite link, and the device and quality pickers.
 
-import { $, el, icon, store, callUrl, copyText } from './util.js';
+import { $, el, icon, store, callUrl, copyText, BASE } from './util.js';
 import { QUALITIES } from './media.js';
 
 const SCREENS = ['landing', 'lobby', 'in-call', 'notice'];
@@ -35,7 +35,7 @@ export function notice(title, text, actions = [], kind = 'info') {
   show('notice');
 }
 
-export const homeAction = { label: 'Start page', href: '/' };
+export const homeAction = { label: 'Start page', href: `${BASE}/` };
 export const reloadAction = (label = 'Try again') => ({ label, primary: true, onclick: () => location.reload() });
 
 /** A microphone or camera toggle shows its state: icon, pressed, title. */

@@ -2,6 +2,12 @@
 
 export const $ = (id) => document.getElementById(id);
 
+/**
+ * The path the server serves the page under (`--base-path`, behind a reverse proxy), or ''
+ * for the root: the server puts it in `<meta name="peer-calls-base">`.
+ */
+export const BASE = globalThis.document?.querySelector('meta[name="peer-calls-base"]')?.content ?? '';
+
 /** Creates an element: el('div', {class: 'x', text: 'hi', onclick}, child, …). */
 export function el(tag, props = {}, ...children) {
   const e = document.createElement(tag);
@@ -105,7 +111,7 @@ export function roomFromInput(text) {
 }
 
 export function callUrl(room) {
-  return `${location.origin}/call/${encodeURIComponent(room)}`;
+  return `${location.origin}${BASE}/call/${encodeURIComponent(room)}`;
 }
 
 export function formatBytes(n) {

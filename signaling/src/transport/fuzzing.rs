@@ -35,12 +35,11 @@ pub fn http_ws(data: &[u8]) {
     let mut fed = 0;
     let action = loop {
         if reader.len() >= need {
-            match http::route(
-                &reader,
-                limits.max_http_request,
-                false,
-                http::MetricsAccess::default(),
-            ) {
+            let ctx = http::Context {
+                max_request: limits.max_http_request,
+                ..http::Context::default()
+            };
+            match http::route(&reader, &ctx) {
                 Action::NeedHeader => {}
                 Action::NeedBody(total) => need = total,
                 done => break Some(done),

@@ -8,12 +8,12 @@ use std::time::Instant;
 
 use mio::Interest;
 use mio::Token;
-use mio::net::TcpStream;
 use tungstenite::WebSocket;
 use tungstenite::protocol::Role;
 
 use super::linger::LingerIo;
 use super::open::OpenWs;
+use super::stream::{Stream, TLS_HANDSHAKE};
 use super::ws::{RateLimiter, Sock};
 use super::{
     ACCEPT_BACKOFF, Conn, ConnId, READ_CHUNK, State, Transport, TransportEvent, arm, http,
@@ -21,7 +21,7 @@ use super::{
 
 #[derive(Debug)]
 pub(super) struct Handshake {
-    pub(super) tcp: TcpStream,
+    pub(super) stream: Stream,
     pub(super) remote: SocketAddr,
     pub(super) request: http::RequestReader,
     /// For a request with a body: the total length to wait for.
@@ -69,7 +69,7 @@ impl Transport {
             self.pending += 1;
             let mut conn = Conn {
                 state: State::Handshake(Handshake {
-                    tcp,
+                    stream: Stream::Plain(tcp),
                     remote,
                     request: http::RequestReader::default(),
                     need: 0,
@@ -103,8 +103,15 @@ impl Transport {
                     token: self.metrics_token.as_deref(),
                     from_loopback: hs.remote.ip().to_canonical().is_loopback(),
                 };
-                let ws_full = self.open >= self.limits.max_connections;
-                match http::route(&hs.request, max, ws_full, metrics) {
+                let context = http::Context {
+                    max_request: max,
+                    ws_full: self.open >= self.limits.max_connections,
+                    metrics,
+                    plain_on_tls_port: self.tls.is_some() && matches!(hs.stream, Stream::Plain(_)),
+                    base: &self.base,
+                    page: &self.page,
+                };
+                match http::route(&hs.request, &context) {
                     http::Action::NeedHeader => {}
                     http::Action::NeedBody(total) => hs.need = total,
                     done => break done,
@@ -112,11 +119,29 @@ impl Transport {
             }
             let mut chunk = [0u8; READ_CHUNK];
             let room = max.saturating_sub(hs.request.len()).clamp(1, READ_CHUNK);
-            match io::Read::read(&mut hs.tcp, &mut chunk[..room]) {
+            match io::Read::read(&mut hs.stream, &mut chunk[..room]) {
                 Ok(0) => {
                     // The client gave up before its request was complete.
                     self.pending -= 1;
                     return;
+                }
+                // A ClientHello on a port that speaks TLS: the rest of the connection is
+                // TLS, and its first bytes are the ClientHello's.
+                Ok(n)
+                    if hs.request.len() == 0 && chunk[0] == TLS_HANDSHAKE && self.tls.is_some() =>
+                {
+                    let (Stream::Plain(tcp), Some(tls)) = (hs.stream, self.tls.as_ref()) else {
+                        self.pending -= 1;
+                        return; // a TLS record inside TLS: not HTTP
+                    };
+                    match Stream::start_tls(tcp, tls.config(), &chunk[..n]) {
+                        Ok(stream) => hs.stream = stream,
+                        Err(e) => {
+                            tracing::debug!(remote = %hs.remote, "TLS handshake failed: {e}");
+                            self.pending -= 1;
+                            return;
+                        }
+                    }
                 }
                 Ok(n) => hs.request.push(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -140,7 +165,7 @@ impl Transport {
         match action {
             http::Action::Upgrade { response, leftover } => {
                 let ws = WebSocket::from_partially_read(
-                    Sock::new(hs.tcp, response),
+                    Sock::new(hs.stream, response),
                     leftover,
                     Role::Server,
                     Some(self.ws_config),
@@ -166,9 +191,9 @@ impl Transport {
                 self.drive(token, now, events);
             }
             http::Action::Respond(response) => {
-                self.linger(token, LingerIo::Raw(Sock::new(hs.tcp, response)), now);
+                self.linger(token, LingerIo::Raw(Sock::new(hs.stream, response)), now);
             }
-            http::Action::Metrics { head } => self.page_requests.push((token, hs.tcp, head)),
+            http::Action::Metrics { head } => self.page_requests.push((token, hs.stream, head)),
             // The loop above ends with a response or an upgrade only.
             http::Action::NeedHeader | http::Action::NeedBody(_) => {}
         }

@@ -32,6 +32,7 @@ mod handshake;
 mod http;
 mod linger;
 mod open;
+mod stream;
 mod ws;
 
 use std::cmp::Reverse;
@@ -41,7 +42,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tungstenite::Message;
 use tungstenite::protocol::WebSocketConfig;
@@ -49,7 +50,10 @@ use tungstenite::protocol::WebSocketConfig;
 use handshake::Handshake;
 use linger::{Linger, LingerIo, LingerStep, drive_linger};
 use open::OpenWs;
+use stream::Stream;
 use ws::Sock;
+
+use crate::tls::TlsFiles;
 
 /// Identifies one WebSocket connection for the life of the process (never reused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -204,7 +208,13 @@ pub struct Transport {
     metrics_token: Option<String>,
     /// `GET /metrics` requests routed during this `poll`, answered at its end: the
     /// connection, its socket, and whether the request was a `HEAD`.
-    page_requests: Vec<(usize, TcpStream, bool)>,
+    page_requests: Vec<(usize, Stream, bool)>,
+    /// TLS for this port, when the server has a certificate (see [`crate::tls`]).
+    tls: Option<Arc<TlsFiles>>,
+    /// The path everything is served under (`--base-path`), "" for the root.
+    base: String,
+    /// The page, its links under `base`.
+    page: Vec<u8>,
 }
 
 impl Transport {
@@ -238,6 +248,9 @@ impl Transport {
             accept_retry: None,
             metrics_token: None,
             page_requests: Vec::new(),
+            tls: None,
+            base: String::new(),
+            page: crate::assets::index_page(""),
         })
     }
 
@@ -245,6 +258,19 @@ impl Transport {
     /// without a token only clients on this host may.
     pub fn set_metrics_token(&mut self, token: Option<String>) {
         self.metrics_token = token.filter(|t| !t.is_empty());
+    }
+
+    /// Serves https and wss with these files' certificate (plain http on the port is
+    /// then redirected); `None`: plain http and ws.
+    pub fn set_tls(&mut self, tls: Option<Arc<TlsFiles>>) {
+        self.tls = tls;
+    }
+
+    /// Serves everything under `base` (for example `/calls`, behind a reverse proxy that
+    /// forwards that prefix); "" for the root.
+    pub fn set_base_path(&mut self, base: &str) {
+        self.base = base.trim_end_matches('/').to_owned();
+        self.page = crate::assets::index_page(&self.base);
     }
 
     /// The address the server listens on.
@@ -349,7 +375,7 @@ impl Transport {
         }
         ready.clear();
         self.ready = ready;
-        for (token, tcp, head) in std::mem::take(&mut self.page_requests) {
+        for (token, stream, head) in std::mem::take(&mut self.page_requests) {
             let page = metrics_page(self);
             let response = http::response(
                 200,
@@ -358,7 +384,7 @@ impl Transport {
                 page.as_bytes(),
                 head,
             );
-            self.linger(token, LingerIo::Raw(Sock::new(tcp, response)), now);
+            self.linger(token, LingerIo::Raw(Sock::new(stream, response)), now);
         }
         self.expire(Instant::now());
         // Replies that tungstenite queued while reading (pongs, close replies) were flushed in

@@ -2,41 +2,41 @@
 //! connection, and the per-connection rate limiter.
 
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Error, Message, Utf8Bytes, WebSocket};
 
 use super::Limits;
+use super::stream::Stream;
 
-/// A TCP stream with bytes that must go out before anything else (the HTTP response, or the
+/// A connection's stream (TCP or TLS) with bytes that must go out before anything else (the HTTP response, or the
 /// `101 Switching Protocols` that precedes the WebSocket frames).
 ///
 /// `write` sends the prefix first and reports `WouldBlock` while any of it is left, so the
 /// WebSocket's own buffered frames always follow it.
 #[derive(Debug)]
 pub(crate) struct Sock {
-    pub(crate) tcp: TcpStream,
+    pub(crate) stream: Stream,
     prefix: Vec<u8>,
     prefix_sent: usize,
 }
 
 impl Sock {
-    pub(crate) fn new(tcp: TcpStream, prefix: Vec<u8>) -> Sock {
+    pub(crate) fn new(stream: Stream, prefix: Vec<u8>) -> Sock {
         Sock {
-            tcp,
+            stream,
             prefix,
             prefix_sent: 0,
         }
     }
 
-    /// Writes what is left of the prefix. `Ok` once all of it is out.
+    /// Writes what is left of the prefix. `Ok` once all of it is out (on the wire, for
+    /// TLS: the records are written too).
     pub(crate) fn write_prefix(&mut self) -> io::Result<()> {
         while self.prefix_sent < self.prefix.len() {
-            match self.tcp.write(&self.prefix[self.prefix_sent..]) {
+            match self.stream.write(&self.prefix[self.prefix_sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => self.prefix_sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -47,13 +47,13 @@ impl Sock {
             self.prefix = Vec::new();
             self.prefix_sent = 0;
         }
-        Ok(())
+        self.stream.flush()
     }
 
-    /// Stops sending (a FIN follows the bytes already written); errors are of no interest
-    /// because the connection is being closed anyway.
-    pub(crate) fn shutdown_write(&self) {
-        let _ = self.tcp.shutdown(Shutdown::Write);
+    /// Stops sending (a TLS close_notify, then a FIN, follow the bytes already written);
+    /// errors are of no interest because the connection is being closed anyway.
+    pub(crate) fn shutdown_write(&mut self) {
+        self.stream.shutdown_write();
     }
 
     /// Reads and throws away at most `budget` bytes of what the peer sends.
@@ -61,7 +61,7 @@ impl Sock {
         let mut scratch = [0u8; 4096];
         let mut read = 0;
         while read < budget {
-            match self.tcp.read(&mut scratch) {
+            match self.stream.read(&mut scratch) {
                 Ok(0) => return Ok(Discard::Eof),
                 Ok(n) => read += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Discard::Blocked),
@@ -86,14 +86,14 @@ pub(crate) enum Discard {
 
 impl Read for Sock {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.tcp.read(buf)
+        self.stream.read(buf)
     }
 }
 
 impl Write for Sock {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.write_prefix()?;
-        self.tcp.write(buf)
+        self.stream.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -2,7 +2,7 @@
 // concerns wire themselves to them (tiles.js, controls.js, connection.js); it ends by
 // hanging up, by the server ending it, or by the page going away.
 
-import { $ } from '../util.js';
+import { $, BASE } from '../util.js';
 import { Session } from '../session.js';
 import { Stage } from '../stage.js';
 import { Chat } from '../chat.js';
@@ -83,7 +83,7 @@ export function startCall(room, nickname, media, meter) {
     endCall(true);
     notice('You left the call', `Room “${room}”.`, [
       { label: 'Rejoin', primary: true, onclick: () => location.reload() },
-      { label: 'New room', href: '/' },
+      { label: 'New room', href: `${BASE}/` },
     ]);
   };
   window.addEventListener('pagehide', () => { if (!session.closed) session.close(true); });

@@ -2,9 +2,9 @@
 
 use protocol::names::{ROOM_NAME_RULE, valid_room_name};
 
-use super::Action;
 use super::request::Request;
 use super::response::{response, text_response};
+use super::{Action, Context};
 
 /// The length of a room id that `POST /call` makes up when the form names no room.
 pub(crate) const RANDOM_ROOM_LEN: usize = 12;
@@ -15,7 +15,7 @@ pub(super) fn post_call(
     req: &Request<'_>,
     buf: &[u8],
     header_end: usize,
-    max_request: usize,
+    ctx: &Context<'_>,
 ) -> Action {
     if req.header("transfer-encoding").is_some() {
         return text_response(411, "send the form with a Content-Length", false);
@@ -38,7 +38,7 @@ pub(super) fn post_call(
     let length = length.unwrap_or(0);
     let Some(total) = header_end
         .checked_add(length)
-        .filter(|&total| total <= max_request)
+        .filter(|&total| total <= ctx.max_request)
     else {
         return text_response(413, "the form is too large", false);
     };
@@ -83,7 +83,7 @@ pub(super) fn post_call(
     } else {
         return text_response(400, &room_rule_sentence(), false);
     };
-    let location = format!("/call/{room}");
+    let location = format!("{}/call/{room}", ctx.base);
     Action::Respond(response(
         302,
         &[("Location", &location)],

@@ -62,24 +62,52 @@ pub(crate) struct MetricsAccess<'a> {
     pub(crate) from_loopback: bool,
 }
 
+/// What routing a request depends on besides the request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Context<'a> {
+    /// The largest request, header and body together.
+    pub(crate) max_request: usize,
+    /// The server has as many WebSockets as it may.
+    pub(crate) ws_full: bool,
+    /// Who may read `/metrics`.
+    pub(crate) metrics: MetricsAccess<'a>,
+    /// The port speaks TLS but this request came in plain text: it is redirected.
+    pub(crate) plain_on_tls_port: bool,
+    /// The path everything is served under behind a reverse proxy (`--base-path`), ""
+    /// for the root; the probes (`/health`, `/ready`, `/metrics`) answer at the root too.
+    pub(crate) base: &'a str,
+    /// The page (`index.html` with its links under `base`).
+    pub(crate) page: &'a [u8],
+}
+
+impl Default for Context<'_> {
+    fn default() -> Self {
+        Context {
+            max_request: 16 * 1024,
+            ws_full: false,
+            metrics: MetricsAccess::default(),
+            plain_on_tls_port: false,
+            base: "",
+            page: asset("index.html").map_or(&[], |(_, body)| body),
+        }
+    }
+}
+
 /// Decides what to do with the request collected in `req`.
-///
-/// `max_request` bounds the header and body together; `ws_full` tells whether the server
-/// already has as many WebSockets as it may; `metrics` who may read `/metrics`.
-pub(crate) fn route(
-    req: &RequestReader,
-    max_request: usize,
-    ws_full: bool,
-    metrics: MetricsAccess<'_>,
-) -> Action {
+pub(crate) fn route(req: &RequestReader, ctx: &Context<'_>) -> Action {
+    let max_request = ctx.max_request;
     let Some(end) = req.header_end else {
         if req.buf.len() >= max_request {
             return text_response(431, "the request header is too large", false);
         }
-        // Anything but a request line (for example a TLS ClientHello) is refused at once
-        // instead of waiting for the handshake timeout.
+        // Anything but a request line (for example a TLS ClientHello where no TLS is
+        // configured) is refused at once instead of waiting for the handshake timeout.
         if req.buf.first().is_some_and(|b| !b.is_ascii_uppercase()) {
-            return text_response(400, "this port speaks HTTP and WebSocket only", false);
+            return text_response(
+                400,
+                "this port speaks plain HTTP and WebSocket (the server has no --tls-cert)",
+                false,
+            );
         }
         return Action::NeedHeader;
     };
@@ -101,20 +129,23 @@ pub(crate) fn route(
         version: parsed.version.unwrap_or(0),
         headers: parsed.headers,
     };
-    route_request(&request, &req.buf, end, max_request, ws_full, metrics)
+    if ctx.plain_on_tls_port {
+        return to_https(&request);
+    }
+    route_request(&request, &req.buf, end, ctx)
 }
 
-fn route_request(
-    req: &Request<'_>,
-    buf: &[u8],
-    header_end: usize,
-    max_request: usize,
-    ws_full: bool,
-    metrics: MetricsAccess<'_>,
-) -> Action {
-    let path = req.target.split(['?', '#']).next().unwrap_or("");
+fn route_request(req: &Request<'_>, buf: &[u8], header_end: usize, ctx: &Context<'_>) -> Action {
+    let full = req.target.split(['?', '#']).next().unwrap_or("");
     let head = req.method == "HEAD";
     let get_or_head = req.method == "GET" || head;
+    let path = match full.strip_prefix(ctx.base) {
+        Some("") => "/",
+        Some(p) if p.starts_with('/') => p,
+        // Outside the base path only the probes answer.
+        _ if matches!(full, "/health" | "/ready" | "/metrics") => full,
+        _ => return text_response(404, "not found", head),
+    };
 
     let file = match path {
         "/" => Some("index.html"),
@@ -130,6 +161,10 @@ fn route_request(
         if !get_or_head {
             return method_not_allowed("GET, HEAD");
         }
+        if file == "index.html" {
+            let html = "text/html; charset=utf-8";
+            return Action::Respond(response(200, &[], html, ctx.page, head));
+        }
         let Some((content_type, body)) = asset(file) else {
             return text_response(404, "not found", head);
         };
@@ -141,13 +176,37 @@ fn route_request(
             Action::Respond(response(200, &[], "text/plain; charset=utf-8", b"ok", head))
         }
         "/health" => method_not_allowed("GET, HEAD"),
-        "/metrics" if get_or_head => metrics_access(req, metrics, head),
+        "/metrics" if get_or_head => metrics_access(req, ctx.metrics, head),
         "/metrics" => method_not_allowed("GET, HEAD"),
-        "/call" if req.method == "POST" => post_call(req, buf, header_end, max_request),
+        "/call" if req.method == "POST" => post_call(req, buf, header_end, ctx),
         "/call" => method_not_allowed("POST"),
-        "/ws" if req.method == "GET" => upgrade(req, buf, header_end, ws_full),
+        "/ws" if req.method == "GET" => upgrade(req, buf, header_end, ctx.ws_full),
         "/ws" => method_not_allowed("GET"),
         _ => text_response(404, "not found", head),
+    }
+}
+
+/// A plain-text request on the TLS port: a GET or HEAD is redirected to the same URL over
+/// https; anything else is told to use https.
+fn to_https(req: &Request<'_>) -> Action {
+    let head = req.method == "HEAD";
+    let host = req
+        .header("host")
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .map(str::trim)
+        .filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_graphic()));
+    match host {
+        Some(host) if req.method == "GET" || head => {
+            let location = format!("https://{host}{}", req.target);
+            Action::Respond(response(
+                308,
+                &[("Location", &location)],
+                "text/plain; charset=utf-8",
+                format!("This server speaks https only: {location}\n").as_bytes(),
+                head,
+            ))
+        }
+        _ => text_response(400, "this server speaks https only; use https://", head),
     }
 }
 
@@ -203,7 +262,7 @@ mod tests {
     fn run(request: &[u8]) -> Action {
         let mut reader = RequestReader::default();
         reader.push(request);
-        route(&reader, MAX, false, MetricsAccess::default())
+        route(&reader, &Context::default())
     }
 
     fn respond(request: &[u8]) -> String {
@@ -289,7 +348,11 @@ mod tests {
         }
         let mut reader = RequestReader::default();
         reader.push(request.as_bytes());
-        match route(&reader, MAX, true, MetricsAccess::default()) {
+        let full = Context {
+            ws_full: true,
+            ..Context::default()
+        };
+        match route(&reader, &full) {
             Action::Respond(r) => assert!(r.starts_with(b"HTTP/1.1 503")),
             other => panic!("{other:?}"),
         }
@@ -310,7 +373,7 @@ mod tests {
         let mut reader = RequestReader::default();
         reader.push(b"GET / HTTP/1.1\r\nX: ");
         reader.push(&vec![b'a'; MAX]);
-        match route(&reader, MAX, false, MetricsAccess::default()) {
+        match route(&reader, &Context::default()) {
             Action::Respond(r) => assert!(r.starts_with(b"HTTP/1.1 431")),
             other => panic!("{other:?}"),
         }
@@ -324,7 +387,11 @@ mod tests {
     fn metrics(request: &str, access: MetricsAccess<'_>) -> Result<bool, String> {
         let mut reader = RequestReader::default();
         reader.push(request.as_bytes());
-        match route(&reader, MAX, false, access) {
+        let ctx = Context {
+            metrics: access,
+            ..Context::default()
+        };
+        match route(&reader, &ctx) {
             Action::Metrics { head } => Ok(head),
             Action::Respond(r) => Err(String::from_utf8(r).unwrap()),
             other => panic!("{other:?}"),

@@ -30,6 +30,7 @@ fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
         302 => "Found",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
