@@ -1,7 +1,7 @@
 // Helpers for the browser end-to-end suite (run.mjs): the real server as a child process,
 // Chromium participants with fake devices, polls with deadlines, and getStats() readers.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
@@ -51,21 +51,44 @@ export function freePort() {
   });
 }
 
+/**
+ * A self-signed certificate for localhost and 127.0.0.1 (openssl), as PEM files in a new
+ * folder: {cert, key}.
+ */
+export async function selfSignedCert() {
+  const dir = await mkdtemp(path.join(tmpdir(), 'peercalls-e2e-tls-'));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost',
+    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+  ], { stdio: 'ignore' });
+  return { cert, key };
+}
+
 /** The real peer-calls binary on loopback. `restart()` brings it back on the same port. */
 export class Server {
-  constructor(name, extraArgs = []) {
+  constructor(name, extraArgs = [], { tls = false } = {}) {
     this.name = name;
     this.extraArgs = extraArgs;
+    this.tls = tls;
     this.proc = null;
     this.port = 0;
   }
 
   get url() {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
   }
 
   async start() {
     if (!this.port) this.port = await freePort();
+    if (this.tls && !this.cert) {
+      this.cert = await selfSignedCert();
+      this.extraArgs = [...this.extraArgs, '--tls-cert', this.cert.cert, '--tls-key', this.cert.key];
+      // The health poll below trusts the test's own certificate.
+      process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
+    }
     await mkdir(LOGS, { recursive: true });
     // One log per case: a restart appends to it.
     const out = createWriteStream(path.join(LOGS, `${this.name}-server.log`), { flags: this.started ? 'a' : 'w' });
@@ -117,6 +140,8 @@ export async function participant(name, opts = {}) {
   const profile = await mkdtemp(path.join(tmpdir(), `peercalls-e2e-${name}-`));
   // --use-fake-ui-for-media-stream would accept every prompt, even for a blocked site.
   const args = [...ARGS, ...(opts.denyMedia ? ['--use-fake-device-for-media-stream'] : FAKE_MEDIA)];
+  // A server with the test's self-signed certificate (opts.insecureTls).
+  if (opts.insecureTls) args.push('--ignore-certificate-errors');
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
@@ -125,6 +150,7 @@ export async function participant(name, opts = {}) {
     isMobile: opts.isMobile ?? false,
     hasTouch: opts.isMobile ?? false,
     permissions: opts.permissions,
+    ignoreHTTPSErrors: Boolean(opts.insecureTls),
   });
   // The lowest video preset (360p, 15 fps): three browsers and the server share two cores.
   await context.addInitScript(() => {

@@ -25,8 +25,8 @@ class Scope {
     this.servers = [];
   }
 
-  async server(args = []) {
-    const s = new Server(this.name, args);
+  async server(args = [], opts = {}) {
+    const s = new Server(this.name, args, opts);
     this.servers.push(s);
     await s.start();
     return s;
@@ -63,6 +63,26 @@ async function pair(s, srv, r, { screenshots = false, bobOpts } = {}) {
 }
 
 const CASES = {
+  // https and wss with a self-signed certificate: two browsers (told to accept it) decode
+  // each other; plain http on the same port is redirected to https.
+  async tls(s) {
+    const srv = await s.server([], { tls: true });
+    const r = room('tls');
+    const secure = { insecureTls: true, permissions: ['clipboard-read', 'clipboard-write'] };
+    const alice = await s.person('alice', secure);
+    await alice.page.goto(`${srv.url.replace('https:', 'http:')}/call/${r}`);
+    if (!alice.page.url().startsWith(`${srv.url}/call/${r}`)) throw new Error(`plain http was not redirected: ${alice.page.url()}`);
+    await join(alice);
+    const bob = await s.person('bob', secure);
+    await bob.page.goto(`${srv.url}/call/${r}`);
+    await join(bob);
+    await waitDecodes(alice, 'bob');
+    await waitDecodes(bob, 'alice');
+    const ws = await alice.page.evaluate(() => window.peerCalls.session.ws?.url);
+    if (!ws?.startsWith('wss://')) throw new Error(`the WebSocket is not wss: ${ws}`);
+    log(`  signalling over ${ws}`);
+  },
+
   // Landing page → create a named room → join screen → call; the second browser joins through
   // the invite link. Each decodes the other's video and receives the other's audio.
   async call(s) {

@@ -186,3 +186,83 @@ fn a_key_that_does_not_match_or_a_missing_file_is_a_clear_error() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_binary_serves_https_and_reloads_its_certificate_on_sighup() {
+    let dir = temp_dir("tls-binary");
+    let first = TestCert::new();
+    let (cert, key) = first.write(&dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_peer-calls"))
+        .args([
+            "--bind",
+            &addr.to_string(),
+            "--udp-port",
+            "0",
+            "--shards",
+            "1",
+        ])
+        .args([
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (_, presented) = https_get(addr, first.client_config(), "/health");
+    assert_eq!(presented, first.der);
+    let second = TestCert::new();
+    second.write(&dir);
+    let pid = child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // The reload happens on the signal thread: wait for a new connection to see it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let config = second.client_config();
+        let tcp = TcpStream::connect(addr).unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut tls = StreamOwned::new(ClientConnection::new(config, name).unwrap(), tcp);
+        if write!(
+            tls,
+            "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .is_ok()
+        {
+            break; // the handshake verified the second certificate
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP did not reload the certificate"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP does not stop the server"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
