@@ -110,7 +110,7 @@ export class Server {
   async stop() {
     const proc = this.proc;
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
-    proc.kill('SIGTERM');
+    proc.kill('SIGINT'); // at once (SIGTERM would drain the calls first)
     const done = await Promise.race([this.exited, sleep(5000).then(() => null)]);
     if (!done) {
       proc.kill('SIGKILL');

@@ -143,6 +143,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PEERCALLS_BASE_PATH", default_value = "")]
     pub(crate) base_path: String,
 
+    /// Seconds SIGTERM waits for the calls in progress to end: meanwhile the server takes
+    /// no new sessions and /ready answers 503; at the end the clients still connected are
+    /// told to reconnect. SIGINT (Ctrl-C) stops at once.
+    #[arg(long, env = "PEERCALLS_DRAIN_TIMEOUT", default_value_t = 30)]
+    pub(crate) drain_timeout: u64,
+
     /// Do not pin shard threads to cores.
     // Boolish: the variable may be 1/0, yes/no, on/off as well as true/false.
     #[arg(long, env = "PEERCALLS_NO_PIN", value_parser = clap::builder::BoolishValueParser::new())]
@@ -277,6 +283,7 @@ pub(crate) fn serve(args: ServeArgs, provenance: &Provenance) -> anyhow::Result<
         .config()
         .map_err(|e| anyhow!("{}", e.located(provenance)))?;
     let tls = config.tls.clone();
+    let drain_timeout = Duration::from_secs(args.drain_timeout);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let base = config.base_path.clone();
     let server = start(config).map_err(|e| anyhow!("cannot start: {e}"))?;
@@ -288,6 +295,7 @@ pub(crate) fn serve(args: ServeArgs, provenance: &Provenance) -> anyhow::Result<
     ])
     .map_err(|e| anyhow!("cannot install signal handlers: {e}"))?;
     std::thread::spawn(move || {
+        let mut draining = false;
         for sig in signals.forever() {
             if sig == signal_hook::consts::SIGHUP {
                 // A renewed certificate: new connections get it, open ones keep theirs.
@@ -302,6 +310,13 @@ pub(crate) fn serve(args: ServeArgs, provenance: &Provenance) -> anyhow::Result<
                 }
                 continue;
             }
+            if sig == signal_hook::consts::SIGTERM && !draining {
+                // A supervisor stopping the service: finish the calls first.
+                draining = true;
+                tracing::info!("SIGTERM: draining (a second SIGTERM or SIGINT stops at once)");
+                stop.drain(drain_timeout);
+                continue;
+            }
             tracing::info!(signal = sig, "stopping");
             stop.stop();
             break;
@@ -312,7 +327,7 @@ pub(crate) fn serve(args: ServeArgs, provenance: &Provenance) -> anyhow::Result<
         server.http_addr,
         server.media_addrs
     );
-    server.wait();
+    server.wait().map_err(|why| anyhow!("{why}"))?;
     tracing::info!("stopped");
     Ok(())
 }

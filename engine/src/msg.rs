@@ -144,6 +144,17 @@ pub enum Control {
         /// Extra time per datagram.
         per_datagram: std::time::Duration,
     },
+    /// Test builds only: the shard's thread stops turning for this long, as a thread
+    /// stuck in a system call would, to check that `/health` names it.
+    #[cfg(feature = "fault-injection")]
+    InjectStall {
+        /// How long.
+        for_: std::time::Duration,
+    },
+    /// Test builds only: the shard's thread panics outside any peer's handling, as a bug
+    /// in the I/O driver would, to check that the server stops with a failure.
+    #[cfg(feature = "fault-injection")]
+    InjectThreadPanic,
 }
 
 impl std::fmt::Debug for Control {
@@ -178,6 +189,10 @@ impl std::fmt::Debug for Control {
             Control::InjectSlowInput { per_datagram } => {
                 write!(f, "InjectSlowInput({per_datagram:?})")
             }
+            #[cfg(feature = "fault-injection")]
+            Control::InjectStall { for_ } => write!(f, "InjectStall({for_:?})"),
+            #[cfg(feature = "fault-injection")]
+            Control::InjectThreadPanic => write!(f, "InjectThreadPanic"),
         }
     }
 }

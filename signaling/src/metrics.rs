@@ -34,6 +34,8 @@ pub struct Figures<'a> {
     pub websockets: usize,
     /// Each shard's published counters, indexed by shard id.
     pub shards: &'a [ShardSnapshot],
+    /// How long since each shard's thread last turned its loop, indexed by shard id.
+    pub silences: &'a [Duration],
     /// This process, if /proc could be read.
     pub process: Option<&'a ProcSample>,
 }
@@ -46,6 +48,7 @@ pub fn render(f: &Figures<'_>) -> String {
         sessions: f.sessions,
         websockets: f.websockets,
         shards: f.shards.to_vec(),
+        silences: f.silences.to_vec(),
         process: f.process.cloned(),
     }));
     let mut page = String::with_capacity(8 * 1024);
@@ -62,6 +65,7 @@ struct Scrape {
     sessions: usize,
     websockets: usize,
     shards: Vec<ShardSnapshot>,
+    silences: Vec<Duration>,
     process: Option<ProcSample>,
 }
 
@@ -120,6 +124,16 @@ impl Collector for Scrape {
                 m.encode_family(&[("shard", id.as_str())])?
                     .encode_gauge(&figure(s))?;
             }
+        }
+        let mut m = e.encode_descriptor(
+            "peercalls_shard_heartbeat_age_seconds",
+            "Time since the shard's thread last turned its loop (a healthy one turns at least every half second; /health reports 2 s as stalled).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (silence, id) in self.silences.iter().zip(&ids) {
+            m.encode_family(&[("shard", id.as_str())])?
+                .encode_gauge(&silence.as_secs_f64())?;
         }
         let counters: Vec<_> = self.shards.iter().map(|s| s.stats.counters()).collect();
         if let Some(first) = counters.first() {
@@ -377,6 +391,7 @@ mod tests {
             sessions: 4,
             websockets: 5,
             shards: &shards,
+            silences: &[Duration::from_millis(120), Duration::from_secs(3)],
             process: Some(&process),
         });
         let s = parse(&page);
@@ -387,6 +402,10 @@ mod tests {
         assert_eq!(value(&s, "peercalls_shard_peers", "shard=\"0\""), 3.0);
         assert_eq!(value(&s, "peercalls_shard_flows", "shard=\"1\""), 1.0);
         assert_eq!(value(&s, "peercalls_shard_busy_ratio", "shard=\"0\""), 0.25);
+        assert_eq!(
+            value(&s, "peercalls_shard_heartbeat_age_seconds", "shard=\"1\""),
+            3.0
+        );
         let fwd = "peercalls_shard_rtp_forwarded_total";
         assert_eq!(value(&s, fwd, "shard=\"0\""), 120.0);
         assert_eq!(value(&s, fwd, "shard=\"1\""), 5.0);
@@ -446,6 +465,7 @@ mod tests {
             sessions: 0,
             websockets: 0,
             shards: &[ShardSnapshot::default()],
+            silences: &[Duration::ZERO],
             process: None,
         });
         let s = parse(&page);

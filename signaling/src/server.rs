@@ -3,20 +3,21 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, unbounded};
 use engine::factory::PeerFactory;
+use engine::io::heartbeat::panic_message;
 use engine::io::{Engine, EngineConfig, ShardRemote};
 use engine::msg::Notice;
 
 use crate::app::{App, AppConfig, Output};
 use crate::metrics;
 use crate::tls::TlsFiles;
-use crate::transport::{Limits, Transport, TransportEvent};
+use crate::transport::{Health, Limits, Transport, TransportEvent};
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
@@ -46,16 +47,25 @@ pub struct RunningServer {
     pub media_addrs: Vec<SocketAddr>,
     /// Each shard, for its counters (and commands, in tests).
     shards: Vec<ShardRemote>,
-    stop: Arc<AtomicBool>,
+    lifecycle: Arc<Lifecycle>,
     waker: Arc<mio::Waker>,
-    thread: Option<JoinHandle<()>>,
+    thread: Option<JoinHandle<Result<(), String>>>,
+}
+
+/// What other threads tell the signalling thread about the server's life.
+#[derive(Debug, Default)]
+struct Lifecycle {
+    /// Stop now.
+    stop: AtomicBool,
+    /// Drain until this instant (set once).
+    drain_until: Mutex<Option<Instant>>,
 }
 
 impl RunningServer {
-    /// Asks the server to stop (idempotent).
+    /// Asks the server to stop or drain (idempotent).
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle {
-            stop: self.stop.clone(),
+            lifecycle: self.lifecycle.clone(),
             waker: self.waker.clone(),
         }
     }
@@ -66,18 +76,22 @@ impl RunningServer {
         &self.shards
     }
 
-    /// Stops the server and waits for its threads.
-    pub fn stop(mut self) {
+    /// Stops the server and waits for its threads; as [`RunningServer::wait`].
+    pub fn stop(self) -> Result<(), String> {
         self.stop_handle().stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.wait()
     }
 
-    /// Waits until the server stops (after a [`StopHandle::stop`]).
-    pub fn wait(mut self) {
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    /// Waits until the server stops: `Ok` after a stop or a drain, `Err` with why when a
+    /// thread of the server died (a supervisor should restart the process).
+    pub fn wait(mut self) -> Result<(), String> {
+        match self.thread.take().map(JoinHandle::join) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(why))) => Err(why),
+            Some(Err(panic)) => Err(format!(
+                "the signalling thread panicked: {}",
+                panic_message(&*panic)
+            )),
         }
     }
 }
@@ -91,17 +105,31 @@ impl Drop for RunningServer {
     }
 }
 
-/// Stops a running server from any thread (a signal handler's thread, a test).
+/// Stops or drains a running server from any thread (a signal handler's thread, a test).
 #[derive(Clone)]
 pub struct StopHandle {
-    stop: Arc<AtomicBool>,
+    lifecycle: Arc<Lifecycle>,
     waker: Arc<mio::Waker>,
 }
 
 impl StopHandle {
-    /// Stops the server.
+    /// Stops the server now; connected clients are told to reconnect (close 1012).
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.lifecycle.stop.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+
+    /// Drains the server: no new sessions, `/ready` answers 503, and the server stops
+    /// when its last session ends or `timeout` passes, when the clients still there are
+    /// told to reconnect. A second call keeps the first deadline.
+    pub fn drain(&self, timeout: Duration) {
+        let mut until = self
+            .lifecycle
+            .drain_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        until.get_or_insert(Instant::now() + timeout);
+        drop(until);
         let _ = self.waker.wake();
     }
 }
@@ -122,20 +150,34 @@ pub fn start(config: ServerConfig) -> io::Result<RunningServer> {
     let media_addrs: Vec<SocketAddr> = engine.shards.iter().map(|s| s.media_addr).collect();
     let shards = engine.shards.iter().map(|s| s.remote()).collect();
     let app = App::new(config.app.clone(), PeerFactory::new(), media_addrs.clone());
-    let stop = Arc::new(AtomicBool::new(false));
-    let thread_stop = stop.clone();
+    let lifecycle = Arc::new(Lifecycle::default());
+    let thread_lifecycle = lifecycle.clone();
     let thread = std::thread::Builder::new()
         .name("signaling".into())
-        .spawn(move || run(transport, engine, app, notice_rx, thread_stop))?;
+        .spawn(move || run(transport, engine, app, notice_rx, &thread_lifecycle))?;
     tracing::info!(%http_addr, "signalling listening");
     Ok(RunningServer {
         http_addr,
         media_addrs,
         shards,
-        stop,
+        lifecycle,
         waker,
         thread: Some(thread),
     })
+}
+
+/// A shard that has not turned its loop for this long is stalled (`/health` says 503). A
+/// healthy shard turns at least every 500 ms (its housekeeping timer).
+const STALL: Duration = Duration::from_secs(2);
+
+/// Why the signalling loop ends.
+enum End {
+    /// Stop now (SIGINT, a test, the process ending).
+    Stop,
+    /// The drain is over: no session left, or its deadline passed.
+    Drained,
+    /// A thread died: the server fails.
+    Failed(String),
 }
 
 fn run(
@@ -143,16 +185,49 @@ fn run(
     mut engine: Engine,
     mut app: App,
     notices: Receiver<Notice>,
-    stop: Arc<AtomicBool>,
-) {
+    lifecycle: &Lifecycle,
+) -> Result<(), String> {
     let mut events = Vec::new();
     let mut next_tick = Instant::now() + TICK;
-    while !stop.load(Ordering::SeqCst) {
+    let mut draining = false;
+    let end = loop {
+        if lifecycle.stop.load(Ordering::SeqCst) {
+            break End::Stop;
+        }
+        if let Some(why) = engine.shards.iter().find_map(|s| {
+            Some(format!(
+                "{} died: {}",
+                s.heartbeat().name(),
+                s.heartbeat().death()?
+            ))
+        }) {
+            break End::Failed(why);
+        }
+        let drain_until = *lifecycle
+            .drain_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(until) = drain_until {
+            if !draining {
+                draining = true;
+                app.set_draining(true);
+                tracing::info!(
+                    sessions = app.session_count(),
+                    "draining: no new sessions; stopping when the last ends or in {:.0} s",
+                    until
+                        .saturating_duration_since(Instant::now())
+                        .as_secs_f64()
+                );
+            }
+            if app.session_count() == 0 || Instant::now() >= until {
+                break End::Drained;
+            }
+        }
+        transport.set_health(health(&engine, draining));
         let wait = next_tick.saturating_duration_since(Instant::now());
         let page = |t: &Transport| metrics_page(&app, &engine, t);
         if let Err(e) = transport.poll(Some(wait), &mut events, &page) {
-            tracing::error!("signalling transport failed: {e}");
-            break;
+            break End::Failed(format!("the signalling transport failed: {e}"));
         }
         let now = Instant::now();
         for e in events.drain(..) {
@@ -173,35 +248,94 @@ fn run(
             app.set_shard_busy(&busy);
             app.tick(now);
         }
-        for out in app.take_output() {
-            match out {
-                Output::Send(conn, msg) => match serde_json::to_string(&msg) {
-                    Ok(text) => transport.send(conn, &text),
-                    Err(e) => tracing::error!("cannot serialise {msg:?}: {e}"),
-                },
-                Output::Close(conn, code, reason) => transport.close(conn, code, &reason),
-                Output::Control(shard, control) => {
-                    if let Some(s) = engine.shards.get(shard) {
-                        s.send(control);
-                    }
+        deliver(&mut app, &mut transport, &engine);
+    };
+    let reason = match &end {
+        End::Failed(_) => "the server failed and is restarting",
+        End::Stop | End::Drained => "the server is restarting",
+    };
+    if app.session_count() > 0 {
+        tracing::info!(
+            sessions = app.session_count(),
+            "telling the clients still connected to reconnect"
+        );
+    }
+    app.close_all(reason);
+    deliver(&mut app, &mut transport, &engine);
+    // Let the close frames go out.
+    let deadline = Instant::now() + Duration::from_millis(300);
+    let page = |_: &Transport| String::new();
+    while transport.open_connections() > 0 && Instant::now() < deadline {
+        if transport
+            .poll(Some(Duration::from_millis(20)), &mut events, &page)
+            .is_err()
+        {
+            break;
+        }
+        events.clear();
+    }
+    tracing::info!("signalling stopping");
+    engine.shutdown();
+    match end {
+        End::Failed(why) => {
+            tracing::error!("{why}; exiting with a failure so that the server is restarted");
+            Err(why)
+        }
+        End::Stop | End::Drained => Ok(()),
+    }
+}
+
+/// Hands the app's output to the sockets and the shards.
+fn deliver(app: &mut App, transport: &mut Transport, engine: &Engine) {
+    for out in app.take_output() {
+        match out {
+            Output::Send(conn, msg) => match serde_json::to_string(&msg) {
+                Ok(text) => transport.send(conn, &text),
+                Err(e) => tracing::error!("cannot serialise {msg:?}: {e}"),
+            },
+            Output::Close(conn, code, reason) => transport.close(conn, code, &reason),
+            Output::Control(shard, control) => {
+                if let Some(s) = engine.shards.get(shard) {
+                    s.send(control);
                 }
             }
         }
     }
-    tracing::info!("signalling stopping");
-    engine.shutdown();
+}
+
+/// What the probes say: the shards that have not turned for [`STALL`], and draining.
+fn health(engine: &Engine, draining: bool) -> Health {
+    let now = Instant::now();
+    let stalled: Vec<String> = engine
+        .shards
+        .iter()
+        .map(|s| (s.heartbeat().name(), s.heartbeat().silence(now)))
+        .filter(|(_, silence)| *silence >= STALL)
+        .map(|(name, silence)| format!("{name} has not run for {:.1} s", silence.as_secs_f64()))
+        .collect();
+    Health {
+        stalled: (!stalled.is_empty()).then(|| stalled.join("; ")),
+        draining,
+    }
 }
 
 /// The `/metrics` page, from the app, the shards' published counters, the transport and
 /// this process's accounting.
 fn metrics_page(app: &App, engine: &Engine, transport: &Transport) -> String {
     let shards: Vec<_> = engine.shards.iter().map(|s| s.snapshot()).collect();
+    let now = Instant::now();
+    let silences: Vec<_> = engine
+        .shards
+        .iter()
+        .map(|s| s.heartbeat().silence(now))
+        .collect();
     let process = procstat::sample(std::process::id()).ok();
     metrics::render(&metrics::Figures {
         rooms: app.room_count(),
         sessions: app.session_count(),
         websockets: transport.open_connections(),
         shards: &shards,
+        silences: &silences,
         process: process.as_ref(),
     })
 }

@@ -52,5 +52,5 @@ fn a_pinging_client_stays_connected_and_a_silent_one_is_closed() {
         silent_closed,
         "the silent client was closed after the idle timeout"
     );
-    server.stop();
+    server.stop().expect("the server stops cleanly");
 }

@@ -16,6 +16,8 @@
 //! | `bench_smoke` | `peer-calls bench`: a short run of each scenario and its report |
 //! | `tls` | https and wss, the redirect of plain http, a certificate reloaded |
 //! | `base_path` | `--base-path` behind a real nginx |
+//! | `lifecycle` | `/health` and `/ready`, a dead shard fails the server, SIGTERM's drain |
+//! | `deploy` | the systemd unit and the Dockerfile |
 //! | `support` | what the tests share: a server, bystanders, hostile clients |
 
 // Not every module uses every helper of `support`.
@@ -28,8 +30,10 @@ mod bad_signaling;
 mod base_path;
 mod bench_smoke;
 mod binary;
+mod deploy;
 mod isolation;
 mod keepalive;
+mod lifecycle;
 mod metrics;
 mod overload;
 mod play;

@@ -423,7 +423,7 @@ fn ffmpeg_rtp_is_published_and_keyframe_requests_reach_the_source() {
     watcher.pump(Duration::from_millis(200));
     assert!(watcher.left.is_empty(), "play stays in the room");
     watcher.stop_play(play, "-TERM");
-    server.stop();
+    server.stop().expect("the server stops cleanly");
 }
 
 /// ffmpeg encodes a test pattern with `encoder` (its arguments) to RTP; play publishes
@@ -461,7 +461,7 @@ fn ffmpeg_video_as(codec: &str, mime: &str, encoder: &[&str], detect: fn(&[u8]) 
             .any(|p| p.codec.is_some_and(|x| mime.ends_with(&x.to_string())) && detect(&p.payload))
     });
     watcher.stop_play(play, "-TERM");
-    server.stop();
+    server.stop().expect("the server stops cleanly");
 }
 
 #[test]
@@ -627,7 +627,7 @@ fn ivf_and_ogg_files_play_in_a_loop_with_continuous_timestamps() {
         );
     }
     watcher.stop_play(play, "-INT");
-    server.stop();
+    server.stop().expect("the server stops cleanly");
 }
 
 #[test]
@@ -673,7 +673,7 @@ fn a_vp9_ivf_file_is_published_as_vp9() {
     );
     assert!(watcher.left.is_empty());
     watcher.stop_play(play, "-TERM");
-    server.stop();
+    server.stop().expect("the server stops cleanly");
 }
 
 /// A hand-made VP8 RTP source: `frames` frames of stream `ssrc` from `seq`/`time`, one
@@ -824,7 +824,7 @@ fn a_restarted_source_keeps_the_stream_continuous_and_pli_goes_to_its_rtcp_port(
     });
     assert_eq!(pli, Some(0xbbbb_0002), "for the source's current SSRC");
     watcher.stop_play(play, "-TERM");
-    server.stop();
+    server.stop().expect("the server stops cleanly");
 }
 
 #[test]
@@ -926,7 +926,7 @@ fn a_codec_the_server_does_not_offer_is_refused_with_the_choices() {
         assert!(Instant::now() < deadline, "play left the room");
         watcher.pump(Duration::from_millis(10));
     }
-    server.stop();
+    server.stop().expect("the server stops cleanly");
 }
 
 #[test]
@@ -960,7 +960,7 @@ fn play_joins_again_after_the_server_restarts() {
         !w.received(Codec::Vp8).is_empty()
     });
     drop(watcher);
-    first.stop();
+    first.stop().expect("the server stops cleanly");
 
     // A new server on the same address: play joins again and publishes again.
     let second = server_at(addr);
@@ -982,5 +982,5 @@ fn play_joins_again_after_the_server_restarts() {
         play.log()
     );
     watcher.stop_play(play, "-TERM");
-    second.stop();
+    second.stop().expect("the server stops cleanly");
 }

@@ -259,5 +259,5 @@ fn media_crosses_shards_intact_and_survives_a_websocket_reconnect() {
         0,
         "c saw no leave/join flicker"
     );
-    server.stop();
+    server.stop().expect("the server stops cleanly");
 }

@@ -141,7 +141,9 @@ export class Session extends Emitter {
         this.token = null;
         this.dropSession();
       }
-      const reason = ev.code === 1006 || !ev.code ? 'connection lost' : `closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`;
+      const reason = ev.code === 1012
+        ? 'the server is restarting'
+        : ev.code === 1006 || !ev.code ? 'connection lost' : `closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`;
       this.scheduleReconnect(reason);
     };
   }

@@ -3,6 +3,7 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -12,6 +13,7 @@ use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::batch::{enable_arrival_times, enable_gro};
+use super::heartbeat::{Heartbeat, panic_message};
 use super::shard_thread::{Link, ShardSnapshot, ShardThread, WAKE, advertised};
 use crate::latency::LatencyHistogram;
 use crate::msg::{Control, Notice, ShardId};
@@ -48,7 +50,8 @@ pub struct ShardHandle {
     control: Sender<Control>,
     waker: Arc<Waker>,
     snapshot: Arc<Mutex<ShardSnapshot>>,
-    thread: Option<JoinHandle<io::Result<()>>>,
+    heartbeat: Arc<Heartbeat>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl ShardHandle {
@@ -62,6 +65,11 @@ impl ShardHandle {
     /// The shard's latest published counters (at most half a second old).
     pub fn snapshot(&self) -> ShardSnapshot {
         self.snapshot.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// The shard thread's heartbeat: when it last turned, and why it died if it did.
+    pub fn heartbeat(&self) -> &Heartbeat {
+        &self.heartbeat
     }
 
     /// A handle that other threads can keep: commands and counters, not the thread.
@@ -162,6 +170,7 @@ impl Engine {
             let mut core = ShardCore::new(k, config.shards, media_addr, Instant::now());
             core.set_liveness(config.liveness);
             let snapshot = Arc::new(Mutex::new(ShardSnapshot::default()));
+            let heartbeat = Arc::new(Heartbeat::new(format!("shard-{k}")));
             let thread = ShardThread {
                 core,
                 poll,
@@ -175,8 +184,10 @@ impl Engine {
                 woken: Vec::with_capacity(config.shards),
                 latency: LatencyHistogram::default(),
                 oldest_input: None,
+                heartbeat: heartbeat.clone(),
             };
             let core_id = (config.pin_cores && !cores.is_empty()).then(|| cores[k % cores.len()]);
+            let (beat, woken) = (heartbeat.clone(), notice_waker.clone());
             let handle = std::thread::Builder::new()
                 .name(format!("shard-{k}"))
                 .spawn(move || {
@@ -185,11 +196,17 @@ impl Engine {
                     {
                         tracing::warn!(shard = k, "could not pin to core {}", id.id);
                     }
-                    let result = thread.run();
-                    if let Err(e) = &result {
-                        tracing::error!(shard = k, "shard stopped: {e}");
-                    }
-                    result
+                    // A peer's panic is caught inside the core; one here is the thread's
+                    // own, and the thread is gone: say why, and wake signalling, which
+                    // stops the server with a failure.
+                    let why = match catch_unwind(AssertUnwindSafe(|| thread.run())) {
+                        Ok(Ok(())) => return,
+                        Ok(Err(e)) => format!("its socket failed: {e}"),
+                        Err(panic) => format!("it panicked: {}", panic_message(&*panic)),
+                    };
+                    tracing::error!("shard-{k} died: {why}");
+                    beat.die(why);
+                    let _ = woken.wake();
                 })?;
             tracing::info!(shard = k, %media_addr, "shard started");
             shards.push(ShardHandle {
@@ -198,6 +215,7 @@ impl Engine {
                 control: control_tx,
                 waker,
                 snapshot,
+                heartbeat,
                 thread: Some(handle),
             });
         }

@@ -2,7 +2,9 @@
 
 pub mod batch;
 mod engine;
+pub mod heartbeat;
 mod shard_thread;
 
 pub use engine::{Engine, EngineConfig, ShardHandle, ShardRemote};
+pub use heartbeat::Heartbeat;
 pub use shard_thread::ShardSnapshot;

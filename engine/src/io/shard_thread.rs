@@ -81,6 +81,8 @@ pub(crate) struct ShardThread {
     pub(crate) latency: LatencyHistogram,
     /// The kernel's arrival stamp of the oldest datagram read this turn.
     pub(crate) oldest_input: Option<SystemTime>,
+    /// Beaten every loop turn (see [`super::heartbeat`]).
+    pub(crate) heartbeat: Arc<super::heartbeat::Heartbeat>,
 }
 
 impl ShardThread {
@@ -129,6 +131,7 @@ impl ShardThread {
                 return Err(e);
             }
             idle += asleep.elapsed();
+            self.heartbeat.beat();
             // Read the socket (to empty, or for READ_BATCHES batches), flushing after
             // each batch so str0m's send times stay within a batch of the truth. Each
             // batch is stamped when it is read: its peers were heard then, not when the
@@ -158,6 +161,12 @@ impl ShardThread {
             for c in self.control.try_iter().take(CHANNEL_BUDGET) {
                 if matches!(c, Control::Shutdown) {
                     return Ok(());
+                }
+                #[cfg(feature = "fault-injection")]
+                match c {
+                    Control::InjectStall { for_ } => std::thread::sleep(for_),
+                    Control::InjectThreadPanic => panic!("injected fault in the shard's thread"),
+                    _ => {}
                 }
                 self.core.handle_control(now, c);
                 taken += 1;

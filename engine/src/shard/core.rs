@@ -292,6 +292,9 @@ impl ShardCore {
             }
             #[cfg(feature = "fault-injection")]
             Control::InjectSlowInput { per_datagram } => self.slow_input = per_datagram,
+            // The thread's own faults, taken by the shard thread before the core.
+            #[cfg(feature = "fault-injection")]
+            Control::InjectStall { .. } | Control::InjectThreadPanic => {}
         }
         self.process_events(now);
     }

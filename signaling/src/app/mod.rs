@@ -47,6 +47,8 @@ pub mod close {
     pub const MEDIA_ENDED: u16 = 4001;
     /// The server cannot take the client now (every media shard is saturated).
     pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// The server is restarting: reconnect (to it, or another behind the same address).
+    pub const SERVICE_RESTART: u16 = 1012;
 }
 
 /// Tunables of the signalling layer.
@@ -110,6 +112,8 @@ pub struct App {
     tokens: HashMap<String, PeerId>,
     conns: HashMap<ConnId, Conn>,
     next_peer: u64,
+    /// Shutting down: no new sessions (see [`App::set_draining`]).
+    draining: bool,
     out: Vec<Output>,
 }
 
@@ -138,6 +142,7 @@ impl App {
             tokens: HashMap::new(),
             conns: HashMap::new(),
             next_peer: 1,
+            draining: false,
             out: Vec::new(),
         }
     }
@@ -151,6 +156,26 @@ impl App {
     /// report it: new peers avoid saturated shards, and are refused when all are.
     pub fn set_shard_busy(&mut self, busy: &[f64]) {
         self.placement.set_busy(busy);
+    }
+
+    /// While draining, new sessions are refused (`unavailable`, so clients try again
+    /// shortly, when a restarted or another server takes them); sessions already here
+    /// go on, and resume after a dropped connection as usual.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
+    }
+
+    /// Ends every session, telling each connected client to reconnect (close code 1012):
+    /// the server is going away now.
+    pub fn close_all(&mut self, reason: &str) {
+        let ids: Vec<PeerId> = self.sessions.keys().copied().collect();
+        for id in ids {
+            if let Some(conn) = self.conn_of(id) {
+                self.out
+                    .push(Output::Close(conn, close::SERVICE_RESTART, reason.into()));
+            }
+            self.end_session(id);
+        }
     }
 
     /// Number of rooms with someone in them.

@@ -87,6 +87,12 @@ impl App {
     /// Whether a new session may join `room`: the room and the server have space, and
     /// the shards can carry one more.
     fn admit(&self, room: &str) -> Result<(), Refusal> {
+        if self.draining {
+            return refuse(
+                ErrorCode::Unavailable,
+                "the server is shutting down; try again in a moment",
+            );
+        }
         let size = self.rooms.get(room).map_or(0, |r| r.members.len());
         if size == 0 && self.rooms.len() >= self.config.max_rooms {
             return refuse(

@@ -110,6 +110,7 @@ impl Transport {
                     plain_on_tls_port: self.tls.is_some() && matches!(hs.stream, Stream::Plain(_)),
                     base: &self.base,
                     page: &self.page,
+                    health: &self.health,
                 };
                 match http::route(&hs.request, &context) {
                     http::Action::NeedHeader => {}

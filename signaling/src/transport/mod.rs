@@ -48,6 +48,7 @@ use tungstenite::Message;
 use tungstenite::protocol::WebSocketConfig;
 
 use handshake::Handshake;
+pub use http::Health;
 use linger::{Linger, LingerIo, LingerStep, drive_linger};
 use open::OpenWs;
 use stream::Stream;
@@ -215,6 +216,8 @@ pub struct Transport {
     base: String,
     /// The page, its links under `base`.
     page: Vec<u8>,
+    /// What the probes say.
+    health: http::Health,
 }
 
 impl Transport {
@@ -251,6 +254,7 @@ impl Transport {
             tls: None,
             base: String::new(),
             page: crate::assets::index_page(""),
+            health: http::Health::default(),
         })
     }
 
@@ -271,6 +275,11 @@ impl Transport {
     pub fn set_base_path(&mut self, base: &str) {
         self.base = base.trim_end_matches('/').to_owned();
         self.page = crate::assets::index_page(&self.base);
+    }
+
+    /// What `/health` and `/ready` answer from now on.
+    pub fn set_health(&mut self, health: Health) {
+        self.health = health;
     }
 
     /// The address the server listens on.

@@ -78,7 +78,23 @@ pub(crate) struct Context<'a> {
     pub(crate) base: &'a str,
     /// The page (`index.html` with its links under `base`).
     pub(crate) page: &'a [u8],
+    /// What `/health` and `/ready` say.
+    pub(crate) health: &'a Health,
 }
+
+/// The server's health as the probes report it (set by the signalling thread every turn).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    /// A thread that has stopped turning, in words (`/health` and `/ready` answer 503).
+    pub stalled: Option<String>,
+    /// The server is draining (SIGTERM): it takes no new sessions (`/ready` answers 503).
+    pub draining: bool,
+}
+
+static HEALTHY: Health = Health {
+    stalled: None,
+    draining: false,
+};
 
 impl Default for Context<'_> {
     fn default() -> Self {
@@ -89,6 +105,7 @@ impl Default for Context<'_> {
             plain_on_tls_port: false,
             base: "",
             page: asset("index.html").map_or(&[], |(_, body)| body),
+            health: &HEALTHY,
         }
     }
 }
@@ -172,10 +189,8 @@ fn route_request(req: &Request<'_>, buf: &[u8], header_end: usize, ctx: &Context
     }
 
     match path {
-        "/health" if get_or_head => {
-            Action::Respond(response(200, &[], "text/plain; charset=utf-8", b"ok", head))
-        }
-        "/health" => method_not_allowed("GET, HEAD"),
+        "/health" | "/ready" if get_or_head => probe(path == "/ready", ctx.health, head),
+        "/health" | "/ready" => method_not_allowed("GET, HEAD"),
         "/metrics" if get_or_head => metrics_access(req, ctx.metrics, head),
         "/metrics" => method_not_allowed("GET, HEAD"),
         "/call" if req.method == "POST" => post_call(req, buf, header_end, ctx),
@@ -184,6 +199,23 @@ fn route_request(req: &Request<'_>, buf: &[u8], header_end: usize, ctx: &Context
         "/ws" => method_not_allowed("GET"),
         _ => text_response(404, "not found", head),
     }
+}
+
+/// `/health`: 200 while every thread turns, 503 naming the one that does not (a
+/// supervisor restarts the process). `/ready` (`ready`): the same, and 503 while draining
+/// (a load balancer sends no new calls).
+fn probe(ready: bool, health: &Health, head: bool) -> Action {
+    let text = "text/plain; charset=utf-8";
+    if let Some(stalled) = &health.stalled {
+        let body = format!("stalled: {stalled}\n");
+        return Action::Respond(response(503, &[], text, body.as_bytes(), head));
+    }
+    if ready && health.draining {
+        let body = b"draining: the server is shutting down and takes no new calls\n";
+        return Action::Respond(response(503, &[], text, body, head));
+    }
+    let body: &[u8] = if ready { b"ready" } else { b"ok" };
+    Action::Respond(response(200, &[], text, body, head))
 }
 
 /// A plain-text request on the TLS port: a GET or HEAD is redirected to the same URL over
