@@ -9,10 +9,11 @@
 // Screenshots: ci-artifacts/screenshots/; server logs: ci-artifacts/e2e/.
 // Ends with "N passed, N failed"; the exit code is 1 when any case failed.
 
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import {
-  Server, participant, join, shot, waitFor, waitDecodes, inbound, log, sleep, describe, SHOTS, LOGS, TIMEOUT_MS,
+  freePort, Server, participant, join, shot, waitFor, waitDecodes, inbound, log, sleep, describe, SHOTS, LOGS, TIMEOUT_MS,
 } from './lib.mjs';
 
 const room = (prefix) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
@@ -23,6 +24,7 @@ class Scope {
     this.name = name;
     this.people = [];
     this.servers = [];
+    this.cleanups = [];
   }
 
   async server(args = [], opts = {}) {
@@ -41,6 +43,7 @@ class Scope {
   async close() {
     await Promise.all(this.people.map((p) => p.close()));
     await Promise.all(this.servers.map((s) => s.stop()));
+    for (const c of this.cleanups) c();
   }
 }
 
@@ -62,7 +65,57 @@ async function pair(s, srv, r, { screenshots = false, bobOpts } = {}) {
   return { alice, bob };
 }
 
+/** coturn (Debian's turnserver) on loopback with a TURN REST secret; stopped with the case. */
+async function coturn(s, secret) {
+  const port = await freePort();
+  const proc = spawn('turnserver', [
+    '-n', '-v', '--no-cli', '--log-file=stdout', '--simple-log',
+    '--listening-ip=127.0.0.1', `--listening-port=${port}`, '--relay-ip=127.0.0.1',
+    '--min-port=40000', '--max-port=40999',
+    '--use-auth-secret', `--static-auth-secret=${secret}`, '--realm=peer-calls.test',
+    '--allow-loopback-peers', '--no-tls', '--no-dtls', '--fingerprint',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines = [];
+  proc.stdout.on('data', (d) => lines.push(...d.toString().split('\n')));
+  proc.stderr.on('data', (d) => lines.push(...d.toString().split('\n')));
+  s.cleanups.push(() => proc.kill('SIGKILL'));
+  await waitFor('coturn listening', () => lines.some((l) => /listener opened on|Total General servers/.test(l)), 10_000, 100);
+  return { port, lines };
+}
+
 const CASES = {
+  // A browser that may only use relay candidates joins through a real coturn with the
+  // server's TURN REST credentials, and decodes; the chosen pair is a relayed one.
+  async turn(s) {
+    const secret = randomBytes(12).toString('hex');
+    const turn = await coturn(s, secret);
+    const srv = await s.server(['--ice-server', `turn:127.0.0.1:${turn.port}?transport=udp`, '--turn-secret', secret]);
+    const r = room('turn');
+    const relayOnly = () => localStorage.setItem('peercalls.icePolicy', 'relay');
+    const alice = await s.person('alice', { initScript: relayOnly });
+    await alice.page.goto(`${srv.url}/call/${r}`);
+    await join(alice);
+    const bob = await s.person('bob');
+    await bob.page.goto(`${srv.url}/call/${r}`);
+    await join(bob);
+    await waitDecodes(alice, 'bob');
+    await waitDecodes(bob, 'alice');
+    const pair = await alice.page.evaluate(async () => {
+      const stats = await window.peerCalls.session.pc.getStats();
+      let chosen = null;
+      stats.forEach((st) => {
+        if (st.type === 'transport' && st.selectedCandidatePairId) chosen = stats.get(st.selectedCandidatePairId);
+      });
+      const local = chosen && stats.get(chosen.localCandidateId);
+      return { type: local?.candidateType, servers: window.peerCalls.session.iceServers };
+    });
+    if (pair.type !== 'relay') throw new Error(`alice's media does not go through TURN: ${JSON.stringify(pair)}`);
+    const user = pair.servers.find((x) => x.username)?.username ?? '';
+    if (!/^\d+:\d+$/.test(user)) throw new Error(`unexpected TURN user name ${user}`);
+    if (!turn.lines.some((l) => l.includes(user))) throw new Error(`coturn never saw ${user}: ${turn.lines.slice(-20).join(' / ')}`);
+    log(`  alice relays through coturn as ${user}`);
+  },
+
   // https and wss with a self-signed certificate: two browsers (told to accept it) decode
   // each other; plain http on the same port is redirected to https.
   async tls(s) {

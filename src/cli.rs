@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use engine::io::EngineConfig;
 use engine::shard::Liveness;
 use signaling::app::AppConfig;
+use signaling::ice::IceConfig;
 use signaling::server::{ServerConfig, start};
 use signaling::tls::TlsFiles;
 use signaling::transport::Limits;
@@ -143,6 +144,24 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PEERCALLS_BASE_PATH", default_value = "")]
     pub(crate) base_path: String,
 
+    /// A STUN or TURN server the browsers use (repeatable, or comma-separated in the
+    /// variable): stun:host[:port], turn:host[:port][?transport=udp|tcp], turns:host[:port].
+    /// TURN needs --turn-secret.
+    #[arg(long = "ice-server", env = "PEERCALLS_ICE_SERVER", value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub(crate) ice_server: Vec<String>,
+
+    /// The secret this server shares with its TURN server (coturn: use-auth-secret and
+    /// static-auth-secret): each session gets TURN credentials made with it, valid for
+    /// --turn-ttl. Prefer the environment variable or the file: a command line is visible
+    /// to other users.
+    #[arg(long, env = "PEERCALLS_TURN_SECRET", hide_env_values = true)]
+    pub(crate) turn_secret: Option<String>,
+
+    /// Seconds a session's TURN credentials stay valid (a call relayed through TURN
+    /// longer than this loses its relay when TURN refreshes the allocation).
+    #[arg(long, env = "PEERCALLS_TURN_TTL", default_value_t = 21_600)]
+    pub(crate) turn_ttl: u64,
+
     /// Seconds SIGTERM waits for the calls in progress to end: meanwhile the server takes
     /// no new sessions and /ready answers 503; at the end the clients still connected are
     /// told to reconnect. SIGINT (Ctrl-C) stops at once.
@@ -214,6 +233,16 @@ impl ServeArgs {
             return Err(ArgError::new("handshake_timeout", "must be at least 1"));
         }
         let base_path = base_path(&self.base_path)?;
+        let ice = IceConfig {
+            urls: self.ice_server.clone(),
+            turn_secret: self.turn_secret.clone().filter(|s| !s.is_empty()),
+            turn_ttl: Duration::from_secs(self.turn_ttl),
+        };
+        ice.check()
+            .map_err(|e| ArgError::new("ice_server", e.to_string()))?;
+        if self.turn_ttl < 60 {
+            return Err(ArgError::new("turn_ttl", "must be at least 60 seconds"));
+        }
         let tls = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => Some(
                 TlsFiles::load(cert, key).map_err(|e| ArgError::new("tls_cert", e.to_string()))?,
@@ -236,6 +265,7 @@ impl ServeArgs {
                 max_shard_load: self.max_shard_load,
                 max_peers_per_room: self.max_room_size,
                 max_rooms: self.max_rooms,
+                ice,
                 ..AppConfig::default()
             },
             limits: Limits {

@@ -54,6 +54,21 @@ pub struct TrackInfo {
     pub codec: CodecInfo,
 }
 
+/// A STUN or TURN server as a browser's `RTCIceServer` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceServer {
+    /// `stun:`, `turn:` or `turns:` URLs.
+    pub urls: Vec<String>,
+    /// For TURN: the user name (by the TURN REST scheme, `<expiry>:<peer id>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// For TURN: the password (base64 of HMAC-SHA1 of the user name, keyed by the
+    /// secret the server shares with the TURN server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// A member of a room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -151,6 +166,10 @@ pub enum ServerMessage {
         peers: Vec<PeerInfo>,
         /// Every track published in the room.
         tracks: Vec<TrackInfo>,
+        /// STUN and TURN servers for the client's peer connection (`RTCIceServer`s), TURN
+        /// with credentials for this session. Absent when the server names none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// Someone entered the room.
     PeerJoined {

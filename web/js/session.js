@@ -11,7 +11,7 @@
 // - Subscriptions follow `wants(track)`, a policy the page sets (visible tiles); `reconcile()`
 //   turns the difference into one `subscribe` and one `unsubscribe`.
 
-import { Emitter, randomString, BASE } from './util.js';
+import { Emitter, randomString, BASE, store } from './util.js';
 import { sections } from './sdp.js';
 
 const PING_MS = 10_000;
@@ -304,6 +304,7 @@ export class Session extends Emitter {
     this.attempt = 0;
     this.peerId = msg.peerId;
     this.token = msg.token;
+    this.iceServers = msg.iceServers ?? [];
     this.setSignal('open');
 
     // Our view of the room becomes the server's (events may have been missed while away).
@@ -455,7 +456,15 @@ export class Session extends Emitter {
   }
 
   async startMedia() {
-    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    const pc = new RTCPeerConnection({
+      bundlePolicy: 'max-bundle',
+      rtcpMuxPolicy: 'require',
+      // The server's STUN and TURN servers (TURN with credentials for this session).
+      iceServers: this.iceServers ?? [],
+      // A diagnostic setting: localStorage 'peercalls.icePolicy' = 'relay' sends all media
+      // through TURN, to check that a TURN server works.
+      iceTransportPolicy: store.get('icePolicy') === 'relay' ? 'relay' : 'all',
+    });
     this.pc = pc;
     this.mediaState = 'connecting';
     pc.onconnectionstatechange = () => this.onPcState(pc);

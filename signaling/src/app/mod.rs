@@ -68,6 +68,8 @@ pub struct AppConfig {
     /// another is less busy, and when every shard is, new sessions are refused
     /// (`unavailable`). 1: never.
     pub max_shard_load: f64,
+    /// The STUN and TURN servers clients are told about (with TURN credentials).
+    pub ice: crate::ice::IceConfig,
 }
 
 impl Default for AppConfig {
@@ -79,6 +81,7 @@ impl Default for AppConfig {
             max_rooms: 10_000,
             spread_after: 8,
             max_shard_load: 0.9,
+            ice: crate::ice::IceConfig::default(),
         }
     }
 }

@@ -265,6 +265,11 @@ impl App {
         let tracks = room
             .map(|r| r.tracks.iter().map(track_info).collect())
             .unwrap_or_default();
+        // TURN credentials need the wall clock (their expiry is Unix time).
+        let ice_servers = self
+            .config
+            .ice
+            .for_session(&peer_id_str(id), std::time::SystemTime::now());
         ServerMessage::Joined {
             room: s.room.clone(),
             peer_id: peer_id_str(id),
@@ -272,6 +277,7 @@ impl App {
             resumed,
             peers,
             tracks,
+            ice_servers,
         }
     }
 }
