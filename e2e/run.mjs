@@ -84,6 +84,29 @@ async function coturn(s, secret) {
 }
 
 const CASES = {
+  // Media that cannot reach the server (its advertised address is unreachable): within
+  // ~10 s the page says so in words, with what to try, instead of "Connecting…".
+  async unreachable(s) {
+    const srv = await s.server(['--advertise-ip', '192.0.2.1']);
+    const alice = await s.person('alice');
+    await alice.page.goto(`${srv.url}/call/${room('unreachable')}`);
+    await alice.page.locator('#nickname').waitFor({ state: 'visible' });
+    await alice.page.fill('#nickname', 'alice');
+    await alice.page.click('#join');
+    const started = Date.now();
+    const banner = await waitFor('the explanation', () => alice.page.evaluate(() => {
+      const b = document.getElementById('banner');
+      return !b.hidden && /cannot reach the server/.test(b.textContent) ? b.textContent : null;
+    }), 20_000);
+    const secs = (Date.now() - started) / 1000;
+    if (secs > 15) throw new Error(`explained only after ${secs} s`);
+    if (!/TURN/.test(banner)) throw new Error(`no advice: ${banner}`);
+    const label = await alice.page.locator('#conn-text').innerText();
+    if (label !== 'No media') throw new Error(`header says ${label}`);
+    await shot(alice, 'ice-failed.png');
+    log(`  after ${secs.toFixed(1)} s: ${banner}`);
+  },
+
   // A browser that may only use relay candidates joins through a real coturn with the
   // server's TURN REST credentials, and decodes; the chosen pair is a relayed one.
   async turn(s) {

@@ -20,6 +20,12 @@ test('the banner says what happens and when the next try is', () => {
     bannerText({ ...base, state: 'connecting', detail: 'refused', everJoined: false, secs: 2 }),
     'Cannot reach the server at calls.example:443. Next try in 2 s.',
   );
+  // Media that cannot connect (ICE) is explained, with what to try.
+  const blocked = bannerText({ ...base, state: 'blocked', detail: 'direct' });
+  assert.match(blocked, /cannot reach the server/);
+  assert.match(blocked, /add a TURN server/);
+  assert.match(bannerText({ ...base, state: 'blocked', detail: 'relayed' }), /not even through the relay server \(TURN\)/);
+  assert.equal(connLabel('blocked'), 'No media');
   assert.equal(connLabel('reconnecting'), 'Reconnecting…');
   assert.equal(connLabel('odd'), 'odd');
 });

@@ -20,6 +20,9 @@ const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 8_000;
 const SUBSCRIBE_TIMEOUT_MS = 15_000;
 const MEDIA_FAILED_RESTART_MS = 5_000;
+// A first media connection not up after this long is explained to the person, with what
+// to try, instead of an endless "Connecting…".
+const ICE_EXPLAIN_MS = 10_000;
 
 export const trackKey = (t) => `${t.streamId} ${t.trackId} ${t.kind}`;
 const trackRef = (t) => ({ streamId: t.streamId, trackId: t.trackId, kind: t.kind });
@@ -228,11 +231,14 @@ export class Session extends Emitter {
     if (this.closed) state = 'closed';
     else if (this.signalState !== 'open') state = this.signalState;
     else if (this.mediaState === 'connected') state = 'connected';
+    else if (this.iceStuck && !this.everConnected) state = 'blocked';
     else if (this.mediaState === 'disconnected' || this.mediaState === 'failed') state = 'reconnecting';
     else if (!this.pc) state = 'connected'; // joined, no media session needed yet
     else state = this.everConnected ? 'reconnecting' : 'connecting';
+    const relayed = (this.iceServers ?? []).some((x) => x.urls?.some((u) => /^turns?:/.test(u)));
     const detail = this.signalState !== 'open' ? this.signalDetail
-      : state === 'reconnecting' ? 'media connection interrupted' : '';
+      : state === 'reconnecting' ? 'media connection interrupted'
+        : state === 'blocked' ? (relayed ? 'relayed' : 'direct') : '';
     this.connState = state;
     this.emit('conn', { state, detail, retryAt: this.retryAt, media: this.mediaState });
   }
@@ -428,6 +434,8 @@ export class Session extends Emitter {
   /** Forgets the media session (peer connection, subscriptions). The room view is rebuilt by the next `joined`. */
   dropSession() {
     clearTimeout(this.failTimer);
+    clearTimeout(this.iceTimer);
+    this.iceStuck = false;
     if (this.pc) {
       this.pc.onconnectionstatechange = null;
       this.pc.oniceconnectionstatechange = null;
@@ -467,6 +475,12 @@ export class Session extends Emitter {
     });
     this.pc = pc;
     this.mediaState = 'connecting';
+    clearTimeout(this.iceTimer);
+    this.iceTimer = setTimeout(() => {
+      if (pc !== this.pc || this.closed || this.mediaState === 'connected') return;
+      this.iceStuck = true;
+      this.updateConn();
+    }, ICE_EXPLAIN_MS);
     pc.onconnectionstatechange = () => this.onPcState(pc);
     pc.oniceconnectionstatechange = () => {
       // Browsers without connectionState (older Firefox) report through ICE.
@@ -489,7 +503,11 @@ export class Session extends Emitter {
     if (pc !== this.pc) return;
     const s = pc.connectionState ?? pc.iceConnectionState;
     this.mediaState = s === 'completed' ? 'connected' : s;
-    if (this.mediaState === 'connected') this.everConnected = true;
+    if (this.mediaState === 'connected') {
+      this.everConnected = true;
+      this.iceStuck = false;
+      clearTimeout(this.iceTimer);
+    }
     clearTimeout(this.failTimer);
     if (this.mediaState === 'failed') {
       // The server normally ends the session itself (media_ended). If it does not, rejoin afresh.
@@ -669,6 +687,7 @@ export class Session extends Emitter {
     clearTimeout(this.reconcileTimer);
     clearTimeout(this.staleTimer);
     clearTimeout(this.failTimer);
+    clearTimeout(this.iceTimer);
     clearInterval(this.pingTimer);
     const ws = this.ws;
     this.ws = null;

@@ -4,7 +4,7 @@
 
 import { $, el } from '../util.js';
 
-const LABELS = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…', closed: 'Disconnected' };
+const LABELS = { connecting: 'Connecting…', connected: 'Connected', reconnecting: 'Reconnecting…', blocked: 'No media', closed: 'Disconnected' };
 
 /** The header's label for a connection state. */
 export function connLabel(state) {
@@ -17,6 +17,14 @@ export function connLabel(state) {
  */
 export function bannerText({ state, detail, secs, everJoined, host }) {
   if (state === 'connected' || state === 'closed') return null;
+  if (state === 'blocked') {
+    // The signalling works but audio and video cannot reach the media server (ICE).
+    const tried = detail === 'relayed' ? ', not even through the relay server (TURN)' : '';
+    const ask = detail === 'relayed' ? 'ask whoever runs this server to check its TURN server'
+      : 'ask whoever runs this server to add a TURN server';
+    return `Audio and video cannot reach the server${tried}. The network may block them: `
+      + `try another network (mobile data, say), turn off a VPN or firewall, or ${ask}.`;
+  }
   const unreachable = state === 'connecting' && detail && !everJoined;
   let text = state === 'connecting' ? 'Connecting to the call…' : 'Connection lost. Reconnecting…';
   if (unreachable) text = `Cannot reach the server at ${host}.`;
