@@ -3,7 +3,7 @@
 
 import { execFileSync, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,7 +14,7 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const ARTIFACTS = path.join(ROOT, 'ci-artifacts');
 export const SHOTS = path.join(ARTIFACTS, 'screenshots');
 export const LOGS = path.join(ARTIFACTS, 'e2e');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const BIN = process.env.PEERCALLS_BIN ?? path.join(ROOT, 'target/release/peer-calls');
 export const TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS ?? 30_000);
 
@@ -40,11 +40,11 @@ export async function waitFor(what, check, timeoutMs = TIMEOUT_MS, everyMs = 250
   }
 }
 
-export function freePort() {
+export function freePort(host = '127.0.0.1') {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, host, () => {
       const { port } = s.address();
       s.close(() => resolve(port));
     });
@@ -67,22 +67,65 @@ export async function selfSignedCert() {
   return { cert, key };
 }
 
-/** The real peer-calls binary on loopback. `restart()` brings it back on the same port. */
+let nextNetns = 1;
+
+/**
+ * A network namespace joined to this one by a veth pair, for a browser that must not share
+ * the server's loopback: `host` is the address on this side (the server binds it), `inside`
+ * the one in the namespace. `run(cmd)` runs a command inside; `browser(path)` makes a
+ * wrapper that starts that browser inside. `close()` removes it all.
+ */
+export async function netns(name) {
+  const n = nextNetns++;
+  const ns = `pc-${name}-${process.pid % 10000}-${n}`.slice(0, 15);
+  const [a, b] = [`pch${process.pid % 1000}${n}`.slice(0, 15), `pcn${process.pid % 1000}${n}`.slice(0, 15)];
+  const net = `10.${70 + (process.pid % 20)}.${n}`;
+  const sh = (args) => execFileSync(args[0], args.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+  sh(['ip', 'netns', 'add', ns]);
+  sh(['ip', 'link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
+  sh(['ip', 'link', 'set', b, 'netns', ns]);
+  sh(['ip', 'addr', 'add', `${net}.1/24`, 'dev', a]);
+  sh(['ip', 'link', 'set', a, 'up']);
+  sh(['ip', 'netns', 'exec', ns, 'ip', 'addr', 'add', `${net}.2/24`, 'dev', b]);
+  sh(['ip', 'netns', 'exec', ns, 'ip', 'link', 'set', b, 'up']);
+  sh(['ip', 'netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);
+  const dir = await mkdtemp(path.join(tmpdir(), `peercalls-e2e-${ns}-`));
+  return {
+    name: ns,
+    host: `${net}.1`,
+    inside: `${net}.2`,
+    run: (cmd) => sh(['ip', 'netns', 'exec', ns, ...cmd]),
+    async browser(executable) {
+      const wrapper = path.join(dir, path.basename(executable));
+      await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${ns} ${executable} "$@"\n`);
+      await chmod(wrapper, 0o755);
+      return wrapper;
+    },
+    async close() {
+      try { sh(['ip', 'netns', 'del', ns]); } catch { /* gone */ }
+      try { sh(['ip', 'link', 'del', a]); } catch { /* went with the namespace */ }
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The real peer-calls binary on loopback (or `ip`). `restart()` brings it back on the same port. */
 export class Server {
-  constructor(name, extraArgs = [], { tls = false } = {}) {
+  constructor(name, extraArgs = [], { tls = false, ip = '127.0.0.1' } = {}) {
     this.name = name;
     this.extraArgs = extraArgs;
     this.tls = tls;
+    this.ip = ip;
     this.proc = null;
     this.port = 0;
   }
 
   get url() {
-    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://${this.ip}:${this.port}`;
   }
 
   async start() {
-    if (!this.port) this.port = await freePort();
+    if (!this.port) this.port = await freePort(this.ip);
     if (this.tls && !this.cert) {
       this.cert = await selfSignedCert();
       this.extraArgs = [...this.extraArgs, '--tls-cert', this.cert.cert, '--tls-key', this.cert.key];
@@ -94,7 +137,7 @@ export class Server {
     const out = createWriteStream(path.join(LOGS, `${this.name}-server.log`), { flags: this.started ? 'a' : 'w' });
     this.started = true;
     // Two shards and a room spread of 1: the browsers of one room land on different shards.
-    const args = ['--bind', `127.0.0.1:${this.port}`, '--udp-port', '0', '--shards', '2', '--room-spread', '1', '--no-pin', ...this.extraArgs];
+    const args = ['--bind', `${this.ip}:${this.port}`, ...(this.extraArgs.includes('--udp-port') ? [] : ['--udp-port', '0']), '--shards', '2', '--room-spread', '1', '--no-pin', ...this.extraArgs];
     const proc = spawn(BIN, args, { env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout.pipe(out, { end: false });
     proc.stderr.pipe(out, { end: false });
@@ -137,13 +180,16 @@ const FAKE_MEDIA = ['--use-fake-ui-for-media-stream', '--use-fake-device-for-med
  * opts: {viewport, initScript, permissions, denyMedia: origin whose camera and microphone are blocked}
  */
 export async function participant(name, opts = {}) {
+  // opts.executablePath: another Chromium (a wrapper that starts it in a namespace).
   const profile = await mkdtemp(path.join(tmpdir(), `peercalls-e2e-${name}-`));
   // --use-fake-ui-for-media-stream would accept every prompt, even for a blocked site.
   const args = [...ARGS, ...(opts.denyMedia ? ['--use-fake-device-for-media-stream'] : FAKE_MEDIA)];
   // A server with the test's self-signed certificate (opts.insecureTls).
   if (opts.insecureTls) args.push('--ignore-certificate-errors');
+  // A server on a veth address is not a secure origin; camera and microphone need one.
+  if (opts.secureOrigin) args.push(`--unsafely-treat-insecure-origin-as-secure=${opts.secureOrigin}`);
   const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
+    executablePath: opts.executablePath ?? CHROMIUM,
     headless: true,
     args,
     viewport: opts.viewport ?? { width: 1100, height: 700 },

@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import {
-  freePort, Server, participant, join, shot, waitFor, waitDecodes, inbound, log, sleep, describe, SHOTS, LOGS, TIMEOUT_MS,
+  CHROMIUM, freePort, netns, Server, participant, join, shot, waitFor, waitDecodes, inbound, log, sleep, describe, SHOTS, LOGS, TIMEOUT_MS,
 } from './lib.mjs';
 
 const room = (prefix) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
@@ -84,6 +84,38 @@ async function coturn(s, secret) {
 }
 
 const CASES = {
+  // ICE over TCP: a browser in a network namespace whose UDP to the server's media ports
+  // is dropped (nftables) still connects, over TCP, and decodes; a second browser outside
+  // uses UDP as usual.
+  async tcp(s) {
+    const ns = await netns('tcp');
+    s.cleanups.push(() => ns.close());
+    const udp = 52000 + Math.floor(Math.random() * 5000);
+    const srv = await s.server(['--udp-port', String(udp), '--tcp-port', '0'], { ip: ns.host });
+    ns.run(['nft', 'add', 'table', 'inet', 'peercalls']);
+    ns.run(['nft', 'add', 'chain', 'inet', 'peercalls', 'out', '{ type filter hook output priority 0 ; }']);
+    ns.run(['nft', 'add', 'rule', 'inet', 'peercalls', 'out', 'ip', 'daddr', ns.host, 'udp', 'dport', `${udp}-${udp + 1}`, 'drop']);
+    const r = room('tcp');
+    const walled = await s.person('alice', { executablePath: await ns.browser(CHROMIUM), secureOrigin: srv.url });
+    await walled.page.goto(`${srv.url}/call/${r}`);
+    await join(walled);
+    const bob = await s.person('bob', { secureOrigin: srv.url });
+    await bob.page.goto(`${srv.url}/call/${r}`);
+    await join(bob);
+    await waitDecodes(walled, 'bob');
+    await waitDecodes(bob, 'alice');
+    const proto = await walled.page.evaluate(async () => {
+      const stats = await window.peerCalls.session.pc.getStats();
+      let chosen = null;
+      stats.forEach((st) => {
+        if (st.type === 'transport' && st.selectedCandidatePairId) chosen = stats.get(st.selectedCandidatePairId);
+      });
+      return chosen && stats.get(chosen.remoteCandidateId)?.protocol;
+    });
+    if (proto !== 'tcp') throw new Error(`alice's media goes over ${proto}, not TCP`);
+    log('  alice, with UDP to the media ports dropped, sends and receives over ICE-TCP');
+  },
+
   // Media that cannot reach the server (its advertised address is unreachable): within
   // ~10 s the page says so in words, with what to try, instead of "Connecting…".
   async unreachable(s) {

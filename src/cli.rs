@@ -63,6 +63,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PEERCALLS_UDP_PORT", default_value_t = 50000)]
     pub(crate) udp_port: u16,
 
+    /// ICE over TCP, for clients whose UDP is blocked: shard k also listens on this TCP
+    /// port + k (a passive candidate browsers use only when UDP fails). 0 lets the system
+    /// choose each port. Without it: UDP only.
+    #[arg(long, env = "PEERCALLS_TCP_PORT")]
+    pub(crate) tcp_port: Option<u16>,
+
     /// Number of media shards (threads, each pinned to a core). Defaults to one per core.
     #[arg(long, env = "PEERCALLS_SHARDS")]
     pub(crate) shards: Option<usize>,
@@ -258,6 +264,7 @@ impl ServeArgs {
                 advertised_ip: self.advertise_ip,
                 pin_cores: !self.no_pin && shards <= cores,
                 liveness: Liveness::default(),
+                tcp_first_port: self.tcp_port,
             },
             app: AppConfig {
                 reconnect_grace: Duration::from_secs(self.reconnect_grace),

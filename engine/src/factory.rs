@@ -1,13 +1,30 @@
 //! Builds each peer's str0m `Rtc` the way the engine needs it, off the media threads:
 //! RTP mode, ICE-lite, the process's one DTLS certificate, the fixed codec set, and
-//! one host candidate (the UDP port of the shard the peer will live on).
+//! the host candidates of the shard the peer will live on: its UDP port, and its ICE-TCP
+//! port (a passive candidate, less preferred) when it has one.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::DtlsCert;
+use str0m::net::TcpType;
 use str0m::{Candidate, Rtc, RtcConfig};
+
+/// Where a shard takes media: its UDP socket, and its ICE-TCP listener if it has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaAddrs {
+    /// The advertised address of the UDP socket.
+    pub udp: SocketAddr,
+    /// The advertised address of the ICE-TCP listener.
+    pub tcp: Option<SocketAddr>,
+}
+
+impl From<SocketAddr> for MediaAddrs {
+    fn from(udp: SocketAddr) -> Self {
+        MediaAddrs { udp, tcp: None }
+    }
+}
 
 /// Makes `Rtc` instances that share one DTLS certificate (generating one costs
 /// milliseconds; every peer of this server presents the same fingerprint).
@@ -63,18 +80,31 @@ impl PeerFactory {
             .enable_h264(true)
     }
 
-    /// Builds an `Rtc` reachable at `media_addr` (the advertised address of its shard's
-    /// socket) and accepts the client's first offer.
+    /// Builds an `Rtc` reachable at `media` (the advertised addresses of its shard) and
+    /// accepts the client's first offer.
     pub fn accept_offer(
         &self,
         now: Instant,
-        media_addr: SocketAddr,
+        media: impl Into<MediaAddrs>,
         offer: SdpOffer,
     ) -> Result<AcceptedPeer, OfferError> {
+        let media = media.into();
         let mut rtc = self.config().build(now);
-        let candidate = Candidate::host(media_addr, "udp")
-            .map_err(|e| OfferError(format!("bad media address {media_addr}: {e}")))?;
+        let udp = media.udp;
+        let candidate = Candidate::host(udp, "udp")
+            .map_err(|e| OfferError(format!("bad media address {udp}: {e}")))?;
         rtc.add_local_candidate(candidate);
+        if let Some(tcp) = media.tcp {
+            // Passive: the client connects to it (RFC 6544). Its type preference is
+            // below UDP's, so browsers use it only when UDP does not get through.
+            let candidate = Candidate::builder()
+                .tcp()
+                .host(tcp)
+                .tcptype(TcpType::Passive)
+                .build()
+                .map_err(|e| OfferError(format!("bad ICE-TCP address {tcp}: {e}")))?;
+            rtc.add_local_candidate(candidate);
+        }
         let answer = rtc
             .sdp_api()
             .accept_offer(offer)
@@ -109,5 +139,62 @@ fn rejected_media(answer: &str) -> Option<&str> {
 impl Default for PeerFactory {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer() -> SdpOffer {
+        let mut client = Rtc::builder().build(Instant::now());
+        let mut api = client.sdp_api();
+        api.add_channel("x".into());
+        let (offer, _) = api.apply().expect("an offer");
+        SdpOffer::from_sdp_string(&offer.to_sdp_string()).unwrap()
+    }
+
+    #[test]
+    fn a_shard_with_ice_tcp_offers_a_passive_tcp_candidate_below_udp() {
+        let factory = PeerFactory::new();
+        let udp: SocketAddr = "192.0.2.7:50000".parse().unwrap();
+        let tcp: SocketAddr = "192.0.2.7:50100".parse().unwrap();
+        let answer = factory
+            .accept_offer(
+                Instant::now(),
+                MediaAddrs {
+                    udp,
+                    tcp: Some(tcp),
+                },
+                offer(),
+            )
+            .unwrap()
+            .answer
+            .to_sdp_string();
+        let candidates: Vec<&str> = answer
+            .lines()
+            .filter(|l| l.starts_with("a=candidate:"))
+            .collect();
+        let prio = |l: &str| l.split(' ').nth(3).unwrap().parse::<u64>().unwrap();
+        let udp_line = candidates
+            .iter()
+            .find(|l| l.contains(" udp ") || l.contains(" UDP "))
+            .unwrap();
+        let tcp_line = candidates
+            .iter()
+            .find(|l| l.to_lowercase().contains(" tcp "))
+            .expect("a TCP candidate");
+        assert!(
+            tcp_line.contains("192.0.2.7 50100 typ host tcptype passive"),
+            "{tcp_line}"
+        );
+        assert!(prio(tcp_line) < prio(udp_line), "UDP is preferred");
+        // Without ICE-TCP: the UDP candidate only.
+        let answer = factory
+            .accept_offer(Instant::now(), udp, offer())
+            .unwrap()
+            .answer
+            .to_sdp_string();
+        assert_eq!(answer.matches("a=candidate:").count(), 1);
     }
 }

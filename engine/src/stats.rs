@@ -24,6 +24,9 @@ pub struct ShardStats {
     pub rx_twcc_guarded: u64,
     /// Datagrams sent.
     pub tx_datagrams: u64,
+    /// Datagrams not sent: for an ICE-TCP connection that is gone or whose unsent
+    /// output is full.
+    pub tx_dropped: u64,
     /// RTP packets received from publishers (after SRTP).
     pub rtp_in: u64,
     /// RTP packets that matched no published track or codec.
@@ -46,7 +49,7 @@ impl ShardStats {
     /// Every counter with the name and meaning it has on the metrics page (Prometheus
     /// counters, `peercalls_shard_<name>_total`). A counter added to the struct belongs
     /// here too; the test below keeps the two the same size.
-    pub fn counters(&self) -> [(&'static str, &'static str, u64); 15] {
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 16] {
         [
             ("rx_datagrams", "Datagrams received.", self.rx_datagrams),
             ("rx_bytes", "Bytes received.", self.rx_bytes),
@@ -71,6 +74,11 @@ impl ShardStats {
                 self.rx_twcc_guarded,
             ),
             ("tx_datagrams", "Datagrams sent.", self.tx_datagrams),
+            (
+                "tx_dropped",
+                "Datagrams not sent: an ICE-TCP connection gone or full.",
+                self.tx_dropped,
+            ),
             (
                 "rtp_received",
                 "RTP packets received from publishers.",
@@ -151,10 +159,11 @@ mod tests {
             cross_shard_dropped: 13,
             keyframe_requests: 14,
             peer_panics: 15,
+            tx_dropped: 16,
         };
         let mut values: Vec<u64> = stats.counters().iter().map(|c| c.2).collect();
         values.sort();
-        assert_eq!(values, (1..=15).collect::<Vec<u64>>());
+        assert_eq!(values, (1..=16).collect::<Vec<u64>>());
         let value = |name: &str| stats.counters().iter().find(|c| c.0 == name).unwrap().2;
         assert_eq!(value("rtp_forwarded"), 11);
         assert_eq!(value("rtp_received"), 8);

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, unbounded};
-use engine::factory::PeerFactory;
+use engine::factory::{MediaAddrs, PeerFactory};
 use engine::io::heartbeat::panic_message;
 use engine::io::{Engine, EngineConfig, ShardRemote};
 use engine::msg::Notice;
@@ -149,7 +149,11 @@ pub fn start(config: ServerConfig) -> io::Result<RunningServer> {
     let engine = Engine::start(&config.engine, notice_tx, waker.clone())?;
     let media_addrs: Vec<SocketAddr> = engine.shards.iter().map(|s| s.media_addr).collect();
     let shards = engine.shards.iter().map(|s| s.remote()).collect();
-    let app = App::new(config.app.clone(), PeerFactory::new(), media_addrs.clone());
+    let shard_addrs = engine.shards.iter().map(|s| MediaAddrs {
+        udp: s.media_addr,
+        tcp: s.tcp_addr,
+    });
+    let app = App::new(config.app.clone(), PeerFactory::new(), shard_addrs);
     let lifecycle = Arc::new(Lifecycle::default());
     let thread_lifecycle = lifecycle.clone();
     let thread = std::thread::Builder::new()

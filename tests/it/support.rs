@@ -41,6 +41,7 @@ pub fn config(shards: usize, app: AppConfig, limits: Limits) -> ServerConfig {
             advertised_ip: None,
             pin_cores: false,
             liveness: Liveness::default(),
+            tcp_first_port: None,
         },
         app,
         limits,

@@ -15,6 +15,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::batch::{enable_arrival_times, enable_gro};
 use super::heartbeat::{Heartbeat, panic_message};
 use super::shard_thread::{Link, ShardSnapshot, ShardThread, WAKE, advertised};
+use super::tcp::TcpMedia;
 use crate::latency::LatencyHistogram;
 use crate::msg::{Control, Notice, ShardId};
 use crate::shard::{Liveness, ShardCore};
@@ -39,6 +40,9 @@ pub struct EngineConfig {
     pub pin_cores: bool,
     /// Peer liveness timeouts.
     pub liveness: Liveness,
+    /// ICE over TCP: shard `k` also listens on TCP `tcp_first_port + k` (0: the system
+    /// picks each port); `None`: UDP only.
+    pub tcp_first_port: Option<u16>,
 }
 
 /// A running shard, as the rest of the process sees it.
@@ -47,6 +51,8 @@ pub struct ShardHandle {
     pub id: ShardId,
     /// The address peers reach it at (advertised in ICE candidates).
     pub media_addr: SocketAddr,
+    /// The advertised address of its ICE-TCP listener, when it has one.
+    pub tcp_addr: Option<SocketAddr>,
     control: Sender<Control>,
     waker: Arc<Waker>,
     snapshot: Arc<Mutex<ShardSnapshot>>,
@@ -145,13 +151,32 @@ impl Engine {
                 })?
             };
             let socket = bind_udp(SocketAddr::new(config.bind_ip, port))?;
+            let tcp = match config.tcp_first_port {
+                None => None,
+                Some(first) => {
+                    let port = if first == 0 {
+                        0
+                    } else {
+                        first.checked_add(k as u16).ok_or_else(|| {
+                            io::Error::new(
+                                io::ErrorKind::InvalidInput,
+                                "TCP port range overflows 65535",
+                            )
+                        })?
+                    };
+                    let addr = SocketAddr::new(config.bind_ip, port);
+                    Some(mio::net::TcpListener::bind(addr).map_err(|e| {
+                        io::Error::new(e.kind(), format!("binding ICE-TCP {addr}: {e}"))
+                    })?)
+                }
+            };
             let local = socket.local_addr()?;
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
             let (control_tx, control_rx) = unbounded();
             let (media_tx, media_rx) = bounded(MEDIA_CHANNEL);
             parts.push((
-                socket, local, poll, waker, control_tx, control_rx, media_tx, media_rx,
+                socket, local, poll, waker, control_tx, control_rx, media_tx, media_rx, tcp,
             ));
         }
         let links: Vec<Link> = parts
@@ -163,12 +188,23 @@ impl Engine {
             })
             .collect();
         let mut shards = Vec::new();
-        for (k, (socket, local, poll, waker, control_tx, control_rx, _media_tx, media_rx)) in
+        for (k, (socket, local, poll, waker, control_tx, control_rx, _media_tx, media_rx, tcp)) in
             parts.into_iter().enumerate()
         {
             let media_addr = advertised(local, config.advertised_ip);
             let mut core = ShardCore::new(k, config.shards, media_addr, Instant::now());
             core.set_liveness(config.liveness);
+            let tcp_addr = match &tcp {
+                Some(listener) => Some(advertised(listener.local_addr()?, config.advertised_ip)),
+                None => None,
+            };
+            if let Some(addr) = tcp_addr {
+                core.set_tcp_addr(addr);
+            }
+            let tcp = match tcp {
+                Some(listener) => Some(TcpMedia::new(listener, poll.registry())?),
+                None => None,
+            };
             let snapshot = Arc::new(Mutex::new(ShardSnapshot::default()));
             let heartbeat = Arc::new(Heartbeat::new(format!("shard-{k}")));
             let thread = ShardThread {
@@ -185,6 +221,7 @@ impl Engine {
                 latency: LatencyHistogram::default(),
                 oldest_input: None,
                 heartbeat: heartbeat.clone(),
+                tcp,
             };
             let core_id = (config.pin_cores && !cores.is_empty()).then(|| cores[k % cores.len()]);
             let (beat, woken) = (heartbeat.clone(), notice_waker.clone());
@@ -208,10 +245,11 @@ impl Engine {
                     beat.die(why);
                     let _ = woken.wake();
                 })?;
-            tracing::info!(shard = k, %media_addr, "shard started");
+            tracing::info!(shard = k, %media_addr, ?tcp_addr, "shard started");
             shards.push(ShardHandle {
                 id: k,
                 media_addr,
+                tcp_addr,
                 control: control_tx,
                 waker,
                 snapshot,

@@ -4,6 +4,7 @@ pub mod batch;
 mod engine;
 pub mod heartbeat;
 mod shard_thread;
+mod tcp;
 
 pub use engine::{Engine, EngineConfig, ShardHandle, ShardRemote};
 pub use heartbeat::Heartbeat;

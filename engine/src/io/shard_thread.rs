@@ -13,6 +13,7 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::batch::{BATCH, BatchSender, RecvBatch};
+use super::tcp::TcpMedia;
 use crate::latency::LatencyHistogram;
 use crate::msg::{Control, MediaBatch, Notice};
 use crate::shard::{Datagram, ShardCore};
@@ -83,6 +84,8 @@ pub(crate) struct ShardThread {
     pub(crate) oldest_input: Option<SystemTime>,
     /// Beaten every loop turn (see [`super::heartbeat`]).
     pub(crate) heartbeat: Arc<super::heartbeat::Heartbeat>,
+    /// The ICE-TCP listener and its connections, when the shard has one.
+    pub(crate) tcp: Option<TcpMedia>,
 }
 
 impl ShardThread {
@@ -132,6 +135,20 @@ impl ShardThread {
             }
             idle += asleep.elapsed();
             self.heartbeat.beat();
+            if let Some(tcp) = self.tcp.as_mut() {
+                let registry = self.poll.registry();
+                for e in events.iter().filter(|e| TcpMedia::owns(e.token())) {
+                    let readable = e.is_readable() || e.is_read_closed() || e.is_error();
+                    tcp.ready(
+                        registry,
+                        e.token(),
+                        readable,
+                        e.is_writable(),
+                        &mut self.core,
+                    );
+                }
+                tcp.expire(registry, Instant::now());
+            }
             // Read the socket (to empty, or for READ_BATCHES batches), flushing after
             // each batch so str0m's send times stay within a batch of the truth. Each
             // batch is stamped when it is read: its peers were heard then, not when the
@@ -235,6 +252,16 @@ impl ShardThread {
         while queued.len() > MAX_QUEUED_SENDS {
             queued.pop_front();
         }
+        if !out.tcp_transmits.is_empty() {
+            let mut frames = std::mem::take(&mut out.tcp_transmits);
+            match self.tcp.as_mut() {
+                Some(tcp) => tcp.send(self.poll.registry(), &mut frames, &mut self.core),
+                None => frames.clear(),
+            }
+            // Drained in place: the outbox keeps its capacity.
+            self.core.out.tcp_transmits = frames;
+        }
+        let out = &mut self.core.out;
         let woken = &mut self.woken;
         woken.clear();
         woken.resize(self.links.len(), false);

@@ -57,8 +57,10 @@ pub struct Datagram {
 
 /// What the shard produced since the I/O layer last emptied it.
 pub struct Outbox {
-    /// Datagrams for the socket.
+    /// Datagrams for the UDP socket.
     pub transmits: Vec<Datagram>,
+    /// Frames for ICE-TCP connections (RFC 4571), by the remote address of the connection.
+    pub tcp_transmits: Vec<Datagram>,
     /// For signalling.
     pub notices: Vec<Notice>,
     /// For other shards.
@@ -71,6 +73,8 @@ pub struct Outbox {
 pub struct ShardCore {
     pub(super) id: ShardId,
     pub(super) local_addr: SocketAddr,
+    /// The advertised address of the shard's ICE-TCP listener, when it has one.
+    pub(super) local_tcp_addr: Option<SocketAddr>,
     pub(super) liveness: Liveness,
     pub(super) codecs: CodecConfig,
     /// The peer slab: a peer's key is its index; freed keys are reused.
@@ -106,6 +110,7 @@ impl ShardCore {
         Self {
             id,
             local_addr,
+            local_tcp_addr: None,
             liveness: Liveness::default(),
             codecs: server_codecs(),
             peers: Vec::new(),
@@ -123,6 +128,7 @@ impl ShardCore {
             clock: ClockAnchor::now(),
             out: Outbox {
                 transmits: Vec::new(),
+                tcp_transmits: Vec::new(),
                 notices: Vec::new(),
                 control: Vec::new(),
                 media: (0..shards).map(|_| Vec::new()).collect(),
@@ -131,6 +137,11 @@ impl ShardCore {
             slow_input: std::time::Duration::ZERO,
             stats: ShardStats::default(),
         }
+    }
+
+    /// The shard also takes ICE over TCP, reached at `addr` (its passive candidate).
+    pub fn set_tcp_addr(&mut self, addr: SocketAddr) {
+        self.local_tcp_addr = Some(addr);
     }
 
     /// Replaces the liveness timeouts.
@@ -166,8 +177,18 @@ impl ShardCore {
         t
     }
 
-    /// A datagram arrived from `source`.
+    /// A datagram arrived from `source` on the UDP socket.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        self.handle_input(now, Protocol::Udp, source, data);
+    }
+
+    /// A frame (RFC 4571) arrived on the ICE-TCP connection from `source`: the same as a
+    /// datagram, on another transport.
+    pub fn handle_tcp_frame(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        self.handle_input(now, Protocol::Tcp, source, data);
+    }
+
+    fn handle_input(&mut self, now: Instant, proto: Protocol, source: SocketAddr, data: &[u8]) {
         #[cfg(feature = "fault-injection")]
         if !self.slow_input.is_zero() {
             std::thread::sleep(self.slow_input);
@@ -218,16 +239,27 @@ impl ShardCore {
             self.stats.rx_dropped += 1;
             return;
         };
+        let destination = match proto {
+            Protocol::Udp => self.local_addr,
+            _ => match self.local_tcp_addr {
+                Some(addr) => addr,
+                None => return,
+            },
+        };
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto,
                 source,
-                destination: self.local_addr,
+                destination,
                 contents,
             },
         );
-        let mark = self.out.transmits.len();
+        let replies = |out: &Outbox| match proto {
+            Protocol::Udp => out.transmits.len(),
+            _ => out.tcp_transmits.len(),
+        };
+        let mark = replies(&self.out);
         let Some(slot) = self.slot(key) else { return };
         if let Some(peer) = self.peers[key].as_mut() {
             peer.last_rx = now;
@@ -245,7 +277,11 @@ impl ShardCore {
         }
         // A reply to this source means str0m accepted the STUN request (its integrity
         // held), so the address is this peer's from now on.
-        if learn && self.out.transmits[mark..].iter().any(|d| d.to == source) {
+        let sent = match proto {
+            Protocol::Udp => &self.out.transmits,
+            _ => &self.out.tcp_transmits,
+        };
+        if learn && sent[mark..].iter().any(|d| d.to == source) {
             self.learn_addr(key, source);
         }
         if rtp {
@@ -459,10 +495,16 @@ fn drain(
                 schedule(timers, peer, slot, at);
                 return Ok(());
             }
-            Output::Transmit(t) => out.transmits.push(Datagram {
-                to: t.destination,
-                data: t.contents.into(),
-            }),
+            Output::Transmit(t) => {
+                let to = match t.proto {
+                    Protocol::Udp => &mut out.transmits,
+                    _ => &mut out.tcp_transmits,
+                };
+                to.push(Datagram {
+                    to: t.destination,
+                    data: t.contents.into(),
+                });
+            }
             Output::Event(e) => events.push_back((slot, e)),
         }
     }

@@ -275,7 +275,7 @@ pub fn client_message(data: &[u8]) {
 const SHARD_ADDR: &str = "127.0.0.1:20000";
 
 fn app() -> App {
-    let addr = SHARD_ADDR.parse().expect("an address");
+    let addr: std::net::SocketAddr = SHARD_ADDR.parse().expect("an address");
     App::new(AppConfig::default(), factory().clone(), vec![addr])
 }
 

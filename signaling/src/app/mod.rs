@@ -19,10 +19,9 @@ mod sessions;
 mod subscriptions;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use engine::factory::PeerFactory;
+use engine::factory::{MediaAddrs, PeerFactory};
 use engine::msg::{Notice, PeerId, ShardId};
 use protocol::{ClientMessage, ErrorCode, Request, RequestId, ServerMessage};
 
@@ -108,7 +107,7 @@ struct Conn {
 pub struct App {
     config: AppConfig,
     factory: PeerFactory,
-    shard_addrs: Vec<SocketAddr>,
+    shard_addrs: Vec<MediaAddrs>,
     placement: Placement,
     rooms: Rooms,
     sessions: HashMap<PeerId, Session>,
@@ -128,8 +127,14 @@ fn refuse<T>(code: ErrorCode, reason: impl Into<String>) -> Result<T, Refusal> {
 }
 
 impl App {
-    /// An app whose shards are reached at `shard_addrs` (index = shard id).
-    pub fn new(config: AppConfig, factory: PeerFactory, shard_addrs: Vec<SocketAddr>) -> Self {
+    /// An app whose shards are reached at `shard_addrs` (index = shard id): their UDP
+    /// addresses, or [`MediaAddrs`] with ICE-TCP too.
+    pub fn new(
+        config: AppConfig,
+        factory: PeerFactory,
+        shard_addrs: impl IntoIterator<Item = impl Into<MediaAddrs>>,
+    ) -> Self {
+        let shard_addrs: Vec<MediaAddrs> = shard_addrs.into_iter().map(Into::into).collect();
         let placement = Placement::new(
             shard_addrs.len(),
             config.spread_after,
