@@ -9,12 +9,14 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const ARTIFACTS = path.join(ROOT, 'ci-artifacts');
 export const SHOTS = path.join(ARTIFACTS, 'screenshots');
 export const LOGS = path.join(ARTIFACTS, 'e2e');
 export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+export const FIREFOX = process.env.FIREFOX ?? '/usr/bin/firefox-esr';
 const BIN = process.env.PEERCALLS_BIN ?? path.join(ROOT, 'target/release/peer-calls');
 export const TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS ?? 30_000);
 
@@ -225,6 +227,64 @@ export async function participant(name, opts = {}) {
     logs,
     async close() {
       await context.close().catch(() => {});
+      await rm(profile, { recursive: true, force: true }).catch(() => {});
+    },
+  };
+}
+
+/**
+ * One participant in Firefox (ESR), driven over WebDriver BiDi by puppeteer-core, with fake
+ * devices and no permission prompts. Its `page` offers the part of Playwright's page API the
+ * helpers here use, so join(), inbound() and decodes() work on both browsers.
+ * Firefox gathers no loopback candidates: its server must listen on a real interface.
+ */
+export async function firefoxParticipant(name, opts = {}) {
+  const profile = await mkdtemp(path.join(tmpdir(), `peercalls-e2e-${name}-`));
+  const browser = await puppeteer.launch({
+    browser: 'firefox',
+    executablePath: opts.executablePath ?? FIREFOX,
+    headless: true,
+    userDataDir: profile,
+    defaultViewport: opts.viewport ?? { width: 1100, height: 700 },
+    extraPrefsFirefox: {
+      'media.navigator.streams.fake': true,
+      'media.navigator.permission.disabled': true,
+      // A server on a veth address is not a secure origin; camera and microphone need one.
+      'media.devices.insecure.enabled': true,
+      'media.getusermedia.insecure.enabled': true,
+    },
+  });
+  const raw = (await browser.pages())[0] ?? (await browser.newPage());
+  // The lowest video preset, as for Chromium participants.
+  await raw.evaluateOnNewDocument(() => {
+    try {
+      if (!localStorage.getItem('peercalls.quality')) localStorage.setItem('peercalls.quality', 'low');
+    } catch {
+      // no storage on this page
+    }
+  });
+  const logs = [];
+  raw.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+  // Firefox reports a failed ICE check as a script error of its own, not one of the page's.
+  raw.on('pageerror', (e) => logs.push(`${/^WebRTC: /.test(e.message) ? 'browser' : 'pageerror'}: ${e.message}`));
+  const page = {
+    goto: (url) => raw.goto(url),
+    evaluate: (fn, arg) => raw.evaluate(fn, arg),
+    click: (selector) => raw.click(selector),
+    fill: (selector, value) => raw.locator(selector).fill(value),
+    screenshot: (o) => raw.screenshot(o),
+    locator: (selector) => ({
+      waitFor: () => raw.waitForSelector(selector, { visible: true, timeout: TIMEOUT_MS }),
+      innerText: () => raw.$eval(selector, (e) => e.innerText),
+    }),
+  };
+  return {
+    name,
+    page,
+    browser,
+    logs,
+    async close() {
+      await browser.close().catch(() => {});
       await rm(profile, { recursive: true, force: true }).catch(() => {});
     },
   };

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { bannerText, connLabel } from '../../web/js/call/connection.js';
 import { peerStateOf } from '../../web/js/call/tiles.js';
 import { peopleRows } from '../../web/js/call/controls.js';
+import { connState } from '../../web/js/session.js';
 
 test('the banner says what happens and when the next try is', () => {
   const base = { detail: '', secs: 0, everJoined: true, host: 'calls.example:443' };
@@ -28,6 +29,27 @@ test('the banner says what happens and when the next try is', () => {
   assert.equal(connLabel('blocked'), 'No media');
   assert.equal(connLabel('reconnecting'), 'Reconnecting…');
   assert.equal(connLabel('odd'), 'odd');
+});
+
+test('media that never connected is explained once ICE fails or stalls, in any browser', () => {
+  const open = { closed: false, signal: 'open', everConnected: false, iceStuck: false };
+  assert.equal(connState({ ...open, media: null }), 'connected');
+  assert.equal(connState({ ...open, media: 'connecting' }), 'connecting');
+  // Chromium keeps checking: the page's own 10 s clock says when to explain.
+  assert.equal(connState({ ...open, media: 'connecting', iceStuck: true }), 'blocked');
+  // Firefox gives up within seconds: explained at once, not "Reconnecting…".
+  assert.equal(connState({ ...open, media: 'failed' }), 'blocked');
+  // Once media has flowed, a failure is an interruption to recover from.
+  const was = { ...open, everConnected: true };
+  assert.equal(connState({ ...was, media: 'failed' }), 'reconnecting');
+  assert.equal(connState({ ...was, media: 'disconnected', iceStuck: true }), 'reconnecting');
+  assert.equal(connState({ ...was, media: 'connected' }), 'connected');
+  // A fresh session after the failure keeps the explanation up; a server gone away does not.
+  assert.equal(connState({ ...open, signal: 'connecting', media: null, iceStuck: true, rejoining: true }), 'blocked');
+  assert.equal(connState({ ...open, signal: 'reconnecting', media: null, iceStuck: true }), 'reconnecting');
+  // The socket's state comes first; closed above all.
+  assert.equal(connState({ ...open, signal: 'reconnecting', media: 'failed' }), 'reconnecting');
+  assert.equal(connState({ ...open, closed: true, signal: 'reconnecting' }), 'closed');
 });
 
 test('a state message is read as the tile shows it; anything else is chat', () => {

@@ -24,6 +24,26 @@ const MEDIA_FAILED_RESTART_MS = 5_000;
 // to try, instead of an endless "Connecting…".
 const ICE_EXPLAIN_MS = 10_000;
 
+/**
+ * The one state the page shows, from the socket's and the peer connection's. `media` is the
+ * peer connection's state (null without one). Media that has never connected is "blocked"
+ * (explained, with what to try) once ICE has failed or has not succeeded for ICE_EXPLAIN_MS:
+ * Firefox fails ICE within seconds, Chromium keeps checking. `rejoining`: the socket is being
+ * reopened for a fresh session after a media failure, not because the server went away.
+ */
+export function connState({ closed, signal, media, everConnected, iceStuck, rejoining = false }) {
+  if (closed) return 'closed';
+  // A fresh session after a failed first media connection is another try at the same
+  // problem: the explanation stays up (unless the server itself becomes unreachable).
+  if (!everConnected && iceStuck && (signal === 'open' || rejoining)) return 'blocked';
+  if (signal !== 'open') return signal;
+  if (media === null) return 'connected'; // joined, no media session needed yet
+  if (media === 'connected') return 'connected';
+  if (!everConnected && media === 'failed') return 'blocked';
+  if (media === 'disconnected' || media === 'failed') return 'reconnecting';
+  return everConnected ? 'reconnecting' : 'connecting';
+}
+
 export const trackKey = (t) => `${t.streamId} ${t.trackId} ${t.kind}`;
 const trackRef = (t) => ({ streamId: t.streamId, trackId: t.trackId, kind: t.kind });
 const msidKey = (streamId, trackId) => `${streamId} ${trackId}`;
@@ -32,7 +52,7 @@ export const isScreenStream = (streamId) => streamId.startsWith(SCREEN_PREFIX);
 
 /**
  * Events:
- *  'conn' {state: 'connecting'|'connected'|'reconnecting'|'closed', detail, retryAt}
+ *  'conn' {state: 'connecting'|'connected'|'reconnecting'|'blocked'|'closed', detail, retryAt}
  *  'joined' {peerId, resumed, fresh}    'reset' (a fresh session: forget all remote state)
  *  'peer-joined' {peerId, nickname}     'peer-left' {peerId}
  *  'track-published' info               'track-unpublished' info
@@ -139,6 +159,7 @@ export class Session extends Emitter {
       this.requests.clear();
       if (this.closed) return;
       if (ev.code === 4000) return; // replaced: handled by the error message
+      this.rejoining = ev.code === 4001;
       if (ev.code === 4001) {
         // media_ended: the server dropped our media session; start afresh.
         this.token = null;
@@ -155,6 +176,7 @@ export class Session extends Emitter {
   abandonSocket(reason) {
     const ws = this.ws;
     if (!ws) return;
+    this.rejoining = false;
     this.ws = null;
     ws.onclose = null;
     ws.onmessage = null;
@@ -227,14 +249,14 @@ export class Session extends Emitter {
   }
 
   updateConn() {
-    let state;
-    if (this.closed) state = 'closed';
-    else if (this.signalState !== 'open') state = this.signalState;
-    else if (this.mediaState === 'connected') state = 'connected';
-    else if (this.iceStuck && !this.everConnected) state = 'blocked';
-    else if (this.mediaState === 'disconnected' || this.mediaState === 'failed') state = 'reconnecting';
-    else if (!this.pc) state = 'connected'; // joined, no media session needed yet
-    else state = this.everConnected ? 'reconnecting' : 'connecting';
+    const state = connState({
+      closed: this.closed,
+      signal: this.signalState,
+      media: this.pc ? this.mediaState : null,
+      everConnected: this.everConnected,
+      iceStuck: this.iceStuck,
+      rejoining: this.rejoining,
+    });
     const relayed = (this.iceServers ?? []).some((x) => x.urls?.some((u) => /^turns?:/.test(u)));
     const detail = this.signalState !== 'open' ? this.signalDetail
       : state === 'reconnecting' ? 'media connection interrupted'
@@ -311,6 +333,7 @@ export class Session extends Emitter {
     this.peerId = msg.peerId;
     this.token = msg.token;
     this.iceServers = msg.iceServers ?? [];
+    this.rejoining = false;
     this.setSignal('open');
 
     // Our view of the room becomes the server's (events may have been missed while away).
@@ -435,7 +458,6 @@ export class Session extends Emitter {
   dropSession() {
     clearTimeout(this.failTimer);
     clearTimeout(this.iceTimer);
-    this.iceStuck = false;
     if (this.pc) {
       this.pc.onconnectionstatechange = null;
       this.pc.oniceconnectionstatechange = null;
@@ -475,12 +497,14 @@ export class Session extends Emitter {
     });
     this.pc = pc;
     this.mediaState = 'connecting';
+    // Counted from the first attempt: a fresh session after a failure does not restart it.
+    this.iceSince ??= Date.now();
     clearTimeout(this.iceTimer);
     this.iceTimer = setTimeout(() => {
       if (pc !== this.pc || this.closed || this.mediaState === 'connected') return;
       this.iceStuck = true;
       this.updateConn();
-    }, ICE_EXPLAIN_MS);
+    }, Math.max(0, this.iceSince + ICE_EXPLAIN_MS - Date.now()));
     pc.onconnectionstatechange = () => this.onPcState(pc);
     pc.oniceconnectionstatechange = () => {
       // Browsers without connectionState (older Firefox) report through ICE.
@@ -506,9 +530,12 @@ export class Session extends Emitter {
     if (this.mediaState === 'connected') {
       this.everConnected = true;
       this.iceStuck = false;
+      this.iceSince = null;
       clearTimeout(this.iceTimer);
     }
     clearTimeout(this.failTimer);
+    // A first connection that failed stays explained through the fresh attempts that follow.
+    if (this.mediaState === 'failed' && !this.everConnected) this.iceStuck = true;
     if (this.mediaState === 'failed') {
       // The server normally ends the session itself (media_ended). If it does not, rejoin afresh.
       this.failTimer = setTimeout(() => {
@@ -520,6 +547,7 @@ export class Session extends Emitter {
 
   /** Leaves and joins again without the token: a new session with a new peer connection. */
   rejoinFresh() {
+    this.rejoining = true;
     this.send({ type: 'leave' });
     this.token = null;
     this.dropSession();
