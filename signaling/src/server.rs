@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, unbounded};
 use engine::factory::{MediaAddrs, PeerFactory};
-use engine::io::heartbeat::panic_message;
+use engine::io::heartbeat::{Heartbeat, panic_message};
 use engine::io::{Engine, EngineConfig, ShardRemote};
 use engine::msg::Notice;
 
@@ -52,14 +52,37 @@ pub struct RunningServer {
     thread: Option<JoinHandle<Result<(), String>>>,
 }
 
-/// What other threads tell the signalling thread about the server's life.
-#[derive(Debug, Default)]
+/// What other threads tell the signalling thread about the server's life, and its
+/// heartbeat for the watchdog in [`RunningServer::wait`].
+#[derive(Debug)]
 struct Lifecycle {
     /// Stop now.
     stop: AtomicBool,
     /// Drain until this instant (set once).
     drain_until: Mutex<Option<Instant>>,
+    /// Beaten every turn of the signalling loop.
+    heartbeat: Heartbeat,
+    /// Test-only: the signalling loop sleeps this long once (`StopHandle::inject_stall`).
+    #[cfg(feature = "fault-injection")]
+    stall: Mutex<Option<Duration>>,
 }
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self {
+            stop: AtomicBool::new(false),
+            drain_until: Mutex::new(None),
+            heartbeat: Heartbeat::new("signalling"),
+            #[cfg(feature = "fault-injection")]
+            stall: Mutex::new(None),
+        }
+    }
+}
+
+/// The signalling thread answers `/health` itself, so it cannot report its own stall: the
+/// watchdog in [`RunningServer::wait`] ends the server when it has not turned for this
+/// long (its loop turns at least every [`TICK`]), so that a supervisor restarts it.
+pub const SIGNALLING_STALL: Duration = Duration::from_secs(10);
 
 impl RunningServer {
     /// Asks the server to stop or drain (idempotent).
@@ -83,12 +106,30 @@ impl RunningServer {
     }
 
     /// Waits until the server stops: `Ok` after a stop or a drain, `Err` with why when a
-    /// thread of the server died (a supervisor should restart the process).
+    /// thread of the server died or the signalling thread has not turned for
+    /// [`SIGNALLING_STALL`] (a supervisor should restart the process).
     pub fn wait(mut self) -> Result<(), String> {
-        match self.thread.take().map(JoinHandle::join) {
-            None | Some(Ok(Ok(()))) => Ok(()),
-            Some(Ok(Err(why))) => Err(why),
-            Some(Err(panic)) => Err(format!(
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        while !thread.is_finished() {
+            let silence = self.lifecycle.heartbeat.silence(Instant::now());
+            if silence >= SIGNALLING_STALL {
+                // Left behind, stuck: told to stop should it ever turn again.
+                self.stop_handle().stop();
+                let why = format!(
+                    "the signalling thread has not run for {:.1} s",
+                    silence.as_secs_f64()
+                );
+                tracing::error!("{why}; exiting with a failure so that the server is restarted");
+                return Err(why);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        match thread.join() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(why),
+            Err(panic) => Err(format!(
                 "the signalling thread panicked: {}",
                 panic_message(&*panic)
             )),
@@ -130,6 +171,17 @@ impl StopHandle {
             .unwrap_or_else(|e| e.into_inner());
         until.get_or_insert(Instant::now() + timeout);
         drop(until);
+        let _ = self.waker.wake();
+    }
+
+    /// Test-only: the signalling loop sleeps for `duration`, once, as if stuck.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_stall(&self, duration: Duration) {
+        *self
+            .lifecycle
+            .stall
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(duration);
         let _ = self.waker.wake();
     }
 }
@@ -195,6 +247,16 @@ fn run(
     let mut next_tick = Instant::now() + TICK;
     let mut draining = false;
     let end = loop {
+        lifecycle.heartbeat.beat();
+        #[cfg(feature = "fault-injection")]
+        if let Some(d) = lifecycle
+            .stall
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            std::thread::sleep(d);
+        }
         if lifecycle.stop.load(Ordering::SeqCst) {
             break End::Stop;
         }

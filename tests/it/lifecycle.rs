@@ -1,5 +1,5 @@
 //! The server's life as a supervisor sees it: `/health` names a stalled shard, a dead
-//! shard stops the server with a failure, SIGTERM's drain takes no new sessions (and
+//! shard or a stuck signalling thread stops the server with a failure, SIGTERM's drain takes no new sessions (and
 //! `/ready` says so) while the calls in progress go on, and ends when they do or when its
 //! time is up, telling the clients still there to reconnect.
 
@@ -86,6 +86,23 @@ fn a_dead_shard_stops_the_server_with_a_failure_and_clients_are_told_to_reconnec
         scene.pairs[0].trouble.iter().any(|t| t.contains("closed")),
         "the clients' WebSockets were closed: {:?}",
         scene.pairs[0].trouble
+    );
+}
+
+#[test]
+fn a_stuck_signalling_thread_stops_the_server_with_a_failure() {
+    let server = server(1, AppConfig::default(), Limits::default());
+    let stop = server.stop_handle();
+    let started = Instant::now();
+    stop.inject_stall(signaling::server::SIGNALLING_STALL + Duration::from_secs(2));
+    let why = server.wait().expect_err("the watchdog fails the server");
+    assert!(
+        why.starts_with("the signalling thread has not run for"),
+        "{why}"
+    );
+    assert!(
+        started.elapsed() >= signaling::server::SIGNALLING_STALL,
+        "not before the stall is long enough to be one"
     );
 }
 
