@@ -5,7 +5,8 @@ use super::*;
 #[test]
 fn landing_and_call_pages_are_html() {
     let server = Server::start(Limits::default());
-    let index = signaling::assets::asset("index.html").unwrap().1;
+    // web/index.html with the base path ("" here) written in.
+    let index = signaling::assets::index_page("");
     for path in ["/", "/call/team-standup", "/call/x?from=link"] {
         let r = get(server.addr, path);
         assert_eq!(r.status, 200, "{path}");
@@ -13,6 +14,11 @@ fn landing_and_call_pages_are_html() {
         assert_eq!(r.header("cache-control"), Some("no-cache"));
         assert_eq!(r.header("connection"), Some("close"));
         assert_eq!(r.body, index);
+        assert!(
+            r.header("content-security-policy")
+                .is_some_and(|csp| csp.contains("script-src 'self';")),
+            "{path}: no Content-Security-Policy"
+        );
     }
     let head = http(server.addr, b"HEAD / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(head.status, 200);
