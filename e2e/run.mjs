@@ -56,6 +56,44 @@ class Scope {
 const tileCount = (p, name) => p.page.evaluate((n) => document.querySelectorAll(`#stage .tile[data-name="${n}"]:not(.screen)`).length, name);
 const tileAttr = (p, name, attr) => p.page.evaluate(([n, a]) => document.querySelector(`#stage .tile[data-name="${n}"]:not(.screen)`)?.dataset[a], [name, attr]);
 
+// Records every error toast (they vanish after a few seconds) in window.__errorToasts.
+const recordErrorToasts = () => {
+  window.__errorToasts = [];
+  document.addEventListener('DOMContentLoaded', () => {
+    new MutationObserver((changes) => {
+      for (const c of changes) {
+        for (const n of c.addedNodes) if (n.classList?.contains('error')) window.__errorToasts.push(n.textContent);
+      }
+    }).observe(document.getElementById('toasts'), { childList: true });
+  });
+};
+
+// The call's controls, by role and accessible name, as a screen reader finds them.
+const CONTROLS = ['Mute', 'Stop video', 'Share', 'Devices', 'Invite', 'Chat', /^People/, 'Leave'];
+
+async function controlsByName(p) {
+  for (const name of CONTROLS) {
+    const b = p.page.getByRole('button', { name, exact: true });
+    const n = await b.count();
+    if (n !== 1 || !(await b.isVisible())) throw new Error(`${p.name}: ${n} visible button(s) named ${name}`);
+  }
+}
+
+/** The tiles' last row, when not full, is centred in the stage (within 2 px). */
+async function lastRowCentred(p) {
+  return p.page.evaluate(() => {
+    const grid = document.getElementById('tiles').getBoundingClientRect();
+    const tiles = [...document.querySelectorAll('#tiles .tile')].map((t) => t.getBoundingClientRect());
+    const rows = new Map();
+    for (const r of tiles) rows.set(Math.round(r.top), [...(rows.get(Math.round(r.top)) ?? []), r]);
+    const ordered = [...rows.keys()].sort((a, b) => a - b).map((k) => rows.get(k));
+    const last = ordered.at(-1);
+    const mid = (last[0].left + last.at(-1).right) / 2;
+    const off = Math.abs(mid - (grid.left + grid.right) / 2);
+    return { ok: ordered.length > 1 && last.length < ordered[0].length && off <= 2, rows: ordered.map((r) => r.length), off };
+  });
+}
+
 /** Two people in one room; the second comes in through the first one's invite link. */
 async function pair(s, srv, r, { screenshots = false, bobOpts } = {}) {
   const alice = await s.person('alice', { permissions: ['clipboard-read', 'clipboard-write'] });
@@ -270,10 +308,13 @@ const CASES = {
     const bytes = randomBytes(200 * 1024 + 123); // five chunks
     const sha = createHash('sha256').update(bytes).digest('hex');
     await alice.page.setInputFiles('#file-input', { name: 'report.bin', mimeType: 'application/octet-stream', buffer: bytes });
+    // The received file's Blob (the policy lets the page fetch nothing but its server, not
+    // even its own blobs).
     const got = await waitFor('the file at bob, complete', () => bob.page.evaluate(async () => {
-      const a = document.querySelector('#chat-log .msg[data-done="true"] a.file-download');
-      if (!a) return null;
-      const buf = await (await fetch(a.href)).arrayBuffer();
+      const f = window.peerCalls.chat.kept.find((k) => k.link.download === 'report.bin');
+      if (!f) return null;
+      const a = f.link;
+      const buf = await f.blob.arrayBuffer();
       const hash = [...new Uint8Array(await crypto.subtle.digest('SHA-256', buf))].map((b) => b.toString(16).padStart(2, '0')).join('');
       return { name: a.download, size: buf.byteLength, hash };
     }));
@@ -286,6 +327,48 @@ const CASES = {
     await alice.page.setInputFiles('#file-input', { name: 'huge.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(16 * 1024 * 1024 + 1) });
     await waitFor('the size limit message', () => alice.page.locator('#chat-log .msg.system.error').innerText().then((t) => t.includes('at most 16')));
     await shot(bob, '4-chat.png');
+
+    // A file announced as HTML with a script: at bob it is only ever a download, never a page
+    // of this origin, so its script does not run, whether he clicks it or opens its address.
+    const evil = '<!doctype html><script>localStorage.setItem("pwned", "1"); document.title = "pwned";</script>';
+    await alice.page.setInputFiles('#file-input', { name: 'invite.html', mimeType: 'text/html', buffer: Buffer.from(evil) });
+    const link = await waitFor('the HTML file at bob', () => bob.page.evaluate(() => {
+      const f = window.peerCalls.chat.kept.find((k) => k.link.download === 'invite.html');
+      return f ? { href: f.url, type: f.blob.type } : null;
+    }));
+    if (link.type !== 'application/octet-stream') throw new Error(`the received file is a ${link.type}`);
+    const [download] = await Promise.all([
+      bob.page.waitForEvent('download'),
+      bob.page.click('#chat-log a.file-download[download="invite.html"]'),
+    ]);
+    log(`  clicked: downloaded as ${download.suggestedFilename()}`);
+    const tab = await bob.context.newPage();
+    await tab.goto(link.href).catch(() => {}); // "Download is starting": not shown as a page
+    await sleep(500);
+    const pwned = await bob.page.evaluate(() => localStorage.getItem('pwned'));
+    if (pwned !== null || (await tab.title()) === 'pwned') throw new Error('the received HTML ran its script on the call origin');
+    await tab.close();
+    log('  an HTML file with a script is only downloaded; its script never runs');
+
+    // A sender that lies about the size: the part beyond it is refused as it arrives.
+    await alice.page.evaluate(() => {
+      const s = window.peerCalls.session;
+      s.message({ file: { id: 'liar', name: 'small.txt', mime: 'text/plain', size: 10, chunks: 1 } });
+      s.message({ fileChunk: { id: 'liar', index: 0, data: btoa('x'.repeat(5000)) } });
+    });
+    await waitFor('the oversized part refused', () => bob.page.locator('#chat-log').innerText().then((t) => /small\.txt[\s\S]*not received: it is larger than the 10 B announced/.test(t)));
+    log('  a file larger than announced is refused at the part that passes the size');
+
+    // Hanging up lets the received files go (their object URLs are revoked).
+    await bob.page.click('#btn-hangup');
+    const left = await bob.page.evaluate(() => ({
+      kept: window.peerCalls.chat.kept.length,
+      links: document.querySelectorAll('#chat-log a.file-download').length,
+      text: document.getElementById('chat-log').textContent,
+    }));
+    if (left.kept || left.links || !left.text.includes('no longer available (the call ended)')) {
+      throw new Error(`received files outlive the call: ${JSON.stringify({ kept: left.kept, links: left.links })}`);
+    }
   },
 
   // A screen share (with and without audio) is a new tile on the other side and decodes; stopping
@@ -324,6 +407,8 @@ const CASES = {
     await join(carol, { camera: false });
     await waitDecodes(carol, 'alice');
     await waitDecodes(carol, 'bob');
+    const rows = await waitFor("alice's last row of tiles centred", () => lastRowCentred(alice));
+    log(`  three tiles in rows of ${rows.rows.join(' + ')}, the last centred (${rows.off.toFixed(1)} px off)`);
     await waitFor("alice shows carol's avatar", async () => (await tileAttr(alice, 'carol', 'video')) === 'off');
     const off = await carol.page.evaluate(() => window.peerCalls.media.videoTrack === null && window.peerCalls.session.videoSender.track === null);
     if (!off) throw new Error("carol's camera runs although she joined with it off");
@@ -370,6 +455,48 @@ const CASES = {
     }
     log('  carol hung up: her tile is gone for alice and bob');
     await waitDecodes(alice, 'bob');
+  },
+
+  // Every control has an accessible name, on a desktop and on a phone (where the buttons show
+  // only icons); mute, camera, screen share and leave leave no error toast and no console error.
+  async controls(s) {
+    const srv = await s.server();
+    const r = room('controls');
+    const alice = await s.person('alice', { viewport: { width: 1280, height: 800 }, initScript: recordErrorToasts });
+    const bob = await s.person('bob', { viewport: { width: 390, height: 844 }, isMobile: true, initScript: recordErrorToasts });
+    for (const p of [alice, bob]) {
+      await p.page.goto(`${srv.url}/call/${r}`);
+      for (const name of ['Turn microphone off', 'Turn camera off', 'Join call']) {
+        await waitFor(`${p.name}: a button named ${name} on the join screen`, () => p.page.getByRole('button', { name, exact: true }).isVisible());
+      }
+      await join(p);
+      await controlsByName(p);
+    }
+    await waitDecodes(alice, 'bob');
+    log('  every control found by role and name at 1280×800 and 390×844');
+    for (const p of [alice, bob]) {
+      await p.page.getByRole('button', { name: 'Mute', exact: true }).click();
+      await p.page.getByRole('button', { name: 'Unmute', exact: true }).waitFor();
+      await p.page.getByRole('button', { name: 'Stop video', exact: true }).click();
+      await p.page.getByRole('button', { name: 'Start video', exact: true }).click();
+      await p.page.getByRole('button', { name: 'Unmute', exact: true }).click();
+    }
+    await alice.page.getByRole('button', { name: 'Share', exact: true }).click();
+    await alice.page.getByRole('menuitem', { name: 'Share screen', exact: true }).click();
+    await waitFor("alice's screen at bob", () => bob.page.evaluate(() => Boolean(document.querySelector('#stage .tile.screen'))));
+    await alice.page.getByRole('button', { name: 'Stop sharing', exact: true }).click();
+    await waitDecodes(bob, 'alice');
+    for (const p of [alice, bob]) {
+      await p.page.getByRole('button', { name: 'Leave', exact: true }).click();
+      await p.page.locator('#notice').waitFor({ state: 'visible' });
+    }
+    await sleep(1000);
+    for (const p of [alice, bob]) {
+      const toasts = await p.page.evaluate(() => window.__errorToasts);
+      const errors = p.logs.filter((l) => l.startsWith('error:'));
+      if (toasts.length || errors.length) throw new Error(`${p.name}: error toasts ${JSON.stringify(toasts)}, console errors ${JSON.stringify(errors)}`);
+    }
+    log('  join, mute, camera, share and leave: no error toast, no console error');
   },
 
   // The WebSocket drops (resume, same session) and the server restarts (new session): both
@@ -590,8 +717,11 @@ async function main() {
     log(`case ${name}`);
     try {
       await withTimeout(CASES[name](s), 4 * TIMEOUT_MS + 60_000, name);
-      const errors = s.people.flatMap((p) => p.logs.filter((l) => l.startsWith('pageerror')).map((l) => `${p.name}: ${l}`));
-      if (errors.length) throw new Error(`uncaught errors in the page:\n${errors.join('\n')}`);
+      // Uncaught errors, and anything the Content-Security-Policy blocked (the page would be
+      // missing a part of itself).
+      const bad = (l) => l.startsWith('pageerror') || /Content.Security.Policy|violates the following/i.test(l);
+      const errors = s.people.flatMap((p) => p.logs.filter(bad).map((l) => `${p.name}: ${l}`));
+      if (errors.length) throw new Error(`errors in the page:\n${errors.join('\n')}`);
       results.push({ name, ok: true, secs: (Date.now() - t0) / 1000 });
       log(`PASS ${name} (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
     } catch (err) {

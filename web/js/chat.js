@@ -8,6 +8,10 @@
 // Chunks are paced under the server's rate limit (50 messages/s per connection) and wait for
 // the WebSocket's send buffer to drain, so a large file neither trips the limit nor floods the
 // receivers' connections.
+//
+// A received file is only ever downloaded: its Blob is application/octet-stream whatever the
+// sender announced (an HTML or SVG file opened on this origin would run its script here), and
+// the announced size and MAX_FILE_BYTES are checked as each part arrives, not at the end.
 
 import { $, el, icon, formatBytes, randomString, bytesToBase64, base64ToBytes, sleep } from './util.js';
 
@@ -17,6 +21,8 @@ const CHUNK_INTERVAL_MS = 60; // ~16 chunks/s: ~780 KB/s, well under the rate li
 const MAX_BUFFERED = 512 * 1024;
 const MAX_CHAT_CHARS = 4000;
 const INCOMING_TIMEOUT_MS = 60_000;
+// Received files kept for download at most; past it the oldest are let go.
+const MAX_KEPT_BYTES = 64 * 1024 * 1024;
 
 export class Chat {
   constructor({ session, nameOf, onUnread }) {
@@ -24,8 +30,9 @@ export class Chat {
     this.nameOf = nameOf;
     this.onUnread = onUnread;
     this.log = $('chat-log');
-    this.incoming = new Map(); // id -> {from, meta, parts, received, row}
+    this.incoming = new Map(); // id -> {from, meta, parts, received, bytes, row}
     this.outgoing = new Map(); // id -> {cancelled}
+    this.kept = []; // received files, oldest first: {url, blob, link}
     $('chat-form').addEventListener('submit', (e) => {
       e.preventDefault();
       this.sendText();
@@ -197,6 +204,10 @@ export class Chat {
     const name = String(meta.name ?? 'file').replace(/[\\/]/g, '_').slice(0, 255) || 'file';
     // The original's one-message form: {file: {name, mime, base64}}.
     if (typeof meta.base64 === 'string' && !meta.chunks) {
+      if (meta.base64.length > Math.ceil(MAX_FILE_BYTES / 3) * 4) {
+        this.system(`${this.nameOf(from)} tried to send a file that is too large.`, true);
+        return;
+      }
       try {
         const bytes = base64ToBytes(meta.base64);
         const m = { name, mime: String(meta.mime ?? ''), size: bytes.length };
@@ -217,7 +228,7 @@ export class Chat {
     const row = this.row(this.nameOf(from), false, card);
     row.dataset.fileId = id;
     const key = `${from}/${id}`;
-    const t = { from, meta: m, parts: new Array(chunks), received: 0, card, bar, status, row, timer: 0 };
+    const t = { from, meta: m, parts: new Array(chunks), received: 0, bytes: 0, card, bar, status, row, timer: 0 };
     this.incoming.set(key, t);
     this.touch(key, t);
   }
@@ -233,12 +244,22 @@ export class Chat {
     if (!t) return;
     const i = Number(chunk.index);
     if (!Number.isInteger(i) || i < 0 || i >= t.meta.chunks || t.parts[i] || typeof chunk.data !== 'string') return;
+    // Sizes are enforced as parts arrive: nothing past the announced size is kept.
+    // (One part is at most the server's message limit, 256 KiB.)
+    const limit = Math.min(t.meta.size, MAX_FILE_BYTES);
+    let part;
     try {
-      t.parts[i] = base64ToBytes(chunk.data);
+      part = base64ToBytes(chunk.data);
     } catch {
       this.failIncoming(key, 'a part was damaged');
       return;
     }
+    if (t.bytes + part.length > limit) {
+      this.failIncoming(key, `it is larger than the ${formatBytes(t.meta.size)} announced`);
+      return;
+    }
+    t.parts[i] = part;
+    t.bytes += part.length;
     t.received += 1;
     t.bar.value = Math.round((t.received / t.meta.chunks) * 100);
     this.touch(key, t);
@@ -256,11 +277,38 @@ export class Chat {
       t.card.classList.add('failed');
       return;
     }
-    const blob = new Blob(parts, { type: t.meta.mime || 'application/octet-stream' });
+    // Never the announced type: only downloaded, never shown on this origin.
+    const blob = new Blob(parts, { type: 'application/octet-stream' });
     const url = URL.createObjectURL(blob);
     t.bar.remove();
-    t.status.replaceWith(el('a', { class: 'file-download', href: url, download: t.meta.name, text: 'Download' }));
+    const link = el('a', { class: 'file-download', href: url, download: t.meta.name, rel: 'noopener', text: 'Download' });
+    t.status.replaceWith(link);
     t.row.dataset.done = 'true';
+    this.keep({ url, blob, link });
+  }
+
+  /** Holds a received file for download, letting the oldest go past MAX_KEPT_BYTES. */
+  keep(file) {
+    this.kept.push(file);
+    let total = this.kept.reduce((n, f) => n + f.blob.size, 0);
+    while (total > MAX_KEPT_BYTES && this.kept.length > 1) {
+      const old = this.kept.shift();
+      total -= old.blob.size;
+      this.release(old, 'no longer kept (newer files took its place)');
+    }
+  }
+
+  release(file, why) {
+    URL.revokeObjectURL(file.url);
+    file.link.replaceWith(el('span', { class: 'file-status', text: why }));
+  }
+
+  /** The call ended: received files are let go, transfers stop. */
+  close() {
+    for (const f of this.kept) this.release(f, 'no longer available (the call ended)');
+    this.kept = [];
+    for (const key of [...this.incoming.keys()]) this.failIncoming(key, 'the call ended');
+    for (const state of this.outgoing.values()) state.cancelled = 'the call ended';
   }
 
   failIncoming(key, why) {
@@ -268,6 +316,7 @@ export class Chat {
     if (!t) return;
     clearTimeout(t.timer);
     this.incoming.delete(key);
+    t.parts = [];
     t.status.textContent = `not received: ${why}`;
     t.card.classList.add('failed');
   }

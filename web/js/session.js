@@ -614,8 +614,10 @@ export class Session extends Emitter {
   /** The local camera or microphone track changed: swap it into its sender (no renegotiation). */
   onLocalTrack(kind, track) {
     const sender = kind === 'audio' ? this.audioSender : this.videoSender;
-    if (!sender) return;
+    // After hanging up the devices stop too: there is nothing to swap them into.
+    if (!sender || this.closed) return;
     sender.replaceTrack(track).catch((err) => {
+      if (this.closed || this.pc?.signalingState === 'closed') return;
       console.warn('replaceTrack failed', err);
       this.emit('notice', { message: `Could not switch the ${kind === 'audio' ? 'microphone' : 'camera'}: ${err.message}`, error: true });
     });
@@ -725,6 +727,8 @@ export class Session extends Emitter {
     }
     this.pc?.close();
     this.pc = null;
+    this.audioSender = null;
+    this.videoSender = null;
     this.updateConn();
   }
 }

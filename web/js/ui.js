@@ -38,9 +38,8 @@ export function notice(title, text, actions = [], kind = 'info') {
 export const homeAction = { label: 'Start page', href: `${BASE}/` };
 export const reloadAction = (label = 'Try again') => ({ label, primary: true, onclick: () => location.reload() });
 
-/** A microphone or camera toggle shows its state: icon, pressed, title. */
+/** A microphone or camera toggle shows its state: its icon, and a name that says what it does. */
 export function setToggle(button, on, what) {
-  button.setAttribute('aria-pressed', String(on));
   button.classList.toggle('off', !on);
   button.replaceChildren(icon(on ? what : `${what}-off`));
   button.title = what === 'mic' ? (on ? 'Turn microphone off' : 'Turn microphone on') : (on ? 'Turn camera off' : 'Turn camera on');

@@ -70,6 +70,7 @@ export function startCall(room, nickname, media, meter) {
   });
 
   function endCall(sendLeave) {
+    chat.close();
     tiles.stop();
     connection.stop();
     controls.stopScreen();

@@ -23,11 +23,9 @@ export function wireControls(call) {
   const camBtn = $('btn-cam');
   const renderControls = () => {
     const s = call.myState();
-    micBtn.setAttribute('aria-pressed', String(s.audio));
     micBtn.classList.toggle('off', !s.audio);
     micBtn.querySelector('use').setAttribute('href', s.audio ? '#i-mic' : '#i-mic-off');
     micBtn.querySelector('span').textContent = s.audio ? 'Mute' : 'Unmute';
-    camBtn.setAttribute('aria-pressed', String(s.video));
     camBtn.classList.toggle('off', !s.video);
     camBtn.querySelector('use').setAttribute('href', s.video ? '#i-cam' : '#i-cam-off');
     camBtn.querySelector('span').textContent = s.video ? 'Stop video' : 'Start video';
@@ -53,17 +51,21 @@ export function wireControls(call) {
   let screen = null; // {stream, refs, tile}
   const screenMenu = $('screen-menu');
   if (!screenShareSupported()) $('screen-wrap').hidden = true;
+  const showMenu = (open) => {
+    screenMenu.hidden = !open;
+    $('btn-screen').setAttribute('aria-expanded', String(open));
+  };
   $('btn-screen').onclick = () => {
     if (screen) stopScreen();
-    else screenMenu.hidden = !screenMenu.hidden;
+    else showMenu(screenMenu.hidden);
   };
   document.addEventListener('click', (e) => {
-    if (!e.target.closest('#screen-wrap')) screenMenu.hidden = true;
+    if (!e.target.closest('#screen-wrap')) showMenu(false);
   });
   $('share-screen').onclick = () => startScreen(false);
   $('share-screen-audio').onclick = () => startScreen(true);
   async function startScreen(withAudio) {
-    screenMenu.hidden = true;
+    showMenu(false);
     let stream;
     try {
       stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: withAudio });
@@ -79,7 +81,7 @@ export function wireControls(call) {
     if (v) tile.addTrack(v);
     screen = { stream, refs, tile };
     for (const t of stream.getTracks()) t.addEventListener('ended', () => { if (screen?.stream === stream) stopScreen(); });
-    $('btn-screen').setAttribute('aria-pressed', 'true');
+    $('btn-screen').classList.add('active');
     $('btn-screen').querySelector('span').textContent = 'Stop sharing';
   }
   function stopScreen() {
@@ -89,7 +91,7 @@ export function wireControls(call) {
     for (const ref of s.refs) session.unpublish(ref);
     for (const t of s.stream.getTracks()) t.stop();
     stage.remove('local-screen');
-    $('btn-screen').setAttribute('aria-pressed', 'false');
+    $('btn-screen').classList.remove('active');
     $('btn-screen').querySelector('span').textContent = 'Share';
   }
 

@@ -322,6 +322,49 @@ mod tests {
     }
 
     #[test]
+    fn every_response_carries_the_security_headers() {
+        for request in [
+            &b"GET /call/abc HTTP/1.1\r\n\r\n"[..],
+            b"GET /static/app.js HTTP/1.1\r\n\r\n",
+            b"GET /nothing HTTP/1.1\r\n\r\n",
+        ] {
+            let r = respond(request);
+            for header in [
+                "\r\nContent-Security-Policy: default-src 'none'; script-src 'self';",
+                "frame-ancestors 'none'\r\n",
+                "\r\nX-Content-Type-Options: nosniff\r\n",
+                "\r\nX-Frame-Options: DENY\r\n",
+                "\r\nReferrer-Policy: no-referrer\r\n",
+            ] {
+                assert!(r.contains(header), "{header} missing from {r}");
+            }
+        }
+    }
+
+    /// The policy allows no inline script and no inline style: the page has none.
+    #[test]
+    fn the_page_has_no_inline_script_or_style() {
+        let page = String::from_utf8(crate::assets::index_page("")).unwrap();
+        for (i, tag) in page.match_indices("<script").map(|(i, _)| (i, &page[i..])) {
+            let open = &tag[..tag.find('>').unwrap()];
+            assert!(
+                open.contains(" src=\""),
+                "inline script at byte {i}: {open}"
+            );
+        }
+        assert!(!page.contains(" style=\""), "an inline style attribute");
+        assert!(!page.contains("<style"), "an inline style sheet");
+        for (i, _) in page.match_indices(" on") {
+            let name: String = page[i + 3..]
+                .chars()
+                .take_while(char::is_ascii_lowercase)
+                .collect();
+            let handler = page[i + 3 + name.len()..].starts_with('=');
+            assert!(!handler, "an inline event handler: on{name}");
+        }
+    }
+
+    #[test]
     fn post_call() {
         let post = |body: &str| {
             format!(
