@@ -114,13 +114,20 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PEERCALLS_MESSAGES_PER_SECOND", default_value_t = 50)]
     pub(crate) messages_per_second: u32,
 
-    /// Connections that may be in their HTTP/WebSocket handshake at once; more are
-    /// closed as soon as they are accepted.
+    /// Connections that may be in their HTTP/WebSocket handshake at once; a newcomer
+    /// beyond it evicts the oldest unfinished one.
     #[arg(long, env = "PEERCALLS_MAX_PENDING_HANDSHAKES", default_value_t = 1024)]
     pub(crate) max_pending_handshakes: usize,
 
-    /// Seconds a connection may take to send its HTTP request or WebSocket upgrade.
-    #[arg(long, env = "PEERCALLS_HANDSHAKE_TIMEOUT", default_value_t = 10)]
+    /// Of those, how many may come from one address (IPv4, or IPv6 /64); a newcomer
+    /// beyond it evicts that address's oldest. Behind a reverse proxy every client has
+    /// the proxy's address: raise it.
+    #[arg(long, env = "PEERCALLS_MAX_PENDING_PER_ADDRESS", default_value_t = 64)]
+    pub(crate) max_pending_per_address: usize,
+
+    /// Seconds a connection may take to send its HTTP request line and headers (or its
+    /// WebSocket upgrade).
+    #[arg(long, env = "PEERCALLS_HANDSHAKE_TIMEOUT", default_value_t = 5)]
     pub(crate) handshake_timeout: u64,
 
     /// WebSockets that may be open at once; an upgrade beyond it gets HTTP 503.
@@ -235,6 +242,12 @@ impl ServeArgs {
                 "must be at least 1",
             ));
         }
+        if self.max_pending_per_address == 0 {
+            return Err(ArgError::new(
+                "max_pending_per_address",
+                "must be at least 1",
+            ));
+        }
         if self.handshake_timeout == 0 {
             return Err(ArgError::new("handshake_timeout", "must be at least 1"));
         }
@@ -279,6 +292,7 @@ impl ServeArgs {
                 max_message: self.max_message,
                 messages_per_second: self.messages_per_second,
                 max_pending: self.max_pending_handshakes,
+                max_pending_per_address: self.max_pending_per_address,
                 handshake_timeout: Duration::from_secs(self.handshake_timeout),
                 max_connections: self.max_connections,
                 ..Limits::default()
@@ -314,6 +328,30 @@ fn base_path(raw: &str) -> Result<String, ArgError> {
     Ok(trimmed.to_owned())
 }
 
+/// Every connection is a file descriptor: the soft limit (often 1024) goes up to the hard
+/// one, as the Go runtime and nginx's `worker_rlimit_nofile` do. Past what remains, joins are
+/// refused with `unavailable` (see the transport's admission).
+fn raise_descriptor_limit() {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the struct they are given, nothing else.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return;
+        }
+        if rl.rlim_cur < rl.rlim_max {
+            let was = rl.rlim_cur;
+            rl.rlim_cur = rl.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 {
+                rl.rlim_cur = was;
+            }
+        }
+    }
+    tracing::info!(limit = rl.rlim_cur, "file descriptors");
+}
+
 /// Runs the server until SIGINT or SIGTERM.
 pub(crate) fn serve(args: ServeArgs, provenance: &Provenance) -> anyhow::Result<()> {
     let config = args
@@ -323,6 +361,7 @@ pub(crate) fn serve(args: ServeArgs, provenance: &Provenance) -> anyhow::Result<
     let drain_timeout = Duration::from_secs(args.drain_timeout);
     let scheme = if tls.is_some() { "https" } else { "http" };
     let base = config.base_path.clone();
+    raise_descriptor_limit();
     let server = start(config).map_err(|e| anyhow!("cannot start: {e}"))?;
     let stop = server.stop_handle();
     let mut signals = signal_hook::iterator::Signals::new([
@@ -385,6 +424,7 @@ mod limit_flags {
         assert_eq!(c.limits.max_message, d.max_message);
         assert_eq!(c.limits.messages_per_second, d.messages_per_second);
         assert_eq!(c.limits.max_pending, d.max_pending);
+        assert_eq!(c.limits.max_pending_per_address, d.max_pending_per_address);
         assert_eq!(c.limits.handshake_timeout, d.handshake_timeout);
         assert_eq!(c.limits.max_connections, d.max_connections);
         assert_eq!(c.app.max_peers_per_room, 100);
@@ -400,6 +440,8 @@ mod limit_flags {
             "5",
             "--max-pending-handshakes",
             "7",
+            "--max-pending-per-address",
+            "6",
             "--handshake-timeout",
             "3",
             "--max-connections",
@@ -413,6 +455,7 @@ mod limit_flags {
         assert_eq!(c.limits.max_message, 65536);
         assert_eq!(c.limits.messages_per_second, 5);
         assert_eq!(c.limits.max_pending, 7);
+        assert_eq!(c.limits.max_pending_per_address, 6);
         assert_eq!(c.limits.handshake_timeout, Duration::from_secs(3));
         assert_eq!(c.limits.max_connections, 9);
         assert_eq!(c.app.max_peers_per_room, 4);

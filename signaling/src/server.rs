@@ -17,7 +17,7 @@ use engine::msg::Notice;
 use crate::app::{App, AppConfig, Output};
 use crate::metrics;
 use crate::tls::TlsFiles;
-use crate::transport::{Health, Limits, Transport, TransportEvent};
+use crate::transport::{Health, Limits, SharedText, Transport, TransportEvent};
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
@@ -290,6 +290,7 @@ fn run(
             }
         }
         transport.set_health(health(&engine, draining));
+        app.set_descriptors_low(transport.descriptors_low());
         let wait = next_tick.saturating_duration_since(Instant::now());
         let page = |t: &Transport| metrics_page(&app, &engine, t);
         if let Err(e) = transport.poll(Some(wait), &mut events, &page) {
@@ -357,6 +358,15 @@ fn deliver(app: &mut App, transport: &mut Transport, engine: &Engine) {
         match out {
             Output::Send(conn, msg) => match serde_json::to_string(&msg) {
                 Ok(text) => transport.send(conn, &text),
+                Err(e) => tracing::error!("cannot serialise {msg:?}: {e}"),
+            },
+            Output::SendMany(conns, msg) => match serde_json::to_string(&msg) {
+                Ok(text) => {
+                    let text = SharedText::from(text);
+                    for conn in conns {
+                        transport.send_shared(conn, &text);
+                    }
+                }
                 Err(e) => tracing::error!("cannot serialise {msg:?}: {e}"),
             },
             Output::Close(conn, code, reason) => transport.close(conn, code, &reason),

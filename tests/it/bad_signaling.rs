@@ -1,4 +1,4 @@
-//! Cases 19–26 of `docs/bad-inputs.md`, and every configurable limit, against
+//! Cases 19–26, 38 and 39 of `docs/bad-inputs.md`, and every configurable limit, against
 //! the real server on loopback: the hostile client gets a clear error or close code, and
 //! only it; bystanders in another room and in its room keep receiving every packet.
 
@@ -480,4 +480,207 @@ fn limits_room_size_and_room_count_refuse_only_the_client_over_them() {
     );
     assert_neighbour_fine(&mut scene);
     scene.assert_bystanders_unbroken("room and server limits");
+}
+
+/// Raises this test process's descriptor limit to its hard limit (the attacks below hold
+/// thousands of sockets); returns it.
+fn raise_nofile() -> u64 {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the struct they are given, nothing else.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl);
+        rl.rlim_cur = rl.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+    }
+    rl.rlim_cur
+}
+
+/// A half-open HTTP request from 127.0.0.`host`, or `None` when the connection failed.
+fn half_open(http: std::net::SocketAddr, host: u8) -> Option<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, host], 0)).into())
+        .ok()?;
+    socket
+        .connect_timeout(&http.into(), Duration::from_secs(1))
+        .ok()?;
+    let mut tcp = TcpStream::from(socket);
+    tcp.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgr").ok()?;
+    tcp.set_nonblocking(true).ok()?;
+    Some(tcp)
+}
+
+/// Whether a non-blocking socket is still open (nothing to read, no end of stream).
+fn still_open(tcp: &mut TcpStream) -> bool {
+    let mut b = [0u8; 16];
+    matches!(tcp.read(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+#[test]
+fn case_38_a_half_open_flood_from_one_address_never_shuts_the_door() {
+    let limit = raise_nofile();
+    // 5,000 half-open requests, fewer where the machine's hard limit is lower.
+    let flood = 5000.min(limit.saturating_sub(1000) as usize);
+    assert!(
+        flood > 1100,
+        "a descriptor limit of {limit} is too low for this test"
+    );
+    let (server, mut scene) = scene(Limits::default(), AppConfig::default());
+    let http = server.http_addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The attacker (127.0.0.2) opens its flood, then renews every connection the server drops.
+    let attacker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut held: Vec<TcpStream> = Vec::new();
+            let mut opened = 0usize;
+            // Bursts of 100 every 20 ms (up to 5,000 a second): an attacker on a fast
+            // network, not one that out-runs the kernel's accept queue of this machine.
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                held.retain_mut(still_open);
+                for _ in 0..100.min(flood - held.len()) {
+                    if let Some(tcp) = half_open(http, 2) {
+                        held.push(tcp);
+                        opened += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // Let the server catch up with its accept queue, then count what it kept.
+            std::thread::sleep(Duration::from_millis(700));
+            held.retain_mut(still_open);
+            (opened, held.len())
+        })
+    };
+    scene.pump(Duration::from_millis(1500));
+    // New visitors (from 127.0.0.1) keep joining within a second, again and again.
+    let mut waits = Vec::new();
+    for i in 0..10 {
+        let started = Instant::now();
+        let mut ws = Ws::connect(http);
+        ws.send(&join("attacked", &format!("visitor{i}")));
+        scene.sockets.push(ws);
+        let at = scene.sockets.len() - 1;
+        scene.pump_until(Duration::from_secs(1), "a visitor joins within 1 s", |s| {
+            s.sockets[at].count(|m| matches!(m, ServerMessage::Joined { .. })) == 1
+        });
+        waits.push(started.elapsed());
+        scene.pump(Duration::from_millis(300));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (opened, kept) = attacker.join().unwrap();
+    assert!(
+        opened >= flood,
+        "the attacker opened only {opened} connections"
+    );
+    assert!(
+        kept <= Limits::default().max_pending_per_address,
+        "the server held {kept} of one address's unfinished handshakes"
+    );
+    assert_neighbour_fine(&mut scene);
+    scene.assert_bystanders_unbroken(&format!(
+        "a flood of {opened} half-open connections; visitors joined in {waits:?}"
+    ));
+}
+
+#[test]
+fn case_39_a_member_that_stops_reading_is_dropped_and_the_room_of_100_chats_on() {
+    // A small send backlog so that the stalled member fills it quickly.
+    let limits = Limits {
+        send_backlog: 64 * 1024,
+        ..Limits::default()
+    };
+    let (server, mut scene) = scene(limits, AppConfig::default());
+    let http = server.http_addr;
+    let first = scene.sockets.len();
+    for i in 0..99 {
+        let mut ws = Ws::connect(http);
+        ws.send(&join("crowd", &format!("m{i}")));
+        scene.sockets.push(ws);
+    }
+    // The member that never reads: a tiny receive buffer, and nothing read after joining.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&http.into()).unwrap();
+    let (mut stalled, _) =
+        tungstenite::client(format!("ws://{http}/ws"), TcpStream::from(socket)).unwrap();
+    stalled
+        .send(tungstenite::Message::text(join("crowd", "stalled")))
+        .unwrap();
+    let stalled_id = loop {
+        if let tungstenite::Message::Text(t) = stalled.read().unwrap()
+            && let Ok(ServerMessage::Joined { peer_id, .. }) = serde_json::from_str(t.as_str())
+        {
+            break peer_id;
+        }
+    };
+    scene.pump_until(Duration::from_secs(10), "99 members join", |s| {
+        s.sockets[first..]
+            .iter()
+            .all(|w| w.count(|m| matches!(m, ServerMessage::Joined { .. })) == 1)
+    });
+    // Three members send files to the stalled member alone (6 MB: more than its queue and
+    // the kernel's buffers hold), while ten members each send ten 8 KiB file chunks to the
+    // room; every other member must get each of those within 1 s.
+    let big = "y".repeat(32 * 1024);
+    for s in 0..3 {
+        for i in 0..64 {
+            let msg = serde_json::json!({"type": "message", "to": stalled_id, "data": {"fileChunk": {"id": 1000 + i, "data": big}}});
+            scene.sockets[first + 10 + s].send(&msg.to_string());
+        }
+    }
+    let chunk = "x".repeat(8 * 1024);
+    for round in 0..10 {
+        for s in 0..10 {
+            let id = round * 10 + s;
+            let msg = serde_json::json!({"type": "message", "data": {"fileChunk": {"id": id, "data": chunk}}});
+            scene.sockets[first + s].send(&msg.to_string());
+        }
+        scene.pump(Duration::from_millis(40));
+    }
+    let got = |w: &Ws, id: usize| {
+        w.count(
+            |m| matches!(m, ServerMessage::Message { data, .. } if data["fileChunk"]["id"] == id),
+        )
+    };
+    scene.pump_until(
+        Duration::from_secs(1),
+        "every chunk at every reader within 1 s of the last",
+        |s| {
+            s.sockets[first..]
+                .iter()
+                .enumerate()
+                .all(|(r, w)| (0..100).all(|id| id % 10 == r || got(w, id) == 1))
+        },
+    );
+    // The stalled member's connection was closed once its backlog filled: reading now, it
+    // finds the end after what the kernel had buffered, short of the 100 chunks.
+    stalled
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut chunks = 0;
+    let ended = loop {
+        match stalled.read() {
+            Ok(tungstenite::Message::Text(t)) if t.as_str().contains("fileChunk") => chunks += 1,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                break false;
+            }
+            Err(_) => break true,
+        }
+    };
+    assert!(
+        ended,
+        "the stalled member's connection was never closed ({chunks} chunks read)"
+    );
+    assert!(
+        chunks < 100 + 3 * 64,
+        "the stalled member got all {chunks} chunks: never stalled"
+    );
+    assert_neighbour_fine(&mut scene);
+    scene.assert_bystanders_unbroken("a member that stopped reading in a room of 100");
 }

@@ -31,6 +31,7 @@ mod base_path;
 mod bench_smoke;
 mod binary;
 mod deploy;
+mod descriptors;
 mod isolation;
 mod keepalive;
 mod lifecycle;

@@ -2,8 +2,9 @@
 //! bystanders whose media must not skip a packet, raw WebSocket clients for hostile
 //! signalling, and a hostile media peer that holds its own SRTP keys.
 
-use std::io::{self, ErrorKind};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use client::{Connection, LocalTrack, PeerEvent, SessionEvent};
@@ -602,5 +603,65 @@ impl Hostile {
             }
             let _ = self.udp.send_to(&data, to);
         }
+    }
+}
+
+// ---- the binary as a child process
+
+/// The server binary this test build made.
+pub const BIN: &str = env!("CARGO_BIN_EXE_peer-calls");
+
+/// A TCP port free on loopback right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain `GET` on a fresh connection; `None` when nothing answers.
+pub fn get(addr: SocketAddr, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// Waits until the server `child` answers `/health` (panics if it exits first).
+pub fn wait_healthy(addr: SocketAddr, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(r) = get(addr, "/health") {
+            assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the server exited early"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the server did not answer /health"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits (10 s at most) for `child` to exit.
+pub fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

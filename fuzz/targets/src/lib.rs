@@ -330,7 +330,7 @@ pub fn app_messages(data: &[u8]) {
     for line in data.split(|&b| b == b'\n').take(256) {
         app.on_text(now, me, &String::from_utf8_lossy(line));
         for out in app.take_output() {
-            if let Output::Send(_, msg) = out {
+            if let Output::Send(_, msg) | Output::SendMany(_, msg) = out {
                 serde_json::to_string(&msg).expect("a server message serialises");
             }
         }

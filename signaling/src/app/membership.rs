@@ -132,11 +132,12 @@ impl App {
 
     /// Sends `msg` to every member of `room` that has a connection now.
     fn tell_members(&mut self, room: &str, msg: &ServerMessage) {
-        for p in self.members(room) {
-            if let Some(c) = self.conn_of(p) {
-                self.send(c, msg.clone());
-            }
-        }
+        let conns = self
+            .members(room)
+            .into_iter()
+            .filter_map(|p| self.conn_of(p))
+            .collect();
+        self.out.push(Output::SendMany(conns, msg.clone()));
     }
 }
 

@@ -90,6 +90,9 @@ impl Default for AppConfig {
 pub enum Output {
     /// Send a message on a connection.
     Send(ConnId, ServerMessage),
+    /// Send one message on several connections: serialised once, its bytes shared (a file
+    /// chunk relayed to a room of 100 is not made 99 times).
+    SendMany(Vec<ConnId>, ServerMessage),
     /// Close a connection with a code and reason.
     Close(ConnId, u16, String),
     /// Send a command to a shard.
@@ -116,6 +119,8 @@ pub struct App {
     next_peer: u64,
     /// Shutting down: no new sessions (see [`App::set_draining`]).
     draining: bool,
+    /// Out of file descriptors: no new sessions (see [`App::set_descriptors_low`]).
+    descriptors_low: bool,
     out: Vec<Output>,
 }
 
@@ -151,6 +156,7 @@ impl App {
             conns: HashMap::new(),
             next_peer: 1,
             draining: false,
+            descriptors_low: false,
             out: Vec::new(),
         }
     }
@@ -171,6 +177,12 @@ impl App {
     /// go on, and resume after a dropped connection as usual.
     pub fn set_draining(&mut self, draining: bool) {
         self.draining = draining;
+    }
+
+    /// While the process runs out of file descriptors, new sessions are refused
+    /// (`unavailable`: try again in a moment); those already here go on.
+    pub fn set_descriptors_low(&mut self, low: bool) {
+        self.descriptors_low = low;
     }
 
     /// Ends every session, telling each connected client to reconnect (close code 1012):

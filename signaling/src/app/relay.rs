@@ -5,7 +5,7 @@ use engine::msg::PeerId;
 use protocol::{ErrorCode, ServerMessage};
 
 use super::membership::peer_id_str;
-use super::{App, Refusal, refuse};
+use super::{App, Output, Refusal, refuse};
 
 impl App {
     pub(super) fn relay(
@@ -32,11 +32,11 @@ impl App {
             from: peer_id_str(peer),
             data,
         };
-        for p in targets {
-            if let Some(c) = self.conn_of(p) {
-                self.send(c, msg.clone());
-            }
-        }
+        let conns = targets
+            .into_iter()
+            .filter_map(|p| self.conn_of(p))
+            .collect();
+        self.out.push(Output::SendMany(conns, msg));
         Ok(())
     }
 }

@@ -93,6 +93,12 @@ impl App {
                 "the server is shutting down; try again in a moment",
             );
         }
+        if self.descriptors_low {
+            return refuse(
+                ErrorCode::Unavailable,
+                "the server has too many connections open; try again in a moment",
+            );
+        }
         let size = self.rooms.get(room).map_or(0, |r| r.members.len());
         if size == 0 && self.rooms.len() >= self.config.max_rooms {
             return refuse(

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::time::Instant;
 
 use mio::Interest;
@@ -11,6 +12,7 @@ use mio::Token;
 use tungstenite::WebSocket;
 use tungstenite::protocol::Role;
 
+use super::admission::{AddrKey, Room};
 use super::linger::LingerIo;
 use super::open::OpenWs;
 use super::stream::{Stream, TLS_HANDSHAKE};
@@ -23,6 +25,8 @@ use super::{
 pub(super) struct Handshake {
     pub(super) stream: Stream,
     pub(super) remote: SocketAddr,
+    /// What its address counts under (see [`AddrKey`]).
+    pub(super) addr: AddrKey,
     pub(super) request: http::RequestReader,
     /// For a request with a body: the total length to wait for.
     pub(super) need: usize,
@@ -43,17 +47,51 @@ impl Transport {
                 {
                     continue;
                 }
+                Err(e) if out_of_descriptors(&e) && self.descriptors.release_spare() => {
+                    // With the spare descriptor given up, take one waiting connection and close
+                    // it: its client learns now instead of waiting in the backlog.
+                    if let Ok((tcp, remote)) = self.listener.accept() {
+                        tracing::debug!(%remote, "out of file descriptors; closing");
+                        drop(tcp);
+                    }
+                    self.descriptors.restore_spare();
+                    self.accept_retry = Some(now + ACCEPT_BACKOFF);
+                    return;
+                }
                 Err(e) => {
-                    // Most likely out of file descriptors: the waiting connections stay in the
-                    // backlog and no new readiness event may come for them, so retry soon.
+                    // The waiting connections stay in the backlog and no new readiness event
+                    // may come for them, so retry soon.
                     tracing::warn!("accept failed: {e}");
                     self.accept_retry = Some(now + ACCEPT_BACKOFF);
                     return;
                 }
             };
-            if self.pending >= self.limits.max_pending {
-                tracing::debug!(%remote, "too many unfinished handshakes; refusing");
-                continue; // dropping `tcp` closes it
+            self.descriptors.accepted(tcp.as_raw_fd());
+            let addr = AddrKey::of(remote.ip());
+            let conns = &self.conns;
+            let live = |t: usize| {
+                matches!(
+                    conns.get(&t),
+                    Some(Conn {
+                        state: State::Handshake(_),
+                        ..
+                    })
+                )
+            };
+            let room = self.handshakes.room_for(
+                addr,
+                self.limits.max_pending_per_address,
+                self.limits.max_pending,
+                live,
+            );
+            if let Room::Evict(old) = room
+                && let Some(Conn {
+                    state: State::Handshake(hs),
+                    ..
+                }) = self.conns.remove(&old)
+            {
+                tracing::debug!(remote = %hs.remote, "unfinished handshake evicted for a newcomer");
+                self.handshakes.end(hs.addr);
             }
             let token = self.next_token;
             self.next_token += 1;
@@ -66,11 +104,12 @@ impl Transport {
                 continue;
             }
             let _ = tcp.set_nodelay(true);
-            self.pending += 1;
+            self.handshakes.start(token, addr);
             let mut conn = Conn {
                 state: State::Handshake(Handshake {
                     stream: Stream::Plain(tcp),
                     remote,
+                    addr,
                     request: http::RequestReader::default(),
                     need: 0,
                 }),
@@ -123,7 +162,7 @@ impl Transport {
             match io::Read::read(&mut hs.stream, &mut chunk[..room]) {
                 Ok(0) => {
                     // The client gave up before its request was complete.
-                    self.pending -= 1;
+                    self.handshakes.end(hs.addr);
                     return;
                 }
                 // A ClientHello on a port that speaks TLS: the rest of the connection is
@@ -132,14 +171,14 @@ impl Transport {
                     if hs.request.len() == 0 && chunk[0] == TLS_HANDSHAKE && self.tls.is_some() =>
                 {
                     let (Stream::Plain(tcp), Some(tls)) = (hs.stream, self.tls.as_ref()) else {
-                        self.pending -= 1;
+                        self.handshakes.end(hs.addr);
                         return; // a TLS record inside TLS: not HTTP
                     };
                     match Stream::start_tls(tcp, tls.config(), &chunk[..n]) {
                         Ok(stream) => hs.stream = stream,
                         Err(e) => {
                             tracing::debug!(remote = %hs.remote, "TLS handshake failed: {e}");
-                            self.pending -= 1;
+                            self.handshakes.end(hs.addr);
                             return;
                         }
                     }
@@ -157,12 +196,12 @@ impl Transport {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
-                    self.pending -= 1;
+                    self.handshakes.end(hs.addr);
                     return;
                 }
             }
         };
-        self.pending -= 1;
+        self.handshakes.end(hs.addr);
         match action {
             http::Action::Upgrade { response, leftover } => {
                 let ws = WebSocket::from_partially_read(
@@ -199,4 +238,9 @@ impl Transport {
             http::Action::NeedHeader | http::Action::NeedBody(_) => {}
         }
     }
+}
+
+/// EMFILE (this process) or ENFILE (the whole system).
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }

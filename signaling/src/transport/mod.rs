@@ -26,6 +26,7 @@
 //! ones. A connection whose deadline changed leaves a stale heap entry behind, which is
 //! recognised and skipped when it comes up.
 
+mod admission;
 #[doc(hidden)]
 pub mod fuzzing;
 mod handshake;
@@ -47,6 +48,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use tungstenite::Message;
 use tungstenite::protocol::WebSocketConfig;
 
+use admission::{Descriptors, Handshakes};
 use handshake::Handshake;
 pub use http::Health;
 use linger::{Linger, LingerIo, LingerStep, drive_linger};
@@ -55,6 +57,16 @@ use stream::Stream;
 use ws::Sock;
 
 use crate::tls::TlsFiles;
+
+/// A text message to send on several connections (see [`Transport::send_shared`]).
+#[derive(Debug, Clone)]
+pub struct SharedText(tungstenite::Utf8Bytes);
+
+impl From<String> for SharedText {
+    fn from(text: String) -> Self {
+        SharedText(text.into())
+    }
+}
 
 /// Identifies one WebSocket connection for the life of the process (never reused).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -106,13 +118,18 @@ pub struct Limits {
     /// with code 1008 "rate limit". Pings and pongs count against the rate too but are never
     /// reported. 0 means no limit. Default 50.
     pub messages_per_second: u32,
-    /// A TCP connection that has not completed its HTTP request (or WebSocket upgrade) this
-    /// long after it was accepted is closed. Default 10 s.
+    /// A TCP connection that has not sent its whole HTTP request (request line, headers, the
+    /// small body of `POST /call`) or WebSocket upgrade this long after it was accepted is
+    /// closed. Default 5 s.
     pub handshake_timeout: Duration,
-    /// How many connections may be in their handshake at once; beyond that, new TCP
-    /// connections are accepted and closed at once. Also bounds how many closed connections
-    /// may linger (see the module documentation). Default 1024.
+    /// How many connections may be in their handshake at once; a newcomer beyond that
+    /// evicts the oldest of them (it is not refused). Also bounds how many closed
+    /// connections may linger (see the module documentation). Default 1024.
     pub max_pending: usize,
+    /// How many of those may come from one client address (an IPv4 address, an IPv6 /64);
+    /// a newcomer beyond that evicts that address's own oldest. Behind a reverse proxy every
+    /// client has the proxy's address: raise it there. Default 64.
+    pub max_pending_per_address: usize,
     /// How many WebSockets may be open at once; beyond that, an upgrade gets HTTP 503.
     /// Default 10 000.
     pub max_connections: usize,
@@ -130,8 +147,9 @@ impl Default for Limits {
         Limits {
             max_message: 256 * 1024,
             messages_per_second: 50,
-            handshake_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(5),
             max_pending: 1024,
+            max_pending_per_address: 64,
             max_connections: 10_000,
             max_http_request: 16 * 1024,
             send_backlog: 4 * 1024 * 1024,
@@ -186,8 +204,10 @@ pub struct Transport {
     ws_config: WebSocketConfig,
     conns: HashMap<usize, Conn>,
     next_token: usize,
-    /// Connections in `State::Handshake`.
-    pending: usize,
+    /// Connections in `State::Handshake`, by address and age.
+    handshakes: Handshakes,
+    /// How many file descriptors are left.
+    descriptors: Descriptors,
     /// Connections in `State::Open`.
     open: usize,
     /// Connections in `State::Linger`.
@@ -239,7 +259,8 @@ impl Transport {
             limits,
             conns: HashMap::new(),
             next_token: FIRST_CONN,
-            pending: 0,
+            handshakes: Handshakes::default(),
+            descriptors: Descriptors::new(),
             open: 0,
             lingering: 0,
             timers: BinaryHeap::new(),
@@ -296,6 +317,17 @@ impl Transport {
     /// still lingering do not count).
     pub fn open_connections(&self) -> usize {
         self.open
+    }
+
+    /// How many connections are in their handshake.
+    pub fn pending_handshakes(&self) -> usize {
+        self.handshakes.count()
+    }
+
+    /// Whether the process is running out of file descriptors: new joins should be refused
+    /// (`unavailable`) until it is not.
+    pub fn descriptors_low(&self) -> bool {
+        self.descriptors.low()
     }
 
     /// Waits up to `timeout` (None = forever) for socket activity, handles it, and appends
@@ -408,6 +440,16 @@ impl Transport {
     /// would exceed [`Limits::send_backlog`] is closed; its `Closed` event comes with the
     /// next `poll`.
     pub fn send(&mut self, conn: ConnId, text: &str) {
+        self.send_message(conn, Message::text(text));
+    }
+
+    /// [`Transport::send`] for text shared by many connections: each gets a reference, not
+    /// a copy, until its frame is written.
+    pub fn send_shared(&mut self, conn: ConnId, text: &SharedText) {
+        self.send_message(conn, Message::Text(text.0.clone()));
+    }
+
+    fn send_message(&mut self, conn: ConnId, message: Message) {
         let Some(token) = token_of(conn) else { return };
         let Some(Conn {
             state: State::Open(open),
@@ -416,7 +458,7 @@ impl Transport {
         else {
             return;
         };
-        match open.ws.write(Message::text(text)) {
+        match open.ws.write(message) {
             Ok(()) => {}
             // The frame is queued; the socket takes it later.
             Err(tungstenite::Error::Io(e))
@@ -517,11 +559,11 @@ impl Transport {
                 continue; // stale: the connection has a newer deadline
             }
             conn.deadline = None;
-            match conn.state {
-                State::Handshake(_) => {
-                    tracing::debug!("handshake timeout");
+            match &conn.state {
+                State::Handshake(hs) => {
+                    tracing::debug!(remote = %hs.remote, "handshake timeout");
+                    self.handshakes.end(hs.addr);
                     self.conns.remove(&token);
-                    self.pending -= 1;
                 }
                 State::Linger(_) => {
                     self.conns.remove(&token);

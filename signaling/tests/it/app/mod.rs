@@ -83,6 +83,7 @@ fn sent_to(out: &[Output], conn: ConnId) -> Vec<&ServerMessage> {
     out.iter()
         .filter_map(|o| match o {
             Output::Send(c, m) if *c == conn => Some(m),
+            Output::SendMany(cs, m) if cs.contains(&conn) => Some(m),
             _ => None,
         })
         .collect()

@@ -111,9 +111,8 @@ fn silent_connections_are_closed_after_the_handshake_timeout() {
 }
 
 #[test]
-fn handshakes_beyond_max_pending_are_refused_while_good_clients_work() {
+fn beyond_max_pending_the_oldest_unfinished_handshake_makes_room_for_a_newcomer() {
     let limits = Limits {
-        handshake_timeout: Duration::from_millis(1500),
         max_pending: 4,
         ..Limits::default()
     };
@@ -121,40 +120,59 @@ fn handshakes_beyond_max_pending_are_refused_while_good_clients_work() {
     let mut good = ws_connect(server.addr);
     server.wait_open();
 
-    let piled_at = Instant::now();
-    let mut pending: Vec<TcpStream> = (0..4).map(|_| connect(server.addr)).collect();
-    let mut extra: Vec<TcpStream> = (0..4).map(|_| connect(server.addr)).collect();
-    for tcp in &mut extra {
+    // Four half-open connections fill the handshakes, each from its own address.
+    let mut old: Vec<TcpStream> = (0..4).map(|i| connect_from(server.addr, i + 10)).collect();
+    std::thread::sleep(Duration::from_millis(50));
+    // Each newcomer evicts the oldest of them, in order, and is kept itself.
+    let mut new: Vec<TcpStream> = Vec::new();
+    for (i, tcp) in old.iter_mut().enumerate() {
+        new.push(connect_from(server.addr, i as u8 + 20));
         assert!(
-            closed_within(tcp, Duration::from_secs(1)),
-            "an extra connection was kept"
+            closed_within(tcp, Duration::from_secs(2)),
+            "the oldest unfinished handshake ({i}) was not evicted"
         );
     }
-    assert!(
-        piled_at.elapsed() < Duration::from_millis(1400),
-        "too slow to tell"
-    );
-    for tcp in &mut pending {
-        assert!(
-            still_open(tcp),
-            "a pending connection was closed before its timeout"
-        );
+    for tcp in &mut new {
+        assert!(still_open(tcp), "a newcomer was refused");
     }
-    // An open WebSocket is not affected.
-    send_text(&mut good, "during the pile");
-    assert_eq!(read_text(&mut good), "during the pile");
-
-    for tcp in &mut pending {
-        assert!(
-            closed_within(tcp, WAIT),
-            "a pending connection was never closed"
-        );
-    }
-    // The pile has timed out: new clients get in again.
+    // A visitor who sends a whole request is served at once, pile or not.
     let mut fresh = ws_connect(server.addr);
     server.wait_open();
-    send_text(&mut fresh, "after the pile");
-    assert_eq!(read_text(&mut fresh), "after the pile");
+    send_text(&mut fresh, "during the pile");
+    assert_eq!(read_text(&mut fresh), "during the pile");
+    // An open WebSocket is not affected.
+    send_text(&mut good, "still here");
+    assert_eq!(read_text(&mut good), "still here");
+}
+
+#[test]
+fn one_address_at_its_cap_churns_only_its_own_handshakes() {
+    let limits = Limits {
+        max_pending_per_address: 3,
+        ..Limits::default()
+    };
+    let server = Server::start(limits);
+    // A slow but honest client from another address, mid-request.
+    let mut honest = connect_from(server.addr, 3);
+    honest.write_all(b"GET /health HTTP/1.1\r\n").unwrap();
+    // The flood's first three, then three more: each newcomer evicts the flood's oldest.
+    let mut first: Vec<TcpStream> = (0..3).map(|_| connect_from(server.addr, 2)).collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut second: Vec<TcpStream> = (0..3).map(|_| connect_from(server.addr, 2)).collect();
+    for tcp in &mut first {
+        assert!(
+            closed_within(tcp, Duration::from_secs(2)),
+            "the address kept more than its cap"
+        );
+    }
+    for tcp in &mut second {
+        assert!(still_open(tcp), "the address's newest were evicted");
+    }
+    // The honest client finishes its request and gets its answer.
+    honest.write_all(b"Host: x\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    honest.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
 #[test]

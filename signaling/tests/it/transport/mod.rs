@@ -167,6 +167,19 @@ impl Drop for Server {
     }
 }
 
+/// A TCP connection from 127.0.0.`host` (all of 127/8 is this machine), so that tests can
+/// play several client addresses.
+fn connect_from(addr: SocketAddr, host: u8) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from = SocketAddr::from(([127, 0, 0, host], 0));
+    socket.bind(&from.into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let tcp = TcpStream::from(socket);
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    tcp.set_write_timeout(Some(WAIT)).unwrap();
+    tcp
+}
+
 fn connect(addr: SocketAddr) -> TcpStream {
     let tcp = TcpStream::connect(addr).unwrap();
     tcp.set_read_timeout(Some(WAIT)).unwrap();
