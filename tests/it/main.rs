@@ -36,6 +36,7 @@ mod isolation;
 mod keepalive;
 mod lifecycle;
 mod metrics;
+mod non_browser;
 mod overload;
 mod play;
 mod sfu_loopback;

@@ -169,6 +169,17 @@ fn media_crosses_shards_intact_and_survives_a_websocket_reconnect() {
     let codec = &b.tracks().iter().find(|t| t.track == video).unwrap().codec;
     assert_eq!(codec.mime_type, "video/VP8");
 
+    let offers = |log: &[SessionEvent]| {
+        count(log, |e| {
+            matches!(e, SessionEvent::Server(ServerMessage::Offer { .. }))
+        })
+    };
+    let subscribeds = |log: &[SessionEvent]| {
+        count(log, |e| {
+            matches!(e, SessionEvent::Server(ServerMessage::Subscribed { .. }))
+        })
+    };
+    let before = (offers(&logs[1]), subscribeds(&logs[1]));
     b.subscribe(vec![video.clone(), audio.clone()]).unwrap();
     c.subscribe(vec![audio.clone()]).unwrap();
     pump_until(
@@ -176,6 +187,20 @@ fn media_crosses_shards_intact_and_survives_a_websocket_reconnect() {
         &mut logs,
         Duration::from_secs(5),
         |l| subscribed(&l[1]) == 2 && subscribed(&l[2]) == 1,
+    );
+    // One subscribe naming two tracks: one offer, one `subscribed` (as protocol.md says).
+    pump(
+        &mut [&mut a, &mut b, &mut c],
+        &mut logs,
+        Duration::from_millis(300),
+    );
+    assert_eq!(
+        (
+            offers(&logs[1]) - before.0,
+            subscribeds(&logs[1]) - before.1
+        ),
+        (1, 1),
+        "offers and `subscribed` messages for one subscribe of two tracks"
     );
 
     let video_mid = a.peer().mid_of("alice", "alice-video").unwrap();

@@ -484,6 +484,10 @@ pub struct Hostile {
     pub inbound: Vec<Vec<u8>>,
     /// Before the peer's first DTLS datagram goes out, this socket sends a copy of it.
     pub dtls_decoy: Option<UdpSocket>,
+    /// Once connected, keep ICE up as libnice does by default: no binding requests, a
+    /// binding indication every 2 s instead.
+    pub indications_only: bool,
+    last_indication: Option<Instant>,
     /// Messages of `ws.got` acted on.
     handled: usize,
 }
@@ -531,6 +535,8 @@ impl Hostile {
             local_ufrag,
             inbound: Vec::new(),
             dtls_decoy,
+            indications_only: false,
+            last_indication: None,
             handled: 0,
         });
         let i = scene.hostiles.len() - 1;
@@ -595,15 +601,45 @@ impl Hostile {
             }
         }
         self.peer.handle_timeout(Instant::now());
+        let libnice = self.indications_only && self.peer.is_connected();
         while let Some((to, data)) = self.peer.poll_transmit() {
             if (20..=63).contains(&data[0])
                 && let Some(decoy) = self.dtls_decoy.take()
             {
                 let _ = decoy.send_to(&data, to);
             }
+            // A STUN Binding Request: 0x0001, then the magic cookie.
+            let request = data.len() >= 8
+                && data[..2] == [0x00, 0x01]
+                && data[4..8] == [0x21, 0x12, 0xa4, 0x42];
+            if libnice && request {
+                continue;
+            }
             let _ = self.udp.send_to(&data, to);
         }
+        if libnice
+            && let Some(to) = self.server_media
+            && self
+                .last_indication
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(2))
+        {
+            // A Binding Indication (0x0011), no attributes.
+            let mut indication = vec![0x00, 0x11, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+            indication.extend_from_slice(&rand_bytes_12());
+            let _ = self.udp.send_to(&indication, to);
+            self.last_indication = Some(Instant::now());
+        }
     }
+}
+
+/// Twelve bytes for a STUN transaction id, different each time.
+fn rand_bytes_12() -> [u8; 12] {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut id = [0u8; 12];
+    id.copy_from_slice(&nanos.to_be_bytes()[4..16]);
+    id
 }
 
 // ---- the binary as a child process

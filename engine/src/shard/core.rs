@@ -465,6 +465,12 @@ impl ShardCore {
             }
             Event::RtpPacket(packet) => self.on_rtp(now, slot, packet),
             Event::KeyframeRequest(req) => self.on_keyframe_request(now, slot, req.mid, req.kind),
+            // The data channel (DTLS): the client is alive, whatever it carries.
+            Event::ChannelOpen(..) | Event::ChannelData(_) => {
+                if let Some(peer) = self.peer_mut(slot) {
+                    peer.last_authentic_rx = now;
+                }
+            }
             _ => {}
         }
     }

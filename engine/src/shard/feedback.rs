@@ -28,6 +28,7 @@ impl ShardCore {
         let Some(peer) = self.peer_mut(slot) else {
             return;
         };
+        peer.last_authentic_rx = now;
         let Some(out) = peer.receiving.iter().find(|o| o.mid == mid && o.active) else {
             return;
         };

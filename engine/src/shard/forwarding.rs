@@ -87,6 +87,7 @@ impl ShardCore {
         let Some(peer) = self.peer_mut(slot) else {
             return;
         };
+        peer.last_authentic_rx = now;
         let Some(i) = peer.track_of_ssrc(packet.header.ssrc) else {
             self.stats.rtp_unrouted += 1;
             return;

@@ -158,7 +158,11 @@ impl ShardCore {
             } else if peer
                 .disconnected_since
                 .is_some_and(|t| now > t + l.disconnect_grace)
+                && now > peer.last_authentic_rx + l.disconnect_grace
             {
+                // str0m, ICE-lite, counts only binding requests as consent; a client that
+                // keeps ICE up with indications (libnice) but whose media still arrives,
+                // authenticated, has not gone away. str0m keeps sending to it meanwhile.
                 Some("ICE consent lost")
             } else {
                 None

@@ -30,30 +30,36 @@ const RTX_RATIO_CAP: Option<f32> = Some(0.15);
 impl ShardCore {
     /// The client will publish one more track: offer it a receive slot.
     pub(super) fn request_publish(&mut self, peer: PeerId, name: TrackName) {
-        self.queue(peer, Change::Publish(name));
+        self.queue(peer, [Change::Publish(name)]);
     }
 
     pub(super) fn request_unpublish(&mut self, peer: PeerId, track: TrackId) {
-        self.queue(peer, Change::Unpublish(track));
+        self.queue(peer, [Change::Unpublish(track)]);
     }
 
+    /// One request, one offer: every track of a `subscribe` goes into the same offer.
     pub(super) fn request_subscribe(&mut self, peer: PeerId, tracks: Vec<Subscription>) {
-        for s in tracks {
-            self.queue(peer, Change::Subscribe(s));
-        }
+        self.queue(peer, tracks.into_iter().map(Change::Subscribe));
     }
 
     pub(super) fn request_unsubscribe(&mut self, peer: PeerId, tracks: Vec<TrackId>) {
-        for t in tracks {
-            self.queue(peer, Change::Unsubscribe(t));
-        }
+        self.queue(peer, tracks.into_iter().map(Change::Unsubscribe));
     }
 
-    fn queue(&mut self, id: PeerId, change: Change) {
+    /// Queues `changes` for the peer `id`, then makes an offer if none is outstanding.
+    fn queue(&mut self, id: PeerId, changes: impl IntoIterator<Item = Change>) {
         let Some(slot) = self.slot_of(id) else {
             self.out.notices.push(Notice::UnknownPeer { peer: id });
             return;
         };
+        for change in changes {
+            self.enqueue(slot, change);
+        }
+        self.negotiate(slot);
+    }
+
+    fn enqueue(&mut self, slot: Slot, change: Change) {
+        let id = slot.peer;
         let Some(peer) = self.peer_mut(slot) else {
             return;
         };
@@ -75,7 +81,6 @@ impl ShardCore {
             _ => {}
         }
         peer.queued.push(change);
-        self.negotiate(slot);
     }
 
     /// Makes the next offer, if none is outstanding and changes are waiting.

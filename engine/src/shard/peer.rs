@@ -70,6 +70,10 @@ pub(crate) struct Peer {
     pub(crate) next_timeout: Instant,
     pub(crate) created: Instant,
     pub(crate) last_rx: Instant,
+    /// When the peer last sent something only it could have sent: RTP or a keyframe
+    /// request that str0m authenticated (SRTP), data channel data (DTLS). Proof of life
+    /// for clients that keep ICE up with indications, not binding requests (libnice).
+    pub(crate) last_authentic_rx: Instant,
     pub(crate) connected: bool,
     pub(crate) disconnected_since: Option<Instant>,
     /// Keeps str0m's TWCC register from the packet that would blow it up.
@@ -99,6 +103,7 @@ impl Peer {
             next_timeout: now,
             created: now,
             last_rx: now,
+            last_authentic_rx: now,
             connected: false,
             disconnected_since: None,
             twcc_guard: TwccGuard::default(),

@@ -194,7 +194,7 @@ impl App {
                 self.out
                     .push(Output::Close(conn, close::SERVICE_RESTART, reason.into()));
             }
-            self.end_session(id);
+            self.end_session(id, "the server is stopping");
         }
     }
 
@@ -280,7 +280,7 @@ impl App {
             (Some(p), ClientMessage::Unsubscribe { tracks }) => self.unsubscribe(p, tracks),
             (Some(p), ClientMessage::Message { data, to }) => self.relay(p, data, to),
             (Some(p), ClientMessage::Leave) => {
-                self.end_session(p);
+                self.end_session(p, "left");
                 self.out
                     .push(Output::Close(conn, close::NORMAL, "left".into()));
                 Ok(())

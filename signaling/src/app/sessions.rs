@@ -200,7 +200,7 @@ impl App {
             .map(|s| s.id)
             .collect();
         for p in expired {
-            self.end_session(p);
+            self.end_session(p, "its connection stayed away past the reconnect grace");
         }
     }
 
@@ -225,7 +225,7 @@ impl App {
         {
             self.placement.remove(k, s.connected);
         }
-        self.end_session(peer);
+        self.end_session(peer, &format!("media ended: {reason}"));
         if let Some(conn) = conn {
             let reason = format!("your media session ended: {reason}");
             self.error(conn, None, ErrorCode::MediaEnded, reason.clone());
@@ -234,11 +234,13 @@ impl App {
         }
     }
 
-    /// Removes a session for good: its peer, its tracks, its room membership.
-    pub(super) fn end_session(&mut self, peer: PeerId) {
+    /// Removes a session for good: its peer, its tracks, its room membership. `why` goes
+    /// into the one info line every ended session gets.
+    pub(super) fn end_session(&mut self, peer: PeerId, why: &str) {
         let Some(s) = self.sessions.remove(&peer) else {
             return;
         };
+        tracing::info!(peer = peer.0, room = %s.room, "session ended: {why}");
         self.tokens.remove(&s.token);
         if let Some(c) = s.conn.and_then(|c| self.conns.get_mut(&c)) {
             c.peer = None;
