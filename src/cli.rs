@@ -99,6 +99,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PEERCALLS_MAX_ROOM_SIZE", default_value_t = 100)]
     pub(crate) max_room_size: usize,
 
+    /// Tracks a member may publish (camera, microphone, screen, screen sound); beyond,
+    /// `too_many_tracks`. With the room size it bounds the largest subscription, and the
+    /// message limit grows to fit it.
+    #[arg(long, env = "PEERCALLS_MAX_TRACKS_PER_MEMBER", default_value_t = 4)]
+    pub(crate) max_tracks_per_member: usize,
+
     /// Rooms the server may hold.
     #[arg(long, env = "PEERCALLS_MAX_ROOMS", default_value_t = 10_000)]
     pub(crate) max_rooms: usize,
@@ -248,6 +254,9 @@ impl ServeArgs {
                 "must be at least 1",
             ));
         }
+        if self.max_tracks_per_member == 0 {
+            return Err(ArgError::new("max_tracks_per_member", "must be at least 1"));
+        }
         if self.handshake_timeout == 0 {
             return Err(ArgError::new("handshake_timeout", "must be at least 1"));
         }
@@ -284,6 +293,7 @@ impl ServeArgs {
                 spread_after: self.room_spread,
                 max_shard_load: self.max_shard_load,
                 max_peers_per_room: self.max_room_size,
+                max_tracks_per_member: self.max_tracks_per_member,
                 max_rooms: self.max_rooms,
                 ice,
                 ..AppConfig::default()

@@ -266,6 +266,9 @@ pub enum ErrorCode {
     TrackNotFound,
     /// A track with these ids is already published in the room.
     TrackExists,
+    /// The member already publishes as many tracks as a member may (its first offer, or a
+    /// `publish`, asked for more).
+    TooManyTracks,
     /// The room has as many members as it may.
     RoomFull,
     /// The server has as many rooms as it may.

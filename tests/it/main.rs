@@ -34,6 +34,7 @@ mod deploy;
 mod descriptors;
 mod isolation;
 mod keepalive;
+mod large_room;
 mod lifecycle;
 mod metrics;
 mod non_browser;

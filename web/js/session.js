@@ -427,6 +427,7 @@ export class Session extends Emitter {
         this.scheduleReconcile();
         return;
       case 'track_exists':
+      case 'too_many_tracks':
         for (const p of this.published.values()) if (!p.transceiver) this.emit('notice', { message: `Could not publish: ${reason}`, error: true });
         return;
       case 'rate_limited':

@@ -51,6 +51,26 @@ impl App {
         let Some(room) = self.rooms.get_mut(&room_name) else {
             return;
         };
+        let mine = room.tracks.iter().filter(|t| t.peer == peer).count();
+        if mine >= self.config.max_tracks_per_member {
+            if let Some(shard) = shard {
+                self.out
+                    .push(Output::Control(shard, Control::Unpublish { peer, track }));
+            }
+            if let Some(conn) = conn {
+                let max = self.config.max_tracks_per_member;
+                self.error(
+                    conn,
+                    None,
+                    ErrorCode::TooManyTracks,
+                    format!(
+                        "a member may publish {max} tracks; {}/{} is not forwarded",
+                        name.stream_id, name.track_id
+                    ),
+                );
+            }
+            return;
+        }
         if room.track_named(&name).is_some() {
             if let Some(shard) = shard {
                 self.out

@@ -61,6 +61,9 @@ pub struct AppConfig {
     pub max_peers_per_room: usize,
     /// Rooms the server may hold.
     pub max_rooms: usize,
+    /// Tracks one member may publish: a camera, a microphone, a screen and its sound. It
+    /// bounds the largest subscription (and so the largest SDP) a room can need.
+    pub max_tracks_per_member: usize,
     /// A room spreads over the shards once it has this many members.
     pub spread_after: usize,
     /// A shard busy this share of its time or more (0 to 1) gets no new peer while
@@ -71,6 +74,15 @@ pub struct AppConfig {
     pub ice: crate::ice::IceConfig,
 }
 
+impl AppConfig {
+    /// The largest signalling message a client may need to send: its answer to an offer
+    /// of every track a full room can publish (plus its own and a data channel).
+    pub fn largest_answer(&self) -> usize {
+        let mlines = self.max_peers_per_room * self.max_tracks_per_member + 8;
+        negotiation::ANSWER_BYTES_PER_MLINE * mlines
+    }
+}
+
 impl Default for AppConfig {
     fn default() -> Self {
         Self {
@@ -78,6 +90,7 @@ impl Default for AppConfig {
             idle_timeout: Duration::from_secs(30),
             max_peers_per_room: 100,
             max_rooms: 10_000,
+            max_tracks_per_member: 4,
             spread_after: 8,
             max_shard_load: 0.9,
             ice: crate::ice::IceConfig::default(),
@@ -382,5 +395,20 @@ impl App {
                 id,
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AppConfig;
+
+    /// The message limit (256 KiB by default) must never be what stops a full room's
+    /// subscription: 100 members × 4 tracks, ~1.1 KB of a browser's answer each.
+    #[test]
+    fn the_largest_answer_fits_a_full_room() {
+        let c = AppConfig::default();
+        let needed = (c.max_peers_per_room * c.max_tracks_per_member) * 1100;
+        assert!(c.largest_answer() > needed);
+        assert!(c.largest_answer() > 256 * 1024);
     }
 }

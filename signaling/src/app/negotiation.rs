@@ -18,9 +18,14 @@ const MAX_BAD_SDP: u32 = 5;
 /// Lines in the client's first offer. A browser's offer for its few tracks is a few
 /// hundred lines; parsing costs ~4 µs a line, so a cap keeps a hostile offer cheap.
 const MAX_OFFER_LINES: usize = 2_000;
-/// Lines in an answer: it grows with the m-lines the server offered (one per
-/// subscribed track, ~60 lines each in a browser's answer).
-const MAX_ANSWER_LINES: usize = 20_000;
+/// Lines an answer may have per m-line of the offer it answers (a browser's answer has
+/// ~60 per m-line), plus a session part: an answer is bounded by its offer, whatever the
+/// room's size.
+const ANSWER_LINES_PER_MLINE: usize = 80;
+const ANSWER_SESSION_LINES: usize = 200;
+
+/// Bytes of SDP a client's answer may need per m-line (a browser's is ~1.1 KB).
+pub(super) const ANSWER_BYTES_PER_MLINE: usize = 1536;
 
 impl App {
     /// The client's first offer: pick a shard, build the peer, answer.
@@ -76,13 +81,18 @@ impl App {
     /// The client's answer to the shard's offer.
     pub(super) fn answer(&mut self, peer: PeerId, sdp: &str) -> Result<(), Refusal> {
         let s = self.session(peer)?;
-        let (Some(shard), Some(_)) = (s.shard, &s.pending_offer) else {
+        let (Some(shard), Some(offer)) = (s.shard, &s.pending_offer) else {
             return refuse(
                 ErrorCode::UnexpectedAnswer,
                 "no offer from the server is waiting for an answer",
             );
         };
-        check_lines(sdp, MAX_ANSWER_LINES, "answer")?;
+        let mlines = offer.matches("\nm=").count();
+        check_lines(
+            sdp,
+            ANSWER_SESSION_LINES + ANSWER_LINES_PER_MLINE * mlines,
+            "answer",
+        )?;
         let answer = SdpAnswer::from_sdp_string(sdp)
             .map_err(|_| (ErrorCode::BadSdp, "the answer is not valid SDP".to_string()))?;
         if let Some(s) = self.sessions.get_mut(&peer) {
@@ -98,15 +108,19 @@ impl App {
         let shard = self.media_shard(peer)?;
         let name = track_name(&track)?;
         let s = self.session(peer)?;
-        if self
-            .rooms
-            .get(&s.room)
-            .and_then(|r| r.track_named(&name))
-            .is_some()
-        {
+        let room = self.rooms.get(&s.room);
+        if room.and_then(|r| r.track_named(&name)).is_some() {
             return refuse(
                 ErrorCode::TrackExists,
                 "a track with these ids is already published in the room",
+            );
+        }
+        let mine = room.map_or(0, |r| r.tracks.iter().filter(|t| t.peer == peer).count());
+        let max = self.config.max_tracks_per_member;
+        if mine >= max {
+            return refuse(
+                ErrorCode::TooManyTracks,
+                format!("a member may publish {max} tracks; unpublish one first"),
             );
         }
         self.out.push(Output::Control(

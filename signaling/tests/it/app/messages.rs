@@ -268,3 +268,54 @@ fn silent_connections_are_closed() {
             .any(|o| matches!(o, Output::Close(c, close::IDLE, _) if *c == a))
     );
 }
+
+#[test]
+fn a_member_publishes_at_most_its_track_cap() {
+    let mut t = T::new(AppConfig {
+        max_tracks_per_member: 2,
+        ..AppConfig::default()
+    });
+    let (a, a_id, _) = t.join(1, "room", "ann");
+    let (b, _, _) = t.join(2, "room", "bob");
+    t.offer(a, &[]);
+    t.offer(b, &[]);
+    let a_peer = PeerId(a_id.parse().unwrap());
+    let publish = |t: &mut T, n: u64| {
+        t.app.on_notice(Notice::TrackPublished {
+            peer: a_peer,
+            track: TrackId(n),
+            name: TrackName {
+                stream_id: "s".into(),
+                track_id: format!("t{n}"),
+                kind: MediaKind::Audio,
+            },
+            codec: engine::codecs::CodecDesc {
+                mime_type: "audio/opus".into(),
+                clock_rate: 48_000,
+                channels: Some(2),
+                fmtp: String::new(),
+            },
+        });
+        t.app.take_output()
+    };
+    for n in 1..=2 {
+        let out = publish(&mut t, n);
+        assert!(
+            sent_to(&out, b)
+                .iter()
+                .any(|m| matches!(m, ServerMessage::TrackPublished { .. }))
+        );
+    }
+    // A third (from its first offer, say) is not forwarded, and the member is told why.
+    let out = publish(&mut t, 3);
+    assert_eq!(errors(&out, a), vec![ErrorCode::TooManyTracks]);
+    assert!(
+        out.iter().any(|o| matches!(o, Output::Control(_, Control::Unpublish { track, .. }) if *track == TrackId(3)))
+    );
+    assert!(sent_to(&out, b).is_empty(), "the room heard of it");
+    // Asking for one more with `publish` is refused at once.
+    let msg = r#"{"type":"publish","streamId":"screen","trackId":"v","kind":"video"}"#;
+    let out = t.text(a, msg);
+    assert_eq!(errors(&out, a), vec![ErrorCode::TooManyTracks]);
+    assert_eq!(controls(&out), 0);
+}
