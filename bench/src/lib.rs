@@ -21,6 +21,7 @@
 //! | [`ramp`] | `--ramp`: growing load until the SLO or the generator stops it |
 //! | [`shard_cpu`] | `--shard-cpu`: each shard of a started server capped at a share of a core |
 //! | [`cores`] | the generator on the cores no shard runs on; capped shards packed |
+//! | [`soak`] | `soak`: calls coming and going for minutes; memory, descriptors, threads flat |
 
 use anyhow::anyhow;
 pub mod check;
@@ -35,6 +36,7 @@ pub mod report;
 pub mod scenario;
 pub mod server;
 pub mod shard_cpu;
+pub mod soak;
 pub mod synthetic;
 pub mod traffic;
 
@@ -97,6 +99,35 @@ pub enum BenchCommand {
         /// Options of every scenario.
         #[command(flatten)]
         common: CommonArgs,
+    },
+    /// Calls that come and go for minutes on one started server: its RSS, file
+    /// descriptors, threads and CPU per packet each minute; fails when the last minute's
+    /// grew past the first's (memory +10% + 8 MiB, descriptors +8, threads +0).
+    Soak {
+        /// Minutes of churn (at least 2: the first is the baseline).
+        #[arg(long, default_value_t = 30)]
+        minutes: u32,
+        /// Rooms in each churn cycle.
+        #[arg(long, default_value_t = 4)]
+        rooms: usize,
+        /// People per room (everyone publishes audio + video, receives everyone else).
+        #[arg(long, default_value_t = 4)]
+        people: usize,
+        /// Seconds of media in each cycle, between joining and leaving.
+        #[arg(long, default_value_t = 8.0)]
+        cycle: f64,
+        /// Shards of the server.
+        #[arg(long, default_value_t = 1)]
+        shards: usize,
+        /// The server binary to start (default: this executable).
+        #[arg(long, env = "PEERCALLS_BENCH_SERVER_BIN")]
+        server_bin: Option<PathBuf>,
+        /// Where to write the JSON report.
+        #[arg(long, default_value = "target/bench/soak.json")]
+        json: PathBuf,
+        /// No line per minute.
+        #[arg(long)]
+        quiet: bool,
     },
     /// Measure this machine's floor: SRTP protect + batched loopback send per packet.
     Floor {
@@ -354,6 +385,48 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             println!("The floor of this machine (per packet):\n");
             print!("{}", report::floor_table(&floor));
             return save_json(Some(json), "floor", &floor);
+        }
+        BenchCommand::Soak {
+            minutes,
+            rooms,
+            people,
+            cycle,
+            shards,
+            server_bin,
+            json,
+            quiet,
+        } => {
+            if rooms == 0 || people < 2 || shards == 0 || cycle.is_nan() || cycle <= 0.0 {
+                return Err(anyhow!(
+                    "a soak needs rooms of at least 2 people, a shard and a cycle over 0 s"
+                ));
+            }
+            let bin = match server_bin {
+                Some(b) => b,
+                None => std::env::current_exe()
+                    .map_err(|e| anyhow!("cannot find this executable: {e}"))?,
+            };
+            let report = soak::run(&soak::SoakOptions {
+                bin,
+                shards,
+                minutes,
+                rooms,
+                people,
+                cycle_secs: cycle,
+                quiet,
+            })?;
+            println!(
+                "
+peer-calls bench soak
+"
+            );
+            print!("{}", report.table());
+            save_json(Some(json), "soak", &report)?;
+            if !report.grew.is_empty() {
+                return Err(anyhow!("the server grew: {}", report.grew.join("; ")));
+            }
+            println!("flat: nothing grew past the tolerance");
+            return Ok(());
         }
         BenchCommand::Meeting {
             rooms,
