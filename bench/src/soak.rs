@@ -92,20 +92,27 @@ pub struct SoakReport {
 impl SoakReport {
     /// The table printed at the end.
     pub fn table(&self) -> String {
-        let mut t = String::from("minute  peers   RSS MiB   fds  threads  µs/packet\n");
+        let mut t = String::from(Self::HEADER);
         for m in &self.minutes {
-            t += &format!(
-                "{:>6} {:>6} {:>9.1} {:>5} {:>8} {:>10}\n",
-                m.minute,
-                m.peers,
-                m.rss_kib as f64 / 1024.0,
-                m.fds,
-                m.threads,
-                m.us_per_packet
-                    .map_or_else(|| "-".into(), |us| format!("{us:.2}")),
-            );
+            t += &Self::row(m);
         }
         t
+    }
+
+    const HEADER: &str = "minute  peers   RSS MiB   fds  threads  µs/packet\n";
+
+    /// One line of the table (also printed live, each minute).
+    fn row(m: &Minute) -> String {
+        format!(
+            "{:>6} {:>6} {:>9.1} {:>5} {:>8} {:>10}\n",
+            m.minute,
+            m.peers,
+            m.rss_kib as f64 / 1024.0,
+            m.fds,
+            m.threads,
+            m.us_per_packet
+                .map_or_else(|| "-".into(), |us| format!("{us:.2}")),
+        )
     }
 }
 
@@ -164,6 +171,9 @@ pub fn run(opts: &SoakOptions) -> anyhow::Result<SoakReport> {
     let mut minutes = Vec::new();
     let started = Instant::now();
     let mut cycle = 0u32;
+    if !opts.quiet {
+        eprint!("{}", SoakReport::HEADER);
+    }
     for minute in 1..=opts.minutes {
         let end = started + Duration::from_secs(60 * u64::from(minute));
         let (mut peers, mut cpu, mut packets) = (0usize, Duration::ZERO, 0u64);
@@ -206,16 +216,7 @@ pub fn run(opts: &SoakOptions) -> anyhow::Result<SoakReport> {
             us_per_packet: (packets > 0).then(|| cpu.as_secs_f64() * 1e6 / packets as f64),
         };
         if !opts.quiet {
-            eprintln!(
-                "minute {}: {} peers came and went; RSS {:.1} MiB, {} fds, {} threads, {}",
-                m.minute,
-                m.peers,
-                m.rss_kib as f64 / 1024.0,
-                m.fds,
-                m.threads,
-                m.us_per_packet
-                    .map_or_else(|| "CPU unknown".into(), |us| format!("{us:.2} µs/packet")),
-            );
+            eprint!("{}", SoakReport::row(&m));
         }
         minutes.push(m);
     }
