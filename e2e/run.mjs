@@ -638,6 +638,17 @@ const CASES = {
     await shot(alice, '8-visible-top.png');
     await alice.page.evaluate(() => { const g = document.getElementById('tiles'); g.scrollTop = g.scrollHeight; });
     await check('carol', 'bob');
+    // Back to the top: bob's video comes back on the m-line it had (parked, not stopped),
+    // so scrolling back and forth does not grow the peer connection.
+    const transceivers = () => alice.page.evaluate(() => window.peerCalls.session.pc.getTransceivers().length);
+    const before = await transceivers();
+    await alice.page.evaluate(() => { document.getElementById('tiles').scrollTop = 0; });
+    await check('bob', 'carol');
+    await alice.page.evaluate(() => { const g = document.getElementById('tiles'); g.scrollTop = g.scrollHeight; });
+    await check('carol', 'bob');
+    const after = await transceivers();
+    if (after !== before) throw new Error(`scrolling back and forth grew the peer connection: ${before} → ${after} transceivers`);
+    log(`  scrolled back and forth: still ${after} transceivers`);
   },
 
   // Error pages: camera denied (a clear message; joining still works, to watch), room full,

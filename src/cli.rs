@@ -110,9 +110,12 @@ pub(crate) struct ServeArgs {
     pub(crate) max_rooms: usize,
 
     /// The largest signalling message (WebSocket frame) a client may send, in bytes; a
-    /// larger one closes its connection with code 1009.
-    #[arg(long, env = "PEERCALLS_MAX_MESSAGE", default_value_t = 256 * 1024)]
-    pub(crate) max_message: usize,
+    /// larger one closes its connection with code 1009. Default: what a client needs to
+    /// answer an offer of every track of a full room (1.5 KiB × --max-room-size ×
+    /// --max-tracks-per-member, 612 KiB with their defaults), at least 256 KiB; a smaller
+    /// value is refused.
+    #[arg(long, env = "PEERCALLS_MAX_MESSAGE")]
+    pub(crate) max_message: Option<usize>,
 
     /// Signalling messages a second each connection may send on average (bursts of
     /// twice as many pass); over it a message gets `rate_limited`, and five times over
@@ -236,12 +239,27 @@ impl ServeArgs {
                 format!("must be between 0.1 and 1, not {}", self.max_shard_load),
             ));
         }
-        if self.max_message < 1024 {
-            return Err(ArgError::new(
-                "max_message",
-                format!("must be at least 1024 bytes, not {}", self.max_message),
-            ));
-        }
+        let room = AppConfig {
+            max_peers_per_room: self.max_room_size,
+            max_tracks_per_member: self.max_tracks_per_member,
+            ..AppConfig::default()
+        };
+        let needed = room.largest_answer();
+        let max_message = match self.max_message {
+            None => needed.max(256 * 1024),
+            Some(m) if m < needed => {
+                return Err(ArgError::new(
+                    "max_message",
+                    format!(
+                        "{m} bytes cannot carry the answer to a full room's subscription \
+                         ({needed} bytes with {} members of {} tracks): raise it, or lower \
+                         max_room_size or max_tracks_per_member",
+                        self.max_room_size, self.max_tracks_per_member
+                    ),
+                ));
+            }
+            Some(m) => m,
+        };
         if self.max_pending_handshakes == 0 {
             return Err(ArgError::new(
                 "max_pending_handshakes",
@@ -299,7 +317,7 @@ impl ServeArgs {
                 ..AppConfig::default()
             },
             limits: Limits {
-                max_message: self.max_message,
+                max_message,
                 messages_per_second: self.messages_per_second,
                 max_pending: self.max_pending_handshakes,
                 max_pending_per_address: self.max_pending_per_address,
@@ -431,7 +449,9 @@ mod limit_flags {
     fn limits_default_to_the_transport_defaults() {
         let c = config(&[]).unwrap();
         let d = Limits::default();
-        assert_eq!(c.limits.max_message, d.max_message);
+        // The message limit fits a full room's subscription, as the transport's does.
+        assert_eq!(c.limits.max_message, AppConfig::default().largest_answer());
+        assert!(d.max_message >= c.limits.max_message);
         assert_eq!(c.limits.messages_per_second, d.messages_per_second);
         assert_eq!(c.limits.max_pending, d.max_pending);
         assert_eq!(c.limits.max_pending_per_address, d.max_pending_per_address);
@@ -471,6 +491,12 @@ mod limit_flags {
         assert_eq!(c.app.max_peers_per_room, 4);
         assert_eq!(c.app.max_rooms, 2);
         assert!(config(&["--max-message", "10"]).is_err());
+        // Too small for a full room of the default size: refused, with the way out.
+        let e = config(&["--max-message", "262144"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("full room's subscription"), "{e}");
+        assert!(config(&["--max-message", "262144", "--max-room-size", "40"]).is_ok());
         assert!(config(&["--handshake-timeout", "0"]).is_err());
     }
 }

@@ -96,6 +96,10 @@ pub enum Control {
         peer: PeerId,
         /// The tracks.
         tracks: Vec<TrackId>,
+        /// The tracks were unpublished: their m-lines stop for good. Otherwise they are
+        /// kept, inactive, for the next subscription to the same track, so that a client
+        /// that keeps changing what it watches does not grow its SDP.
+        gone: bool,
     },
     /// The client's answer to the offer the shard sent last.
     Answer {
@@ -167,7 +171,9 @@ impl std::fmt::Debug for Control {
             }
             Control::Unpublish { peer, track } => write!(f, "Unpublish({peer:?}, {track:?})"),
             Control::Subscribe { peer, tracks } => write!(f, "Subscribe({peer:?}, {tracks:?})"),
-            Control::Unsubscribe { peer, tracks } => write!(f, "Unsubscribe({peer:?}, {tracks:?})"),
+            Control::Unsubscribe { peer, tracks, gone } => {
+                write!(f, "Unsubscribe({peer:?}, {tracks:?}, gone: {gone})")
+            }
             Control::Answer { peer, .. } => write!(f, "Answer({peer:?})"),
             Control::AddRemoteSubscriber { track, shard } => {
                 write!(f, "AddRemoteSubscriber({track:?}, {shard})")

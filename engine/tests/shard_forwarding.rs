@@ -124,6 +124,7 @@ fn unsubscribe_stops_delivery() {
         engine::msg::Control::Unsubscribe {
             peer,
             tracks: vec![v],
+            gone: false,
         },
     );
     assert!(h.run_until(Duration::from_secs(5), |h| {
@@ -135,6 +136,42 @@ fn unsubscribe_stops_delivery() {
         10,
         "nothing after unsubscribe"
     );
+}
+
+#[test]
+fn resubscribing_reuses_the_parked_m_line_and_continues_its_stream() {
+    let mut h = setup(1);
+    let v = h.track(0, MediaKind::Video);
+    let (shard, peer) = (h.clients[1].shard, h.clients[1].id);
+    for round in 0..3 {
+        subscribe_and_wait(&mut h, &[v]);
+        publish_and_send(&mut h, 10);
+        h.control(
+            shard,
+            engine::msg::Control::Unsubscribe {
+                peer,
+                tracks: vec![v],
+                gone: false,
+            },
+        );
+        assert!(
+            h.run_until(Duration::from_secs(5), |h| h.clients[1]
+                .subscribed
+                .is_empty()),
+            "round {round}"
+        );
+    }
+    let got: Vec<_> = h.clients[1]
+        .received
+        .iter()
+        .filter(|p| matches!(p.codec, Some(Codec::Vp8)))
+        .map(|p| (p.mid, p.seq))
+        .collect();
+    assert_eq!(got.len(), 30, "{got:?}");
+    // One m-line for the three subscriptions, and one stream whose numbers go on.
+    assert!(got.iter().all(|(mid, _)| *mid == got[0].0), "{got:?}");
+    let seqs: Vec<u64> = got.iter().map(|(_, s)| *s).collect();
+    assert_eq!(seqs, (1..=30).collect::<Vec<u64>>());
 }
 
 #[test]

@@ -191,11 +191,7 @@ const TICK: Duration = Duration::from_millis(250);
 
 /// Binds every socket, starts the shards and the signalling thread.
 pub fn start(config: ServerConfig) -> io::Result<RunningServer> {
-    // A message limit below what a full room's subscription needs would close the
-    // connection of whoever subscribes to everyone (1009).
-    let mut limits = config.limits.clone();
-    limits.max_message = limits.max_message.max(config.app.largest_answer());
-    let mut transport = Transport::bind(config.http, limits)?;
+    let mut transport = Transport::bind(config.http, config.limits.clone())?;
     transport.set_metrics_token(config.metrics_token.clone());
     transport.set_tls(config.tls.clone());
     transport.set_base_path(&config.base_path);

@@ -361,16 +361,14 @@ impl<E: Endpoint> Net<E> {
             } => self.published.push(Published { peer, track, name }),
             Notice::TrackUnpublished { track, .. } => {
                 self.published.retain(|p| p.track != track);
-                // As signalling does: end every subscription to it.
-                let subscribers: Vec<(ShardId, PeerId)> = self
-                    .clients
-                    .iter()
-                    .filter(|c| c.subscribed.contains(&track))
-                    .map(|c| (c.shard, c.id))
-                    .collect();
-                for (shard, peer) in subscribers {
+                // As signalling does: end every subscription to it, and stop any parked
+                // m-line of it (every client hears of it).
+                let members: Vec<(ShardId, PeerId)> =
+                    self.clients.iter().map(|c| (c.shard, c.id)).collect();
+                for (shard, peer) in members {
                     let tracks = vec![track];
-                    self.control(shard, Control::Unsubscribe { peer, tracks });
+                    let gone = true;
+                    self.control(shard, Control::Unsubscribe { peer, tracks, gone });
                 }
             }
             Notice::Offer { peer, offer } => {

@@ -302,7 +302,9 @@ impl ShardCore {
             Control::RequestPublish { peer, name } => self.request_publish(peer, name),
             Control::Unpublish { peer, track } => self.request_unpublish(peer, track),
             Control::Subscribe { peer, tracks } => self.request_subscribe(peer, tracks),
-            Control::Unsubscribe { peer, tracks } => self.request_unsubscribe(peer, tracks),
+            Control::Unsubscribe { peer, tracks, gone } => {
+                self.request_unsubscribe(peer, tracks, gone)
+            }
             Control::Answer { peer, answer } => self.accept_answer(now, peer, answer),
             Control::AddRemoteSubscriber { track, shard } => {
                 if let Some(route) = self.routes.get_mut(&track) {

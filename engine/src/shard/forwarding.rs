@@ -138,11 +138,14 @@ impl ShardCore {
                 self.stats.rtp_no_codec += 1;
                 continue;
             };
-            let delta = *sub.seq_delta.get_or_insert(1 - fwd.seq as i64);
+            let delta = *sub
+                .seq_delta
+                .get_or_insert(sub.first_seq as i64 - fwd.seq as i64);
             let seq = fwd.seq as i64 + delta;
-            if seq < 1 {
+            if seq < sub.first_seq as i64 {
                 continue; // older than the first packet this subscriber got
             }
+            sub.last_seq = sub.last_seq.max(seq as u64);
             let ext = ExtensionValues {
                 audio_level: fwd.audio_level,
                 voice_activity: fwd.voice_activity,
@@ -184,7 +187,14 @@ impl ShardCore {
 
     /// A subscription became active: the subscriber's send stream joins the track's
     /// route (telling the publisher's shard the first time this shard has one).
-    pub(super) fn add_sub(&mut self, track: TrackId, kind: MediaKind, slot: Slot, ssrc: Ssrc) {
+    pub(super) fn add_sub(
+        &mut self,
+        track: TrackId,
+        kind: MediaKind,
+        slot: Slot,
+        ssrc: Ssrc,
+        first_seq: u64,
+    ) {
         let home = track.shard();
         let route = self.routes.entry(track).or_insert_with(|| {
             if home != self.id {
@@ -202,16 +212,18 @@ impl ShardCore {
             slot,
             ssrc,
             seq_delta: None,
+            first_seq,
+            last_seq: first_seq - 1,
         });
     }
 
     /// A subscription ended; a route nobody uses any more goes, and the publisher's
-    /// shard is told when it was this shard's last subscriber.
-    pub(super) fn remove_sub(&mut self, track: TrackId, slot: Slot) {
-        let Some(route) = self.routes.get_mut(&track) else {
-            return;
-        };
-        route.subs.retain(|s| s.slot != slot);
+    /// shard is told when it was this shard's last subscriber. Returns the last sequence
+    /// number the subscriber's stream carried.
+    pub(super) fn remove_sub(&mut self, track: TrackId, slot: Slot) -> Option<u64> {
+        let route = self.routes.get_mut(&track)?;
+        let i = route.subs.iter().position(|s| s.slot == slot)?;
+        let last = route.subs.remove(i).last_seq;
         if route.is_unused() {
             self.routes.remove(&track);
             if track.shard() != self.id {
@@ -224,5 +236,6 @@ impl ShardCore {
                 ));
             }
         }
+        Some(last)
     }
 }

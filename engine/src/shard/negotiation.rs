@@ -10,7 +10,7 @@ use str0m::media::{Direction, KeyframeRequestKind};
 
 use super::core::ShardCore;
 use super::lifecycle::peer_in;
-use super::peer::{Change, InFlight, OutTrack, Peer};
+use super::peer::{Change, InFlight, OutTrack, Parked, Peer};
 use super::timers::Slot;
 use crate::codecs::PtMap;
 use crate::msg::{Notice, PeerId, Subscription, TrackId, TrackName};
@@ -42,8 +42,11 @@ impl ShardCore {
         self.queue(peer, tracks.into_iter().map(Change::Subscribe));
     }
 
-    pub(super) fn request_unsubscribe(&mut self, peer: PeerId, tracks: Vec<TrackId>) {
-        self.queue(peer, tracks.into_iter().map(Change::Unsubscribe));
+    pub(super) fn request_unsubscribe(&mut self, peer: PeerId, tracks: Vec<TrackId>, gone: bool) {
+        let changes = tracks
+            .into_iter()
+            .map(|track| Change::Unsubscribe { track, gone });
+        self.queue(peer, changes);
     }
 
     /// Queues `changes` for the peer `id`, then makes an offer if none is outstanding.
@@ -65,7 +68,7 @@ impl ShardCore {
         };
         match &change {
             Change::Subscribe(s) if peer.is_receiving(s.track) => return,
-            Change::Unsubscribe(t) => {
+            Change::Unsubscribe { track: t, .. } => {
                 // Not yet offered: just forget it.
                 let before = peer.queued.len();
                 peer.queued
@@ -98,6 +101,7 @@ impl ShardCore {
         let Peer {
             rtc,
             receiving,
+            parked,
             published,
             ssrc_tracks,
             ..
@@ -119,28 +123,52 @@ impl ShardCore {
                     if receiving.iter().any(|o| o.track == s.track) {
                         continue;
                     }
-                    let mid = api.add_media(
-                        s.name.kind,
-                        Direction::SendOnly,
-                        Some(s.name.stream_id),
-                        Some(s.name.track_id),
-                        None,
-                    );
+                    // The track's parked m-line if it has one: no new m-line.
+                    let (mid, first_seq) = match parked.iter().position(|p| p.track == s.track) {
+                        Some(i) => {
+                            let p = parked.remove(i);
+                            api.set_direction(p.mid, Direction::SendOnly);
+                            (p.mid, p.next_seq)
+                        }
+                        None => {
+                            let mid = api.add_media(
+                                s.name.kind,
+                                Direction::SendOnly,
+                                Some(s.name.stream_id),
+                                Some(s.name.track_id),
+                                None,
+                            );
+                            (mid, 1)
+                        }
+                    };
                     receiving.push(OutTrack {
                         track: s.track,
                         mid,
                         active: false,
+                        first_seq,
                     });
                     in_flight.push(InFlight::Subscribe {
                         track: s.track,
                         mid,
                     });
                 }
-                Change::Unsubscribe(track) => {
+                Change::Unsubscribe { track, gone } => {
                     if let Some(i) = receiving.iter().position(|o| o.track == track) {
                         let o = receiving.remove(i);
-                        api.stop_media(o.mid);
+                        if gone {
+                            api.stop_media(o.mid);
+                        } else {
+                            api.set_direction(o.mid, Direction::Inactive);
+                            parked.push(Parked {
+                                track,
+                                mid: o.mid,
+                                // Where it left off, once known (see below).
+                                next_seq: o.first_seq,
+                            });
+                        }
                         unsubscribed.push((track, o.active));
+                    } else if gone && let Some(i) = parked.iter().position(|p| p.track == track) {
+                        api.stop_media(parked.remove(i).mid);
                     }
                 }
                 Change::Unpublish(track) => {
@@ -167,8 +195,12 @@ impl ShardCore {
         }
         self.mutate(slot, |_| Ok(()));
         for (track, active) in &unsubscribed {
-            if *active {
-                self.remove_sub(*track, slot);
+            if *active
+                && let Some(last) = self.remove_sub(*track, slot)
+                && let Some(peer) = self.peer_mut(slot)
+                && let Some(p) = peer.parked.iter_mut().find(|p| p.track == *track)
+            {
+                p.next_seq = last + 1;
             }
         }
         if !unsubscribed.is_empty() {
@@ -247,6 +279,7 @@ impl ShardCore {
             let Some(out) = peer.receiving.iter_mut().find(|o| o.mid == mid) else {
                 continue;
             };
+            let first_seq = out.first_seq;
             let (Some(ssrc), Some(kind)) = (ssrc, peer.rtc.media(mid).map(|m| m.kind())) else {
                 // The client rejected the m-line.
                 peer.receiving.retain(|o| o.mid != mid);
@@ -254,7 +287,7 @@ impl ShardCore {
                 continue;
             };
             out.active = true;
-            self.add_sub(track, kind, slot, ssrc);
+            self.add_sub(track, kind, slot, ssrc, first_seq);
             activated.push(track);
         }
         if !activated.is_empty() {

@@ -26,13 +26,25 @@ pub(crate) struct OutTrack {
     pub(crate) mid: Mid,
     /// False while its m-line is still being negotiated.
     pub(crate) active: bool,
+    /// The sequence number its stream (SSRC) goes on with: 1 on a new m-line, the next one
+    /// on an m-line parked by an earlier subscription to the track.
+    pub(crate) first_seq: u64,
+}
+
+/// The inactive m-line of a track the peer no longer receives, kept for the next
+/// subscription to that track (str0m cannot recycle a stopped m-line for another one).
+pub(crate) struct Parked {
+    pub(crate) track: TrackId,
+    pub(crate) mid: Mid,
+    /// Where its stream's sequence numbers go on.
+    pub(crate) next_seq: u64,
 }
 
 /// A change to the peer's session that waits for the next offer.
 pub(crate) enum Change {
     Publish(TrackName),
     Subscribe(Subscription),
-    Unsubscribe(TrackId),
+    Unsubscribe { track: TrackId, gone: bool },
     Unpublish(TrackId),
 }
 
@@ -60,6 +72,7 @@ pub(crate) struct Peer {
     /// SSRC → index into `published`, learnt from the first packet of each stream.
     pub(crate) ssrc_tracks: Vec<(Ssrc, usize)>,
     pub(crate) receiving: Vec<OutTrack>,
+    pub(crate) parked: Vec<Parked>,
     pub(crate) queued: Vec<Change>,
     pub(crate) pending: Option<SdpPendingOffer>,
     pub(crate) in_flight: Vec<InFlight>,
@@ -95,6 +108,7 @@ impl Peer {
             published: Vec::new(),
             ssrc_tracks: Vec::new(),
             receiving: Vec::new(),
+            parked: Vec::new(),
             queued: Vec::new(),
             pending: None,
             in_flight: Vec::new(),

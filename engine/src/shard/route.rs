@@ -15,8 +15,12 @@ pub(crate) struct Sub {
     pub(crate) slot: Slot,
     pub(crate) ssrc: Ssrc,
     /// Added to the publisher's extended sequence number; fixed at the first packet so
-    /// each subscriber's stream starts near 1 (its SRTP rollover counter starts at 0).
+    /// each subscriber's stream starts at `first_seq` (1, near the start of its SRTP
+    /// rollover counter, or where a parked m-line's stream left off).
     pub(crate) seq_delta: Option<i64>,
+    pub(crate) first_seq: u64,
+    /// The last sequence number sent, for a stream that is parked and resumed.
+    pub(crate) last_seq: u64,
 }
 
 /// The publisher of a track, when it lives on this shard.

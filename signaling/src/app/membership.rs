@@ -117,29 +117,32 @@ impl App {
         self.announce_unpublished(&members, &rt);
     }
 
-    /// Tells the room a track is gone and ends every subscription to it.
+    /// Tells the room a track is gone and ends every subscription to it. Every member's
+    /// shard hears of it, subscribed or not: a member may keep the track's m-line parked
+    /// from an earlier subscription, and it stops now.
     fn announce_unpublished(&mut self, members: &[PeerId], rt: &RoomTrack) {
         let msg = ServerMessage::TrackUnpublished {
             peer_id: peer_id_str(rt.peer),
             track: track_ref(&rt.name),
         };
+        let mut conns = Vec::with_capacity(members.len());
         for p in members {
             let Some(s) = self.sessions.get(p) else {
                 continue;
             };
-            if let (Some(shard), true) = (s.shard, s.subscribed.contains_key(&rt.track)) {
+            if let Some(shard) = s.shard.filter(|_| *p != rt.peer) {
                 self.out.push(Output::Control(
                     shard,
                     Control::Unsubscribe {
                         peer: *p,
                         tracks: vec![rt.track],
+                        gone: true,
                     },
                 ));
             }
-            if let Some(c) = s.conn {
-                self.send(c, msg.clone());
-            }
+            conns.extend(s.conn);
         }
+        self.out.push(Output::SendMany(conns, msg));
     }
 
     /// The members of `room` now (none when nobody is in it).

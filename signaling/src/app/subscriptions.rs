@@ -64,7 +64,11 @@ impl App {
         if !ids.is_empty() {
             self.out.push(Output::Control(
                 shard,
-                Control::Unsubscribe { peer, tracks: ids },
+                Control::Unsubscribe {
+                    peer,
+                    tracks: ids,
+                    gone: false,
+                },
             ));
         }
         Ok(())

@@ -109,7 +109,8 @@ pub enum TransportEvent {
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// The largest WebSocket message (and frame) a client may send, in bytes; a larger one
-    /// closes the connection with code 1009. Default 256 KiB.
+    /// closes the connection with code 1009. Default 640 KiB: the answer to an offer of every
+    /// track of a full room (100 members × 4 tracks, ~1.1 KB of SDP each), with room to spare.
     pub max_message: usize,
     /// Messages a second each connection may send on average (a token bucket that holds
     /// `2 × messages_per_second`, so short bursts pass). A message over the rate is dropped
@@ -145,7 +146,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Limits {
         Limits {
-            max_message: 256 * 1024,
+            max_message: 640 * 1024,
             messages_per_second: 50,
             handshake_timeout: Duration::from_secs(5),
             max_pending: 1024,
