@@ -40,5 +40,6 @@ mod metrics;
 mod non_browser;
 mod overload;
 mod play;
+mod rsa_dtls;
 mod sfu_loopback;
 mod tls;

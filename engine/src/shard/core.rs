@@ -267,13 +267,19 @@ impl ShardCore {
         // A datagram str0m cannot use (a bad DTLS record, say) is the sender's problem,
         // not a reason to end the session: count it and go on. A session that really
         // broke ends through the liveness checks.
-        let mut rejected = false;
+        let mut rejected = None;
         self.mutate(slot, |rtc| {
-            rejected = rtc.handle_input(input).is_err();
+            rejected = rtc.handle_input(input).err();
             Ok(())
         });
-        if rejected {
+        if let Some(e) = rejected {
             self.stats.rx_rejected += 1;
+            // Before the session connects, a refused datagram is most likely the
+            // handshake failing: kept, so the connect timeout can say why.
+            if let Some(peer) = self.peer_mut(slot).filter(|p| !p.connected) {
+                tracing::debug!(peer = slot.peer.0, "refused during the handshake: {e}");
+                peer.handshake_failure = Some(e.to_string());
+            }
         }
         // A reply to this source means str0m accepted the STUN request (its integrity
         // held), so the address is this peer's from now on.

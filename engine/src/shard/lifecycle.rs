@@ -150,11 +150,11 @@ impl ShardCore {
         for (key, peer) in self.peers.iter().enumerate() {
             let Some(peer) = peer else { continue };
             let reason = if !peer.rtc.is_alive() {
-                Some("media session closed")
+                Some("media session closed".to_string())
             } else if !peer.connected && now > peer.created + l.connect_timeout {
-                Some("ICE/DTLS did not connect in time")
+                Some(not_connected(peer.handshake_failure.as_deref()))
             } else if peer.connected && now > peer.last_rx + l.idle_timeout {
-                Some("no packets from the peer for too long")
+                Some("no packets from the peer for too long".to_string())
             } else if peer
                 .disconnected_since
                 .is_some_and(|t| now > t + l.disconnect_grace)
@@ -163,14 +163,50 @@ impl ShardCore {
                 // str0m, ICE-lite, counts only binding requests as consent; a client that
                 // keeps ICE up with indications (libnice) but whose media still arrives,
                 // authenticated, has not gone away. str0m keeps sending to it meanwhile.
-                Some("ICE consent lost")
+                Some("ICE consent lost".to_string())
             } else {
                 None
             };
             if let Some(reason) = reason {
                 let slot = Slot { key, peer: peer.id };
-                self.doomed.push((slot, reason.into()));
+                self.doomed.push((slot, reason));
             }
         }
+    }
+}
+
+/// Why a session did not connect, in words the client can act on.
+fn not_connected(handshake_failure: Option<&str>) -> String {
+    match handshake_failure {
+        None => "ICE/DTLS did not connect in time".into(),
+        // dimpl takes ECDSA certificates only; an RSA one fails at the certificate step.
+        Some(e) if e.contains("certificate") => format!(
+            "the DTLS handshake failed ({e}): this server accepts ECDSA DTLS certificates \
+             only; a client with an RSA certificate (GStreamer's webrtcbin before 1.28 makes \
+             one by default) cannot connect"
+        ),
+        Some(e) => format!("the DTLS handshake failed ({e})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_connected;
+
+    #[test]
+    fn a_failed_certificate_step_names_the_certificate_the_server_accepts() {
+        assert_eq!(not_connected(None), "ICE/DTLS did not connect in time");
+        let why = not_connected(Some(
+            "DTLS error: certificate error: no client certificate received",
+        ));
+        assert!(
+            why.contains("ECDSA") && why.contains("no client certificate received"),
+            "{why}"
+        );
+        let why = not_connected(Some("DTLS error: unexpected message"));
+        assert_eq!(
+            why,
+            "the DTLS handshake failed (DTLS error: unexpected message)"
+        );
     }
 }

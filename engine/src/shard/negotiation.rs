@@ -128,6 +128,7 @@ impl ShardCore {
                         Some(i) => {
                             let p = parked.remove(i);
                             api.set_direction(p.mid, Direction::SendOnly);
+                            tracing::debug!(peer = slot.peer.0, track = ?s.track, mid = %p.mid, seq = p.next_seq, "resumed a parked m-line");
                             (p.mid, p.next_seq)
                         }
                         None => {
@@ -159,6 +160,7 @@ impl ShardCore {
                             api.stop_media(o.mid);
                         } else {
                             api.set_direction(o.mid, Direction::Inactive);
+                            tracing::debug!(peer = slot.peer.0, track = ?track, mid = %o.mid, "parked an m-line");
                             parked.push(Parked {
                                 track,
                                 mid: o.mid,

@@ -88,6 +88,9 @@ pub(crate) struct Peer {
     /// for clients that keep ICE up with indications, not binding requests (libnice).
     pub(crate) last_authentic_rx: Instant,
     pub(crate) connected: bool,
+    /// Why str0m last refused a datagram before the session connected: the reason a
+    /// connect timeout gives (a DTLS handshake that failed, say).
+    pub(crate) handshake_failure: Option<String>,
     pub(crate) disconnected_since: Option<Instant>,
     /// Keeps str0m's TWCC register from the packet that would blow it up.
     pub(crate) twcc_guard: TwccGuard,
@@ -119,6 +122,7 @@ impl Peer {
             last_rx: now,
             last_authentic_rx: now,
             connected: false,
+            handshake_failure: None,
             disconnected_since: None,
             twcc_guard: TwccGuard::default(),
         }
