@@ -1,11 +1,12 @@
 // Unit tests of the call's pure parts (node --test; no browser): what the connection
-// banner says, how a member's state message is read, the people list's rows.
+// banner says, how a member's state message is read, the people list's rows, how loud a
+// member was between two polls.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { bannerText, connLabel } from '../../web/js/call/connection.js';
-import { peerStateOf } from '../../web/js/call/tiles.js';
+import { intervalLevel, peerStateOf } from '../../web/js/call/tiles.js';
 import { peopleRows } from '../../web/js/call/controls.js';
 import { connState } from '../../web/js/session.js';
 
@@ -71,4 +72,18 @@ test('the people list starts with this member, then the others with their state'
     { id: '2', name: 'Bob', state: { audio: false, video: true } },
     { id: '3', name: 'Cy', state: {} },
   ]);
+});
+
+test('a level is the average over the interval, so a short beep between polls counts', () => {
+  // Silence, then 20 ms at full scale (energy = level² × seconds) inside a 200 ms poll.
+  const a = { totalAudioEnergy: 1.0, totalSamplesDuration: 10.0 };
+  const b = { totalAudioEnergy: 1.0 + 0.02, totalSamplesDuration: 10.2, audioLevel: 0 };
+  assert.ok(Math.abs(intervalLevel(a, b) - Math.sqrt(0.1)) < 1e-9);
+  // Silence stays silent; the first stats and an empty interval give nothing.
+  assert.equal(intervalLevel(b, { ...b, totalSamplesDuration: 10.4 }), 0);
+  assert.equal(intervalLevel(undefined, b), null);
+  assert.equal(intervalLevel(b, b), null);
+  // A browser without the energy fields: its last level.
+  assert.equal(intervalLevel(undefined, { audioLevel: 0.5 }), 0.5);
+  assert.equal(intervalLevel(undefined, {}), null);
 });

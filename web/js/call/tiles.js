@@ -15,6 +15,22 @@ export function peerStateOf(data) {
   return { audio: data.state.audio !== false, video: data.state.video !== false };
 }
 
+/**
+ * The audio level (0..1, as `audioLevel`) a receiver's decoded audio had between two of its
+ * inbound-rtp stats: the root mean square from `totalAudioEnergy` over
+ * `totalSamplesDuration`; the last `audioLevel` where the energy is missing; null for the
+ * first stats or an interval without samples.
+ */
+export function intervalLevel(prev, cur) {
+  if (typeof cur.totalAudioEnergy !== 'number' || typeof cur.totalSamplesDuration !== 'number') {
+    return typeof cur.audioLevel === 'number' ? cur.audioLevel : null;
+  }
+  if (!prev || typeof prev.totalAudioEnergy !== 'number') return null;
+  const seconds = cur.totalSamplesDuration - prev.totalSamplesDuration;
+  if (!(seconds > 0)) return null;
+  return Math.sqrt(Math.max(0, cur.totalAudioEnergy - prev.totalAudioEnergy) / seconds);
+}
+
 /** Wires the tiles to the call's session; returns what stops it. */
 export function wireTiles(call) {
   const { session, stage, media, meter, names, peerState, chat } = call;
@@ -107,35 +123,29 @@ export function wireTiles(call) {
     chat.receive(from, data);
   });
 
-  // Who is speaking: remote levels from the receivers, ours from an analyser.
+  // Who is speaking: remote levels from the receivers' stats, ours from an analyser.
+  // A remote level is the average over the last poll (from the decoded audio's energy),
+  // not the level of the last packet: a short sound between two polls still counts.
+  const energies = new Map();
   const speakTimer = setInterval(() => updateLevels(), 200);
   async function updateLevels() {
     const now = Date.now();
     local.setLevel(meter.level(), now);
     if (!session.pc) return;
-    let needStats = false;
-    for (const [key, r] of session.receivers) {
-      if (r.track.kind !== 'audio') continue;
-      const info = session.tracks.get(key);
-      if (!info) continue;
-      const tile = stage.tiles.get(stage.keyFor(info.peerId, info.streamId));
-      if (!tile) continue;
-      const src = r.receiver.getSynchronizationSources?.();
-      if (src) tile.setLevel(src.reduce((m, s) => Math.max(m, now - s.timestamp < 1000 ? s.audioLevel ?? 0 : 0), 0), now);
-      else needStats = true;
-    }
-    if (needStats) {
-      // Fallback: inbound-rtp audioLevel from getStats (standard field).
-      const stats = await session.pc.getStats().catch(() => null);
-      stats?.forEach((s) => {
-        if (s.type !== 'inbound-rtp' || s.kind !== 'audio' || typeof s.audioLevel !== 'number') return;
-        for (const [key, r] of session.receivers) {
-          if (r.track.id !== s.trackIdentifier && r.mid !== s.mid) continue;
-          const info = session.tracks.get(key);
-          stage.tiles.get(info && stage.keyFor(info.peerId, info.streamId))?.setLevel(s.audioLevel, now);
-        }
-      });
-    }
+    const stats = await session.pc.getStats().catch(() => null);
+    const seen = new Set();
+    stats?.forEach((s) => {
+      if (s.type !== 'inbound-rtp' || s.kind !== 'audio') return;
+      for (const [key, r] of session.receivers) {
+        if (r.track.id !== s.trackIdentifier && r.mid !== s.mid) continue;
+        seen.add(key);
+        const level = intervalLevel(energies.get(key), s);
+        energies.set(key, s);
+        const info = session.tracks.get(key);
+        if (level !== null) stage.tiles.get(info && stage.keyFor(info.peerId, info.streamId))?.setLevel(level, now);
+      }
+    });
+    for (const key of energies.keys()) if (!seen.has(key)) energies.delete(key);
   }
   return { stop: () => clearInterval(speakTimer) };
 }
