@@ -394,7 +394,7 @@ const CASES = {
   },
 
   // A third browser joins late and decodes both; it sees who is in the room; its hang-up removes
-  // its tile for the others.
+  // its tile for the others; when it comes back, its new tracks reuse the m-lines it left.
   async late(s) {
     const srv = await s.server();
     const r = room('late');
@@ -455,6 +455,16 @@ const CASES = {
     }
     log('  carol hung up: her tile is gone for alice and bob');
     await waitDecodes(alice, 'bob');
+    // Carol comes back (new tracks): alice receives them on the m-lines her first visit left,
+    // so coming and going does not grow alice's session.
+    const mlines = () => alice.page.evaluate(() => window.peerCalls.session.pc.remoteDescription.sdp.split('\r\nm=').length - 1);
+    const before = await mlines();
+    await carol.page.goto(`${srv.url}/call/${r}`);
+    await join(carol);
+    await waitDecodes(alice, 'carol');
+    const after = await mlines();
+    if (after !== before) throw new Error(`alice's session grew from ${before} to ${after} m-lines when carol came back`);
+    log(`  carol came back on the m-lines she left: alice's session still has ${after} m-lines`);
   },
 
   // Every control has an accessible name, on a desktop and on a phone (where the buttons show

@@ -91,6 +91,9 @@ pub struct ClientPeer {
     /// Per receiving m-line: NACKs and PLIs sent so far (str0m's ingress statistics,
     /// only reported with a stats interval, see [`ClientPeer::with_stats`]).
     feedback: Vec<(Mid, u64, u64)>,
+    /// The msid of each m-line as the server's last offer wrote it. str0m keeps the
+    /// first one, but the server recycles m-lines of gone tracks for new ones.
+    offered_msids: Vec<(Mid, (String, String))>,
 }
 
 impl ClientPeer {
@@ -130,6 +133,7 @@ impl ClientPeer {
             next_timeout: now,
             connected: false,
             feedback: Vec::new(),
+            offered_msids: Vec::new(),
         };
         peer.drain().expect("a fresh peer drains");
         peer
@@ -169,9 +173,36 @@ impl ClientPeer {
 
     /// Answers an offer from the server. New m-lines the server wants to receive on
     /// (a granted `publish`) become sending m-lines of ours.
+    /// An m-line that now carries another track (a new msid, recycled by the server)
+    /// is announced with `MediaAdded` again.
     pub fn accept_offer(&mut self, offer: SdpOffer) -> Result<SdpAnswer, RtcError> {
+        let msids = offered_msids(&offer.to_sdp_string());
+        let relabelled: Vec<Mid> = msids
+            .iter()
+            .filter(|(mid, msid)| {
+                self.offered_msids
+                    .iter()
+                    .any(|(m, old)| m == mid && old != msid)
+            })
+            .map(|(mid, _)| *mid)
+            .collect();
+        self.offered_msids = msids;
         let answer = self.rtc.sdp_api().accept_offer(offer)?;
         self.drain()?;
+        for mid in relabelled {
+            let Some(media) = self.rtc.media(mid) else {
+                continue;
+            };
+            let (kind, direction) = (media.kind(), media.direction());
+            let (stream_id, track_id) = self.msid_of(mid).unwrap_or_default();
+            self.events.push_back(PeerEvent::MediaAdded {
+                mid,
+                kind,
+                direction,
+                stream_id,
+                track_id,
+            });
+        }
         Ok(answer)
     }
 
@@ -249,6 +280,9 @@ impl ClientPeer {
 
     /// The msid of an m-line: `(stream id, track id)`.
     pub fn msid_of(&self, mid: Mid) -> Option<(String, String)> {
+        if let Some((_, msid)) = self.offered_msids.iter().find(|(m, _)| *m == mid) {
+            return Some(msid.clone());
+        }
         let m = self.rtc.media(mid)?;
         Some((m.stream_id().to_string(), m.track_id().to_string()))
     }
@@ -426,3 +460,20 @@ impl std::fmt::Display for SendError {
 }
 
 impl std::error::Error for SendError {}
+
+/// Each media section's mid and msid in an SDP.
+fn offered_msids(sdp: &str) -> Vec<(Mid, (String, String))> {
+    let mut out = Vec::new();
+    for section in sdp.split("\r\nm=").skip(1) {
+        let attr = |name: &str| section.lines().find_map(|l| l.strip_prefix(name));
+        if let (Some(mid), Some(msid)) = (attr("a=mid:"), attr("a=msid:"))
+            && let Some((stream, track)) = msid.trim().split_once(' ')
+        {
+            out.push((
+                Mid::from(mid.trim()),
+                (stream.to_string(), track.to_string()),
+            ));
+        }
+    }
+    out
+}

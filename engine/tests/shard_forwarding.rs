@@ -175,6 +175,86 @@ fn resubscribing_reuses_the_parked_m_line_and_continues_its_stream() {
 }
 
 #[test]
+fn a_gone_tracks_m_line_carries_the_next_track_of_its_kind() {
+    let mut h = setup(1);
+    let (alice_video, alice_audio) = (h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio));
+    subscribe_and_wait(&mut h, &[alice_video, alice_audio]);
+    publish_and_send(&mut h, 10);
+    let first = h.clients[1].received.clone();
+    // Alice stops her camera: the subscriber's video m-line goes inactive, not stopped.
+    let (shard, alice) = (h.clients[0].shard, h.clients[0].id);
+    h.control(
+        shard,
+        engine::msg::Control::Unpublish {
+            peer: alice,
+            track: alice_video,
+        },
+    );
+    assert!(
+        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
+            == 1)
+    );
+    h.run_for(Duration::from_millis(300));
+    // Dave publishes video; the subscriber takes it on the m-line Alice's video left.
+    let dave = h.join(0, &[video("dave")]);
+    let dave_id = h.clients[dave].id;
+    assert!(h.run_until(Duration::from_secs(5), |h| h.all_connected()
+        && h.published.iter().any(|p| p.peer == dave_id)));
+    let dave_video = h.track(dave, MediaKind::Video);
+    h.subscribe(1, &[dave_video]);
+    assert!(
+        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
+            == 2)
+    );
+    for i in 0..10 {
+        h.send(dave, "dave", "dave-video", Codec::Vp8, i, &payload(100 + i));
+        h.step(Duration::from_millis(10));
+    }
+    h.run_for(Duration::from_millis(200));
+    let alice_mid = first
+        .iter()
+        .find(|p| p.codec == Some(Codec::Vp8))
+        .expect("alice's video")
+        .mid;
+    let last_alice = first
+        .iter()
+        .filter(|p| p.mid == alice_mid)
+        .last()
+        .unwrap()
+        .clone();
+    let daves: Vec<_> = h.clients[1]
+        .received
+        .iter()
+        .filter(|p| p.codec == Some(Codec::Vp8) && p.payload[..4] >= 100u32.to_be_bytes()[..])
+        .cloned()
+        .collect();
+    assert_eq!(daves.len(), 10, "dave's video arrives");
+    // The same m-line and stream: its sequence numbers go on, its timestamps move
+    // forward from Alice's last (a receiver would drop a jump back as late packets).
+    assert!(daves.iter().all(|p| p.mid == alice_mid), "no new m-line");
+    let seqs: Vec<u64> = daves.iter().map(|p| p.seq).collect();
+    assert_eq!(
+        seqs,
+        (last_alice.seq + 1..=last_alice.seq + 10).collect::<Vec<_>>()
+    );
+    let ahead = daves[0].time.wrapping_sub(last_alice.time);
+    assert!(
+        (1..90_000 * 5).contains(&ahead),
+        "{ahead} ticks after alice's last"
+    );
+    assert_eq!(
+        daves[9].time.wrapping_sub(daves[0].time),
+        9 * 3000,
+        "dave's own spacing"
+    );
+    // The offer named the m-line's new track.
+    assert_eq!(
+        h.clients[1].peer.msid_of(alice_mid),
+        Some(("dave".to_string(), "dave-video".to_string()))
+    );
+}
+
+#[test]
 fn leaving_unpublishes_and_frees_subscriptions() {
     let mut h = setup(1);
     let v = h.track(0, MediaKind::Video);

@@ -361,7 +361,7 @@ impl<E: Endpoint> Net<E> {
             } => self.published.push(Published { peer, track, name }),
             Notice::TrackUnpublished { track, .. } => {
                 self.published.retain(|p| p.track != track);
-                // As signalling does: end every subscription to it, and stop any parked
+                // As signalling does: end every subscription to it, and free any parked
                 // m-line of it (every client hears of it).
                 let members: Vec<(ShardId, PeerId)> =
                     self.clients.iter().map(|c| (c.shard, c.id)).collect();

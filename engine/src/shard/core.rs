@@ -305,11 +305,11 @@ impl ShardCore {
                     self.remove_peer(slot, None);
                 }
             }
-            Control::RequestPublish { peer, name } => self.request_publish(peer, name),
-            Control::Unpublish { peer, track } => self.request_unpublish(peer, track),
-            Control::Subscribe { peer, tracks } => self.request_subscribe(peer, tracks),
+            Control::RequestPublish { peer, name } => self.request_publish(now, peer, name),
+            Control::Unpublish { peer, track } => self.request_unpublish(now, peer, track),
+            Control::Subscribe { peer, tracks } => self.request_subscribe(now, peer, tracks),
             Control::Unsubscribe { peer, tracks, gone } => {
-                self.request_unsubscribe(peer, tracks, gone)
+                self.request_unsubscribe(now, peer, tracks, gone)
             }
             Control::Answer { peer, answer } => self.accept_answer(now, peer, answer),
             Control::AddRemoteSubscriber { track, shard } => {

@@ -11,7 +11,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 
 use super::core::ShardCore;
 use super::lifecycle::peer_in;
-use super::peer::InTrack;
+use super::peer::{InTrack, StreamStart, TimeMap};
 use super::route::{Origin, Route, Sub};
 use super::timers::Slot;
 use crate::codecs::{CodecDesc, PtMap};
@@ -140,12 +140,29 @@ impl ShardCore {
             };
             let delta = *sub
                 .seq_delta
-                .get_or_insert(sub.first_seq as i64 - fwd.seq as i64);
+                .get_or_insert(sub.start.first_seq as i64 - fwd.seq as i64);
             let seq = fwd.seq as i64 + delta;
-            if seq < sub.first_seq as i64 {
+            if seq < sub.start.first_seq as i64 {
                 continue; // older than the first packet this subscriber got
             }
-            sub.last_seq = sub.last_seq.max(seq as u64);
+            let offset = match sub.time {
+                TimeMap::Offset(offset) => offset,
+                TimeMap::After { last, at } => {
+                    // A recycled m-line's first packet of this track.
+                    let rate = self.codecs.params().get(usize::from(fwd.codec));
+                    let rate = rate.map_or(90_000, |p| u64::from(p.spec().clock_rate.get()));
+                    let ticks = now.saturating_duration_since(at).as_millis() as u64 * rate / 1000;
+                    let next = last.wrapping_add(ticks.clamp(1, u64::from(u32::MAX / 4)) as u32);
+                    let offset = next.wrapping_sub(fwd.time);
+                    sub.time = TimeMap::Offset(offset);
+                    offset
+                }
+            };
+            let time = fwd.time.wrapping_add(offset);
+            if seq as u64 > sub.last_seq {
+                sub.last_seq = seq as u64;
+                sub.last_time = time;
+            }
             let ext = ExtensionValues {
                 audio_level: fwd.audio_level,
                 voice_activity: fwd.voice_activity,
@@ -154,7 +171,7 @@ impl ShardCore {
             let write = RtpWrite::new(
                 pt,
                 (seq as u64).into(),
-                fwd.time,
+                time,
                 fwd.wallclock,
                 fwd.payload.clone(),
             )
@@ -193,7 +210,7 @@ impl ShardCore {
         kind: MediaKind,
         slot: Slot,
         ssrc: Ssrc,
-        first_seq: u64,
+        start: StreamStart,
     ) {
         let home = track.shard();
         let route = self.routes.entry(track).or_insert_with(|| {
@@ -208,22 +225,16 @@ impl ShardCore {
             }
             Route::new(kind, None)
         });
-        route.subs.push(Sub {
-            slot,
-            ssrc,
-            seq_delta: None,
-            first_seq,
-            last_seq: first_seq - 1,
-        });
+        route.subs.push(Sub::new(slot, ssrc, start));
     }
 
     /// A subscription ended; a route nobody uses any more goes, and the publisher's
-    /// shard is told when it was this shard's last subscriber. Returns the last sequence
-    /// number the subscriber's stream carried.
-    pub(super) fn remove_sub(&mut self, track: TrackId, slot: Slot) -> Option<u64> {
+    /// shard is told when it was this shard's last subscriber. Returns the subscriber's
+    /// stream, to say where it goes on.
+    pub(super) fn remove_sub(&mut self, track: TrackId, slot: Slot) -> Option<Sub> {
         let route = self.routes.get_mut(&track)?;
         let i = route.subs.iter().position(|s| s.slot == slot)?;
-        let last = route.subs.remove(i).last_seq;
+        let sub = route.subs.remove(i);
         if route.is_unused() {
             self.routes.remove(&track);
             if track.shard() != self.id {
@@ -236,6 +247,6 @@ impl ShardCore {
                 ));
             }
         }
-        Some(last)
+        Some(sub)
     }
 }

@@ -16,6 +16,7 @@ mod forwarding;
 mod lifecycle;
 mod negotiation;
 mod peer;
+mod relabel;
 mod route;
 mod timers;
 mod twcc;

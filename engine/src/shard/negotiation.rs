@@ -10,7 +10,8 @@ use str0m::media::{Direction, KeyframeRequestKind};
 
 use super::core::ShardCore;
 use super::lifecycle::peer_in;
-use super::peer::{Change, InFlight, OutTrack, Parked, Peer};
+use super::peer::{Change, InFlight, OutTrack, Parked, Peer, StreamStart};
+use super::relabel::relabel;
 use super::timers::Slot;
 use crate::codecs::PtMap;
 use crate::msg::{Notice, PeerId, Subscription, TrackId, TrackName};
@@ -29,28 +30,39 @@ const RTX_RATIO_CAP: Option<f32> = Some(0.15);
 
 impl ShardCore {
     /// The client will publish one more track: offer it a receive slot.
-    pub(super) fn request_publish(&mut self, peer: PeerId, name: TrackName) {
-        self.queue(peer, [Change::Publish(name)]);
+    pub(super) fn request_publish(&mut self, now: Instant, peer: PeerId, name: TrackName) {
+        self.queue(now, peer, [Change::Publish(name)]);
     }
 
-    pub(super) fn request_unpublish(&mut self, peer: PeerId, track: TrackId) {
-        self.queue(peer, [Change::Unpublish(track)]);
+    pub(super) fn request_unpublish(&mut self, now: Instant, peer: PeerId, track: TrackId) {
+        self.queue(now, peer, [Change::Unpublish(track)]);
     }
 
     /// One request, one offer: every track of a `subscribe` goes into the same offer.
-    pub(super) fn request_subscribe(&mut self, peer: PeerId, tracks: Vec<Subscription>) {
-        self.queue(peer, tracks.into_iter().map(Change::Subscribe));
+    pub(super) fn request_subscribe(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        tracks: Vec<Subscription>,
+    ) {
+        self.queue(now, peer, tracks.into_iter().map(Change::Subscribe));
     }
 
-    pub(super) fn request_unsubscribe(&mut self, peer: PeerId, tracks: Vec<TrackId>, gone: bool) {
+    pub(super) fn request_unsubscribe(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        tracks: Vec<TrackId>,
+        gone: bool,
+    ) {
         let changes = tracks
             .into_iter()
             .map(|track| Change::Unsubscribe { track, gone });
-        self.queue(peer, changes);
+        self.queue(now, peer, changes);
     }
 
     /// Queues `changes` for the peer `id`, then makes an offer if none is outstanding.
-    fn queue(&mut self, id: PeerId, changes: impl IntoIterator<Item = Change>) {
+    fn queue(&mut self, now: Instant, id: PeerId, changes: impl IntoIterator<Item = Change>) {
         let Some(slot) = self.slot_of(id) else {
             self.out.notices.push(Notice::UnknownPeer { peer: id });
             return;
@@ -58,7 +70,7 @@ impl ShardCore {
         for change in changes {
             self.enqueue(slot, change);
         }
-        self.negotiate(slot);
+        self.negotiate(now, slot);
     }
 
     fn enqueue(&mut self, slot: Slot, change: Change) {
@@ -68,7 +80,10 @@ impl ShardCore {
         };
         match &change {
             Change::Subscribe(s) if peer.is_receiving(s.track) => return,
-            Change::Unsubscribe { track: t, .. } => {
+            Change::Unsubscribe { track: t, gone } => {
+                if *gone && let Some(p) = peer.parked.iter_mut().find(|p| p.track == *t) {
+                    p.gone = true;
+                }
                 // Not yet offered: just forget it.
                 let before = peer.queued.len();
                 peer.queued
@@ -87,7 +102,7 @@ impl ShardCore {
     }
 
     /// Makes the next offer, if none is outstanding and changes are waiting.
-    fn negotiate(&mut self, slot: Slot) {
+    fn negotiate(&mut self, now: Instant, slot: Slot) {
         let Some(peer) = self.peer_mut(slot) else {
             return;
         };
@@ -102,6 +117,7 @@ impl ShardCore {
             rtc,
             receiving,
             parked,
+            relabelled,
             published,
             ssrc_tracks,
             ..
@@ -123,13 +139,26 @@ impl ShardCore {
                     if receiving.iter().any(|o| o.track == s.track) {
                         continue;
                     }
-                    // The track's parked m-line if it has one: no new m-line.
-                    let (mid, first_seq) = match parked.iter().position(|p| p.track == s.track) {
-                        Some(i) => {
+                    // The track's own parked m-line, else a free one of its kind (a gone
+                    // track's), else a new one.
+                    let own = parked.iter().position(|p| p.track == s.track && !p.gone);
+                    let free = || parked.iter().position(|p| p.gone && p.kind == s.name.kind);
+                    let (mid, start) = match own
+                        .map(|i| (i, true))
+                        .or_else(|| free().map(|i| (i, false)))
+                    {
+                        Some((i, same)) => {
                             let p = parked.remove(i);
                             api.set_direction(p.mid, Direction::SendOnly);
-                            tracing::debug!(peer = slot.peer.0, track = ?s.track, mid = %p.mid, seq = p.next_seq, "resumed a parked m-line");
-                            (p.mid, p.next_seq)
+                            if same {
+                                tracing::debug!(peer = slot.peer.0, track = ?s.track, mid = %p.mid, "resumed a parked m-line");
+                                (p.mid, p.resume)
+                            } else {
+                                tracing::debug!(peer = slot.peer.0, track = ?s.track, mid = %p.mid, "recycled a gone track's m-line");
+                                relabelled.retain(|(m, _)| *m != p.mid);
+                                relabelled.push((p.mid, s.name.clone()));
+                                (p.mid, p.recycle)
+                            }
                         }
                         None => {
                             let mid = api.add_media(
@@ -139,14 +168,15 @@ impl ShardCore {
                                 Some(s.name.track_id),
                                 None,
                             );
-                            (mid, 1)
+                            (mid, StreamStart::NEW)
                         }
                     };
                     receiving.push(OutTrack {
                         track: s.track,
+                        kind: s.name.kind,
                         mid,
                         active: false,
-                        first_seq,
+                        start,
                     });
                     in_flight.push(InFlight::Subscribe {
                         track: s.track,
@@ -155,22 +185,22 @@ impl ShardCore {
                 }
                 Change::Unsubscribe { track, gone } => {
                     if let Some(i) = receiving.iter().position(|o| o.track == track) {
+                        // Inactive, not stopped: kept for this track or, once it is
+                        // gone, for another (where it left off is known below).
                         let o = receiving.remove(i);
-                        if gone {
-                            api.stop_media(o.mid);
-                        } else {
-                            api.set_direction(o.mid, Direction::Inactive);
-                            tracing::debug!(peer = slot.peer.0, track = ?track, mid = %o.mid, "parked an m-line");
-                            parked.push(Parked {
-                                track,
-                                mid: o.mid,
-                                // Where it left off, once known (see below).
-                                next_seq: o.first_seq,
-                            });
-                        }
+                        api.set_direction(o.mid, Direction::Inactive);
+                        tracing::debug!(peer = slot.peer.0, track = ?track, mid = %o.mid, gone, "parked an m-line");
+                        parked.push(Parked {
+                            track,
+                            mid: o.mid,
+                            kind: o.kind,
+                            gone,
+                            resume: o.start,
+                            recycle: o.start,
+                        });
                         unsubscribed.push((track, o.active));
-                    } else if gone && let Some(i) = parked.iter().position(|p| p.track == track) {
-                        api.stop_media(parked.remove(i).mid);
+                    } else if gone && let Some(p) = parked.iter_mut().find(|p| p.track == track) {
+                        p.gone = true;
                     }
                 }
                 Change::Unpublish(track) => {
@@ -185,6 +215,7 @@ impl ShardCore {
         }
         if api.has_changes() {
             if let Some((offer, pending)) = api.apply() {
+                let offer = relabel(offer, relabelled);
                 peer.pending = Some(pending);
                 peer.in_flight = in_flight;
                 self.out.notices.push(Notice::Offer {
@@ -198,11 +229,11 @@ impl ShardCore {
         self.mutate(slot, |_| Ok(()));
         for (track, active) in &unsubscribed {
             if *active
-                && let Some(last) = self.remove_sub(*track, slot)
+                && let Some(sub) = self.remove_sub(*track, slot)
                 && let Some(peer) = self.peer_mut(slot)
                 && let Some(p) = peer.parked.iter_mut().find(|p| p.track == *track)
             {
-                p.next_seq = last + 1;
+                (p.resume, p.recycle) = sub.ended(now);
             }
         }
         if !unsubscribed.is_empty() {
@@ -281,7 +312,7 @@ impl ShardCore {
             let Some(out) = peer.receiving.iter_mut().find(|o| o.mid == mid) else {
                 continue;
             };
-            let first_seq = out.first_seq;
+            let start = out.start;
             let (Some(ssrc), Some(kind)) = (ssrc, peer.rtc.media(mid).map(|m| m.kind())) else {
                 // The client rejected the m-line.
                 peer.receiving.retain(|o| o.mid != mid);
@@ -289,7 +320,7 @@ impl ShardCore {
                 continue;
             };
             out.active = true;
-            self.add_sub(track, kind, slot, ssrc, first_seq);
+            self.add_sub(track, kind, slot, ssrc, start);
             activated.push(track);
         }
         if !activated.is_empty() {
@@ -307,6 +338,6 @@ impl ShardCore {
                 tracks: refused,
             });
         }
-        self.negotiate(slot);
+        self.negotiate(now, slot);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use str0m::Rtc;
 use str0m::change::SdpPendingOffer;
-use str0m::media::Mid;
+use str0m::media::{MediaKind, Mid};
 use str0m::rtp::Ssrc;
 
 use crate::codecs::PtMap;
@@ -23,21 +23,55 @@ pub(crate) struct InTrack {
 /// A track this peer receives.
 pub(crate) struct OutTrack {
     pub(crate) track: TrackId,
+    pub(crate) kind: MediaKind,
     pub(crate) mid: Mid,
     /// False while its m-line is still being negotiated.
     pub(crate) active: bool,
-    /// The sequence number its stream (SSRC) goes on with: 1 on a new m-line, the next one
-    /// on an m-line parked by an earlier subscription to the track.
-    pub(crate) first_seq: u64,
+    /// Where its stream (SSRC) goes on: from the start on a new m-line, or where the
+    /// m-line's last stream left off.
+    pub(crate) start: StreamStart,
 }
 
-/// The inactive m-line of a track the peer no longer receives, kept for the next
-/// subscription to that track (str0m cannot recycle a stopped m-line for another one).
+/// Where a subscriber's send stream starts: the sequence number of its first packet,
+/// and how the publisher's RTP timestamps map into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StreamStart {
+    pub(crate) first_seq: u64,
+    pub(crate) time: TimeMap,
+}
+
+impl StreamStart {
+    /// A new m-line's stream: sequence numbers from 1, timestamps as published.
+    pub(crate) const NEW: Self = Self {
+        first_seq: 1,
+        time: TimeMap::Offset(0),
+    };
+}
+
+/// How a subscriber's stream maps the publisher's RTP timestamps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimeMap {
+    /// Add this (wrapping).
+    Offset(u32),
+    /// The stream carried another track until `at`, its last timestamp `last`: the
+    /// offset is fixed at the first packet so the timestamps go on from there as the
+    /// clock ran (a receiver takes a jump back as late packets and drops them).
+    After { last: u32, at: Instant },
+}
+
+/// The inactive m-line of a track the peer no longer receives. str0m cannot recycle a
+/// stopped m-line, so none is stopped: the next subscription to the track resumes it,
+/// and once the track is gone it carries the next track of its kind the peer receives.
 pub(crate) struct Parked {
     pub(crate) track: TrackId,
     pub(crate) mid: Mid,
-    /// Where its stream's sequence numbers go on.
-    pub(crate) next_seq: u64,
+    pub(crate) kind: MediaKind,
+    /// The track was unpublished: the m-line is free for another track.
+    pub(crate) gone: bool,
+    /// How the same track goes on here.
+    pub(crate) resume: StreamStart,
+    /// How another track goes on here.
+    pub(crate) recycle: StreamStart,
 }
 
 /// A change to the peer's session that waits for the next offer.
@@ -73,6 +107,9 @@ pub(crate) struct Peer {
     pub(crate) ssrc_tracks: Vec<(Ssrc, usize)>,
     pub(crate) receiving: Vec<OutTrack>,
     pub(crate) parked: Vec<Parked>,
+    /// The msid each recycled m-line carries now; str0m keeps writing the first one, so
+    /// every offer is corrected (see `relabel`).
+    pub(crate) relabelled: Vec<(Mid, TrackName)>,
     pub(crate) queued: Vec<Change>,
     pub(crate) pending: Option<SdpPendingOffer>,
     pub(crate) in_flight: Vec<InFlight>,
@@ -112,6 +149,7 @@ impl Peer {
             ssrc_tracks: Vec::new(),
             receiving: Vec::new(),
             parked: Vec::new(),
+            relabelled: Vec::new(),
             queued: Vec::new(),
             pending: None,
             in_flight: Vec::new(),

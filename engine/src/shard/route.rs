@@ -6,6 +6,7 @@ use std::time::Instant;
 use str0m::media::{MediaKind, Mid};
 use str0m::rtp::Ssrc;
 
+use super::peer::{StreamStart, TimeMap};
 use super::timers::Slot;
 use crate::msg::ShardId;
 
@@ -15,12 +16,51 @@ pub(crate) struct Sub {
     pub(crate) slot: Slot,
     pub(crate) ssrc: Ssrc,
     /// Added to the publisher's extended sequence number; fixed at the first packet so
-    /// each subscriber's stream starts at `first_seq` (1, near the start of its SRTP
-    /// rollover counter, or where a parked m-line's stream left off).
+    /// each subscriber's stream starts at `start.first_seq` (1, near the start of its
+    /// SRTP rollover counter, or where its m-line's last stream left off).
     pub(crate) seq_delta: Option<i64>,
-    pub(crate) first_seq: u64,
-    /// The last sequence number sent, for a stream that is parked and resumed.
+    pub(crate) start: StreamStart,
+    /// How the publisher's timestamps map (an `After` becomes an `Offset` at the first
+    /// packet).
+    pub(crate) time: TimeMap,
+    /// The last sequence number and timestamp sent, for a stream that goes on later.
     pub(crate) last_seq: u64,
+    pub(crate) last_time: u32,
+}
+
+impl Sub {
+    pub(crate) fn new(slot: Slot, ssrc: Ssrc, start: StreamStart) -> Self {
+        Self {
+            slot,
+            ssrc,
+            seq_delta: None,
+            start,
+            time: start.time,
+            last_seq: start.first_seq - 1,
+            last_time: 0,
+        }
+    }
+
+    /// Where the stream goes on after `now`: for the same track (its mapping kept),
+    /// and for another track (timestamps after the last one sent).
+    pub(crate) fn ended(&self, now: Instant) -> (StreamStart, StreamStart) {
+        if self.seq_delta.is_none() {
+            return (self.start, self.start); // nothing sent: as it would have started
+        }
+        let first_seq = self.last_seq + 1;
+        let same = StreamStart {
+            first_seq,
+            time: self.time,
+        };
+        let other = StreamStart {
+            first_seq,
+            time: TimeMap::After {
+                last: self.last_time,
+                at: now,
+            },
+        };
+        (same, other)
+    }
 }
 
 /// The publisher of a track, when it lives on this shard.

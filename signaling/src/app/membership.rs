@@ -119,7 +119,7 @@ impl App {
 
     /// Tells the room a track is gone and ends every subscription to it. Every member's
     /// shard hears of it, subscribed or not: a member may keep the track's m-line parked
-    /// from an earlier subscription, and it stops now.
+    /// from an earlier subscription, and it is free for another track now.
     fn announce_unpublished(&mut self, members: &[PeerId], rt: &RoomTrack) {
         let msg = ServerMessage::TrackUnpublished {
             peer_id: peer_id_str(rt.peer),
