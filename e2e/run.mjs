@@ -391,6 +391,17 @@ const CASES = {
     await waitDecodes(bob, 'alice', { screen: true, audio: true });
     const tracks = await bob.page.evaluate(() => document.querySelector('#stage .tile.screen video').srcObject.getTracks().map((t) => t.kind).sort().join(','));
     if (tracks !== 'audio,video') throw new Error(`screen tile has ${tracks}`);
+    // Sharing again takes the m-lines the last share left: no session grows.
+    const mlines = (p) => p.page.evaluate(() => window.peerCalls.session.pc.remoteDescription.sdp.split('\r\nm=').length - 1);
+    const counts = [await mlines(alice), await mlines(bob)];
+    await alice.page.click('#btn-screen'); // stop
+    await waitFor("alice's screen tile gone at bob", () => bob.page.evaluate(() => !document.querySelector('#stage .tile.screen')));
+    await alice.page.click('#btn-screen');
+    await alice.page.click('#share-screen-audio');
+    await waitDecodes(bob, 'alice', { screen: true, audio: true });
+    const again = [await mlines(alice), await mlines(bob)];
+    if (again.join() !== counts.join()) throw new Error(`sharing again grew the sessions (alice, bob): ${counts} → ${again} m-lines`);
+    log(`  shared again on the m-lines the last share left: alice ${again[0]}, bob ${again[1]} m-lines`);
   },
 
   // A third browser joins late and decodes both; it sees who is in the room; its hang-up removes

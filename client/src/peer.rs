@@ -271,10 +271,10 @@ impl ClientPeer {
 
     /// Our sending m-line for a published track, once negotiated.
     pub fn mid_of(&self, stream_id: &str, track_id: &str) -> Option<Mid> {
+        // The msid the server's latest offer gave it: an m-line can carry a second track.
         self.sending.iter().map(|(m, _)| *m).find(|m| {
-            self.rtc
-                .media(*m)
-                .is_some_and(|media| media.stream_id() == stream_id && media.track_id() == track_id)
+            self.msid_of(*m)
+                .is_some_and(|(s, t)| s == stream_id && t == track_id)
         })
     }
 

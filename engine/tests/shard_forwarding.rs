@@ -255,6 +255,75 @@ fn a_gone_tracks_m_line_carries_the_next_track_of_its_kind() {
 }
 
 #[test]
+fn a_track_published_again_takes_the_m_line_the_last_one_left() {
+    let mut h = setup(1);
+    let (shard, alice) = (h.clients[0].shard, h.clients[0].id);
+    let share = |n: u32| engine::msg::TrackName {
+        stream_id: format!("screen-{n}"),
+        track_id: format!("screen-{n}-video"),
+        kind: MediaKind::Video,
+    };
+    let mut mids = Vec::new();
+    for n in 0..3 {
+        // Alice shares her screen, the subscriber watches it, she stops sharing.
+        let name = share(n);
+        h.control(
+            shard,
+            engine::msg::Control::RequestPublish {
+                peer: alice,
+                name: name.clone(),
+            },
+        );
+        assert!(
+            h.run_until(Duration::from_secs(5), |h| h
+                .published
+                .iter()
+                .any(|p| p.name == name)),
+            "share {n}"
+        );
+        let track = h.published.iter().find(|p| p.name == name).unwrap().track;
+        let mid = h.clients[0]
+            .peer
+            .mid_of(&name.stream_id, &name.track_id)
+            .expect("a sending m-line");
+        mids.push(mid);
+        h.subscribe(1, &[track]);
+        assert!(h.run_until(Duration::from_secs(5), |h| {
+            h.clients[1].subscribed.contains(&track)
+        }));
+        let before = h.clients[1].received.len();
+        for i in 0..5 {
+            h.send(
+                0,
+                &name.stream_id,
+                &name.track_id,
+                Codec::Vp8,
+                i,
+                &payload(i),
+            );
+            h.step(Duration::from_millis(10));
+        }
+        h.run_for(Duration::from_millis(200));
+        assert_eq!(
+            h.clients[1].received.len() - before,
+            5,
+            "share {n} is forwarded"
+        );
+        h.control(
+            shard,
+            engine::msg::Control::Unpublish { peer: alice, track },
+        );
+        assert!(h.run_until(Duration::from_secs(5), |h| {
+            !h.published.iter().any(|p| p.track == track) && h.clients[1].subscribed.is_empty()
+        }));
+    }
+    assert!(
+        mids.iter().all(|m| *m == mids[0]),
+        "one m-line for every share: {mids:?}"
+    );
+}
+
+#[test]
 fn leaving_unpublishes_and_frees_subscriptions() {
     let mut h = setup(1);
     let v = h.track(0, MediaKind::Video);

@@ -32,10 +32,14 @@ impl ShardCore {
             return;
         };
         let kind = media.kind();
-        let name = TrackName {
-            stream_id: media.stream_id().to_string(),
-            track_id: media.track_id().to_string(),
-            kind,
+        // A recycled m-line's track is the one its last offer named.
+        let name = match peer.relabelled.iter().find(|(m, _)| *m == mid) {
+            Some((_, name)) => name.clone(),
+            None => TrackName {
+                stream_id: media.stream_id().to_string(),
+                track_id: media.track_id().to_string(),
+                kind,
+            },
         };
         let config = peer.rtc.codec_config();
         let codec = media
@@ -53,7 +57,7 @@ impl ShardCore {
             return;
         };
         peer.pt_map = PtMap::new(&self.codecs, peer.rtc.codec_config());
-        peer.published.push(InTrack { mid, track });
+        peer.published.push(InTrack { mid, track, kind });
         self.next_track += 1;
         self.routes.insert(
             track,

@@ -118,6 +118,7 @@ impl ShardCore {
             receiving,
             parked,
             relabelled,
+            unpublished: unpublished_mlines,
             published,
             ssrc_tracks,
             ..
@@ -126,13 +127,23 @@ impl ShardCore {
         for change in changes {
             match change {
                 Change::Publish(name) => {
-                    let mid = api.add_media(
-                        name.kind,
-                        Direction::RecvOnly,
-                        Some(name.stream_id),
-                        Some(name.track_id),
-                        None,
-                    );
+                    // The m-line of a track the client stopped publishing, else a new one.
+                    let mid = match unpublished_mlines.iter().position(|(_, k)| *k == name.kind) {
+                        Some(i) => {
+                            let (mid, _) = unpublished_mlines.remove(i);
+                            api.set_direction(mid, Direction::RecvOnly);
+                            relabelled.retain(|(m, _)| *m != mid);
+                            relabelled.push((mid, name));
+                            mid
+                        }
+                        None => api.add_media(
+                            name.kind,
+                            Direction::RecvOnly,
+                            Some(name.stream_id),
+                            Some(name.track_id),
+                            None,
+                        ),
+                    };
                     in_flight.push(InFlight::Publish { mid });
                 }
                 Change::Subscribe(s) => {
@@ -206,7 +217,8 @@ impl ShardCore {
                 Change::Unpublish(track) => {
                     if let Some(i) = published.iter().position(|t| t.track == track) {
                         let t = published.remove(i);
-                        api.stop_media(t.mid);
+                        api.set_direction(t.mid, Direction::Inactive);
+                        unpublished_mlines.push((t.mid, t.kind));
                         ssrc_tracks.clear();
                         unpublished.push(track);
                     }

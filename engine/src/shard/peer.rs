@@ -18,6 +18,7 @@ use crate::twcc_guard::TwccGuard;
 pub(crate) struct InTrack {
     pub(crate) mid: Mid,
     pub(crate) track: TrackId,
+    pub(crate) kind: MediaKind,
 }
 
 /// A track this peer receives.
@@ -110,6 +111,9 @@ pub(crate) struct Peer {
     /// The msid each recycled m-line carries now; str0m keeps writing the first one, so
     /// every offer is corrected (see `relabel`).
     pub(crate) relabelled: Vec<(Mid, TrackName)>,
+    /// Inactive m-lines of tracks the client stopped publishing, each free for its next
+    /// track of the kind (a screen shared again takes the last share's m-lines).
+    pub(crate) unpublished: Vec<(Mid, MediaKind)>,
     pub(crate) queued: Vec<Change>,
     pub(crate) pending: Option<SdpPendingOffer>,
     pub(crate) in_flight: Vec<InFlight>,
@@ -150,6 +154,7 @@ impl Peer {
             receiving: Vec::new(),
             parked: Vec::new(),
             relabelled: Vec::new(),
+            unpublished: Vec::new(),
             queued: Vec::new(),
             pending: None,
             in_flight: Vec::new(),
