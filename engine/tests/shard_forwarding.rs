@@ -216,12 +216,7 @@ fn a_gone_tracks_m_line_carries_the_next_track_of_its_kind() {
         .find(|p| p.codec == Some(Codec::Vp8))
         .expect("alice's video")
         .mid;
-    let last_alice = first
-        .iter()
-        .filter(|p| p.mid == alice_mid)
-        .last()
-        .unwrap()
-        .clone();
+    let last_alice = first.iter().rfind(|p| p.mid == alice_mid).unwrap().clone();
     let daves: Vec<_> = h.clients[1]
         .received
         .iter()
