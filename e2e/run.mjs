@@ -176,6 +176,18 @@ const CASES = {
     await waitDecodes(fox, 'chrome');
     await waitDecodes(chrome, 'fox');
     await shot(fox, 'firefox.png');
+    // Chromium leaves and comes back: Firefox takes its new tracks on the m-lines it left
+    // (the offer relabels them with the new msid).
+    const mlines = () => fox.page.evaluate(() => window.peerCalls.session.pc.remoteDescription.sdp.split('\r\nm=').length - 1);
+    const before = await mlines();
+    await chrome.page.click('#btn-hangup');
+    await waitFor("chrome's tile gone at fox", async () => (await tileCount(fox, 'chrome')) === 0);
+    await chrome.page.goto(`${srv.url}/call/${r}`);
+    await join(chrome);
+    await waitDecodes(fox, 'chrome');
+    const after = await mlines();
+    if (after !== before) throw new Error(`fox's session grew from ${before} to ${after} m-lines when chrome came back`);
+    log(`  chrome came back on the m-lines it left: fox's session still has ${after} m-lines`);
   },
 
   // Media that cannot reach the server (its advertised address is unreachable): within
