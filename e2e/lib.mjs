@@ -392,3 +392,8 @@ export async function describe(p) {
     toasts: [...document.querySelectorAll('.toast')].map((t) => t.textContent),
   })).catch((err) => `unavailable: ${err.message}`);
 }
+
+/** How many m-lines a participant's session has (its remote description's media sections). */
+export async function mlineCount(p) {
+  return p.page.evaluate(() => window.peerCalls.session.pc.remoteDescription.sdp.split('\r\nm=').length - 1);
+}

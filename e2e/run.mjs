@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import {
-  CHROMIUM, firefoxParticipant, freePort, netns, Server, participant, join, shot, waitFor, waitDecodes, inbound, log, sleep, describe, SHOTS, LOGS, TIMEOUT_MS,
+  CHROMIUM, firefoxParticipant, freePort, netns, Server, participant, join, shot, waitFor, waitDecodes, inbound, mlineCount, log, sleep, describe, SHOTS, LOGS, TIMEOUT_MS,
 } from './lib.mjs';
 
 const room = (prefix) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
@@ -178,14 +178,13 @@ const CASES = {
     await shot(fox, 'firefox.png');
     // Chromium leaves and comes back: Firefox takes its new tracks on the m-lines it left
     // (the offer relabels them with the new msid).
-    const mlines = () => fox.page.evaluate(() => window.peerCalls.session.pc.remoteDescription.sdp.split('\r\nm=').length - 1);
-    const before = await mlines();
+    const before = await mlineCount(fox);
     await chrome.page.click('#btn-hangup');
     await waitFor("chrome's tile gone at fox", async () => (await tileCount(fox, 'chrome')) === 0);
     await chrome.page.goto(`${srv.url}/call/${r}`);
     await join(chrome);
     await waitDecodes(fox, 'chrome');
-    const after = await mlines();
+    const after = await mlineCount(fox);
     if (after !== before) throw new Error(`fox's session grew from ${before} to ${after} m-lines when chrome came back`);
     log(`  chrome came back on the m-lines it left: fox's session still has ${after} m-lines`);
   },
@@ -404,14 +403,13 @@ const CASES = {
     const tracks = await bob.page.evaluate(() => document.querySelector('#stage .tile.screen video').srcObject.getTracks().map((t) => t.kind).sort().join(','));
     if (tracks !== 'audio,video') throw new Error(`screen tile has ${tracks}`);
     // Sharing again takes the m-lines the last share left: no session grows.
-    const mlines = (p) => p.page.evaluate(() => window.peerCalls.session.pc.remoteDescription.sdp.split('\r\nm=').length - 1);
-    const counts = [await mlines(alice), await mlines(bob)];
+    const counts = [await mlineCount(alice), await mlineCount(bob)];
     await alice.page.click('#btn-screen'); // stop
     await waitFor("alice's screen tile gone at bob", () => bob.page.evaluate(() => !document.querySelector('#stage .tile.screen')));
     await alice.page.click('#btn-screen');
     await alice.page.click('#share-screen-audio');
     await waitDecodes(bob, 'alice', { screen: true, audio: true });
-    const again = [await mlines(alice), await mlines(bob)];
+    const again = [await mlineCount(alice), await mlineCount(bob)];
     if (again.join() !== counts.join()) throw new Error(`sharing again grew the sessions (alice, bob): ${counts} → ${again} m-lines`);
     log(`  shared again on the m-lines the last share left: alice ${again[0]}, bob ${again[1]} m-lines`);
   },
@@ -480,12 +478,11 @@ const CASES = {
     await waitDecodes(alice, 'bob');
     // Carol comes back (new tracks): alice receives them on the m-lines her first visit left,
     // so coming and going does not grow alice's session.
-    const mlines = () => alice.page.evaluate(() => window.peerCalls.session.pc.remoteDescription.sdp.split('\r\nm=').length - 1);
-    const before = await mlines();
+    const before = await mlineCount(alice);
     await carol.page.goto(`${srv.url}/call/${r}`);
     await join(carol);
     await waitDecodes(alice, 'carol');
-    const after = await mlines();
+    const after = await mlineCount(alice);
     if (after !== before) throw new Error(`alice's session grew from ${before} to ${after} m-lines when carol came back`);
     log(`  carol came back on the m-lines she left: alice's session still has ${after} m-lines`);
   },
