@@ -17,7 +17,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use mio::{Events, Poll, Token};
@@ -282,7 +282,6 @@ impl From<std::io::Error> for RunError {
 pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
     let plan = config.scenario.plan(&config.room_prefix);
     let epoch = Instant::now();
-    let epoch_wall = SystemTime::now();
     let mut stream_owner = Vec::new();
     let mut streams = Vec::new();
     for (i, p) in plan.iter().enumerate() {
@@ -304,7 +303,6 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
         recv: RecvBatch::new(),
         shared: Shared {
             epoch,
-            epoch_wall,
             traffic: config.traffic,
             tally: Tally::new(),
             udp_send_dropped: 0,

@@ -40,8 +40,6 @@ const SOCKET_BUFFER: usize = 1 << 20;
 pub struct Shared {
     /// Every stamp counts from here.
     pub epoch: Instant,
-    /// The system clock at `epoch`: the kernel stamps a datagram's arrival with it.
-    pub epoch_wall: SystemTime,
     /// How publishers send.
     pub traffic: TrafficConfig,
     /// Receive-side counters of every subscriber.
@@ -384,13 +382,18 @@ impl SyntheticPeer {
                 }
             };
             let now = Instant::now();
+            let wall_now = SystemTime::now();
+            let read_ns = now.saturating_duration_since(shared.epoch).as_nanos() as u64;
             for i in 0..n {
                 let Some(message) = recv.message(i) else {
                     continue;
                 };
-                let arrived = message.arrived.and_then(|t| {
-                    let since = t.duration_since(shared.epoch_wall).ok()?;
-                    Some(since.as_nanos() as u64)
+                // The kernel stamps with the system clock, which NTP may step or slew
+                // during a run: take the datagram's age against the system clock read
+                // just now, and place it before the monotonic read.
+                let arrived = message.arrived.map(|t| {
+                    let age = wall_now.duration_since(t).unwrap_or_default();
+                    read_ns.saturating_sub(age.as_nanos() as u64)
                 });
                 for (data, _too_long) in message.datagrams() {
                     if let Err(e) = self
