@@ -6,9 +6,12 @@
 //!   each PLI/FIR. The marker bit closes each frame; RTP time advances 90 kHz / fps.
 //! - Audio: Opus-sized packets (60–160 bytes) every 20 ms, 50 a second.
 //!
-//! Every payload starts with a [`Stamp`]: which published stream, its own sequence
-//! number (consecutive per stream, independent of RTP's) and the send time, so a
-//! subscriber can check every packet and measure latency on the same clock.
+//! Every payload starts with two bytes of codec header, then a [`Stamp`]: which
+//! published stream, its own sequence number (consecutive per stream, independent of
+//! RTP's) and the send time, so a subscriber can check every packet and measure latency
+//! on the same clock. For video the two bytes are what a VP8 packetizer writes (the
+//! payload descriptor, then the frame tag's first byte), so the server sees where each
+//! frame and each keyframe begins, as it does with a browser's video.
 
 use std::time::{Duration, Instant};
 
@@ -19,8 +22,10 @@ use str0m::media::Mid;
 pub const MAX_PACKET: usize = 1200;
 /// A keyframe is this many times a normal frame.
 pub const KEYFRAME_FACTOR: usize = 6;
-/// Bytes of the stamp at the start of every payload.
-pub const STAMP_LEN: usize = 24;
+/// Bytes of codec header before the stamp.
+pub const HEADER_LEN: usize = 2;
+/// Bytes of codec header and stamp at the start of every payload.
+pub const STAMP_LEN: usize = HEADER_LEN + 24;
 const MAGIC: u32 = 0xBE4C_0001;
 const AUDIO_INTERVAL: Duration = Duration::from_millis(20);
 
@@ -36,8 +41,10 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    /// Writes the stamp into the first [`STAMP_LEN`] bytes of `buf`.
+    /// Writes the stamp into the first [`STAMP_LEN`] bytes of `buf`, after the codec
+    /// header.
     pub fn write(&self, buf: &mut [u8]) {
+        let buf = &mut buf[HEADER_LEN..];
         buf[0..4].copy_from_slice(&MAGIC.to_be_bytes());
         // 4 bytes: the stream index. The sequence number and send time take 8 each.
         buf[4..8].copy_from_slice(&self.stream.to_be_bytes());
@@ -47,7 +54,11 @@ impl Stamp {
 
     /// Reads a stamp, if `buf` carries one.
     pub fn read(buf: &[u8]) -> Option<Stamp> {
-        if buf.len() < STAMP_LEN || buf[0..4] != MAGIC.to_be_bytes() {
+        if buf.len() < STAMP_LEN {
+            return None;
+        }
+        let buf = &buf[HEADER_LEN..];
+        if buf[0..4] != MAGIC.to_be_bytes() {
             return None;
         }
         let u64_at = |i: usize| u64::from_be_bytes(buf[i..i + 8].try_into().expect("8 bytes"));
@@ -282,7 +293,13 @@ impl Traffic {
             let first_seq = v.seq;
             v.seq += n as u64;
             for i in 0..n {
-                let payload = self.stamp(stream, first_seq + i as u64, now, each);
+                let mut payload = self.stamp(stream, first_seq + i as u64, now, each);
+                if i == 0 {
+                    // VP8: S=1, partition 0 opens the frame; the tag's P bit is 0 for a
+                    // keyframe. Later packets of the frame continue it (S=0).
+                    payload[0] = 0x10;
+                    payload[1] = if keyframe { 0x00 } else { 0x01 };
+                }
                 out.push(Packet {
                     mid,
                     codec: Codec::Vp8,
@@ -370,6 +387,14 @@ mod tests {
         for (i, p) in video.iter().enumerate() {
             assert_eq!(Stamp::read(&p.payload).unwrap().seq, i as u64);
         }
+        // The server sees one keyframe begin, at the first packet, as it would in a
+        // browser's VP8; the first packet of every other frame begins a frame.
+        let starts: Vec<usize> = (0..video.len())
+            .filter(|&i| engine::keyframe::starts_keyframe(Codec::Vp8, &video[i].payload))
+            .collect();
+        assert_eq!(starts, [0]);
+        let frames = video.iter().filter(|p| p.payload[0] == 0x10).count();
+        assert_eq!(frames, 30);
         // A PLI turns the next frame into a keyframe.
         t.request_keyframe();
         let before = out.len();

@@ -8,6 +8,7 @@
 pub mod codecs;
 pub mod factory;
 pub mod io;
+pub mod keyframe;
 pub mod latency;
 pub mod media_check;
 pub mod msg;

@@ -37,6 +37,8 @@ pub struct ShardStats {
     pub rtp_forwarded: u64,
     /// Packets not forwarded because the subscriber did not negotiate their codec.
     pub rtp_no_codec: u64,
+    /// Video packets held back from a subscriber whose stream waits for a keyframe.
+    pub rtp_awaiting_keyframe: u64,
     /// Packets for other shards dropped because their channel was full.
     pub cross_shard_dropped: u64,
     /// Keyframe requests sent to publishers.
@@ -49,7 +51,7 @@ impl ShardStats {
     /// Every counter with the name and meaning it has on the metrics page (Prometheus
     /// counters, `peercalls_shard_<name>_total`). A counter added to the struct belongs
     /// here too; the test below keeps the two the same size.
-    pub fn counters(&self) -> [(&'static str, &'static str, u64); 16] {
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 17] {
         [
             ("rx_datagrams", "Datagrams received.", self.rx_datagrams),
             ("rx_bytes", "Bytes received.", self.rx_bytes),
@@ -103,6 +105,11 @@ impl ShardStats {
                 "rtp_no_codec",
                 "RTP packets not forwarded because the subscriber did not negotiate their codec.",
                 self.rtp_no_codec,
+            ),
+            (
+                "rtp_awaiting_keyframe",
+                "Video packets held back from a subscriber until its stream starts at a keyframe.",
+                self.rtp_awaiting_keyframe,
             ),
             (
                 "cross_shard_dropped",
@@ -160,10 +167,11 @@ mod tests {
             keyframe_requests: 14,
             peer_panics: 15,
             tx_dropped: 16,
+            rtp_awaiting_keyframe: 17,
         };
         let mut values: Vec<u64> = stats.counters().iter().map(|c| c.2).collect();
         values.sort();
-        assert_eq!(values, (1..=16).collect::<Vec<u64>>());
+        assert_eq!(values, (1..=17).collect::<Vec<u64>>());
         let value = |name: &str| stats.counters().iter().find(|c| c.0 == name).unwrap().2;
         assert_eq!(value("rtp_forwarded"), 11);
         assert_eq!(value("rtp_received"), 8);

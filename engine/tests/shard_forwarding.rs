@@ -5,13 +5,16 @@ use std::time::Duration;
 
 use str0m::format::Codec;
 use str0m::media::MediaKind;
-use testkit::{Net, TestClient, audio, is_rtp, video};
+use testkit::{INTER_FRAME, KEYFRAME_START, Net, TestClient, audio, is_rtp, video};
 
 type Harness = Net<TestClient>;
 
+/// Packet `i` of a test stream: a keyframe's first packet (so a new subscriber starts
+/// at any of them), numbered in bytes 4..8.
 fn payload(i: u32) -> Vec<u8> {
     let mut p = vec![0u8; 200 + (i as usize % 800)];
-    p[..4].copy_from_slice(&i.to_be_bytes());
+    p[..4].copy_from_slice(&KEYFRAME_START);
+    p[4..8].copy_from_slice(&i.to_be_bytes());
     p
 }
 
@@ -220,7 +223,7 @@ fn a_gone_tracks_m_line_carries_the_next_track_of_its_kind() {
     let daves: Vec<_> = h.clients[1]
         .received
         .iter()
-        .filter(|p| p.codec == Some(Codec::Vp8) && p.payload[..4] >= 100u32.to_be_bytes()[..])
+        .filter(|p| p.codec == Some(Codec::Vp8) && p.payload[4..8] >= 100u32.to_be_bytes()[..])
         .cloned()
         .collect();
     assert_eq!(daves.len(), 10, "dave's video arrives");
@@ -364,6 +367,69 @@ fn keyframe_requests_are_throttled_to_one_per_second_per_track() {
     h.run_for(Duration::from_millis(1100));
     let got = h.clients[0].keyframe_requests - before;
     assert!((3..=4).contains(&got), "{got} keyframe requests in ~3 s");
+}
+
+/// Packet `i` of a test stream that is not a keyframe's first packet.
+fn inter(i: u32) -> Vec<u8> {
+    let mut p = payload(i);
+    p[..4].copy_from_slice(&INTER_FRAME);
+    p
+}
+
+#[test]
+fn a_new_subscribers_video_starts_at_a_keyframe_and_audio_at_once() {
+    for shard in [0, 1] {
+        let mut h = setup(shard);
+        let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
+        subscribe_and_wait(&mut h, &tracks);
+        // 1.5 s of frames a decoder cannot start from: none reaches the subscriber,
+        // its audio does, and the server asks for a keyframe at once and again later.
+        for i in 0..150 {
+            h.send(0, "alice", "alice-video", Codec::Vp8, i, &inter(i));
+            h.send(
+                0,
+                "alice",
+                "alice-audio",
+                Codec::Opus,
+                i,
+                &payload(i)[..100],
+            );
+            h.run_for(Duration::from_millis(10));
+        }
+        h.run_for(Duration::from_millis(200));
+        assert!(
+            received(&h, 1, MediaKind::Video).is_empty(),
+            "shard {shard}"
+        );
+        assert_eq!(received(&h, 1, MediaKind::Audio).len(), 150);
+        let asked = h.clients[0].keyframe_requests;
+        assert!(asked >= 2, "{asked} keyframe requests in 1.5 s of waiting");
+        // The keyframe, then what follows it: all of it, in order, its first packet
+        // first, with no gap in the sequence numbers the subscriber sees.
+        h.send(0, "alice", "alice-video", Codec::Vp8, 150, &payload(150));
+        for i in 151..160 {
+            h.send(0, "alice", "alice-video", Codec::Vp8, i, &inter(i));
+            h.run_for(Duration::from_millis(10));
+        }
+        h.run_for(Duration::from_millis(200));
+        let mut want = vec![payload(150)];
+        want.extend((151..160).map(inter));
+        assert_eq!(received(&h, 1, MediaKind::Video), want, "shard {shard}");
+        let seqs: Vec<u64> = h.clients[1]
+            .received
+            .iter()
+            .filter(|p| p.codec == Some(Codec::Vp8))
+            .map(|p| p.seq)
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+        // Once started, the stream is not held again.
+        let held = h
+            .shards
+            .iter()
+            .map(|s| s.stats.rtp_awaiting_keyframe)
+            .sum::<u64>();
+        assert_eq!(held, 150, "shard {shard}");
+    }
 }
 
 #[test]

@@ -134,7 +134,16 @@ fn case_04_05_06_15_hostile_content_inside_srtp() {
         seq
     };
     let ok = |seq: u16| rtp(pt, seq, u32::from(seq) * 3000, ssrc, true, b"ok");
-    let mut packets = Vec::new();
+    // A keyframe's first packet opens the observers' video (they wait for one).
+    let start = next();
+    let mut packets = vec![rtp(
+        pt,
+        start,
+        u32::from(start) * 3000,
+        ssrc,
+        true,
+        &testkit::KEYFRAME_START,
+    )];
     // 4: one-byte extension elements longer than their block, id 15, id 0; a two-byte
     // element running past its block.
     for elements in [[0x1f, 1, 2, 3], [0xf3, 1, 2, 3], [0x00, 0x31, 2, 3]] {

@@ -44,7 +44,7 @@ impl Room {
                 match e {
                     SessionEvent::Peer(PeerEvent::Connected) => self.connected[i] = true,
                     SessionEvent::Peer(PeerEvent::Rtp(p)) if i == 0 => {
-                        let from = usize::from(u16::from_be_bytes([p.payload[0], p.payload[1]]));
+                        let from = usize::from(u16::from_be_bytes([p.payload[4], p.payload[5]]));
                         self.got.insert((from, p.codec == Some(Codec::Vp8)));
                     }
                     SessionEvent::Server(ServerMessage::Subscribed { tracks }) if i == 0 => {
@@ -127,8 +127,10 @@ fn a_member_of_a_room_of_100_subscribes_to_124_tracks_and_receives_them_all() {
         );
         round += 1;
         for (i, c) in members.iter_mut().enumerate().skip(1) {
+            // A keyframe's first packet (every subscriber starts at one), then the sender.
             let mut payload = vec![0u8; 100];
-            payload[..2].copy_from_slice(&(i as u16).to_be_bytes());
+            payload[..4].copy_from_slice(&testkit::KEYFRAME_START);
+            payload[4..6].copy_from_slice(&(i as u16).to_be_bytes());
             let now = Instant::now();
             let (audio, video) = mids[i];
             let _ = c

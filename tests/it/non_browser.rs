@@ -88,7 +88,8 @@ fn a_client_that_keeps_ice_up_with_indications_stays_while_its_media_flows() {
     let mut last_check = (0, 0);
     while started.elapsed() < Duration::from_secs(22) {
         seq += 1;
-        let payload = format!("gst-{seq}").into_bytes();
+        let mut payload = testkit::KEYFRAME_START.to_vec();
+        payload.extend_from_slice(format!("gst-{seq}").as_bytes());
         scene.hostiles[h]
             .peer
             .send_rtp(Instant::now(), mid, Codec::Vp8, seq, &payload);

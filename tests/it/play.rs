@@ -631,6 +631,59 @@ fn ivf_and_ogg_files_play_in_a_loop_with_continuous_timestamps() {
 }
 
 #[test]
+fn a_subscriber_of_a_file_starts_at_its_next_keyframe() {
+    // One keyframe every 3 s, at the start of each pass: the watcher subscribes a
+    // moment after play starts, in the middle of the first group of pictures, and
+    // `play` cannot make a keyframe on request.
+    let dir = media_dir("gop");
+    let ivf = encode(
+        &dir,
+        "long-gop.ivf",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=30",
+            "-t",
+            "3",
+            "-c:v",
+            "libvpx",
+            "-deadline",
+            "realtime",
+            "-b:v",
+            "300k",
+            "-g",
+            "90",
+        ],
+    );
+    let server = server();
+    let room = "long-gop";
+    let mut watcher = Watcher::join(&server, room);
+    let play = Proc::play(&[
+        "--room",
+        &room_url(&server, room),
+        "--video",
+        &ivf,
+        "--loop",
+    ]);
+    watcher.subscribe_to_publisher(1, &play);
+    watcher.until(Duration::from_secs(20), "30 packets of video", &play, |w| {
+        w.received(Codec::Vp8).len() >= 30
+    });
+    // Nothing it could not decode came first: its video opens with a keyframe and
+    // goes on from there without a gap.
+    let mut video = watcher.received(Codec::Vp8);
+    video.sort_unstable_by_key(|p| p.seq);
+    assert!(
+        detect_vp8_keyframe(&video[0].payload),
+        "the first packet starts a keyframe"
+    );
+    assert!(video.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    watcher.stop_play(play, "-INT");
+    server.stop().expect("the server stops cleanly");
+}
+
+#[test]
 fn a_vp9_ivf_file_is_published_as_vp9() {
     let dir = media_dir("vp9");
     let ivf = encode(

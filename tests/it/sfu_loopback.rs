@@ -91,7 +91,9 @@ fn received(log: &[SessionEvent], codec: Codec) -> Vec<Vec<u8>> {
 
 fn payload(i: u32, len: usize) -> Vec<u8> {
     let mut p: Vec<u8> = (0..len).map(|j| (j as u32 ^ i) as u8).collect();
-    p[..4].copy_from_slice(&i.to_be_bytes());
+    // A keyframe's first packet: a new subscriber's video starts at any of them.
+    p[..4].copy_from_slice(&testkit::KEYFRAME_START);
+    p[4..8].copy_from_slice(&i.to_be_bytes());
     p
 }
 

@@ -92,7 +92,9 @@ pub struct Pair {
 
 fn numbered(i: u32) -> Vec<u8> {
     let mut p = vec![0x5a; 300];
-    p[..4].copy_from_slice(&i.to_be_bytes());
+    // A keyframe's first packet: the subscriber's video starts at any of them.
+    p[..4].copy_from_slice(&testkit::KEYFRAME_START);
+    p[4..8].copy_from_slice(&i.to_be_bytes());
     p
 }
 
@@ -185,12 +187,12 @@ impl Pair {
             }
             while let Some(e) = c.next_event() {
                 match e {
-                    SessionEvent::Peer(PeerEvent::Rtp(p)) if p.payload.len() >= 4 => {
+                    SessionEvent::Peer(PeerEvent::Rtp(p)) if p.payload.len() >= 8 => {
                         let n = u32::from_be_bytes([
-                            p.payload[0],
-                            p.payload[1],
-                            p.payload[2],
-                            p.payload[3],
+                            p.payload[4],
+                            p.payload[5],
+                            p.payload[6],
+                            p.payload[7],
                         ]);
                         self.received.push(n);
                     }
@@ -285,14 +287,19 @@ impl Observer {
 
 /// Bystanders send a packet this often.
 const MEDIA_INTERVAL: Duration = Duration::from_millis(20);
+/// How long the end of [`Scene::pump`] only delivers, for the packets still on their way.
+const SETTLE: Duration = Duration::from_millis(60);
 
 impl Scene {
     /// Polls everything for `d`; the bystander publishers send a packet every 20 ms.
     pub fn pump(&mut self, d: Duration) {
         let end = Instant::now() + d;
+        // The last part of the time only delivers: what was sent has arrived when the
+        // pump returns, so a check after it sees every packet sent.
+        let last_send = end - SETTLE.min(d / 2);
         loop {
             let now = Instant::now();
-            if self.next_send.is_none_or(|t| now >= t) {
+            if now < last_send && self.next_send.is_none_or(|t| now >= t) {
                 self.next_send = Some(now + MEDIA_INTERVAL);
                 for p in &mut self.pairs {
                     p.send_one();

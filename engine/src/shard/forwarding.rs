@@ -6,15 +6,17 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use str0m::media::{MediaKind, Mid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 
 use super::core::ShardCore;
+use super::feedback::KEYFRAME_INTERVAL;
 use super::lifecycle::peer_in;
 use super::peer::{InTrack, StreamStart, TimeMap};
 use super::route::{Origin, Route, Sub};
 use super::timers::Slot;
 use crate::codecs::{CodecDesc, PtMap};
+use crate::keyframe::starts_keyframe;
 use crate::msg::{Control, Forwarded, Notice, TrackId, TrackName};
 
 impl ShardCore {
@@ -134,7 +136,27 @@ impl ShardCore {
             self.out.media[*shard].push(fwd.clone());
         }
         let video = route.kind == MediaKind::Video;
+        // Read once per packet, and only while a subscriber waits for it.
+        let mut keyframe: Option<bool> = None;
+        let mut ask_again = false;
         for sub in &mut route.subs {
+            if let Some(asked) = sub.awaiting_keyframe {
+                let starts = *keyframe.get_or_insert_with(|| {
+                    let codec = self.codecs.params().get(usize::from(fwd.codec));
+                    codec.is_none_or(|p| starts_keyframe(p.spec().codec, &fwd.payload))
+                });
+                if !starts {
+                    self.stats.rtp_awaiting_keyframe += 1;
+                    // The request (or the keyframe) was lost, or the publisher cannot
+                    // make one on request (`play` of a file): ask again now and then.
+                    if now >= asked + KEYFRAME_INTERVAL {
+                        sub.awaiting_keyframe = Some(now);
+                        ask_again = true;
+                    }
+                    continue;
+                }
+                sub.awaiting_keyframe = None;
+            }
             let Some(peer) = peer_in(&mut self.peers, sub.slot) else {
                 continue;
             };
@@ -204,6 +226,9 @@ impl ShardCore {
                 }
             }
         }
+        if ask_again {
+            self.request_keyframe(now, fwd.track, KeyframeRequestKind::Pli, false);
+        }
     }
 
     /// A subscription became active: the subscriber's send stream joins the track's
@@ -215,6 +240,7 @@ impl ShardCore {
         slot: Slot,
         ssrc: Ssrc,
         start: StreamStart,
+        now: Instant,
     ) {
         let home = track.shard();
         let route = self.routes.entry(track).or_insert_with(|| {
@@ -229,7 +255,8 @@ impl ShardCore {
             }
             Route::new(kind, None)
         });
-        route.subs.push(Sub::new(slot, ssrc, start));
+        let asked = (kind == MediaKind::Video).then_some(now);
+        route.subs.push(Sub::new(slot, ssrc, start, asked));
     }
 
     /// A subscription ended; a route nobody uses any more goes, and the publisher's

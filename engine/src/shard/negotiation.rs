@@ -332,7 +332,7 @@ impl ShardCore {
                 continue;
             };
             out.active = true;
-            self.add_sub(track, kind, slot, ssrc, start);
+            self.add_sub(track, kind, slot, ssrc, start, now);
             activated.push(track);
         }
         if !activated.is_empty() {

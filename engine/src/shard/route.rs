@@ -26,11 +26,16 @@ pub(crate) struct Sub {
     /// The last sequence number and timestamp sent, for a stream that goes on later.
     pub(crate) last_seq: u64,
     pub(crate) last_time: u32,
+    /// Video waits for a keyframe before its first packet: `Some(when one was last
+    /// asked for)` until then.
+    pub(crate) awaiting_keyframe: Option<Instant>,
 }
 
 impl Sub {
-    pub(crate) fn new(slot: Slot, ssrc: Ssrc, start: StreamStart) -> Self {
+    /// A stream that starts now; `asked` is when a keyframe was asked for, for video.
+    pub(crate) fn new(slot: Slot, ssrc: Ssrc, start: StreamStart, asked: Option<Instant>) -> Self {
         Self {
+            awaiting_keyframe: asked,
             slot,
             ssrc,
             seq_delta: None,

@@ -141,7 +141,9 @@ impl World {
         let now = self.now;
         let p = &mut self.clients[i];
         let mut payload = vec![0u8; 100];
-        payload[..8].copy_from_slice(&seq.to_be_bytes());
+        // Each video packet opens a keyframe, so a new subscriber starts at any of them.
+        payload[..4].copy_from_slice(&testkit::KEYFRAME_START);
+        payload[4..12].copy_from_slice(&seq.to_be_bytes());
         if let Some(mid) = p.mid_of(&format!("{name}-video")) {
             p.send_rtp(now, mid, Codec::Vp8, seq, &payload);
         }
