@@ -113,15 +113,36 @@ struct Publisher {
     next_frame: Duration,
     next_audio: Duration,
     next_keyframe: Duration,
+    requests_answered: usize,
     frames: u32,
     audio: u32,
     sent: u64,
 }
 
+/// Where a video packet stands in its frame.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    /// The first packet of a keyframe.
+    Key,
+    /// The first packet of another frame.
+    Delta,
+    /// Any later packet of a frame (and audio).
+    Continues,
+}
+
 impl Publisher {
-    /// Sends one packet on its video or audio track, stamped with its running count.
-    fn send(&mut self, h: &mut Harness, video: bool, payload: &mut [u8]) {
-        payload[..8].copy_from_slice(&self.sent.to_be_bytes());
+    /// Sends one packet on its video or audio track, stamped with its running count
+    /// after two bytes of VP8 header: the payload descriptor (S=1 on a frame's first
+    /// packet) and the frame tag (P=0 on a keyframe's), as a browser's packetizer
+    /// writes them, so subscribers start at a keyframe as they would in a call.
+    fn send(&mut self, h: &mut Harness, video: bool, frame: Frame, payload: &mut [u8]) {
+        payload[0] = if frame == Frame::Continues {
+            0x00
+        } else {
+            0x10
+        };
+        payload[1] = if frame == Frame::Key { 0x00 } else { 0x01 };
+        payload[2..10].copy_from_slice(&self.sent.to_be_bytes());
         let (track, codec, time) = if video {
             (&self.video_track, Codec::Vp8, self.frames)
         } else {
@@ -189,7 +210,9 @@ fn main() {
                 name,
                 next_frame: phase,
                 next_audio: phase,
-                next_keyframe: phase + KEYFRAME_INTERVAL,
+                // The first frame is a keyframe, and so is the next one after a request.
+                next_keyframe: phase,
+                requests_answered: 0,
                 frames: 0,
                 audio: 0,
                 sent: 0,
@@ -217,19 +240,26 @@ fn main() {
         let elapsed = h.now - start;
         for p in publishers.iter_mut() {
             if p.next_frame <= elapsed {
-                let keyframe = p.next_keyframe <= elapsed;
+                let requests = h.clients[p.client].keyframe_requests;
+                let keyframe = p.next_keyframe <= elapsed || requests > p.requests_answered;
                 if keyframe {
-                    p.next_keyframe += KEYFRAME_INTERVAL;
+                    p.next_keyframe = elapsed + KEYFRAME_INTERVAL;
+                    p.requests_answered = requests;
                 }
                 let n = PACKETS_PER_FRAME * if keyframe { KEYFRAME_FACTOR } else { 1 };
-                for _ in 0..n {
-                    p.send(h, true, &mut payload);
+                for i in 0..n {
+                    let frame = match (i, keyframe) {
+                        (0, true) => Frame::Key,
+                        (0, false) => Frame::Delta,
+                        _ => Frame::Continues,
+                    };
+                    p.send(h, true, frame, &mut payload);
                 }
                 p.frames += 1;
                 p.next_frame += FRAME_INTERVAL;
             }
             if p.next_audio <= elapsed {
-                p.send(h, false, &mut payload[..AUDIO_PACKET]);
+                p.send(h, false, Frame::Continues, &mut payload[..AUDIO_PACKET]);
                 p.audio += 1;
                 p.next_audio += AUDIO_INTERVAL;
             }
