@@ -1,15 +1,20 @@
 //! Builds each peer's str0m `Rtc` the way the engine needs it, off the media threads:
-//! RTP mode, ICE-lite, the process's one DTLS certificate, the fixed codec set, and
+//! RTP mode, ICE-lite, the process's one DTLS certificate (its SRTP keys tapped for the
+//! engine's own send path, `dtls_tap`), the fixed codec set, and
 //! the host candidates of the shard the peer will live on: its UDP port, and its ICE-TCP
 //! port (a passive candidate, less preferred) when it has one.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::config::DtlsCert;
+use str0m::crypto::CryptoProvider;
 use str0m::net::TcpType;
 use str0m::{Candidate, Rtc, RtcConfig};
+
+use crate::dtls_tap::{self, KeySlot};
 
 /// Where a shard takes media: its UDP socket, and its ICE-TCP listener if it has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +36,8 @@ impl From<SocketAddr> for MediaAddrs {
 #[derive(Clone)]
 pub struct PeerFactory {
     cert: DtlsCert,
+    /// str0m's crypto with the DTLS tap in front (each session's SRTP keys).
+    crypto: Arc<CryptoProvider>,
 }
 
 /// A peer whose `Rtc` has accepted the client's first offer.
@@ -41,6 +48,8 @@ pub struct AcceptedPeer {
     pub answer: SdpAnswer,
     /// The server's ICE ufrag for this peer, for routing STUN.
     pub ufrag: String,
+    /// Where the session's SRTP keys appear once its DTLS handshake is done.
+    pub keys: KeySlot,
 }
 
 /// Why a client's first offer could not be accepted.
@@ -64,7 +73,10 @@ impl PeerFactory {
             .generate_certificate()
             .expect("the crypto backend generates a DTLS certificate");
         provider.install_process_default();
-        Self { cert }
+        Self {
+            cert,
+            crypto: Arc::new(dtls_tap::provider()),
+        }
     }
 
     /// The configuration every server-side `Rtc` uses.
@@ -73,6 +85,7 @@ impl PeerFactory {
             .set_rtp_mode(true)
             .set_ice_lite(true)
             .set_dtls_cert(self.cert.clone())
+            .set_crypto_provider(self.crypto.clone())
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
@@ -89,7 +102,7 @@ impl PeerFactory {
         offer: SdpOffer,
     ) -> Result<AcceptedPeer, OfferError> {
         let media = media.into();
-        let mut rtc = self.config().build(now);
+        let (mut rtc, keys) = dtls_tap::build(self.config(), now);
         let udp = media.udp;
         let candidate = Candidate::host(udp, "udp")
             .map_err(|e| OfferError(format!("bad media address {udp}: {e}")))?;
@@ -122,6 +135,7 @@ impl PeerFactory {
             rtc: Box::new(rtc),
             answer,
             ufrag,
+            keys,
         })
     }
 }

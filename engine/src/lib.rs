@@ -6,6 +6,7 @@
 //! - [`msg`] is everything that crosses threads.
 
 pub mod codecs;
+pub mod dtls_tap;
 pub mod factory;
 pub mod io;
 pub mod keyframe;
@@ -13,6 +14,7 @@ pub mod latency;
 pub mod media_check;
 pub mod msg;
 pub mod shard;
+pub mod srtp;
 pub mod stats;
 pub mod stun;
 pub mod twcc_guard;

@@ -9,6 +9,7 @@ use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::media::{KeyframeRequestKind, MediaKind};
 
 use crate::codecs::{CodecDesc, CodecIdx};
+use crate::dtls_tap::KeySlot;
 
 /// A peer, unique for the life of the process. Assigned by signalling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,6 +64,8 @@ pub enum Control {
         rtc: Box<Rtc>,
         /// The ICE ufrag in the server's answer, for routing STUN from new addresses.
         ufrag: String,
+        /// Where its SRTP keys appear once DTLS is done.
+        keys: KeySlot,
     },
     /// Drop a peer and everything it publishes or receives.
     RemovePeer {

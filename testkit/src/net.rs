@@ -180,6 +180,7 @@ impl<E: Endpoint> Net<E> {
                 peer: id,
                 rtc: accepted.rtc,
                 ufrag: accepted.ufrag,
+                keys: accepted.keys,
             },
         );
         self.clients.push(Member {

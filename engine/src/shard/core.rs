@@ -39,6 +39,7 @@ use super::wallclock::ClockAnchor;
 use crate::codecs::server_codecs;
 use crate::media_check;
 use crate::msg::{Control, MediaBatch, Notice, PeerId, ShardId, TrackId};
+use crate::srtp::SrtpKeys;
 use crate::stats::ShardStats;
 use crate::stun;
 
@@ -157,6 +158,12 @@ impl ShardCore {
     /// Peers on this shard.
     pub fn peer_count(&self) -> usize {
         self.by_id.len()
+    }
+
+    /// A peer's SRTP keys, once its DTLS handshake is done.
+    pub fn srtp_keys(&self, peer: PeerId) -> Option<SrtpKeys> {
+        let key = *self.by_id.get(&peer)?;
+        self.peers.get(key)?.as_ref()?.keys.get().cloned()
     }
 
     /// Remote addresses routed to a peer (at most `MAX_ADDRS` per peer): what a flood
@@ -299,7 +306,12 @@ impl ShardCore {
     /// A command from signalling or another shard.
     pub fn handle_control(&mut self, now: Instant, control: Control) {
         match control {
-            Control::AddPeer { peer, rtc, ufrag } => self.add_peer(now, peer, *rtc, ufrag),
+            Control::AddPeer {
+                peer,
+                rtc,
+                ufrag,
+                keys,
+            } => self.add_peer(now, peer, *rtc, ufrag, keys),
             Control::RemovePeer { peer } => {
                 if let Some(slot) = self.slot_of(peer) {
                     self.remove_peer(slot, None);

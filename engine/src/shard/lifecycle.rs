@@ -10,6 +10,7 @@ use super::core::ShardCore;
 use super::peer::{MAX_ADDRS, Peer};
 use super::timers::Slot;
 use crate::codecs::PtMap;
+use crate::dtls_tap::KeySlot;
 use crate::msg::{Notice, PeerId};
 use crate::stun;
 
@@ -45,12 +46,19 @@ pub(super) fn peer_in(peers: &mut [Option<Peer>], slot: Slot) -> Option<&mut Pee
 }
 
 impl ShardCore {
-    pub(super) fn add_peer(&mut self, now: Instant, id: PeerId, rtc: Rtc, ufrag: String) {
+    pub(super) fn add_peer(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        rtc: Rtc,
+        ufrag: String,
+        keys: KeySlot,
+    ) {
         if self.by_id.contains_key(&id) {
             return;
         }
         let pt_map = PtMap::new(&self.codecs, rtc.codec_config());
-        let peer = Peer::new(id, rtc, ufrag.clone(), pt_map, now);
+        let peer = Peer::new(id, rtc, ufrag.clone(), pt_map, keys, now);
         let key = match self.free.pop() {
             Some(key) => {
                 self.peers[key] = Some(peer);

@@ -11,6 +11,7 @@ use str0m::media::{MediaKind, Mid};
 use str0m::rtp::Ssrc;
 
 use crate::codecs::PtMap;
+use crate::dtls_tap::KeySlot;
 use crate::msg::{PeerId, Subscription, TrackId, TrackName};
 use crate::twcc_guard::TwccGuard;
 
@@ -135,6 +136,8 @@ pub(crate) struct Peer {
     pub(crate) disconnected_since: Option<Instant>,
     /// Keeps str0m's TWCC register from the packet that would blow it up.
     pub(crate) twcc_guard: TwccGuard,
+    /// The session's SRTP keys, once its DTLS handshake is done.
+    pub(crate) keys: KeySlot,
 }
 
 /// A peer may be reached at this many addresses at once (NAT rebinding, interface
@@ -142,7 +145,14 @@ pub(crate) struct Peer {
 pub(crate) const MAX_ADDRS: usize = 4;
 
 impl Peer {
-    pub(crate) fn new(id: PeerId, rtc: Rtc, ufrag: String, pt_map: PtMap, now: Instant) -> Self {
+    pub(crate) fn new(
+        id: PeerId,
+        rtc: Rtc,
+        ufrag: String,
+        pt_map: PtMap,
+        keys: KeySlot,
+        now: Instant,
+    ) -> Self {
         Self {
             id,
             rtc,
@@ -168,6 +178,7 @@ impl Peer {
             handshake_failure: None,
             disconnected_since: None,
             twcc_guard: TwccGuard::default(),
+            keys,
         }
     }
 

@@ -12,7 +12,9 @@ use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpWrite, Ssrc};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcError};
 
-use crate::forge::{Keys, SrtpForge, keys_for, tapped_config};
+use engine::dtls_tap::KeySlot;
+
+use crate::forge::{Keys, SrtpForge, build, tapped_config};
 
 /// One RTP packet the peer received.
 #[derive(Debug, Clone)]
@@ -30,7 +32,7 @@ pub struct RawPeer {
     rtc: Rtc,
     /// The peer's UDP address.
     pub addr: SocketAddr,
-    cert: Vec<u8>,
+    keys: KeySlot,
     pending: Option<SdpPendingOffer>,
     sending: Vec<Mid>,
     out: VecDeque<(SocketAddr, Vec<u8>)>,
@@ -46,13 +48,12 @@ pub struct RawPeer {
 impl RawPeer {
     /// A peer whose socket is at `addr`.
     pub fn new(now: Instant, addr: SocketAddr) -> Self {
-        let (config, cert) = tapped_config();
-        let mut rtc = config.build(now);
+        let (mut rtc, keys) = build(tapped_config(), now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("a host candidate"));
         let mut p = Self {
             rtc,
             addr,
-            cert,
+            keys,
             pending: None,
             sending: Vec::new(),
             out: VecDeque::new(),
@@ -174,7 +175,7 @@ impl RawPeer {
 
     /// The session's SRTP keys, once DTLS is up.
     pub fn keys(&self) -> Option<Keys> {
-        keys_for(&self.cert)
+        self.keys.get().cloned()
     }
 
     /// A forge for what this peer sends (its outgoing SRTP context), once DTLS is up.

@@ -167,3 +167,19 @@ fn a_transport_sequence_number_str0m_would_extend_below_zero_is_dropped() {
     assert!(w.clients[CALM].is_connected());
     assert_eq!(w.shards[0].stats.peer_panics, 0);
 }
+
+#[test]
+fn the_shard_holds_the_srtp_keys_of_each_session() {
+    let w = World::connected().expect("connects");
+    for c in [CALM, HOSTILE] {
+        let client = w.clients[c].keys().expect("the client's keys");
+        let server = w.shards[0]
+            .srtp_keys(w.clients[c].id)
+            .expect("the shard's keys");
+        // One export, seen from both ends: the same material and profile, and the
+        // server is the DTLS server (ICE-lite answers; the client connects).
+        assert_eq!(server.material, client.material);
+        assert_eq!(server.profile, client.profile);
+        assert!(client.active && !server.active);
+    }
+}

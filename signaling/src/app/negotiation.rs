@@ -65,6 +65,7 @@ impl App {
                 peer,
                 rtc: accepted.rtc,
                 ufrag: accepted.ufrag,
+                keys: accepted.keys,
             },
         ));
         if let Some(conn) = conn {
