@@ -11,6 +11,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::{Codec, CodecConfig, PayloadParams};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::rtcp::SenderInfo;
 use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
@@ -73,8 +74,9 @@ pub struct ReceivedRtp {
     pub payload: Arc<[u8]>,
     /// When it was handed to us.
     pub received: Instant,
-    /// A sender report for this stream had arrived (the sender maps RTP time to wallclock).
-    pub after_sender_report: bool,
+    /// The last sender report for this stream (how the sender maps its RTP time to
+    /// wallclock time), once one has arrived.
+    pub sender_report: Option<SenderInfo>,
 }
 
 /// A client peer. See the module docs.
@@ -418,7 +420,7 @@ impl ClientPeer {
                     time: p.header.timestamp,
                     marker: p.header.marker,
                     codec,
-                    after_sender_report: p.last_sender_info.is_some(),
+                    sender_report: p.last_sender_info,
                     payload: p.payload,
                     received: p.timestamp,
                 }));

@@ -13,6 +13,7 @@ pub mod keyframe;
 pub mod latency;
 pub mod media_check;
 pub mod msg;
+pub mod rtcp;
 pub mod shard;
 pub mod srtp;
 pub mod stats;

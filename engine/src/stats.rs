@@ -39,6 +39,12 @@ pub struct ShardStats {
     pub rtp_no_codec: u64,
     /// Video packets held back from a subscriber whose stream waits for a keyframe.
     pub rtp_awaiting_keyframe: u64,
+    /// Packets not sent to a subscriber whose session has no keys yet (DTLS not done).
+    pub rtp_not_ready: u64,
+    /// Packets resent to answer subscribers' NACKs.
+    pub rtp_resent: u64,
+    /// Packets subscribers NACKed that were no longer held (older than `RTX_WINDOW`).
+    pub nack_unanswered: u64,
     /// Packets for other shards dropped because their channel was full.
     pub cross_shard_dropped: u64,
     /// Keyframe requests sent to publishers.
@@ -51,7 +57,7 @@ impl ShardStats {
     /// Every counter with the name and meaning it has on the metrics page (Prometheus
     /// counters, `peercalls_shard_<name>_total`). A counter added to the struct belongs
     /// here too; the test below keeps the two the same size.
-    pub fn counters(&self) -> [(&'static str, &'static str, u64); 17] {
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 20] {
         [
             ("rx_datagrams", "Datagrams received.", self.rx_datagrams),
             ("rx_bytes", "Bytes received.", self.rx_bytes),
@@ -112,6 +118,21 @@ impl ShardStats {
                 self.rtp_awaiting_keyframe,
             ),
             (
+                "rtp_not_ready",
+                "RTP packets not sent to a subscriber whose session had no keys yet.",
+                self.rtp_not_ready,
+            ),
+            (
+                "rtp_resent",
+                "RTP packets resent to answer subscribers' NACKs.",
+                self.rtp_resent,
+            ),
+            (
+                "nack_unanswered",
+                "Packets subscribers NACKed that were no longer held for resending.",
+                self.nack_unanswered,
+            ),
+            (
                 "cross_shard_dropped",
                 "Packets for other shards dropped because their channel was full.",
                 self.cross_shard_dropped,
@@ -168,10 +189,13 @@ mod tests {
             peer_panics: 15,
             tx_dropped: 16,
             rtp_awaiting_keyframe: 17,
+            rtp_not_ready: 18,
+            rtp_resent: 19,
+            nack_unanswered: 20,
         };
         let mut values: Vec<u64> = stats.counters().iter().map(|c| c.2).collect();
         values.sort();
-        assert_eq!(values, (1..=17).collect::<Vec<u64>>());
+        assert_eq!(values, (1..=20).collect::<Vec<u64>>());
         let value = |name: &str| stats.counters().iter().find(|c| c.0 == name).unwrap().2;
         assert_eq!(value("rtp_forwarded"), 11);
         assert_eq!(value("rtp_received"), 8);

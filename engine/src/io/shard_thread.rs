@@ -165,6 +165,11 @@ impl ShardThread {
                             continue;
                         }
                         self.core.handle_datagram(now, message.source, data);
+                        // A keyframe to many subscribers is thousands of datagrams:
+                        // the first subscribers' share need not wait for the last's.
+                        if self.core.out.transmits.len() >= FLUSH_EVERY {
+                            self.flush(fd, &mut sender, &mut queued)?;
+                        }
                     }
                 }
                 self.flush(fd, &mut sender, &mut queued)?;
@@ -190,15 +195,20 @@ impl ShardThread {
             }
             more_pending |= taken == CHANNEL_BUDGET;
             taken = 0;
-            for hop in self.media.try_iter().take(CHANNEL_BUDGET) {
+            while taken < CHANNEL_BUDGET {
+                let Ok(hop) = self.media.try_recv() else {
+                    break;
+                };
                 input_arrived(&mut self.oldest_input, hop.arrived);
                 self.core.handle_media(now, hop.batch);
+                if self.core.out.transmits.len() >= FLUSH_EVERY {
+                    self.flush(fd, &mut sender, &mut queued)?;
+                }
                 taken += 1;
             }
             more_pending |= taken == CHANNEL_BUDGET;
-            // Drive the due peers, sending every FLUSH_EVERY datagrams: a keyframe to 60
-            // subscribers is ~2000 datagrams and milliseconds of encryption, and the
-            // first subscribers' share need not wait for the last's.
+            // Drive the due peers (str0m's own timeouts), sending every FLUSH_EVERY
+            // datagrams.
             let now = Instant::now();
             while self.core.handle_timeout_until(now, FLUSH_EVERY) {
                 self.flush(fd, &mut sender, &mut queued)?;

@@ -29,11 +29,13 @@ use std::time::{Duration, Instant};
 
 use str0m::format::CodecConfig;
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::Ssrc;
 use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
 use super::lifecycle::{Liveness, peer_in};
 use super::peer::Peer;
 use super::route::Route;
+use super::send;
 use super::timers::{Slot, Timers};
 use super::wallclock::ClockAnchor;
 use crate::codecs::server_codecs;
@@ -93,6 +95,8 @@ pub struct ShardCore {
     /// Peers to remove, with the reason signalling is told.
     pub(super) doomed: Vec<(Slot, String)>,
     pub(super) next_track: u64,
+    /// Scratch: the packets a NACK reports lost.
+    pub(super) lost: Vec<(Ssrc, u16)>,
     next_housekeeping: Instant,
     pub(super) clock: ClockAnchor,
     /// Output for the I/O layer.
@@ -125,6 +129,7 @@ impl ShardCore {
             events: VecDeque::new(),
             doomed: Vec::new(),
             next_track: 1,
+            lost: Vec::new(),
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
             clock: ClockAnchor::now(),
             out: Outbox {
@@ -274,11 +279,22 @@ impl ShardCore {
         // A datagram str0m cannot use (a bad DTLS record, say) is the sender's problem,
         // not a reason to end the session: count it and go on. A session that really
         // broke ends through the liveness checks.
+        // The subscriber's NACKs about the streams the engine sends it are answered
+        // here; str0m gets the compound too (keyframe requests, reports).
+        let mut lost = std::mem::take(&mut self.lost);
+        if kind == stun::Demux::Rtp
+            && !rtp
+            && let Some(peer) = self.peers[key].as_mut()
+        {
+            send::read_nacks(peer, data, &mut lost);
+        }
         let mut rejected = None;
-        self.mutate(slot, |rtc| {
+        self.mutate(now, slot, |rtc| {
             rejected = rtc.handle_input(input).err();
             Ok(())
         });
+        self.answer_nacks(now, slot, &mut lost);
+        self.lost = lost;
         if let Some(e) = rejected {
             self.stats.rx_rejected += 1;
             // Before the session connects, a refused datagram is most likely the
@@ -343,7 +359,7 @@ impl ShardCore {
             #[cfg(feature = "fault-injection")]
             Control::InjectPanic { peer } => {
                 if let Some(slot) = self.slot_of(peer) {
-                    self.mutate(slot, |_| panic!("injected fault in peer {}", peer.0));
+                    self.mutate(now, slot, |_| panic!("injected fault in peer {}", peer.0));
                 }
             }
             #[cfg(feature = "fault-injection")]
@@ -378,7 +394,7 @@ impl ShardCore {
             let Some(slot) = self.next_due(now) else {
                 break;
             };
-            self.mutate(slot, |rtc| rtc.handle_input(Input::Timeout(now)));
+            self.mutate(now, slot, |rtc| rtc.handle_input(Input::Timeout(now)));
             more = self.out.transmits.len() >= max_transmits;
         }
         self.send_due_keyframe_requests(now);
@@ -390,17 +406,9 @@ impl ShardCore {
         more
     }
 
-    /// The next peer to drive at `now`: first the subscribers a packet was written to,
-    /// then those whose own str0m timeout is due.
+    /// The next peer whose str0m timeout is due at `now`.
     fn next_due(&mut self, now: Instant) -> Option<Slot> {
         loop {
-            if let Some(slot) = self.timers.pop_woken(now) {
-                let Some(peer) = peer_in(&mut self.peers, slot) else {
-                    continue;
-                };
-                peer.woken = false;
-                return Some(slot);
-            }
             let (at, slot) = self.timers.pop_due(now)?;
             let Some(peer) = peer_in(&mut self.peers, slot) else {
                 continue;
@@ -420,7 +428,12 @@ impl ShardCore {
 
     /// Applies one mutation to a peer's `Rtc` and drains its output, catching a panic
     /// or an error so that only this peer is lost.
-    pub(super) fn mutate(&mut self, slot: Slot, f: impl FnOnce(&mut Rtc) -> Result<(), RtcError>) {
+    pub(super) fn mutate(
+        &mut self,
+        now: Instant,
+        slot: Slot,
+        f: impl FnOnce(&mut Rtc) -> Result<(), RtcError>,
+    ) {
         let Some(peer) = peer_in(&mut self.peers, slot) else {
             return;
         };
@@ -429,7 +442,7 @@ impl ShardCore {
         let events = &mut self.events;
         let result = catch_unwind(AssertUnwindSafe(|| {
             f(&mut peer.rtc)?;
-            drain(peer, slot, timers, out, events)
+            drain(now, peer, slot, timers, out, events)
         }));
         match result {
             Ok(Ok(())) => {}
@@ -507,8 +520,10 @@ pub(super) fn schedule(timers: &mut Timers, peer: &mut Peer, slot: Slot, at: Ins
 }
 
 /// Drains a peer's output to its next timeout: datagrams to the outbox, events to the
-/// queue, the timeout to the timer heap.
+/// queue, the timeout to the timer heap. Its datagrams say where its media goes, and
+/// its sender reports for the streams the engine sends get their figures (`send.rs`).
 fn drain(
+    now: Instant,
     peer: &mut Peer,
     slot: Slot,
     timers: &mut Timers,
@@ -526,9 +541,12 @@ fn drain(
                     Protocol::Udp => &mut out.transmits,
                     _ => &mut out.tcp_transmits,
                 };
+                let mut data: Vec<u8> = t.contents.into();
+                send::note_destination(peer, t.proto, t.destination, &data);
+                send::patch_reports(peer, now, &mut data);
                 to.push(Datagram {
                     to: t.destination,
-                    data: t.contents.into(),
+                    data,
                 });
             }
             Output::Event(e) => events.push_back((slot, e)),

@@ -79,7 +79,7 @@ impl ShardCore {
         origin.keyframe_pending = false;
         let (slot, mid) = (origin.slot, origin.mid);
         self.stats.keyframe_requests += 1;
-        self.mutate(slot, |rtc| {
+        self.mutate(now, slot, |rtc| {
             if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, None) {
                 rx.request_keyframe(kind);
             }

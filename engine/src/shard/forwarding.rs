@@ -7,13 +7,14 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
+use str0m::rtp::{RtpPacket, Ssrc};
 
 use super::core::ShardCore;
 use super::feedback::KEYFRAME_INTERVAL;
 use super::lifecycle::peer_in;
 use super::peer::{InTrack, StreamStart, TimeMap};
 use super::route::{Origin, Route, Sub};
+use super::send::{Header, NotSent, Send, send};
 use super::timers::Slot;
 use crate::codecs::{CodecDesc, PtMap};
 use crate::keyframe::starts_keyframe;
@@ -135,15 +136,30 @@ impl ShardCore {
         for (shard, _) in &route.remote {
             self.out.media[*shard].push(fwd.clone());
         }
-        let video = route.kind == MediaKind::Video;
+        if route.subs.is_empty() {
+            return;
+        }
+        if let Some(history) = route.history.as_mut() {
+            history.keep(now, fwd);
+        }
+        let params = self.codecs.params().get(usize::from(fwd.codec));
+        let clock_rate = params.map_or(90_000, |p| p.spec().clock_rate.get());
         // Read once per packet, and only while a subscriber waits for it.
         let mut keyframe: Option<bool> = None;
         let mut ask_again = false;
         for sub in &mut route.subs {
+            let Some(peer) = peer_in(&mut self.peers, sub.slot) else {
+                continue;
+            };
+            if peer.media_to.is_none() || peer.keys.get().is_none() {
+                // DTLS is not done: nothing can reach it yet (and its stream has not
+                // started, so it still waits for a keyframe).
+                self.stats.rtp_not_ready += 1;
+                continue;
+            }
             if let Some(asked) = sub.awaiting_keyframe {
                 let starts = *keyframe.get_or_insert_with(|| {
-                    let codec = self.codecs.params().get(usize::from(fwd.codec));
-                    codec.is_none_or(|p| starts_keyframe(p.spec().codec, &fwd.payload))
+                    params.is_none_or(|p| starts_keyframe(p.spec().codec, &fwd.payload))
                 });
                 if !starts {
                     self.stats.rtp_awaiting_keyframe += 1;
@@ -157,9 +173,6 @@ impl ShardCore {
                 }
                 sub.awaiting_keyframe = None;
             }
-            let Some(peer) = peer_in(&mut self.peers, sub.slot) else {
-                continue;
-            };
             let Some(pt) = peer.pt_map.pt(fwd.codec) else {
                 self.stats.rtp_no_codec += 1;
                 continue;
@@ -175,8 +188,7 @@ impl ShardCore {
                 TimeMap::Offset(offset) => offset,
                 TimeMap::After { last, at } => {
                     // A recycled m-line's first packet of this track.
-                    let rate = self.codecs.params().get(usize::from(fwd.codec));
-                    let rate = rate.map_or(90_000, |p| u64::from(p.spec().clock_rate.get()));
+                    let rate = u64::from(clock_rate);
                     let ticks = now.saturating_duration_since(at).as_millis() as u64 * rate / 1000;
                     let next = last.wrapping_add(ticks.clamp(1, u64::from(u32::MAX / 4)) as u32);
                     let offset = next.wrapping_sub(fwd.time);
@@ -189,40 +201,29 @@ impl ShardCore {
                 sub.last_seq = seq as u64;
                 sub.last_time = time;
             }
-            let ext = ExtensionValues {
-                audio_level: fwd.audio_level,
-                voice_activity: fwd.voice_activity,
-                ..Default::default()
+            let packet = Send {
+                ssrc: sub.ssrc,
+                mid: sub.mid,
+                header: Header {
+                    pt: *pt,
+                    seq: seq as u64,
+                    time,
+                    marker: fwd.marker,
+                },
+                clock_rate,
+                fwd,
             };
-            let write = RtpWrite::new(
-                pt,
-                (seq as u64).into(),
-                time,
-                fwd.wallclock,
-                fwd.payload.clone(),
-            )
-            .marker(fwd.marker)
-            .nackable(video)
-            .ext_vals(ext);
-            let slot = sub.slot;
-            let ssrc = sub.ssrc;
-            let result = catch_unwind(AssertUnwindSafe(|| {
-                if let Some(tx) = peer.rtc.direct_api().stream_tx(&ssrc) {
-                    tx.write_rtp(write);
-                }
-            }));
-            match result {
-                Ok(()) => {
-                    self.stats.rtp_forwarded += 1;
-                    // str0m releases the packet at the subscriber's next timeout round.
-                    if !peer.woken {
-                        peer.woken = true;
-                        self.timers.wake(now, slot);
-                    }
+            let out = &mut self.out;
+            let sent = catch_unwind(AssertUnwindSafe(|| send(peer, out, now, packet)));
+            match sent {
+                Ok(Ok(())) => self.stats.rtp_forwarded += 1,
+                Ok(Err(NotSent::NotReady)) => self.stats.rtp_not_ready += 1,
+                Ok(Err(NotSent::Failed)) => {
+                    self.doomed.push((sub.slot, "SRTP failed".into()));
                 }
                 Err(_) => {
                     self.stats.peer_panics += 1;
-                    self.doomed.push((slot, "internal error".into()));
+                    self.doomed.push((sub.slot, "internal error".into()));
                 }
             }
         }
@@ -238,7 +239,7 @@ impl ShardCore {
         track: TrackId,
         kind: MediaKind,
         slot: Slot,
-        ssrc: Ssrc,
+        (ssrc, mid): (Ssrc, Mid),
         start: StreamStart,
         now: Instant,
     ) {
@@ -256,7 +257,7 @@ impl ShardCore {
             Route::new(kind, None)
         });
         let asked = (kind == MediaKind::Video).then_some(now);
-        route.subs.push(Sub::new(slot, ssrc, start, asked));
+        route.subs.push(Sub::new(slot, (ssrc, mid), start, asked));
     }
 
     /// A subscription ended; a route nobody uses any more goes, and the publisher's

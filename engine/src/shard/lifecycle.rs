@@ -72,7 +72,7 @@ impl ShardCore {
         self.by_id.insert(id, key);
         self.by_ufrag.insert(ufrag, key);
         // Accepting the offer was a mutation off this thread; drain it here.
-        self.mutate(Slot { key, peer: id }, |_| Ok(()));
+        self.mutate(now, Slot { key, peer: id }, |_| Ok(()));
     }
 
     /// Removes a peer with everything it published and received. With a `reason`, the

@@ -6,6 +6,8 @@
 //! | `lifecycle.rs` | peers arrive, are found (id, ufrag, address), time out, leave |
 //! | `negotiation.rs` | the server's offers and the client's answers |
 //! | `forwarding.rs` | published tracks, routes, fan-out to subscribers and shards |
+//! | `send.rs` | the engine's own send path: header rewrite, SRTP, NACKs answered, sender reports filled in |
+//! | `history.rs` | the last packets of a video track, for resends |
 //! | `feedback.rs` | keyframe requests, throttled per track |
 //! | `twcc.rs` | what the TWCC guard learns from negotiation and from str0m |
 //! | `peer.rs`, `route.rs`, `timers.rs`, `wallclock.rs` | the data they share |
@@ -13,16 +15,18 @@
 mod core;
 mod feedback;
 mod forwarding;
+mod history;
 mod lifecycle;
 mod negotiation;
 mod peer;
 mod relabel;
 mod route;
+mod send;
 mod timers;
 mod twcc;
 mod wallclock;
 
 pub use core::{Datagram, MAX_DATAGRAM, Outbox, ShardCore};
 pub use feedback::KEYFRAME_INTERVAL;
+pub use history::KEEP as RTX_WINDOW;
 pub use lifecycle::Liveness;
-pub use negotiation::RTX_WINDOW;

@@ -3,7 +3,7 @@
 //! offer at a time for all that waited (so there is no glare), and the client's answer
 //! activates what the offer added.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use str0m::change::SdpAnswer;
 use str0m::media::{Direction, KeyframeRequestKind};
@@ -15,18 +15,6 @@ use super::relabel::relabel;
 use super::timers::Slot;
 use crate::codecs::PtMap;
 use crate::msg::{Notice, PeerId, Subscription, TrackId, TrackName};
-
-/// How long a forwarded video packet stays in a subscriber's resend (RTX) cache to
-/// answer its NACKs. str0m keeps 3 s; a resend is useful within a few round trips
-/// (libwebrtc keeps max(1 s, 3 × RTT)), so 1.5 s answers every NACK of a link up to a
-/// 500 ms RTT and holds half the packets: the cache is most of a subscriber's memory.
-pub const RTX_WINDOW: Duration = Duration::from_millis(1500);
-/// Packets a subscriber's video resend cache may hold (str0m's default): 1.5 s of a
-/// 6 Mbit/s stream of 1200-byte packets.
-const RTX_PACKETS: usize = 1000;
-/// str0m's default: queued resends are dropped while they would pass 15% of a stream's
-/// bytes, so a lossy link is not flooded with retransmissions.
-const RTX_RATIO_CAP: Option<f32> = Some(0.15);
 
 impl ShardCore {
     /// The client will publish one more track: offer it a receive slot.
@@ -238,7 +226,7 @@ impl ShardCore {
         } else {
             drop(api);
         }
-        self.mutate(slot, |_| Ok(()));
+        self.mutate(now, slot, |_| Ok(()));
         for (track, active) in &unsubscribed {
             if *active
                 && let Some(sub) = self.remove_sub(*track, slot)
@@ -282,7 +270,7 @@ impl ShardCore {
             return;
         };
         let mut result = Ok(());
-        self.mutate(slot, |rtc| {
+        self.mutate(now, slot, |rtc| {
             result = rtc.sdp_api().accept_answer(pending, answer);
             Ok(())
         });
@@ -314,13 +302,11 @@ impl ShardCore {
             let Some(peer) = self.peer_mut(slot) else {
                 return;
             };
-            let ssrc = peer.rtc.direct_api().stream_tx_by_mid(mid, None).map(|s| {
-                // A new subscription: its cache is empty (or the last subscription's
-                // on this m-line, whose packets must not be resent), so replacing it
-                // loses nothing.
-                s.set_rtx_cache(RTX_PACKETS, RTX_WINDOW, RTX_RATIO_CAP);
-                s.ssrc()
-            });
+            let ssrc = peer
+                .rtc
+                .direct_api()
+                .stream_tx_by_mid(mid, None)
+                .map(|s| s.ssrc());
             let Some(out) = peer.receiving.iter_mut().find(|o| o.mid == mid) else {
                 continue;
             };
@@ -332,7 +318,7 @@ impl ShardCore {
                 continue;
             };
             out.active = true;
-            self.add_sub(track, kind, slot, ssrc, start, now);
+            self.add_sub(track, kind, slot, (ssrc, mid), start, now);
             activated.push(track);
         }
         if !activated.is_empty() {

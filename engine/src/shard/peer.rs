@@ -8,8 +8,10 @@ use std::time::Instant;
 use str0m::Rtc;
 use str0m::change::SdpPendingOffer;
 use str0m::media::{MediaKind, Mid};
+use str0m::net::Protocol;
 use str0m::rtp::Ssrc;
 
+use super::send::SendPath;
 use crate::codecs::PtMap;
 use crate::dtls_tap::KeySlot;
 use crate::msg::{PeerId, Subscription, TrackId, TrackName};
@@ -120,8 +122,6 @@ pub(crate) struct Peer {
     pub(crate) in_flight: Vec<InFlight>,
     /// The earliest wake-up this peer has in the timer heap.
     pub(crate) scheduled: Option<Instant>,
-    /// The peer waits in the timers' woken queue (a packet was written to it).
-    pub(crate) woken: bool,
     pub(crate) next_timeout: Instant,
     pub(crate) created: Instant,
     pub(crate) last_rx: Instant,
@@ -138,6 +138,11 @@ pub(crate) struct Peer {
     pub(crate) twcc_guard: TwccGuard,
     /// The session's SRTP keys, once its DTLS handshake is done.
     pub(crate) keys: KeySlot,
+    /// The engine's own send side (made once the keys are known).
+    pub(crate) send: Option<SendPath>,
+    /// Where str0m sends this peer's media (its selected candidate pair), learnt from
+    /// its datagrams that are not STUN.
+    pub(crate) media_to: Option<(Protocol, SocketAddr)>,
 }
 
 /// A peer may be reached at this many addresses at once (NAT rebinding, interface
@@ -169,7 +174,6 @@ impl Peer {
             pending: None,
             in_flight: Vec::new(),
             scheduled: None,
-            woken: false,
             next_timeout: now,
             created: now,
             last_rx: now,
@@ -179,6 +183,8 @@ impl Peer {
             disconnected_since: None,
             twcc_guard: TwccGuard::default(),
             keys,
+            send: None,
+            media_to: None,
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Instant;
 use str0m::media::{MediaKind, Mid};
 use str0m::rtp::Ssrc;
 
+use super::history::History;
 use super::peer::{StreamStart, TimeMap};
 use super::timers::Slot;
 use crate::msg::ShardId;
@@ -15,6 +16,8 @@ use crate::msg::ShardId;
 pub(crate) struct Sub {
     pub(crate) slot: Slot,
     pub(crate) ssrc: Ssrc,
+    /// The subscriber's m-line it goes out on.
+    pub(crate) mid: Mid,
     /// Added to the publisher's extended sequence number; fixed at the first packet so
     /// each subscriber's stream starts at `start.first_seq` (1, near the start of its
     /// SRTP rollover counter, or where its m-line's last stream left off).
@@ -33,11 +36,17 @@ pub(crate) struct Sub {
 
 impl Sub {
     /// A stream that starts now; `asked` is when a keyframe was asked for, for video.
-    pub(crate) fn new(slot: Slot, ssrc: Ssrc, start: StreamStart, asked: Option<Instant>) -> Self {
+    pub(crate) fn new(
+        slot: Slot,
+        (ssrc, mid): (Ssrc, Mid),
+        start: StreamStart,
+        asked: Option<Instant>,
+    ) -> Self {
         Self {
             awaiting_keyframe: asked,
             slot,
             ssrc,
+            mid,
             seq_delta: None,
             start,
             time: start.time,
@@ -85,6 +94,8 @@ pub(crate) struct Route {
     pub(crate) subs: Vec<Sub>,
     /// Other shards with subscribers, and how many each has.
     pub(crate) remote: Vec<(ShardId, u32)>,
+    /// A video track's last packets, for its subscribers' NACKs.
+    pub(crate) history: Option<History>,
 }
 
 impl Route {
@@ -94,6 +105,7 @@ impl Route {
             origin,
             subs: Vec::new(),
             remote: Vec::new(),
+            history: (kind == MediaKind::Video).then(History::new),
         }
     }
 

@@ -1,0 +1,449 @@
+//! The engine's own send path for forwarded media: str0m negotiates, connects and
+//! keeps the RTCP of every session, but the RTP a subscriber receives never goes
+//! through str0m. Each forwarded packet gets its header written for that subscriber
+//! (SSRC, payload type, sequence number, timestamp, the extensions it negotiated) and
+//! is SRTP-protected with the session's own keys (`dtls_tap`) straight into the
+//! datagram that goes to the socket.
+//!
+//! With that, the engine owns the duties str0m had for those streams:
+//! - NACKs: the subscriber's SRTCP is read here too (str0m still gets every packet, for
+//!   keyframe requests and reports); each lost packet is resent from the track's
+//!   shared [`History`](super::history::History), as RTX where the subscriber
+//!   negotiated it.
+//! - Sender reports: str0m writes them for every stream it declared, but never saw
+//!   these streams' packets; the engine rewrites their RTP time and counts in str0m's
+//!   outgoing SRTCP (decrypted and protected again under the same SRTCP index, so no
+//!   index is used twice).
+//!
+//! One owner per SSRC: str0m never sends RTP on these streams (nothing is written to
+//! them) and the engine never sends RTCP of its own.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::Rtc;
+use str0m::media::Mid;
+use str0m::net::Protocol;
+use str0m::rtp::{Extension, Ssrc};
+
+use super::core::{Datagram, Outbox, ShardCore};
+use super::lifecycle::peer_in;
+use super::peer::Peer;
+use super::peer::TimeMap;
+use super::timers::Slot;
+use crate::dtls_tap;
+use crate::msg::{Forwarded, TrackId};
+use crate::rtcp::{self, SenderInfo};
+use crate::srtp::{MAX_RTP_OVERHEAD, OUTPUT_SLACK, Srtp};
+
+/// Longest RTP header the engine writes: 12 bytes, and an extension block with the
+/// MID (at most 16 bytes) and the audio level.
+const MAX_HEADER: usize = 12 + 4 + 17 + 2 + 3;
+
+/// One peer's send side: its SRTP contexts, where its media goes, its streams.
+pub(crate) struct SendPath {
+    /// Protects what the server sends this peer (and reads back str0m's SRTCP to it).
+    srtp: Srtp,
+    /// Reads what the peer sends (its SRTCP: NACKs).
+    inbound: Srtp,
+    pub(crate) streams: Vec<SentStream>,
+}
+
+/// One stream the engine sends a peer (an m-line's SSRC), whatever track it carries.
+pub(crate) struct SentStream {
+    pub(crate) ssrc: Ssrc,
+    /// The track it carries now.
+    pub(crate) track: TrackId,
+    /// For its sender reports: the RTP time and capture time of the last packet sent,
+    /// and the clock rate.
+    last_time: u32,
+    last_wallclock: Instant,
+    clock_rate: u32,
+    packets: u32,
+    octets: u32,
+    /// The repair stream (RTX) and the index of its next packet.
+    rtx: Option<(Ssrc, u64)>,
+    /// Header extension ids the peer negotiated on this m-line.
+    mid_ext: Option<(u8, Mid)>,
+    audio_level_ext: Option<u8>,
+}
+
+/// What the header of one packet to a subscriber says.
+pub(crate) struct Header {
+    pub(crate) pt: u8,
+    pub(crate) seq: u64,
+    pub(crate) time: u32,
+    pub(crate) marker: bool,
+}
+
+impl SendPath {
+    /// The send side of a peer whose keys are known.
+    fn new(peer: &Peer) -> Option<Self> {
+        let keys = peer.keys.get()?;
+        let crypto = dtls_tap::provider();
+        let srtp = Srtp::new(&crypto, keys, true).ok()?;
+        let inbound = Srtp::new(&crypto, keys, false).ok()?;
+        Some(Self {
+            srtp,
+            inbound,
+            streams: Vec::new(),
+        })
+    }
+
+    fn stream_mut(&mut self, ssrc: Ssrc) -> Option<&mut SentStream> {
+        self.streams.iter_mut().find(|s| s.ssrc == ssrc)
+    }
+}
+
+/// Makes the peer's send side once its DTLS handshake has given the keys.
+fn send_path(peer: &mut Peer) {
+    if peer.send.is_none() {
+        peer.send = SendPath::new(peer);
+    }
+}
+
+/// The stream `ssrc` of `peer`, now carrying `track` (set up at its first packet).
+fn stream<'a>(
+    path: &'a mut SendPath,
+    rtc: &mut Rtc,
+    ssrc: Ssrc,
+    mid: Mid,
+    track: TrackId,
+    clock_rate: u32,
+    now: Instant,
+) -> &'a mut SentStream {
+    let i = match path.streams.iter().position(|s| s.ssrc == ssrc) {
+        Some(i) => i,
+        None => {
+            let rtx = rtc
+                .direct_api()
+                .stream_tx(&ssrc)
+                .and_then(|s| s.rtx())
+                .map(|r| (r, 1));
+            let exts = rtc.media(mid).map(|m| m.remote_extmap());
+            let mid_ext = exts
+                .and_then(|e| e.id_of(Extension::RtpMid))
+                .map(|id| (id, mid));
+            let audio_level_ext = exts.and_then(|e| e.id_of(Extension::AudioLevel));
+            path.streams.push(SentStream {
+                ssrc,
+                track,
+                last_time: 0,
+                last_wallclock: now,
+                clock_rate,
+                packets: 0,
+                octets: 0,
+                rtx,
+                mid_ext,
+                audio_level_ext,
+            });
+            path.streams.len() - 1
+        }
+    };
+    let s = &mut path.streams[i];
+    s.track = track;
+    s.clock_rate = clock_rate;
+    s
+}
+
+/// Writes an RTP header for `stream` into `buf`; returns its length.
+fn write_header(
+    buf: &mut [u8],
+    stream: &SentStream,
+    ssrc: Ssrc,
+    h: &Header,
+    fwd: &Forwarded,
+) -> usize {
+    buf[0] = 0x80;
+    buf[1] = (h.pt & 0x7f) | if h.marker { 0x80 } else { 0 };
+    buf[2..4].copy_from_slice(&(h.seq as u16).to_be_bytes());
+    buf[4..8].copy_from_slice(&h.time.to_be_bytes());
+    buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    let mut at = 16;
+    if let Some((id, mid)) = &stream.mid_ext {
+        let m = mid.as_bytes();
+        let m = &m[..m.len().min(16)];
+        if !m.is_empty() {
+            buf[at] = (id << 4) | (m.len() as u8 - 1);
+            buf[at + 1..at + 1 + m.len()].copy_from_slice(m);
+            at += 1 + m.len();
+        }
+    }
+    if let (Some(id), Some(level)) = (stream.audio_level_ext, fwd.audio_level) {
+        let voice = if fwd.voice_activity == Some(true) {
+            0x80
+        } else {
+            0
+        };
+        buf[at] = id << 4;
+        buf[at + 1] = voice | ((-level).clamp(0, 127) as u8);
+        at += 2;
+    }
+    if at == 16 {
+        return 12; // no extension
+    }
+    while (at - 16) % 4 != 0 {
+        buf[at] = 0;
+        at += 1;
+    }
+    buf[0] |= 0x10;
+    buf[12..14].copy_from_slice(&[0xbe, 0xde]);
+    buf[14..16].copy_from_slice(&(((at - 16) / 4) as u16).to_be_bytes());
+    at
+}
+
+/// Where str0m sends this peer's media now: the destination of its last datagram that
+/// was not STUN (DTLS and SRTCP go to the selected candidate pair).
+pub(crate) fn note_destination(peer: &mut Peer, proto: Protocol, to: SocketAddr, data: &[u8]) {
+    if data.first().is_some_and(|b| *b > 3) {
+        peer.media_to = Some((proto, to));
+    }
+}
+
+/// Everything one forwarded packet needs to go to one subscriber.
+pub(crate) struct Send<'a> {
+    pub(crate) ssrc: Ssrc,
+    pub(crate) mid: Mid,
+    pub(crate) header: Header,
+    pub(crate) clock_rate: u32,
+    pub(crate) fwd: &'a Forwarded,
+}
+
+/// Why a packet was not sent.
+pub(crate) enum NotSent {
+    /// The session has no keys or no address yet (DTLS is not done).
+    NotReady,
+    /// The cipher refused (never expected).
+    Failed,
+}
+
+/// Sends one forwarded packet to `peer` (counted in its sender reports).
+pub(crate) fn send(
+    peer: &mut Peer,
+    out: &mut Outbox,
+    now: Instant,
+    s: Send<'_>,
+) -> Result<(), NotSent> {
+    let Some((proto, to)) = peer.media_to else {
+        return Err(NotSent::NotReady);
+    };
+    send_path(peer);
+    let (Some(path), rtc) = (peer.send.as_mut(), &mut peer.rtc) else {
+        return Err(NotSent::NotReady);
+    };
+    let stream = stream(path, rtc, s.ssrc, s.mid, s.fwd.track, s.clock_rate, now);
+    let mut buf = vec![0u8; MAX_HEADER + s.fwd.payload.len() + MAX_RTP_OVERHEAD + OUTPUT_SLACK];
+    let mut head = [0u8; MAX_HEADER];
+    let hlen = write_header(&mut head, stream, s.ssrc, &s.header, s.fwd);
+    stream.last_time = s.header.time;
+    stream.last_wallclock = s.fwd.wallclock;
+    stream.packets = stream.packets.wrapping_add(1);
+    stream.octets = stream.octets.wrapping_add(s.fwd.payload.len() as u32);
+    let n = path
+        .srtp
+        .protect_rtp_into(
+            &head[..hlen],
+            &s.fwd.payload,
+            *s.ssrc,
+            s.header.seq,
+            &mut buf,
+        )
+        .map_err(|_| NotSent::Failed)?;
+    buf.truncate(n);
+    push(out, proto, to, buf);
+    Ok(())
+}
+
+/// Resends `fwd` to `peer` on the stream `ssrc` as the packet `header` describes: as
+/// RTX (the original sequence number first in the payload, RFC 4588) when the peer
+/// negotiated a repair stream and `rtx_pt`, else as the packet itself.
+pub(crate) fn resend(
+    peer: &mut Peer,
+    out: &mut Outbox,
+    ssrc: Ssrc,
+    header: Header,
+    rtx_pt: Option<u8>,
+    fwd: &Forwarded,
+) -> Result<(), NotSent> {
+    let Some((proto, to)) = peer.media_to else {
+        return Err(NotSent::NotReady);
+    };
+    let Some(path) = peer.send.as_mut() else {
+        return Err(NotSent::NotReady);
+    };
+    let Some(stream) = path.stream_mut(ssrc) else {
+        return Err(NotSent::NotReady);
+    };
+    let mut head = [0u8; MAX_HEADER];
+    let mut buf = vec![0u8; MAX_HEADER + 2 + fwd.payload.len() + MAX_RTP_OVERHEAD + OUTPUT_SLACK];
+    let n = match (stream.rtx.as_mut(), rtx_pt) {
+        (Some((rtx_ssrc, next)), Some(pt)) => {
+            let rtx_ssrc = *rtx_ssrc;
+            let index = *next;
+            *next += 1;
+            let h = Header {
+                pt,
+                seq: index,
+                time: header.time,
+                marker: header.marker,
+            };
+            let hlen = write_header(&mut head, stream, rtx_ssrc, &h, fwd);
+            let mut payload = Vec::with_capacity(2 + fwd.payload.len());
+            payload.extend_from_slice(&(header.seq as u16).to_be_bytes());
+            payload.extend_from_slice(&fwd.payload);
+            path.srtp
+                .protect_rtp_into(&head[..hlen], &payload, *rtx_ssrc, index, &mut buf)
+        }
+        _ => {
+            let hlen = write_header(&mut head, stream, ssrc, &header, fwd);
+            path.srtp
+                .protect_rtp_into(&head[..hlen], &fwd.payload, *ssrc, header.seq, &mut buf)
+        }
+    }
+    .map_err(|_| NotSent::Failed)?;
+    buf.truncate(n);
+    push(out, proto, to, buf);
+    Ok(())
+}
+
+fn push(out: &mut Outbox, proto: Protocol, to: SocketAddr, data: Vec<u8>) {
+    let queue = match proto {
+        Protocol::Udp => &mut out.transmits,
+        _ => &mut out.tcp_transmits,
+    };
+    queue.push(Datagram { to, data });
+}
+
+/// The lost packets a peer's SRTCP reports, `(stream, sequence number)`, read with its
+/// own keys. Nothing when it is not SRTCP for streams the engine sends.
+pub(crate) fn read_nacks(peer: &mut Peer, srtcp: &[u8], lost: &mut Vec<(Ssrc, u16)>) {
+    let Some(path) = peer.send.as_mut() else {
+        return;
+    };
+    if path.streams.is_empty() {
+        return;
+    }
+    let Ok((compound, _)) = path.inbound.unprotect_rtcp(srtcp) else {
+        return;
+    };
+    let streams = &path.streams;
+    rtcp::nacks(&compound, |media, seq| {
+        if streams.iter().any(|s| *s.ssrc == media) {
+            lost.push((media.into(), seq));
+        }
+    });
+}
+
+/// Fills in the sender reports str0m wrote at `now` for the streams the engine sends
+/// (`data` is str0m's SRTCP to this peer), protecting the compound again under the
+/// index str0m gave it.
+pub(crate) fn patch_reports(peer: &mut Peer, now: Instant, data: &mut Vec<u8>) {
+    let Some(path) = peer.send.as_mut() else {
+        return;
+    };
+    if path.streams.is_empty() || !crate::media_check::is_rtcp(data) {
+        return;
+    }
+    let Ok((mut compound, index)) = path.srtp.unprotect_rtcp(data) else {
+        return;
+    };
+    let streams = &path.streams;
+    let patched = rtcp::patch_sender_reports(&mut compound, |ssrc| {
+        let s = streams.iter().find(|s| *s.ssrc == ssrc)?;
+        let elapsed = now.saturating_duration_since(s.last_wallclock);
+        let ticks = elapsed.as_micros() as u64 * u64::from(s.clock_rate) / 1_000_000;
+        Some(SenderInfo {
+            rtp_time: s.last_time.wrapping_add(ticks as u32),
+            packets: s.packets,
+            octets: s.octets,
+        })
+    });
+    if patched > 0
+        && let Ok(again) = path.srtp.protect_rtcp(&compound, index)
+    {
+        *data = again;
+    }
+}
+
+impl ShardCore {
+    /// Resends what a subscriber's NACKs reported lost, from the tracks' histories
+    /// (`lost` is emptied).
+    pub(super) fn answer_nacks(&mut self, now: Instant, slot: Slot, lost: &mut Vec<(Ssrc, u16)>) {
+        for (ssrc, seq) in lost.drain(..) {
+            let Some(peer) = peer_in(&mut self.peers, slot) else {
+                return;
+            };
+            let Some(track) = peer
+                .send
+                .as_ref()
+                .and_then(|p| p.streams.iter().find(|s| s.ssrc == ssrc))
+                .map(|s| s.track)
+            else {
+                continue;
+            };
+            let Some(route) = self.routes.get(&track) else {
+                continue;
+            };
+            let Some(sub) = route.subs.iter().find(|s| s.slot == slot && s.ssrc == ssrc) else {
+                continue;
+            };
+            let (Some(delta), TimeMap::Offset(offset)) = (sub.seq_delta, sub.time) else {
+                continue;
+            };
+            let seq = extend(sub.last_seq, seq);
+            let Some(fwd) = u64::try_from(seq as i64 - delta)
+                .ok()
+                .and_then(|s| route.history.as_ref()?.get(now, s))
+            else {
+                self.stats.nack_unanswered += 1;
+                continue;
+            };
+            let Some(pt) = peer.pt_map.pt(fwd.codec) else {
+                continue;
+            };
+            let rtx_pt = peer
+                .rtc
+                .codec_config()
+                .params()
+                .iter()
+                .find(|p| p.pt() == pt)
+                .and_then(|p| p.resend())
+                .map(|p| *p);
+            let header = Header {
+                pt: *pt,
+                seq,
+                time: fwd.time.wrapping_add(offset),
+                marker: fwd.marker,
+            };
+            if resend(peer, &mut self.out, ssrc, header, rtx_pt, fwd).is_ok() {
+                self.stats.rtp_resent += 1;
+            }
+        }
+    }
+}
+
+/// The extended sequence number nearest `last` whose low 16 bits are `seq`.
+fn extend(last: u64, seq: u16) -> u64 {
+    let candidate = (last & !0xffff) | u64::from(seq);
+    if candidate > last + 0x8000 && candidate >= 0x1_0000 {
+        candidate - 0x1_0000
+    } else if candidate + 0x8000 < last {
+        candidate + 0x1_0000
+    } else {
+        candidate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::extend;
+
+    #[test]
+    fn a_sequence_number_extends_to_the_nearest_of_its_cycles() {
+        assert_eq!(extend(10, 5), 5);
+        assert_eq!(extend(0x1_0005, 0xfffe), 0xfffe, "just before the wrap");
+        assert_eq!(extend(0xfffe, 3), 0x1_0003, "just after it");
+        assert_eq!(extend(0x2_0000, 0x8001), 0x1_8001);
+        assert_eq!(extend(3, 0xffff), 0xffff, "nothing below zero");
+    }
+}
