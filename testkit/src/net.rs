@@ -350,6 +350,10 @@ impl<E: Endpoint> Net<E> {
             } else if let Some(c) = self.clients.iter_mut().find(|c| c.alive && c.addr() == to) {
                 c.handle_datagram(now, from, &data);
             }
+            // Sent: a shard's buffer goes back to it, as the I/O thread gives it back.
+            if let Some(k) = self.shard_addrs.iter().position(|a| *a == from) {
+                self.shards[k].out.recycle(data);
+            }
         }
         moved
     }

@@ -247,7 +247,9 @@ impl ShardThread {
             let n = sender.send(fd, a)?;
             self.core.stats.tx_datagrams += n as u64;
             record_latency(&mut self.latency, self.oldest_input, n);
-            queued.drain(..n);
+            for d in queued.drain(..n) {
+                out.recycle(d.data);
+            }
         } else if !out.transmits.is_empty() {
             // Optimisation (docs/benchmarks.md): fan-out emits one datagram per
             // subscriber per packet, interleaving destinations. A stable sort by
@@ -256,7 +258,13 @@ impl ShardThread {
             out.transmits.sort_by_key(|d| d.to);
             let n = sender.send(fd, &out.transmits)?;
             self.core.stats.tx_datagrams += n as u64;
-            queued.extend(out.transmits.drain(..).skip(n));
+            let mut sent = std::mem::take(&mut out.transmits);
+            queued.extend(sent.drain(n..));
+            for d in sent.drain(..) {
+                out.recycle(d.data);
+            }
+            // Drained in place: the outbox keeps its capacity.
+            out.transmits = sent;
             record_latency(&mut self.latency, self.oldest_input, n);
         }
         while queued.len() > MAX_QUEUED_SENDS {

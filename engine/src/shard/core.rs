@@ -70,6 +70,29 @@ pub struct Outbox {
     pub control: Vec<(ShardId, Control)>,
     /// Media for other shards, indexed by shard (empty: nothing to send).
     pub media: Vec<MediaBatch>,
+    /// Buffers of datagrams already sent, for the next ones (the I/O layer gives them
+    /// back with [`Outbox::recycle`]): the send path allocates none in steady state.
+    pub spare: Vec<Vec<u8>>,
+}
+
+/// Sent buffers kept for reuse, at most: two sends' worth of a large fan-out.
+const MAX_SPARE: usize = 2048;
+
+impl Outbox {
+    /// Gives back the buffer of a datagram that was sent.
+    pub fn recycle(&mut self, data: Vec<u8>) {
+        if self.spare.len() < MAX_SPARE {
+            self.spare.push(data);
+        }
+    }
+
+    /// A buffer of `len` zeroed bytes, reused where one was given back.
+    pub(super) fn buffer(&mut self, len: usize) -> Vec<u8> {
+        let mut b = self.spare.pop().unwrap_or_default();
+        b.clear();
+        b.resize(len, 0);
+        b
+    }
 }
 
 /// One shard's state. See the module docs.
@@ -138,6 +161,7 @@ impl ShardCore {
                 notices: Vec::new(),
                 control: Vec::new(),
                 media: (0..shards).map(|_| Vec::new()).collect(),
+                spare: Vec::new(),
             },
             #[cfg(feature = "fault-injection")]
             slow_input: std::time::Duration::ZERO,

@@ -232,7 +232,7 @@ pub(crate) fn send(
         return Err(NotSent::NotReady);
     };
     let stream = stream(path, rtc, s.ssrc, s.mid, s.fwd.track, s.clock_rate, now);
-    let mut buf = vec![0u8; MAX_HEADER + s.fwd.payload.len() + MAX_RTP_OVERHEAD + OUTPUT_SLACK];
+    let mut buf = out.buffer(MAX_HEADER + s.fwd.payload.len() + MAX_RTP_OVERHEAD + OUTPUT_SLACK);
     let mut head = [0u8; MAX_HEADER];
     let hlen = write_header(&mut head, stream, s.ssrc, &s.header, s.fwd);
     stream.last_time = s.header.time;
@@ -275,7 +275,7 @@ pub(crate) fn resend(
         return Err(NotSent::NotReady);
     };
     let mut head = [0u8; MAX_HEADER];
-    let mut buf = vec![0u8; MAX_HEADER + 2 + fwd.payload.len() + MAX_RTP_OVERHEAD + OUTPUT_SLACK];
+    let mut buf = out.buffer(MAX_HEADER + 2 + fwd.payload.len() + MAX_RTP_OVERHEAD + OUTPUT_SLACK);
     let n = match (stream.rtx.as_mut(), rtx_pt) {
         (Some((rtx_ssrc, next)), Some(pt)) => {
             let rtx_ssrc = *rtx_ssrc;
