@@ -2,8 +2,8 @@
 //! publisher's shard and becomes one request to the publisher, at most one per track per
 //! [`KEYFRAME_INTERVAL`]; a request inside the interval is held and sent when it ends.
 //!
-//! NACKs and receiver reports need nothing here: str0m answers a subscriber's NACKs from
-//! its resend cache and keeps each session's reports.
+//! A subscriber's NACKs are answered on its own shard, from the track's history
+//! (`send.rs`); str0m keeps each session's reports.
 
 use std::time::{Duration, Instant};
 
