@@ -160,6 +160,58 @@ const CASES = {
     log('  alice, with UDP to the media ports dropped, sends and receives over ICE-TCP');
   },
 
+  // 20% of UDP lost each way (nftables in alice's network namespace: this kernel has no
+  // netem): both keep decoding without a freeze of 2 s or more. Alice's losses toward
+  // the server are repaired by her browser's resends; the server's toward her from the
+  // engine's own history (its NACK answers, counted in /metrics).
+  async loss(s) {
+    const ns = await netns('loss');
+    s.cleanups.push(() => ns.close());
+    const token = 'e2e-loss';
+    const srv = await s.server(['--metrics-token', token], { ip: ns.host });
+    ns.run(['nft', 'add', 'table', 'inet', 'peercalls']);
+    for (const [chain, hook] of [['in', 'input'], ['out', 'output']]) {
+      ns.run(['nft', 'add', 'chain', 'inet', 'peercalls', chain, `{ type filter hook ${hook} priority 0 ; }`]);
+      ns.run(['nft', 'add', 'rule', 'inet', 'peercalls', chain, 'meta', 'l4proto', 'udp', 'numgen', 'random', 'mod', '100', 'lt', '20', 'drop']);
+    }
+    const r = room('loss');
+    const alice = await s.person('alice', { executablePath: await ns.browser(CHROMIUM), secureOrigin: srv.url });
+    await alice.page.goto(`${srv.url}/call/${r}`);
+    await join(alice);
+    const bob = await s.person('bob', { secureOrigin: srv.url });
+    await bob.page.goto(`${srv.url}/call/${r}`);
+    await join(bob);
+    await waitDecodes(alice, 'bob');
+    await waitDecodes(bob, 'alice');
+    // Ten seconds of frames, sampled every 100 ms: the longest time without a new one.
+    const frames = async (p, from) => (await inbound(p))?.find((x) => x.name === from && x.kind === 'video' && !x.screen)?.framesDecoded ?? 0;
+    const watch = [[alice, 'bob'], [bob, 'alice']].map(([p, from]) => ({ p, from, last: 0, since: Date.now(), longest: 0, first: 0 }));
+    for (const w of watch) w.first = w.last = await frames(w.p, w.from);
+    const end = Date.now() + 10_000;
+    while (Date.now() < end) {
+      await sleep(100);
+      for (const w of watch) {
+        const n = await frames(w.p, w.from);
+        const now = Date.now();
+        if (n > w.last) {
+          w.longest = Math.max(w.longest, now - w.since);
+          [w.last, w.since] = [n, now];
+        }
+      }
+    }
+    for (const w of watch) {
+      w.longest = Math.max(w.longest, Date.now() - w.since);
+      log(`  ${w.p.name} decodes ${w.from} through 20% loss each way: ${w.last - w.first} frames in 10 s, longest gap ${w.longest} ms`);
+      if (w.last - w.first < 50) throw new Error(`${w.p.name} decoded only ${w.last - w.first} frames of ${w.from} in 10 s`);
+      if (w.longest >= 2000) throw new Error(`${w.p.name}'s video of ${w.from} froze for ${w.longest} ms`);
+    }
+    const metrics = await (await fetch(`${srv.url}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).text();
+    const resent = metrics.split('\n').filter((l) => l.startsWith('peercalls_shard_rtp_resent_total'))
+      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    log(`  the server resent ${resent} packets from its history`);
+    if (!(resent > 0)) throw new Error('the server resent nothing to alice');
+  },
+
   // Firefox ESR and Chromium in one room decode each other. Firefox gathers no loopback
   // candidates, so the server listens on the host side of a veth pair: a real interface.
   async firefox(s) {
