@@ -14,6 +14,7 @@ pub mod latency;
 pub mod media_check;
 pub mod msg;
 pub mod rtcp;
+pub mod rtp_header;
 pub mod shard;
 pub mod srtp;
 pub mod stats;

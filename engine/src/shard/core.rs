@@ -59,6 +59,7 @@ pub struct Datagram {
 }
 
 /// What the shard produced since the I/O layer last emptied it.
+#[derive(Default)]
 pub struct Outbox {
     /// Datagrams for the UDP socket.
     pub transmits: Vec<Datagram>,

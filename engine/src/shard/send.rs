@@ -34,11 +34,10 @@ use super::timers::Slot;
 use crate::dtls_tap;
 use crate::msg::{Forwarded, TrackId};
 use crate::rtcp::{self, SenderInfo};
+use crate::rtp_header;
 use crate::srtp::{MAX_RTP_OVERHEAD, OUTPUT_SLACK, Srtp};
 
-/// Longest RTP header the engine writes: 12 bytes, and an extension block with the
-/// MID (at most 16 bytes) and the audio level.
-const MAX_HEADER: usize = 12 + 4 + 17 + 2 + 3;
+const MAX_HEADER: usize = rtp_header::MAX_LEN;
 
 /// One peer's send side: its SRTP contexts, where its media goes, its streams.
 pub(crate) struct SendPath {
@@ -154,42 +153,23 @@ fn write_header(
     h: &Header,
     fwd: &Forwarded,
 ) -> usize {
-    buf[0] = 0x80;
-    buf[1] = (h.pt & 0x7f) | if h.marker { 0x80 } else { 0 };
-    buf[2..4].copy_from_slice(&(h.seq as u16).to_be_bytes());
-    buf[4..8].copy_from_slice(&h.time.to_be_bytes());
-    buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
-    let mut at = 16;
-    if let Some((id, mid)) = &stream.mid_ext {
-        let m = mid.as_bytes();
-        let m = &m[..m.len().min(16)];
-        if !m.is_empty() {
-            buf[at] = (id << 4) | (m.len() as u8 - 1);
-            buf[at + 1..at + 1 + m.len()].copy_from_slice(m);
-            at += 1 + m.len();
-        }
-    }
-    if let (Some(id), Some(level)) = (stream.audio_level_ext, fwd.audio_level) {
-        let voice = if fwd.voice_activity == Some(true) {
-            0x80
-        } else {
-            0
-        };
-        buf[at] = id << 4;
-        buf[at + 1] = voice | ((-level).clamp(0, 127) as u8);
-        at += 2;
-    }
-    if at == 16 {
-        return 12; // no extension
-    }
-    while (at - 16) % 4 != 0 {
-        buf[at] = 0;
-        at += 1;
-    }
-    buf[0] |= 0x10;
-    buf[12..14].copy_from_slice(&[0xbe, 0xde]);
-    buf[14..16].copy_from_slice(&(((at - 16) / 4) as u16).to_be_bytes());
-    at
+    let audio_level = stream
+        .audio_level_ext
+        .zip(fwd.audio_level)
+        .map(|(id, level)| (id, level, fwd.voice_activity == Some(true)));
+    let fields = rtp_header::Fields {
+        pt: h.pt,
+        seq: h.seq,
+        time: h.time,
+        marker: h.marker,
+        ssrc: *ssrc,
+        mid: stream
+            .mid_ext
+            .as_ref()
+            .map(|(id, mid)| (*id, mid.as_bytes())),
+        audio_level,
+    };
+    rtp_header::write(buf, &fields)
 }
 
 /// Where str0m sends this peer's media now: the destination of its last datagram that
@@ -350,10 +330,8 @@ pub(crate) fn patch_reports(peer: &mut Peer, now: Instant, data: &mut Vec<u8>) {
     let streams = &path.streams;
     let patched = rtcp::patch_sender_reports(&mut compound, |ssrc| {
         let s = streams.iter().find(|s| *s.ssrc == ssrc)?;
-        let elapsed = now.saturating_duration_since(s.last_wallclock);
-        let ticks = elapsed.as_micros() as u64 * u64::from(s.clock_rate) / 1_000_000;
         Some(SenderInfo {
-            rtp_time: s.last_time.wrapping_add(ticks as u32),
+            rtp_time: rtp_time_at(s.last_time, s.last_wallclock, s.clock_rate, now),
             packets: s.packets,
             octets: s.octets,
         })
@@ -422,6 +400,15 @@ impl ShardCore {
     }
 }
 
+/// A stream's RTP time at `now`, from its last packet's RTP time and capture time.
+/// The capture time comes from the publisher's sender reports and may be anything: the
+/// clock runs on (and wraps) however far it is.
+fn rtp_time_at(last_time: u32, last_wallclock: Instant, clock_rate: u32, now: Instant) -> u32 {
+    let elapsed = now.saturating_duration_since(last_wallclock).as_nanos();
+    let ticks = elapsed * u128::from(clock_rate) / 1_000_000_000;
+    last_time.wrapping_add(ticks as u32)
+}
+
 /// The extended sequence number nearest `last` whose low 16 bits are `seq`.
 fn extend(last: u64, seq: u16) -> u64 {
     let candidate = (last & !0xffff) | u64::from(seq);
@@ -436,7 +423,39 @@ fn extend(last: u64, seq: u16) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::extend;
+    use std::time::{Duration, Instant};
+
+    use super::{extend, rtp_time_at};
+
+    #[test]
+    fn the_rtp_clock_runs_on_from_the_last_packet_however_long_ago() {
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_millis(500);
+        assert_eq!(rtp_time_at(1000, t0, 90_000, later), 1000 + 45_000);
+        assert_eq!(
+            rtp_time_at(u32::MAX, t0, 48_000, t0 + Duration::from_millis(1)),
+            47
+        );
+        assert_eq!(
+            rtp_time_at(7, later, 90_000, t0),
+            7,
+            "a capture time after now"
+        );
+        // A publisher's report can put the capture time years away (the fuzzer found
+        // an overflow here): the clock wraps instead.
+        let ages = [Duration::from_secs(86_400 * 365 * 30), Duration::MAX];
+        for age in ages {
+            if let Some(then) = t0.checked_sub(age) {
+                rtp_time_at(0, then, 90_000, t0);
+            }
+        }
+        rtp_time_at(
+            0,
+            t0,
+            u32::MAX,
+            t0 + Duration::from_secs(86_400 * 365 * 100),
+        );
+    }
 
     #[test]
     fn a_sequence_number_extends_to_the_nearest_of_its_cycles() {
