@@ -321,7 +321,8 @@ pub(crate) fn patch_reports(peer: &mut Peer, now: Instant, data: &mut Vec<u8>) {
     let Some(path) = peer.send.as_mut() else {
         return;
     };
-    if path.streams.is_empty() || !crate::media_check::is_rtcp(data) {
+    let srtcp = data.first().is_some_and(|b| (128..=191).contains(b));
+    if path.streams.is_empty() || !srtcp || !crate::media_check::is_rtcp(data) {
         return;
     }
     let Ok((mut compound, index)) = path.srtp.unprotect_rtcp(data) else {
@@ -369,6 +370,9 @@ impl ShardCore {
                 continue;
             };
             let seq = extend(sub.last_seq, seq);
+            if seq < sub.start.first_seq || seq > sub.last_seq {
+                continue; // not a packet of this subscriber's stream
+            }
             let Some(fwd) = u64::try_from(seq as i64 - delta)
                 .ok()
                 .and_then(|s| route.history.as_ref()?.get(now, s))
