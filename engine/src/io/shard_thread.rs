@@ -165,11 +165,14 @@ impl ShardThread {
                             continue;
                         }
                         self.core.handle_datagram(now, message.source, data);
-                        // A keyframe to many subscribers is thousands of datagrams:
-                        // the first subscribers' share need not wait for the last's.
-                        if self.core.out.transmits.len() >= FLUSH_EVERY {
-                            self.flush(fd, &mut sender, &mut queued)?;
-                        }
+                    }
+                    // A keyframe to many subscribers is thousands of datagrams: the
+                    // first subscribers' share need not wait for the last's. Sent after
+                    // each message, not each datagram: a GRO message is a burst from one
+                    // publisher (a frame), so each subscriber's share of it goes to the
+                    // kernel together, as one GSO send.
+                    if self.core.out.transmits.len() >= FLUSH_EVERY {
+                        self.flush(fd, &mut sender, &mut queued)?;
                     }
                 }
                 self.flush(fd, &mut sender, &mut queued)?;
