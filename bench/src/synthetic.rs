@@ -95,8 +95,9 @@ pub struct SyntheticPeer {
     /// Why it failed, if it did.
     pub error: Option<String>,
     /// It failed because str0m gave up waiting (ICE or the DTLS handshake timed out),
-    /// or because the server refused it at capacity (`unavailable`): what a peer sees
-    /// from a saturated server.
+    /// because the server refused it at capacity (`unavailable`), or because the server
+    /// ended its session before it connected (`media_ended`: the server's connect
+    /// timeout): what a peer sees from a saturated server.
     pub timed_out: bool,
     next_ping: Instant,
     transmits: Vec<Datagram>,
@@ -338,8 +339,11 @@ impl SyntheticPeer {
                 ServerMessage::TrackPublished { .. } => self.subscribe_to_new_tracks(),
                 ServerMessage::Subscribed { tracks } => self.subscribed += tracks.len(),
                 ServerMessage::Error { code, reason, .. } => {
-                    // Refused at capacity: the server is saturated, as a timeout would say.
-                    self.timed_out |= code == ErrorCode::Unavailable && self.error.is_none();
+                    // Refused at capacity, or its handshake not done before the server's
+                    // connect timeout: the server is saturated, as a timeout would say.
+                    let saturated = code == ErrorCode::Unavailable
+                        || (code == ErrorCode::MediaEnded && !self.connected);
+                    self.timed_out |= saturated && self.error.is_none();
                     self.fail(format!("server refused ({code:?}): {reason}"));
                 }
                 _ => {}
