@@ -87,11 +87,16 @@ impl Outbox {
         }
     }
 
-    /// A buffer of `len` zeroed bytes, reused where one was given back.
+    /// A buffer of `len` bytes to write a datagram into, reused where one was given
+    /// back. What a reused buffer held is left in place (the writer overwrites what it
+    /// keeps): zeroing every byte of every datagram was 2% of a busy shard.
     pub(super) fn buffer(&mut self, len: usize) -> Vec<u8> {
         let mut b = self.spare.pop().unwrap_or_default();
-        b.clear();
-        b.resize(len, 0);
+        if b.len() >= len {
+            b.truncate(len);
+        } else {
+            b.resize(len, 0);
+        }
         b
     }
 }
