@@ -16,18 +16,46 @@ pub const KEEP: Duration = Duration::from_millis(1500);
 
 pub(crate) struct History {
     slots: Box<[Option<(Instant, Forwarded)>]>,
+    /// The oldest sequence number that may still be held: packets from here on that
+    /// have aged past [`KEEP`] are let go as new ones come, so the ring holds about
+    /// [`KEEP`] of payloads, not [`SLOTS`] of them (at 120 packets a second, 4 s).
+    oldest: u64,
 }
 
 impl History {
     pub(crate) fn new() -> Self {
         Self {
             slots: (0..SLOTS).map(|_| None).collect(),
+            oldest: 0,
         }
     }
 
-    /// Keeps a forwarded packet (the publisher's sequence number is its place).
+    /// Keeps a forwarded packet (the publisher's sequence number is its place), and
+    /// lets go of the packets that aged past [`KEEP`].
     pub(crate) fn keep(&mut self, now: Instant, fwd: &Forwarded) {
         self.slots[fwd.seq as usize % SLOTS] = Some((now, fwd.clone()));
+        // At most a ring's worth per call, however far the sequence jumped.
+        self.oldest = self.oldest.max(fwd.seq.saturating_sub(SLOTS as u64 - 1));
+        while self.oldest < fwd.seq {
+            let slot = &mut self.slots[self.oldest as usize % SLOTS];
+            match slot {
+                Some((at, old)) if old.seq == self.oldest => {
+                    if now.saturating_duration_since(*at) <= KEEP {
+                        break;
+                    }
+                    *slot = None;
+                }
+                // Lost on the way in, or its slot reused: nothing to let go.
+                _ => {}
+            }
+            self.oldest += 1;
+        }
+    }
+
+    /// Packets held now.
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
     }
 
     /// The packet with the publisher's sequence number `seq`, if it is still here and
@@ -74,5 +102,23 @@ mod tests {
         assert!(h.get(t0 + KEEP + Duration::from_millis(1), 1050).is_none());
         h.keep(t0, &packet(1050 + SLOTS as u64));
         assert!(h.get(t0, 1050).is_none(), "its slot was taken");
+    }
+
+    #[test]
+    fn packets_older_than_the_window_are_let_go_as_new_ones_come() {
+        let t0 = Instant::now();
+        let mut h = History::new();
+        // 100 packets a second for 5 s: about 1.5 s of them stay, not the ring's 512.
+        for i in 0..500u64 {
+            h.keep(t0 + Duration::from_millis(10 * i), &packet(i));
+        }
+        let held = h.held();
+        assert!((150..=152).contains(&held), "{held} held");
+        let now = t0 + Duration::from_millis(4990);
+        assert!(h.get(now, 499).is_some() && h.get(now, 350).is_some());
+        assert!(h.get(now, 300).is_none());
+        // A jump far ahead keeps the walk bounded and the new packet.
+        h.keep(now, &packet(1_000_000));
+        assert!(h.get(now, 1_000_000).is_some());
     }
 }
