@@ -537,19 +537,19 @@ fn encode(dir: &Path, file: &str, args: &[&str]) -> String {
     path.to_str().unwrap().to_string()
 }
 
-#[test]
-fn ivf_and_ogg_files_play_in_a_loop_with_continuous_timestamps() {
-    let dir = media_dir("vp8");
-    let ivf = encode(
-        &dir,
-        "pattern.ivf",
+/// A VP8 test pattern of `seconds` in an IVF file, a keyframe every `gop` frames.
+fn vp8_pattern(dir: &Path, file: &str, seconds: u32, gop: u32) -> String {
+    let (seconds, gop) = (seconds.to_string(), gop.to_string());
+    encode(
+        dir,
+        file,
         &[
             "-f",
             "lavfi",
             "-i",
             "testsrc=size=320x240:rate=30",
             "-t",
-            "1",
+            &seconds,
             "-c:v",
             "libvpx",
             "-deadline",
@@ -557,9 +557,15 @@ fn ivf_and_ogg_files_play_in_a_loop_with_continuous_timestamps() {
             "-b:v",
             "300k",
             "-g",
-            "10",
+            &gop,
         ],
-    );
+    )
+}
+
+#[test]
+fn ivf_and_ogg_files_play_in_a_loop_with_continuous_timestamps() {
+    let dir = media_dir("vp8");
+    let ivf = vp8_pattern(&dir, "pattern.ivf", 1, 10);
     let ogg = encode(
         &dir,
         "tone.ogg",
@@ -636,26 +642,7 @@ fn a_subscriber_of_a_file_starts_at_its_next_keyframe() {
     // moment after play starts, in the middle of the first group of pictures, and
     // `play` cannot make a keyframe on request.
     let dir = media_dir("gop");
-    let ivf = encode(
-        &dir,
-        "long-gop.ivf",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=30",
-            "-t",
-            "3",
-            "-c:v",
-            "libvpx",
-            "-deadline",
-            "realtime",
-            "-b:v",
-            "300k",
-            "-g",
-            "90",
-        ],
-    );
+    let ivf = vp8_pattern(&dir, "long-gop.ivf", 3, 90);
     let server = server();
     let room = "long-gop";
     let mut watcher = Watcher::join(&server, room);
@@ -985,24 +972,7 @@ fn a_codec_the_server_does_not_offer_is_refused_with_the_choices() {
 #[test]
 fn play_joins_again_after_the_server_restarts() {
     let dir = media_dir("again");
-    let ivf = encode(
-        &dir,
-        "pattern.ivf",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=160x120:rate=30",
-            "-t",
-            "1",
-            "-c:v",
-            "libvpx",
-            "-deadline",
-            "realtime",
-            "-g",
-            "10",
-        ],
-    );
+    let ivf = vp8_pattern(&dir, "pattern.ivf", 1, 10);
     let first = server();
     let addr = first.http_addr;
     let room = "again";
