@@ -212,6 +212,7 @@ impl ShardCore {
                 },
                 clock_rate,
                 fwd,
+                hint: &mut sub.sent,
             };
             let out = &mut self.out;
             let sent = catch_unwind(AssertUnwindSafe(|| send(peer, out, now, packet)));

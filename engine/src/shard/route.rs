@@ -32,6 +32,8 @@ pub(crate) struct Sub {
     /// Video waits for a keyframe before its first packet: `Some(when one was last
     /// asked for)` until then.
     pub(crate) awaiting_keyframe: Option<Instant>,
+    /// Where its stream is among the subscriber's sent streams (`send.rs`).
+    pub(crate) sent: Option<usize>,
 }
 
 impl Sub {
@@ -44,6 +46,7 @@ impl Sub {
     ) -> Self {
         Self {
             awaiting_keyframe: asked,
+            sent: None,
             slot,
             ssrc,
             mid,

@@ -102,6 +102,9 @@ fn send_path(peer: &mut Peer) {
 }
 
 /// The stream `ssrc` of `peer`, now carrying `track` (set up at its first packet).
+/// `hint` is where the caller found it last time (a peer's streams are never removed),
+/// so a packet costs no search.
+#[allow(clippy::too_many_arguments)]
 fn stream<'a>(
     path: &'a mut SendPath,
     rtc: &mut Rtc,
@@ -110,7 +113,16 @@ fn stream<'a>(
     track: TrackId,
     clock_rate: u32,
     now: Instant,
+    hint: &mut Option<usize>,
 ) -> &'a mut SentStream {
+    if let Some(i) = *hint
+        && path.streams.get(i).is_some_and(|s| s.ssrc == ssrc)
+    {
+        let s = &mut path.streams[i];
+        s.track = track;
+        s.clock_rate = clock_rate;
+        return s;
+    }
     let i = match path.streams.iter().position(|s| s.ssrc == ssrc) {
         Some(i) => i,
         None => {
@@ -139,6 +151,7 @@ fn stream<'a>(
             path.streams.len() - 1
         }
     };
+    *hint = Some(i);
     let s = &mut path.streams[i];
     s.track = track;
     s.clock_rate = clock_rate;
@@ -187,6 +200,8 @@ pub(crate) struct Send<'a> {
     pub(crate) header: Header,
     pub(crate) clock_rate: u32,
     pub(crate) fwd: &'a Forwarded,
+    /// Where the subscriber's stream was found in the peer's last time.
+    pub(crate) hint: &'a mut Option<usize>,
 }
 
 /// Why a packet was not sent.
@@ -211,7 +226,16 @@ pub(crate) fn send(
     let (Some(path), rtc) = (peer.send.as_mut(), &mut peer.rtc) else {
         return Err(NotSent::NotReady);
     };
-    let stream = stream(path, rtc, s.ssrc, s.mid, s.fwd.track, s.clock_rate, now);
+    let stream = stream(
+        path,
+        rtc,
+        s.ssrc,
+        s.mid,
+        s.fwd.track,
+        s.clock_rate,
+        now,
+        s.hint,
+    );
     let mut buf = out.buffer(MAX_HEADER + s.fwd.payload.len() + MAX_RTP_OVERHEAD + OUTPUT_SLACK);
     let mut head = [0u8; MAX_HEADER];
     let hlen = write_header(&mut head, stream, s.ssrc, &s.header, s.fwd);
