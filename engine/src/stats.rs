@@ -43,7 +43,8 @@ pub struct ShardStats {
     pub rtp_not_ready: u64,
     /// Packets resent to answer subscribers' NACKs.
     pub rtp_resent: u64,
-    /// Packets subscribers NACKed that were no longer held (older than `RTX_WINDOW`).
+    /// Packets subscribers NACKed that were not resent: no longer held (older than
+    /// `RTX_WINDOW`), or past the stream's resend budget (half what it sent).
     pub nack_unanswered: u64,
     /// Packets for other shards dropped because their channel was full.
     pub cross_shard_dropped: u64,
@@ -129,7 +130,7 @@ impl ShardStats {
             ),
             (
                 "nack_unanswered",
-                "Packets subscribers NACKed that were no longer held for resending.",
+                "Packets subscribers NACKed that were not resent (no longer held, or past the stream's resend budget).",
                 self.nack_unanswered,
             ),
             (

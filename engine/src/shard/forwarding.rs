@@ -219,6 +219,7 @@ impl ShardCore {
             match sent {
                 Ok(Ok(())) => self.stats.rtp_forwarded += 1,
                 Ok(Err(NotSent::NotReady)) => self.stats.rtp_not_ready += 1,
+                Ok(Err(NotSent::OverBudget)) => {} // resends only
                 Ok(Err(NotSent::Failed)) => {
                     self.doomed.push((sub.slot, "SRTP failed".into()));
                 }

@@ -62,9 +62,56 @@ pub(crate) struct SentStream {
     octets: u32,
     /// The repair stream (RTX) and the index of its next packet.
     rtx: Option<(Ssrc, u64)>,
+    /// How much of it may be resent: see [`ResendBudget`].
+    budget: ResendBudget,
     /// Header extension ids the peer negotiated on this m-line.
     mid_ext: Option<(u8, Mid)>,
     audio_level_ext: Option<u8>,
+}
+
+/// Resends of one stream, at most half as many as it sent in the last second (and
+/// [`MIN_RESENDS`] a second whatever it sent): a real receiver on a link losing 20% asks
+/// for far less, and a peer that NACKs the same packets over and over (each NACK costs
+/// it 16 bytes and the server a kilobyte or more per packet named) gets no more.
+struct ResendBudget {
+    window: Instant,
+    sent: u32,
+    resent: u32,
+    allowed: u32,
+}
+
+/// Resends a second a stream may always have, however little it sent.
+const MIN_RESENDS: u32 = 30;
+
+impl ResendBudget {
+    fn new(now: Instant) -> Self {
+        Self {
+            window: now,
+            sent: 0,
+            resent: 0,
+            allowed: MIN_RESENDS,
+        }
+    }
+
+    fn roll(&mut self, now: Instant) {
+        if now.saturating_duration_since(self.window) >= std::time::Duration::from_secs(1) {
+            self.allowed = (self.sent / 2).max(MIN_RESENDS);
+            (self.window, self.sent, self.resent) = (now, 0, 0);
+        }
+    }
+
+    fn sent(&mut self, now: Instant) {
+        self.roll(now);
+        self.sent += 1;
+    }
+
+    /// Takes one resend from the budget, if it has one.
+    fn take(&mut self, now: Instant) -> bool {
+        self.roll(now);
+        let ok = self.resent < self.allowed;
+        self.resent += u32::from(ok);
+        ok
+    }
 }
 
 /// What the header of one packet to a subscriber says.
@@ -145,6 +192,7 @@ fn stream<'a>(
                 packets: 0,
                 octets: 0,
                 rtx,
+                budget: ResendBudget::new(now),
                 mid_ext,
                 audio_level_ext,
             });
@@ -210,6 +258,8 @@ pub(crate) enum NotSent {
     NotReady,
     /// The cipher refused (never expected).
     Failed,
+    /// The stream's resend budget is spent.
+    OverBudget,
 }
 
 /// Sends one forwarded packet to `peer` (counted in its sender reports).
@@ -243,6 +293,7 @@ pub(crate) fn send(
     stream.last_wallclock = s.fwd.wallclock;
     stream.packets = stream.packets.wrapping_add(1);
     stream.octets = stream.octets.wrapping_add(s.fwd.payload.len() as u32);
+    stream.budget.sent(now);
     let n = path
         .srtp
         .protect_rtp_into(
@@ -264,6 +315,7 @@ pub(crate) fn send(
 pub(crate) fn resend(
     peer: &mut Peer,
     out: &mut Outbox,
+    now: Instant,
     ssrc: Ssrc,
     header: Header,
     rtx_pt: Option<u8>,
@@ -278,6 +330,9 @@ pub(crate) fn resend(
     let Some(stream) = path.stream_mut(ssrc) else {
         return Err(NotSent::NotReady);
     };
+    if !stream.budget.take(now) {
+        return Err(NotSent::OverBudget);
+    }
     let mut head = [0u8; MAX_HEADER];
     let mut buf = out.buffer(MAX_HEADER + 2 + fwd.payload.len() + MAX_RTP_OVERHEAD + OUTPUT_SLACK);
     let n = match (stream.rtx.as_mut(), rtx_pt) {
@@ -421,8 +476,10 @@ impl ShardCore {
                 time: fwd.time.wrapping_add(offset),
                 marker: fwd.marker,
             };
-            if resend(peer, &mut self.out, ssrc, header, rtx_pt, fwd).is_ok() {
-                self.stats.rtp_resent += 1;
+            match resend(peer, &mut self.out, now, ssrc, header, rtx_pt, fwd) {
+                Ok(()) => self.stats.rtp_resent += 1,
+                Err(NotSent::OverBudget) => self.stats.nack_unanswered += 1,
+                Err(_) => {}
             }
         }
     }

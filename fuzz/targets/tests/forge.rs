@@ -183,3 +183,71 @@ fn the_shard_holds_the_srtp_keys_of_each_session() {
         assert!(client.active && !server.active);
     }
 }
+
+/// A subscriber that NACKs the same packets over and over gets at most half as many
+/// resends a second as its stream carries (30 whatever it carries), and the publisher
+/// and the shard go on as before.
+#[test]
+fn a_nack_flood_gets_no_more_than_the_streams_resend_budget() {
+    let mut w = World::connected().expect("connects");
+    for seq in 100..140 {
+        w.send_media(CALM, seq);
+        w.step(Duration::from_millis(20));
+    }
+    w.run_for(Duration::from_millis(200));
+    let mut forge = w.clients[HOSTILE].forge().expect("keys");
+    let hostile = &mut w.clients[HOSTILE];
+    let mid = hostile.mid_of("hostile-video").unwrap();
+    let (ssrc, _) = hostile.ssrcs(mid).unwrap();
+    // The last packets the hostile peer received on each of its streams, named again
+    // and again: 200 NACKs of 17 packets each, at one instant.
+    // (receiving_ssrcs lists the m-lines in the order their first packet came.)
+    let toward = hostile.receiving_ssrcs();
+    let mut mids = Vec::new();
+    for g in &hostile.received {
+        if !mids.contains(&g.mid) {
+            mids.push(g.mid);
+        }
+    }
+    let last: Vec<(u32, u16)> = toward
+        .iter()
+        .zip(&mids)
+        .filter_map(|(s, mid)| {
+            let got = hostile.received.iter().rev().find(|g| g.mid == *mid)?;
+            Some((**s, (got.seq as u16).wrapping_sub(16)))
+        })
+        .collect();
+    assert!(!last.is_empty());
+    let before = w.shards[0].stats;
+    for _ in 0..200 {
+        for (media, first) in &last {
+            let mut nack = vec![0x81, 205, 0, 3];
+            nack.extend_from_slice(&ssrc.to_be_bytes());
+            nack.extend_from_slice(&media.to_be_bytes());
+            nack.extend_from_slice(&first.to_be_bytes());
+            nack.extend_from_slice(&0xffffu16.to_be_bytes());
+            let d = forge.protect_rtcp(&nack).unwrap();
+            let src = w.addr(HOSTILE);
+            w.deliver(src, &d);
+        }
+    }
+    let after = w.shards[0].stats;
+    let resent = after.rtp_resent - before.rtp_resent;
+    assert!(resent > 0, "the first NACK is answered");
+    // 40 packets sent a second on each stream at most: 30 resends each.
+    assert!(
+        resent <= 30 * last.len() as u64,
+        "{resent} resends for {} streams",
+        last.len()
+    );
+    assert!(after.nack_unanswered - before.nack_unanswered > 1000);
+    // The call goes on.
+    let got = w.clients[CALM].received.len();
+    for seq in 140..150 {
+        w.send_media(HOSTILE, seq);
+        w.step(Duration::from_millis(20));
+    }
+    w.run_for(Duration::from_millis(200));
+    assert!(w.clients[CALM].received.len() > got);
+    assert_eq!(w.shards[0].stats.peer_panics, 0);
+}
