@@ -506,6 +506,64 @@ fn nack_and_rtx_recover_losses_on_both_legs() {
     );
 }
 
+/// One owner per SSRC: str0m sends the RTCP of a subscriber's session, the engine its
+/// RTP (and RTX), and the engine rewrites str0m's sender reports in place. No (SSRC,
+/// SRTP index) and no (SSRC, SRTCP index) goes out twice under the session's keys,
+/// resends and rewritten reports included.
+#[test]
+fn no_srtp_or_srtcp_index_is_sent_twice_for_one_ssrc() {
+    let mut h = setup(0);
+    let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
+    subscribe_and_wait(&mut h, &tracks);
+    let subscriber = h.clients[1].addr;
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let log = seen.clone();
+    let mut sent = 0;
+    h.loss = Some(Box::new(move |_, to, d| {
+        if to != subscriber || d.len() < 12 || !(128..=191).contains(&d[0]) {
+            return false;
+        }
+        let rtcp = (192..=223).contains(&d[1]);
+        let (ssrc, index) = if rtcp {
+            // AEAD: E flag and index are the last 4 bytes.
+            let e = &d[d.len() - 4..];
+            (
+                &d[4..8],
+                u32::from_be_bytes([e[0], e[1], e[2], e[3]]) & 0x7fff_ffff,
+            )
+        } else {
+            (&d[8..12], u32::from(u16::from_be_bytes([d[2], d[3]])))
+        };
+        let ssrc = u32::from_be_bytes([ssrc[0], ssrc[1], ssrc[2], ssrc[3]]);
+        log.borrow_mut().push((rtcp, ssrc, index));
+        // Every 9th RTP datagram lost: resends go out too.
+        sent += usize::from(!rtcp);
+        !rtcp && sent % 9 == 0
+    }));
+    for i in 0..150 {
+        h.send(0, "alice", "alice-video", Codec::Vp8, i, &payload(i));
+        h.send(0, "alice", "alice-audio", Codec::Opus, i, &payload(i)[..80]);
+        h.run_for(Duration::from_millis(20));
+    }
+    h.loss = None;
+    h.run_for(Duration::from_secs(1));
+    let mut all = seen.borrow().clone();
+    let (rtcp, rtp) = (
+        all.iter().filter(|p| p.0).count(),
+        all.iter().filter(|p| !p.0).count(),
+    );
+    assert!(
+        rtcp >= 4 && rtp >= 300,
+        "{rtcp} SRTCP, {rtp} SRTP datagrams seen"
+    );
+    let resent: u64 = h.shards.iter().map(|s| s.stats.rtp_resent).sum();
+    assert!(resent > 0, "resends were part of it");
+    all.sort_unstable();
+    let n = all.len();
+    all.dedup();
+    assert_eq!(all.len(), n, "an (SSRC, index) pair went out twice");
+}
+
 /// A subscriber's NACK is answered while the lost packet is within the resend window
 /// (`RTX_WINDOW`, 1.5 s: half of str0m's 3 s) and not after it. Everything the
 /// subscriber sends (its NACKs among it) is held back for a while, then delivered in
