@@ -334,11 +334,7 @@ impl Srtp {
         let e_index = (SRTCP_ENCRYPTED | index).to_be_bytes();
         let ssrc = u32::from_be_bytes([compound[4], compound[5], compound[6], compound[7]]);
         let (head, body) = compound.split_at(8);
-        let mut aad = [0u8; 12];
-        aad[..8].copy_from_slice(head);
-        aad[8..].copy_from_slice(&e_index);
-        let cipher = |_: ()| SrtpError::Cipher;
-        Ok(match &mut self.rtcp {
+        match &mut self.rtcp {
             Ctx::Cm {
                 auth, salt, enc, ..
             } => {
@@ -346,32 +342,26 @@ impl Srtp {
                 let mut out = vec![0u8; compound.len() + OUTPUT_SLACK];
                 out[..8].copy_from_slice(head);
                 enc.encrypt(&iv, body, &mut out[8..])
-                    .map_err(|_| cipher(()))?;
+                    .map_err(|_| SrtpError::Cipher)?;
                 out.truncate(compound.len());
                 out.extend_from_slice(&e_index);
                 let tag = self.hmac.sha1_hmac(auth, &[&out]);
                 out.extend_from_slice(&tag[..Aes128CmSha1_80::HMAC_TAG_LEN]);
-                out
+                Ok(out)
             }
             Ctx::Gcm128 { salt, enc, .. } => {
                 let iv = AeadAes128Gcm::rtcp_iv(*salt, ssrc, index);
-                let mut out = vec![0u8; compound.len() + GCM_TAG];
-                out[..8].copy_from_slice(head);
-                enc.encrypt(&iv, &aad, body, &mut out[8..])
-                    .map_err(|_| cipher(()))?;
-                out.extend_from_slice(&e_index);
-                out
+                gcm_seal_rtcp(head, body, e_index, |aad, input, out| {
+                    enc.encrypt(&iv, aad, input, out).is_ok()
+                })
             }
             Ctx::Gcm256 { salt, enc, .. } => {
                 let iv = AeadAes256Gcm::rtcp_iv(*salt, ssrc, index);
-                let mut out = vec![0u8; compound.len() + GCM_TAG];
-                out[..8].copy_from_slice(head);
-                enc.encrypt(&iv, &aad, body, &mut out[8..])
-                    .map_err(|_| cipher(()))?;
-                out.extend_from_slice(&e_index);
-                out
+                gcm_seal_rtcp(head, body, e_index, |aad, input, out| {
+                    enc.encrypt(&iv, aad, input, out).is_ok()
+                })
             }
-        })
+        }
     }
 
     /// The RTCP compound in an encrypted SRTCP packet protected with these keys, and
@@ -453,6 +443,26 @@ fn gcm_open(
     )
     .ok_or(SrtpError::Cipher)?;
     out.truncate(header_len + n);
+    Ok(out)
+}
+
+/// SRTCP with an AEAD (RFC 7714 §9): the first 8 bytes and the E flag with the index
+/// are authenticated, the rest encrypted, then the index appended.
+fn gcm_seal_rtcp(
+    head: &[u8],
+    body: &[u8],
+    e_index: [u8; 4],
+    seal: impl FnOnce(&[u8], &[u8], &mut [u8]) -> bool,
+) -> Result<Vec<u8>, SrtpError> {
+    let mut aad = [0u8; 12];
+    aad[..8].copy_from_slice(head);
+    aad[8..].copy_from_slice(&e_index);
+    let mut out = vec![0u8; 8 + body.len() + GCM_TAG];
+    out[..8].copy_from_slice(head);
+    if !seal(&aad, body, &mut out[8..]) {
+        return Err(SrtpError::Cipher);
+    }
+    out.extend_from_slice(&e_index);
     Ok(out)
 }
 
