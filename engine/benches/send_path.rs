@@ -42,6 +42,7 @@ fn measure(profile: SrtpProfile, payload: usize) -> [f64; 3] {
     let payload = vec![0x5au8; payload];
     let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
     let mut out = Outbox::default();
+    let mut bwe = engine::bwe::Bwe::new(Instant::now());
     let mut stage = |stages: usize| -> f64 {
         let mut best = Vec::new();
         for _ in 0..ROUNDS {
@@ -56,6 +57,7 @@ fn measure(profile: SrtpProfile, payload: usize) -> [f64; 3] {
                     ssrc: 0x1234_5678 + (i % 40) as u32,
                     mid: Some((4, b"3")),
                     audio_level: None,
+                    transport_seq: Some((3, bwe.sent(start, 1200))),
                 };
                 let hlen = rtp_header::write(&mut head, &fields);
                 if stages == 1 {

@@ -5,6 +5,7 @@
 //! - [`factory::PeerFactory`] builds each peer's str0m `Rtc` off the media threads.
 //! - [`msg`] is everything that crosses threads.
 
+pub mod bwe;
 pub mod codecs;
 pub mod dtls_tap;
 pub mod factory;

@@ -1,10 +1,12 @@
 //! Writing the RTP header (RFC 3550) of a packet the engine sends, with the one-byte
-//! header extensions (RFC 8285) a subscriber's browser uses: its m-line's MID and the
-//! audio level (RFC 6464).
+//! header extensions (RFC 8285) a subscriber's browser uses: its m-line's MID, the
+//! audio level (RFC 6464) and the transport-wide sequence number (for congestion
+//! control feedback).
 
 /// Longest header [`write`] makes: 12 bytes, and an extension block with a MID of at
-/// most 16 bytes and the audio level, padded to a word.
-pub const MAX_LEN: usize = 12 + 4 + (1 + 16) + 2 + 1;
+/// most 16 bytes, the audio level and the transport-wide sequence number, padded to a
+/// word.
+pub const MAX_LEN: usize = 12 + 4 + (1 + 16) + 2 + 3 + 2;
 
 /// What goes in a header.
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +21,8 @@ pub struct Fields<'a> {
     pub mid: Option<(u8, &'a [u8])>,
     /// The audio level extension's id, the level (0 to -127 dBov) and voice activity.
     pub audio_level: Option<(u8, i8, bool)>,
+    /// The transport-wide sequence number extension's id and value.
+    pub transport_seq: Option<(u8, u16)>,
 }
 
 /// Writes the header into the start of `buf` (at least [`MAX_LEN`] bytes); returns its
@@ -42,6 +46,11 @@ pub fn write(buf: &mut [u8], f: &Fields<'_>) -> usize {
         buf[at] = id << 4;
         buf[at + 1] = if voice { 0x80 } else { 0 } | (-i16::from(level)).clamp(0, 127) as u8;
         at += 2;
+    }
+    if let Some((id, seq)) = f.transport_seq {
+        buf[at] = (id << 4) | 1;
+        buf[at + 1..at + 3].copy_from_slice(&seq.to_be_bytes());
+        at += 3;
     }
     if at == 16 {
         return 12; // no extension
@@ -69,6 +78,7 @@ mod tests {
             ssrc: 0x1122_3344,
             mid: None,
             audio_level: None,
+            transport_seq: None,
         }
     }
 
@@ -115,10 +125,22 @@ mod tests {
         let f = Fields {
             mid: Some((4, &long)),
             audio_level: Some((1, -127, false)),
+            transport_seq: Some((3, 0xfffe)),
             ..fields()
         };
         let n = write(&mut buf, &f);
-        assert!(n <= MAX_LEN);
+        assert_eq!(n, MAX_LEN);
         assert_eq!(buf[16], 0x4f, "16 bytes of MID");
+    }
+
+    #[test]
+    fn the_transport_wide_sequence_number_is_a_two_byte_element() {
+        let mut buf = [0u8; MAX_LEN];
+        let f = Fields {
+            transport_seq: Some((3, 0x0102)),
+            ..fields()
+        };
+        let n = write(&mut buf, &f);
+        assert_eq!(buf[12..n], [0xbe, 0xde, 0, 1, 0x31, 1, 2, 0]);
     }
 }

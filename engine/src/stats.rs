@@ -46,6 +46,9 @@ pub struct ShardStats {
     /// Packets subscribers NACKed that were not resent: no longer held (older than
     /// `RTX_WINDOW`), or past the stream's resend budget (half what it sent).
     pub nack_unanswered: u64,
+    /// Transport-wide congestion control feedback packets read from subscribers (each
+    /// updates the subscriber's bandwidth estimate, `crate::bwe`).
+    pub twcc_feedback: u64,
     /// Packets for other shards dropped because their channel was full.
     pub cross_shard_dropped: u64,
     /// Keyframe requests sent to publishers.
@@ -58,7 +61,7 @@ impl ShardStats {
     /// Every counter with the name and meaning it has on the metrics page (Prometheus
     /// counters, `peercalls_shard_<name>_total`). A counter added to the struct belongs
     /// here too; the test below keeps the two the same size.
-    pub fn counters(&self) -> [(&'static str, &'static str, u64); 20] {
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 21] {
         [
             ("rx_datagrams", "Datagrams received.", self.rx_datagrams),
             ("rx_bytes", "Bytes received.", self.rx_bytes),
@@ -134,6 +137,11 @@ impl ShardStats {
                 self.nack_unanswered,
             ),
             (
+                "twcc_feedback",
+                "Congestion control feedback packets read from subscribers.",
+                self.twcc_feedback,
+            ),
+            (
                 "cross_shard_dropped",
                 "Packets for other shards dropped because their channel was full.",
                 self.cross_shard_dropped,
@@ -193,10 +201,11 @@ mod tests {
             rtp_not_ready: 18,
             rtp_resent: 19,
             nack_unanswered: 20,
+            twcc_feedback: 21,
         };
         let mut values: Vec<u64> = stats.counters().iter().map(|c| c.2).collect();
         values.sort();
-        assert_eq!(values, (1..=20).collect::<Vec<u64>>());
+        assert_eq!(values, (1..=21).collect::<Vec<u64>>());
         let value = |name: &str| stats.counters().iter().find(|c| c.0 == name).unwrap().2;
         assert_eq!(value("rtp_forwarded"), 11);
         assert_eq!(value("rtp_received"), 8);

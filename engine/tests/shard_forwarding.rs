@@ -673,6 +673,64 @@ fn forwarded_streams_carry_sender_reports() {
     }
 }
 
+/// Every forwarded packet carries a transport-wide sequence number; the subscriber's
+/// str0m reports their arrival (TWCC) and the engine's estimate of the path follows:
+/// at least what arrives on a clean leg, cut below it when the leg loses a third.
+#[test]
+fn twcc_feedback_gives_each_subscriber_a_bandwidth_estimate() {
+    let mut h = setup(1);
+    let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
+    subscribe_and_wait(&mut h, &tracks);
+    let sub = (h.clients[1].shard, h.clients[1].id);
+    // Sends for `secs` (50 video and 50 audio packets a second of the clients' clock):
+    // the bits per second of the last second, with about 40 bytes of header,
+    // extensions and SRTP tag a packet.
+    let mut i = 0;
+    let mut send_for = |h: &mut Harness, secs: u32| {
+        let mut last_second = (h.now, 0);
+        for n in 0..secs * 50 {
+            if n == (secs - 1) * 50 {
+                last_second = (h.now, 0);
+            }
+            h.send(0, "alice", "alice-video", Codec::Vp8, i, &payload(i));
+            h.send(0, "alice", "alice-audio", Codec::Opus, i, &payload(i)[..80]);
+            last_second.1 += (payload(i).len() + 80 + 2 * 40) as u64 * 8;
+            h.run_for(Duration::from_millis(20));
+            i += 1;
+        }
+        let elapsed = h.now.duration_since(last_second.0).as_secs_f64();
+        (last_second.1 as f64 / elapsed) as u64
+    };
+    let sent = send_for(&mut h, 3);
+    let feedback: u64 = h.shards.iter().map(|s| s.stats.twcc_feedback).sum();
+    assert!(feedback >= 20, "feedback every 50 ms: {feedback} in 3 s");
+    let shard = &h.shards[sub.0];
+    let acked = shard.acked_rate(sub.1).expect("an acked rate");
+    assert!(
+        acked * 10 >= sent * 8 && acked * 10 <= sent * 12,
+        "acked {acked} for about {sent} sent"
+    );
+    let clean = shard.bandwidth_estimate(sub.1).expect("an estimate");
+    assert!(clean >= acked, "estimate {clean} under acked {acked}");
+
+    // A third of what goes to the subscriber is lost.
+    let subscriber = h.clients[1].addr;
+    let mut n = 0;
+    h.loss = Some(Box::new(move |_, to, d| {
+        n += 1;
+        to == subscriber && is_rtp(d) && n % 3 == 0
+    }));
+    send_for(&mut h, 3);
+    let lossy = h.shards[sub.0]
+        .bandwidth_estimate(sub.1)
+        .expect("an estimate");
+    let acked = h.shards[sub.0].acked_rate(sub.1).expect("an acked rate");
+    assert!(
+        lossy < acked,
+        "estimate {lossy} not under acked {acked} at 33% loss"
+    );
+}
+
 #[test]
 fn garbage_from_a_peers_own_address_is_counted_not_fatal() {
     let mut h = setup(1);

@@ -201,6 +201,33 @@ impl ShardCore {
         self.peers.get(key)?.as_ref()?.keys.get().cloned()
     }
 
+    /// The bandwidth estimate of the path to a peer, bits per second, once its
+    /// congestion control feedback has shown one (`crate::bwe`).
+    pub fn bandwidth_estimate(&self, peer: PeerId) -> Option<u64> {
+        let key = *self.by_id.get(&peer)?;
+        self.peers
+            .get(key)?
+            .as_ref()?
+            .send
+            .as_ref()?
+            .bwe
+            .as_ref()?
+            .estimate()
+    }
+
+    /// What a peer received lately by its congestion control feedback, bits per second.
+    pub fn acked_rate(&self, peer: PeerId) -> Option<u64> {
+        let key = *self.by_id.get(&peer)?;
+        self.peers
+            .get(key)?
+            .as_ref()?
+            .send
+            .as_ref()?
+            .bwe
+            .as_ref()?
+            .acked()
+    }
+
     /// Remote addresses routed to a peer (at most `MAX_ADDRS` per peer): what a flood
     /// from unknown addresses must not grow.
     pub fn flow_count(&self) -> usize {
@@ -310,13 +337,14 @@ impl ShardCore {
         // not a reason to end the session: count it and go on. A session that really
         // broke ends through the liveness checks.
         // The subscriber's NACKs about the streams the engine sends it are answered
-        // here; str0m gets the compound too (keyframe requests, reports).
+        // here, and its TWCC feedback read; str0m gets the compound too (keyframe
+        // requests, reports).
         let mut lost = std::mem::take(&mut self.lost);
         if kind == stun::Demux::Rtp
             && !rtp
             && let Some(peer) = self.peers[key].as_mut()
         {
-            send::read_nacks(peer, data, &mut lost);
+            self.stats.twcc_feedback += send::read_feedback(peer, now, data, &mut lost);
         }
         let mut rejected = None;
         self.mutate(now, slot, |rtc| {

@@ -10,6 +10,9 @@
 //!   keyframe requests and reports); each lost packet is resent from the track's
 //!   shared [`History`](super::history::History), as RTX where the subscriber
 //!   negotiated it.
+//! - Congestion control: every packet carries a transport-wide sequence number where
+//!   the peer negotiated one; its TWCC feedback feeds the peer's bandwidth estimate
+//!   ([`crate::bwe`]).
 //! - Sender reports: str0m writes them for every stream it declared, but never saw
 //!   these streams' packets; the engine rewrites their RTP time and counts in str0m's
 //!   outgoing SRTCP (decrypted and protected again under the same SRTCP index, so no
@@ -31,6 +34,7 @@ use super::lifecycle::peer_in;
 use super::peer::Peer;
 use super::peer::TimeMap;
 use super::timers::Slot;
+use crate::bwe::Bwe;
 use crate::dtls_tap;
 use crate::msg::{Forwarded, TrackId};
 use crate::rtcp::{self, SenderInfo};
@@ -46,6 +50,9 @@ pub(crate) struct SendPath {
     /// Reads what the peer sends (its SRTCP: NACKs).
     inbound: Srtp,
     pub(crate) streams: Vec<SentStream>,
+    /// The peer's bandwidth estimate, once a stream negotiated transport-wide
+    /// sequence numbers.
+    pub(crate) bwe: Option<Bwe>,
 }
 
 /// One stream the engine sends a peer (an m-line's SSRC), whatever track it carries.
@@ -67,6 +74,7 @@ pub(crate) struct SentStream {
     /// Header extension ids the peer negotiated on this m-line.
     mid_ext: Option<(u8, Mid)>,
     audio_level_ext: Option<u8>,
+    twcc_ext: Option<u8>,
 }
 
 /// Resends of one stream, at most half as many as it sent in the last second (and
@@ -133,11 +141,8 @@ impl SendPath {
             srtp,
             inbound,
             streams: Vec::new(),
+            bwe: None,
         })
-    }
-
-    fn stream_mut(&mut self, ssrc: Ssrc) -> Option<&mut SentStream> {
-        self.streams.iter_mut().find(|s| s.ssrc == ssrc)
     }
 }
 
@@ -148,12 +153,12 @@ fn send_path(peer: &mut Peer) {
     }
 }
 
-/// The stream `ssrc` of `peer`, now carrying `track` (set up at its first packet).
-/// `hint` is where the caller found it last time (a peer's streams are never removed),
-/// so a packet costs no search.
+/// Where the stream `ssrc` of `peer` is in its streams, now carrying `track` (set up
+/// at its first packet). `hint` is where the caller found it last time (a peer's
+/// streams are never removed), so a packet costs no search.
 #[allow(clippy::too_many_arguments)]
-fn stream<'a>(
-    path: &'a mut SendPath,
+fn stream(
+    path: &mut SendPath,
     rtc: &mut Rtc,
     ssrc: Ssrc,
     mid: Mid,
@@ -161,14 +166,14 @@ fn stream<'a>(
     clock_rate: u32,
     now: Instant,
     hint: &mut Option<usize>,
-) -> &'a mut SentStream {
+) -> usize {
     if let Some(i) = *hint
         && path.streams.get(i).is_some_and(|s| s.ssrc == ssrc)
     {
         let s = &mut path.streams[i];
         s.track = track;
         s.clock_rate = clock_rate;
-        return s;
+        return i;
     }
     let i = match path.streams.iter().position(|s| s.ssrc == ssrc) {
         Some(i) => i,
@@ -183,6 +188,10 @@ fn stream<'a>(
                 .and_then(|e| e.id_of(Extension::RtpMid))
                 .map(|id| (id, mid));
             let audio_level_ext = exts.and_then(|e| e.id_of(Extension::AudioLevel));
+            let twcc_ext = exts.and_then(|e| e.id_of(Extension::TransportSequenceNumber));
+            if twcc_ext.is_some() && path.bwe.is_none() {
+                path.bwe = Some(Bwe::new(now));
+            }
             path.streams.push(SentStream {
                 ssrc,
                 track,
@@ -195,6 +204,7 @@ fn stream<'a>(
                 budget: ResendBudget::new(now),
                 mid_ext,
                 audio_level_ext,
+                twcc_ext,
             });
             path.streams.len() - 1
         }
@@ -203,13 +213,16 @@ fn stream<'a>(
     let s = &mut path.streams[i];
     s.track = track;
     s.clock_rate = clock_rate;
-    s
+    i
 }
 
-/// Writes an RTP header for `stream` into `buf`; returns its length.
+/// Writes an RTP header for `stream` into `buf`; returns its length. The packet takes
+/// the peer's next transport-wide sequence number where the stream has the extension.
 fn write_header(
     buf: &mut [u8],
     stream: &SentStream,
+    bwe: Option<&mut Bwe>,
+    now: Instant,
     ssrc: Ssrc,
     h: &Header,
     fwd: &Forwarded,
@@ -229,6 +242,17 @@ fn write_header(
             .as_ref()
             .map(|(id, mid)| (*id, mid.as_bytes())),
         audio_level,
+        transport_seq: None,
+    };
+    let Some((id, bwe)) = stream.twcc_ext.zip(bwe) else {
+        return rtp_header::write(buf, &fields);
+    };
+    // The size the estimate counts: the datagram, with the cipher's tag at most.
+    let with_seq_len = rtp_header::write(buf, &fields) + 3;
+    let size = with_seq_len + fwd.payload.len() + MAX_RTP_OVERHEAD;
+    let fields = rtp_header::Fields {
+        transport_seq: Some((id, bwe.sent(now, size))),
+        ..fields
     };
     rtp_header::write(buf, &fields)
 }
@@ -276,7 +300,7 @@ pub(crate) fn send(
     let (Some(path), rtc) = (peer.send.as_mut(), &mut peer.rtc) else {
         return Err(NotSent::NotReady);
     };
-    let stream = stream(
+    let i = stream(
         path,
         rtc,
         s.ssrc,
@@ -286,9 +310,18 @@ pub(crate) fn send(
         now,
         s.hint,
     );
+    let stream = &mut path.streams[i];
     let mut buf = out.buffer(MAX_HEADER + s.fwd.payload.len() + MAX_RTP_OVERHEAD + OUTPUT_SLACK);
     let mut head = [0u8; MAX_HEADER];
-    let hlen = write_header(&mut head, stream, s.ssrc, &s.header, s.fwd);
+    let hlen = write_header(
+        &mut head,
+        stream,
+        path.bwe.as_mut(),
+        now,
+        s.ssrc,
+        &s.header,
+        s.fwd,
+    );
     stream.last_time = s.header.time;
     stream.last_wallclock = s.fwd.wallclock;
     stream.packets = stream.packets.wrapping_add(1);
@@ -327,7 +360,7 @@ pub(crate) fn resend(
     let Some(path) = peer.send.as_mut() else {
         return Err(NotSent::NotReady);
     };
-    let Some(stream) = path.stream_mut(ssrc) else {
+    let Some(stream) = path.streams.iter_mut().find(|s| s.ssrc == ssrc) else {
         return Err(NotSent::NotReady);
     };
     if !stream.budget.take(now) {
@@ -346,7 +379,7 @@ pub(crate) fn resend(
                 time: header.time,
                 marker: header.marker,
             };
-            let hlen = write_header(&mut head, stream, rtx_ssrc, &h, fwd);
+            let hlen = write_header(&mut head, stream, path.bwe.as_mut(), now, rtx_ssrc, &h, fwd);
             let mut payload = Vec::with_capacity(2 + fwd.payload.len());
             payload.extend_from_slice(&(header.seq as u16).to_be_bytes());
             payload.extend_from_slice(&fwd.payload);
@@ -354,7 +387,15 @@ pub(crate) fn resend(
                 .protect_rtp_into(&head[..hlen], &payload, *rtx_ssrc, index, &mut buf)
         }
         _ => {
-            let hlen = write_header(&mut head, stream, ssrc, &header, fwd);
+            let hlen = write_header(
+                &mut head,
+                stream,
+                path.bwe.as_mut(),
+                now,
+                ssrc,
+                &header,
+                fwd,
+            );
             path.srtp
                 .protect_rtp_into(&head[..hlen], &fwd.payload, *ssrc, header.seq, &mut buf)
         }
@@ -373,17 +414,24 @@ fn push(out: &mut Outbox, proto: Protocol, to: SocketAddr, data: Vec<u8>) {
     queue.push(Datagram { to, data });
 }
 
-/// The lost packets a peer's SRTCP reports, `(stream, sequence number)`, read with its
-/// own keys. Nothing when it is not SRTCP for streams the engine sends.
-pub(crate) fn read_nacks(peer: &mut Peer, srtcp: &[u8], lost: &mut Vec<(Ssrc, u16)>) {
+/// Reads a peer's SRTCP (with its own keys) for what the engine answers itself: the
+/// lost packets its NACKs report, `(stream, sequence number)`, into `lost`, and its
+/// TWCC feedback, into its bandwidth estimate. Returns how many TWCC feedback packets
+/// it held. Nothing when it is not SRTCP for streams the engine sends.
+pub(crate) fn read_feedback(
+    peer: &mut Peer,
+    now: Instant,
+    srtcp: &[u8],
+    lost: &mut Vec<(Ssrc, u16)>,
+) -> u64 {
     let Some(path) = peer.send.as_mut() else {
-        return;
+        return 0;
     };
     if path.streams.is_empty() {
-        return;
+        return 0;
     }
     let Ok((compound, _)) = path.inbound.unprotect_rtcp(srtcp) else {
-        return;
+        return 0;
     };
     let streams = &path.streams;
     rtcp::nacks(&compound, |media, seq| {
@@ -391,6 +439,14 @@ pub(crate) fn read_nacks(peer: &mut Peer, srtcp: &[u8], lost: &mut Vec<(Ssrc, u1
             lost.push((media.into(), seq));
         }
     });
+    let Some(bwe) = path.bwe.as_mut() else {
+        return 0;
+    };
+    let feedbacks = rtcp::twcc(&compound, |a| bwe.arrival(a));
+    if feedbacks > 0 {
+        bwe.feedback_done(now);
+    }
+    feedbacks
 }
 
 /// Fills in the sender reports str0m wrote at `now` for the streams the engine sends

@@ -17,8 +17,10 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use engine::bwe::Bwe;
 use engine::codecs::CodecDesc;
 use engine::msg::{Notice, PeerId, TrackId, TrackName};
+use engine::rtcp::{self, SenderInfo};
 use engine::shard::ShardCore;
 use engine::{media_check, stun};
 use protocol::ClientMessage;
@@ -43,6 +45,7 @@ pub const TARGETS: &[Target] = &[
     ("app_messages", app_messages),
     ("app_sdp", app_sdp),
     ("http_ws", http_ws),
+    ("rtcp_feedback", rtcp_feedback),
 ];
 
 /// The engine's own parsers of network bytes: RFC 7983 demux, the STUN username used to
@@ -399,4 +402,32 @@ pub fn app_sdp(data: &[u8]) {
 /// The signalling port's HTTP request parsing and WebSocket frame reading.
 pub fn http_ws(data: &[u8]) {
     signaling::transport::fuzzing::http_ws(data);
+}
+
+/// The engine's own RTCP readers and writer on a plaintext compound, as a subscriber's
+/// decrypted SRTCP reaches them: its NACKs, its TWCC feedback (read twice, as feedback
+/// repeats itself) into a bandwidth estimate that has sent 2,000 packets, and the
+/// sender-report rewrite. The estimate stays within its bounds whatever the feedback.
+pub fn rtcp_feedback(data: &[u8]) {
+    rtcp::nacks(data, |_, _| {});
+    let t0 = Instant::now();
+    let mut bwe = Bwe::new(t0);
+    for i in 0..2_000 {
+        bwe.sent(t0 + Duration::from_micros(i * 500), 1_200);
+    }
+    for round in 1..=2 {
+        rtcp::twcc(data, |a| bwe.arrival(a));
+        bwe.feedback_done(t0 + Duration::from_secs(round));
+    }
+    if let Some(e) = bwe.estimate() {
+        assert!((30_000..=100_000_000).contains(&e), "estimate {e}");
+    }
+    let mut copy = data.to_vec();
+    let info = SenderInfo {
+        rtp_time: 1,
+        packets: 2,
+        octets: 3,
+    };
+    rtcp::patch_sender_reports(&mut copy, |_| Some(info));
+    assert_eq!(copy.len(), data.len());
 }

@@ -49,7 +49,8 @@ fn every_target_has_a_test() {
             "client_message",
             "app_messages",
             "app_sdp",
-            "http_ws"
+            "http_ws",
+            "rtcp_feedback"
         ]
     );
 }
@@ -87,4 +88,9 @@ fn app_sdp() {
 #[test]
 fn http_ws() {
     replay("http_ws");
+}
+
+#[test]
+fn rtcp_feedback() {
+    replay("rtcp_feedback");
 }
