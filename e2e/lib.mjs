@@ -97,6 +97,9 @@ export async function netns(name) {
     host: `${net}.1`,
     inside: `${net}.2`,
     run: (cmd) => sh(['ip', 'netns', 'exec', ns, ...cmd]),
+    /** Caps what reaches the namespace at `rate` (a tc rate such as `300kbit`): a token
+     * bucket on the host side of the veth pair, dropping what waits over 50 ms. */
+    limitDown: (rate) => sh(['tc', 'qdisc', 'add', 'dev', a, 'root', 'tbf', 'rate', rate, 'burst', '6kb', 'latency', '50ms']),
     async browser(executable) {
       const wrapper = path.join(dir, path.basename(executable));
       await writeFile(wrapper, `#!/bin/sh\nexec ip netns exec ${ns} ${executable} "$@"\n`);

@@ -212,6 +212,49 @@ const CASES = {
     if (!(resent > 0)) throw new Error('the server resent nothing to alice');
   },
 
+  // The server's bandwidth estimate of each subscriber's downlink, from the browser's
+  // congestion control feedback (TWCC). Both start above 300 kbit/s (each is at least
+  // what its browser receives, so each camera sends over 190 kbit/s); then alice's
+  // downlink is capped at 120 kbit/s (a token bucket on the host side of her veth
+  // pair) and her estimate falls to at most 300 kbit/s while bob's stays above.
+  async bwe(s) {
+    const ns = await netns('bwe');
+    s.cleanups.push(() => ns.close());
+    const token = 'e2e-bwe';
+    const srv = await s.server(['--metrics-token', token], { ip: ns.host });
+    const r = room('bwe');
+    const alice = await s.person('alice', { executablePath: await ns.browser(CHROMIUM), secureOrigin: srv.url });
+    await alice.page.goto(`${srv.url}/call/${r}`);
+    await join(alice);
+    const bob = await s.person('bob', { secureOrigin: srv.url });
+    await bob.page.goto(`${srv.url}/call/${r}`);
+    await join(bob);
+    await waitDecodes(bob, 'alice');
+    await waitDecodes(alice, 'bob');
+    const bands = async () => {
+      const metrics = await (await fetch(`${srv.url}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).text();
+      const lines = metrics.split('\n').filter((l) => l.startsWith('peercalls_shard_subscribers_by_estimate{'));
+      const sum = (le) => lines.filter((l) => l.includes(`le="${le}"`)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+      const cumulative = ['100000', '300000', '1000000', '3000000', '10000000', '+Inf'].map((le) => `≤${le}: ${sum(le)}`).join(', ');
+      return { under300k: sum('300000'), all: sum('+Inf'), cumulative };
+    };
+    const until = async (what, done) => {
+      let last;
+      const deadline = Date.now() + 40_000;
+      while (Date.now() < deadline) {
+        last = await bands();
+        if (done(last)) break;
+        await sleep(500);
+      }
+      log(`  ${what}: estimates ${last.cumulative}`);
+      if (!done(last)) throw new Error(`${what}: the estimates are not as expected (${last.cumulative})`);
+    };
+    // The browsers' encoders ramp up: both downlinks carry more than 300 kbit/s.
+    await until('both downlinks open', (b) => b.all === 2 && b.under300k === 0);
+    ns.limitDown('120kbit');
+    await until("alice's downlink capped at 120 kbit/s", (b) => b.all === 2 && b.under300k === 1);
+  },
+
   // Firefox ESR and Chromium in one room decode each other. Firefox gathers no loopback
   // candidates, so the server listens on the host side of a veth pair: a real interface.
   async firefox(s) {

@@ -146,6 +146,7 @@ impl Collector for Scrape {
             }
         }
         self.latency_histograms(&mut e, &ids)?;
+        self.estimate_bands(&mut e, &ids)?;
         if let Some(p) = &self.process {
             process(&mut e, p)?;
         }
@@ -178,6 +179,33 @@ impl Scrape {
                     &buckets,
                     None,
                 )?;
+        }
+        Ok(())
+    }
+}
+
+impl Scrape {
+    /// Each shard's subscribers by bandwidth estimate: a gauge per upper bound `le`
+    /// (bits per second), cumulative like a histogram's buckets.
+    fn estimate_bands(&self, e: &mut DescriptorEncoder<'_>, ids: &[String]) -> fmt::Result {
+        let mut m = e.encode_descriptor(
+            "peercalls_shard_subscribers_by_estimate",
+            "Peers whose bandwidth estimate (from their congestion control feedback) is at most le bits per second.",
+            None,
+            MetricType::Gauge,
+        )?;
+        let bounds: Vec<String> = engine::bwe::BAND_BOUNDS_BPS
+            .iter()
+            .map(|b| b.to_string())
+            .chain(["+Inf".to_owned()])
+            .collect();
+        for (s, id) in self.shards.iter().zip(ids) {
+            let mut total = 0;
+            for (n, le) in s.estimates.iter().zip(&bounds) {
+                total += n;
+                m.encode_family(&[("le", le.as_str()), ("shard", id.as_str())])?
+                    .encode_gauge(&i64::from(total))?;
+            }
         }
         Ok(())
     }
@@ -353,6 +381,7 @@ mod tests {
                     h.record(Duration::from_millis(3), 1);
                     h
                 },
+                estimates: [0, 1, 2, 0, 0, 1],
             },
             ShardSnapshot {
                 stats: ShardStats {
@@ -363,6 +392,7 @@ mod tests {
                 flows: 1,
                 busy: 0.0,
                 latency: Default::default(),
+                estimates: Default::default(),
             },
         ];
         let process = ProcSample {
@@ -454,6 +484,19 @@ mod tests {
         assert_eq!(value(&s, &format!("{h}_count"), "shard=\"1\""), 0.0);
         let sum = value(&s, &format!("{h}_sum"), "shard=\"0\"");
         assert!((sum - (9.0 * 0.0004 + 0.003)).abs() < 1e-9, "{sum}");
+        // Subscribers by estimate: cumulative per bound.
+        let band = |le: &str| {
+            value(
+                &s,
+                "peercalls_shard_subscribers_by_estimate",
+                &format!("le=\"{le}\",shard=\"0\""),
+            )
+        };
+        assert_eq!(band("100000"), 0.0);
+        assert_eq!(band("300000"), 1.0);
+        assert_eq!(band("1000000"), 3.0);
+        assert_eq!(band("10000000"), 3.0);
+        assert_eq!(band("+Inf"), 4.0);
         let odd = "thread=\"odd \\\"name\\\"\\\\\",tid=\"12\"";
         assert_eq!(value(&s, "peercalls_thread_cpu_seconds_total", odd), 0.35);
     }

@@ -24,6 +24,22 @@ pub use delay::Signal;
 use rate::{AckedRate, Loss, RateControl};
 use sent::SentLog;
 
+/// Upper bounds (bits per second) of the bands the metrics page counts subscribers'
+/// estimates in; the last band is everything above.
+pub const BAND_BOUNDS_BPS: [u64; 5] = [100_000, 300_000, 1_000_000, 3_000_000, 10_000_000];
+
+/// How many estimates fall in each band of [`BAND_BOUNDS_BPS`] (and above the last).
+pub type Bands = [u32; BAND_BOUNDS_BPS.len() + 1];
+
+/// Counts `estimate` in its band.
+pub fn count_in_band(bands: &mut Bands, estimate: u64) {
+    let i = BAND_BOUNDS_BPS
+        .iter()
+        .position(|b| estimate <= *b)
+        .unwrap_or(BAND_BOUNDS_BPS.len());
+    bands[i] += 1;
+}
+
 pub struct Bwe {
     sent: SentLog,
     delay: DelayDetector,
@@ -216,6 +232,15 @@ mod tests {
         p.capacity = 1e6;
         let e = run(&mut bwe, &mut p, &mut now, 1.2e6, 3);
         assert!(e[1..].iter().all(|e| *e <= 1_000_000), "{e:?}");
+    }
+
+    #[test]
+    fn estimates_are_counted_in_the_band_they_are_at_most() {
+        let mut bands = Bands::default();
+        for e in [0, 100_000, 100_001, 2_000_000, 10_000_000, 50_000_000] {
+            count_in_band(&mut bands, e);
+        }
+        assert_eq!(bands, [2, 1, 0, 1, 1, 1]);
     }
 
     #[test]

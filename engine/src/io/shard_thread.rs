@@ -61,6 +61,8 @@ pub struct ShardSnapshot {
     pub flows: usize,
     /// How long datagrams stayed in the shard (see [`crate::latency`]).
     pub latency: LatencyHistogram,
+    /// Its subscribers' bandwidth estimates, by band (see [`crate::bwe`]).
+    pub estimates: crate::bwe::Bands,
     /// The share of the last stats interval (half a second) the shard spent working or
     /// waiting for a CPU rather than waiting for input: 0 idle, 1 saturated.
     pub busy: f64,
@@ -229,6 +231,7 @@ impl ShardThread {
                         peers: self.core.peer_count(),
                         flows: self.core.flow_count(),
                         latency: self.latency,
+                        estimates: self.core.estimate_bands(),
                         busy: busy.clamp(0.0, 1.0),
                     };
                 }

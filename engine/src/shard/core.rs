@@ -215,6 +215,20 @@ impl ShardCore {
             .estimate()
     }
 
+    /// The peers' bandwidth estimates, counted by band (`crate::bwe::BAND_BOUNDS_BPS`).
+    pub fn estimate_bands(&self) -> crate::bwe::Bands {
+        let mut bands = crate::bwe::Bands::default();
+        let estimates = self
+            .peers
+            .iter()
+            .flatten()
+            .filter_map(|p| p.send.as_ref()?.bwe.as_ref()?.estimate());
+        for e in estimates {
+            crate::bwe::count_in_band(&mut bands, e);
+        }
+        bands
+    }
+
     /// What a peer received lately by its congestion control feedback, bits per second.
     pub fn acked_rate(&self, peer: PeerId) -> Option<u64> {
         let key = *self.by_id.get(&peer)?;
