@@ -141,8 +141,9 @@ export class Server {
     // One log per case: a restart appends to it.
     const out = createWriteStream(path.join(LOGS, `${this.name}-server.log`), { flags: this.started ? 'a' : 'w' });
     this.started = true;
-    // Two shards and a room spread of 1: the browsers of one room land on different shards.
-    const args = ['--bind', `${this.ip}:${this.port}`, ...(this.extraArgs.includes('--udp-port') ? [] : ['--udp-port', '0']), '--shards', '2', '--room-spread', '1', '--no-pin', ...this.extraArgs];
+    // Two shards, a room spread of 1 and no load needed to spread: the browsers of one room
+    // land on different shards.
+    const args = ['--bind', `${this.ip}:${this.port}`, ...(this.extraArgs.includes('--udp-port') ? [] : ['--udp-port', '0']), '--shards', '2', '--room-spread', '1', '--spread-load', '0', '--no-pin', ...this.extraArgs];
     const proc = spawn(BIN, args, { env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout.pipe(out, { end: false });
     proc.stderr.pipe(out, { end: false });

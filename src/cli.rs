@@ -83,10 +83,16 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PEERCALLS_RECONNECT_GRACE", default_value_t = 10)]
     pub(crate) reconnect_grace: u64,
 
-    /// A room keeps all members on one shard until it has this many; then new
-    /// members go to the least-loaded shard.
+    /// A room keeps all members on one shard until it has this many (and that shard is
+    /// `--spread-load` busy); then new members go to the least-loaded shard.
     #[arg(long, env = "PEERCALLS_ROOM_SPREAD", default_value_t = 8)]
     pub(crate) room_spread: usize,
+
+    /// A room of `--room-spread` members spreads only once its shard is busy this share
+    /// of its time (0 to 1; 0: on size alone). A packet that crosses to another shard
+    /// costs a hand-off and a wake-up there, dearer than forwarding it at low load.
+    #[arg(long, env = "PEERCALLS_SPREAD_LOAD", default_value_t = 0.25)]
+    pub(crate) spread_load: f64,
 
     /// A media shard busy this share of its time or more (0.1 to 1) gets no new peers
     /// while another is less busy; when every shard is, new sessions are refused
@@ -233,6 +239,12 @@ impl ServeArgs {
                 format!("must be between 1 and 1024, not {shards}"),
             ));
         }
+        if !(0.0..=1.0).contains(&self.spread_load) {
+            return Err(ArgError::new(
+                "spread_load",
+                format!("must be between 0 and 1, not {}", self.spread_load),
+            ));
+        }
         if !(0.1..=1.0).contains(&self.max_shard_load) {
             return Err(ArgError::new(
                 "max_shard_load",
@@ -309,6 +321,7 @@ impl ServeArgs {
             app: AppConfig {
                 reconnect_grace: Duration::from_secs(self.reconnect_grace),
                 spread_after: self.room_spread,
+                spread_load: self.spread_load,
                 max_shard_load: self.max_shard_load,
                 max_peers_per_room: self.max_room_size,
                 max_tracks_per_member: self.max_tracks_per_member,

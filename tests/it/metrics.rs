@@ -119,6 +119,7 @@ fn copies_made_on_another_shard_count_the_whole_way() {
     // the other, so every forwarded packet crosses shards.
     let app = AppConfig {
         spread_after: 1,
+        spread_load: 0.0,
         ..AppConfig::default()
     };
     let server = crate::support::server(2, app, Limits::default());

@@ -16,6 +16,7 @@ use crate::support::LOCALHOST;
 fn server(room_spread: usize) -> RunningServer {
     let app = AppConfig {
         spread_after: room_spread,
+        spread_load: 0.0,
         ..AppConfig::default()
     };
     crate::support::server(2, app, Limits::default())

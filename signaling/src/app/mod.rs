@@ -64,8 +64,10 @@ pub struct AppConfig {
     /// Tracks one member may publish: a camera, a microphone, a screen and its sound. It
     /// bounds the largest subscription (and so the largest SDP) a room can need.
     pub max_tracks_per_member: usize,
-    /// A room spreads over the shards once it has this many members.
+    /// A room spreads over the shards once it has this many members and its shard is
+    /// busy `spread_load` of its time (0 to 1).
     pub spread_after: usize,
+    pub spread_load: f64,
     /// A shard busy this share of its time or more (0 to 1) gets no new peer while
     /// another is less busy, and when every shard is, new sessions are refused
     /// (`unavailable`). 1: never.
@@ -92,6 +94,7 @@ impl Default for AppConfig {
             max_rooms: 10_000,
             max_tracks_per_member: 4,
             spread_after: 8,
+            spread_load: 0.25,
             max_shard_load: 0.9,
             ice: crate::ice::IceConfig::default(),
         }
@@ -156,6 +159,7 @@ impl App {
         let placement = Placement::new(
             shard_addrs.len(),
             config.spread_after,
+            config.spread_load,
             config.max_shard_load,
         );
         Self {
