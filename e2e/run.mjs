@@ -127,6 +127,28 @@ async function coturn(s, secret) {
   return { port, lines };
 }
 
+/** A server (with /metrics) on the host side of a network namespace's veth pair, alice's
+ * Chromium inside the namespace (`shape(ns)` first sets what her network does) and bob's
+ * on the host, in one room, each decoding the other. `metrics()` reads the server's page. */
+async function acrossNamespace(s, name, shape = () => {}) {
+  const ns = await netns(name);
+  s.cleanups.push(() => ns.close());
+  const token = `e2e-${name}`;
+  const srv = await s.server(['--metrics-token', token], { ip: ns.host });
+  shape(ns);
+  const r = room(name);
+  const alice = await s.person('alice', { executablePath: await ns.browser(CHROMIUM), secureOrigin: srv.url });
+  await alice.page.goto(`${srv.url}/call/${r}`);
+  await join(alice);
+  const bob = await s.person('bob', { secureOrigin: srv.url });
+  await bob.page.goto(`${srv.url}/call/${r}`);
+  await join(bob);
+  await waitDecodes(alice, 'bob');
+  await waitDecodes(bob, 'alice');
+  const metrics = async () => (await fetch(`${srv.url}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).text();
+  return { ns, alice, bob, metrics };
+}
+
 const CASES = {
   // ICE over TCP: a browser in a network namespace whose UDP to the server's media ports
   // is dropped (nftables) still connects, over TCP, and decodes; a second browser outside
@@ -165,24 +187,13 @@ const CASES = {
   // the server are repaired by her browser's resends; the server's toward her from the
   // engine's own history (its NACK answers, counted in /metrics).
   async loss(s) {
-    const ns = await netns('loss');
-    s.cleanups.push(() => ns.close());
-    const token = 'e2e-loss';
-    const srv = await s.server(['--metrics-token', token], { ip: ns.host });
-    ns.run(['nft', 'add', 'table', 'inet', 'peercalls']);
-    for (const [chain, hook] of [['in', 'input'], ['out', 'output']]) {
-      ns.run(['nft', 'add', 'chain', 'inet', 'peercalls', chain, `{ type filter hook ${hook} priority 0 ; }`]);
-      ns.run(['nft', 'add', 'rule', 'inet', 'peercalls', chain, 'meta', 'l4proto', 'udp', 'numgen', 'random', 'mod', '100', 'lt', '20', 'drop']);
-    }
-    const r = room('loss');
-    const alice = await s.person('alice', { executablePath: await ns.browser(CHROMIUM), secureOrigin: srv.url });
-    await alice.page.goto(`${srv.url}/call/${r}`);
-    await join(alice);
-    const bob = await s.person('bob', { secureOrigin: srv.url });
-    await bob.page.goto(`${srv.url}/call/${r}`);
-    await join(bob);
-    await waitDecodes(alice, 'bob');
-    await waitDecodes(bob, 'alice');
+    const { alice, bob, metrics } = await acrossNamespace(s, 'loss', (ns) => {
+      ns.run(['nft', 'add', 'table', 'inet', 'peercalls']);
+      for (const [chain, hook] of [['in', 'input'], ['out', 'output']]) {
+        ns.run(['nft', 'add', 'chain', 'inet', 'peercalls', chain, `{ type filter hook ${hook} priority 0 ; }`]);
+        ns.run(['nft', 'add', 'rule', 'inet', 'peercalls', chain, 'meta', 'l4proto', 'udp', 'numgen', 'random', 'mod', '100', 'lt', '20', 'drop']);
+      }
+    });
     // Ten seconds of frames, sampled every 100 ms: the longest time without a new one.
     const frames = async (p, from) => (await inbound(p))?.find((x) => x.name === from && x.kind === 'video' && !x.screen)?.framesDecoded ?? 0;
     const watch = [[alice, 'bob'], [bob, 'alice']].map(([p, from]) => ({ p, from, last: 0, since: Date.now(), longest: 0, first: 0 }));
@@ -205,8 +216,7 @@ const CASES = {
       if (w.last - w.first < 50) throw new Error(`${w.p.name} decoded only ${w.last - w.first} frames of ${w.from} in 10 s`);
       if (w.longest >= 2000) throw new Error(`${w.p.name}'s video of ${w.from} froze for ${w.longest} ms`);
     }
-    const metrics = await (await fetch(`${srv.url}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).text();
-    const resent = metrics.split('\n').filter((l) => l.startsWith('peercalls_shard_rtp_resent_total'))
+    const resent = (await metrics()).split('\n').filter((l) => l.startsWith('peercalls_shard_rtp_resent_total'))
       .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
     log(`  the server resent ${resent} packets from its history`);
     if (!(resent > 0)) throw new Error('the server resent nothing to alice');
@@ -218,22 +228,9 @@ const CASES = {
   // downlink is capped at 120 kbit/s (a token bucket on the host side of her veth
   // pair) and her estimate falls to at most 300 kbit/s while bob's stays above.
   async bwe(s) {
-    const ns = await netns('bwe');
-    s.cleanups.push(() => ns.close());
-    const token = 'e2e-bwe';
-    const srv = await s.server(['--metrics-token', token], { ip: ns.host });
-    const r = room('bwe');
-    const alice = await s.person('alice', { executablePath: await ns.browser(CHROMIUM), secureOrigin: srv.url });
-    await alice.page.goto(`${srv.url}/call/${r}`);
-    await join(alice);
-    const bob = await s.person('bob', { secureOrigin: srv.url });
-    await bob.page.goto(`${srv.url}/call/${r}`);
-    await join(bob);
-    await waitDecodes(bob, 'alice');
-    await waitDecodes(alice, 'bob');
+    const { ns, metrics } = await acrossNamespace(s, 'bwe');
     const bands = async () => {
-      const metrics = await (await fetch(`${srv.url}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).text();
-      const lines = metrics.split('\n').filter((l) => l.startsWith('peercalls_shard_subscribers_by_estimate{'));
+      const lines = (await metrics()).split('\n').filter((l) => l.startsWith('peercalls_shard_subscribers_by_estimate{'));
       const sum = (le) => lines.filter((l) => l.includes(`le="${le}"`)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
       const cumulative = ['100000', '300000', '1000000', '3000000', '10000000', '+Inf'].map((le) => `≤${le}: ${sum(le)}`).join(', ');
       return { under300k: sum('300000'), all: sum('+Inf'), cumulative };

@@ -201,18 +201,21 @@ impl ShardCore {
         self.peers.get(key)?.as_ref()?.keys.get().cloned()
     }
 
+    /// A peer's bandwidth estimator, once it has one.
+    fn bwe(&self, peer: PeerId) -> Option<&crate::bwe::Bwe> {
+        let key = *self.by_id.get(&peer)?;
+        self.peers.get(key)?.as_ref()?.send.as_ref()?.bwe.as_ref()
+    }
+
     /// The bandwidth estimate of the path to a peer, bits per second, once its
     /// congestion control feedback has shown one (`crate::bwe`).
     pub fn bandwidth_estimate(&self, peer: PeerId) -> Option<u64> {
-        let key = *self.by_id.get(&peer)?;
-        self.peers
-            .get(key)?
-            .as_ref()?
-            .send
-            .as_ref()?
-            .bwe
-            .as_ref()?
-            .estimate()
+        self.bwe(peer)?.estimate()
+    }
+
+    /// What a peer received lately by its congestion control feedback, bits per second.
+    pub fn acked_rate(&self, peer: PeerId) -> Option<u64> {
+        self.bwe(peer)?.acked()
     }
 
     /// The peers' bandwidth estimates, counted by band (`crate::bwe::BAND_BOUNDS_BPS`).
@@ -227,19 +230,6 @@ impl ShardCore {
             crate::bwe::count_in_band(&mut bands, e);
         }
         bands
-    }
-
-    /// What a peer received lately by its congestion control feedback, bits per second.
-    pub fn acked_rate(&self, peer: PeerId) -> Option<u64> {
-        let key = *self.by_id.get(&peer)?;
-        self.peers
-            .get(key)?
-            .as_ref()?
-            .send
-            .as_ref()?
-            .bwe
-            .as_ref()?
-            .acked()
     }
 
     /// Remote addresses routed to a peer (at most `MAX_ADDRS` per peer): what a flood
