@@ -1,0 +1,261 @@
+//! The cluster's coordination against a real `redis-server` (installed by
+//! `./scripts/test.sh`), started by each test on a loopback port of its own.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cluster::{Cluster, ClusterError, ClusterEvent, Leave, NodeInfo, RoomEvent};
+
+/// A `redis-server` on a free loopback port, stopped when dropped.
+struct Redis {
+    port: u16,
+    child: Child,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Redis::on(port)
+    }
+
+    fn on(port: u16) -> Redis {
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (apt-get install redis-server; ./scripts/test.sh does)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Redis { port, child }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Kills it (SIGKILL: nothing saved, nothing said).
+    fn kill(mut self) -> u16 {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.port
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn node(id: &str) -> NodeInfo {
+    NodeInfo {
+        id: id.into(),
+        addresses: vec![format!("https://{id}.example:3000")],
+        node_port: 4000,
+        load: 0.1,
+    }
+}
+
+/// Waits up to `within` for an event `want` picks; the ones before it are dropped.
+fn wait_for<T>(
+    c: &Cluster,
+    within: Duration,
+    mut want: impl FnMut(ClusterEvent) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let e = c
+            .events()
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no such event within {within:?}"));
+        if let Some(t) = want(e) {
+            return t;
+        }
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// Waits until the room's directory shows `want`.
+fn wait_room(c: &Cluster, room: &str, want: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = c.room_nodes(room, Duration::from_secs(2)).map(sorted);
+        if got.as_deref().ok().is_some_and(|g| g == want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "room {room}: {got:?}, not {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn nodes_see_each_other_share_a_room_and_its_events() {
+    let redis = Redis::start();
+    let a = Cluster::start(&redis.url(), node("a")).unwrap();
+    let b = Cluster::start(&redis.url(), node("b")).unwrap();
+    for c in [&a, &b] {
+        wait_for(c, Duration::from_secs(3), |e| {
+            (e == ClusterEvent::Reconnected).then_some(())
+        });
+    }
+    let seen = wait_for(&b, Duration::from_secs(5), |e| match e {
+        ClusterEvent::NodeUp(n) => Some(n),
+        _ => None,
+    });
+    assert_eq!(
+        seen,
+        node("a"),
+        "b sees a with its addresses, port and load"
+    );
+
+    a.enter("room-1");
+    b.enter("room-1");
+    wait_room(&a, "room-1", &["a", "b"]);
+    // Subscriptions settle within a read of the subscriber.
+    std::thread::sleep(Duration::from_millis(300));
+    a.publish("room-1", "hello from a".into());
+    let got = wait_for(&b, Duration::from_secs(3), |e| match e {
+        ClusterEvent::Room(r) => Some(r),
+        _ => None,
+    });
+    assert_eq!(
+        got,
+        RoomEvent {
+            room: "room-1".into(),
+            from: "a".into(),
+            body: "hello from a".into()
+        }
+    );
+    // A node does not hear itself, and one that left the room hears it no more.
+    b.exit("room-1");
+    wait_room(&a, "room-1", &["a"]);
+    std::thread::sleep(Duration::from_millis(300));
+    a.publish("room-1", "after b left".into());
+    std::thread::sleep(Duration::from_millis(500));
+    let rooms = |c: &Cluster| {
+        c.events()
+            .try_iter()
+            .filter(|e| matches!(e, ClusterEvent::Room(_)))
+            .count()
+    };
+    assert_eq!(rooms(&a), 0, "a does not hear itself");
+    assert_eq!(rooms(&b), 0, "b left the room");
+
+    // Leaving on purpose: the others know at their next look at the registry.
+    let started = Instant::now();
+    a.stop(Leave::Unregister);
+    wait_for(&b, Duration::from_secs(3), |e| {
+        (e == ClusterEvent::NodeDown("a".into())).then_some(())
+    });
+    assert!(started.elapsed() < Duration::from_secs(3));
+    wait_room(&b, "room-1", &[]);
+}
+
+#[test]
+fn a_node_that_vanishes_is_dead_once_its_key_expires() {
+    let redis = Redis::start();
+    let a = Cluster::start(&redis.url(), node("a")).unwrap();
+    let b = Cluster::start(&redis.url(), node("b")).unwrap();
+    a.enter("r");
+    wait_for(&b, Duration::from_secs(5), |e| {
+        matches!(e, ClusterEvent::NodeUp(_)).then_some(())
+    });
+    wait_room(&b, "r", &["a"]);
+    let started = Instant::now();
+    a.stop(Leave::Vanish);
+    wait_for(&b, Duration::from_secs(10), |e| {
+        (e == ClusterEvent::NodeDown("a".into())).then_some(())
+    });
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_secs(3) && after <= Duration::from_secs(9),
+        "dead after its key's 6 s and a refresh of 2 s at most: {after:?}"
+    );
+    assert_eq!(
+        b.room_nodes("r", Duration::from_secs(2)),
+        Ok(vec![]),
+        "its room entry lapsed too"
+    );
+}
+
+#[test]
+fn after_redis_restarts_nodes_register_again_and_events_flow() {
+    let redis = Redis::start();
+    let a = Cluster::start(&redis.url(), node("a")).unwrap();
+    let b = Cluster::start(&redis.url(), node("b")).unwrap();
+    a.enter("r");
+    b.enter("r");
+    wait_room(&a, "r", &["a", "b"]);
+
+    let port = redis.kill();
+    for c in [&a, &b] {
+        wait_for(c, Duration::from_secs(5), |e| {
+            matches!(e, ClusterEvent::Disconnected(_)).then_some(())
+        });
+    }
+    // While Redis is down a query says so, at once.
+    assert!(matches!(
+        a.room_nodes("r", Duration::from_secs(2)),
+        Err(ClusterError::Unavailable(_))
+    ));
+
+    // Back, empty (nothing was saved): each node writes what it holds again.
+    let _redis = Redis::on(port);
+    for c in [&a, &b] {
+        wait_for(c, Duration::from_secs(5), |e| {
+            (e == ClusterEvent::Reconnected).then_some(())
+        });
+    }
+    wait_room(&b, "r", &["a", "b"]);
+    // The subscriber resubscribed: events flow again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let got = loop {
+        a.publish("r", "again".into());
+        if let Ok(ClusterEvent::Room(r)) = b.events().recv_timeout(Duration::from_millis(300)) {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no event after the restart");
+    };
+    assert_eq!(got.body, "again");
+}
+
+#[test]
+fn an_unreachable_redis_is_said_and_queries_fail_clearly() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let a = Cluster::start(&format!("redis://127.0.0.1:{port}/"), node("a")).unwrap();
+    let why = wait_for(&a, Duration::from_secs(3), |e| match e {
+        ClusterEvent::Disconnected(why) => Some(why),
+        _ => None,
+    });
+    assert!(!why.is_empty());
+    let err = a.room_nodes("r", Duration::from_secs(2)).unwrap_err();
+    assert!(err.to_string().contains("unavailable"), "{err}");
+    assert!(
+        Cluster::start("http://not-redis", node("b")).is_err(),
+        "not a Redis URL"
+    );
+}
