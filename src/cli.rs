@@ -155,6 +155,22 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PEERCALLS_METRICS_TOKEN", hide_env_values = true)]
     pub(crate) metrics_token: Option<String>,
 
+    /// Join a cluster of nodes coordinated on this Redis (`redis://host:port/`): the
+    /// node registers itself and the rooms it holds there. Without it the server is one
+    /// node and needs no Redis.
+    #[arg(long, env = "PEERCALLS_REDIS", hide_env_values = true)]
+    pub(crate) redis: Option<String>,
+
+    /// This node's name in the cluster, unique among its nodes. Default: the host's name
+    /// and the signalling port.
+    #[arg(long, env = "PEERCALLS_NODE_ID")]
+    pub(crate) node_id: Option<String>,
+
+    /// Where clients reach this node (a URL of its page; repeat for several), told to
+    /// the other nodes. Default: the --bind address.
+    #[arg(long, env = "PEERCALLS_NODE_ADDRESS")]
+    pub(crate) node_address: Vec<String>,
+
     /// Serve the page and the WebSocket over https/wss with this certificate: a PEM file,
     /// the server's certificate first, then its chain. Needs --tls-key. Read again on
     /// SIGHUP (for a renewed certificate) without dropping calls. Plain http on the port
@@ -230,6 +246,33 @@ impl ArgError {
 }
 
 impl ServeArgs {
+    /// The Redis and this node's registry entry, with `--redis`.
+    fn cluster(&self, tls: bool) -> Option<(String, cluster::NodeInfo)> {
+        let url = self.redis.clone().filter(|u| !u.is_empty())?;
+        let id = self.node_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "node".into());
+            format!("{host}:{}", self.bind.port())
+        });
+        let addresses = if self.node_address.is_empty() {
+            let scheme = if tls { "https" } else { "http" };
+            vec![format!("{scheme}://{}", self.bind)]
+        } else {
+            self.node_address.clone()
+        };
+        Some((
+            url,
+            cluster::NodeInfo {
+                id,
+                addresses,
+                // The server-to-server transport is not built yet: no port to tell.
+                node_port: 0,
+                load: 0.0,
+            },
+        ))
+    }
+
     pub(crate) fn config(&self) -> Result<ServerConfig, ArgError> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let shards = self.shards.unwrap_or(cores);
@@ -339,6 +382,7 @@ impl ServeArgs {
                 ..Limits::default()
             },
             metrics_token: self.metrics_token.clone(),
+            cluster: self.cluster(tls.is_some()),
             tls,
             base_path,
         })

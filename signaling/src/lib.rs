@@ -8,6 +8,7 @@
 
 pub mod app;
 pub mod assets;
+pub mod cluster_link;
 pub mod ice;
 pub mod metrics;
 pub mod placement;

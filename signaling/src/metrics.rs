@@ -38,6 +38,8 @@ pub struct Figures<'a> {
     pub silences: &'a [Duration],
     /// This process, if /proc could be read.
     pub process: Option<&'a ProcSample>,
+    /// The cluster, when the server is one node of several (`--redis`).
+    pub cluster: Option<crate::cluster_link::ClusterFigures>,
 }
 
 /// The page.
@@ -50,6 +52,7 @@ pub fn render(f: &Figures<'_>) -> String {
         shards: f.shards.to_vec(),
         silences: f.silences.to_vec(),
         process: f.process.cloned(),
+        cluster: f.cluster,
     }));
     let mut page = String::with_capacity(8 * 1024);
     // Writing into a String cannot fail, and our collector returns only its errors.
@@ -67,6 +70,7 @@ struct Scrape {
     shards: Vec<ShardSnapshot>,
     silences: Vec<Duration>,
     process: Option<ProcSample>,
+    cluster: Option<crate::cluster_link::ClusterFigures>,
 }
 
 /// One of a shard's gauges.
@@ -147,6 +151,27 @@ impl Collector for Scrape {
         }
         self.latency_histograms(&mut e, &ids)?;
         self.estimate_bands(&mut e, &ids)?;
+        if let Some(c) = &self.cluster {
+            gauge(
+                &mut e,
+                "peercalls_cluster_nodes",
+                "Live nodes of the cluster, this one included (from the Redis registry).",
+                c.nodes,
+            )?;
+            gauge(
+                &mut e,
+                "peercalls_cluster_redis_up",
+                "1 while the cluster's Redis answers, 0 while it does not (calls go on).",
+                usize::from(c.redis_up),
+            )?;
+            let mut m = e.encode_descriptor(
+                "peercalls_cluster_room_events",
+                "Room events received from other nodes.",
+                None,
+                MetricType::Counter,
+            )?;
+            counter(&mut m, c.room_events)?;
+        }
         if let Some(p) = &self.process {
             process(&mut e, p)?;
         }
@@ -423,6 +448,11 @@ mod tests {
             shards: &shards,
             silences: &[Duration::from_millis(120), Duration::from_secs(3)],
             process: Some(&process),
+            cluster: Some(crate::cluster_link::ClusterFigures {
+                nodes: 3,
+                redis_up: true,
+                room_events: 7,
+            }),
         });
         let s = parse(&page);
         assert_eq!(value(&s, "peercalls_rooms", ""), 2.0);
@@ -497,6 +527,9 @@ mod tests {
         assert_eq!(band("1000000"), 3.0);
         assert_eq!(band("10000000"), 3.0);
         assert_eq!(band("+Inf"), 4.0);
+        assert_eq!(value(&s, "peercalls_cluster_nodes", ""), 3.0);
+        assert_eq!(value(&s, "peercalls_cluster_redis_up", ""), 1.0);
+        assert_eq!(value(&s, "peercalls_cluster_room_events_total", ""), 7.0);
         let odd = "thread=\"odd \\\"name\\\"\\\\\",tid=\"12\"";
         assert_eq!(value(&s, "peercalls_thread_cpu_seconds_total", odd), 0.35);
     }
@@ -510,6 +543,7 @@ mod tests {
             shards: &[ShardSnapshot::default()],
             silences: &[Duration::ZERO],
             process: None,
+            cluster: None,
         });
         let s = parse(&page);
         assert_eq!(value(&s, "peercalls_shards", ""), 1.0);

@@ -57,6 +57,11 @@ impl Rooms {
         self.rooms.get_mut(name)
     }
 
+    /// The names of the rooms with someone in them.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.rooms.keys().map(String::as_str)
+    }
+
     /// Number of rooms with someone in them.
     pub fn len(&self) -> usize {
         self.rooms.len()

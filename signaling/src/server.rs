@@ -15,6 +15,7 @@ use engine::io::{Engine, EngineConfig, ShardRemote};
 use engine::msg::Notice;
 
 use crate::app::{App, AppConfig, Output};
+use crate::cluster_link::ClusterLink;
 use crate::metrics;
 use crate::tls::TlsFiles;
 use crate::transport::{Health, Limits, SharedText, Transport, TransportEvent};
@@ -37,6 +38,8 @@ pub struct ServerConfig {
     pub tls: Option<Arc<TlsFiles>>,
     /// Serve everything under this path (behind a reverse proxy), "" for the root.
     pub base_path: String,
+    /// Join a cluster of nodes on this Redis (`--redis`) as this node; `None`: one node.
+    pub cluster: Option<(String, cluster::NodeInfo)>,
 }
 
 /// A running server.
@@ -206,11 +209,24 @@ pub fn start(config: ServerConfig) -> io::Result<RunningServer> {
         tcp: s.tcp_addr,
     });
     let app = App::new(config.app.clone(), PeerFactory::new(), shard_addrs);
+    let cluster = match &config.cluster {
+        Some((url, node)) => Some(ClusterLink::start(url, node.clone()).map_err(io::Error::other)?),
+        None => None,
+    };
     let lifecycle = Arc::new(Lifecycle::default());
     let thread_lifecycle = lifecycle.clone();
     let thread = std::thread::Builder::new()
         .name("signaling".into())
-        .spawn(move || run(transport, engine, app, notice_rx, &thread_lifecycle))?;
+        .spawn(move || {
+            run(
+                transport,
+                engine,
+                app,
+                cluster,
+                notice_rx,
+                &thread_lifecycle,
+            )
+        })?;
     tracing::info!(%http_addr, "signalling listening");
     Ok(RunningServer {
         http_addr,
@@ -240,6 +256,7 @@ fn run(
     mut transport: Transport,
     mut engine: Engine,
     mut app: App,
+    mut cluster: Option<ClusterLink>,
     notices: Receiver<Notice>,
     lifecycle: &Lifecycle,
 ) -> Result<(), String> {
@@ -292,7 +309,7 @@ fn run(
         transport.set_health(health(&engine, draining));
         app.set_descriptors_low(transport.descriptors_low());
         let wait = next_tick.saturating_duration_since(Instant::now());
-        let page = |t: &Transport| metrics_page(&app, &engine, t);
+        let page = |t: &Transport| metrics_page(&app, &engine, cluster.as_ref(), t);
         if let Err(e) = transport.poll(Some(wait), &mut events, &page) {
             break End::Failed(format!("the signalling transport failed: {e}"));
         }
@@ -314,6 +331,10 @@ fn run(
             let busy: Vec<f64> = engine.shards.iter().map(|s| s.snapshot().busy).collect();
             app.set_shard_busy(&busy);
             app.tick(now);
+            if let Some(c) = cluster.as_mut() {
+                c.drain_events();
+                c.sync(app.room_names(), busy.iter().copied().fold(0.0, f64::max));
+            }
         }
         deliver(&mut app, &mut transport, &engine);
     };
@@ -397,7 +418,12 @@ fn health(engine: &Engine, draining: bool) -> Health {
 
 /// The `/metrics` page, from the app, the shards' published counters, the transport and
 /// this process's accounting.
-fn metrics_page(app: &App, engine: &Engine, transport: &Transport) -> String {
+fn metrics_page(
+    app: &App,
+    engine: &Engine,
+    cluster: Option<&ClusterLink>,
+    transport: &Transport,
+) -> String {
     let shards: Vec<_> = engine.shards.iter().map(|s| s.snapshot()).collect();
     let now = Instant::now();
     let silences: Vec<_> = engine
@@ -413,5 +439,6 @@ fn metrics_page(app: &App, engine: &Engine, transport: &Transport) -> String {
         shards: &shards,
         silences: &silences,
         process: process.as_ref(),
+        cluster: cluster.map(ClusterLink::figures),
     })
 }

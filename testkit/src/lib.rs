@@ -12,6 +12,7 @@
 
 mod endpoint;
 mod net;
+pub mod redis;
 
 pub use endpoint::{Endpoint, TestClient, audio, video};
 pub use net::{LossRule, Member, Net, Published, ShardMeter, factory, is_rtp, metered_shard_call};

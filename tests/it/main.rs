@@ -30,6 +30,7 @@ mod bad_signaling;
 mod base_path;
 mod bench_smoke;
 mod binary;
+mod cluster;
 mod deploy;
 mod descriptors;
 mod isolation;

@@ -49,6 +49,7 @@ pub fn config(shards: usize, app: AppConfig, limits: Limits) -> ServerConfig {
         metrics_token: None,
         tls: None,
         base_path: String::new(),
+        cluster: None,
     }
 }
 

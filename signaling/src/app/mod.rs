@@ -215,6 +215,11 @@ impl App {
         }
     }
 
+    /// The names of the rooms with someone in them.
+    pub fn room_names(&self) -> impl Iterator<Item = &str> {
+        self.rooms.names()
+    }
+
     /// Number of rooms with someone in them.
     pub fn room_count(&self) -> usize {
         self.rooms.len()
