@@ -46,6 +46,7 @@ pub const TARGETS: &[Target] = &[
     ("app_sdp", app_sdp),
     ("http_ws", http_ws),
     ("rtcp_feedback", rtcp_feedback),
+    ("relay_open", relay_open),
 ];
 
 /// The engine's own parsers of network bytes: RFC 7983 demux, the STUN username used to
@@ -430,4 +431,40 @@ pub fn rtcp_feedback(data: &[u8]) {
     };
     rtcp::patch_sender_reports(&mut copy, |_| Some(info));
     assert_eq!(copy.len(), data.len());
+}
+
+/// Datagrams on a node port, as another node (or anyone) sends them: opened by the
+/// receiving side of a node pair. Each frame is one datagram; flag bit 0 makes it a real
+/// datagram the peer node sealed with the frame as payload, then changed at the byte the
+/// frame's first byte names (bit 1 leaves it unchanged). Nothing but real, unchanged,
+/// first-seen datagrams may open.
+pub fn relay_open(data: &[u8]) {
+    use std::sync::OnceLock;
+    static NODES: OnceLock<(relay::NodeIdentity, relay::NodeIdentity)> = OnceLock::new();
+    let (a, b) = NODES.get_or_init(|| {
+        (
+            relay::NodeIdentity::new("a").expect("a boot id"),
+            relay::NodeIdentity::new("b").expect("a boot id"),
+        )
+    });
+    let (mut seal, _) = relay::pair(b"fuzz secret", a, b);
+    let (_, mut open) = relay::pair(b"fuzz secret", b, a);
+    for (flags, bytes) in frames(data) {
+        let mut datagram = bytes.to_vec();
+        let real = flags & 1 == 1;
+        let changed = real && flags & 2 == 0 && !bytes.is_empty();
+        if real {
+            datagram.clear();
+            seal.seal(flags, bytes, &mut datagram);
+            if changed {
+                let at = usize::from(bytes[0]) % datagram.len();
+                datagram[at] ^= 0x80;
+            }
+        }
+        let opened = open.open(&mut datagram).is_ok();
+        assert!(
+            !opened || (real && !changed),
+            "opened a datagram that is not real"
+        );
+    }
 }

@@ -50,7 +50,8 @@ fn every_target_has_a_test() {
             "app_messages",
             "app_sdp",
             "http_ws",
-            "rtcp_feedback"
+            "rtcp_feedback",
+            "relay_open"
         ]
     );
 }
@@ -93,4 +94,9 @@ fn http_ws() {
 #[test]
 fn rtcp_feedback() {
     replay("rtcp_feedback");
+}
+
+#[test]
+fn relay_open() {
+    replay("relay_open");
 }
