@@ -19,7 +19,9 @@
 //! be replayed into its new sessions; within one boot the counter never repeats and the
 //! receiver's [`replay::ReplayWindow`] refuses a counter twice.
 
+pub mod frame;
 pub mod keys;
+pub mod link;
 pub mod replay;
 pub mod seal;
 
