@@ -282,6 +282,9 @@ impl ServeArgs {
                 format!("must be between 1 and 1024, not {shards}"),
             ));
         }
+        if let Some(url) = self.redis.as_deref().filter(|u| !u.is_empty()) {
+            cluster::check_url(url).map_err(|e| ArgError::new("redis", e))?;
+        }
         if !(0.0..=1.0).contains(&self.spread_load) {
             return Err(ArgError::new(
                 "spread_load",

@@ -465,6 +465,14 @@ mod tests {
                 path.display()
             )
         );
+        let (r, path) = with_file("redis = \"localhost:6379\"\n", &[]);
+        let (cli, provenance) = r.unwrap();
+        let e = cli.serve.config().unwrap_err();
+        let said = e.located(&provenance.unwrap());
+        assert!(
+            said.starts_with(&format!("{}:1: redis: not a Redis URL", path.display())),
+            "{said}"
+        );
         let (r, path) = with_file("bind = \n", &[]);
         assert!(message(r).starts_with(&format!("{}:1: ", path.display())));
     }

@@ -116,6 +116,14 @@ pub(crate) enum Command {
     Stop(Leave),
 }
 
+/// Whether `url` is a Redis URL this crate can use (`redis://host:port/`,
+/// `redis+unix:///path`), with what is wrong if not.
+pub fn check_url(url: &str) -> Result<(), String> {
+    redis::Client::open(url)
+        .map(drop)
+        .map_err(|e| format!("not a Redis URL such as redis://127.0.0.1:6379/ ({e})"))
+}
+
 /// This node's handle on the cluster.
 pub struct Cluster {
     commands: Sender<Command>,
@@ -129,8 +137,8 @@ impl Cluster {
     /// [`ClusterEvent::Disconnected`] and is retried every second. Fails only on a URL
     /// that is not a Redis URL.
     pub fn start(redis_url: &str, node: NodeInfo) -> Result<Cluster, String> {
-        let client =
-            redis::Client::open(redis_url).map_err(|e| format!("--redis {redis_url}: {e}"))?;
+        check_url(redis_url)?;
+        let client = redis::Client::open(redis_url).map_err(|e| e.to_string())?;
         let (commands, command_rx) = crossbeam_channel::unbounded();
         let (event_tx, events) = crossbeam_channel::unbounded();
         let (subs_tx, subs_rx) = crossbeam_channel::unbounded();
