@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::{Scene, config, get};
+use crate::support::{Scene, config, get, metric};
 use signaling::app::AppConfig;
 use signaling::server::{RunningServer, ServerConfig, start};
 use signaling::transport::Limits;
@@ -25,18 +25,12 @@ fn node(redis: &RedisServer, id: &str) -> RunningServer {
     .expect("server starts")
 }
 
-fn value(page: &str, series: &str) -> Option<f64> {
-    page.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 /// Waits until `/metrics` of `server` shows `series` at `want`.
 fn wait_metric(server: &RunningServer, series: &str, want: f64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let page = get(server.http_addr, "/metrics").unwrap_or_default();
-        if value(&page, series) == Some(want) {
+        if metric(&page, series) == Some(want) {
             return;
         }
         assert!(Instant::now() < deadline, "{series} is not {want}:\n{page}");

@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::support::Scene;
+use crate::support::{Scene, metric};
 use signaling::app::AppConfig;
 use signaling::server::{ServerConfig, start};
 use signaling::transport::Limits;
@@ -28,11 +28,6 @@ fn get(http: SocketAddr, method: &str, auth: Option<&str>) -> (u16, String) {
 }
 
 /// The value of the sample `series` (name and labels as written on the page).
-fn value(page: &str, series: &str) -> Option<f64> {
-    page.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
 
 #[test]
 fn the_page_shows_a_call_in_progress() {
@@ -43,7 +38,7 @@ fn the_page_shows_a_call_in_progress() {
     let page = loop {
         let (status, page) = get(server.http_addr, "GET", None);
         assert_eq!(status, 200, "{page}");
-        let forwarded = value(&page, "peercalls_shard_rtp_forwarded_total{shard=\"0\"}");
+        let forwarded = metric(&page, "peercalls_shard_rtp_forwarded_total{shard=\"0\"}");
         if forwarded.is_some_and(|n| n >= 50.0) {
             break page;
         }
@@ -53,22 +48,22 @@ fn the_page_shows_a_call_in_progress() {
         );
         scene.pump(Duration::from_millis(100));
     };
-    assert_eq!(value(&page, "peercalls_rooms"), Some(1.0), "{page}");
-    assert_eq!(value(&page, "peercalls_sessions"), Some(2.0), "{page}");
-    assert_eq!(value(&page, "peercalls_websockets"), Some(2.0), "{page}");
-    assert_eq!(value(&page, "peercalls_shards"), Some(1.0), "{page}");
+    assert_eq!(metric(&page, "peercalls_rooms"), Some(1.0), "{page}");
+    assert_eq!(metric(&page, "peercalls_sessions"), Some(2.0), "{page}");
+    assert_eq!(metric(&page, "peercalls_websockets"), Some(2.0), "{page}");
+    assert_eq!(metric(&page, "peercalls_shards"), Some(1.0), "{page}");
     assert_eq!(
-        value(&page, "peercalls_shard_peers{shard=\"0\"}"),
+        metric(&page, "peercalls_shard_peers{shard=\"0\"}"),
         Some(2.0),
         "{page}"
     );
-    let received = value(&page, "peercalls_shard_rtp_received_total{shard=\"0\"}").unwrap();
+    let received = metric(&page, "peercalls_shard_rtp_received_total{shard=\"0\"}").unwrap();
     assert!(received >= 50.0, "{page}");
     assert!(
-        value(&page, "process_cpu_seconds_total").is_some(),
+        metric(&page, "process_cpu_seconds_total").is_some(),
         "{page}"
     );
-    assert!(value(&page, "process_resident_memory_bytes").unwrap() > 0.0);
+    assert!(metric(&page, "process_resident_memory_bytes").unwrap() > 0.0);
     // The shard's thread, by name, with its CPU time.
     let shard_cpu = page
         .lines()
@@ -78,10 +73,10 @@ fn the_page_shows_a_call_in_progress() {
     assert!(seconds > 0.0, "{shard_cpu}");
     // The shard's forwarding latency: every forwarded copy was counted, in some bucket.
     let h = "peercalls_shard_forwarding_latency_seconds";
-    let count = value(&page, &format!("{h}_count{{shard=\"0\"}}")).unwrap();
-    let all = value(&page, &format!("{h}_bucket{{le=\"+Inf\",shard=\"0\"}}")).unwrap();
+    let count = metric(&page, &format!("{h}_count{{shard=\"0\"}}")).unwrap();
+    let all = metric(&page, &format!("{h}_bucket{{le=\"+Inf\",shard=\"0\"}}")).unwrap();
     assert!(count >= 50.0 && all == count, "{page}");
-    let sum = value(&page, &format!("{h}_sum{{shard=\"0\"}}")).unwrap();
+    let sum = metric(&page, &format!("{h}_sum{{shard=\"0\"}}")).unwrap();
     assert!(sum > 0.0 && sum / count < 1.0, "mean {} s", sum / count);
     scene.assert_bystanders_unbroken("while the page was read");
 }
@@ -106,7 +101,7 @@ fn with_a_token_the_page_asks_for_it() {
     }
     let (status, page) = get(http, "GET", Some("Bearer t0ken-with-some-length"));
     assert_eq!(status, 200, "{page}");
-    assert_eq!(value(&page, "peercalls_shards"), Some(1.0), "{page}");
+    assert_eq!(metric(&page, "peercalls_shards"), Some(1.0), "{page}");
     let (status, body) = get(http, "HEAD", Some("Bearer t0ken-with-some-length"));
     assert_eq!((status, body.as_str()), (200, ""));
     let (status, _) = get(http, "POST", Some("Bearer t0ken-with-some-length"));
