@@ -12,7 +12,8 @@ use redis::{Client, Connection, RedisResult};
 
 use crate::subscriber::Subscription;
 use crate::{
-    ClusterError, ClusterEvent, Command, Leave, NODE_TTL, NodeInfo, REFRESH, RoomEvent, keys,
+    ClusterError, ClusterEvent, Command, Leave, Member, NODE_TTL, NodeInfo, REFRESH, RoomEvent,
+    keys,
 };
 
 /// How long a Redis call may take before the connection is counted as lost.
@@ -29,6 +30,8 @@ pub(crate) struct Coordinator {
     con: Option<Connection>,
     /// Rooms this node holds.
     rooms: BTreeSet<String>,
+    /// This node's members of each room it holds: `(id, info)`.
+    members: BTreeMap<String, Vec<(String, String)>>,
     /// The other nodes, as the registry showed them last.
     known: BTreeMap<String, NodeInfo>,
     /// Why the last connection failed, once said (said once per outage).
@@ -60,6 +63,7 @@ impl Coordinator {
             subscriptions,
             con: None,
             rooms: BTreeSet::new(),
+            members: BTreeMap::new(),
             known: BTreeMap::new(),
             down: None,
             next_refresh: now,
@@ -115,16 +119,36 @@ impl Coordinator {
             }
             Command::Exit(room) => {
                 let _ = self.subscriptions.send(Subscription::Remove(room.clone()));
+                self.members.remove(&room);
                 if self.rooms.remove(&room) {
                     let id = self.node.id.clone();
                     let r = self.with(|con| {
-                        redis::cmd("ZREM")
+                        redis::pipe()
+                            .cmd("ZREM")
                             .arg(keys::room_nodes(&room))
                             .arg(&id)
+                            .ignore()
+                            .cmd("DEL")
+                            .arg(keys::room_members(&room, &id))
+                            .ignore()
                             .query::<()>(con)
                     });
                     self.check(r);
                 }
+            }
+            Command::SetMembers(room, members) => {
+                self.members.insert(room.clone(), members);
+                let r = self.write_members(&room);
+                self.check(r);
+            }
+            Command::RoomMembers(room, reply) => {
+                let r = self.read_members(&room);
+                let answer = match &r {
+                    Ok(m) => Ok(m.clone()),
+                    Err(e) => Err(ClusterError::Unavailable(e.to_string())),
+                };
+                let _ = reply.send(answer);
+                self.check(r.map(|_| ()));
             }
             Command::Publish { room, body } => {
                 let event = RoomEvent {
@@ -208,7 +232,7 @@ impl Coordinator {
                 // Everything this node holds, written again: the registry key, every
                 // room entry (and the subscriber resubscribes on its own). Then the
                 // nodes it finds, after it said it is back.
-                let r = self.write_all();
+                let r = self.write_all().and_then(|()| self.write_all_members());
                 if r.is_ok() {
                     tracing::info!("cluster: registered as {} on Redis", self.node.id);
                     self.next_refresh = Instant::now() + REFRESH;
@@ -234,6 +258,7 @@ impl Coordinator {
     fn enter_room(&mut self, room: &str) -> RedisResult<()> {
         let deadline = unix_ms() + NODE_TTL.as_millis() as u64;
         let id = self.node.id.clone();
+        let ttl = NODE_TTL.as_millis() as u64;
         self.with(|con| {
             redis::pipe()
                 .cmd("ZADD")
@@ -243,9 +268,63 @@ impl Coordinator {
                 .ignore()
                 .cmd("PEXPIRE")
                 .arg(keys::room_nodes(room))
-                .arg(NODE_TTL.as_millis() as u64)
+                .arg(ttl)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(keys::room_members(room, &id))
+                .arg(ttl)
                 .ignore()
                 .query(con)
+        })
+    }
+
+    /// This node's members of `room`, written in full (replacing what was there).
+    fn write_members(&mut self, room: &str) -> RedisResult<()> {
+        let id = self.node.id.clone();
+        let key = keys::room_members(room, &id);
+        let members = self.members.get(room).cloned().unwrap_or_default();
+        self.with(|con| {
+            let mut p = redis::pipe();
+            p.atomic().cmd("DEL").arg(&key).ignore();
+            if !members.is_empty() {
+                p.cmd("HSET").arg(&key);
+                for (member, info) in &members {
+                    p.arg(member).arg(info);
+                }
+                p.ignore();
+                p.cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(NODE_TTL.as_millis() as u64)
+                    .ignore();
+            }
+            p.query(con)
+        })
+    }
+
+    /// Every member of `room` on the nodes whose directory entries are alive.
+    fn read_members(&mut self, room: &str) -> RedisResult<Vec<Member>> {
+        self.with(|con| {
+            let nodes: Vec<String> = redis::cmd("ZRANGEBYSCORE")
+                .arg(keys::room_nodes(room))
+                .arg(unix_ms())
+                .arg("+inf")
+                .query(con)?;
+            let mut p = redis::pipe();
+            for node in &nodes {
+                p.cmd("HGETALL").arg(keys::room_members(room, node));
+            }
+            let hashes: Vec<Vec<(String, String)>> = p.query(con)?;
+            Ok(nodes
+                .into_iter()
+                .zip(hashes)
+                .flat_map(|(node, members)| {
+                    members.into_iter().map(move |(id, info)| Member {
+                        node: node.clone(),
+                        id,
+                        info,
+                    })
+                })
+                .collect())
         })
     }
 
@@ -270,6 +349,15 @@ impl Coordinator {
         let rooms: Vec<String> = self.rooms.iter().cloned().collect();
         for room in rooms {
             self.enter_room(&room)?;
+        }
+        Ok(())
+    }
+
+    /// After (re)connecting: every room's members in full, since Redis may have lost them.
+    fn write_all_members(&mut self) -> RedisResult<()> {
+        let rooms: Vec<String> = self.members.keys().cloned().collect();
+        for room in rooms {
+            self.write_members(&room)?;
         }
         Ok(())
     }
@@ -324,6 +412,7 @@ impl Coordinator {
             p.cmd("DEL").arg(keys::node(&id)).ignore();
             for room in &rooms {
                 p.cmd("ZREM").arg(keys::room_nodes(room)).arg(&id).ignore();
+                p.cmd("DEL").arg(keys::room_members(room, &id)).ignore();
             }
             p.query::<()>(con)
         });

@@ -10,6 +10,10 @@ pub(crate) fn room_nodes(room: &str) -> String {
     format!("peercalls:room:{room}:nodes")
 }
 
+pub(crate) fn room_members(room: &str, node: &str) -> String {
+    format!("peercalls:room:{room}:members:{node}")
+}
+
 pub(crate) fn room_events(room: &str) -> String {
     format!("peercalls:room:{room}:events")
 }

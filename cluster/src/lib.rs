@@ -12,10 +12,12 @@
 //! |---|---|---|---|
 //! | `peercalls:node:{id}` | string: the node's [`NodeInfo`] as JSON | every [`REFRESH`] by its node | [`NODE_TTL`] after the last write: a node whose key is gone is dead |
 //! | `peercalls:room:{room}:nodes` | sorted set: node ids, scored by the unix time (ms) their entry lapses | every [`REFRESH`] by each node holding members there | entries lapse [`NODE_TTL`] after their last refresh (readers skip them); the key expires [`NODE_TTL`] after the last refresh by any node |
+//! | `peercalls:room:{room}:members:{node}` | hash: the node's members of the room, member id → what the signalling layer says of it | by the node on each change, in full; kept alive every [`REFRESH`] | [`NODE_TTL`] after the last refresh |
 //! | `peercalls:room:{room}:events` | pub/sub channel: [`RoomEvent`] JSON | on each room event | — |
 //!
-//! Rates, per node: one `SET` and one `ZADD` per room it holds every [`REFRESH`], one
-//! `SCAN` of the node keys and one `MGET` every [`REFRESH`]; one `PUBLISH` per room event.
+//! Rates, per node: one `SET`, and one `ZADD` and two `PEXPIRE`s per room it holds every
+//! [`REFRESH`], one `SCAN` of the node keys and one `MGET` every [`REFRESH`]; one `DEL` and
+//! one `HSET` per change of its members in a room; one `PUBLISH` per room event.
 //!
 //! Pub/sub loses what is published while a node is disconnected, so after Redis comes
 //! back (or the node reconnects) the node re-registers, re-enters its rooms and gets
@@ -75,6 +77,17 @@ pub enum ClusterEvent {
     Reconnected,
 }
 
+/// A member of a room, as the node that holds it wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The node it is on.
+    pub node: String,
+    /// Its id on that node.
+    pub id: String,
+    /// What the signalling layer says of it (its name, for one).
+    pub info: String,
+}
+
 /// Why a query failed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClusterError {
@@ -113,6 +126,8 @@ pub(crate) enum Command {
     Exit(String),
     Publish { room: String, body: String },
     RoomNodes(String, Sender<Result<Vec<String>, ClusterError>>),
+    SetMembers(String, Vec<(String, String)>),
+    RoomMembers(String, Sender<Result<Vec<Member>, ClusterError>>),
     Stop(Leave),
 }
 
@@ -197,6 +212,26 @@ impl Cluster {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.commands
             .send(Command::RoomNodes(room.to_owned(), tx))
+            .map_err(|_| ClusterError::Stopped)?;
+        rx.recv_timeout(timeout)
+            .map_err(|_| ClusterError::Unavailable("no answer in time".into()))?
+    }
+
+    /// This node's members of `room` now, all of them: `(id, info)`. Kept in Redis
+    /// while the node holds the room (and written again after Redis comes back).
+    pub fn set_members(&self, room: &str, members: Vec<(String, String)>) {
+        let _ = self
+            .commands
+            .send(Command::SetMembers(room.to_owned(), members));
+    }
+
+    /// Every member of `room` on every node holding it, this one included, waiting at
+    /// most `timeout` for Redis: what a node re-reads when it enters a room or Redis
+    /// comes back.
+    pub fn room_members(&self, room: &str, timeout: Duration) -> Result<Vec<Member>, ClusterError> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.commands
+            .send(Command::RoomMembers(room.to_owned(), tx))
             .map_err(|_| ClusterError::Stopped)?;
         rx.recv_timeout(timeout)
             .map_err(|_| ClusterError::Unavailable("no answer in time".into()))?

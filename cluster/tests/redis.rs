@@ -207,3 +207,72 @@ fn an_unreachable_redis_is_said_and_queries_fail_clearly() {
         "not a Redis URL"
     );
 }
+
+/// Waits until every node's members of `room`, as `c` reads them, are `want`:
+/// `(node, id, info)`, sorted.
+fn wait_members(c: &Cluster, room: &str, want: &[(&str, &str, &str)]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = c.room_members(room, Duration::from_secs(2)).map(|ms| {
+            let mut v: Vec<(String, String, String)> =
+                ms.into_iter().map(|m| (m.node, m.id, m.info)).collect();
+            v.sort();
+            v
+        });
+        let want_owned: Vec<(String, String, String)> = want
+            .iter()
+            .map(|(n, i, f)| (n.to_string(), i.to_string(), f.to_string()))
+            .collect();
+        if got.as_ref().is_ok_and(|g| *g == want_owned) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "members of {room}: {got:?}, not {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_rooms_members_are_read_from_every_node_survive_a_redis_restart_and_go_with_their_node() {
+    let redis = Redis::start();
+    let a = Cluster::start(&redis.url(), node("a")).unwrap();
+    let b = Cluster::start(&redis.url(), node("b")).unwrap();
+    a.enter("r");
+    a.set_members("r", vec![("1".into(), "alice".into())]);
+    b.enter("r");
+    b.set_members("r", vec![("7".into(), "bob".into())]);
+    wait_members(&a, "r", &[("a", "1", "alice"), ("b", "7", "bob")]);
+    a.set_members(
+        "r",
+        vec![("1".into(), "alice".into()), ("2".into(), "carol".into())],
+    );
+    wait_members(
+        &b,
+        "r",
+        &[("a", "1", "alice"), ("a", "2", "carol"), ("b", "7", "bob")],
+    );
+    a.set_members("r", vec![("2".into(), "carol".into())]);
+    wait_members(&b, "r", &[("a", "2", "carol"), ("b", "7", "bob")]);
+
+    // Redis restarts empty: each node writes its members again.
+    let port = redis.kill();
+    let _redis = Redis::on(port);
+    for c in [&a, &b] {
+        wait_for(c, Duration::from_secs(5), |e| {
+            (e == ClusterEvent::Reconnected).then_some(())
+        });
+    }
+    wait_members(&a, "r", &[("a", "2", "carol"), ("b", "7", "bob")]);
+
+    // A node that leaves the room takes its members with it at once; one that vanishes,
+    // when its entries lapse.
+    a.exit("r");
+    wait_members(&b, "r", &[("b", "7", "bob")]);
+    a.enter("r");
+    a.set_members("r", vec![("3".into(), "dave".into())]);
+    wait_members(&a, "r", &[("a", "3", "dave"), ("b", "7", "bob")]);
+    b.stop(Leave::Vanish);
+    wait_members(&a, "r", &[("a", "3", "dave")]);
+}

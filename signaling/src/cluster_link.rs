@@ -1,14 +1,16 @@
 //! Keeps the cluster (`cluster` crate, Redis) in step with this node, from the
-//! signalling thread: the rooms it holds enter and leave the room directory, its load
-//! goes with its registry key, and what the cluster says (nodes up and down, Redis lost
-//! and back, room events) is logged and counted for `/metrics`.
+//! signalling thread: the rooms it holds enter and leave the room directory with their
+//! members (id and nickname), its load goes with its registry key, and what the cluster
+//! says (nodes up and down, Redis lost and back, room events) is logged and counted for
+//! `/metrics`.
 //!
 //! Rooms that span nodes (members on one node seeing those on another) build on this:
 //! the room events are received here, not yet acted on.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use cluster::{Cluster, ClusterEvent, NodeInfo};
+use protocol::PeerInfo;
 
 /// What the metrics page shows of the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +25,8 @@ pub struct ClusterFigures {
 
 pub struct ClusterLink {
     cluster: Cluster,
-    held: BTreeSet<String>,
+    /// The rooms held and their members, as last written.
+    held: BTreeMap<String, Vec<PeerInfo>>,
     others: BTreeMap<String, NodeInfo>,
     redis_up: bool,
     room_events: u64,
@@ -35,22 +38,34 @@ impl ClusterLink {
         tracing::info!(node = %node.id, "joining the cluster on {redis_url}");
         Ok(ClusterLink {
             cluster: Cluster::start(redis_url, node)?,
-            held: BTreeSet::new(),
+            held: BTreeMap::new(),
             others: BTreeMap::new(),
             redis_up: false,
             room_events: 0,
         })
     }
 
-    /// Brings the directory in line with the rooms this node holds now and sends its
-    /// load (the busiest shard's busy share).
-    pub fn sync<'a>(&mut self, rooms: impl Iterator<Item = &'a str>, load: f64) {
-        let now: BTreeSet<String> = rooms.map(str::to_owned).collect();
-        for gone in self.held.difference(&now) {
+    /// Brings the directory in line with the rooms this node holds now and their
+    /// members, and sends its load (the busiest shard's busy share).
+    pub fn sync<'a>(&mut self, rooms: impl Iterator<Item = (&'a str, Vec<PeerInfo>)>, load: f64) {
+        let now: BTreeMap<String, Vec<PeerInfo>> = rooms.map(|(r, m)| (r.to_owned(), m)).collect();
+        for gone in self.held.keys().filter(|r| !now.contains_key(*r)) {
             self.cluster.exit(gone);
         }
-        for new in now.difference(&self.held) {
-            self.cluster.enter(new);
+        for (room, members) in &now {
+            match self.held.get(room) {
+                None => self.cluster.enter(room),
+                Some(before) if before == members => continue,
+                Some(_) => {}
+            }
+            let entries = members
+                .iter()
+                .map(|m| {
+                    let info = serde_json::to_string(m).unwrap_or_default();
+                    (m.peer_id.clone(), info)
+                })
+                .collect();
+            self.cluster.set_members(room, entries);
         }
         self.held = now;
         self.cluster.set_load(load);

@@ -333,7 +333,10 @@ fn run(
             app.tick(now);
             if let Some(c) = cluster.as_mut() {
                 c.drain_events();
-                c.sync(app.room_names(), busy.iter().copied().fold(0.0, f64::max));
+                c.sync(
+                    app.rooms_and_members(),
+                    busy.iter().copied().fold(0.0, f64::max),
+                );
             }
         }
         deliver(&mut app, &mut transport, &engine);

@@ -1,5 +1,6 @@
 //! Servers joining one cluster on a real `redis-server` (`--redis`): each registers
-//! itself, sees the others, and enters the rooms it holds in the room directory.
+//! itself, sees the others, and enters the rooms it holds in the room directory with
+//! their members.
 
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,25 @@ fn servers_on_one_redis_see_each_other_and_their_rooms() {
             break;
         }
         assert!(Instant::now() < deadline, "holders {holders:?}");
+    }
+    // With its members: the publisher and the subscriber of the call, by nickname.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        scene.pump(Duration::from_millis(100));
+        let members: Vec<String> = redis::cmd("HVALS")
+            .arg("peercalls:room:shared:members:node-a")
+            .query(&mut con)
+            .expect("HVALS");
+        let mut names: Vec<String> = members
+            .iter()
+            .filter_map(|m| serde_json::from_str::<protocol::PeerInfo>(m).ok())
+            .map(|p| p.nickname)
+            .collect();
+        names.sort();
+        if names == ["alice-pub", "alice-sub"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "members {members:?}");
     }
     let info: String = redis::cmd("GET")
         .arg("peercalls:node:node-a")

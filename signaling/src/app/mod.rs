@@ -215,9 +215,21 @@ impl App {
         }
     }
 
-    /// The names of the rooms with someone in them.
-    pub fn room_names(&self) -> impl Iterator<Item = &str> {
-        self.rooms.names()
+    /// Every room with someone in it, and who: what the cluster keeps of this node's
+    /// rooms.
+    pub fn rooms_and_members(&self) -> impl Iterator<Item = (&str, Vec<protocol::PeerInfo>)> {
+        self.rooms.names().map(|room| {
+            let members = self
+                .members(room)
+                .into_iter()
+                .filter_map(|p| self.sessions.get(&p))
+                .map(|s| protocol::PeerInfo {
+                    peer_id: membership::peer_id_str(s.id),
+                    nickname: s.nickname.clone(),
+                })
+                .collect();
+            (room, members)
+        })
     }
 
     /// Number of rooms with someone in them.
