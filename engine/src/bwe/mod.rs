@@ -1,7 +1,7 @@
 //! The bandwidth estimate of the path from the server to one subscriber, from the
 //! transport-wide congestion control feedback it sends (every packet the engine sends
 //! it carries a transport-wide sequence number; the feedback says when each arrived).
-//! Simulcast chooses each subscriber's layers with it.
+//! Simulcast (issue #22) is to choose each subscriber's layers with it.
 //!
 //! | file | what |
 //! |---|---|
