@@ -143,12 +143,7 @@ impl Coordinator {
             }
             Command::RoomMembers(room, reply) => {
                 let r = self.read_members(&room);
-                let answer = match &r {
-                    Ok(m) => Ok(m.clone()),
-                    Err(e) => Err(ClusterError::Unavailable(e.to_string())),
-                };
-                let _ = reply.send(answer);
-                self.check(r.map(|_| ()));
+                self.answer(r, &reply);
             }
             Command::Publish { room, body } => {
                 let event = RoomEvent {
@@ -175,14 +170,23 @@ impl Coordinator {
                         .arg("+inf")
                         .query(con)
                 });
-                let answer = match &r {
-                    Ok(nodes) => Ok(nodes.clone()),
-                    Err(e) => Err(ClusterError::Unavailable(e.to_string())),
-                };
-                let _ = reply.send(answer);
-                self.check(r.map(|_| ()));
+                self.answer(r, &reply);
             }
             Command::Stop(_) => {}
+        }
+    }
+
+    /// Answers a query with what Redis said (an error: unavailable, and the connection
+    /// counted as lost).
+    fn answer<T>(&mut self, r: RedisResult<T>, reply: &Sender<Result<T, ClusterError>>) {
+        match r {
+            Ok(v) => {
+                let _ = reply.send(Ok(v));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(ClusterError::Unavailable(e.to_string())));
+                self.check::<()>(Err(e));
+            }
         }
     }
 

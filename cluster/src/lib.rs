@@ -209,12 +209,7 @@ impl Cluster {
     /// The nodes holding members of `room` now, this one included, waiting at most
     /// `timeout` for Redis.
     pub fn room_nodes(&self, room: &str, timeout: Duration) -> Result<Vec<String>, ClusterError> {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.commands
-            .send(Command::RoomNodes(room.to_owned(), tx))
-            .map_err(|_| ClusterError::Stopped)?;
-        rx.recv_timeout(timeout)
-            .map_err(|_| ClusterError::Unavailable("no answer in time".into()))?
+        self.ask(|tx| Command::RoomNodes(room.to_owned(), tx), timeout)
     }
 
     /// This node's members of `room` now, all of them: `(id, info)`. Kept in Redis
@@ -229,9 +224,18 @@ impl Cluster {
     /// most `timeout` for Redis: what a node re-reads when it enters a room or Redis
     /// comes back.
     pub fn room_members(&self, room: &str, timeout: Duration) -> Result<Vec<Member>, ClusterError> {
+        self.ask(|tx| Command::RoomMembers(room.to_owned(), tx), timeout)
+    }
+
+    /// Sends the coordinator a query and waits at most `timeout` for its answer.
+    fn ask<T>(
+        &self,
+        query: impl FnOnce(Sender<Result<T, ClusterError>>) -> Command,
+        timeout: Duration,
+    ) -> Result<T, ClusterError> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.commands
-            .send(Command::RoomMembers(room.to_owned(), tx))
+            .send(query(tx))
             .map_err(|_| ClusterError::Stopped)?;
         rx.recv_timeout(timeout)
             .map_err(|_| ClusterError::Unavailable("no answer in time".into()))?

@@ -40,20 +40,25 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-/// Waits until the room's directory shows `want`.
-fn wait_room(c: &Cluster, room: &str, want: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(5);
+/// Polls `read` until it gives `want`, for at most 10 s.
+fn wait_until<T: PartialEq + std::fmt::Debug>(what: &str, want: T, mut read: impl FnMut() -> T) {
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let got = c.room_nodes(room, Duration::from_secs(2)).map(sorted);
-        if got.as_deref().ok().is_some_and(|g| g == want) {
+        let got = read();
+        if got == want {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "room {room}: {got:?}, not {want:?}"
-        );
+        assert!(Instant::now() < deadline, "{what}: {got:?}, not {want:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits until the room's directory shows `want`.
+fn wait_room(c: &Cluster, room: &str, want: &[&str]) {
+    let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    wait_until(&format!("room {room}"), Ok(want), || {
+        c.room_nodes(room, Duration::from_secs(2)).map(sorted)
+    });
 }
 
 #[test]
@@ -208,27 +213,17 @@ fn an_unreachable_redis_is_said_and_queries_fail_clearly() {
 /// Waits until every node's members of `room`, as `c` reads them, are `want`:
 /// `(node, id, info)`, sorted.
 fn wait_members(c: &Cluster, room: &str, want: &[(&str, &str, &str)]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = c.room_members(room, Duration::from_secs(2)).map(|ms| {
-            let mut v: Vec<(String, String, String)> =
-                ms.into_iter().map(|m| (m.node, m.id, m.info)).collect();
+    let want: Vec<(String, String, String)> = want
+        .iter()
+        .map(|(n, i, f)| (n.to_string(), i.to_string(), f.to_string()))
+        .collect();
+    wait_until(&format!("members of {room}"), Ok(want), || {
+        c.room_members(room, Duration::from_secs(2)).map(|ms| {
+            let mut v: Vec<_> = ms.into_iter().map(|m| (m.node, m.id, m.info)).collect();
             v.sort();
             v
-        });
-        let want_owned: Vec<(String, String, String)> = want
-            .iter()
-            .map(|(n, i, f)| (n.to_string(), i.to_string(), f.to_string()))
-            .collect();
-        if got.as_ref().is_ok_and(|g| *g == want_owned) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "members of {room}: {got:?}, not {want:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        })
+    });
 }
 
 #[test]
