@@ -59,6 +59,11 @@ impl Bwe {
         }
     }
 
+    /// The transport-wide sequence number the next packet [`Bwe::sent`] takes.
+    pub fn next_seq(&self) -> u16 {
+        self.sent.next_seq()
+    }
+
     /// A packet of `size` bytes goes out at `now`: its transport-wide sequence number.
     pub fn sent(&mut self, now: Instant, size: usize) -> u16 {
         self.sent.push(now, size)

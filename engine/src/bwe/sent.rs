@@ -54,6 +54,11 @@ impl SentLog {
         }
     }
 
+    /// The sequence number the next packet takes.
+    pub(super) fn next_seq(&self) -> u16 {
+        self.next as u16
+    }
+
     /// Records a packet of `size` bytes sent at `now`; returns its sequence number.
     pub(super) fn push(&mut self, now: Instant, size: usize) -> u16 {
         let seq = self.next;

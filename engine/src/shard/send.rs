@@ -247,14 +247,14 @@ fn write_header(
     let Some((id, bwe)) = stream.twcc_ext.zip(bwe) else {
         return rtp_header::write(buf, &fields);
     };
-    // The size the estimate counts: the datagram, with the cipher's tag at most.
-    let with_seq_len = rtp_header::write(buf, &fields) + 3;
-    let size = with_seq_len + fwd.payload.len() + MAX_RTP_OVERHEAD;
     let fields = rtp_header::Fields {
-        transport_seq: Some((id, bwe.sent(now, size))),
+        transport_seq: Some((id, bwe.next_seq())),
         ..fields
     };
-    rtp_header::write(buf, &fields)
+    let len = rtp_header::write(buf, &fields);
+    // The size the estimate counts: the datagram, with the cipher's tag at most.
+    bwe.sent(now, len + fwd.payload.len() + MAX_RTP_OVERHEAD);
+    len
 }
 
 /// Where str0m sends this peer's media now: the destination of its last datagram that
