@@ -39,17 +39,23 @@ pub enum Frame<'a> {
         track: u64,
     },
     /// A member of mine needs a keyframe of this track of yours (`fir`: a full intra
-    /// request, else a picture loss indication).
+    /// request, else a picture loss indication; `urgent`: a new subscriber, past the
+    /// publisher's once-a-second throttle).
     KeyframeRequest {
         track: u64,
         fir: bool,
+        urgent: bool,
     },
+    /// I am here: sent every second to each known node, so each side of a pair knows
+    /// whether the other still reaches it.
+    Ping,
 }
 
 const RTP: u8 = 1;
 const SUBSCRIBE: u8 = 2;
 const UNSUBSCRIBE: u8 = 3;
 const KEYFRAME: u8 = 4;
+const PING: u8 = 5;
 
 /// The fixed part of an RTP frame's body: track, codec, seq, time, flags, level, age.
 const RTP_FIXED: usize = 8 + 1 + 8 + 4 + 1 + 1 + 4;
@@ -60,6 +66,7 @@ pub fn encoded_len(frame: &Frame<'_>) -> usize {
         Frame::Rtp(r) => RTP_FIXED + r.payload.len(),
         Frame::Subscribe { .. } | Frame::Unsubscribe { .. } => 8,
         Frame::KeyframeRequest { .. } => 9,
+        Frame::Ping => 0,
     }
 }
 
@@ -95,11 +102,15 @@ pub fn encode(frame: &Frame<'_>, out: &mut Vec<u8>) -> bool {
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(&track.to_be_bytes());
         }
-        Frame::KeyframeRequest { track, fir } => {
+        Frame::KeyframeRequest { track, fir, urgent } => {
             out.push(KEYFRAME);
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(&track.to_be_bytes());
-            out.push(u8::from(*fir));
+            out.push(u8::from(*fir) | (u8::from(*urgent) << 1));
+        }
+        Frame::Ping => {
+            out.push(PING);
+            out.extend_from_slice(&len.to_be_bytes());
         }
     }
     true
@@ -140,8 +151,10 @@ fn decode(kind: u8, b: &[u8]) -> Option<Frame<'_>> {
         }),
         KEYFRAME if b.len() >= 9 => Some(Frame::KeyframeRequest {
             track: u64_at(b, 0),
-            fir: b[8] != 0,
+            fir: b[8] & 1 != 0,
+            urgent: b[8] & 2 != 0,
         }),
+        PING => Some(Frame::Ping),
         _ => None,
     }
 }
@@ -196,7 +209,14 @@ mod tests {
             Frame::KeyframeRequest {
                 track: 7,
                 fir: true,
+                urgent: false,
             },
+            Frame::KeyframeRequest {
+                track: 8,
+                fir: false,
+                urgent: true,
+            },
+            Frame::Ping,
         ]
     }
 

@@ -64,15 +64,16 @@ impl NodeLink {
     }
 
     /// Adds the node `id` (booted as `boot`) at `addr`, or updates it. A new boot id is
-    /// a restarted node: new keys, and nothing it asked for before.
-    pub fn set_peer(&mut self, id: &str, boot: [u8; 16], addr: SocketAddr) {
+    /// a restarted node: new keys, and nothing it asked for before (returned: the tracks
+    /// it no longer gets).
+    pub fn set_peer(&mut self, id: &str, boot: [u8; 16], addr: SocketAddr) -> Vec<u64> {
         if let Some(p) = self.peers.iter_mut().find(|p| p.id == id) {
             p.addr = addr;
             if p.boot == boot {
-                return;
+                return Vec::new();
             }
         }
-        self.remove_peer(id);
+        let dropped = self.remove_peer(id);
         let remote = NodeIdentity {
             id: id.to_owned(),
             boot,
@@ -87,15 +88,26 @@ impl NodeLink {
             wants: HashSet::new(),
             batch: Vec::new(),
         });
+        dropped
     }
 
-    pub fn remove_peer(&mut self, id: &str) {
-        self.peers.retain(|p| p.id != id);
+    /// Forgets the node `id`; returns the tracks it had asked for.
+    pub fn remove_peer(&mut self, id: &str) -> Vec<u64> {
+        let Some(i) = self.peers.iter().position(|p| p.id == id) else {
+            return Vec::new();
+        };
+        self.peers.swap_remove(i).wants.into_iter().collect()
+    }
+
+    /// The nodes known, by id.
+    pub fn peers(&self) -> impl Iterator<Item = &str> {
+        self.peers.iter().map(|p| p.id.as_str())
     }
 
     /// Opens a datagram from `from` and hands each of its frames to `each` with the
-    /// sending node's id. A node's subscriptions are kept here too. What does not open
-    /// is counted and dropped.
+    /// sending node's id. A node's subscriptions are kept here too: a `Subscribe` or
+    /// `Unsubscribe` reaches `each` only when it changes them (nodes repeat theirs, as
+    /// datagrams get lost). What does not open is counted and dropped.
     pub fn handle_datagram(
         &mut self,
         from: SocketAddr,
@@ -123,16 +135,14 @@ impl NodeLink {
         };
         self.stats.datagrams_received += 1;
         for f in frame::frames(payload) {
-            match f {
-                Frame::Subscribe { track } => {
-                    peer.wants.insert(track);
-                }
-                Frame::Unsubscribe { track } => {
-                    peer.wants.remove(&track);
-                }
-                _ => {}
+            let changed = match f {
+                Frame::Subscribe { track } => peer.wants.insert(track),
+                Frame::Unsubscribe { track } => peer.wants.remove(&track),
+                _ => true,
+            };
+            if changed {
+                each(&peer.id, f);
             }
-            each(&peer.id, f);
         }
     }
 
@@ -261,6 +271,9 @@ mod tests {
         let (got, _) = deliver(&mut b, addr(2), &mut a);
         assert_eq!(got, ["b: Subscribe { track: 7 }"]);
         assert!(a.wants("b", 7));
+        b.send_to("a", &Frame::Subscribe { track: 7 });
+        let (got, _) = deliver(&mut b, addr(2), &mut a);
+        assert!(got.is_empty(), "a repeated subscription changes nothing");
         assert_eq!(a.send_rtp(rtp(7, 1, b"frame")), 1);
         assert_eq!(a.send_rtp(rtp(8, 1, b"other track")), 0);
         let (got, _) = deliver(&mut a, addr(1), &mut b);
@@ -272,6 +285,9 @@ mod tests {
         b.send_to("a", &Frame::Unsubscribe { track: 7 });
         deliver(&mut b, addr(2), &mut a);
         assert_eq!(a.send_rtp(rtp(7, 2, b"frame")), 0);
+        b.send_to("a", &Frame::Subscribe { track: 9 });
+        deliver(&mut b, addr(2), &mut a);
+        assert_eq!(a.remove_peer("b"), [9], "what a forgotten node had asked for");
     }
 
     #[test]
