@@ -363,6 +363,7 @@ impl ServeArgs {
                 pin_cores: !self.no_pin && shards <= cores,
                 liveness: Liveness::default(),
                 tcp_first_port: self.tcp_port,
+                node_port: None,
             },
             app: AppConfig {
                 reconnect_grace: Duration::from_secs(self.reconnect_grace),

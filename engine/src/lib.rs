@@ -14,6 +14,7 @@ pub mod keyframe;
 pub mod latency;
 pub mod media_check;
 pub mod msg;
+pub mod node_port;
 pub mod rtcp;
 pub mod rtp_header;
 pub mod shard;

@@ -24,7 +24,9 @@ pub type ShardId = usize;
 pub struct TrackId(pub u64);
 
 impl TrackId {
-    pub(crate) fn new(shard: ShardId, counter: u64) -> Self {
+    /// The `counter`th track of `shard`. Signalling names remote tracks this way, as
+    /// tracks of the node port (whose index follows the last shard's).
+    pub fn new(shard: ShardId, counter: u64) -> Self {
         Self(((shard as u64) << 48) | (counter & ((1 << 48) - 1)))
     }
 
@@ -134,6 +136,8 @@ pub enum Control {
         /// Skip the once-per-second throttle: a new subscriber needs a keyframe now.
         urgent: bool,
     },
+    /// For the node port's thread (multi-node); a shard ignores it.
+    Node(NodeCommand),
     /// Stop the shard's thread.
     Shutdown,
     /// Test builds only: panic while handling this peer, as a bug in str0m or the shard
@@ -191,6 +195,7 @@ impl std::fmt::Debug for Control {
             } => {
                 write!(f, "KeyframeRequest({track:?}, {kind:?}, urgent={urgent})")
             }
+            Control::Node(c) => write!(f, "Node({c:?})"),
             Control::Shutdown => write!(f, "Shutdown"),
             #[cfg(feature = "fault-injection")]
             Control::InjectPanic { peer } => write!(f, "InjectPanic({peer:?})"),
@@ -204,6 +209,40 @@ impl std::fmt::Debug for Control {
             Control::InjectThreadPanic => write!(f, "InjectThreadPanic"),
         }
     }
+}
+
+/// What signalling tells the node port (see [`crate::node_port`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeCommand {
+    /// The node `id`, started as `boot`, listens at `addr` (new, moved or restarted).
+    SetNode {
+        /// Its cluster id.
+        id: String,
+        /// Its boot id (from its registry entry).
+        boot: [u8; 16],
+        /// Its node port.
+        addr: std::net::SocketAddr,
+    },
+    /// The node `id` is gone.
+    RemoveNode {
+        /// Its cluster id.
+        id: String,
+    },
+    /// `track`, a track id of the node port, stands for the track `origin` of the node
+    /// `node`: shards subscribe to it as to a track of another shard.
+    MapTrack {
+        /// The local id.
+        track: TrackId,
+        /// The origin node's id.
+        node: String,
+        /// The track's id on its origin node.
+        origin: u64,
+    },
+    /// The remote track is gone.
+    UnmapTrack {
+        /// The local id.
+        track: TrackId,
+    },
 }
 
 /// One RTP packet on its way from a publisher to subscribers, stripped of everything

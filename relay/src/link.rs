@@ -287,7 +287,11 @@ mod tests {
         assert_eq!(a.send_rtp(rtp(7, 2, b"frame")), 0);
         b.send_to("a", &Frame::Subscribe { track: 9 });
         deliver(&mut b, addr(2), &mut a);
-        assert_eq!(a.remove_peer("b"), [9], "what a forgotten node had asked for");
+        assert_eq!(
+            a.remove_peer("b"),
+            [9],
+            "what a forgotten node had asked for"
+        );
     }
 
     #[test]

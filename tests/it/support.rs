@@ -43,6 +43,7 @@ pub fn config(shards: usize, app: AppConfig, limits: Limits) -> ServerConfig {
             pin_cores: false,
             liveness: Liveness::default(),
             tcp_first_port: None,
+            node_port: None,
         },
         app,
         limits,

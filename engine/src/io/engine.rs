@@ -14,10 +14,12 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::batch::{enable_arrival_times, enable_gro};
 use super::heartbeat::{Heartbeat, panic_message};
+use super::node_thread::NodeThread;
 use super::shard_thread::{Link, ShardSnapshot, ShardThread, WAKE, advertised};
 use super::tcp::TcpMedia;
 use crate::latency::LatencyHistogram;
 use crate::msg::{Control, Notice, ShardId};
+use crate::node_port::{NodePortCore, NodePortStats};
 use crate::shard::{Liveness, ShardCore};
 
 /// Media batches that may wait in a shard's inbound channel; beyond that the sender
@@ -43,6 +45,58 @@ pub struct EngineConfig {
     /// ICE over TCP: shard `k` also listens on TCP `tcp_first_port + k` (0: the system
     /// picks each port); `None`: UDP only.
     pub tcp_first_port: Option<u16>,
+    /// Multi-node: the node port (server-to-server transport); `None`: one node.
+    pub node_port: Option<NodePortConfig>,
+}
+
+/// How to start the node port.
+#[derive(Clone)]
+pub struct NodePortConfig {
+    /// The UDP address it binds (port 0: the system picks one).
+    pub bind: SocketAddr,
+    /// This node as the others know it: its cluster id and this start's boot id.
+    pub identity: relay::NodeIdentity,
+    /// The cluster secret the pair keys are derived from.
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for NodePortConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodePortConfig")
+            .field("bind", &self.bind)
+            .field("node", &self.identity.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The running node port, as the rest of the process sees it.
+pub struct NodePortHandle {
+    /// The address it is bound to.
+    pub addr: SocketAddr,
+    control: Sender<Control>,
+    waker: Arc<Waker>,
+    snapshot: Arc<Mutex<NodePortStats>>,
+    heartbeat: Arc<Heartbeat>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl NodePortHandle {
+    /// Sends a command to the node port and wakes it.
+    pub fn send(&self, control: Control) {
+        if self.control.send(control).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Its latest published counters (at most half a second old).
+    pub fn snapshot(&self) -> NodePortStats {
+        self.snapshot.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// Its thread's heartbeat.
+    pub fn heartbeat(&self) -> &Heartbeat {
+        &self.heartbeat
+    }
 }
 
 /// A running shard, as the rest of the process sees it.
@@ -111,10 +165,12 @@ impl ShardRemote {
     }
 }
 
-/// The running shards.
+/// The running shards, and the node port when there is one.
 pub struct Engine {
     /// One per shard, indexed by shard id.
     pub shards: Vec<ShardHandle>,
+    /// The node port, index `shards.len()` to the shards.
+    pub node_port: Option<NodePortHandle>,
 }
 
 impl Engine {
@@ -179,7 +235,7 @@ impl Engine {
                 socket, local, poll, waker, control_tx, control_rx, media_tx, media_rx, tcp,
             ));
         }
-        let links: Vec<Link> = parts
+        let mut links: Vec<Link> = parts
             .iter()
             .map(|p| Link {
                 control: p.4.clone(),
@@ -187,12 +243,21 @@ impl Engine {
                 waker: p.3.clone(),
             })
             .collect();
+        let shard_links = links.clone();
+        let node_port = match &config.node_port {
+            None => None,
+            Some(c) => {
+                let (handle, link) = start_node_port(c, shard_links, config.shards)?;
+                links.push(link);
+                Some(handle)
+            }
+        };
         let mut shards = Vec::new();
         for (k, (socket, local, poll, waker, control_tx, control_rx, _media_tx, media_rx, tcp)) in
             parts.into_iter().enumerate()
         {
             let media_addr = advertised(local, config.advertised_ip);
-            let mut core = ShardCore::new(k, config.shards, media_addr, Instant::now());
+            let mut core = ShardCore::new(k, links.len(), media_addr, Instant::now());
             core.set_liveness(config.liveness);
             let tcp_addr = match &tcp {
                 Some(listener) => Some(advertised(listener.local_addr()?, config.advertised_ip)),
@@ -257,18 +322,24 @@ impl Engine {
                 thread: Some(handle),
             });
         }
-        Ok(Engine { shards })
+        Ok(Engine { shards, node_port })
     }
 
-    /// Stops every shard and waits for its thread.
+    /// Stops every shard and the node port, and waits for their threads.
     pub fn shutdown(&mut self) {
         for s in &self.shards {
             s.send(Control::Shutdown);
+        }
+        if let Some(n) = &self.node_port {
+            n.send(Control::Shutdown);
         }
         for s in &mut self.shards {
             if let Some(t) = s.thread.take() {
                 let _ = t.join();
             }
+        }
+        if let Some(t) = self.node_port.as_mut().and_then(|n| n.thread.take()) {
+            let _ = t.join();
         }
     }
 }
@@ -277,6 +348,67 @@ impl Drop for Engine {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Binds the node port and starts its thread; returns its handle and how the shards
+/// reach it.
+fn start_node_port(
+    config: &NodePortConfig,
+    shards: Vec<Link>,
+    shard_count: usize,
+) -> io::Result<(NodePortHandle, Link)> {
+    let socket = bind_udp(config.bind)
+        .map_err(|e| io::Error::new(e.kind(), format!("the node port: {e}")))?;
+    let addr = socket.local_addr()?;
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    let (control_tx, control_rx) = unbounded();
+    let (media_tx, media_rx) = bounded(MEDIA_CHANNEL);
+    let snapshot = Arc::new(Mutex::new(NodePortStats::default()));
+    let heartbeat = Arc::new(Heartbeat::new("node-port"));
+    let core = NodePortCore::new(
+        shard_count,
+        config.identity.clone(),
+        &config.secret,
+        Instant::now(),
+    );
+    let thread = NodeThread {
+        core,
+        poll,
+        socket: mio::net::UdpSocket::from_std(socket),
+        control: control_rx,
+        media: media_rx,
+        links: shards,
+        snapshot: snapshot.clone(),
+        heartbeat: heartbeat.clone(),
+    };
+    let beat = heartbeat.clone();
+    let handle = std::thread::Builder::new()
+        .name("node-port".into())
+        .spawn(move || {
+            let why = match catch_unwind(AssertUnwindSafe(|| thread.run())) {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => format!("its socket failed: {e}"),
+                Err(panic) => format!("it panicked: {}", panic_message(&*panic)),
+            };
+            tracing::error!("the node port died: {why}");
+            beat.die(why);
+        })?;
+    tracing::info!(%addr, node = %config.identity.id, "node port started");
+    let link = Link {
+        control: control_tx.clone(),
+        media: media_tx,
+        waker: waker.clone(),
+    };
+    let handle = NodePortHandle {
+        addr,
+        control: control_tx,
+        waker,
+        snapshot,
+        heartbeat,
+        thread: Some(handle),
+    };
+    Ok((handle, link))
 }
 
 fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {

@@ -3,9 +3,10 @@
 pub mod batch;
 mod engine;
 pub mod heartbeat;
+mod node_thread;
 mod shard_thread;
 mod tcp;
 
-pub use engine::{Engine, EngineConfig, ShardHandle, ShardRemote};
+pub use engine::{Engine, EngineConfig, NodePortConfig, NodePortHandle, ShardHandle, ShardRemote};
 pub use heartbeat::Heartbeat;
 pub use shard_thread::ShardSnapshot;

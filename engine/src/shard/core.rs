@@ -138,9 +138,10 @@ pub struct ShardCore {
 }
 
 impl ShardCore {
-    /// A shard `id` of `shards` whose socket is reached at `local_addr` (the address
-    /// in the peers' ICE candidates).
-    pub fn new(id: ShardId, shards: usize, local_addr: SocketAddr, now: Instant) -> Self {
+    /// Shard `id` of an engine of `threads` (the shards, and the node port after them
+    /// when there is one), whose socket is reached at `local_addr` (the address in the
+    /// peers' ICE candidates).
+    pub fn new(id: ShardId, threads: usize, local_addr: SocketAddr, now: Instant) -> Self {
         Self {
             id,
             local_addr,
@@ -166,7 +167,7 @@ impl ShardCore {
                 tcp_transmits: Vec::new(),
                 notices: Vec::new(),
                 control: Vec::new(),
-                media: (0..shards).map(|_| Vec::new()).collect(),
+                media: (0..threads).map(|_| Vec::new()).collect(),
                 spare: Vec::new(),
             },
             #[cfg(feature = "fault-injection")]
@@ -417,7 +418,7 @@ impl ShardCore {
                 kind,
                 urgent,
             } => self.request_keyframe(now, track, kind, urgent),
-            Control::Shutdown => {}
+            Control::Shutdown | Control::Node(_) => {}
             #[cfg(feature = "fault-injection")]
             Control::InjectPanic { peer } => {
                 if let Some(slot) = self.slot_of(peer) {
