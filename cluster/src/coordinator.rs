@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use redis::{Client, Connection, RedisResult};
 
+use crate::EventSink;
 use crate::subscriber::Subscription;
 use crate::{
     ClusterError, ClusterEvent, Command, Leave, Member, NODE_TTL, NodeInfo, REFRESH, RoomEvent,
@@ -25,7 +26,7 @@ pub(crate) struct Coordinator {
     client: Client,
     node: NodeInfo,
     commands: Receiver<Command>,
-    events: Sender<ClusterEvent>,
+    events: EventSink,
     subscriptions: Sender<Subscription>,
     con: Option<Connection>,
     /// Rooms this node holds.
@@ -51,7 +52,7 @@ impl Coordinator {
         client: Client,
         node: NodeInfo,
         commands: Receiver<Command>,
-        events: Sender<ClusterEvent>,
+        events: EventSink,
         subscriptions: Sender<Subscription>,
     ) -> Self {
         let now = Instant::now();
@@ -144,6 +145,17 @@ impl Coordinator {
             Command::RoomMembers(room, reply) => {
                 let r = self.read_members(&room);
                 self.answer(r, &reply);
+            }
+            Command::FetchMembers(room) => {
+                let members = match self.read_members(&room) {
+                    Ok(m) => Ok(m),
+                    Err(e) => {
+                        let why = e.to_string();
+                        self.check::<()>(Err(e));
+                        Err(ClusterError::Unavailable(why))
+                    }
+                };
+                let _ = self.events.send(ClusterEvent::Members { room, members });
             }
             Command::Publish { room, body } => {
                 let event = RoomEvent {
@@ -313,6 +325,9 @@ impl Coordinator {
                 .arg(unix_ms())
                 .arg("+inf")
                 .query(con)?;
+            if nodes.is_empty() {
+                return Ok(Vec::new()); // an empty pipeline is an error to Redis
+            }
             let mut p = redis::pipe();
             for node in &nodes {
                 p.cmd("HGETALL").arg(keys::room_members(room, node));
@@ -392,7 +407,7 @@ impl Coordinator {
             .collect();
         now.remove(&self.node.id);
         for (id, info) in &now {
-            if !self.known.contains_key(id) {
+            if self.known.get(id).is_none_or(|k| !k.same_node(info)) {
                 let _ = self.events.send(ClusterEvent::NodeUp(info.clone()));
             }
         }

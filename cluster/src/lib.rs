@@ -45,8 +45,12 @@ pub struct NodeInfo {
     pub id: String,
     /// Where clients reach it (`--node-address`): URLs of its page and signalling.
     pub addresses: Vec<String>,
-    /// Its server-to-server UDP port (`--node-port`).
-    pub node_port: u16,
+    /// Where the other nodes reach its node port, the server-to-server transport
+    /// (`ip:port`; `--node-port`).
+    pub node_addr: String,
+    /// Drawn at each start (hex, 16 bytes): the pair keys name it, so a restarted node
+    /// is known by its new boot id.
+    pub boot: String,
     /// How busy its busiest media shard is (0 to 1).
     pub load: f64,
 }
@@ -75,6 +79,12 @@ pub enum ClusterEvent {
     /// Redis is reachable again (or for the first time): the node registered, re-entered
     /// its rooms and resubscribed. Events published in between are lost: re-read.
     Reconnected,
+    /// The answer to [`Cluster::fetch_members`]: every live node's members of `room`
+    /// (this node's too).
+    Members {
+        room: String,
+        members: Result<Vec<Member>, ClusterError>,
+    },
 }
 
 /// A member of a room, as the node that holds it wrote it.
@@ -110,6 +120,29 @@ impl std::fmt::Display for ClusterError {
 
 impl std::error::Error for ClusterError {}
 
+impl NodeInfo {
+    /// Whether `other` is the same node at the same addresses and boot (its load aside).
+    pub fn same_node(&self, other: &NodeInfo) -> bool {
+        (&self.id, &self.addresses, &self.node_addr, &self.boot)
+            == (&other.id, &other.addresses, &other.node_addr, &other.boot)
+    }
+}
+
+/// Where the cluster's threads put their events, waking the thread that reads them.
+#[derive(Clone)]
+pub(crate) struct EventSink {
+    tx: Sender<ClusterEvent>,
+    wake: std::sync::Arc<dyn Fn() + Send + Sync>,
+}
+
+impl EventSink {
+    pub(crate) fn send(&self, event: ClusterEvent) -> Result<(), ()> {
+        self.tx.send(event).map_err(drop)?;
+        (self.wake)();
+        Ok(())
+    }
+}
+
 /// How a node leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Leave {
@@ -128,6 +161,7 @@ pub(crate) enum Command {
     RoomNodes(String, Sender<Result<Vec<String>, ClusterError>>),
     SetMembers(String, Vec<(String, String)>),
     RoomMembers(String, Sender<Result<Vec<Member>, ClusterError>>),
+    FetchMembers(String),
     Stop(Leave),
 }
 
@@ -152,10 +186,24 @@ impl Cluster {
     /// [`ClusterEvent::Disconnected`] and is retried every second. Fails only on a URL
     /// that is not a Redis URL.
     pub fn start(redis_url: &str, node: NodeInfo) -> Result<Cluster, String> {
+        Self::start_waking(redis_url, node, || {})
+    }
+
+    /// [`Cluster::start`], calling `wake` after each event it sends (to wake the thread
+    /// that reads [`Cluster::events`] from its poll).
+    pub fn start_waking(
+        redis_url: &str,
+        node: NodeInfo,
+        wake: impl Fn() + Send + Sync + 'static,
+    ) -> Result<Cluster, String> {
         check_url(redis_url)?;
         let client = redis::Client::open(redis_url).map_err(|e| e.to_string())?;
         let (commands, command_rx) = crossbeam_channel::unbounded();
-        let (event_tx, events) = crossbeam_channel::unbounded();
+        let (tx, events) = crossbeam_channel::unbounded();
+        let event_tx = EventSink {
+            tx,
+            wake: std::sync::Arc::new(wake),
+        };
         let (subs_tx, subs_rx) = crossbeam_channel::unbounded();
         let sub =
             subscriber::Subscriber::new(client.clone(), node.id.clone(), subs_rx, event_tx.clone());
@@ -223,6 +271,12 @@ impl Cluster {
     /// Every member of `room` on every node holding it, this one included, waiting at
     /// most `timeout` for Redis: what a node re-reads when it enters a room or Redis
     /// comes back.
+    /// Reads every node's members of `room`, answering with [`ClusterEvent::Members`]
+    /// on [`Cluster::events`]: for a thread that must not wait for Redis.
+    pub fn fetch_members(&self, room: &str) {
+        let _ = self.commands.send(Command::FetchMembers(room.to_owned()));
+    }
+
     pub fn room_members(&self, room: &str, timeout: Duration) -> Result<Vec<Member>, ClusterError> {
         self.ask(|tx| Command::RoomMembers(room.to_owned(), tx), timeout)
     }

@@ -6,10 +6,10 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, TryRecvError};
 use redis::Client;
 
-use crate::{ClusterEvent, RoomEvent, keys};
+use crate::{ClusterEvent, EventSink, RoomEvent, keys};
 
 /// How long a read waits before the thread looks at its subscription changes.
 const POLL: Duration = Duration::from_millis(100);
@@ -25,7 +25,7 @@ pub(crate) struct Subscriber {
     client: Client,
     node: String,
     changes: Receiver<Subscription>,
-    events: Sender<ClusterEvent>,
+    events: EventSink,
     rooms: BTreeSet<String>,
 }
 
@@ -40,7 +40,7 @@ impl Subscriber {
         client: Client,
         node: String,
         changes: Receiver<Subscription>,
-        events: Sender<ClusterEvent>,
+        events: EventSink,
     ) -> Self {
         Self {
             client,

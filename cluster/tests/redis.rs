@@ -11,7 +11,8 @@ fn node(id: &str) -> NodeInfo {
     NodeInfo {
         id: id.into(),
         addresses: vec![format!("https://{id}.example:3000")],
-        node_port: 4000,
+        node_addr: "192.0.2.1:4000".into(),
+        boot: "00112233445566778899aabbccddeeff".into(),
         load: 0.1,
     }
 }
@@ -267,4 +268,42 @@ fn a_rooms_members_are_read_from_every_node_survive_a_redis_restart_and_go_with_
     wait_members(&a, "r", &[("a", "3", "dave"), ("b", "7", "bob")]);
     b.stop(Leave::Vanish);
     wait_members(&a, "r", &[("a", "3", "dave")]);
+}
+
+#[test]
+fn members_are_fetched_without_waiting_and_a_restarted_node_is_seen_again() {
+    let redis = Redis::start();
+    let a = Cluster::start(&redis.url(), node("a")).unwrap();
+    let b = Cluster::start(&redis.url(), node("b")).unwrap();
+    wait_for(&a, Duration::from_secs(5), |e| match e {
+        ClusterEvent::NodeUp(n) if n.id == "b" => Some(()),
+        _ => None,
+    });
+    b.enter("r");
+    b.set_members("r", vec![("7".into(), "bob".into())]);
+    wait_until("b's member fetched", vec![("b".to_string(), "7".to_string())], || {
+        a.fetch_members("r");
+        wait_for(&a, Duration::from_secs(3), |e| match e {
+            ClusterEvent::Members { room, members } if room == "r" => Some(
+                members
+                    .unwrap()
+                    .into_iter()
+                    .map(|m| (m.node, m.id))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+    });
+    // b restarts under the same id before its key expires: a new boot id, seen as up again.
+    b.stop(Leave::Vanish);
+    let restarted = NodeInfo {
+        boot: "ffeeddccbbaa99887766554433221100".into(),
+        ..node("b")
+    };
+    let _b2 = Cluster::start(&redis.url(), restarted.clone()).unwrap();
+    let seen = wait_for(&a, Duration::from_secs(5), |e| match e {
+        ClusterEvent::NodeUp(n) if n.id == "b" => Some(n),
+        _ => None,
+    });
+    assert_eq!(seen.boot, restarted.boot);
 }
