@@ -10,7 +10,7 @@ use engine::io::EngineConfig;
 use engine::shard::Liveness;
 use signaling::app::AppConfig;
 use signaling::ice::IceConfig;
-use signaling::server::{ServerConfig, start};
+use signaling::server::{ClusterConfig, ServerConfig, start};
 use signaling::tls::TlsFiles;
 use signaling::transport::Limits;
 
@@ -171,6 +171,19 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PEERCALLS_NODE_ADDRESS")]
     pub(crate) node_address: Vec<String>,
 
+    /// The secret every node of the cluster shares (at least 16 characters): the keys
+    /// that seal media between each pair of nodes are derived from it. Needed with
+    /// --redis. Prefer the environment variable or the file: a command line is visible
+    /// to other users.
+    #[arg(long, env = "PEERCALLS_CLUSTER_SECRET", hide_env_values = true)]
+    pub(crate) cluster_secret: Option<String>,
+
+    /// The UDP port of the server-to-server transport, on the media address (other
+    /// nodes send this node media there; open it to them). 0: the system picks one,
+    /// published in the node's registry entry.
+    #[arg(long, env = "PEERCALLS_NODE_PORT", default_value_t = 0)]
+    pub(crate) node_port: u16,
+
     /// Serve the page and the WebSocket over https/wss with this certificate: a PEM file,
     /// the server's certificate first, then its chain. Needs --tls-key. Read again on
     /// SIGHUP (for a renewed certificate) without dropping calls. Plain http on the port
@@ -246,9 +259,27 @@ impl ArgError {
 }
 
 impl ServeArgs {
-    /// The Redis and this node's registry entry, with `--redis`.
-    fn cluster(&self, tls: bool) -> Option<(String, cluster::NodeInfo)> {
-        let url = self.redis.clone().filter(|u| !u.is_empty())?;
+    /// The Redis, this node's registry entry and the node port, with `--redis`.
+    fn cluster(&self, tls: bool) -> Result<Option<ClusterConfig>, ArgError> {
+        let Some(url) = self.redis.clone().filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        cluster::check_url(&url).map_err(|e| ArgError::new("redis", e))?;
+        let secret = match self.cluster_secret.as_deref() {
+            None | Some("") => {
+                return Err(ArgError::new(
+                    "cluster_secret",
+                    "a cluster (--redis) needs the secret its nodes share",
+                ));
+            }
+            Some(s) if s.len() < 16 => {
+                return Err(ArgError::new(
+                    "cluster_secret",
+                    "must be at least 16 characters",
+                ));
+            }
+            Some(s) => s.as_bytes().to_vec(),
+        };
         let id = self.node_id.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_owned())
@@ -261,16 +292,13 @@ impl ServeArgs {
         } else {
             self.node_address.clone()
         };
-        Some((
-            url,
-            cluster::NodeInfo {
-                id,
-                addresses,
-                // The server-to-server transport is not built yet: no port to tell.
-                node_port: 0,
-                load: 0.0,
-            },
-        ))
+        Ok(Some(ClusterConfig {
+            redis_url: url,
+            id,
+            addresses,
+            secret,
+            node_port: self.node_port,
+        }))
     }
 
     pub(crate) fn config(&self) -> Result<ServerConfig, ArgError> {
@@ -281,9 +309,6 @@ impl ServeArgs {
                 "shards",
                 format!("must be between 1 and 1024, not {shards}"),
             ));
-        }
-        if let Some(url) = self.redis.as_deref().filter(|u| !u.is_empty()) {
-            cluster::check_url(url).map_err(|e| ArgError::new("redis", e))?;
         }
         if !(0.0..=1.0).contains(&self.spread_load) {
             return Err(ArgError::new(
@@ -386,7 +411,7 @@ impl ServeArgs {
                 ..Limits::default()
             },
             metrics_token: self.metrics_token.clone(),
-            cluster: self.cluster(tls.is_some()),
+            cluster: self.cluster(tls.is_some())?,
             tls,
             base_path,
         })
@@ -504,6 +529,40 @@ mod limit_flags {
     fn config(args: &[&str]) -> anyhow::Result<ServerConfig> {
         let cli = Cli::try_parse_from(std::iter::once("peer-calls").chain(args.iter().copied()))?;
         Ok(cli.serve.config()?)
+    }
+
+    #[test]
+    fn a_cluster_needs_a_shared_secret_of_16_characters() {
+        let redis = ["--redis", "redis://127.0.0.1:6379/"];
+        let err = |extra: &[&str]| {
+            let args: Vec<&str> = redis.iter().chain(extra).copied().collect();
+            config(&args).unwrap_err().to_string()
+        };
+        assert!(
+            err(&[]).contains("--cluster-secret: a cluster (--redis) needs"),
+            "{}",
+            err(&[])
+        );
+        assert!(err(&["--cluster-secret", "short"]).contains("at least 16 characters"));
+        let c = config(&[
+            "--redis",
+            "redis://127.0.0.1:6379/",
+            "--cluster-secret",
+            "sixteen chars ok",
+            "--node-id",
+            "n1",
+            "--node-port",
+            "7100",
+        ])
+        .unwrap()
+        .cluster
+        .expect("a cluster");
+        assert_eq!((c.id.as_str(), c.node_port), ("n1", 7100));
+        assert_eq!(c.secret, b"sixteen chars ok");
+        assert!(
+            config(&[]).unwrap().cluster.is_none(),
+            "one node by default"
+        );
     }
 
     #[test]

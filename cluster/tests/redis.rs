@@ -281,19 +281,23 @@ fn members_are_fetched_without_waiting_and_a_restarted_node_is_seen_again() {
     });
     b.enter("r");
     b.set_members("r", vec![("7".into(), "bob".into())]);
-    wait_until("b's member fetched", vec![("b".to_string(), "7".to_string())], || {
-        a.fetch_members("r");
-        wait_for(&a, Duration::from_secs(3), |e| match e {
-            ClusterEvent::Members { room, members } if room == "r" => Some(
-                members
-                    .unwrap()
-                    .into_iter()
-                    .map(|m| (m.node, m.id))
-                    .collect::<Vec<_>>(),
-            ),
-            _ => None,
-        })
-    });
+    wait_until(
+        "b's member fetched",
+        vec![("b".to_string(), "7".to_string())],
+        || {
+            a.fetch_members("r");
+            wait_for(&a, Duration::from_secs(3), |e| match e {
+                ClusterEvent::Members { room, members } if room == "r" => Some(
+                    members
+                        .unwrap()
+                        .into_iter()
+                        .map(|m| (m.node, m.id))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+        },
+    );
     // b restarts under the same id before its key expires: a new boot id, seen as up again.
     b.stop(Leave::Vanish);
     let restarted = NodeInfo {

@@ -1,5 +1,6 @@
 //! The in-memory room registry: who is in which room and what they publish. A room
-//! exists while someone is in it. (Multi-node deployments will put this behind Redis.)
+//! exists while someone is in it here; in a cluster, it also lists the members other
+//! nodes hold and their tracks (`app/remote.rs`).
 
 use std::collections::HashMap;
 
@@ -17,14 +18,29 @@ pub struct RoomTrack {
     pub name: TrackName,
     /// What it sends.
     pub codec: CodecDesc,
+    /// A track of another node: that node's id and the track's id there (`track` is
+    /// then a track of the node port).
+    pub origin: Option<(String, u64)>,
+}
+
+/// A member of the room on another node.
+#[derive(Debug, Clone)]
+pub struct RemoteMember {
+    /// The node it is on.
+    pub node: String,
+    /// Its id, unique in the cluster.
+    pub peer: PeerId,
+    pub nickname: String,
 }
 
 /// One room.
 #[derive(Debug, Default)]
 pub struct Room {
-    /// Members, in order of joining.
+    /// Members on this node, in order of joining.
     pub members: Vec<PeerId>,
-    /// Published tracks.
+    /// Members on other nodes.
+    pub remote: Vec<RemoteMember>,
+    /// Published tracks, here and on other nodes.
     pub tracks: Vec<RoomTrack>,
 }
 
@@ -57,6 +73,11 @@ impl Rooms {
         self.rooms.get_mut(name)
     }
 
+    /// Every room, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Room)> {
+        self.rooms.iter().map(|(n, r)| (n.as_str(), r))
+    }
+
     /// The names of the rooms with someone in them.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.rooms.keys().map(String::as_str)
@@ -81,18 +102,20 @@ impl Rooms {
             .push(peer);
     }
 
-    /// Removes a member and the tracks it published; frees the room when it empties.
-    /// Returns the removed tracks.
+    /// Removes a member and the tracks it published. When nobody is left here, the room
+    /// goes, and with it what it knew of other nodes' members. Returns the removed
+    /// tracks, the member's and (if the room went) the other nodes'.
     pub fn leave(&mut self, name: &str, peer: PeerId) -> Vec<RoomTrack> {
         let Some(room) = self.rooms.get_mut(name) else {
             return Vec::new();
         };
         room.members.retain(|p| *p != peer);
+        let last = room.members.is_empty();
         let (gone, kept) = std::mem::take(&mut room.tracks)
             .into_iter()
-            .partition(|t| t.peer == peer);
+            .partition(|t| t.peer == peer || last);
         room.tracks = kept;
-        if room.members.is_empty() {
+        if last {
             self.rooms.remove(name);
         }
         gone

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, unbounded};
 use engine::factory::{MediaAddrs, PeerFactory};
 use engine::io::heartbeat::{Heartbeat, panic_message};
-use engine::io::{Engine, EngineConfig, ShardRemote};
+use engine::io::{Engine, EngineConfig, NodePortConfig, ShardRemote};
 use engine::msg::Notice;
 
 use crate::app::{App, AppConfig, Output};
@@ -38,8 +38,34 @@ pub struct ServerConfig {
     pub tls: Option<Arc<TlsFiles>>,
     /// Serve everything under this path (behind a reverse proxy), "" for the root.
     pub base_path: String,
-    /// Join a cluster of nodes on this Redis (`--redis`) as this node; `None`: one node.
-    pub cluster: Option<(String, cluster::NodeInfo)>,
+    /// Join a cluster of nodes; `None`: one node.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// How this node joins a cluster (multi-node).
+#[derive(Clone)]
+pub struct ClusterConfig {
+    /// The Redis the nodes coordinate on (`--redis`).
+    pub redis_url: String,
+    /// This node's id, unique in the cluster (`--node-id`).
+    pub id: String,
+    /// Where clients reach it (`--node-address`).
+    pub addresses: Vec<String>,
+    /// The secret the nodes share (`--cluster-secret`).
+    pub secret: Vec<u8>,
+    /// The node port's UDP port, on the media address; 0: any (`--node-port`).
+    pub node_port: u16,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("redis_url", &self.redis_url)
+            .field("id", &self.id)
+            .field("addresses", &self.addresses)
+            .field("node_port", &self.node_port)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A running server.
@@ -201,17 +227,49 @@ pub fn start(config: ServerConfig) -> io::Result<RunningServer> {
     let http_addr = transport.local_addr();
     let waker = transport.waker();
     let (notice_tx, notice_rx) = unbounded();
-    let engine = Engine::start(&config.engine, notice_tx, waker.clone())?;
+    let mut engine_config = config.engine.clone();
+    let identity = match &config.cluster {
+        Some(c) => {
+            let identity = relay::NodeIdentity::new(c.id.clone()).map_err(io::Error::other)?;
+            engine_config.node_port = Some(NodePortConfig {
+                bind: SocketAddr::new(engine_config.bind_ip, c.node_port),
+                identity: identity.clone(),
+                secret: c.secret.clone(),
+            });
+            Some(identity)
+        }
+        None => None,
+    };
+    let engine = Engine::start(&engine_config, notice_tx, waker.clone())?;
     let media_addrs: Vec<SocketAddr> = engine.shards.iter().map(|s| s.media_addr).collect();
     let shards = engine.shards.iter().map(|s| s.remote()).collect();
     let shard_addrs = engine.shards.iter().map(|s| MediaAddrs {
         udp: s.media_addr,
         tcp: s.tcp_addr,
     });
-    let app = App::new(config.app.clone(), PeerFactory::new(), shard_addrs);
-    let cluster = match &config.cluster {
-        Some((url, node)) => Some(ClusterLink::start(url, node.clone()).map_err(io::Error::other)?),
-        None => None,
+    let mut app = App::new(config.app.clone(), PeerFactory::new(), shard_addrs);
+    let cluster = match (&config.cluster, identity, &engine.node_port) {
+        (Some(c), Some(identity), Some(port)) => {
+            let ip = engine_config.advertised_ip.unwrap_or(port.addr.ip());
+            let node = cluster::NodeInfo {
+                id: c.id.clone(),
+                addresses: c.addresses.clone(),
+                node_addr: SocketAddr::new(ip, port.addr.port()).to_string(),
+                boot: data_encoding::HEXLOWER.encode(&identity.boot),
+                load: 0.0,
+            };
+            // Peer ids are unique in the cluster: each node counts from a random base
+            // (2^56 ids apart at most, never near the JSON number limit; ids are strings).
+            let mut base = [0u8; 4];
+            getrandom::fill(&mut base).map_err(io::Error::other)?;
+            app.set_first_peer_id(u64::from(u32::from_be_bytes(base) >> 8) << 32);
+            let wake = waker.clone();
+            let link = ClusterLink::start(&c.redis_url, node, move || {
+                let _ = wake.wake();
+            });
+            Some(link.map_err(io::Error::other)?)
+        }
+        _ => None,
     };
     let lifecycle = Arc::new(Lifecycle::default());
     let thread_lifecycle = lifecycle.clone();
@@ -326,20 +384,23 @@ fn run(
         for n in notices.try_iter() {
             app.on_notice(n);
         }
+        if let Some(c) = cluster.as_mut() {
+            for command in c.drain_events(&mut app) {
+                if let Some(port) = &engine.node_port {
+                    port.send(engine::msg::Control::Node(command));
+                }
+            }
+        }
         if now >= next_tick {
             next_tick = now + TICK;
             let busy: Vec<f64> = engine.shards.iter().map(|s| s.snapshot().busy).collect();
             app.set_shard_busy(&busy);
             app.tick(now);
             if let Some(c) = cluster.as_mut() {
-                c.drain_events();
-                c.sync(
-                    app.rooms_and_members(),
-                    busy.iter().copied().fold(0.0, f64::max),
-                );
+                c.sync(&app, busy.iter().copied().fold(0.0, f64::max));
             }
         }
-        deliver(&mut app, &mut transport, &engine);
+        deliver(&mut app, &mut transport, &engine, cluster.as_mut());
     };
     let reason = match &end {
         End::Failed(_) => "the server failed and is restarting",
@@ -352,7 +413,7 @@ fn run(
         );
     }
     app.close_all(reason);
-    deliver(&mut app, &mut transport, &engine);
+    deliver(&mut app, &mut transport, &engine, cluster.as_mut());
     // Let the close frames go out.
     let deadline = Instant::now() + Duration::from_millis(300);
     let page = |_: &Transport| String::new();
@@ -376,8 +437,13 @@ fn run(
     }
 }
 
-/// Hands the app's output to the sockets and the shards.
-fn deliver(app: &mut App, transport: &mut Transport, engine: &Engine) {
+/// Hands the app's output to the sockets, the shards, the node port and the cluster.
+fn deliver(
+    app: &mut App,
+    transport: &mut Transport,
+    engine: &Engine,
+    mut cluster: Option<&mut ClusterLink>,
+) {
     for out in app.take_output() {
         match out {
             Output::Send(conn, msg) => match serde_json::to_string(&msg) {
@@ -394,9 +460,22 @@ fn deliver(app: &mut App, transport: &mut Transport, engine: &Engine) {
                 Err(e) => tracing::error!("cannot serialise {msg:?}: {e}"),
             },
             Output::Close(conn, code, reason) => transport.close(conn, code, &reason),
-            Output::Control(shard, control) => {
-                if let Some(s) = engine.shards.get(shard) {
-                    s.send(control);
+            Output::Control(shard, control) => match engine.shards.get(shard) {
+                Some(s) => s.send(control),
+                None => {
+                    if let Some(port) = &engine.node_port {
+                        port.send(control);
+                    }
+                }
+            },
+            Output::ToNodes {
+                room,
+                from,
+                to,
+                data,
+            } => {
+                if let Some(c) = cluster.as_deref_mut() {
+                    c.send_message(&room, from, to, data);
                 }
             }
         }

@@ -6,21 +6,19 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Scene, config, get, metric};
 use signaling::app::AppConfig;
-use signaling::server::{RunningServer, ServerConfig, start};
+use signaling::server::{ClusterConfig, RunningServer, ServerConfig, start};
 use signaling::transport::Limits;
 use testkit::redis::RedisServer;
 
 fn node(redis: &RedisServer, id: &str) -> RunningServer {
     start(ServerConfig {
-        cluster: Some((
-            redis.url(),
-            cluster::NodeInfo {
-                id: id.into(),
-                addresses: vec![format!("https://{id}.example")],
-                node_port: 0,
-                load: 0.0,
-            },
-        )),
+        cluster: Some(ClusterConfig {
+            redis_url: redis.url(),
+            id: id.into(),
+            addresses: vec![format!("https://{id}.example")],
+            secret: b"a secret the test nodes share".to_vec(),
+            node_port: 0,
+        }),
         ..config(1, AppConfig::default(), Limits::default())
     })
     .expect("server starts")

@@ -22,12 +22,17 @@ impl App {
         self.rooms.join(room, id);
     }
 
-    /// A member is gone: its tracks are unpublished and the others hear it left.
+    /// A member is gone: its tracks are unpublished and the others hear it left. The
+    /// last one here takes the room's remote tracks with it (the node port forgets them).
     pub(super) fn leave_room(&mut self, room: &str, peer: PeerId) {
         let gone = self.rooms.leave(room, peer);
         let members = self.members(room);
         for rt in &gone {
-            self.announce_unpublished(&members, rt);
+            if rt.origin.is_some() {
+                self.unmap(rt.track);
+            } else {
+                self.announce_unpublished(&members, rt);
+            }
         }
         let left = ServerMessage::PeerLeft {
             peer_id: peer_id_str(peer),
@@ -94,6 +99,7 @@ impl App {
             peer,
             name,
             codec,
+            origin: None,
         };
         let info = track_info(&rt);
         room.tracks.push(rt);
@@ -120,7 +126,7 @@ impl App {
     /// Tells the room a track is gone and ends every subscription to it. Every member's
     /// shard hears of it, subscribed or not: a member may keep the track's m-line parked
     /// from an earlier subscription, and it is free for another track now.
-    fn announce_unpublished(&mut self, members: &[PeerId], rt: &RoomTrack) {
+    pub(super) fn announce_unpublished(&mut self, members: &[PeerId], rt: &RoomTrack) {
         let msg = ServerMessage::TrackUnpublished {
             peer_id: peer_id_str(rt.peer),
             track: track_ref(&rt.name),
@@ -154,7 +160,7 @@ impl App {
     }
 
     /// Sends `msg` to every member of `room` that has a connection now.
-    fn tell_members(&mut self, room: &str, msg: &ServerMessage) {
+    pub(super) fn tell_members(&mut self, room: &str, msg: &ServerMessage) {
         let conns = self
             .members(room)
             .into_iter()

@@ -11,10 +11,12 @@
 //! | `negotiation.rs` | the client's first offer (and placement on a shard), answers, publish, unpublish |
 //! | `subscriptions.rs` | subscribe and unsubscribe, and the shard's word that they took effect |
 //! | `relay.rs` | chat and application data relayed to the room or to one member |
+//! | `remote.rs` | members on other nodes (multi-node), their tracks and messages |
 
 mod membership;
 mod negotiation;
 mod relay;
+mod remote;
 mod sessions;
 mod subscriptions;
 
@@ -30,6 +32,7 @@ use crate::rooms::Rooms;
 use crate::transport::ConnId;
 
 pub use membership::peer_id_str;
+pub use remote::{MemberRecord, TrackRecord};
 use sessions::Session;
 
 /// WebSocket close codes the server uses.
@@ -111,8 +114,16 @@ pub enum Output {
     SendMany(Vec<ConnId>, ServerMessage),
     /// Close a connection with a code and reason.
     Close(ConnId, u16, String),
-    /// Send a command to a shard.
+    /// Send a command to a shard (or, at the index after the last shard, the node port).
     Control(ShardId, engine::msg::Control),
+    /// Send a member's message to the room's members on other nodes (all of them, or
+    /// the one named `to`), through the cluster.
+    ToNodes {
+        room: String,
+        from: String,
+        to: Option<String>,
+        data: serde_json::Value,
+    },
 }
 
 struct Conn {
@@ -127,6 +138,10 @@ pub struct App {
     config: AppConfig,
     factory: PeerFactory,
     shard_addrs: Vec<MediaAddrs>,
+    /// The node port's index: the number of shards.
+    node_port: ShardId,
+    /// The next remote track's counter (its id is a track id of the node port).
+    next_proxy: u64,
     placement: Placement,
     rooms: Rooms,
     sessions: HashMap<PeerId, Session>,
@@ -165,6 +180,8 @@ impl App {
         Self {
             config,
             factory,
+            node_port: shard_addrs.len(),
+            next_proxy: 1,
             shard_addrs,
             placement,
             rooms: Rooms::default(),
@@ -215,21 +232,18 @@ impl App {
         }
     }
 
-    /// Every room with someone in it, and who: what the cluster keeps of this node's
-    /// rooms.
-    pub fn rooms_and_members(&self) -> impl Iterator<Item = (&str, Vec<protocol::PeerInfo>)> {
-        self.rooms.names().map(|room| {
-            let members = self
-                .members(room)
-                .into_iter()
-                .filter_map(|p| self.sessions.get(&p))
-                .map(|s| protocol::PeerInfo {
-                    peer_id: membership::peer_id_str(s.id),
-                    nickname: s.nickname.clone(),
-                })
-                .collect();
-            (room, members)
-        })
+    /// Every room with someone in it here, and who, with what they publish: what the
+    /// cluster keeps of this node's rooms.
+    pub fn rooms_and_members(&self) -> impl Iterator<Item = (&str, Vec<MemberRecord>)> {
+        self.rooms
+            .names()
+            .map(|room| (room, self.member_records(room)))
+    }
+
+    /// In a cluster, peer ids count up from `first` (a random base per node, so that
+    /// members of one room on different nodes never share an id).
+    pub fn set_first_peer_id(&mut self, first: u64) {
+        self.next_peer = first.max(1);
     }
 
     /// Number of rooms with someone in them.

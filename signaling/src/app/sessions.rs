@@ -99,7 +99,10 @@ impl App {
                 "the server has too many connections open; try again in a moment",
             );
         }
-        let size = self.rooms.get(room).map_or(0, |r| r.members.len());
+        let size = self
+            .rooms
+            .get(room)
+            .map_or(0, |r| r.members.len() + r.remote.len());
         if size == 0 && self.rooms.len() >= self.config.max_rooms {
             return refuse(
                 ErrorCode::ServerFull,
@@ -267,6 +270,10 @@ impl App {
                         peer_id: peer_id_str(o.id),
                         nickname: o.nickname.clone(),
                     })
+                    .chain(r.remote.iter().map(|m| PeerInfo {
+                        peer_id: peer_id_str(m.peer),
+                        nickname: m.nickname.clone(),
+                    }))
                     .collect()
             })
             .unwrap_or_default();

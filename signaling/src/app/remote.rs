@@ -1,0 +1,260 @@
+//! Members on other nodes (multi-node): what the cluster says each other node holds of
+//! a room becomes members and tracks of the room here, announced to the local members
+//! as local ones are. A remote track gets a local id of the node port (a proxy), which
+//! members subscribe to like any other track; the node port fetches it from its origin
+//! node. Chat and files to members elsewhere go out through the cluster
+//! ([`Output::ToNodes`]) and come in with [`App::remote_message`].
+//!
+//! The cluster keeps each node's members of a room, with what they publish, as
+//! [`MemberRecord`]s; a node rewrites its own on every change and the others read them
+//! again ([`App::set_remote_members`]), so a lost event is healed by the next read.
+
+use engine::codecs::CodecDesc;
+use engine::msg::{Control, NodeCommand, PeerId, TrackId};
+use protocol::{PeerInfo, ServerMessage, TrackInfo};
+use serde::{Deserialize, Serialize};
+
+use super::membership::{peer_id_str, track_info, track_name};
+use super::{App, Output};
+use crate::rooms::{RemoteMember, RoomTrack};
+
+/// A member as its node writes it in the cluster: who, and what it publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberRecord {
+    pub peer_id: String,
+    pub nickname: String,
+    #[serde(default)]
+    pub tracks: Vec<TrackRecord>,
+}
+
+/// A published track as its node writes it: the track and its id on that node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackRecord {
+    /// The engine's id of the track on its node.
+    pub id: u64,
+    #[serde(flatten)]
+    pub info: TrackInfo,
+}
+
+impl App {
+    /// This node's members of `room` as the cluster keeps them.
+    pub(super) fn member_records(&self, room: &str) -> Vec<MemberRecord> {
+        let Some(r) = self.rooms.get(room) else {
+            return Vec::new();
+        };
+        r.members
+            .iter()
+            .filter_map(|p| self.sessions.get(p))
+            .map(|s| MemberRecord {
+                peer_id: peer_id_str(s.id),
+                nickname: s.nickname.clone(),
+                tracks: r
+                    .tracks
+                    .iter()
+                    .filter(|t| t.peer == s.id && t.origin.is_none())
+                    .map(|t| TrackRecord {
+                        id: t.track.0,
+                        info: track_info(t),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// What the other nodes hold of `room` now, by node: members that appeared join, those
+    /// that vanished leave, and their tracks are published and unpublished to match.
+    pub fn set_remote_members(&mut self, room: &str, members: Vec<(String, MemberRecord)>) {
+        let Some(r) = self.rooms.get(room) else {
+            return; // nobody here any more
+        };
+        let members: Vec<(String, PeerId, MemberRecord)> = members
+            .into_iter()
+            .filter_map(|(node, m)| Some((node, PeerId(m.peer_id.parse().ok()?), m)))
+            .filter(|(_, p, _)| !self.sessions.contains_key(p))
+            .collect();
+        let gone: Vec<PeerId> = r
+            .remote
+            .iter()
+            .filter(|m| !members.iter().any(|(_, p, _)| *p == m.peer))
+            .map(|m| m.peer)
+            .collect();
+        for peer in gone {
+            self.remote_left(room, peer);
+        }
+        for (node, peer, record) in members {
+            self.remote_member(room, node, peer, record);
+        }
+    }
+
+    /// Every member of the node `node` is gone (the node died or left).
+    pub fn remote_node_gone(&mut self, node: &str) {
+        let gone: Vec<(String, PeerId)> = self
+            .rooms
+            .iter()
+            .flat_map(|(name, r)| {
+                r.remote
+                    .iter()
+                    .filter(|m| m.node == node)
+                    .map(|m| (name.to_owned(), m.peer))
+            })
+            .collect();
+        for (room, peer) in gone {
+            self.remote_left(&room, peer);
+        }
+    }
+
+    /// A message a member on another node sent to the room, or to one member here.
+    pub fn remote_message(
+        &mut self,
+        room: &str,
+        from: &str,
+        to: Option<&str>,
+        data: serde_json::Value,
+    ) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        if !r.remote.iter().any(|m| peer_id_str(m.peer) == from) {
+            return; // not a member of the room as this node knows it (yet)
+        }
+        let conns = r
+            .members
+            .iter()
+            .filter(|p| to.is_none_or(|to| peer_id_str(**p) == to))
+            .filter_map(|p| self.conn_of(*p))
+            .collect();
+        let msg = ServerMessage::Message {
+            from: from.to_owned(),
+            data,
+        };
+        self.out.push(Output::SendMany(conns, msg));
+    }
+
+    /// A member on another node, as its node describes it now.
+    fn remote_member(&mut self, room: &str, node: String, peer: PeerId, record: MemberRecord) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if !r.remote.iter().any(|m| m.peer == peer) {
+            r.remote.push(RemoteMember {
+                node: node.clone(),
+                peer,
+                nickname: record.nickname.clone(),
+            });
+            let joined = ServerMessage::PeerJoined {
+                peer: PeerInfo {
+                    peer_id: record.peer_id.clone(),
+                    nickname: record.nickname.clone(),
+                },
+            };
+            self.tell_members(room, &joined);
+        }
+        // Its tracks that went.
+        let stale: Vec<TrackId> = self.rooms.get(room).map_or_else(Vec::new, |r| {
+            r.tracks
+                .iter()
+                .filter(|t| t.peer == peer)
+                .filter(|t| {
+                    !record
+                        .tracks
+                        .iter()
+                        .any(|n| t.origin.as_ref().is_some_and(|(_, id)| *id == n.id))
+                })
+                .map(|t| t.track)
+                .collect()
+        });
+        for track in stale {
+            self.remote_unpublished(room, track);
+        }
+        // Its tracks that are new.
+        for t in record.tracks {
+            let Ok(name) = track_name(&t.info.track) else {
+                continue;
+            };
+            let Some(r) = self.rooms.get_mut(room) else {
+                return;
+            };
+            let known = r.tracks.iter().any(|k| {
+                k.origin
+                    .as_ref()
+                    .is_some_and(|(n, id)| *n == node && *id == t.id)
+            });
+            if known {
+                continue;
+            }
+            if r.track_named(&name).is_some() {
+                tracing::warn!(room, node, "a remote track's name is taken here; not shown");
+                continue;
+            }
+            let track = TrackId::new(self.node_port, self.next_proxy);
+            self.next_proxy += 1;
+            let c = t.info.codec;
+            let rt = RoomTrack {
+                track,
+                peer,
+                name,
+                codec: CodecDesc {
+                    mime_type: c.mime_type,
+                    clock_rate: c.clock_rate,
+                    channels: c.channels,
+                    fmtp: c.fmtp,
+                },
+                origin: Some((node.clone(), t.id)),
+            };
+            let info = track_info(&rt);
+            r.tracks.push(rt);
+            self.out.push(Output::Control(
+                self.node_port,
+                Control::Node(NodeCommand::MapTrack {
+                    track,
+                    node: node.clone(),
+                    origin: t.id,
+                }),
+            ));
+            self.tell_members(room, &ServerMessage::TrackPublished { track: info });
+        }
+    }
+
+    /// A member on another node left: its tracks go, and the room hears it left.
+    fn remote_left(&mut self, room: &str, peer: PeerId) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        r.remote.retain(|m| m.peer != peer);
+        let tracks: Vec<TrackId> = r
+            .tracks
+            .iter()
+            .filter(|t| t.peer == peer)
+            .map(|t| t.track)
+            .collect();
+        for track in tracks {
+            self.remote_unpublished(room, track);
+        }
+        let left = ServerMessage::PeerLeft {
+            peer_id: peer_id_str(peer),
+        };
+        self.tell_members(room, &left);
+    }
+
+    fn remote_unpublished(&mut self, room: &str, track: TrackId) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let Some(i) = r.tracks.iter().position(|t| t.track == track) else {
+            return;
+        };
+        let rt = r.tracks.remove(i);
+        let members = self.members(room);
+        self.announce_unpublished(&members, &rt);
+        self.unmap(track);
+    }
+
+    /// The node port forgets a remote track.
+    pub(super) fn unmap(&mut self, track: TrackId) {
+        self.out.push(Output::Control(
+            self.node_port,
+            Control::Node(NodeCommand::UnmapTrack { track }),
+        ));
+    }
+}
