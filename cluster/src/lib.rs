@@ -74,6 +74,10 @@ pub enum ClusterEvent {
     NodeDown(String),
     /// Another node published an event in a room this node holds.
     Room(RoomEvent),
+    /// This node now hears the room's events (it entered the room, or its pub/sub
+    /// connection came back): what was published before is not heard, so this is the
+    /// moment to read the room's state; every change after it comes as an event.
+    Subscribed(String),
     /// Redis cannot be reached: calls go on, new cross-node work waits.
     Disconnected(String),
     /// Redis is reachable again (or for the first time): the node registered, re-entered

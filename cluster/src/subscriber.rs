@@ -85,6 +85,7 @@ impl Subscriber {
             if ps.subscribe(keys::room_events(room)).is_err() {
                 return End::Lost;
             }
+            let _ = self.events.send(ClusterEvent::Subscribed(room.clone()));
         }
         loop {
             loop {
@@ -97,6 +98,9 @@ impl Subscriber {
                     Subscription::Stop => return End::Stop,
                     Subscription::Add(room) => {
                         let r = ps.subscribe(keys::room_events(&room));
+                        if r.is_ok() {
+                            let _ = self.events.send(ClusterEvent::Subscribed(room.clone()));
+                        }
                         self.rooms.insert(room);
                         r.is_ok()
                     }

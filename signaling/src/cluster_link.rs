@@ -28,6 +28,8 @@ pub struct ClusterFigures {
     pub redis_up: bool,
     /// Room events received from other nodes.
     pub room_events: u64,
+    /// The node port's counters (filled in by the server, which owns the engine).
+    pub node_port: engine::node_port::NodePortStats,
 }
 
 /// A room event's body, as nodes publish it.
@@ -51,6 +53,8 @@ pub struct ClusterLink {
     held: BTreeMap<String, Vec<MemberRecord>>,
     /// Rooms whose other nodes' members are to be read again.
     stale: BTreeSet<String>,
+    /// Rooms whose last read failed (Redis away): read again when it is back.
+    unread: BTreeSet<String>,
     others: BTreeMap<String, NodeInfo>,
     redis_up: bool,
     room_events: u64,
@@ -71,6 +75,7 @@ impl ClusterLink {
             id,
             held: BTreeMap::new(),
             stale: BTreeSet::new(),
+            unread: BTreeSet::new(),
             others: BTreeMap::new(),
             redis_up: false,
             room_events: 0,
@@ -90,10 +95,7 @@ impl ClusterLink {
         }
         for (room, members) in &now {
             match self.held.get(room) {
-                None => {
-                    self.cluster.enter(room);
-                    self.stale.insert(room.clone());
-                }
+                None => self.cluster.enter(room),
                 Some(before) if before == members => continue,
                 Some(_) => {}
             }
@@ -163,9 +165,18 @@ impl ClusterLink {
                     self.redis_up = false;
                 }
                 ClusterEvent::Reconnected => {
+                    // The coordinator has written this node's members again (a restarted
+                    // Redis is empty): the others read them again, as this node does what
+                    // it could not read meanwhile.
                     tracing::info!("registered with the cluster's Redis");
                     self.redis_up = true;
-                    self.read_all_again();
+                    for room in self.held.keys() {
+                        self.publish(room, &RoomBody::Members);
+                    }
+                    self.stale.append(&mut self.unread);
+                }
+                ClusterEvent::Subscribed(room) => {
+                    self.stale.insert(room);
                 }
                 ClusterEvent::Room(r) => {
                     self.room_events += 1;
@@ -192,7 +203,10 @@ impl ClusterLink {
                             .collect();
                         app.set_remote_members(&room, remote);
                     }
-                    Err(e) => tracing::debug!(room, "the room's members cannot be read: {e}"),
+                    Err(e) => {
+                        tracing::debug!(room, "the room's members cannot be read: {e}");
+                        self.unread.insert(room);
+                    }
                 },
             }
         }
@@ -208,6 +222,7 @@ impl ClusterLink {
             nodes: self.others.len() + 1,
             redis_up: self.redis_up,
             room_events: self.room_events,
+            node_port: Default::default(),
         }
     }
 }

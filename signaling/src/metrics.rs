@@ -171,6 +171,7 @@ impl Collector for Scrape {
                 MetricType::Counter,
             )?;
             counter(&mut m, c.room_events)?;
+            node_port(&mut e, &c.node_port)?;
         }
         if let Some(p) = &self.process {
             process(&mut e, p)?;
@@ -301,6 +302,68 @@ fn escape_label(value: &str) -> String {
 }
 
 /// A gauge with one sample and no labels.
+/// The node port's figures (multi-node).
+fn node_port(e: &mut DescriptorEncoder<'_>, p: &engine::node_port::NodePortStats) -> fmt::Result {
+    gauge(
+        e,
+        "peercalls_node_port_nodes",
+        "Other nodes the node port knows (from the cluster's registry).",
+        p.nodes,
+    )?;
+    gauge(
+        e,
+        "peercalls_node_port_nodes_reachable",
+        "Other nodes heard from on the node port within the last 3 s (each pings every second).",
+        p.nodes_reachable,
+    )?;
+    let counters: [(&str, &str, u64); 5] = [
+        (
+            "peercalls_node_port_rtp_sent",
+            "RTP packets sealed for other nodes, one per packet per node that asked for its track.",
+            p.rtp_sent,
+        ),
+        (
+            "peercalls_node_port_rtp_received",
+            "RTP packets received from other nodes.",
+            p.rtp_received,
+        ),
+        (
+            "peercalls_node_port_rtp_unrouted",
+            "RTP packets from other nodes for tracks nobody here subscribes to (the origin is told to stop).",
+            p.rtp_unrouted,
+        ),
+        (
+            "peercalls_node_port_datagrams_sent",
+            "Sealed datagrams sent to other nodes.",
+            p.link.datagrams_sent,
+        ),
+        (
+            "peercalls_node_port_datagrams_received",
+            "Datagrams from other nodes that opened under their pair's key.",
+            p.link.datagrams_received,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let mut m = e.encode_descriptor(name, help, None, MetricType::Counter)?;
+        counter(&mut m, value)?;
+    }
+    let mut m = e.encode_descriptor(
+        "peercalls_node_port_refused",
+        "Datagrams on the node port dropped unread: from an address no node has, malformed, replayed, or not sealed with the pair's key.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (reason, n) in [
+        ("unknown_source", p.link.unknown_source),
+        ("malformed", p.link.malformed),
+        ("replayed", p.link.replayed),
+        ("forged", p.link.forged),
+    ] {
+        counter(&mut m.encode_family(&[("reason", reason)])?, n)?;
+    }
+    Ok(())
+}
+
 fn gauge(
     e: &mut DescriptorEncoder<'_>,
     name: &str,
@@ -452,6 +515,16 @@ mod tests {
                 nodes: 3,
                 redis_up: true,
                 room_events: 7,
+                node_port: engine::node_port::NodePortStats {
+                    rtp_sent: 11,
+                    nodes: 2,
+                    nodes_reachable: 1,
+                    link: relay::link::LinkStats {
+                        forged: 5,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
             }),
         });
         let s = parse(&page);
@@ -530,6 +603,13 @@ mod tests {
         assert_eq!(value(&s, "peercalls_cluster_nodes", ""), 3.0);
         assert_eq!(value(&s, "peercalls_cluster_redis_up", ""), 1.0);
         assert_eq!(value(&s, "peercalls_cluster_room_events_total", ""), 7.0);
+        assert_eq!(value(&s, "peercalls_node_port_rtp_sent_total", ""), 11.0);
+        assert_eq!(value(&s, "peercalls_node_port_nodes", ""), 2.0);
+        assert_eq!(value(&s, "peercalls_node_port_nodes_reachable", ""), 1.0);
+        assert_eq!(
+            value(&s, "peercalls_node_port_refused_total", "reason=\"forged\""),
+            5.0
+        );
         let odd = "thread=\"odd \\\"name\\\"\\\\\",tid=\"12\"";
         assert_eq!(value(&s, "peercalls_thread_cpu_seconds_total", odd), 0.35);
     }

@@ -15,7 +15,7 @@ use engine::io::{Engine, EngineConfig, NodePortConfig, ShardRemote};
 use engine::msg::Notice;
 
 use crate::app::{App, AppConfig, Output};
-use crate::cluster_link::ClusterLink;
+use crate::cluster_link::{ClusterFigures, ClusterLink};
 use crate::metrics;
 use crate::tls::TlsFiles;
 use crate::transport::{Health, Limits, SharedText, Transport, TransportEvent};
@@ -521,6 +521,13 @@ fn metrics_page(
         shards: &shards,
         silences: &silences,
         process: process.as_ref(),
-        cluster: cluster.map(ClusterLink::figures),
+        cluster: cluster.map(|c| ClusterFigures {
+            node_port: engine
+                .node_port
+                .as_ref()
+                .map(|p| p.snapshot())
+                .unwrap_or_default(),
+            ..c.figures()
+        }),
     })
 }

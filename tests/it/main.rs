@@ -18,6 +18,8 @@
 //! | `base_path` | `--base-path` behind a real nginx |
 //! | `lifecycle` | `/health` and `/ready`, a dead shard fails the server, SIGTERM's drain |
 //! | `deploy` | the systemd unit and the Dockerfile |
+//! | `cluster` | servers on one Redis: the registry and the room directory |
+//! | `multi_node` | one room across three nodes: media, chat and leaving cross the node ports |
 //! | `support` | what the tests share: a server, bystanders, hostile clients |
 
 // Not every module uses every helper of `support`.
@@ -38,6 +40,7 @@ mod keepalive;
 mod large_room;
 mod lifecycle;
 mod metrics;
+mod multi_node;
 mod non_browser;
 mod overload;
 mod play;

@@ -50,11 +50,13 @@ impl NodeThread {
         let mut woken = vec![false; self.links.len()];
         let mut more_pending = false;
         loop {
+            // Woken for the core's timer, and to publish the counters.
             let wait = if more_pending {
                 Duration::ZERO
             } else {
                 self.core
                     .poll_timeout()
+                    .min(next_stats)
                     .saturating_duration_since(Instant::now())
             };
             more_pending = false;

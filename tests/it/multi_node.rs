@@ -1,0 +1,323 @@
+//! One room across three nodes on one real `redis-server`: str0m members spread over the
+//! nodes, each publishing audio and video and subscribing to everyone else, receive
+//! everyone (their media crossing the node ports), chat reaches every node, and a member
+//! who leaves is gone everywhere with its tracks.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use client::{Connection, LocalTrack, PeerEvent, SessionEvent};
+use protocol::{ClientMessage, ServerMessage, TrackRef};
+use signaling::app::AppConfig;
+use signaling::server::{ClusterConfig, RunningServer, ServerConfig, start};
+use signaling::transport::Limits;
+use str0m::format::Codec;
+use str0m::media::MediaKind;
+use testkit::redis::RedisServer;
+
+use crate::support::{LOCALHOST, config, get, metric};
+
+const NODES: usize = 3;
+const PER_NODE: usize = 2;
+const MEMBERS: usize = NODES * PER_NODE;
+
+fn node(redis: &RedisServer, id: &str, shards: usize) -> RunningServer {
+    start(ServerConfig {
+        cluster: Some(ClusterConfig {
+            redis_url: redis.url(),
+            id: id.into(),
+            addresses: vec![format!("http://{id}.test")],
+            secret: b"the test cluster's shared secret".to_vec(),
+            node_port: 0,
+        }),
+        ..config(shards, AppConfig::default(), Limits::default())
+    })
+    .expect("node starts")
+}
+
+/// Waits until `/metrics` of every node shows `series` at `want`.
+fn wait_metric(nodes: &[RunningServer], series: &str, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for n in nodes {
+        loop {
+            let page = get(n.http_addr, "/metrics").unwrap_or_default();
+            if metric(&page, series) == Some(want) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{series} is not {want}:\n{page}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn tracks(name: &str) -> [LocalTrack; 2] {
+    [MediaKind::Audio, MediaKind::Video].map(|kind| LocalTrack {
+        stream_id: name.into(),
+        track_id: format!("{name}-{kind}"),
+        kind,
+    })
+}
+
+fn refs(name: &str) -> Vec<TrackRef> {
+    tracks(name)
+        .iter()
+        .map(|t| {
+            let kind = match t.kind {
+                MediaKind::Audio => protocol::Kind::Audio,
+                MediaKind::Video => protocol::Kind::Video,
+            };
+            TrackRef::new(t.stream_id.clone(), t.track_id.clone(), kind)
+        })
+        .collect()
+}
+
+/// What the test learns from the members' events.
+struct Room {
+    connected: Vec<bool>,
+    /// Members each member has been told of (by peer id), besides itself.
+    peers: Vec<HashSet<String>>,
+    asked: Vec<bool>,
+    subscribed: Vec<usize>,
+    /// (receiver, sender, video?) seen.
+    got: HashSet<(usize, usize, bool)>,
+    /// (receiver, text) of chat received.
+    chat: Vec<(usize, String)>,
+    left: Vec<(usize, String)>,
+    unpublished: Vec<(usize, TrackRef)>,
+    errors: Vec<String>,
+}
+
+impl Room {
+    fn new() -> Room {
+        Room {
+            connected: vec![false; MEMBERS],
+            peers: vec![HashSet::new(); MEMBERS],
+            asked: vec![false; MEMBERS],
+            subscribed: vec![0; MEMBERS],
+            got: HashSet::new(),
+            chat: Vec::new(),
+            left: Vec::new(),
+            unpublished: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    fn poll(&mut self, members: &mut [Connection]) {
+        for (i, c) in members.iter_mut().enumerate() {
+            if let Err(e) = c.poll(Duration::ZERO) {
+                self.errors.push(format!("m{i}: {e}"));
+                continue;
+            }
+            while let Some(e) = c.next_event() {
+                match e {
+                    SessionEvent::Peer(PeerEvent::Connected) => self.connected[i] = true,
+                    SessionEvent::Peer(PeerEvent::Rtp(p)) if p.payload.len() >= 6 => {
+                        let from = usize::from(u16::from_be_bytes([p.payload[4], p.payload[5]]));
+                        self.got.insert((i, from, p.codec == Some(Codec::Vp8)));
+                    }
+                    SessionEvent::Server(ServerMessage::Subscribed { tracks }) => {
+                        self.subscribed[i] += tracks.len();
+                    }
+                    SessionEvent::Server(ServerMessage::Message { data, .. }) => {
+                        self.chat.push((i, data.to_string()));
+                    }
+                    SessionEvent::Server(ServerMessage::PeerLeft { peer_id }) => {
+                        self.left.push((i, peer_id));
+                    }
+                    SessionEvent::Server(ServerMessage::TrackUnpublished { track, .. }) => {
+                        self.unpublished.push((i, track));
+                    }
+                    SessionEvent::Server(ServerMessage::Error { code, reason, .. }) => {
+                        self.errors.push(format!("m{i}: {code:?} {reason}"));
+                    }
+                    SessionEvent::Closed => self.errors.push(format!("m{i}: closed")),
+                    _ => {}
+                }
+            }
+            self.peers[i] = c.peers().iter().map(|p| p.peer_id.clone()).collect();
+        }
+    }
+
+    /// Polls for `limit`, sending a round of media from every member every 50 ms, until
+    /// `done`.
+    fn run_until(
+        &mut self,
+        members: &mut [Connection],
+        what: &str,
+        limit: Duration,
+        mut done: impl FnMut(&mut Room, &mut [Connection]) -> bool,
+    ) {
+        let deadline = Instant::now() + limit;
+        let mut round = 0u32;
+        let mut next_round = Instant::now();
+        loop {
+            self.poll(members);
+            if done(self, members) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline && self.errors.is_empty(),
+                "{what}: errors {:?}, connected {:?}, tracks known {:?}, subscribed {:?}, got {} of {}",
+                self.errors,
+                self.connected,
+                members.iter().map(|c| c.tracks().len()).collect::<Vec<_>>(),
+                self.subscribed,
+                self.got.len(),
+                MEMBERS * (MEMBERS - 1) * 2
+            );
+            if Instant::now() >= next_round {
+                next_round += Duration::from_millis(50);
+                round += 1;
+                send_round(members, round);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Every member sends one audio and one video packet, each a keyframe's start naming
+/// its sender.
+fn send_round(members: &mut [Connection], round: u32) {
+    for (i, c) in members.iter_mut().enumerate() {
+        let name = format!("m{i}");
+        let p = c.peer();
+        let (Some(audio), Some(video)) = (
+            p.mid_of(&name, &format!("{name}-audio")),
+            p.mid_of(&name, &format!("{name}-video")),
+        ) else {
+            continue;
+        };
+        let mut payload = vec![0u8; 200];
+        payload[..4].copy_from_slice(&testkit::KEYFRAME_START);
+        payload[4..6].copy_from_slice(&(i as u16).to_be_bytes());
+        let now = Instant::now();
+        let _ = p.send_rtp(now, audio, Codec::Opus, round * 960, false, &payload);
+        let _ = p.send_rtp(now, video, Codec::Vp8, round * 4500, true, &payload);
+    }
+}
+
+#[test]
+fn a_room_across_three_nodes_sees_hears_and_chats_with_everyone() {
+    let redis = RedisServer::start();
+    // Node b has two shards: remote tracks reach subscribers on either.
+    let nodes: Vec<RunningServer> = ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, id)| node(&redis, id, if i == 1 { 2 } else { 1 }))
+        .collect();
+    wait_metric(&nodes, "peercalls_cluster_nodes", NODES as f64);
+
+    let mut members: Vec<Connection> = (0..MEMBERS)
+        .map(|i| {
+            let name = format!("m{i}");
+            let at = nodes[i % NODES].http_addr;
+            let mut c = Connection::join(at, "across", &name, LOCALHOST).expect("joins");
+            c.start_media(&tracks(&name)).expect("offers");
+            c
+        })
+        .collect();
+    let mut room = Room::new();
+
+    // Everyone learns of everyone, and subscribes to all their tracks.
+    let everyone = 2 * (MEMBERS - 1);
+    room.run_until(
+        &mut members,
+        "subscribing",
+        Duration::from_secs(30),
+        |room, members| {
+            for (i, c) in members.iter_mut().enumerate() {
+                if !room.asked[i] && room.connected[i] && c.tracks().len() >= everyone {
+                    let wanted = (0..MEMBERS)
+                        .filter(|j| *j != i)
+                        .flat_map(|j| refs(&format!("m{j}")))
+                        .collect();
+                    c.subscribe(wanted).expect("subscribes");
+                    room.asked[i] = true;
+                }
+            }
+            room.subscribed.iter().all(|n| *n == everyone)
+        },
+    );
+    for (i, c) in members.iter().enumerate() {
+        assert_eq!(
+            c.peers().len(),
+            MEMBERS - 1,
+            "m{i} knows every other member"
+        );
+    }
+
+    // Everyone receives everyone's audio and video.
+    room.run_until(&mut members, "media", Duration::from_secs(30), |room, _| {
+        room.got.len() == MEMBERS * (MEMBERS - 1) * 2
+    });
+    for (i, j, _) in &room.got {
+        assert_ne!(i, j, "nobody receives itself");
+    }
+    // The media crossed the node ports, and every node reaches the others (their
+    // counters are published every half second).
+    for n in &nodes {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let page = get(n.http_addr, "/metrics").unwrap_or_default();
+            let figure = |series| metric(&page, series).unwrap_or(0.0);
+            if figure("peercalls_node_port_rtp_sent_total") > 0.0
+                && figure("peercalls_node_port_rtp_received_total") > 0.0
+                && figure("peercalls_node_port_nodes_reachable") == (NODES - 1) as f64
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{page}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    // Chat from a member on node a reaches every other member, on every node.
+    let hello = serde_json::json!({"type": "chat", "text": "hello from a"});
+    let hello_text = hello.to_string();
+    members[0]
+        .send(&ClientMessage::Message {
+            data: hello.clone(),
+            to: None,
+        })
+        .expect("sends");
+    room.run_until(&mut members, "chat", Duration::from_secs(10), |room, _| {
+        let got: HashSet<usize> = room.chat.iter().map(|(i, _)| *i).collect();
+        got.len() == MEMBERS - 1
+    });
+    assert!(room.chat.iter().all(|(i, t)| *i != 0 && *t == hello_text));
+    // To one member on another node (m1 is on node b): only it.
+    room.chat.clear();
+    let to = members[1].peer_id().to_owned();
+    let direct = serde_json::json!({"type": "chat", "text": "just for m1"});
+    members[0]
+        .send(&ClientMessage::Message {
+            data: direct.clone(),
+            to: Some(to),
+        })
+        .expect("sends");
+    room.run_until(
+        &mut members,
+        "a direct message",
+        Duration::from_secs(10),
+        |room, _| !room.chat.is_empty(),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    room.poll(&mut members);
+    assert_eq!(room.chat, [(1, direct.to_string())]);
+
+    // m5 (on node c) leaves: everyone else hears it, and its tracks go.
+    let gone = members[5].peer_id().to_owned();
+    members[5].send(&ClientMessage::Leave).expect("sends");
+    let mut leaver = members.pop().expect("m5");
+    room.connected.pop();
+    room.run_until(
+        &mut members,
+        "leaving",
+        Duration::from_secs(10),
+        |room, _| {
+            room.left.iter().filter(|(_, p)| *p == gone).count() == MEMBERS - 1
+                && room.unpublished.len() == 2 * (MEMBERS - 1)
+        },
+    );
+    let _ = leaver.poll(Duration::ZERO);
+}
