@@ -114,6 +114,28 @@ impl Connection {
         self.open_and_join(Some(token))
     }
 
+    /// In a cluster, where the other nodes are, as the server said at `joined`.
+    pub fn nodes(&self) -> &[String] {
+        &self.session.nodes
+    }
+
+    /// Goes on at another node of the cluster when ours is gone: joins it with the
+    /// session's token (the node takes the session over) and starts media there afresh,
+    /// publishing `tracks`. Subscriptions are to be made again.
+    pub fn move_to(
+        &mut self,
+        server: impl Into<Server>,
+        tracks: &[LocalTrack],
+    ) -> Result<(), ClientError> {
+        self.ws = None;
+        let token = self.session.token.clone();
+        let local = self.udp.local_addr()?;
+        self.session = Session::new(ClientPeer::new(Instant::now(), local));
+        self.server = server.into();
+        self.open_and_join(Some(token))?;
+        self.start_media(tracks)
+    }
+
     /// Drops the WebSocket without a word (the session waits out its grace period).
     pub fn drop_websocket(&mut self) {
         self.ws = None;

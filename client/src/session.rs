@@ -36,6 +36,8 @@ pub struct Session {
     pub tracks: Vec<TrackInfo>,
     /// The media address in the server's answer (its ICE candidate): the shard we landed on.
     pub server_media: Option<SocketAddr>,
+    /// In a cluster, where the other nodes are (to go on there if ours dies).
+    pub nodes: Vec<String>,
     outgoing: VecDeque<ClientMessage>,
     events: VecDeque<SessionEvent>,
 }
@@ -50,6 +52,7 @@ impl Session {
             peers: Vec::new(),
             tracks: Vec::new(),
             server_media: None,
+            nodes: Vec::new(),
             outgoing: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -101,8 +104,10 @@ impl Session {
                 token,
                 peers,
                 tracks,
+                nodes,
                 ..
             } => {
+                self.nodes = nodes.clone();
                 self.peer_id = peer_id.clone();
                 self.token = token.clone();
                 self.peers = peers.clone();

@@ -170,6 +170,11 @@ pub enum ServerMessage {
         /// with credentials for this session. Absent when the server names none.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         ice_servers: Vec<IceServer>,
+        /// In a cluster, where the other nodes are reached (URLs of their pages): when
+        /// this server is gone, join one of them with the token to go on. Absent for one
+        /// node.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        nodes: Vec<String>,
     },
     /// Someone entered the room.
     PeerJoined {

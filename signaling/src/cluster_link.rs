@@ -152,11 +152,13 @@ impl ClusterLink {
                         }
                     }
                     self.others.insert(n.id.clone(), n);
+                    self.tell_addresses(app);
                     self.read_all_again();
                 }
                 ClusterEvent::NodeDown(id) => {
                     tracing::warn!(node = %id, "a node left the cluster");
                     self.others.remove(&id);
+                    self.tell_addresses(app);
                     app.remote_node_gone(&id);
                     commands.push(NodeCommand::RemoveNode { id });
                 }
@@ -211,6 +213,12 @@ impl ClusterLink {
             }
         }
         commands
+    }
+
+    /// Clients learn where the other nodes are, to go there if this one dies.
+    fn tell_addresses(&self, app: &mut App) {
+        let addresses = self.others.values().flat_map(|n| n.addresses.clone());
+        app.set_other_nodes(addresses.collect());
     }
 
     fn read_all_again(&mut self) {

@@ -31,6 +31,8 @@ pub struct RemoteMember {
     /// Its id, unique in the cluster.
     pub peer: PeerId,
     pub nickname: String,
+    /// The SHA-256 of its session token (hex): a node it moves to checks the token.
+    pub resume: String,
 }
 
 /// One room.

@@ -78,6 +78,9 @@ struct Room {
     peers: Vec<HashSet<String>>,
     asked: Vec<bool>,
     subscribed: Vec<usize>,
+    /// What each member receives now, and when it last asked for more.
+    receiving: Vec<HashSet<TrackRef>>,
+    asked_at: Vec<Option<Instant>>,
     /// (receiver, sender, video?) seen.
     got: HashSet<(usize, usize, bool)>,
     /// (receiver, text) of chat received.
@@ -94,6 +97,8 @@ impl Room {
             peers: vec![HashSet::new(); MEMBERS],
             asked: vec![false; MEMBERS],
             subscribed: vec![0; MEMBERS],
+            receiving: vec![HashSet::new(); MEMBERS],
+            asked_at: vec![None; MEMBERS],
             got: HashSet::new(),
             chat: Vec::new(),
             left: Vec::new(),
@@ -117,6 +122,13 @@ impl Room {
                     }
                     SessionEvent::Server(ServerMessage::Subscribed { tracks }) => {
                         self.subscribed[i] += tracks.len();
+                        self.receiving[i].extend(tracks);
+                        self.asked_at[i] = None;
+                    }
+                    SessionEvent::Server(ServerMessage::Unsubscribed { tracks }) => {
+                        for t in &tracks {
+                            self.receiving[i].remove(t);
+                        }
                     }
                     SessionEvent::Server(ServerMessage::Message { data, .. }) => {
                         self.chat.push((i, data.to_string()));
@@ -125,6 +137,7 @@ impl Room {
                         self.left.push((i, peer_id));
                     }
                     SessionEvent::Server(ServerMessage::TrackUnpublished { track, .. }) => {
+                        self.receiving[i].remove(&track);
                         self.unpublished.push((i, track));
                     }
                     SessionEvent::Server(ServerMessage::Error { code, reason, .. }) => {
@@ -136,6 +149,38 @@ impl Room {
             }
             self.peers[i] = c.peers().iter().map(|p| p.peer_id.clone()).collect();
         }
+    }
+
+    /// Each connected member of the first `n` asks for the tracks of the others it does
+    /// not receive yet (again after a second without an answer): tracks come and go as
+    /// members move between nodes.
+    fn subscribe_to_everyone(&mut self, members: &mut [Connection], n: usize) {
+        for (i, c) in members.iter_mut().enumerate().take(n) {
+            if !self.connected[i]
+                || self.asked_at[i].is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+            {
+                continue;
+            }
+            let lacking: Vec<TrackRef> = (0..n)
+                .filter(|j| *j != i)
+                .flat_map(|j| refs(&format!("m{j}")))
+                .filter(|r| !self.receiving[i].contains(r))
+                .filter(|r| c.tracks().iter().any(|t| t.track == *r))
+                .collect();
+            if !lacking.is_empty() {
+                c.subscribe(lacking).expect("subscribes");
+                self.asked_at[i] = Some(Instant::now());
+            }
+        }
+    }
+
+    /// Whether each of the first `n` members received audio and video from every other.
+    fn everyone_hears_everyone(&self, n: usize) -> bool {
+        (0..n).all(|i| {
+            (0..n)
+                .filter(|j| *j != i)
+                .all(|j| self.got.contains(&(i, j, true)) && self.got.contains(&(i, j, false)))
+        })
     }
 
     /// Polls for `limit`, sending a round of media from every member every 50 ms, until
@@ -320,4 +365,164 @@ fn a_room_across_three_nodes_sees_hears_and_chats_with_everyone() {
         },
     );
     let _ = leaver.poll(Duration::ZERO);
+}
+
+/// A node as a process of its own, so that it can be killed.
+struct NodeProcess {
+    http: std::net::SocketAddr,
+    child: std::process::Child,
+}
+
+impl NodeProcess {
+    fn start(redis: &RedisServer, id: &str) -> NodeProcess {
+        let http = std::net::SocketAddr::new(LOCALHOST, crate::support::free_port());
+        let mut child = std::process::Command::new(crate::support::BIN)
+            .args(["serve", "--bind", &http.to_string(), "--udp-port", "0"])
+            .args(["--shards", "1", "--no-pin", "--node-id", id])
+            .args(["--node-address", &format!("http://{http}")])
+            .env("PEERCALLS_REDIS", redis.url())
+            .env(
+                "PEERCALLS_CLUSTER_SECRET",
+                "the test cluster's shared secret",
+            )
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the server binary starts");
+        crate::support::wait_healthy(http, &mut child);
+        NodeProcess { http, child }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn when_a_node_is_killed_its_members_go_on_at_another_and_the_others_see_its_tracks_go() {
+    let redis = RedisServer::start();
+    let mut nodes: Vec<NodeProcess> = ["a", "b", "c"]
+        .iter()
+        .map(|id| NodeProcess::start(&redis, id))
+        .collect();
+    let https: Vec<std::net::SocketAddr> = nodes.iter().map(|n| n.http).collect();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for &h in &https {
+        while metric(
+            &get(h, "/metrics").unwrap_or_default(),
+            "peercalls_cluster_nodes",
+        ) != Some(NODES as f64)
+        {
+            assert!(Instant::now() < deadline, "the nodes never saw each other");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // One member a node: m0 on a, m1 on b, m2 on c.
+    let mut members: Vec<Connection> = (0..NODES)
+        .map(|i| {
+            let name = format!("m{i}");
+            let mut c = Connection::join(https[i], "failover", &name, LOCALHOST).expect("joins");
+            c.start_media(&tracks(&name)).expect("offers");
+            c
+        })
+        .collect();
+    // And m3 on c, which will not go anywhere when c dies.
+    let mut stayer = Connection::join(https[2], "failover", "m3", LOCALHOST).expect("joins");
+    stayer.start_media(&tracks("m3")).expect("offers");
+    let stayer_id = stayer.peer_id().to_owned();
+    members.push(stayer);
+    let mut room = Room::new();
+    room.run_until(
+        &mut members,
+        "before the kill",
+        Duration::from_secs(30),
+        |room, members| {
+            room.subscribe_to_everyone(members, NODES);
+            room.everyone_hears_everyone(NODES)
+        },
+    );
+    assert!(
+        members[2]
+            .nodes()
+            .iter()
+            .any(|n| n.contains(&https[0].to_string())),
+        "a member learns where the other nodes are: {:?}",
+        members[2].nodes()
+    );
+
+    room.run_until(
+        &mut members,
+        "m3 publishing",
+        Duration::from_secs(10),
+        |_, members| {
+            members[..NODES]
+                .iter()
+                .all(|c| c.tracks().len() == 2 * (NODES + 1))
+        },
+    );
+    let stayer = members.pop().expect("m3");
+
+    // Node c dies. Its member m2 goes on at another node, keeping its peer id.
+    let m2_id = members[2].peer_id().to_owned();
+    nodes[2].child.kill().expect("SIGKILL");
+    let killed = Instant::now();
+    let elsewhere: Vec<String> = members[2].nodes().to_vec();
+    let target = elsewhere
+        .iter()
+        .find_map(|url| {
+            url.strip_prefix("http://")?
+                .parse::<std::net::SocketAddr>()
+                .ok()
+        })
+        .expect("another node's address");
+    members[2].move_to(target, &tracks("m2")).expect("moves");
+    assert_eq!(members[2].peer_id(), m2_id, "the same member, resumed");
+    room.connected[2] = false;
+    room.receiving[2].clear();
+    room.asked_at[2] = None;
+    room.got.clear();
+    room.run_until(
+        &mut members,
+        "after the kill",
+        Duration::from_secs(20),
+        |room, members| {
+            room.subscribe_to_everyone(members, NODES);
+            room.everyone_hears_everyone(NODES)
+        },
+    );
+    let back = killed.elapsed();
+    assert!(
+        back < Duration::from_secs(5),
+        "everyone hears everyone again {back:?} after the kill"
+    );
+    // The member who stayed with c is gone for the others once c's registry key
+    // expires (6 s, and up to 2 s until the others look), with its tracks.
+    drop(stayer);
+    room.run_until(
+        &mut members,
+        "the dead node's member leaving",
+        Duration::from_secs(12),
+        |room, _| {
+            (0..2).all(|i| {
+                room.left.contains(&(i, stayer_id.clone()))
+                    && room
+                        .unpublished
+                        .iter()
+                        .filter(|(r, t)| *r == i && t.stream_id == "m3")
+                        .count()
+                        == 2
+            })
+        },
+    );
+    let gone = killed.elapsed();
+    assert!(
+        members
+            .iter()
+            .all(|c| c.peers().iter().all(|p| p.peer_id != stayer_id)),
+        "nobody lists the dead node's member"
+    );
+    eprintln!("back in media {back:?} after the kill; the dead node's member gone after {gone:?}");
 }

@@ -142,6 +142,8 @@ pub struct App {
     node_port: ShardId,
     /// The next remote track's counter (its id is a track id of the node port).
     next_proxy: u64,
+    /// In a cluster, where clients reach the other nodes (told to each at `joined`).
+    other_nodes: Vec<String>,
     placement: Placement,
     rooms: Rooms,
     sessions: HashMap<PeerId, Session>,
@@ -182,6 +184,7 @@ impl App {
             factory,
             node_port: shard_addrs.len(),
             next_proxy: 1,
+            other_nodes: Vec::new(),
             shard_addrs,
             placement,
             rooms: Rooms::default(),
@@ -238,6 +241,12 @@ impl App {
         self.rooms
             .names()
             .map(|room| (room, self.member_records(room)))
+    }
+
+    /// In a cluster, where clients reach the other nodes now: each client is told at
+    /// `joined`, to go on there when this node is gone.
+    pub fn set_other_nodes(&mut self, addresses: Vec<String>) {
+        self.other_nodes = addresses;
     }
 
     /// In a cluster, peer ids count up from `first` (a random base per node, so that

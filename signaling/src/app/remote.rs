@@ -8,6 +8,12 @@
 //! The cluster keeps each node's members of a room, with what they publish, as
 //! [`MemberRecord`]s; a node rewrites its own on every change and the others read them
 //! again ([`App::set_remote_members`]), so a lost event is healed by the next read.
+//!
+//! When a node dies, its clients join another node with their session token: the
+//! record's `resume` (the token's SHA-256) lets that node take the session over, with
+//! the same peer id and nickname ([`App::take_over`]); its media starts afresh there. For
+//! a few seconds the dead node's record of the member lingers beside the new one: the
+//! newer (`since`) wins.
 
 use engine::codecs::CodecDesc;
 use engine::msg::{Control, NodeCommand, PeerId, TrackId};
@@ -15,8 +21,10 @@ use protocol::{PeerInfo, ServerMessage, TrackInfo};
 use serde::{Deserialize, Serialize};
 
 use super::membership::{peer_id_str, track_info, track_name};
-use super::{App, Output};
+use super::{App, Output, Refusal, refuse};
 use crate::rooms::{RemoteMember, RoomTrack};
+use crate::transport::ConnId;
+use protocol::ErrorCode;
 
 /// A member as its node writes it in the cluster: who, and what it publishes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +34,18 @@ pub struct MemberRecord {
     pub nickname: String,
     #[serde(default)]
     pub tracks: Vec<TrackRecord>,
+    /// When the session came to its node (unix ms).
+    #[serde(default)]
+    pub since: u64,
+    /// The SHA-256 of the session token (hex), for the node it moves to.
+    #[serde(default)]
+    pub resume: String,
+}
+
+/// What a node keeps of a token for a takeover: its SHA-256, hex.
+pub(super) fn resume_key(token: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    data_encoding::HEXLOWER.encode(d.as_ref())
 }
 
 /// A published track as its node writes it: the track and its id on that node.
@@ -58,6 +78,8 @@ impl App {
                         info: track_info(t),
                     })
                     .collect(),
+                since: s.since,
+                resume: resume_key(&s.token),
             })
             .collect()
     }
@@ -68,11 +90,15 @@ impl App {
         let Some(r) = self.rooms.get(room) else {
             return; // nobody here any more
         };
-        let members: Vec<(String, PeerId, MemberRecord)> = members
+        let mut members: Vec<(String, PeerId, MemberRecord)> = members
             .into_iter()
             .filter_map(|(node, m)| Some((node, PeerId(m.peer_id.parse().ok()?), m)))
             .filter(|(_, p, _)| !self.sessions.contains_key(p))
             .collect();
+        // A member that moved is on two nodes until the old one's record lapses: the
+        // newer holds it.
+        members.sort_by(|a, b| (a.1, b.2.since).cmp(&(b.1, a.2.since)));
+        members.dedup_by_key(|m| m.1);
         let gone: Vec<PeerId> = r
             .remote
             .iter()
@@ -136,11 +162,15 @@ impl App {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        if !r.remote.iter().any(|m| m.peer == peer) {
+        if let Some(m) = r.remote.iter_mut().find(|m| m.peer == peer) {
+            m.node.clone_from(&node); // it moved
+            m.resume.clone_from(&record.resume);
+        } else {
             r.remote.push(RemoteMember {
                 node: node.clone(),
                 peer,
                 nickname: record.nickname.clone(),
+                resume: record.resume.clone(),
             });
             let joined = ServerMessage::PeerJoined {
                 peer: PeerInfo {
@@ -150,16 +180,17 @@ impl App {
             };
             self.tell_members(room, &joined);
         }
-        // Its tracks that went.
+        // Its tracks that went (or stayed on the node it left).
         let stale: Vec<TrackId> = self.rooms.get(room).map_or_else(Vec::new, |r| {
             r.tracks
                 .iter()
                 .filter(|t| t.peer == peer)
                 .filter(|t| {
-                    !record
-                        .tracks
-                        .iter()
-                        .any(|n| t.origin.as_ref().is_some_and(|(_, id)| *id == n.id))
+                    !record.tracks.iter().any(|n| {
+                        t.origin
+                            .as_ref()
+                            .is_some_and(|(o, id)| *o == node && *id == n.id)
+                    })
                 })
                 .map(|t| t.track)
                 .collect()
@@ -214,6 +245,56 @@ impl App {
             ));
             self.tell_members(room, &ServerMessage::TrackPublished { track: info });
         }
+    }
+
+    /// A client whose node is gone joins here with its token: if a member of the room
+    /// on another node has that token (and nickname), this node takes the session over,
+    /// with the member's peer id; its tracks there are gone, and it starts media here.
+    pub(super) fn take_over(
+        &mut self,
+        conn: ConnId,
+        room: &str,
+        nickname: &str,
+        token: &str,
+    ) -> Result<(), Refusal> {
+        let key = resume_key(token);
+        let found = self.rooms.get(room).and_then(|r| {
+            r.remote
+                .iter()
+                .find(|m| m.resume == key && m.nickname == nickname)
+                .map(|m| m.peer)
+        });
+        let Some(peer) = found else {
+            return refuse(
+                ErrorCode::SessionExpired,
+                "no session with this token; join without one",
+            );
+        };
+        self.admit(room, true)?;
+        tracing::info!(peer = peer.0, room, "a member moves here from another node");
+        let tracks: Vec<TrackId> = self.rooms.get(room).map_or_else(Vec::new, |r| {
+            r.tracks
+                .iter()
+                .filter(|t| t.peer == peer)
+                .map(|t| t.track)
+                .collect()
+        });
+        for track in tracks {
+            self.remote_unpublished(room, track);
+        }
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.remote.retain(|m| m.peer != peer);
+            r.members.push(peer);
+        }
+        self.start_session(
+            conn,
+            peer,
+            room.to_owned(),
+            nickname.to_owned(),
+            token.to_owned(),
+            true,
+        );
+        Ok(())
     }
 
     /// A member on another node left: its tracks go, and the room hears it left.

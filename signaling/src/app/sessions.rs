@@ -28,6 +28,9 @@ pub(super) struct Session {
     /// The server's offer awaiting an answer (re-sent when the client resumes).
     pub(super) pending_offer: Option<String>,
     pub(super) subscribed: HashMap<TrackId, TrackRef>,
+    /// When the session came to this node (unix ms): in a cluster, the newest node to
+    /// hold a member is the one it is on.
+    pub(super) since: u64,
 }
 
 impl App {
@@ -48,7 +51,7 @@ impl App {
         if let Some(token) = token {
             return self.resume(now, conn, &room, &nickname, &token);
         }
-        self.admit(&room)?;
+        self.admit(&room, false)?;
         let token = crate::random::token().map_err(|e| {
             tracing::error!("no random bytes for a session token: {e}");
             (
@@ -60,6 +63,20 @@ impl App {
         let id = PeerId(self.next_peer);
         self.next_peer += 1;
         self.enter_room(&room, id, &nickname);
+        self.start_session(conn, id, room, nickname, token, false);
+        Ok(())
+    }
+
+    /// A session for `id`, already a member of `room`, on `conn`; it is told `joined`.
+    pub(super) fn start_session(
+        &mut self,
+        conn: ConnId,
+        id: PeerId,
+        room: String,
+        nickname: String,
+        token: String,
+        resumed: bool,
+    ) {
         self.tokens.insert(token.clone(), id);
         self.sessions.insert(
             id,
@@ -74,19 +91,20 @@ impl App {
                 connected: false,
                 pending_offer: None,
                 subscribed: HashMap::new(),
+                since: unix_ms(),
             },
         );
         if let Some(c) = self.conns.get_mut(&conn) {
             c.peer = Some(id);
         }
-        let joined = self.joined_message(id, false);
+        let joined = self.joined_message(id, resumed);
         self.send(conn, joined);
-        Ok(())
     }
 
     /// Whether a new session may join `room`: the room and the server have space, and
-    /// the shards can carry one more.
-    fn admit(&self, room: &str) -> Result<(), Refusal> {
+    /// the shards can carry one more. A member `moving` here from another node is
+    /// already counted in the room.
+    pub(super) fn admit(&self, room: &str, moving: bool) -> Result<(), Refusal> {
         if self.draining {
             return refuse(
                 ErrorCode::Unavailable,
@@ -102,7 +120,8 @@ impl App {
         let size = self
             .rooms
             .get(room)
-            .map_or(0, |r| r.members.len() + r.remote.len());
+            .map_or(0, |r| r.members.len() + r.remote.len())
+            .saturating_sub(usize::from(moving));
         if size == 0 && self.rooms.len() >= self.config.max_rooms {
             return refuse(
                 ErrorCode::ServerFull,
@@ -149,10 +168,8 @@ impl App {
         token: &str,
     ) -> Result<(), Refusal> {
         let Some(&id) = self.tokens.get(token) else {
-            return refuse(
-                ErrorCode::SessionExpired,
-                "no session with this token; join without one",
-            );
+            // In a cluster, the session may be one of a node that is gone.
+            return self.take_over(conn, room, nickname, token);
         };
         let Some(s) = self.sessions.get_mut(&id) else {
             return refuse(
@@ -293,6 +310,14 @@ impl App {
             peers,
             tracks,
             ice_servers,
+            nodes: self.other_nodes.clone(),
         }
     }
+}
+
+/// Now, in milliseconds since the Unix epoch.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
