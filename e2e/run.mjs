@@ -127,6 +127,37 @@ async function coturn(s, secret) {
   return { port, lines };
 }
 
+/** redis-server on a loopback port, for a case's cluster; stopped with the case. */
+async function redis(s) {
+  const port = await freePort();
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines = [];
+  proc.stdout.on('data', (d) => lines.push(...d.toString().split('\n')));
+  s.cleanups.push(() => proc.kill('SIGKILL'));
+  await waitFor('redis-server ready', () => lines.some((l) => /Ready to accept connections/.test(l)), 10_000, 100);
+  return `redis://127.0.0.1:${port}/`;
+}
+
+/** A node of a cluster on `redisUrl`, named `id`, with the case's other servers. */
+async function clusterNode(s, redisUrl, id) {
+  const port = await freePort();
+  const srv = new Server(`${s.name}-${id}`, [
+    '--redis', redisUrl, '--cluster-secret', 'the e2e cluster secret', '--node-id', id,
+    '--node-address', `http://127.0.0.1:${port}`,
+  ]);
+  srv.port = port;
+  s.servers.push(srv);
+  await srv.start();
+  return srv;
+}
+
+/** A node port (server-to-server transport) figure from a node's /metrics. */
+async function nodeFigure(srv, series) {
+  const page = await (await fetch(`${srv.url}/metrics`)).text();
+  const line = page.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.split(' ')[1]) : 0;
+}
+
 /** A server (with /metrics) on the host side of a network namespace's veth pair, alice's
  * Chromium inside the namespace (`shape(ns)` first sets what her network does) and bob's
  * on the host, in one room, each decoding the other. `metrics()` reads the server's page. */
@@ -619,6 +650,51 @@ const CASES = {
       if (toasts.length || errors.length) throw new Error(`${p.name}: error toasts ${JSON.stringify(toasts)}, console errors ${JSON.stringify(errors)}`);
     }
     log('  join, mute, camera, share and leave: no error toast, no console error');
+  },
+
+  // Two nodes of a cluster on one redis-server: alice's tab on node a, bob's on node b; each
+  // decodes the other through the node ports, chat crosses, and when node a is killed
+  // (SIGKILL) alice's page goes on at node b with the same member, without a reload.
+  async cluster(s) {
+    const url = await redis(s);
+    const a = await clusterNode(s, url, 'a');
+    const b = await clusterNode(s, url, 'b');
+    await waitFor('the nodes see each other', async () => (await nodeFigure(a, 'peercalls_cluster_nodes')) === 2
+      && (await nodeFigure(b, 'peercalls_cluster_nodes')) === 2, 15_000);
+    const r = room('cluster');
+    const alice = await s.person('alice');
+    const bob = await s.person('bob');
+    await alice.page.goto(`${a.url}/call/${r}`);
+    await join(alice);
+    await bob.page.goto(`${b.url}/call/${r}`);
+    await join(bob);
+    await waitDecodes(alice, 'bob');
+    await waitDecodes(bob, 'alice');
+    for (const n of [a, b]) {
+      const crossed = await nodeFigure(n, 'peercalls_node_port_rtp_received_total');
+      if (!(crossed > 0)) throw new Error(`no media crossed into ${n.name}'s node port`);
+    }
+    log('  media crossed both ways between the nodes');
+    await alice.page.click('#btn-chat');
+    await alice.page.fill('#chat-input', 'hello from node a');
+    await alice.page.press('#chat-input', 'Enter');
+    await bob.page.click('#btn-chat');
+    await waitFor("alice's message at bob", () => bob.page.locator('#chat-log').innerText().then((t) => t.includes('hello from node a')));
+    await shot(bob, 'cluster-two-nodes.png');
+
+    const before = await alice.page.evaluate(() => { window.__noReload = true; return window.peerCalls.session.peerId; });
+    a.proc.kill('SIGKILL');
+    const killed = Date.now();
+    await waitFor('alice on node b', () => alice.page.evaluate((id) => {
+      const sess = window.peerCalls.session;
+      return sess.joined && sess.peerId === id && sess.node?.startsWith('http://127.0.0.1');
+    }, before), 15_000, 100);
+    await waitDecodes(bob, 'alice');
+    await waitDecodes(alice, 'bob');
+    log(`  alice went on at node b, decoding again ${((Date.now() - killed) / 1000).toFixed(1)} s after node a died`);
+    if (!(await alice.page.evaluate(() => window.__noReload === true))) throw new Error("alice's page reloaded");
+    const tiles = await bob.page.evaluate(() => document.querySelectorAll('#stage .tile[data-name="alice"]:not(.screen)').length);
+    if (tiles !== 1) throw new Error(`bob shows ${tiles} tiles for alice`);
   },
 
   // The WebSocket drops (resume, same session) and the server restarts (new session): both

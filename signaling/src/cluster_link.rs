@@ -58,6 +58,8 @@ pub struct ClusterLink {
     others: BTreeMap<String, NodeInfo>,
     redis_up: bool,
     room_events: u64,
+    /// The other nodes' addresses changed since [`ClusterLink::address_change`] said.
+    addresses_changed: bool,
 }
 
 impl ClusterLink {
@@ -79,6 +81,7 @@ impl ClusterLink {
             others: BTreeMap::new(),
             redis_up: false,
             room_events: 0,
+            addresses_changed: false,
         })
     }
 
@@ -216,9 +219,20 @@ impl ClusterLink {
     }
 
     /// Clients learn where the other nodes are, to go there if this one dies.
-    fn tell_addresses(&self, app: &mut App) {
+    fn tell_addresses(&mut self, app: &mut App) {
+        app.set_other_nodes(self.other_addresses());
+        self.addresses_changed = true;
+    }
+
+    fn other_addresses(&self) -> Vec<String> {
         let addresses = self.others.values().flat_map(|n| n.addresses.clone());
-        app.set_other_nodes(addresses.collect());
+        addresses.collect()
+    }
+
+    /// The other nodes' addresses, when they changed since the last call (the page's
+    /// security policy lets it connect to them).
+    pub fn address_change(&mut self) -> Option<Vec<String>> {
+        std::mem::take(&mut self.addresses_changed).then(|| self.other_addresses())
     }
 
     fn read_all_again(&mut self) {

@@ -390,6 +390,9 @@ fn run(
                     port.send(engine::msg::Control::Node(command));
                 }
             }
+            if let Some(addresses) = c.address_change() {
+                transport.set_other_nodes(&addresses);
+            }
         }
         if now >= next_tick {
             next_tick = now + TICK;

@@ -70,6 +70,11 @@ export class Session extends Emitter {
     this.pc = null;
     this.peerId = null;
     this.token = null;
+    // In a cluster: where the other nodes are (from `joined`), the one we use now (null:
+    // the page's own), and the one our media session is on.
+    this.nodes = [];
+    this.node = null;
+    this.mediaNode = null;
     this.closed = false;
     this.joined = false;
     this.attempt = 0;
@@ -104,7 +109,20 @@ export class Session extends Emitter {
   }
 
   url() {
+    if (this.node) return `${this.node.replace(/^http/, 'ws').replace(/\/+$/, '')}/ws`;
     return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${BASE}/ws`;
+  }
+
+  /**
+   * The node we tried cannot be reached: in a cluster, the next attempt goes to the next
+   * node the server named (ours included, in turn), where the token resumes the session.
+   */
+  nextNode() {
+    if (!this.token || this.nodes.length === 0) return;
+    const ring = [null, ...this.nodes];
+    const at = ring.indexOf(this.node);
+    this.node = ring[(at + 1) % ring.length];
+    console.info(`trying ${this.node ?? 'this page\'s server'} next`);
   }
 
   connect() {
@@ -155,6 +173,8 @@ export class Session extends Emitter {
       ws.onclose = null;
       clearInterval(this.pingTimer);
       this.ws = null;
+      // Never joined on this socket: its node is unreachable (or gone); try another.
+      if (!this.joined) this.nextNode();
       this.joined = false;
       this.requests.clear();
       if (this.closed) return;
@@ -325,8 +345,11 @@ export class Session extends Emitter {
   }
 
   async onJoined(msg) {
-    const resumed = Boolean(msg.resumed && this.pc);
+    // A session resumed on another node (ours died) has its media to start there afresh.
+    const resumed = Boolean(msg.resumed && this.pc && this.node === this.mediaNode);
     if (!resumed) this.dropSession();
+    this.mediaNode = this.node;
+    this.nodes = msg.nodes ?? [];
     this.joined = true;
     this.everJoined = true;
     this.attempt = 0;

@@ -149,6 +149,7 @@ impl Transport {
                     plain_on_tls_port: self.tls.is_some() && matches!(hs.stream, Stream::Plain(_)),
                     base: &self.base,
                     page: &self.page,
+                    page_policy: &self.page_policy,
                     health: &self.health,
                 };
                 match http::route(&hs.request, &context) {

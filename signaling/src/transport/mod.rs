@@ -237,6 +237,8 @@ pub struct Transport {
     base: String,
     /// The page, its links under `base`.
     page: Vec<u8>,
+    /// The page's `Content-Security-Policy`.
+    page_policy: String,
     /// What the probes say.
     health: http::Health,
 }
@@ -276,6 +278,7 @@ impl Transport {
             tls: None,
             base: String::new(),
             page: crate::assets::index_page(""),
+            page_policy: http::CONTENT_SECURITY_POLICY.to_owned(),
             health: http::Health::default(),
         })
     }
@@ -290,6 +293,13 @@ impl Transport {
     /// then redirected); `None`: plain http and ws.
     pub fn set_tls(&mut self, tls: Option<Arc<TlsFiles>>) {
         self.tls = tls;
+    }
+
+    /// In a cluster, the page may also connect to the other nodes (their page URLs),
+    /// where it goes on when this node dies.
+    pub fn set_other_nodes(&mut self, urls: &[String]) {
+        let origins: Vec<String> = urls.iter().filter_map(|u| origin_of(u)).collect();
+        self.page_policy = http::policy_with_nodes(&origins);
     }
 
     /// Serves everything under `base` (for example `/calls`, behind a reverse proxy that
@@ -591,4 +601,55 @@ fn arm(
 
 fn token_of(conn: ConnId) -> Option<usize> {
     usize::try_from(conn.0).ok().filter(|&t| t >= FIRST_CONN)
+}
+
+/// `scheme://host[:port]` of an http(s) URL; `None` for anything else (nothing that could
+/// break out of the policy header: no spaces, semicolons or quotes).
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let host = rest.split('/').next()?;
+    let ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    ok.then(|| format!("{scheme}://{host}"))
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::origin_of;
+
+    #[test]
+    fn only_a_plain_http_origin_goes_into_the_policy() {
+        assert_eq!(
+            origin_of("https://node-2.example.com/calls/"),
+            Some("https://node-2.example.com".into())
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080"),
+            Some("http://127.0.0.1:8080".into())
+        );
+        assert_eq!(
+            origin_of("http://[::1]:80/x"),
+            Some("http://[::1]:80".into())
+        );
+        for bad in [
+            "ftp://x",
+            "https://a.example; script-src *",
+            "https://a b",
+            "https://'self'",
+            "https://",
+            "node-2",
+        ] {
+            assert_eq!(origin_of(bad), None, "{bad}");
+        }
+        let p = super::http::policy_with_nodes(&["https://n2.example".into()]);
+        assert!(
+            p.contains("connect-src 'self' https://n2.example wss://n2.example;"),
+            "{p}"
+        );
+    }
 }

@@ -19,11 +19,11 @@ mod upgrade;
 use crate::assets::asset;
 
 pub(crate) use request::RequestReader;
-pub(crate) use response::response;
+pub(crate) use response::{CONTENT_SECURITY_POLICY, policy_with_nodes, response};
 
 use form::post_call;
 use request::{MAX_HEADERS, Request};
-use response::{method_not_allowed, text_response};
+use response::{method_not_allowed, response_with_policy, text_response};
 use upgrade::upgrade;
 
 /// What to do with the bytes collected so far.
@@ -78,6 +78,8 @@ pub(crate) struct Context<'a> {
     pub(crate) base: &'a str,
     /// The page (`index.html` with its links under `base`).
     pub(crate) page: &'a [u8],
+    /// The page's `Content-Security-Policy` (in a cluster, it may connect to the others).
+    pub(crate) page_policy: &'a str,
     /// What `/health` and `/ready` say.
     pub(crate) health: &'a Health,
 }
@@ -105,6 +107,7 @@ impl Default for Context<'_> {
             plain_on_tls_port: false,
             base: "",
             page: asset("index.html").map_or(&[], |(_, body)| body),
+            page_policy: CONTENT_SECURITY_POLICY,
             health: &HEALTHY,
         }
     }
@@ -180,7 +183,8 @@ fn route_request(req: &Request<'_>, buf: &[u8], header_end: usize, ctx: &Context
         }
         if file == "index.html" {
             let html = "text/html; charset=utf-8";
-            return Action::Respond(response(200, &[], html, ctx.page, head));
+            let policy = ctx.page_policy;
+            return Action::Respond(response_with_policy(200, &[], html, ctx.page, head, policy));
         }
         let Some((content_type, body)) = asset(file) else {
             return text_response(404, "not found", head);

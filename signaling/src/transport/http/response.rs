@@ -54,6 +54,26 @@ pub(crate) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src
      style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; \
      connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// [`CONTENT_SECURITY_POLICY`] for the page of a node of a cluster: it may also connect
+/// to the other nodes (`origins`, such as `https://node-2.example.com`), where it goes on
+/// when its own node dies.
+pub(crate) fn policy_with_nodes(origins: &[String]) -> String {
+    let mut sources = String::from("connect-src 'self'");
+    for o in origins {
+        sources.push(' ');
+        sources.push_str(o);
+        // A WebSocket's URL has its own scheme: name it too.
+        if let Some(rest) = o.strip_prefix("https://") {
+            sources.push_str(" wss://");
+            sources.push_str(rest);
+        } else if let Some(rest) = o.strip_prefix("http://") {
+            sources.push_str(" ws://");
+            sources.push_str(rest);
+        }
+    }
+    CONTENT_SECURITY_POLICY.replace("connect-src 'self'", &sources)
+}
+
 /// A complete `Connection: close` response. With `head`, the body is left out (the
 /// `Content-Length` still gives its length).
 pub(crate) fn response(
@@ -63,12 +83,31 @@ pub(crate) fn response(
     body: &[u8],
     head: bool,
 ) -> Vec<u8> {
+    response_with_policy(
+        status,
+        extra,
+        content_type,
+        body,
+        head,
+        CONTENT_SECURITY_POLICY,
+    )
+}
+
+/// [`response`] with its own `Content-Security-Policy`.
+pub(crate) fn response_with_policy(
+    status: u16,
+    extra: &[(&str, &str)],
+    content_type: &str,
+    body: &[u8],
+    head: bool,
+    policy: &str,
+) -> Vec<u8> {
     let mut header = String::with_capacity(256);
     let _ = write!(
         header,
         "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
          Cache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\n\
-         Content-Security-Policy: {CONTENT_SECURITY_POLICY}\r\nX-Frame-Options: DENY\r\n\
+         Content-Security-Policy: {policy}\r\nX-Frame-Options: DENY\r\n\
          Referrer-Policy: no-referrer\r\nConnection: close\r\n",
         reason_phrase(status),
         body.len(),
