@@ -22,8 +22,27 @@ impl RedisServer {
 
     /// On `port` (to bring one back where it was), empty: nothing is saved.
     pub fn on(port: u16) -> RedisServer {
+        RedisServer::listening(port, "127.0.0.1")
+    }
+
+    /// On a free port of loopback and of these addresses too (for nodes in network
+    /// namespaces, which reach the host at its end of their veth pair).
+    pub fn also_on(ips: &[std::net::IpAddr]) -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut bind = String::from("127.0.0.1");
+        for ip in ips {
+            bind.push(' ');
+            bind.push_str(&ip.to_string());
+        }
+        RedisServer::listening(port, &bind)
+    }
+
+    fn listening(port: u16, bind: &str) -> RedisServer {
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--bind", bind, "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .stdout(Stdio::null())
             .spawn()
@@ -45,6 +64,11 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Its URL at `ip` (one of [`RedisServer::also_on`]'s addresses).
+    pub fn url_at(&self, ip: std::net::IpAddr) -> String {
+        format!("redis://{ip}:{}/", self.port)
     }
 
     /// Kills it (SIGKILL: nothing saved, nothing said); returns its port.

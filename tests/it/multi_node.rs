@@ -183,6 +183,20 @@ impl Room {
         })
     }
 
+    /// Polls and sends media for `d`, whatever happens.
+    fn run_for(&mut self, members: &mut [Connection], d: Duration) {
+        let until = Instant::now() + d;
+        let mut round = 0;
+        while Instant::now() < until {
+            self.poll(members);
+            round += 1;
+            if round % 50 == 0 {
+                send_round(members, round / 50);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Polls for `limit`, sending a round of media from every member every 50 ms, until
     /// `done`.
     fn run_until(
@@ -525,4 +539,325 @@ fn when_a_node_is_killed_its_members_go_on_at_another_and_the_others_see_its_tra
         "nobody lists the dead node's member"
     );
     eprintln!("back in media {back:?} after the kill; the dead node's member gone after {gone:?}");
+}
+
+/// Runs a command, panicking with its output if it fails.
+fn run(cmd: &[&str]) {
+    let out = std::process::Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", cmd.join(" ")));
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        cmd.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Two nodes' network namespaces, `a` and `b`: each reaches the host (Redis, the
+/// clients) over a veth pair of its own, and the other node over a veth pair between
+/// them, the only way their node ports talk. Removed when dropped.
+struct TwoSites {
+    ns: [String; 2],
+}
+
+impl TwoSites {
+    /// Each site's address, and the host's at its end of the site's veth pair.
+    const NODE: [[u8; 4]; 2] = [[10, 77, 1, 2], [10, 77, 2, 2]];
+    const HOST: [[u8; 4]; 2] = [[10, 77, 1, 1], [10, 77, 2, 1]];
+
+    fn new() -> TwoSites {
+        let id = std::process::id() % 100_000;
+        let ns = [format!("pc{id}a"), format!("pc{id}b")];
+        let sites = TwoSites { ns: ns.clone() };
+        sites.remove();
+        for (i, n) in ns.iter().enumerate() {
+            let (inside, outside) = (format!("pc{id}{i}i"), format!("pc{id}{i}o"));
+            let [node, host] =
+                [Self::NODE[i], Self::HOST[i]].map(|a| std::net::Ipv4Addr::from(a).to_string());
+            run(&["ip", "netns", "add", n]);
+            run(&[
+                "ip", "link", "add", &outside, "type", "veth", "peer", "name", &inside,
+            ]);
+            run(&["ip", "link", "set", &inside, "netns", n]);
+            run(&["ip", "addr", "add", &format!("{host}/24"), "dev", &outside]);
+            run(&["ip", "link", "set", &outside, "up"]);
+            run(&[
+                "ip",
+                "-n",
+                n,
+                "addr",
+                "add",
+                &format!("{node}/24"),
+                "dev",
+                &inside,
+            ]);
+            run(&["ip", "-n", n, "link", "set", &inside, "up"]);
+            run(&["ip", "-n", n, "link", "set", "lo", "up"]);
+        }
+        // The link between the sites, and each node's route to the other over it.
+        let (ab, ba) = (format!("pc{id}ab"), format!("pc{id}ba"));
+        run(&[
+            "ip", "link", "add", &ab, "netns", &ns[0], "type", "veth", "peer", "name", &ba,
+            "netns", &ns[1],
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &ns[0],
+            "addr",
+            "add",
+            "10.77.3.1/30",
+            "dev",
+            &ab,
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &ns[1],
+            "addr",
+            "add",
+            "10.77.3.2/30",
+            "dev",
+            &ba,
+        ]);
+        run(&["ip", "-n", &ns[0], "link", "set", &ab, "up"]);
+        run(&["ip", "-n", &ns[1], "link", "set", &ba, "up"]);
+        run(&[
+            "ip",
+            "-n",
+            &ns[0],
+            "route",
+            "add",
+            "10.77.2.2/32",
+            "via",
+            "10.77.3.2",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &ns[1],
+            "route",
+            "add",
+            "10.77.1.2/32",
+            "via",
+            "10.77.3.1",
+        ]);
+        sites
+    }
+
+    fn node_ip(i: usize) -> std::net::IpAddr {
+        Self::NODE[i].into()
+    }
+
+    fn host_ip(i: usize) -> std::net::IpAddr {
+        Self::HOST[i].into()
+    }
+
+    /// Drops everything on the link between the sites, both ways, with an nftables rule
+    /// in site a (nothing else is touched).
+    fn cut(&self) {
+        let rules = format!(
+            "table inet peercalls_cut {{\n\
+             chain out {{ type filter hook output priority 0; oifname \"{0}\" drop; }}\n\
+             chain in {{ type filter hook input priority 0; iifname \"{0}\" drop; }}\n}}\n",
+            format_args!("pc{}ab", std::process::id() % 100_000)
+        );
+        let path = std::env::temp_dir().join(format!("peercalls-cut-{}.nft", std::process::id()));
+        std::fs::write(&path, rules).unwrap();
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns[0],
+            "nft",
+            "-f",
+            path.to_str().unwrap(),
+        ]);
+        let _ = std::fs::remove_file(path);
+    }
+
+    fn heal(&self) {
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.ns[0],
+            "nft",
+            "delete",
+            "table",
+            "inet",
+            "peercalls_cut",
+        ]);
+    }
+
+    fn remove(&self) {
+        for n in &self.ns {
+            // Deleting a namespace deletes the veth ends in it, and so their peers.
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", n])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for TwoSites {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// A node in site `i`'s namespace.
+fn node_in_site(sites: &TwoSites, i: usize, redis: &RedisServer) -> NodeProcess {
+    let http = std::net::SocketAddr::new(TwoSites::node_ip(i), 8080);
+    let id = ["a", "b"][i];
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", &sites.ns[i], crate::support::BIN])
+        .args(["serve", "--bind", &http.to_string(), "--udp-port", "0"])
+        .args(["--shards", "1", "--no-pin", "--node-id", id])
+        .args(["--node-address", &format!("http://{http}")])
+        .env("PEERCALLS_REDIS", redis.url_at(TwoSites::host_ip(i)))
+        .env("PEERCALLS_METRICS_TOKEN", METRICS_TOKEN)
+        .env(
+            "PEERCALLS_CLUSTER_SECRET",
+            "the test cluster's shared secret",
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the server binary starts in its namespace");
+    crate::support::wait_healthy(http, &mut child);
+    NodeProcess { http, child }
+}
+
+/// Lets the test read `/metrics` of nodes it reaches from another host.
+const METRICS_TOKEN: &str = "the test reads the metrics";
+
+/// `/metrics` of a node in a site, with the token.
+fn site_metrics(node: &NodeProcess) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&node.http, Duration::from_millis(500))
+    else {
+        return String::new();
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {METRICS_TOKEN}\r\nConnection: close\r\n\r\n"
+    );
+    let mut page = String::new();
+    let _ = s.read_to_string(&mut page);
+    page
+}
+
+/// Waits until every node's `/metrics` shows `series` at `want`.
+fn wait_figure(
+    nodes: &[&NodeProcess],
+    series: &str,
+    want: f64,
+    within: Duration,
+    room: &mut Room,
+    members: &mut [Connection],
+) {
+    let deadline = Instant::now() + within;
+    let mut last_look = Instant::now() - Duration::from_secs(1);
+    loop {
+        room.poll(members);
+        if last_look.elapsed() >= Duration::from_millis(200) {
+            last_look = Instant::now();
+            let all = nodes
+                .iter()
+                .all(|n| metric(&site_metrics(n), series) == Some(want));
+            if all {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} did not reach {want} within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_cut_link_between_two_nodes_is_noticed_on_both_sides_and_media_resumes_when_it_heals() {
+    let sites = TwoSites::new();
+    let redis = RedisServer::also_on(&[TwoSites::host_ip(0), TwoSites::host_ip(1)]);
+    let nodes = [
+        node_in_site(&sites, 0, &redis),
+        node_in_site(&sites, 1, &redis),
+    ];
+    let both = [&nodes[0], &nodes[1]];
+    let mut members: Vec<Connection> = (0..2)
+        .map(|i| {
+            let name = format!("m{i}");
+            let mut c = Connection::join(nodes[i].http, "sites", &name, TwoSites::host_ip(i))
+                .expect("joins");
+            c.start_media(&tracks(&name)).expect("offers");
+            c
+        })
+        .collect();
+    let mut room = Room::new();
+    room.run_until(
+        &mut members,
+        "before the cut",
+        Duration::from_secs(30),
+        |room, members| {
+            room.subscribe_to_everyone(members, 2);
+            room.everyone_hears_everyone(2)
+        },
+    );
+    wait_figure(
+        &both,
+        "peercalls_node_port_nodes_reachable",
+        1.0,
+        Duration::from_secs(5),
+        &mut room,
+        &mut members,
+    );
+
+    // The link is cut: each side sees the other fall silent (3 s without a ping).
+    sites.cut();
+    let cut = Instant::now();
+    wait_figure(
+        &both,
+        "peercalls_node_port_nodes_reachable",
+        0.0,
+        Duration::from_secs(8),
+        &mut room,
+        &mut members,
+    );
+    eprintln!("both nodes noticed the cut after {:?}", cut.elapsed());
+    room.got.clear();
+    room.run_for(&mut members, Duration::from_secs(1));
+    assert!(
+        room.got.is_empty(),
+        "media crossed a cut link: {:?}",
+        room.got
+    );
+
+    // Healed: the nodes hear each other again and the media flows on, nobody asking.
+    sites.heal();
+    let healed = Instant::now();
+    room.run_until(
+        &mut members,
+        "after healing",
+        Duration::from_secs(10),
+        |room, _| room.everyone_hears_everyone(2),
+    );
+    eprintln!(
+        "media flowed again {:?} after the link healed",
+        healed.elapsed()
+    );
+    wait_figure(
+        &both,
+        "peercalls_node_port_nodes_reachable",
+        1.0,
+        Duration::from_secs(5),
+        &mut room,
+        &mut members,
+    );
 }
