@@ -17,10 +17,12 @@
 //!
 //! Datagrams get lost: every second each node repeats what it asks for and pings every
 //! node it knows, and an origin that gets packets nobody asked for (any more) is told to
-//! stop. A node not heard from for [`LINK_TIMEOUT`] is unreachable (logged, counted);
+//! stop. A packet of a remote track lost between the nodes (a gap in its sequence
+//! numbers) is asked for again at once (`Nack`); the origin keeps each track's last
+//! [`RESEND_WINDOW`] packets to answer. A node not heard from for [`LINK_TIMEOUT`] is unreachable (logged, counted);
 //! when it is heard again its tracks flow again without anyone asking twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +39,12 @@ use crate::shard::Datagram;
 pub const TICK: Duration = Duration::from_secs(1);
 /// A node not heard from for this long is unreachable.
 pub const LINK_TIMEOUT: Duration = Duration::from_secs(3);
+/// Packets of each track sent to other nodes that are kept for their NACKs (about 2 s of
+/// a 2.5 Mbit/s video).
+pub const RESEND_WINDOW: usize = 512;
+/// A larger gap is not asked for again (the origin restarted the track, or the link was
+/// cut: a keyframe request is what helps then).
+const MAX_GAP: u64 = 64;
 
 /// What the node port counts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,6 +57,10 @@ pub struct NodePortStats {
     pub rtp_received: u64,
     /// Received for a track nobody here subscribes to (any more).
     pub rtp_unrouted: u64,
+    /// Packets asked for again from their origin (gaps between nodes).
+    pub rtp_nacked: u64,
+    /// Packets sent again to a node that asked.
+    pub rtp_resent: u64,
     /// Other nodes known, and of them those heard from within [`LINK_TIMEOUT`].
     pub nodes: usize,
     pub nodes_reachable: usize,
@@ -67,6 +79,8 @@ struct Proxy {
     origin: u64,
     /// Shards with subscribers, and how many each has.
     shards: Vec<(ShardId, u32)>,
+    /// The highest sequence number received, to see gaps.
+    last_seq: Option<u64>,
 }
 
 /// What the node port produced for the shards since the I/O layer last emptied it.
@@ -88,8 +102,14 @@ pub struct NodePortCore {
     by_origin: HashMap<String, HashMap<u64, TrackId>>,
     /// This node's tracks other nodes asked for, and how many nodes each.
     exported: HashMap<TrackId, u32>,
+    /// Their last packets, for NACKs.
+    sent: HashMap<TrackId, VecDeque<Forwarded>>,
     /// Scratch: packets of tracks nobody here wants, by origin.
     unwanted: Vec<(String, u64)>,
+    /// Scratch: NACKs to send (origin node, its track, first, more).
+    nacks: Vec<(String, u64, u64, u16)>,
+    /// Scratch: packets to send again (node, track, sequence number).
+    resends: Vec<(String, TrackId, u64)>,
     next_tick: Instant,
     /// Output for the I/O layer.
     pub out: NodeOutbox,
@@ -108,7 +128,10 @@ impl NodePortCore {
             proxies: HashMap::new(),
             by_origin: HashMap::new(),
             exported: HashMap::new(),
+            sent: HashMap::new(),
             unwanted: Vec::new(),
+            nacks: Vec::new(),
+            resends: Vec::new(),
             next_tick: now,
             out: NodeOutbox {
                 control: Vec::new(),
@@ -178,7 +201,13 @@ impl NodePortCore {
         match command {
             NodeCommand::SetNode { id, boot, addr } => {
                 for track in self.link.set_peer(&id, boot, addr) {
-                    unexport(&mut self.exported, &mut self.out, self.index, track);
+                    unexport(
+                        &mut self.exported,
+                        &mut self.sent,
+                        &mut self.out,
+                        self.index,
+                        track,
+                    );
                 }
                 if !self.remotes.iter().any(|r| r.id == id) {
                     tracing::info!(node = %id, %addr, "node port: a node to talk to");
@@ -191,7 +220,13 @@ impl NodePortCore {
             }
             NodeCommand::RemoveNode { id } => {
                 for track in self.link.remove_peer(&id) {
-                    unexport(&mut self.exported, &mut self.out, self.index, track);
+                    unexport(
+                        &mut self.exported,
+                        &mut self.sent,
+                        &mut self.out,
+                        self.index,
+                        track,
+                    );
                 }
                 self.remotes.retain(|r| r.id != id);
             }
@@ -210,6 +245,7 @@ impl NodePortCore {
                         node,
                         origin,
                         shards: Vec::new(),
+                        last_seq: None,
                     },
                 );
             }
@@ -235,20 +271,15 @@ impl NodePortCore {
     /// for every node that asked for its track.
     pub fn handle_media(&mut self, now: Instant, batch: MediaBatch) {
         for fwd in batch {
-            let age = now.saturating_duration_since(fwd.wallclock).as_micros();
-            let rtp = RtpFrame {
-                track: fwd.track.0,
-                codec: fwd.codec,
-                seq: fwd.seq,
-                time: fwd.time,
-                marker: fwd.marker,
-                audio_level: fwd
-                    .audio_level
-                    .map(|l| (l, fwd.voice_activity.unwrap_or(false))),
-                age_us: u32::try_from(age).unwrap_or(u32::MAX),
-                payload: &fwd.payload,
-            };
-            self.stats.rtp_sent += self.link.send_rtp(rtp) as u64;
+            self.stats.rtp_sent += self.link.send_rtp(rtp_frame(now, &fwd)) as u64;
+            if !self.exported.contains_key(&fwd.track) {
+                continue; // in flight when the last node stopped asking
+            }
+            let history = self.sent.entry(fwd.track).or_default();
+            if history.len() == RESEND_WINDOW {
+                history.pop_front();
+            }
+            history.push_back(fwd);
         }
     }
 
@@ -261,7 +292,10 @@ impl NodePortCore {
             proxies,
             by_origin,
             exported,
+            sent,
             unwanted,
+            nacks,
+            resends,
             out,
             stats,
             ..
@@ -277,7 +311,7 @@ impl NodePortCore {
                     let proxy = by_origin
                         .get(node)
                         .and_then(|m| m.get(&rtp.track))
-                        .and_then(|t| proxies.get(t).map(|p| (*t, p)));
+                        .and_then(|t| proxies.get_mut(t).map(|p| (*t, p)));
                     let Some((track, p)) = proxy.filter(|(_, p)| !p.shards.is_empty()) else {
                         stats.rtp_unrouted += 1;
                         if !unwanted.iter().any(|(n, t)| n == node && *t == rtp.track) {
@@ -300,6 +334,21 @@ impl NodePortCore {
                     for (shard, _) in &p.shards {
                         out.media[*shard].push(fwd.clone());
                     }
+                    if let Some(last) = p.last_seq
+                        && rtp.seq > last + 1
+                        && rtp.seq - last - 1 <= MAX_GAP
+                    {
+                        let mut first = last + 1;
+                        while first < rtp.seq {
+                            let more = (1..=16u64)
+                                .filter(|i| first + i < rtp.seq)
+                                .fold(0u16, |m, i| m | (1 << (i - 1)));
+                            nacks.push((node.to_owned(), rtp.track, first, more));
+                            stats.rtp_nacked += 1 + u64::from(more.count_ones());
+                            first += 17;
+                        }
+                    }
+                    p.last_seq = Some(p.last_seq.map_or(rtp.seq, |l| l.max(rtp.seq)));
                 }
                 Frame::Subscribe { track } => {
                     let id = TrackId(track);
@@ -317,7 +366,15 @@ impl NodePortCore {
                         }
                     }
                 }
-                Frame::Unsubscribe { track } => unexport(exported, out, index, track),
+                Frame::Unsubscribe { track } => unexport(exported, sent, out, index, track),
+                Frame::Nack { track, first, more } => {
+                    let wanted = (0..=16u64)
+                        .filter(|i| *i == 0 || more & (1 << (i - 1)) != 0)
+                        .map(|i| first + i);
+                    for seq in wanted {
+                        resends.push((node.to_owned(), TrackId(track), seq));
+                    }
+                }
                 Frame::KeyframeRequest { track, fir, urgent } => {
                     let id = TrackId(track);
                     if id.shard() < index {
@@ -341,6 +398,22 @@ impl NodePortCore {
         });
         for (node, track) in self.unwanted.drain(..) {
             self.link.send_to(&node, &Frame::Unsubscribe { track });
+        }
+        for (node, track, first, more) in self.nacks.drain(..) {
+            self.link
+                .send_to(&node, &Frame::Nack { track, first, more });
+        }
+        for (node, track, seq) in self.resends.drain(..) {
+            let Some(fwd) = self
+                .sent
+                .get(&track)
+                .and_then(|h| h.iter().rev().find(|f| f.seq == seq))
+            else {
+                continue;
+            };
+            if self.link.send_to(&node, &Frame::Rtp(rtp_frame(now, fwd))) {
+                self.stats.rtp_resent += 1;
+            }
         }
     }
 
@@ -385,10 +458,28 @@ impl NodePortCore {
     }
 }
 
+/// A packet as the node port seals it.
+fn rtp_frame(now: Instant, fwd: &Forwarded) -> RtpFrame<'_> {
+    let age = now.saturating_duration_since(fwd.wallclock).as_micros();
+    RtpFrame {
+        track: fwd.track.0,
+        codec: fwd.codec,
+        seq: fwd.seq,
+        time: fwd.time,
+        marker: fwd.marker,
+        audio_level: fwd
+            .audio_level
+            .map(|l| (l, fwd.voice_activity.unwrap_or(false))),
+        age_us: u32::try_from(age).unwrap_or(u32::MAX),
+        payload: &fwd.payload,
+    }
+}
+
 /// One node fewer wants this node's `track`: the last one gone, its shard stops
 /// handing it over.
 fn unexport(
     exported: &mut HashMap<TrackId, u32>,
+    sent: &mut HashMap<TrackId, VecDeque<Forwarded>>,
     out: &mut NodeOutbox,
     index: ShardId,
     track: u64,
@@ -400,6 +491,7 @@ fn unexport(
     *n -= 1;
     if *n == 0 {
         exported.remove(&id);
+        sent.remove(&id);
         out.control.push((
             id.shard(),
             Control::RemoveRemoteSubscriber {
@@ -579,6 +671,41 @@ mod tests {
             controls(&mut a),
             [format!("0: RemoveRemoteSubscriber({origin:?}, 2)")]
         );
+    }
+
+    #[test]
+    fn a_packet_lost_between_the_nodes_is_asked_for_and_sent_again() {
+        let now = Instant::now();
+        let (mut a, mut b) = two(now);
+        let origin = TrackId::new(0, 3);
+        let proxy = TrackId::new(1, 1);
+        b.handle_control(Control::Node(NodeCommand::MapTrack {
+            track: proxy,
+            node: "a".into(),
+            origin: origin.0,
+        }));
+        b.handle_control(Control::AddRemoteSubscriber {
+            track: proxy,
+            shard: 0,
+        });
+        deliver(now, &mut b, addr(2), &mut a);
+        a.handle_media(now, vec![packet(origin, 10, now)]);
+        deliver(now, &mut a, addr(1), &mut b);
+        // 11 and 12 are lost on the way; 13 arrives.
+        for seq in [11, 12] {
+            a.handle_media(now, vec![packet(origin, seq, now)]);
+            a.flush();
+            while a.poll_transmit().is_some() {}
+        }
+        a.handle_media(now, vec![packet(origin, 13, now)]);
+        deliver(now, &mut a, addr(1), &mut b);
+        assert_eq!(b.stats.rtp_nacked, 2);
+        deliver(now, &mut b, addr(2), &mut a); // the NACK
+        assert_eq!(a.stats.rtp_resent, 2);
+        deliver(now, &mut a, addr(1), &mut b); // the resends
+        let seqs: Vec<u64> = b.out.media[0].iter().map(|f| f.seq).collect();
+        assert_eq!(seqs, [10, 13, 11, 12]);
+        assert_eq!(b.stats.rtp_nacked, 2, "late packets are no new gap");
     }
 
     #[test]

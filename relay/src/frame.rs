@@ -49,6 +49,14 @@ pub enum Frame<'a> {
     /// I am here: sent every second to each known node, so each side of a pair knows
     /// whether the other still reaches it.
     Ping,
+    /// Packets of this track of yours did not reach me: `first` (the publisher's
+    /// extended sequence number) and each of the 16 after it whose bit is set in `more`
+    /// (bit 0: `first + 1`), as RTCP's generic NACK names them.
+    Nack {
+        track: u64,
+        first: u64,
+        more: u16,
+    },
 }
 
 const RTP: u8 = 1;
@@ -56,6 +64,7 @@ const SUBSCRIBE: u8 = 2;
 const UNSUBSCRIBE: u8 = 3;
 const KEYFRAME: u8 = 4;
 const PING: u8 = 5;
+const NACK: u8 = 6;
 
 /// The fixed part of an RTP frame's body: track, codec, seq, time, flags, level, age.
 const RTP_FIXED: usize = 8 + 1 + 8 + 4 + 1 + 1 + 4;
@@ -67,6 +76,7 @@ pub fn encoded_len(frame: &Frame<'_>) -> usize {
         Frame::Subscribe { .. } | Frame::Unsubscribe { .. } => 8,
         Frame::KeyframeRequest { .. } => 9,
         Frame::Ping => 0,
+        Frame::Nack { .. } => 18,
     }
 }
 
@@ -112,6 +122,13 @@ pub fn encode(frame: &Frame<'_>, out: &mut Vec<u8>) -> bool {
             out.push(PING);
             out.extend_from_slice(&len.to_be_bytes());
         }
+        Frame::Nack { track, first, more } => {
+            out.push(NACK);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&track.to_be_bytes());
+            out.extend_from_slice(&first.to_be_bytes());
+            out.extend_from_slice(&more.to_be_bytes());
+        }
     }
     true
 }
@@ -155,6 +172,11 @@ fn decode(kind: u8, b: &[u8]) -> Option<Frame<'_>> {
             urgent: b[8] & 2 != 0,
         }),
         PING => Some(Frame::Ping),
+        NACK if b.len() >= 18 => Some(Frame::Nack {
+            track: u64_at(b, 0),
+            first: u64_at(b, 8),
+            more: u16::from_be_bytes([b[16], b[17]]),
+        }),
         _ => None,
     }
 }
@@ -217,6 +239,11 @@ mod tests {
                 urgent: true,
             },
             Frame::Ping,
+            Frame::Nack {
+                track: 9,
+                first: 70_001,
+                more: 0b1010,
+            },
         ]
     }
 

@@ -316,7 +316,7 @@ fn node_port(e: &mut DescriptorEncoder<'_>, p: &engine::node_port::NodePortStats
         "Other nodes heard from on the node port within the last 3 s (each pings every second).",
         p.nodes_reachable,
     )?;
-    let counters: [(&str, &str, u64); 5] = [
+    let counters: [(&str, &str, u64); 7] = [
         (
             "peercalls_node_port_rtp_sent",
             "RTP packets sealed for other nodes, one per packet per node that asked for its track.",
@@ -331,6 +331,16 @@ fn node_port(e: &mut DescriptorEncoder<'_>, p: &engine::node_port::NodePortStats
             "peercalls_node_port_rtp_unrouted",
             "RTP packets from other nodes for tracks nobody here subscribes to (the origin is told to stop).",
             p.rtp_unrouted,
+        ),
+        (
+            "peercalls_node_port_rtp_nacked",
+            "Packets of remote tracks lost between the nodes and asked for again from their origin.",
+            p.rtp_nacked,
+        ),
+        (
+            "peercalls_node_port_rtp_resent",
+            "Packets sent again to a node that asked (NACK).",
+            p.rtp_resent,
         ),
         (
             "peercalls_node_port_datagrams_sent",
