@@ -658,10 +658,19 @@ impl TwoSites {
     /// Drops everything on the link between the sites, both ways, with an nftables rule
     /// in site a (nothing else is touched).
     fn cut(&self) {
+        self.drop_on_link("");
+    }
+
+    /// Drops one datagram in ten that site a sends the other over their link.
+    fn lossy(&self) {
+        self.drop_on_link("numgen random mod 100 < 10");
+    }
+
+    fn drop_on_link(&self, which: &str) {
         let rules = format!(
             "table inet peercalls_cut {{\n\
-             chain out {{ type filter hook output priority 0; oifname \"{0}\" drop; }}\n\
-             chain in {{ type filter hook input priority 0; iifname \"{0}\" drop; }}\n}}\n",
+             chain out {{ type filter hook output priority 0; oifname \"{0}\" {which} drop; }}\n\
+             chain in {{ type filter hook input priority 0; iifname \"{0}\" {which} drop; }}\n}}\n",
             format_args!("pc{}ab", std::process::id() % 100_000)
         );
         let path = std::env::temp_dir().join(format!("peercalls-cut-{}.nft", std::process::id()));
@@ -860,4 +869,27 @@ fn a_cut_link_between_two_nodes_is_noticed_on_both_sides_and_media_resumes_when_
         &mut room,
         &mut members,
     );
+
+    // A lossy link (10% dropped each way): the packets lost between the nodes are asked
+    // for again and sent again.
+    sites.lossy();
+    room.run_for(&mut members, Duration::from_secs(3));
+    sites.heal();
+    std::thread::sleep(Duration::from_millis(600)); // the counters' next publication
+    let figure = |n: &NodeProcess, series| metric(&site_metrics(n), series).unwrap_or(0.0);
+    for n in &nodes {
+        let (nacked, resent) = (
+            figure(n, "peercalls_node_port_rtp_nacked_total"),
+            figure(n, "peercalls_node_port_rtp_resent_total"),
+        );
+        eprintln!(
+            "{}: {nacked} packets asked for again, {resent} sent again",
+            n.http
+        );
+        assert!(
+            nacked > 0.0 && resent > 0.0,
+            "no repair over a lossy link at {}",
+            n.http
+        );
+    }
 }
