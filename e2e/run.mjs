@@ -139,11 +139,11 @@ async function redis(s) {
 }
 
 /** A node of a cluster on `redisUrl`, named `id`, with the case's other servers. */
-async function clusterNode(s, redisUrl, id) {
+async function clusterNode(s, redisUrl, id, extra = []) {
   const port = await freePort();
   const srv = new Server(`${s.name}-${id}`, [
     '--redis', redisUrl, '--cluster-secret', 'the e2e cluster secret', '--node-id', id,
-    '--node-address', `http://127.0.0.1:${port}`,
+    '--node-address', `http://127.0.0.1:${port}`, ...extra,
   ]);
   srv.port = port;
   s.servers.push(srv);
@@ -657,8 +657,9 @@ const CASES = {
   // (SIGKILL) alice's page goes on at node b with the same member, without a reload.
   async cluster(s) {
     const url = await redis(s);
-    const a = await clusterNode(s, url, 'a');
-    const b = await clusterNode(s, url, 'b');
+    // Each tab stays on the node it opened (no room affinity): the room spans both.
+    const a = await clusterNode(s, url, 'a', ['--room-affinity', 'false']);
+    const b = await clusterNode(s, url, 'b', ['--room-affinity', 'false']);
     await waitFor('the nodes see each other', async () => (await nodeFigure(a, 'peercalls_cluster_nodes')) === 2
       && (await nodeFigure(b, 'peercalls_cluster_nodes')) === 2, 15_000);
     const r = room('cluster');

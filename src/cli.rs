@@ -178,6 +178,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PEERCALLS_CLUSTER_SECRET", hide_env_values = true)]
     pub(crate) cluster_secret: Option<String>,
 
+    /// In a cluster, send a client joining a room that another node holds to that node
+    /// (its media then need not cross between nodes). Turn it off when users are pointed
+    /// at the node nearest to them (DNS per region): each stays where it is.
+    #[arg(long, env = "PEERCALLS_ROOM_AFFINITY", default_value_t = true, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) room_affinity: bool,
+
     /// The UDP port of the server-to-server transport, on the media address (other
     /// nodes send this node media there; open it to them). 0: the system picks one,
     /// published in the node's registry entry.
@@ -399,6 +406,7 @@ impl ServeArgs {
                 max_tracks_per_member: self.max_tracks_per_member,
                 max_rooms: self.max_rooms,
                 ice,
+                room_affinity: self.room_affinity,
                 ..AppConfig::default()
             },
             limits: Limits {

@@ -103,7 +103,8 @@ impl Tally {
         }
     }
 
-    fn in_window(&self, ns: u64) -> bool {
+    /// Whether `ns` (since the epoch) falls in the measured window.
+    pub fn in_window(&self, ns: u64) -> bool {
         self.window.is_some_and(|(s, e)| ns >= s && ns < e)
     }
 }

@@ -45,6 +45,9 @@ pub struct RunConfig {
     pub traffic: TrafficConfig,
     /// The server's HTTP address.
     pub server: SocketAddr,
+    /// `--nodes`: the nodes of a cluster (the first is `server`); peer `i` joins node
+    /// `i % nodes`, and the window measures the cost of a hop. Empty: one server.
+    pub nodes: Vec<ServerProbe>,
     /// Where the server's CPU and memory are read.
     pub probe: ServerProbe,
     /// The IP the peers' UDP sockets bind to.
@@ -104,6 +107,8 @@ pub struct Measured {
     pub generator_waited: Duration,
     /// Receive-side counters; the window's and the latency histogram.
     pub tally: Tally,
+    /// `--nodes`: what a hop between nodes cost.
+    pub hop: Option<crate::hop::HopReport>,
     /// Packets the publishers sent inside the window.
     pub window_sent: u64,
     /// Loss over the whole run (from each subscriber's first packet of each stream).
@@ -295,6 +300,8 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
         let audio = next(p.audio);
         streams.push((video, audio));
     }
+    let hops = (config.nodes.len() > 1)
+        .then(|| crate::hop::HopLatency::new(&stream_owner, config.nodes.len()));
     let mut lp = Loop {
         poll: Poll::new().map_err(|e| anyhow!("poll: {e}"))?,
         peers: Vec::with_capacity(plan.len()),
@@ -309,6 +316,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
             packets_sent: 0,
             packets: Vec::new(),
             mids: Vec::new(),
+            hops,
         },
     };
     let mut why_unknown = None;
@@ -331,6 +339,9 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
         u64,
     );
     let mut window_start: Option<WindowStart> = None;
+    // `--nodes`: every node at the window's start, then the hop's cost.
+    let mut nodes_at_start = None;
+    let mut hop = None;
     let mut window: Option<Window> = None;
     let mut loaded: Option<ProcSample> = None;
     let tail;
@@ -344,9 +355,13 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
             && lp.room_is_publishing(&plan[lp.peers.len()].room)
         {
             let i = lp.peers.len();
-            let peer = SyntheticPeer::open(
+            let server = match config.nodes.len() {
+                0 => config.server,
+                n => config.nodes[i % n].addr,
+            };
+            let mut peer = SyntheticPeer::open(
                 plan[i].clone(),
-                config.server,
+                server,
                 config.media_ip,
                 streams[i],
                 lp.poll.registry(),
@@ -355,6 +370,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
                 i as u64 + 1,
             )
             .map_err(|e| anyhow!("peer {} cannot open: {e}", plan[i].nickname))?;
+            peer.node = i % config.nodes.len().max(1);
             lp.peers.push(peer);
             lp.reschedule(i);
             next_join += join_interval;
@@ -411,6 +427,9 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
                     procstat::self_cpu(),
                     lp.shared.packets_sent,
                 ));
+                if config.nodes.len() > 1 {
+                    nodes_at_start = Some(crate::hop::sample_nodes(&config.nodes)?);
+                }
                 phase = Phase::Window(now + config.duration);
             }
             Phase::Window(until) if now >= until => {
@@ -434,6 +453,15 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
                         _ => (None, None, None, Vec::new()),
                     };
                 let g1 = procstat::self_cpu();
+                if let (Some(before), Some(latency)) = (&nodes_at_start, &lp.shared.hops) {
+                    let after = crate::hop::sample_nodes(&config.nodes)?;
+                    hop = Some(crate::hop::HopReport::new(
+                        before,
+                        &after,
+                        now - t0,
+                        latency,
+                    ));
+                }
                 window = Some(Window {
                     len: now - t0,
                     server_cpu,
@@ -543,6 +571,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
         window_sent: window.sent,
         loss,
         tally: lp.shared.tally,
+        hop,
     })
 }
 

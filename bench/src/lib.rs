@@ -29,6 +29,7 @@ pub mod compare;
 pub mod cores;
 pub mod driver;
 pub mod floor;
+pub mod hop;
 pub mod probe;
 pub use procstat;
 pub mod ramp;
@@ -146,6 +147,12 @@ pub struct CommonArgs {
     /// Shards of the server the benchmark starts.
     #[arg(long, default_value_t = 1)]
     pub shards: usize,
+    /// Start a cluster of this many nodes on this machine (a redis-server and N servers
+    /// of --shards each) and spread each room's members over them in turn: the report
+    /// adds what a hop between nodes costs (the node ports' CPU per packet that crossed,
+    /// and the latency it adds). Its other server figures are the first node's.
+    #[arg(long, default_value_t = 1, conflicts_with_all = ["url", "compare_shards", "ramp", "shard_cpu"])]
+    pub nodes: usize,
     /// Run the scenario on a started server with each of these shard counts (for example
     /// `1,2`) and print the ratios. With --ramp, a ramp on each, and the ratio of the
     /// loads they carry at the SLO.
@@ -220,6 +227,8 @@ pub enum Target {
         bin: PathBuf,
         /// Shards.
         shards: usize,
+        /// Nodes of a cluster (`--nodes`), 1: one server.
+        nodes: usize,
         /// Each shard capped at this fraction of a core (`--shard-cpu`).
         shard_cpu: Option<f64>,
     },
@@ -266,9 +275,20 @@ fn room_prefix() -> String {
 pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> {
     let (server, addr, probe, shards, label) = match &opts.target {
         Target::Start {
+            bin, shards, nodes, ..
+        } if *nodes > 1 => {
+            let cluster = hop::Cluster::start(bin, *shards, opts.scenario.room_size(), *nodes)?;
+            let probes = cluster.probes();
+            let label = format!(
+                "started as {nodes} nodes of {shards} shard(s) on one redis-server (server figures: the first node's)"
+            );
+            return run_on_cluster(opts, floor, cluster, probes, *shards, label);
+        }
+        Target::Start {
             bin,
             shards,
             shard_cpu,
+            ..
         } => {
             let s = ServerProcess::start(bin, *shards, opts.scenario.room_size())?;
             let (addr, pid) = (s.http, s.pid());
@@ -310,6 +330,7 @@ pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> 
         scenario: opts.scenario,
         traffic: opts.traffic,
         server: addr,
+        nodes: Vec::new(),
         probe,
         media_ip: media_ip_towards(addr)?,
         join_rate: opts.join_rate,
@@ -333,6 +354,45 @@ pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> 
         label,
         shards,
         cores,
+        &measured,
+        floor.clone(),
+    ))
+}
+
+/// [`run_once`] on a started cluster: peers spread over its nodes.
+fn run_on_cluster(
+    opts: &BenchOptions,
+    floor: &Floor,
+    cluster: hop::Cluster,
+    probes: Vec<ServerProbe>,
+    shards: usize,
+    label: String,
+) -> Result<Report, RunError> {
+    let first = probes[0].clone();
+    let config = RunConfig {
+        scenario: opts.scenario,
+        traffic: opts.traffic,
+        server: first.addr,
+        media_ip: media_ip_towards(first.addr)?,
+        nodes: probes,
+        probe: first,
+        join_rate: opts.join_rate,
+        warmup: opts.warmup,
+        duration: opts.duration,
+        ready_timeout: opts.ready_timeout,
+        tail: opts.tail,
+        progress: opts.progress,
+        room_prefix: room_prefix(),
+    };
+    let measured = driver::run(&config);
+    drop(cluster);
+    let measured = measured?;
+    Ok(Report::new(
+        opts.scenario,
+        opts.traffic,
+        label,
+        Some(shards),
+        "not placed: several server processes".to_owned(),
         &measured,
         floor.clone(),
     ))
@@ -485,6 +545,7 @@ peer-calls bench soak
             None => Target::Start {
                 bin: bin.clone(),
                 shards: c.shards,
+                nodes: c.nodes,
                 shard_cpu: c.shard_cpu,
             },
         },
@@ -498,12 +559,16 @@ peer-calls bench soak
     if c.ramp == Some(0) {
         return bad("--ramp");
     }
+    if c.nodes == 0 {
+        return bad("--nodes");
+    }
     eprintln!("measuring the floor…");
     let floor = floor::measure(c.floor_packets)?;
     // `--compare-shards`: a server started with each shard count.
     let started = |shards| Target::Start {
         bin: bin.clone(),
         shards,
+        nodes: 1,
         shard_cpu: c.shard_cpu,
     };
     match (c.ramp, c.compare_shards.is_empty()) {

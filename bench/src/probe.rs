@@ -46,7 +46,8 @@ impl ServerProbe {
         format!("http://{}/metrics", self.addr)
     }
 
-    fn page(&self) -> anyhow::Result<String> {
+    /// The server's `/metrics` page.
+    pub fn page(&self) -> anyhow::Result<String> {
         fetch_page(self.addr, self.token.as_deref())
             .map_err(|e| anyhow!("reading {}: {e}", self.url()))
     }

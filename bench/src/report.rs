@@ -289,6 +289,9 @@ pub struct Report {
     pub floor_ns_per_packet: f64,
     /// Should all be zero.
     pub problems: Problems,
+    /// `--nodes`: what a hop between nodes cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hop: Option<crate::hop::HopReport>,
 }
 
 fn pct(sorted: &[Duration], q: f64) -> Option<f64> {
@@ -473,6 +476,7 @@ impl Report {
                 unstamped: m.tally.unstamped,
                 errors: m.errors.clone(),
             },
+            hop: m.hop.clone(),
         }
     }
 
@@ -688,7 +692,12 @@ impl Report {
                 ),
             );
         }
-        render(&rows)
+        let mut out = render(&rows);
+        if let Some(hop) = &self.hop {
+            out.push('\n');
+            out.push_str(&hop.table());
+        }
+        out
     }
 }
 

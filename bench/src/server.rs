@@ -23,6 +23,16 @@ impl ServerProcess {
     /// Starts `bin serve` on a free loopback port with `shards` shards (media ports
     /// chosen by the system) and waits until it accepts connections.
     pub fn start(bin: &Path, shards: usize, max_room_size: usize) -> anyhow::Result<Self> {
+        Self::start_with(bin, shards, max_room_size, &[])
+    }
+
+    /// [`ServerProcess::start`] with these environment variables too (a cluster's).
+    pub fn start_with(
+        bin: &Path,
+        shards: usize,
+        max_room_size: usize,
+        env: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| anyhow!("no free port: {e}"))?
@@ -44,6 +54,7 @@ impl ServerProcess {
                 "RUST_LOG",
                 std::env::var("PEERCALLS_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()

@@ -187,6 +187,7 @@ pub fn run(opts: &SoakOptions) -> anyhow::Result<SoakReport> {
                     keyframe_interval: Duration::from_secs(2),
                 },
                 server: server.http,
+                nodes: Vec::new(),
                 probe: probe.clone(),
                 media_ip: server.http.ip(),
                 join_rate: 50.0,

@@ -52,6 +52,8 @@ pub struct Shared {
     pub packets: Vec<Packet>,
     /// Scratch space for PLI decisions.
     pub mids: Vec<Mid>,
+    /// `--nodes`: latency by whether packets crossed nodes.
+    pub hops: Option<crate::hop::HopLatency>,
 }
 
 enum Ws {
@@ -64,6 +66,8 @@ enum Ws {
 pub struct SyntheticPeer {
     /// Its part in the scenario.
     pub plan: PeerPlan,
+    /// `--nodes`: the node it joined (0 on one server).
+    pub node: usize,
     session: Session,
     udp: UdpSocket,
     /// Sends on `udp` (GSO while its route takes it).
@@ -151,6 +155,7 @@ impl SyntheticPeer {
         };
         let mut peer = Self {
             plan,
+            node: 0,
             session: Session::new(ClientPeer::with_stats(
                 opened,
                 local,
@@ -225,6 +230,8 @@ impl SyntheticPeer {
             room: self.plan.room.clone(),
             nickname: self.plan.nickname.clone(),
             token: None,
+            // The benchmark places its peers (`--nodes`): never sent on.
+            here: true,
         });
         self.flush_ws();
     }
@@ -504,6 +511,12 @@ impl SyntheticPeer {
                         shared.epoch,
                         &mut shared.tally,
                     );
+                    if let (Some(stamp), Some(hops)) = (&stamp, shared.hops.as_mut())
+                        && shared.tally.in_window(stamp.sent_ns)
+                    {
+                        let rx = p.received.saturating_duration_since(shared.epoch);
+                        hops.record(self.node, stamp, rx.as_nanos() as u64);
+                    }
                     if stamp.is_some() && self.first_media.is_none() {
                         self.first_media = Some(p.received);
                     }

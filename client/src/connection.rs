@@ -32,6 +32,8 @@ pub struct Connection {
     /// When the next keepalive `ping` is due (the server closes silent connections).
     next_ping: Instant,
     ping_interval: Duration,
+    /// The server sent us to another node once; we join there whatever it says.
+    redirected: bool,
 }
 
 /// How often a connection pings: the server closes connections silent for 30 s.
@@ -77,6 +79,7 @@ impl Connection {
             buf: vec![0; 2048],
             next_ping: Instant::now() + PING_INTERVAL,
             ping_interval: PING_INTERVAL,
+            redirected: false,
         };
         c.open_and_join(None)?;
         Ok(c)
@@ -86,6 +89,11 @@ impl Connection {
     pub fn set_ping_interval(&mut self, every: Duration) {
         self.ping_interval = every;
         self.next_ping = Instant::now() + every;
+    }
+
+    /// The server we are connected to (another node than we asked for, after a redirect).
+    pub fn server_addr(&self) -> std::net::SocketAddr {
+        self.server.addr
     }
 
     /// Our peer id.
@@ -151,7 +159,8 @@ impl Connection {
         self.send(&ClientMessage::Join {
             room: self.room.clone(),
             nickname: self.nickname.clone(),
-            token,
+            token: token.clone(),
+            here: self.redirected,
         })?;
         let deadline = Instant::now() + JOIN_TIMEOUT;
         loop {
@@ -159,6 +168,17 @@ impl Connection {
             while let Some(e) = self.session.poll_event() {
                 match e {
                     SessionEvent::Server(ServerMessage::Joined { .. }) => return Ok(()),
+                    SessionEvent::Server(ServerMessage::Redirect { node }) if !self.redirected => {
+                        // The room is on another node of the cluster: join there, once.
+                        self.server = Server::from_url(&node).ok_or_else(|| {
+                            ClientError::Io(io::Error::other(format!(
+                                "sent on to {node}, which is not an http:// address"
+                            )))
+                        })?;
+                        self.redirected = true;
+                        self.ws = None;
+                        return self.open_and_join(token);
+                    }
                     SessionEvent::Server(ServerMessage::Error { code, reason, .. }) => {
                         return Err(ClientError::Refused(code, reason));
                     }

@@ -20,6 +20,25 @@ pub struct Server {
     pub tls: Option<(String, Arc<ClientConfig>)>,
 }
 
+impl Server {
+    /// A plain `http://host:port[/base]` address as a node names itself; `None` for
+    /// anything else (TLS needs the caller's trust settings).
+    pub fn from_url(url: &str) -> Option<Server> {
+        let rest = url.strip_prefix("http://")?;
+        let (host, base) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        Some(Server {
+            addr: std::net::ToSocketAddrs::to_socket_addrs(host)
+                .ok()?
+                .next()?,
+            base_path: base.to_owned(),
+            tls: None,
+        })
+    }
+}
+
 impl From<SocketAddr> for Server {
     fn from(addr: SocketAddr) -> Self {
         Server {

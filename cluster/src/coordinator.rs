@@ -175,14 +175,19 @@ impl Coordinator {
                 self.check(r);
             }
             Command::RoomNodes(room, reply) => {
-                let r: RedisResult<Vec<String>> = self.with(|con| {
-                    redis::cmd("ZRANGEBYSCORE")
-                        .arg(keys::room_nodes(&room))
-                        .arg(unix_ms())
-                        .arg("+inf")
-                        .query(con)
-                });
+                let r = self.read_room_nodes(&room);
                 self.answer(r, &reply);
+            }
+            Command::FetchRoomNodes(room) => {
+                let nodes = match self.read_room_nodes(&room) {
+                    Ok(n) => Ok(n),
+                    Err(e) => {
+                        let why = e.to_string();
+                        self.check::<()>(Err(e));
+                        Err(ClusterError::Unavailable(why))
+                    }
+                };
+                let _ = self.events.send(ClusterEvent::RoomNodes { room, nodes });
             }
             Command::Stop(_) => {}
         }
@@ -318,6 +323,17 @@ impl Coordinator {
     }
 
     /// Every member of `room` on the nodes whose directory entries are alive.
+    /// The nodes whose entry in the room's directory has not lapsed.
+    fn read_room_nodes(&mut self, room: &str) -> RedisResult<Vec<String>> {
+        self.with(|con| {
+            redis::cmd("ZRANGEBYSCORE")
+                .arg(keys::room_nodes(room))
+                .arg(unix_ms())
+                .arg("+inf")
+                .query(con)
+        })
+    }
+
     fn read_members(&mut self, room: &str) -> RedisResult<Vec<Member>> {
         self.with(|con| {
             let nodes: Vec<String> = redis::cmd("ZRANGEBYSCORE")

@@ -89,6 +89,12 @@ pub enum ClusterEvent {
         room: String,
         members: Result<Vec<Member>, ClusterError>,
     },
+    /// The answer to [`Cluster::fetch_room_nodes`]: the nodes holding `room` (this one
+    /// too, if it does).
+    RoomNodes {
+        room: String,
+        nodes: Result<Vec<String>, ClusterError>,
+    },
 }
 
 /// A member of a room, as the node that holds it wrote it.
@@ -166,6 +172,7 @@ pub(crate) enum Command {
     SetMembers(String, Vec<(String, String)>),
     RoomMembers(String, Sender<Result<Vec<Member>, ClusterError>>),
     FetchMembers(String),
+    FetchRoomNodes(String),
     Stop(Leave),
 }
 
@@ -275,6 +282,12 @@ impl Cluster {
     /// Every member of `room` on every node holding it, this one included, waiting at
     /// most `timeout` for Redis: what a node re-reads when it enters a room or Redis
     /// comes back.
+    /// Reads which nodes hold `room`, answering with [`ClusterEvent::RoomNodes`] on
+    /// [`Cluster::events`]: for a thread that must not wait for Redis.
+    pub fn fetch_room_nodes(&self, room: &str) {
+        let _ = self.commands.send(Command::FetchRoomNodes(room.to_owned()));
+    }
+
     /// Reads every node's members of `room`, answering with [`ClusterEvent::Members`]
     /// on [`Cluster::events`]: for a thread that must not wait for Redis.
     pub fn fetch_members(&self, room: &str) {

@@ -97,6 +97,10 @@ pub enum ClientMessage {
         /// The token from an earlier `joined`, to resume that session.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         token: Option<String>,
+        /// In a cluster: join on this node even when the room is on another (sent after
+        /// following a `redirect`, so that a client is sent on at most once).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        here: bool,
     },
     /// The client's first (and only) SDP offer, with the tracks it publishes from the start.
     Offer {
@@ -228,6 +232,13 @@ pub enum ServerMessage {
     },
     /// Reply to `ping`.
     Pong,
+    /// In a cluster, the reply to a `join` of a room this node does not hold while
+    /// another node does: join there (with `here: true`). Nodes that prefer the node
+    /// already holding a room (`--room-affinity`) send it.
+    Redirect {
+        /// The other node's address (a URL of its page).
+        node: String,
+    },
     /// Something the client sent was refused; nothing else changed.
     Error {
         /// Machine-readable reason.
@@ -383,6 +394,7 @@ mod tests {
                 room: "r".into(),
                 nickname: "n".into(),
                 token: None,
+                here: false,
             },
             ClientMessage::Offer { sdp: "v=0".into() },
             ClientMessage::Answer { sdp: "v=0".into() },

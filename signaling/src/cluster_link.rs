@@ -132,6 +132,11 @@ impl ClusterLink {
         self.publish(room, &RoomBody::Message { from, to, data });
     }
 
+    /// Asks which nodes hold `room`; the answer goes to [`App::room_is_at`].
+    pub fn where_is(&self, room: &str) {
+        self.cluster.fetch_room_nodes(room);
+    }
+
     fn publish(&self, room: &str, body: &RoomBody) {
         match serde_json::to_string(body) {
             Ok(json) => self.cluster.publish(room, json),
@@ -196,6 +201,16 @@ impl ClusterLink {
                             tracing::debug!(room = %r.room, from = %r.from, "an unreadable room event: {e}");
                         }
                     }
+                }
+                ClusterEvent::RoomNodes { room, nodes } => {
+                    // Live nodes other than this one, by their first address.
+                    let at: Vec<String> = nodes
+                        .unwrap_or_default()
+                        .iter()
+                        .filter(|n| **n != self.id)
+                        .filter_map(|n| self.others.get(n)?.addresses.first().cloned())
+                        .collect();
+                    app.room_is_at(std::time::Instant::now(), &room, &at);
                 }
                 ClusterEvent::Members { room, members } => match members {
                     Ok(members) => {

@@ -471,6 +471,12 @@ fn deliver(
                     }
                 }
             },
+            Output::WhereIs(room) => {
+                // Only asked in a cluster; a join waiting without one goes on at its timeout.
+                if let Some(c) = cluster.as_deref_mut() {
+                    c.where_is(&room);
+                }
+            }
             Output::ToNodes {
                 room,
                 from,

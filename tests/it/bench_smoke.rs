@@ -49,6 +49,7 @@ fn a_small_meeting_delivers_every_packet_and_reports_sane_figures() {
         target: Target::Start {
             bin: bin(),
             shards: 1,
+            nodes: 1,
             shard_cpu: None,
         },
         join_rate: 50.0,

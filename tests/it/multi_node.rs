@@ -22,15 +22,21 @@ const PER_NODE: usize = 2;
 const MEMBERS: usize = NODES * PER_NODE;
 
 fn node(redis: &RedisServer, id: &str, shards: usize) -> RunningServer {
+    node_with(redis, id, shards, AppConfig::default())
+}
+
+fn node_with(redis: &RedisServer, id: &str, shards: usize, app: AppConfig) -> RunningServer {
+    let addr = std::net::SocketAddr::new(LOCALHOST, crate::support::free_port());
     start(ServerConfig {
+        http: addr,
         cluster: Some(ClusterConfig {
             redis_url: redis.url(),
             id: id.into(),
-            addresses: vec![format!("http://{id}.test")],
+            addresses: vec![format!("http://{addr}")],
             secret: b"the test cluster's shared secret".to_vec(),
             node_port: 0,
         }),
-        ..config(shards, AppConfig::default(), Limits::default())
+        ..config(shards, app, Limits::default())
     })
     .expect("node starts")
 }
@@ -381,6 +387,53 @@ fn a_room_across_three_nodes_sees_hears_and_chats_with_everyone() {
     let _ = leaver.poll(Duration::ZERO);
 }
 
+#[test]
+fn with_room_affinity_a_member_joining_another_node_is_sent_to_the_node_with_the_room() {
+    let redis = RedisServer::start();
+    let affinity = AppConfig {
+        room_affinity: true,
+        ..AppConfig::default()
+    };
+    let nodes: Vec<RunningServer> = ["a", "b"]
+        .iter()
+        .map(|id| node_with(&redis, id, 1, affinity.clone()))
+        .collect();
+    wait_metric(&nodes, "peercalls_cluster_nodes", 2.0);
+    let mut m0 = Connection::join(nodes[0].http_addr, "gather", "m0", LOCALHOST).expect("joins");
+    // Node a enters the room in the directory at its next tick.
+    let mut con = redis::Client::open(redis.url())
+        .and_then(|c| c.get_connection())
+        .expect("the test reads Redis");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let _ = m0.poll(Duration::from_millis(20));
+        let holders: Vec<String> = redis::cmd("ZRANGE")
+            .arg("peercalls:room:gather:nodes")
+            .arg(0)
+            .arg(-1)
+            .query(&mut con)
+            .expect("ZRANGE");
+        if holders == ["a"] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "holders {holders:?}");
+    }
+    let second = Connection::join(nodes[1].http_addr, "gather", "m1", LOCALHOST).expect("joins");
+    assert_eq!(
+        second.server_addr(),
+        nodes[0].http_addr,
+        "m1 asked node b and was sent to node a, which holds the room"
+    );
+    assert!(
+        second.peers().iter().any(|p| p.nickname == "m0"),
+        "and it is in the room with m0: {:?}",
+        second.peers()
+    );
+    // Asked directly, node b keeps a member of a room nobody holds.
+    let alone = Connection::join(nodes[1].http_addr, "elsewhere", "m2", LOCALHOST).expect("joins");
+    assert_eq!(alone.server_addr(), nodes[1].http_addr);
+}
+
 /// A node as a process of its own, so that it can be killed.
 struct NodeProcess {
     http: std::net::SocketAddr,
@@ -394,6 +447,8 @@ impl NodeProcess {
             .args(["serve", "--bind", &http.to_string(), "--udp-port", "0"])
             .args(["--shards", "1", "--no-pin", "--node-id", id])
             .args(["--node-address", &format!("http://{http}")])
+            // Each member stays on the node the test sends it to.
+            .args(["--room-affinity", "false"])
             .env("PEERCALLS_REDIS", redis.url())
             .env(
                 "PEERCALLS_CLUSTER_SECRET",
@@ -727,6 +782,7 @@ fn node_in_site(sites: &TwoSites, i: usize, redis: &RedisServer) -> NodeProcess 
         .args(["serve", "--bind", &http.to_string(), "--udp-port", "0"])
         .args(["--shards", "1", "--no-pin", "--node-id", id])
         .args(["--node-address", &format!("http://{http}")])
+        .args(["--room-affinity", "false"])
         .env("PEERCALLS_REDIS", redis.url_at(TwoSites::host_ip(i)))
         .env("PEERCALLS_METRICS_TOKEN", METRICS_TOKEN)
         .env(

@@ -233,6 +233,7 @@ export class Session extends Emitter {
   sendJoin() {
     const join = { type: 'join', room: this.room, nickname: this.nickname };
     if (this.token) join.token = this.token;
+    if (this.redirected) join.here = true; // sent on once already: stay
     this.send(join);
   }
 
@@ -338,6 +339,7 @@ export class Session extends Emitter {
         return;
       case 'pong':
         return;
+      case 'redirect': return this.onRedirect(msg);
       case 'error': return this.onError(msg);
       default:
         console.debug('ignoring message', msg);
@@ -389,6 +391,22 @@ export class Session extends Emitter {
     } else {
       await this.startMedia();
     }
+  }
+
+  /** The room is on another node of the cluster: join there, at once, and stay. */
+  onRedirect(msg) {
+    if (this.redirected || typeof msg.node !== 'string' || !/^https?:\/\//.test(msg.node)) return;
+    this.redirected = true;
+    this.node = msg.node;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) {
+      ws.onclose = null;
+      ws.onmessage = null;
+      ws.close();
+    }
+    clearInterval(this.pingTimer);
+    this.connect();
   }
 
   onTrackPublished(info) {

@@ -374,11 +374,13 @@ fn client_messages() -> Vec<String> {
             room: "r".into(),
             nickname: "n".into(),
             token: None,
+            here: false,
         },
         ClientMessage::Join {
             room: "team-standup".into(),
             nickname: "Ada".into(),
             token: Some("q8T2vN0cZk4xWm1R".into()),
+            here: true,
         },
         ClientMessage::Publish { track: t.clone() },
         ClientMessage::Unpublish { track: t.clone() },

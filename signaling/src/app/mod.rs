@@ -12,7 +12,9 @@
 //! | `subscriptions.rs` | subscribe and unsubscribe, and the shard's word that they took effect |
 //! | `relay.rs` | chat and application data relayed to the room or to one member |
 //! | `remote.rs` | members on other nodes (multi-node), their tracks and messages |
+//! | `affinity.rs` | in a cluster, a join goes to the node that already holds its room |
 
+mod affinity;
 mod membership;
 mod negotiation;
 mod relay;
@@ -31,6 +33,7 @@ use crate::placement::Placement;
 use crate::rooms::Rooms;
 use crate::transport::ConnId;
 
+pub use affinity::ASK_TIMEOUT;
 pub use membership::peer_id_str;
 pub use remote::{MemberRecord, TrackRecord};
 use sessions::Session;
@@ -77,6 +80,9 @@ pub struct AppConfig {
     pub max_shard_load: f64,
     /// The STUN and TURN servers clients are told about (with TURN credentials).
     pub ice: crate::ice::IceConfig,
+    /// In a cluster, a client joining a room another node holds is sent there
+    /// (`app/affinity.rs`).
+    pub room_affinity: bool,
 }
 
 impl AppConfig {
@@ -100,6 +106,7 @@ impl Default for AppConfig {
             spread_load: 0.25,
             max_shard_load: 0.9,
             ice: crate::ice::IceConfig::default(),
+            room_affinity: false,
         }
     }
 }
@@ -116,6 +123,8 @@ pub enum Output {
     Close(ConnId, u16, String),
     /// Send a command to a shard (or, at the index after the last shard, the node port).
     Control(ShardId, engine::msg::Control),
+    /// Ask the cluster which nodes hold this room (answer: [`App::room_is_at`]).
+    WhereIs(String),
     /// Send a member's message to the room's members on other nodes (all of them, or
     /// the one named `to`), through the cluster.
     ToNodes {
@@ -144,6 +153,8 @@ pub struct App {
     next_proxy: u64,
     /// In a cluster, where clients reach the other nodes (told to each at `joined`).
     other_nodes: Vec<String>,
+    /// Joins waiting to learn which node holds their room.
+    pending_joins: Vec<affinity::PendingJoin>,
     placement: Placement,
     rooms: Rooms,
     sessions: HashMap<PeerId, Session>,
@@ -185,6 +196,7 @@ impl App {
             node_port: shard_addrs.len(),
             next_proxy: 1,
             other_nodes: Vec::new(),
+            pending_joins: Vec::new(),
             shard_addrs,
             placement,
             rooms: Rooms::default(),
@@ -279,6 +291,7 @@ impl App {
 
     /// A WebSocket closed. Its session, if any, waits out the reconnect grace period.
     pub fn on_closed(&mut self, now: Instant, conn: ConnId) {
+        self.forget_pending_join(conn);
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -322,8 +335,9 @@ impl App {
                     room,
                     nickname,
                     token,
+                    here,
                 },
-            ) => self.join(now, conn, room, nickname, token),
+            ) => self.join(now, conn, room, nickname, token, here),
             (Some(_), ClientMessage::Join { .. }) => refuse(
                 ErrorCode::AlreadyJoined,
                 "this connection has already joined",
@@ -380,6 +394,7 @@ impl App {
     /// Time passes: expire sessions past their grace period and silent connections.
     pub fn tick(&mut self, now: Instant) {
         self.expire_detached(now);
+        self.expire_pending_joins(now);
         let idle = self.config.idle_timeout;
         let silent: Vec<ConnId> = self
             .conns

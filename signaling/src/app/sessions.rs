@@ -41,6 +41,7 @@ impl App {
         room: String,
         nickname: String,
         token: Option<String>,
+        here: bool,
     ) -> Result<(), Refusal> {
         if !valid_room_name(&room) {
             return refuse(ErrorCode::InvalidRoom, ROOM_NAME_RULE);
@@ -51,6 +52,20 @@ impl App {
         if let Some(token) = token {
             return self.resume(now, conn, &room, &nickname, &token);
         }
+        if self.holds_back(now, conn, &room, &nickname, here) {
+            return Ok(()); // until the cluster says where the room is
+        }
+        self.join_here(now, conn, room, nickname)
+    }
+
+    /// A new session in `room` on this node.
+    pub(super) fn join_here(
+        &mut self,
+        _now: Instant,
+        conn: ConnId,
+        room: String,
+        nickname: String,
+    ) -> Result<(), Refusal> {
         self.admit(&room, false)?;
         let token = crate::random::token().map_err(|e| {
             tracing::error!("no random bytes for a session token: {e}");

@@ -2,6 +2,7 @@
 //! limits, relaying. Offers come from the real str0m client peer.
 
 mod admission;
+mod affinity;
 mod messages;
 mod sdp;
 mod sessions;
