@@ -335,13 +335,12 @@ fn run(
         if lifecycle.stop.load(Ordering::SeqCst) {
             break End::Stop;
         }
-        if let Some(why) = engine.shards.iter().find_map(|s| {
-            Some(format!(
-                "{} died: {}",
-                s.heartbeat().name(),
-                s.heartbeat().death()?
-            ))
-        }) {
+        let mut beats = engine
+            .shards
+            .iter()
+            .map(|s| s.heartbeat())
+            .chain(engine.node_port.as_ref().map(|n| n.heartbeat()));
+        if let Some(why) = beats.find_map(|h| Some(format!("{} died: {}", h.name(), h.death()?))) {
             break End::Failed(why);
         }
         let drain_until = *lifecycle
@@ -497,7 +496,9 @@ fn health(engine: &Engine, draining: bool) -> Health {
     let stalled: Vec<String> = engine
         .shards
         .iter()
-        .map(|s| (s.heartbeat().name(), s.heartbeat().silence(now)))
+        .map(|s| s.heartbeat())
+        .chain(engine.node_port.as_ref().map(|n| n.heartbeat()))
+        .map(|h| (h.name(), h.silence(now)))
         .filter(|(_, silence)| *silence >= STALL)
         .map(|(name, silence)| format!("{name} has not run for {:.1} s", silence.as_secs_f64()))
         .collect();
