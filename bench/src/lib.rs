@@ -273,7 +273,7 @@ fn room_prefix() -> String {
 
 /// Runs one scenario against one server, with the floor measured first.
 pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> {
-    let (server, addr, probe, shards, label) = match &opts.target {
+    let (server, probe, shards, label) = match &opts.target {
         Target::Start {
             bin, shards, nodes, ..
         } if *nodes > 1 => {
@@ -306,11 +306,11 @@ pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> 
                 addr,
                 token: None,
             };
-            (Some((s, cap)), addr, probe, Some(*shards), label)
+            (Some((s, cap)), probe, Some(*shards), label)
         }
         Target::Url { addr, probe } => {
             let label = format!("running at http://{addr}");
-            (None, *addr, probe.clone(), None, label)
+            (None, probe.clone(), None, label)
         }
     };
     let cap = match &opts.target {
@@ -326,21 +326,7 @@ pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> 
         || "not placed: the server's process is unknown".to_owned(),
         |p| p.summary.clone(),
     );
-    let config = RunConfig {
-        scenario: opts.scenario,
-        traffic: opts.traffic,
-        server: addr,
-        nodes: Vec::new(),
-        probe,
-        media_ip: media_ip_towards(addr)?,
-        join_rate: opts.join_rate,
-        warmup: opts.warmup,
-        duration: opts.duration,
-        ready_timeout: opts.ready_timeout,
-        tail: opts.tail,
-        progress: opts.progress,
-        room_prefix: room_prefix(),
-    };
+    let config = run_config(opts, probe, Vec::new())?;
     let measured = driver::run(&config);
     if let Some((s, cap)) = server {
         // The server first: its cgroups can only go once its threads have.
@@ -359,6 +345,30 @@ pub fn run_once(opts: &BenchOptions, floor: &Floor) -> Result<Report, RunError> 
     ))
 }
 
+/// The driver's configuration for `opts` against the server `probe` reads (the first
+/// of `nodes`, for a cluster).
+fn run_config(
+    opts: &BenchOptions,
+    probe: ServerProbe,
+    nodes: Vec<ServerProbe>,
+) -> Result<RunConfig, RunError> {
+    Ok(RunConfig {
+        scenario: opts.scenario,
+        traffic: opts.traffic,
+        server: probe.addr,
+        media_ip: media_ip_towards(probe.addr)?,
+        nodes,
+        probe,
+        join_rate: opts.join_rate,
+        warmup: opts.warmup,
+        duration: opts.duration,
+        ready_timeout: opts.ready_timeout,
+        tail: opts.tail,
+        progress: opts.progress,
+        room_prefix: room_prefix(),
+    })
+}
+
 /// [`run_once`] on a started cluster: peers spread over its nodes.
 fn run_on_cluster(
     opts: &BenchOptions,
@@ -368,22 +378,7 @@ fn run_on_cluster(
     shards: usize,
     label: String,
 ) -> Result<Report, RunError> {
-    let first = probes[0].clone();
-    let config = RunConfig {
-        scenario: opts.scenario,
-        traffic: opts.traffic,
-        server: first.addr,
-        media_ip: media_ip_towards(first.addr)?,
-        nodes: probes,
-        probe: first,
-        join_rate: opts.join_rate,
-        warmup: opts.warmup,
-        duration: opts.duration,
-        ready_timeout: opts.ready_timeout,
-        tail: opts.tail,
-        progress: opts.progress,
-        room_prefix: room_prefix(),
-    };
+    let config = run_config(opts, probes[0].clone(), probes)?;
     let measured = driver::run(&config);
     drop(cluster);
     let measured = measured?;

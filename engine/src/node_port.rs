@@ -547,6 +547,26 @@ mod tests {
         n
     }
 
+    /// b maps `proxy` to a's `origin` and a shard of b subscribes; a hears of it.
+    fn subscribed(
+        now: Instant,
+        a: &mut NodePortCore,
+        b: &mut NodePortCore,
+        origin: TrackId,
+        proxy: TrackId,
+    ) {
+        b.handle_control(Control::Node(NodeCommand::MapTrack {
+            track: proxy,
+            node: "a".into(),
+            origin: origin.0,
+        }));
+        b.handle_control(Control::AddRemoteSubscriber {
+            track: proxy,
+            shard: 0,
+        });
+        deliver(now, b, addr(2), a);
+    }
+
     fn packet(track: TrackId, seq: u64, now: Instant) -> Forwarded {
         Forwarded {
             track,
@@ -575,16 +595,7 @@ mod tests {
         let (mut a, mut b) = two(now);
         let origin = TrackId::new(1, 7); // on a's shard 1
         let proxy = TrackId::new(1, 1); // b's node port is index 1
-        b.handle_control(Control::Node(NodeCommand::MapTrack {
-            track: proxy,
-            node: "a".into(),
-            origin: origin.0,
-        }));
-        b.handle_control(Control::AddRemoteSubscriber {
-            track: proxy,
-            shard: 0,
-        });
-        deliver(now, &mut b, addr(2), &mut a);
+        subscribed(now, &mut a, &mut b, origin, proxy);
         assert_eq!(
             controls(&mut a),
             [format!("1: AddRemoteSubscriber({origin:?}, 2)")],
@@ -679,16 +690,7 @@ mod tests {
         let (mut a, mut b) = two(now);
         let origin = TrackId::new(0, 3);
         let proxy = TrackId::new(1, 1);
-        b.handle_control(Control::Node(NodeCommand::MapTrack {
-            track: proxy,
-            node: "a".into(),
-            origin: origin.0,
-        }));
-        b.handle_control(Control::AddRemoteSubscriber {
-            track: proxy,
-            shard: 0,
-        });
-        deliver(now, &mut b, addr(2), &mut a);
+        subscribed(now, &mut a, &mut b, origin, proxy);
         a.handle_media(now, vec![packet(origin, 10, now)]);
         deliver(now, &mut a, addr(1), &mut b);
         // 11 and 12 are lost on the way; 13 arrives.
@@ -736,16 +738,7 @@ mod tests {
         let (mut a, mut b) = two(now);
         let origin = TrackId::new(0, 3);
         let proxy = TrackId::new(1, 1);
-        b.handle_control(Control::Node(NodeCommand::MapTrack {
-            track: proxy,
-            node: "a".into(),
-            origin: origin.0,
-        }));
-        b.handle_control(Control::AddRemoteSubscriber {
-            track: proxy,
-            shard: 0,
-        });
-        deliver(now, &mut b, addr(2), &mut a);
+        subscribed(now, &mut a, &mut b, origin, proxy);
         controls(&mut a);
         let restarted = NodeIdentity::new("b").unwrap();
         a.handle_control(Control::Node(NodeCommand::SetNode {

@@ -443,13 +443,28 @@ struct NodeProcess {
 impl NodeProcess {
     fn start(redis: &RedisServer, id: &str) -> NodeProcess {
         let http = std::net::SocketAddr::new(LOCALHOST, crate::support::free_port());
-        let mut child = std::process::Command::new(crate::support::BIN)
+        NodeProcess::spawn(None, http, id, &redis.url())
+    }
+
+    /// `peer-calls serve` as node `id` at `http` on the Redis at `redis_url`, in the
+    /// network namespace `netns` if one is named; waits until it answers.
+    fn spawn(netns: Option<&str>, http: std::net::SocketAddr, id: &str, redis_url: &str) -> Self {
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = std::process::Command::new("ip");
+                c.args(["netns", "exec", ns, crate::support::BIN]);
+                c
+            }
+            None => std::process::Command::new(crate::support::BIN),
+        };
+        let mut child = cmd
             .args(["serve", "--bind", &http.to_string(), "--udp-port", "0"])
             .args(["--shards", "1", "--no-pin", "--node-id", id])
             .args(["--node-address", &format!("http://{http}")])
             // Each member stays on the node the test sends it to.
             .args(["--room-affinity", "false"])
-            .env("PEERCALLS_REDIS", redis.url())
+            .env("PEERCALLS_REDIS", redis_url)
+            .env("PEERCALLS_METRICS_TOKEN", METRICS_TOKEN)
             .env(
                 "PEERCALLS_CLUSTER_SECRET",
                 "the test cluster's shared secret",
@@ -479,12 +494,8 @@ fn when_a_node_is_killed_its_members_go_on_at_another_and_the_others_see_its_tra
         .collect();
     let https: Vec<std::net::SocketAddr> = nodes.iter().map(|n| n.http).collect();
     let deadline = Instant::now() + Duration::from_secs(15);
-    for &h in &https {
-        while metric(
-            &get(h, "/metrics").unwrap_or_default(),
-            "peercalls_cluster_nodes",
-        ) != Some(NODES as f64)
-        {
+    for n in &nodes {
+        while metric(&site_metrics(n), "peercalls_cluster_nodes") != Some(NODES as f64) {
             assert!(Instant::now() < deadline, "the nodes never saw each other");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -776,31 +787,15 @@ impl Drop for TwoSites {
 /// A node in site `i`'s namespace.
 fn node_in_site(sites: &TwoSites, i: usize, redis: &RedisServer) -> NodeProcess {
     let http = std::net::SocketAddr::new(TwoSites::node_ip(i), 8080);
-    let id = ["a", "b"][i];
-    let mut child = std::process::Command::new("ip")
-        .args(["netns", "exec", &sites.ns[i], crate::support::BIN])
-        .args(["serve", "--bind", &http.to_string(), "--udp-port", "0"])
-        .args(["--shards", "1", "--no-pin", "--node-id", id])
-        .args(["--node-address", &format!("http://{http}")])
-        .args(["--room-affinity", "false"])
-        .env("PEERCALLS_REDIS", redis.url_at(TwoSites::host_ip(i)))
-        .env("PEERCALLS_METRICS_TOKEN", METRICS_TOKEN)
-        .env(
-            "PEERCALLS_CLUSTER_SECRET",
-            "the test cluster's shared secret",
-        )
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("the server binary starts in its namespace");
-    crate::support::wait_healthy(http, &mut child);
-    NodeProcess { http, child }
+    let redis_url = redis.url_at(TwoSites::host_ip(i));
+    NodeProcess::spawn(Some(&sites.ns[i]), http, ["a", "b"][i], &redis_url)
 }
 
-/// Lets the test read `/metrics` of nodes it reaches from another host.
+/// Lets the test read `/metrics` of node processes (those in a site are reached from
+/// another host).
 const METRICS_TOKEN: &str = "the test reads the metrics";
 
-/// `/metrics` of a node in a site, with the token.
+/// `/metrics` of a node process, with the token.
 fn site_metrics(node: &NodeProcess) -> String {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect_timeout(&node.http, Duration::from_millis(500))
