@@ -127,6 +127,26 @@ async function coturn(s, secret) {
   return { port, lines };
 }
 
+/** `from` sends a file of `size` random bytes in the chat; it reaches `to` byte for byte. */
+async function sendFile(from, to, name, size) {
+  const bytes = randomBytes(size);
+  const sha = createHash('sha256').update(bytes).digest('hex');
+  await from.page.setInputFiles('#file-input', { name, mimeType: 'application/octet-stream', buffer: bytes });
+  // The received file's Blob (the policy lets the page fetch nothing but its server, not
+  // even its own blobs).
+  const got = await waitFor(`the file at ${to.name}, complete`, () => to.page.evaluate(async (n) => {
+    const f = window.peerCalls.chat.kept.find((k) => k.link.download === n);
+    if (!f) return null;
+    const buf = await f.blob.arrayBuffer();
+    const hash = [...new Uint8Array(await crypto.subtle.digest('SHA-256', buf))].map((b) => b.toString(16).padStart(2, '0')).join('');
+    return { name: f.link.download, size: buf.byteLength, hash };
+  }, name));
+  if (got.name !== name || got.size !== bytes.length || got.hash !== sha) {
+    throw new Error(`file differs: got ${JSON.stringify(got)}, sent ${bytes.length} bytes sha256 ${sha}`);
+  }
+  log(`  file arrived intact: ${got.size} bytes, sha256 ${sha.slice(0, 16)}…`);
+}
+
 /** redis-server on a loopback port, for a case's cluster; stopped with the case. */
 async function redis(s) {
   const port = await freePort();
@@ -439,23 +459,7 @@ const CASES = {
     await waitFor("bob's message in alice's chat", () => alice.page.locator('#chat-log').innerText().then((t) => t.includes('hi alice')));
     log('  chat crossed both ways');
 
-    const bytes = randomBytes(200 * 1024 + 123); // five chunks
-    const sha = createHash('sha256').update(bytes).digest('hex');
-    await alice.page.setInputFiles('#file-input', { name: 'report.bin', mimeType: 'application/octet-stream', buffer: bytes });
-    // The received file's Blob (the policy lets the page fetch nothing but its server, not
-    // even its own blobs).
-    const got = await waitFor('the file at bob, complete', () => bob.page.evaluate(async () => {
-      const f = window.peerCalls.chat.kept.find((k) => k.link.download === 'report.bin');
-      if (!f) return null;
-      const a = f.link;
-      const buf = await f.blob.arrayBuffer();
-      const hash = [...new Uint8Array(await crypto.subtle.digest('SHA-256', buf))].map((b) => b.toString(16).padStart(2, '0')).join('');
-      return { name: a.download, size: buf.byteLength, hash };
-    }));
-    if (got.name !== 'report.bin' || got.size !== bytes.length || got.hash !== sha) {
-      throw new Error(`file differs: got ${JSON.stringify(got)}, sent ${bytes.length} bytes sha256 ${sha}`);
-    }
-    log(`  file arrived intact: ${got.size} bytes, sha256 ${sha.slice(0, 16)}…`);
+    await sendFile(alice, bob, 'report.bin', 200 * 1024 + 123); // five chunks
     await waitFor("alice's side says sent", () => alice.page.evaluate(() => Boolean(document.querySelector('#chat-log .msg.own[data-done="true"]'))));
 
     await alice.page.setInputFiles('#file-input', { name: 'huge.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(16 * 1024 * 1024 + 1) });
@@ -681,6 +685,7 @@ const CASES = {
     await alice.page.press('#chat-input', 'Enter');
     await bob.page.click('#btn-chat');
     await waitFor("alice's message at bob", () => bob.page.locator('#chat-log').innerText().then((t) => t.includes('hello from node a')));
+    await sendFile(alice, bob, 'across.bin', 300 * 1024 + 7); // several chunks, through the cluster
     await shot(bob, 'cluster-two-nodes.png');
 
     const before = await alice.page.evaluate(() => { window.__noReload = true; return window.peerCalls.session.peerId; });
