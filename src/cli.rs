@@ -40,6 +40,9 @@ pub(crate) enum Command {
     /// Generate load with synthetic WebRTC peers and report what the server does with it
     /// (`bench meeting|webinar|audio [flags]`, `bench floor`).
     Bench(bench::BenchArgs),
+    /// Print an access token for a server with `--auth jwt` (on its last line), for
+    /// testing and operations.
+    Token(crate::token::TokenArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -178,6 +181,23 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PEERCALLS_CLUSTER_SECRET", hide_env_values = true)]
     pub(crate) cluster_secret: Option<String>,
 
+    /// Who may join: `open` (anyone with a room's link, as without this option) or `jwt`
+    /// (an access token in the link, `…/call/ROOM?access_token=…`, naming the member's
+    /// grants; needs --jwt-secret or --jwt-keys). docs/permissions.md.
+    #[arg(long, env = "PEERCALLS_AUTH", default_value = "open", value_parser = ["open", "jwt"])]
+    pub(crate) auth: String,
+
+    /// With --auth jwt: a secret (32 bytes or more) tokens are signed with (HS256); as
+    /// `KID=SECRET`, the key tokens naming that kid use (repeat for rotation). Prefer the
+    /// environment variable or the file: a command line is visible to other users.
+    #[arg(long, env = "PEERCALLS_JWT_SECRET", hide_env_values = true, action = clap::ArgAction::Append)]
+    pub(crate) jwt_secret: Vec<String>,
+
+    /// With --auth jwt: a JWKS file (`{"keys": [...]}`) of public keys tokens may be
+    /// signed with: EC keys for ES256, RSA keys for RS256, each with its kid.
+    #[arg(long, env = "PEERCALLS_JWT_KEYS")]
+    pub(crate) jwt_keys: Option<PathBuf>,
+
     /// In a cluster, send a client joining a room that another node holds to that node
     /// (its media then need not cross between nodes). Turn it off when users are pointed
     /// at the node nearest to them (DNS per region): each stays where it is.
@@ -308,6 +328,32 @@ impl ServeArgs {
         }))
     }
 
+    /// The `--auth` provider with its keys.
+    fn auth_provider(&self) -> Result<auth::Provider, ArgError> {
+        if self.auth == "open" {
+            return Ok(auth::Provider::Open);
+        }
+        let mut keys = auth::JwtKeys::default();
+        for s in &self.jwt_secret {
+            let (kid, secret) = split_kid(s);
+            keys.add_secret(kid, secret.as_bytes())
+                .map_err(|e| ArgError::new("jwt_secret", e))?;
+        }
+        if let Some(path) = &self.jwt_keys {
+            let json = std::fs::read_to_string(path)
+                .map_err(|e| ArgError::new("jwt_keys", format!("{}: {e}", path.display())))?;
+            keys.add_jwks(&json)
+                .map_err(|e| ArgError::new("jwt_keys", format!("{}: {e}", path.display())))?;
+        }
+        if keys.is_empty() {
+            return Err(ArgError::new(
+                "auth",
+                "jwt needs the keys tokens are signed with: --jwt-secret or --jwt-keys",
+            ));
+        }
+        Ok(auth::Provider::Jwt(keys))
+    }
+
     pub(crate) fn config(&self) -> Result<ServerConfig, ArgError> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let shards = self.shards.unwrap_or(cores);
@@ -407,6 +453,7 @@ impl ServeArgs {
                 max_rooms: self.max_rooms,
                 ice,
                 room_affinity: self.room_affinity,
+                auth: self.auth_provider()?,
                 ..AppConfig::default()
             },
             limits: Limits {
@@ -423,6 +470,22 @@ impl ServeArgs {
             tls,
             base_path,
         })
+    }
+}
+
+/// `KID=SECRET` as (kid, secret); anything else is a secret for tokens that name no kid.
+pub(crate) fn split_kid(s: &str) -> (Option<&str>, &str) {
+    match s.split_once('=') {
+        Some((kid, secret))
+            if !kid.is_empty()
+                && kid.len() <= 64
+                && kid
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) =>
+        {
+            (Some(kid), secret)
+        }
+        _ => (None, s),
     }
 }
 

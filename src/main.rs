@@ -3,6 +3,7 @@
 mod cli;
 mod config;
 mod play;
+mod token;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         },
         cli::Command::Play(args) => play::run(args),
         cli::Command::Bench(args) => bench::run(args),
+        cli::Command::Token(args) => token::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -232,6 +232,7 @@ impl SyntheticPeer {
             token: None,
             // The benchmark places its peers (`--nodes`): never sent on.
             here: true,
+            access_token: None,
         });
         self.flush_ws();
     }

@@ -34,6 +34,8 @@ pub struct Connection {
     ping_interval: Duration,
     /// The server sent us to another node once; we join there whatever it says.
     redirected: bool,
+    /// Sent with `join` to a server that asks for one (`--auth jwt`).
+    access_token: Option<String>,
 }
 
 /// How often a connection pings: the server closes connections silent for 30 s.
@@ -66,11 +68,36 @@ impl Connection {
         media_ip: std::net::IpAddr,
         codecs: CodecConfig,
     ) -> Result<Self, ClientError> {
+        Self::connect(server.into(), room, nickname, media_ip, codecs, None)
+    }
+
+    /// [`Connection::join`] with an access token (a server with `--auth jwt`).
+    pub fn join_with_access_token(
+        server: impl Into<Server>,
+        room: &str,
+        nickname: &str,
+        media_ip: std::net::IpAddr,
+        access_token: &str,
+    ) -> Result<Self, ClientError> {
+        let codecs = CodecConfig::new_with_defaults();
+        let token = Some(access_token.to_owned());
+        Self::connect(server.into(), room, nickname, media_ip, codecs, token)
+    }
+
+    fn connect(
+        server: Server,
+        room: &str,
+        nickname: &str,
+        media_ip: std::net::IpAddr,
+        codecs: CodecConfig,
+        access_token: Option<String>,
+    ) -> Result<Self, ClientError> {
         let udp = UdpSocket::bind(SocketAddr::new(media_ip, 0))?;
         udp.set_nonblocking(true)?;
         let local = udp.local_addr()?;
         let mut c = Self {
-            server: server.into(),
+            server,
+            access_token,
             ws: None,
             udp,
             session: Session::new(ClientPeer::with_codecs(Instant::now(), local, codecs)),
@@ -161,6 +188,7 @@ impl Connection {
             nickname: self.nickname.clone(),
             token: token.clone(),
             here: self.redirected,
+            access_token: self.access_token.clone(),
         })?;
         let deadline = Instant::now() + JOIN_TIMEOUT;
         loop {

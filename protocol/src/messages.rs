@@ -101,6 +101,14 @@ pub enum ClientMessage {
         /// following a `redirect`, so that a client is sent on at most once).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         here: bool,
+        /// With `--auth jwt`: the access token naming the member's grants (the `token`
+        /// field stays the resume token).
+        #[serde(
+            default,
+            rename = "access_token",
+            skip_serializing_if = "Option::is_none"
+        )]
+        access_token: Option<String>,
     },
     /// The client's first (and only) SDP offer, with the tracks it publishes from the start.
     Offer {
@@ -298,6 +306,8 @@ pub enum ErrorCode {
     MediaEnded,
     /// The server could not do it right now (for example while shutting down).
     Unavailable,
+    /// The member's grants do not allow it (`--auth`): `reason` says which rule.
+    Forbidden,
 }
 
 impl ClientMessage {
@@ -395,6 +405,7 @@ mod tests {
                 nickname: "n".into(),
                 token: None,
                 here: false,
+                access_token: None,
             },
             ClientMessage::Offer { sdp: "v=0".into() },
             ClientMessage::Answer { sdp: "v=0".into() },

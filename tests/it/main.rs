@@ -20,6 +20,7 @@
 //! | `deploy` | the systemd unit and the Dockerfile |
 //! | `cluster` | servers on one Redis: the registry and the room directory |
 //! | `multi_node` | one room across three nodes: media, chat and leaving cross the node ports |
+//! | `permissions` | `--auth jwt`: grants allowed and denied, bad tokens, `peer-calls token` |
 //! | `support` | what the tests share: a server, bystanders, hostile clients |
 
 // Not every module uses every helper of `support`.
@@ -43,6 +44,7 @@ mod metrics;
 mod multi_node;
 mod non_browser;
 mod overload;
+mod permissions;
 mod play;
 mod rsa_dtls;
 mod sfu_loopback;

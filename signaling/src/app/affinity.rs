@@ -23,6 +23,7 @@ pub(super) struct PendingJoin {
     conn: ConnId,
     room: String,
     nickname: String,
+    access_token: Option<String>,
     since: Instant,
 }
 
@@ -35,6 +36,7 @@ impl App {
         room: &str,
         nickname: &str,
         here: bool,
+        access_token: &Option<String>,
     ) -> bool {
         let held_here = self.rooms.get(room).is_some();
         if !self.config.room_affinity || self.other_nodes.is_empty() || here || held_here {
@@ -47,6 +49,7 @@ impl App {
             conn,
             room: room.to_owned(),
             nickname: nickname.to_owned(),
+            access_token: access_token.clone(),
             since: now,
         });
         true
@@ -93,7 +96,8 @@ impl App {
                 self.send(p.conn, ServerMessage::Redirect { node: node.clone() });
             }
             _ => {
-                let result: Result<(), Refusal> = self.join_here(now, p.conn, p.room, p.nickname);
+                let result: Result<(), Refusal> =
+                    self.join_here(now, p.conn, p.room, p.nickname, p.access_token);
                 if let Err((code, reason)) = result {
                     self.error(p.conn, None, code, reason);
                 }

@@ -13,18 +13,21 @@ use crate::rooms::RoomTrack;
 
 impl App {
     /// A new member enters `room`: the others hear of it first.
-    pub(super) fn enter_room(&mut self, room: &str, id: PeerId, nickname: &str) {
-        let info = PeerInfo {
-            peer_id: peer_id_str(id),
-            nickname: nickname.to_owned(),
-        };
-        self.tell_members(room, &ServerMessage::PeerJoined { peer: info });
+    /// A `hidden` member (its grant) is not announced.
+    pub(super) fn enter_room(&mut self, room: &str, id: PeerId, nickname: &str, hidden: bool) {
+        if !hidden {
+            let info = PeerInfo {
+                peer_id: peer_id_str(id),
+                nickname: nickname.to_owned(),
+            };
+            self.tell_members(room, &ServerMessage::PeerJoined { peer: info });
+        }
         self.rooms.join(room, id);
     }
 
     /// A member is gone: its tracks are unpublished and the others hear it left. The
     /// last one here takes the room's remote tracks with it (the node port forgets them).
-    pub(super) fn leave_room(&mut self, room: &str, peer: PeerId) {
+    pub(super) fn leave_room(&mut self, room: &str, peer: PeerId, hidden: bool) {
         let gone = self.rooms.leave(room, peer);
         let members = self.members(room);
         for rt in &gone {
@@ -34,10 +37,12 @@ impl App {
                 self.announce_unpublished(&members, rt);
             }
         }
-        let left = ServerMessage::PeerLeft {
-            peer_id: peer_id_str(peer),
-        };
-        self.tell_members(room, &left);
+        if !hidden {
+            let left = ServerMessage::PeerLeft {
+                peer_id: peer_id_str(peer),
+            };
+            self.tell_members(room, &left);
+        }
     }
 
     /// The shard published a track: it joins the room's list unless the room has one
@@ -53,6 +58,26 @@ impl App {
             return;
         };
         let (room_name, conn, shard) = (s.room.clone(), s.conn, s.shard);
+        let source = source_of(&name);
+        if !s.grants.may_publish(source) {
+            // Taken back, whatever the client's offer said; the rest of its session goes on.
+            if let Some(shard) = shard {
+                self.out
+                    .push(Output::Control(shard, Control::Unpublish { peer, track }));
+            }
+            if let Some(conn) = conn {
+                self.error(
+                    conn,
+                    None,
+                    ErrorCode::Forbidden,
+                    format!(
+                        "your access does not allow publishing {source:?} (canPublish, canPublishSources); {}/{} is not forwarded",
+                        name.stream_id, name.track_id
+                    ),
+                );
+            }
+            return;
+        }
         let Some(room) = self.rooms.get_mut(&room_name) else {
             return;
         };
@@ -167,6 +192,18 @@ impl App {
             .filter_map(|p| self.conn_of(p))
             .collect();
         self.out.push(Output::SendMany(conns, msg.clone()));
+    }
+}
+
+/// Where a track comes from, for the publish grants: the web client's screen streams
+/// have ids that start with `screen-`.
+pub(super) fn source_of(name: &TrackName) -> auth::Source {
+    let screen = name.stream_id.starts_with("screen-");
+    match (screen, name.kind) {
+        (false, MediaKind::Video) => auth::Source::Camera,
+        (false, MediaKind::Audio) => auth::Source::Microphone,
+        (true, MediaKind::Video) => auth::Source::ScreenShare,
+        (true, MediaKind::Audio) => auth::Source::ScreenShareAudio,
     }
 }
 

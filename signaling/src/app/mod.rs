@@ -83,6 +83,8 @@ pub struct AppConfig {
     /// In a cluster, a client joining a room another node holds is sent there
     /// (`app/affinity.rs`).
     pub room_affinity: bool,
+    /// Who may join and what members may do (`--auth`): open rooms by default.
+    pub auth: auth::Provider,
 }
 
 impl AppConfig {
@@ -107,6 +109,7 @@ impl Default for AppConfig {
             max_shard_load: 0.9,
             ice: crate::ice::IceConfig::default(),
             room_affinity: false,
+            auth: auth::Provider::Open,
         }
     }
 }
@@ -336,8 +339,18 @@ impl App {
                     nickname,
                     token,
                     here,
+                    access_token,
                 },
-            ) => self.join(now, conn, room, nickname, token, here),
+            ) => {
+                let joining = sessions::Joining {
+                    room,
+                    nickname,
+                    token,
+                    here,
+                    access_token,
+                };
+                self.join(now, conn, joining)
+            }
             (Some(_), ClientMessage::Join { .. }) => refuse(
                 ErrorCode::AlreadyJoined,
                 "this connection has already joined",
@@ -366,6 +379,10 @@ impl App {
                     close::TRY_AGAIN_LATER,
                     "at capacity".into(),
                 )),
+                ErrorCode::Forbidden if peer.is_none() => {
+                    self.out
+                        .push(Output::Close(conn, close::POLICY, "not admitted".into()));
+                }
                 _ => {}
             }
         }

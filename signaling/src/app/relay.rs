@@ -16,6 +16,12 @@ impl App {
         to: Option<String>,
     ) -> Result<(), Refusal> {
         let s = self.session(peer)?;
+        if !s.grants.may_send_data() {
+            return refuse(
+                ErrorCode::Forbidden,
+                "your access does not allow sending chat or files (canPublishData)",
+            );
+        }
         let room = s.room.clone();
         let members = self.members(&room);
         let remote = self.rooms.get(&room).map_or(&[][..], |r| &r.remote[..]);

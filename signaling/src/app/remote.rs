@@ -66,6 +66,8 @@ impl App {
         r.members
             .iter()
             .filter_map(|p| self.sessions.get(p))
+            // A hidden member is not announced on other nodes either.
+            .filter(|s| !s.grants.hidden)
             .map(|s| MemberRecord {
                 peer_id: peer_id_str(s.id),
                 nickname: s.nickname.clone(),
@@ -256,6 +258,7 @@ impl App {
         room: &str,
         nickname: &str,
         token: &str,
+        access_token: Option<String>,
     ) -> Result<(), Refusal> {
         let key = resume_key(token);
         let found = self.rooms.get(room).and_then(|r| {
@@ -270,6 +273,7 @@ impl App {
                 "no session with this token; join without one",
             );
         };
+        let (grants, _) = self.authorize(room, nickname, access_token.as_deref())?;
         self.admit(room, true)?;
         tracing::info!(peer = peer.0, room, "a member moves here from another node");
         let tracks: Vec<TrackId> = self.rooms.get(room).map_or_else(Vec::new, |r| {
@@ -286,14 +290,14 @@ impl App {
             r.remote.retain(|m| m.peer != peer);
             r.members.push(peer);
         }
-        self.start_session(
-            conn,
-            peer,
-            room.to_owned(),
-            nickname.to_owned(),
-            token.to_owned(),
-            true,
-        );
+        let member = super::sessions::Member {
+            id: peer,
+            room: room.to_owned(),
+            nickname: nickname.to_owned(),
+            token: token.to_owned(),
+            grants,
+        };
+        self.start_session(conn, member, true);
         Ok(())
     }
 

@@ -31,18 +31,39 @@ pub(super) struct Session {
     /// When the session came to this node (unix ms): in a cluster, the newest node to
     /// hold a member is the one it is on.
     pub(super) since: u64,
+    /// What the member may do (`--auth`).
+    pub(super) grants: auth::Grants,
+}
+
+/// Who a new session is for.
+pub(super) struct Member {
+    pub(super) id: PeerId,
+    pub(super) room: String,
+    pub(super) nickname: String,
+    pub(super) token: String,
+    pub(super) grants: auth::Grants,
+}
+
+/// A client's `join`, as it came.
+pub(super) struct Joining {
+    pub(super) room: String,
+    pub(super) nickname: String,
+    /// Resume this session.
+    pub(super) token: Option<String>,
+    /// Never sent on to another node.
+    pub(super) here: bool,
+    pub(super) access_token: Option<String>,
 }
 
 impl App {
-    pub(super) fn join(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        room: String,
-        nickname: String,
-        token: Option<String>,
-        here: bool,
-    ) -> Result<(), Refusal> {
+    pub(super) fn join(&mut self, now: Instant, conn: ConnId, j: Joining) -> Result<(), Refusal> {
+        let Joining {
+            room,
+            nickname,
+            token,
+            here,
+            access_token,
+        } = j;
         if !valid_room_name(&room) {
             return refuse(ErrorCode::InvalidRoom, ROOM_NAME_RULE);
         }
@@ -50,12 +71,34 @@ impl App {
             return refuse(ErrorCode::InvalidNickname, NICKNAME_RULE);
         }
         if let Some(token) = token {
-            return self.resume(now, conn, &room, &nickname, &token);
+            return self.resume(now, conn, &room, &nickname, &token, access_token);
         }
-        if self.holds_back(now, conn, &room, &nickname, here) {
+        if self.holds_back(now, conn, &room, &nickname, here, &access_token) {
             return Ok(()); // until the cluster says where the room is
         }
-        self.join_here(now, conn, room, nickname)
+        self.join_here(now, conn, room, nickname, access_token)
+    }
+
+    /// What the access token (or the open provider) grants in `room`, and the nickname
+    /// to use (the token's `name` wins).
+    pub(super) fn authorize(
+        &self,
+        room: &str,
+        nickname: &str,
+        access_token: Option<&str>,
+    ) -> Result<(auth::Grants, String), Refusal> {
+        let creating = self
+            .rooms
+            .get(room)
+            .is_none_or(|r| r.members.is_empty() && r.remote.is_empty());
+        let now = unix_ms() / 1000;
+        let admission = self
+            .config
+            .auth
+            .admit(room, access_token, creating, now)
+            .map_err(|d| (ErrorCode::Forbidden, d.0))?;
+        let nickname = admission.name.unwrap_or_else(|| nickname.to_owned());
+        Ok((admission.grants, nickname))
     }
 
     /// A new session in `room` on this node.
@@ -65,7 +108,9 @@ impl App {
         conn: ConnId,
         room: String,
         nickname: String,
+        access_token: Option<String>,
     ) -> Result<(), Refusal> {
+        let (grants, nickname) = self.authorize(&room, &nickname, access_token.as_deref())?;
         self.admit(&room, false)?;
         let token = crate::random::token().map_err(|e| {
             tracing::error!("no random bytes for a session token: {e}");
@@ -77,21 +122,27 @@ impl App {
         })?;
         let id = PeerId(self.next_peer);
         self.next_peer += 1;
-        self.enter_room(&room, id, &nickname);
-        self.start_session(conn, id, room, nickname, token, false);
+        self.enter_room(&room, id, &nickname, grants.hidden);
+        let member = Member {
+            id,
+            room,
+            nickname,
+            token,
+            grants,
+        };
+        self.start_session(conn, member, false);
         Ok(())
     }
 
-    /// A session for `id`, already a member of `room`, on `conn`; it is told `joined`.
-    pub(super) fn start_session(
-        &mut self,
-        conn: ConnId,
-        id: PeerId,
-        room: String,
-        nickname: String,
-        token: String,
-        resumed: bool,
-    ) {
+    /// A session for `member`, already in its room, on `conn`; it is told `joined`.
+    pub(super) fn start_session(&mut self, conn: ConnId, member: Member, resumed: bool) {
+        let Member {
+            id,
+            room,
+            nickname,
+            token,
+            grants,
+        } = member;
         self.tokens.insert(token.clone(), id);
         self.sessions.insert(
             id,
@@ -107,6 +158,7 @@ impl App {
                 pending_offer: None,
                 subscribed: HashMap::new(),
                 since: unix_ms(),
+                grants,
             },
         );
         if let Some(c) = self.conns.get_mut(&conn) {
@@ -181,10 +233,11 @@ impl App {
         room: &str,
         nickname: &str,
         token: &str,
+        access_token: Option<String>,
     ) -> Result<(), Refusal> {
         let Some(&id) = self.tokens.get(token) else {
             // In a cluster, the session may be one of a node that is gone.
-            return self.take_over(conn, room, nickname, token);
+            return self.take_over(conn, room, nickname, token, access_token);
         };
         let Some(s) = self.sessions.get_mut(&id) else {
             return refuse(
@@ -285,7 +338,7 @@ impl App {
             self.out
                 .push(Output::Control(shard, Control::RemovePeer { peer }));
         }
-        self.leave_room(&s.room, peer);
+        self.leave_room(&s.room, peer, s.grants.hidden);
     }
 
     /// The answer to `join`: who the client is and what the room holds now.
@@ -298,6 +351,7 @@ impl App {
                     .iter()
                     .filter(|p| **p != id)
                     .filter_map(|p| self.sessions.get(p))
+                    .filter(|o| !o.grants.hidden)
                     .map(|o| PeerInfo {
                         peer_id: peer_id_str(o.id),
                         nickname: o.nickname.clone(),

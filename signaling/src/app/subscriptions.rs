@@ -13,6 +13,12 @@ impl App {
     pub(super) fn subscribe(&mut self, peer: PeerId, tracks: Vec<TrackRef>) -> Result<(), Refusal> {
         let shard = self.media_shard(peer)?;
         let s = self.session(peer)?;
+        if !s.grants.may_subscribe() {
+            return refuse(
+                ErrorCode::Forbidden,
+                "your access does not allow receiving others' tracks (canSubscribe)",
+            );
+        }
         let room = self.rooms.get(&s.room);
         let mut subs = Vec::with_capacity(tracks.len());
         for t in &tracks {
