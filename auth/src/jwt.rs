@@ -319,6 +319,60 @@ mod tests {
         assert!(!denied(&no_exp, "r").is_empty());
     }
 
+    /// Unpadded base64url, for the test's JWK.
+    fn b64(bytes: &[u8]) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for c in bytes.chunks(3) {
+            let n = c
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..=c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn an_es256_token_verifies_with_its_jwks_key_and_not_with_another() {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .unwrap();
+        let pair =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+        let public = pair.public_key().as_ref(); // 0x04 || X || Y
+        let jwks = format!(
+            r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"idp-1","x":"{}","y":"{}"}}]}}"#,
+            b64(&public[1..33]),
+            b64(&public[33..65])
+        );
+        let mut keys = JwtKeys::default();
+        keys.add_jwks(&jwks).unwrap();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some("idp-1".into());
+        let key = EncodingKey::from_ec_der(pkcs8.as_ref());
+        let token = jsonwebtoken::encode(&header, &claims("r"), &key).unwrap();
+        let c = keys.verify(&token, NOW).unwrap();
+        assert_eq!(c.name.as_deref(), Some("Ada"));
+        // The same claims HS256-signed under that kid: the key is for ES256.
+        let wrong = mint(SECRET, Some("idp-1"), &claims("r")).unwrap();
+        assert!(
+            keys.verify(&wrong, NOW)
+                .unwrap_err()
+                .0
+                .contains("its key is for ES256")
+        );
+        assert!(
+            JwtKeys::default()
+                .add_jwks(r#"{"keys":[{"kty":"EC","crv":"P-256","x":"a","y":"b"}]}"#)
+                .is_err()
+        );
+    }
+
     #[test]
     fn secrets_are_long_enough_and_base64url_reads_what_jwts_write() {
         assert!(JwtKeys::default().add_secret(None, b"short").is_err());
