@@ -147,14 +147,8 @@ impl Coordinator {
                 self.answer(r, &reply);
             }
             Command::FetchMembers(room) => {
-                let members = match self.read_members(&room) {
-                    Ok(m) => Ok(m),
-                    Err(e) => {
-                        let why = e.to_string();
-                        self.check::<()>(Err(e));
-                        Err(ClusterError::Unavailable(why))
-                    }
-                };
+                let r = self.read_members(&room);
+                let members = self.checked(r);
                 let _ = self.events.send(ClusterEvent::Members { room, members });
             }
             Command::Publish { room, body } => {
@@ -179,14 +173,8 @@ impl Coordinator {
                 self.answer(r, &reply);
             }
             Command::FetchRoomNodes(room) => {
-                let nodes = match self.read_room_nodes(&room) {
-                    Ok(n) => Ok(n),
-                    Err(e) => {
-                        let why = e.to_string();
-                        self.check::<()>(Err(e));
-                        Err(ClusterError::Unavailable(why))
-                    }
-                };
+                let r = self.read_room_nodes(&room);
+                let nodes = self.checked(r);
                 let _ = self.events.send(ClusterEvent::RoomNodes { room, nodes });
             }
             Command::Stop(_) => {}
@@ -205,6 +193,16 @@ impl Coordinator {
                 self.check::<()>(Err(e));
             }
         }
+    }
+
+    /// What Redis said, as the rest of the server hears it: an error is `Unavailable`
+    /// (and the connection is dropped, as [`Coordinator::check`] does).
+    fn checked<T>(&mut self, r: RedisResult<T>) -> Result<T, ClusterError> {
+        r.map_err(|e| {
+            let why = e.to_string();
+            self.check::<()>(Err(e));
+            ClusterError::Unavailable(why)
+        })
     }
 
     /// Runs `f` on the connection; an error when there is none.

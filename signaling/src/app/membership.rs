@@ -3,13 +3,14 @@
 //! conversions between the engine's names for tracks and the protocol's.
 
 use engine::codecs::CodecDesc;
-use engine::msg::{Control, PeerId, TrackId, TrackName};
+use engine::msg::{Control, PeerId, ShardId, TrackId, TrackName};
 use protocol::names::{MSID_RULE, valid_msid_part};
 use protocol::{CodecInfo, ErrorCode, Kind, PeerInfo, ServerMessage, TrackInfo, TrackRef};
 use str0m::media::MediaKind;
 
 use super::{App, Output, Refusal, refuse};
 use crate::rooms::RoomTrack;
+use crate::transport::ConnId;
 
 impl App {
     /// A new member enters `room`: the others hear of it first.
@@ -61,63 +62,30 @@ impl App {
         let source = source_of(&name);
         if !s.grants.may_publish(source) {
             // Taken back, whatever the client's offer said; the rest of its session goes on.
-            if let Some(shard) = shard {
-                self.out
-                    .push(Output::Control(shard, Control::Unpublish { peer, track }));
-            }
-            if let Some(conn) = conn {
-                self.error(
-                    conn,
-                    None,
-                    ErrorCode::Forbidden,
-                    format!(
-                        "your access does not allow publishing {source:?} (canPublish, canPublishSources); {}/{} is not forwarded",
-                        name.stream_id, name.track_id
-                    ),
-                );
-            }
-            return;
+            let why = format!(
+                "your access does not allow publishing {source:?} (canPublish, canPublishSources); {}/{} is not forwarded",
+                name.stream_id, name.track_id
+            );
+            return self.take_back(peer, track, (shard, conn), ErrorCode::Forbidden, why);
         }
         let Some(room) = self.rooms.get_mut(&room_name) else {
             return;
         };
         let mine = room.tracks.iter().filter(|t| t.peer == peer).count();
         if mine >= self.config.max_tracks_per_member {
-            if let Some(shard) = shard {
-                self.out
-                    .push(Output::Control(shard, Control::Unpublish { peer, track }));
-            }
-            if let Some(conn) = conn {
-                let max = self.config.max_tracks_per_member;
-                self.error(
-                    conn,
-                    None,
-                    ErrorCode::TooManyTracks,
-                    format!(
-                        "a member may publish {max} tracks; {}/{} is not forwarded",
-                        name.stream_id, name.track_id
-                    ),
-                );
-            }
-            return;
+            let max = self.config.max_tracks_per_member;
+            let why = format!(
+                "a member may publish {max} tracks; {}/{} is not forwarded",
+                name.stream_id, name.track_id
+            );
+            return self.take_back(peer, track, (shard, conn), ErrorCode::TooManyTracks, why);
         }
         if room.track_named(&name).is_some() {
-            if let Some(shard) = shard {
-                self.out
-                    .push(Output::Control(shard, Control::Unpublish { peer, track }));
-            }
-            if let Some(conn) = conn {
-                self.error(
-                    conn,
-                    None,
-                    ErrorCode::TrackExists,
-                    format!(
-                        "a track {}/{} is already published in the room; yours is not forwarded",
-                        name.stream_id, name.track_id
-                    ),
-                );
-            }
-            return;
+            let why = format!(
+                "a track {}/{} is already published in the room; yours is not forwarded",
+                name.stream_id, name.track_id
+            );
+            return self.take_back(peer, track, (shard, conn), ErrorCode::TrackExists, why);
         }
         let rt = RoomTrack {
             track,
@@ -129,6 +97,24 @@ impl App {
         let info = track_info(&rt);
         room.tracks.push(rt);
         self.tell_members(&room_name, &ServerMessage::TrackPublished { track: info });
+    }
+
+    /// A track the room does not take: its shard stops it, and its publisher hears why.
+    fn take_back(
+        &mut self,
+        peer: PeerId,
+        track: TrackId,
+        (shard, conn): (Option<ShardId>, Option<ConnId>),
+        code: ErrorCode,
+        why: String,
+    ) {
+        if let Some(shard) = shard {
+            self.out
+                .push(Output::Control(shard, Control::Unpublish { peer, track }));
+        }
+        if let Some(conn) = conn {
+            self.error(conn, None, code, why);
+        }
     }
 
     /// The shard unpublished a track (the client stopped it, or it was taken back).
