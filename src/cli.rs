@@ -181,11 +181,36 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PEERCALLS_CLUSTER_SECRET", hide_env_values = true)]
     pub(crate) cluster_secret: Option<String>,
 
-    /// Who may join: `open` (anyone with a room's link, as without this option) or `jwt`
-    /// (an access token in the link, `…/call/ROOM?access_token=…`, naming the member's
-    /// grants; needs --jwt-secret or --jwt-keys). docs/permissions.md.
-    #[arg(long, env = "PEERCALLS_AUTH", default_value = "open", value_parser = ["open", "jwt"])]
+    /// Who may join: `open` (or `none`: anyone with a room's link, as without this
+    /// option), `jwt` (an access token in the link, `…/call/ROOM?access_token=…`, naming
+    /// the member's grants; needs --jwt-secret or --jwt-keys) or `webhook` (an operator's
+    /// service says, per join; needs --auth-webhook). docs/permissions.md.
+    #[arg(long, env = "PEERCALLS_AUTH", default_value = "open",
+          value_parser = ["open", "none", "jwt", "webhook"])]
     pub(crate) auth: String,
+
+    /// With --auth webhook: the URL (http:// or https://) each join is POSTed to, with
+    /// the room, the access token, the cookie and the client's address; it answers with
+    /// the grants. docs/permissions.md shows the request and the answer.
+    #[arg(long, env = "PEERCALLS_AUTH_WEBHOOK")]
+    pub(crate) auth_webhook: Option<String>,
+
+    /// With --auth webhook: milliseconds a join waits for the service's answer; without
+    /// one in time the join is refused (and the client says so).
+    #[arg(long, env = "PEERCALLS_AUTH_WEBHOOK_TIMEOUT", default_value_t = 2000)]
+    pub(crate) auth_webhook_timeout: u64,
+
+    /// With --auth webhook: seconds an answer is reused for the same question (room,
+    /// token, cookie, address); 0: ask every time.
+    #[arg(long, env = "PEERCALLS_AUTH_WEBHOOK_CACHE", default_value_t = 10)]
+    pub(crate) auth_webhook_cache: u64,
+
+    /// With open rooms: every room needs this password (checked by the server; wrong
+    /// guesses are limited per address). Without it, the first member of a room may set
+    /// one in the page. Prefer the environment variable or the file: a command line is
+    /// visible to other users.
+    #[arg(long, env = "PEERCALLS_ROOM_PASSWORD", hide_env_values = true)]
+    pub(crate) room_password: Option<String>,
 
     /// With --auth jwt: a secret (32 bytes or more) tokens are signed with (HS256); as
     /// `KID=SECRET`, the key tokens naming that kid use (repeat for rotation). Prefer the
@@ -330,8 +355,30 @@ impl ServeArgs {
 
     /// The `--auth` provider with its keys.
     fn auth_provider(&self) -> Result<auth::Provider, ArgError> {
-        if self.auth == "open" {
+        let open = matches!(self.auth.as_str(), "open" | "none");
+        if self.room_password.is_some() && !open {
+            return Err(ArgError::new(
+                "room_password",
+                "a room password is for open rooms; with --auth jwt or webhook, the provider decides who joins",
+            ));
+        }
+        if self.room_password.as_deref() == Some("") {
+            return Err(ArgError::new("room_password", "the room password is empty"));
+        }
+        if open {
             return Ok(auth::Provider::Open);
+        }
+        if self.auth == "webhook" {
+            let url = self.auth_webhook.as_deref().ok_or_else(|| {
+                ArgError::new("auth", "webhook needs the service's URL: --auth-webhook")
+            })?;
+            let config = auth::WebhookConfig::new(
+                url,
+                Duration::from_millis(self.auth_webhook_timeout),
+                Duration::from_secs(self.auth_webhook_cache),
+            )
+            .map_err(|e| ArgError::new("auth_webhook", e))?;
+            return Ok(auth::Provider::Webhook(config));
         }
         let mut keys = auth::JwtKeys::default();
         for s in &self.jwt_secret {
@@ -454,6 +501,7 @@ impl ServeArgs {
                 ice,
                 room_affinity: self.room_affinity,
                 auth: self.auth_provider()?,
+                room_password: self.room_password.clone(),
                 ..AppConfig::default()
             },
             limits: Limits {

@@ -1,18 +1,9 @@
 //! The grants, named like LiveKit's video grants (camelCase in the token).
 
+use protocol::{Allowed, Source};
 use serde::{Deserialize, Serialize};
 
 use crate::Denied;
-
-/// What a member may publish, by where it comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    Camera,
-    Microphone,
-    ScreenShare,
-    ScreenShareAudio,
-}
 
 /// A member's grants in one room. Absent publish, subscribe and data grants are allowed
 /// (as LiveKit reads them); joining, creating, hiding and moderating must be granted.
@@ -67,6 +58,19 @@ impl Grants {
 
     pub fn may_send_data(&self) -> bool {
         self.can_publish_data != Some(false)
+    }
+
+    /// What the page needs to know: which controls to show.
+    pub fn allowed(&self) -> Allowed {
+        Allowed {
+            publish: Source::ALL
+                .into_iter()
+                .filter(|s| self.may_publish(*s))
+                .collect(),
+            subscribe: self.may_subscribe(),
+            data: self.may_send_data(),
+            moderate: self.room_admin,
+        }
     }
 
     /// Whether these grants let their holder into `room` (`creating`: nobody is in it).

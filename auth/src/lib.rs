@@ -8,15 +8,19 @@
 //!   from a JWKS file (ES256, RS256); `alg: none`, a wrong `kid`, a bad signature, an
 //!   expired or not yet valid token and a token for another room are each refused with a
 //!   sentence that says which ([`Denied`]).
+//! - [`Provider::Webhook`]: an operator's service is asked (`webhook.rs`).
 //!
 //! The grants are named like LiveKit's video grants, in the token's `video` claim, so
 //! operators recognise them; `name` fixes the member's nickname.
 
 mod grants;
 mod jwt;
+pub mod webhook;
 
-pub use grants::{Grants, Source};
+pub use grants::Grants;
+pub use protocol::Source;
 pub use jwt::{Claims, JwtKeys, mint};
+pub use webhook::{Question, Webhook, WebhookConfig};
 
 /// Why a join is refused, in a sentence for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,9 +50,25 @@ pub enum Provider {
     Open,
     /// JWT access tokens.
     Jwt(JwtKeys),
+    /// An operator's service, asked over HTTP: its verdict comes later, from a
+    /// [`Webhook`], never from [`Provider::admit`].
+    Webhook(WebhookConfig),
 }
 
 impl Provider {
+    /// The service to ask, for the webhook provider.
+    pub fn webhook(&self) -> Option<&WebhookConfig> {
+        match self {
+            Provider::Webhook(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Open rooms: no provider.
+    pub fn is_open(&self) -> bool {
+        matches!(self, Provider::Open)
+    }
+
     /// Whether `access_token` lets its bearer into `room` at `now` (unix seconds), and
     /// with what; `creating`: nobody is in the room yet.
     pub fn admit(
@@ -74,6 +94,9 @@ impl Provider {
                     name: claims.name.filter(|n| !n.is_empty()),
                 })
             }
+            Provider::Webhook(_) => Err(Denied(
+                "the permissions service has not been asked about this join".into(),
+            )),
         }
     }
 }

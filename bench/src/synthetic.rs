@@ -233,6 +233,7 @@ impl SyntheticPeer {
             // The benchmark places its peers (`--nodes`): never sent on.
             here: true,
             access_token: None,
+            password: None,
         });
         self.flush_ws();
     }

@@ -34,8 +34,17 @@ pub struct Connection {
     ping_interval: Duration,
     /// The server sent us to another node once; we join there whatever it says.
     redirected: bool,
-    /// Sent with `join` to a server that asks for one (`--auth jwt`).
-    access_token: Option<String>,
+    /// Sent with `join` to a server that asks for them.
+    credentials: Credentials,
+}
+
+/// What a `join` carries to a server that admits members by more than the link.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// An access token (`--auth jwt`, or for the webhook provider).
+    pub access_token: Option<String>,
+    /// The room's password (`--room-password`, or the one its creator set).
+    pub password: Option<String>,
 }
 
 /// How often a connection pings: the server closes connections silent for 30 s.
@@ -68,7 +77,8 @@ impl Connection {
         media_ip: std::net::IpAddr,
         codecs: CodecConfig,
     ) -> Result<Self, ClientError> {
-        Self::connect(server.into(), room, nickname, media_ip, codecs, None)
+        let credentials = Credentials::default();
+        Self::connect(server.into(), room, nickname, media_ip, codecs, credentials)
     }
 
     /// [`Connection::join`] with an access token (a server with `--auth jwt`).
@@ -79,9 +89,23 @@ impl Connection {
         media_ip: std::net::IpAddr,
         access_token: &str,
     ) -> Result<Self, ClientError> {
+        let credentials = Credentials {
+            access_token: Some(access_token.to_owned()),
+            password: None,
+        };
+        Self::join_with(server, room, nickname, media_ip, credentials)
+    }
+
+    /// [`Connection::join`] with an access token or a room password, or both.
+    pub fn join_with(
+        server: impl Into<Server>,
+        room: &str,
+        nickname: &str,
+        media_ip: std::net::IpAddr,
+        credentials: Credentials,
+    ) -> Result<Self, ClientError> {
         let codecs = CodecConfig::new_with_defaults();
-        let token = Some(access_token.to_owned());
-        Self::connect(server.into(), room, nickname, media_ip, codecs, token)
+        Self::connect(server.into(), room, nickname, media_ip, codecs, credentials)
     }
 
     fn connect(
@@ -90,14 +114,14 @@ impl Connection {
         nickname: &str,
         media_ip: std::net::IpAddr,
         codecs: CodecConfig,
-        access_token: Option<String>,
+        credentials: Credentials,
     ) -> Result<Self, ClientError> {
         let udp = UdpSocket::bind(SocketAddr::new(media_ip, 0))?;
         udp.set_nonblocking(true)?;
         let local = udp.local_addr()?;
         let mut c = Self {
             server,
-            access_token,
+            credentials,
             ws: None,
             udp,
             session: Session::new(ClientPeer::with_codecs(Instant::now(), local, codecs)),
@@ -188,7 +212,8 @@ impl Connection {
             nickname: self.nickname.clone(),
             token: token.clone(),
             here: self.redirected,
-            access_token: self.access_token.clone(),
+            access_token: self.credentials.access_token.clone(),
+            password: self.credentials.password.clone(),
         })?;
         let deadline = Instant::now() + JOIN_TIMEOUT;
         loop {

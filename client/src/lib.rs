@@ -15,7 +15,7 @@ pub mod peer;
 pub mod session;
 pub mod wire;
 
-pub use connection::Connection;
+pub use connection::{Connection, Credentials};
 pub use error::ClientError;
 pub use peer::{ClientPeer, LocalTrack, PeerEvent, ReceivedRtp, SendError};
 pub use session::{Session, SessionEvent};

@@ -109,6 +109,10 @@ pub enum ClientMessage {
             skip_serializing_if = "Option::is_none"
         )]
         access_token: Option<String>,
+        /// A room password (`--room-password`, or one the room's creator set): needed
+        /// when the room has one; the first member of an empty room sets it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password: Option<String>,
     },
     /// The client's first (and only) SDP offer, with the tracks it publishes from the start.
     Offer {
@@ -154,6 +158,87 @@ pub enum ClientMessage {
     Ping,
     /// Leave the room now, without a reconnect grace period.
     Leave,
+    /// Moderation (`roomAdmin`): remove a member from the room; it is told `kicked`.
+    Kick {
+        /// Who.
+        peer_id: String,
+        /// Why, shown to the member.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Moderation (`roomAdmin`): stop forwarding a member's microphone, camera or screen;
+    /// it is told `muted`.
+    Mute {
+        /// Who.
+        peer_id: String,
+        /// `microphone`, `camera`, `screen_share` or `screen_share_audio`.
+        source: Source,
+    },
+    /// Moderation (`roomAdmin`): no new member may join while locked (moderators may).
+    LockRoom {
+        /// Lock or unlock.
+        locked: bool,
+    },
+    /// Moderation (`roomAdmin`): end the call for everyone (each is told `room_ended`).
+    EndRoom,
+}
+
+/// Where a published track comes from, as grants and moderation name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Camera,
+    Microphone,
+    ScreenShare,
+    ScreenShareAudio,
+}
+
+impl Source {
+    /// Every source, in the order the page shows them.
+    pub const ALL: [Source; 4] = [
+        Source::Camera,
+        Source::Microphone,
+        Source::ScreenShare,
+        Source::ScreenShareAudio,
+    ];
+
+    /// The source of a track, by its kind and whether its stream is a screen share
+    /// (the web client names screen streams `screen-…`).
+    pub fn of(track: &TrackRef) -> Source {
+        match (track.stream_id.starts_with("screen-"), track.kind) {
+            (false, Kind::Video) => Source::Camera,
+            (false, Kind::Audio) => Source::Microphone,
+            (true, Kind::Video) => Source::ScreenShare,
+            (true, Kind::Audio) => Source::ScreenShareAudio,
+        }
+    }
+}
+
+/// What a member may do in its room, as the page needs to know it (which controls to
+/// show): its grants, read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Allowed {
+    /// The sources it may publish (none: a receive-only member).
+    pub publish: Vec<Source>,
+    /// It may receive the others' tracks.
+    pub subscribe: bool,
+    /// It may send chat and files.
+    pub data: bool,
+    /// It may kick, mute, lock and end (`roomAdmin`).
+    pub moderate: bool,
+}
+
+impl Default for Allowed {
+    /// An open room's member.
+    fn default() -> Self {
+        Self {
+            publish: Source::ALL.to_vec(),
+            subscribe: true,
+            data: true,
+            moderate: false,
+        }
+    }
 }
 
 /// Messages the server sends.
@@ -187,6 +272,15 @@ pub enum ServerMessage {
         /// node.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         nodes: Vec<String>,
+        /// Your nickname in the room: the one you sent, or the one your access token
+        /// fixes.
+        nickname: String,
+        /// What you may do here.
+        #[serde(default)]
+        allowed: Allowed,
+        /// The room is locked: nobody new may join but moderators.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        locked: bool,
     },
     /// Someone entered the room.
     PeerJoined {
@@ -246,6 +340,34 @@ pub enum ServerMessage {
     Redirect {
         /// The other node's address (a URL of its page).
         node: String,
+    },
+    /// A moderator removed you from the room; the connection closes (4002).
+    Kicked {
+        /// The moderator's nickname.
+        by: String,
+        /// Why, if they said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// A moderator ended the call for everyone; the connection closes (4003).
+    RoomEnded {
+        /// The moderator's nickname.
+        by: String,
+    },
+    /// A moderator muted your track from `source`: the server stopped forwarding it
+    /// (and announced it unpublished). Publishing it again is up to you.
+    Muted {
+        /// What was muted.
+        source: Source,
+        /// The moderator's nickname.
+        by: String,
+    },
+    /// A moderator locked or unlocked the room.
+    RoomLocked {
+        /// Locked now.
+        locked: bool,
+        /// The moderator's nickname.
+        by: String,
     },
     /// Something the client sent was refused; nothing else changed.
     Error {
@@ -308,13 +430,16 @@ pub enum ErrorCode {
     Unavailable,
     /// The member's grants do not allow it (`--auth`): `reason` says which rule.
     Forbidden,
+    /// The room needs a password, and the join had none or a wrong one; join again
+    /// with `password`.
+    PasswordRequired,
 }
 
 impl ClientMessage {
     /// The value of `"type"` of every message a client may send: the one list of them.
     /// [`ClientMessage::type_name`] maps each variant to its entry, and a test checks
     /// that the two agree with serde's tags.
-    pub const TYPES: [&'static str; 10] = [
+    pub const TYPES: [&'static str; 14] = [
         "join",
         "offer",
         "answer",
@@ -325,6 +450,10 @@ impl ClientMessage {
         "message",
         "ping",
         "leave",
+        "kick",
+        "mute",
+        "lock_room",
+        "end_room",
     ];
 
     /// This message's `"type"`.
@@ -340,6 +469,10 @@ impl ClientMessage {
             ClientMessage::Message { .. } => 7,
             ClientMessage::Ping => 8,
             ClientMessage::Leave => 9,
+            ClientMessage::Kick { .. } => 10,
+            ClientMessage::Mute { .. } => 11,
+            ClientMessage::LockRoom { .. } => 12,
+            ClientMessage::EndRoom => 13,
         };
         Self::TYPES[i]
     }
@@ -406,6 +539,7 @@ mod tests {
                 token: None,
                 here: false,
                 access_token: None,
+                password: None,
             },
             ClientMessage::Offer { sdp: "v=0".into() },
             ClientMessage::Answer { sdp: "v=0".into() },
@@ -419,6 +553,16 @@ mod tests {
             },
             ClientMessage::Ping,
             ClientMessage::Leave,
+            ClientMessage::Kick {
+                peer_id: "p".into(),
+                reason: None,
+            },
+            ClientMessage::Mute {
+                peer_id: "p".into(),
+                source: Source::Microphone,
+            },
+            ClientMessage::LockRoom { locked: true },
+            ClientMessage::EndRoom,
         ];
         let names: Vec<&str> = every.iter().map(ClientMessage::type_name).collect();
         assert_eq!(names, ClientMessage::TYPES, "one sample per type, in order");

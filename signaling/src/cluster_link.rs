@@ -17,7 +17,7 @@ use cluster::{Cluster, ClusterEvent, NodeInfo};
 use engine::msg::NodeCommand;
 use serde::{Deserialize, Serialize};
 
-use crate::app::{App, MemberRecord};
+use crate::app::{App, MemberRecord, Moderation};
 
 /// What the metrics page shows of the cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +44,8 @@ enum RoomBody {
         to: Option<String>,
         data: serde_json::Value,
     },
+    /// A moderator's action, for the members on each node.
+    Moderation { by: String, action: Moderation },
 }
 
 pub struct ClusterLink {
@@ -132,6 +134,11 @@ impl ClusterLink {
         self.publish(room, &RoomBody::Message { from, to, data });
     }
 
+    /// A moderator's action for the room's members on other nodes.
+    pub fn send_moderation(&mut self, room: &str, by: String, action: Moderation) {
+        self.publish(room, &RoomBody::Moderation { by, action });
+    }
+
     /// Asks which nodes hold `room`; the answer goes to [`App::room_is_at`].
     pub fn where_is(&self, room: &str) {
         self.cluster.fetch_room_nodes(room);
@@ -196,6 +203,9 @@ impl ClusterLink {
                         }
                         Ok(RoomBody::Message { from, to, data }) => {
                             app.remote_message(&r.room, &from, to.as_deref(), data);
+                        }
+                        Ok(RoomBody::Moderation { by, action }) => {
+                            app.remote_moderation(&r.room, &by, action);
                         }
                         Err(e) => {
                             tracing::debug!(room = %r.room, from = %r.from, "an unreadable room event: {e}");

@@ -44,6 +44,13 @@ pub struct Room {
     pub remote: Vec<RemoteMember>,
     /// Published tracks, here and on other nodes.
     pub tracks: Vec<RoomTrack>,
+    /// A moderator locked it: nobody new joins but moderators.
+    pub locked: bool,
+    /// The SHA-256 (hex) of the access tokens of members a moderator kicked: they may
+    /// not come back while the room lasts.
+    pub banned: Vec<String>,
+    /// The password its creator set (open rooms, without `--room-password`).
+    pub password: Option<String>,
 }
 
 impl Room {

@@ -14,11 +14,13 @@ use engine::io::heartbeat::{Heartbeat, panic_message};
 use engine::io::{Engine, EngineConfig, NodePortConfig, ShardRemote};
 use engine::msg::Notice;
 
-use crate::app::{App, AppConfig, Output};
+use auth::Webhook;
+
+use crate::app::{App, AppConfig, Output, Visitor};
 use crate::cluster_link::{ClusterFigures, ClusterLink};
 use crate::metrics;
 use crate::tls::TlsFiles;
-use crate::transport::{Health, Limits, SharedText, Transport, TransportEvent};
+use crate::transport::{ConnId, Health, Limits, SharedText, Transport, TransportEvent};
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
@@ -271,6 +273,15 @@ pub fn start(config: ServerConfig) -> io::Result<RunningServer> {
         }
         _ => None,
     };
+    let webhook = match config.app.auth.webhook() {
+        Some(c) => {
+            let wake = waker.clone();
+            Some(Webhook::start(c.clone(), move || {
+                let _ = wake.wake();
+            })?)
+        }
+        None => None,
+    };
     let lifecycle = Arc::new(Lifecycle::default());
     let thread_lifecycle = lifecycle.clone();
     let thread = std::thread::Builder::new()
@@ -281,6 +292,7 @@ pub fn start(config: ServerConfig) -> io::Result<RunningServer> {
                 engine,
                 app,
                 cluster,
+                webhook,
                 notice_rx,
                 &thread_lifecycle,
             )
@@ -315,6 +327,7 @@ fn run(
     mut engine: Engine,
     mut app: App,
     mut cluster: Option<ClusterLink>,
+    mut webhook: Option<Webhook>,
     notices: Receiver<Notice>,
     lifecycle: &Lifecycle,
 ) -> Result<(), String> {
@@ -373,7 +386,17 @@ fn run(
         let now = Instant::now();
         for e in events.drain(..) {
             match e {
-                TransportEvent::Open { conn, .. } => app.on_open(now, conn),
+                TransportEvent::Open {
+                    conn,
+                    remote,
+                    cookie,
+                } => {
+                    let visitor = Visitor {
+                        address: Some(remote.ip()),
+                        cookie,
+                    };
+                    app.on_open_from(now, conn, visitor);
+                }
                 TransportEvent::Text { conn, text } => app.on_text(now, conn, &text),
                 TransportEvent::RateLimited { conn } => app.on_rate_limited(conn),
                 TransportEvent::Closed { conn } => app.on_closed(now, conn),
@@ -382,6 +405,11 @@ fn run(
         }
         for n in notices.try_iter() {
             app.on_notice(n);
+        }
+        if let Some(w) = webhook.as_mut() {
+            for (conn, verdict) in w.verdicts(now) {
+                app.on_verdict(now, ConnId(conn), verdict);
+            }
         }
         if let Some(c) = cluster.as_mut() {
             for command in c.drain_events(&mut app) {
@@ -402,7 +430,7 @@ fn run(
                 c.sync(&app, busy.iter().copied().fold(0.0, f64::max));
             }
         }
-        deliver(&mut app, &mut transport, &engine, cluster.as_mut());
+        deliver(&mut app, &mut transport, &engine, cluster.as_mut(), webhook.as_mut());
     };
     let reason = match &end {
         End::Failed(_) => "the server failed and is restarting",
@@ -415,7 +443,7 @@ fn run(
         );
     }
     app.close_all(reason);
-    deliver(&mut app, &mut transport, &engine, cluster.as_mut());
+    deliver(&mut app, &mut transport, &engine, cluster.as_mut(), None);
     // Let the close frames go out.
     let deadline = Instant::now() + Duration::from_millis(300);
     let page = |_: &Transport| String::new();
@@ -445,6 +473,7 @@ fn deliver(
     transport: &mut Transport,
     engine: &Engine,
     mut cluster: Option<&mut ClusterLink>,
+    mut webhook: Option<&mut Webhook>,
 ) {
     for out in app.take_output() {
         match out {
@@ -474,6 +503,16 @@ fn deliver(
                 // Only asked in a cluster; a join waiting without one goes on at its timeout.
                 if let Some(c) = cluster.as_deref_mut() {
                     c.where_is(&room);
+                }
+            }
+            Output::Ask { conn, question } => match webhook.as_deref_mut() {
+                Some(w) => w.ask(conn.0, question, Instant::now()),
+                // Asked only with the webhook provider, which always has its client.
+                None => tracing::error!("a join asks the webhook, but none is configured"),
+            },
+            Output::Moderate { room, by, action } => {
+                if let Some(c) = cluster.as_deref_mut() {
+                    c.send_moderation(&room, by, action);
                 }
             }
             Output::ToNodes {

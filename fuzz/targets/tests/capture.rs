@@ -376,6 +376,7 @@ fn client_messages() -> Vec<String> {
             token: None,
             here: false,
             access_token: None,
+            password: None,
         },
         ClientMessage::Join {
             room: "team-standup".into(),
@@ -383,6 +384,7 @@ fn client_messages() -> Vec<String> {
             token: Some("q8T2vN0cZk4xWm1R".into()),
             here: true,
             access_token: None,
+            password: None,
         },
         ClientMessage::Publish { track: t.clone() },
         ClientMessage::Unpublish { track: t.clone() },

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use protocol::ServerMessage;
 
-use super::{App, Output, Refusal};
+use super::sessions::Joining;
+use super::{App, Output};
 use crate::transport::ConnId;
 
 /// How long a join waits for the cluster to say where its room is.
@@ -21,38 +22,26 @@ pub const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// A join waiting for the room directory.
 pub(super) struct PendingJoin {
     conn: ConnId,
-    room: String,
-    nickname: String,
-    access_token: Option<String>,
+    join: Joining,
     since: Instant,
 }
 
 impl App {
-    /// Whether this `join` (of a new session) waits to learn where its room is.
-    pub(super) fn holds_back(
-        &mut self,
-        now: Instant,
-        conn: ConnId,
-        room: &str,
-        nickname: &str,
-        here: bool,
-        access_token: &Option<String>,
-    ) -> bool {
-        let held_here = self.rooms.get(room).is_some();
-        if !self.config.room_affinity || self.other_nodes.is_empty() || here || held_here {
-            return false;
+    /// The `join` of a new session back, unless it waits to learn where its room is.
+    pub(super) fn holds_back(&mut self, now: Instant, conn: ConnId, j: Joining) -> Option<Joining> {
+        let held_here = self.rooms.get(&j.room).is_some();
+        if !self.config.room_affinity || self.other_nodes.is_empty() || j.here || held_here {
+            return Some(j);
         }
-        if !self.pending_joins.iter().any(|p| p.room == room) {
-            self.out.push(Output::WhereIs(room.to_owned()));
+        if !self.pending_joins.iter().any(|p| p.join.room == j.room) {
+            self.out.push(Output::WhereIs(j.room.clone()));
         }
         self.pending_joins.push(PendingJoin {
             conn,
-            room: room.to_owned(),
-            nickname: nickname.to_owned(),
-            access_token: access_token.clone(),
+            join: j,
             since: now,
         });
-        true
+        None
     }
 
     /// The cluster says where `room` is: the addresses of the other nodes holding it
@@ -61,7 +50,7 @@ impl App {
     pub fn room_is_at(&mut self, now: Instant, room: &str, nodes: &[String]) {
         let (waiting, rest) = std::mem::take(&mut self.pending_joins)
             .into_iter()
-            .partition(|p| p.room == room);
+            .partition(|p| p.join.room == room);
         self.pending_joins = rest;
         for p in waiting {
             self.settle(now, p, nodes.first());
@@ -89,17 +78,16 @@ impl App {
             return;
         }
         // Someone may have joined here meanwhile: then the room is here.
-        let held_here = self.rooms.get(&p.room).is_some();
+        let held_here = self.rooms.get(&p.join.room).is_some();
         match elsewhere {
             Some(node) if !held_here => {
-                tracing::debug!(room = %p.room, %node, "sending a joining client to the node with the room");
+                tracing::debug!(room = %p.join.room, %node, "sending a joining client to the node with the room");
                 self.send(p.conn, ServerMessage::Redirect { node: node.clone() });
             }
             _ => {
-                let result: Result<(), Refusal> =
-                    self.join_here(now, p.conn, p.room, p.nickname, p.access_token);
-                if let Err((code, reason)) = result {
-                    self.error(p.conn, None, code, reason);
+                let id = p.join.id;
+                if let Err(refusal) = self.join_here(now, p.conn, p.join) {
+                    self.refused(p.conn, id, false, refusal);
                 }
             }
         }

@@ -59,7 +59,7 @@ impl App {
             return;
         };
         let (room_name, conn, shard) = (s.room.clone(), s.conn, s.shard);
-        let source = source_of(&name);
+        let source = protocol::Source::of(&track_ref(&name));
         if !s.grants.may_publish(source) {
             // Taken back, whatever the client's offer said; the rest of its session goes on.
             let why = format!(
@@ -178,18 +178,6 @@ impl App {
             .filter_map(|p| self.conn_of(p))
             .collect();
         self.out.push(Output::SendMany(conns, msg.clone()));
-    }
-}
-
-/// Where a track comes from, for the publish grants: the web client's screen streams
-/// have ids that start with `screen-`.
-pub(super) fn source_of(name: &TrackName) -> auth::Source {
-    let screen = name.stream_id.starts_with("screen-");
-    match (screen, name.kind) {
-        (false, MediaKind::Video) => auth::Source::Camera,
-        (false, MediaKind::Audio) => auth::Source::Microphone,
-        (true, MediaKind::Video) => auth::Source::ScreenShare,
-        (true, MediaKind::Audio) => auth::Source::ScreenShareAudio,
     }
 }
 

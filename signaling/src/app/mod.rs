@@ -13,9 +13,13 @@
 //! | `relay.rs` | chat and application data relayed to the room or to one member |
 //! | `remote.rs` | members on other nodes (multi-node), their tracks and messages |
 //! | `affinity.rs` | in a cluster, a join goes to the node that already holds its room |
+//! | `gate.rs` | who gets in: the provider's grants (the webhook asked), a room's lock, bans and password |
+//! | `moderation.rs` | what a `roomAdmin` may do: kick, mute, lock, end |
 
 mod affinity;
+mod gate;
 mod membership;
+mod moderation;
 mod negotiation;
 mod relay;
 mod remote;
@@ -34,7 +38,9 @@ use crate::rooms::Rooms;
 use crate::transport::ConnId;
 
 pub use affinity::ASK_TIMEOUT;
+pub use gate::{GUESS_WINDOW, GUESSES, Visitor};
 pub use membership::peer_id_str;
+pub use moderation::Moderation;
 pub use remote::{MemberRecord, TrackRecord};
 use sessions::Session;
 
@@ -50,6 +56,10 @@ pub mod close {
     pub const REPLACED: u16 = 4000;
     /// The server ended the client's media session.
     pub const MEDIA_ENDED: u16 = 4001;
+    /// A moderator removed the member from the room.
+    pub const KICKED: u16 = 4002;
+    /// A moderator ended the call for everyone.
+    pub const ROOM_ENDED: u16 = 4003;
     /// The server cannot take the client now (every media shard is saturated).
     pub const TRY_AGAIN_LATER: u16 = 1013;
     /// The server is restarting: reconnect (to it, or another behind the same address).
@@ -85,6 +95,9 @@ pub struct AppConfig {
     pub room_affinity: bool,
     /// Who may join and what members may do (`--auth`): open rooms by default.
     pub auth: auth::Provider,
+    /// Open rooms only: every room needs this password (`--room-password`). Without
+    /// it, a room's creator may set one.
+    pub room_password: Option<String>,
 }
 
 impl AppConfig {
@@ -110,6 +123,7 @@ impl Default for AppConfig {
             ice: crate::ice::IceConfig::default(),
             room_affinity: false,
             auth: auth::Provider::Open,
+            room_password: None,
         }
     }
 }
@@ -128,6 +142,19 @@ pub enum Output {
     Control(ShardId, engine::msg::Control),
     /// Ask the cluster which nodes hold this room (answer: [`App::room_is_at`]).
     WhereIs(String),
+    /// Ask the webhook provider about the join on this connection (answer:
+    /// [`App::on_verdict`]).
+    Ask {
+        conn: ConnId,
+        question: auth::Question,
+    },
+    /// Carry out a moderator's action on the room's members on other nodes.
+    Moderate {
+        room: String,
+        /// The moderator's nickname.
+        by: String,
+        action: Moderation,
+    },
     /// Send a member's message to the room's members on other nodes (all of them, or
     /// the one named `to`), through the cluster.
     ToNodes {
@@ -140,6 +167,7 @@ pub enum Output {
 
 struct Conn {
     peer: Option<PeerId>,
+    visitor: Visitor,
     last_seen: Instant,
     /// Unusable SDPs sent; parsing one costs real time, so a client gets a few.
     bad_sdp: u32,
@@ -158,6 +186,10 @@ pub struct App {
     other_nodes: Vec<String>,
     /// Joins waiting to learn which node holds their room.
     pending_joins: Vec<affinity::PendingJoin>,
+    /// Joins waiting for the webhook provider's verdict, by connection.
+    asking: HashMap<ConnId, sessions::Joining>,
+    /// Wrong room passwords, by address.
+    guesses: gate::Guesses,
     placement: Placement,
     rooms: Rooms,
     sessions: HashMap<PeerId, Session>,
@@ -200,6 +232,8 @@ impl App {
             next_proxy: 1,
             other_nodes: Vec::new(),
             pending_joins: Vec::new(),
+            asking: HashMap::new(),
+            guesses: gate::Guesses::default(),
             shard_addrs,
             placement,
             rooms: Rooms::default(),
@@ -282,10 +316,17 @@ impl App {
 
     /// A WebSocket opened.
     pub fn on_open(&mut self, now: Instant, conn: ConnId) {
+        self.on_open_from(now, conn, Visitor::default());
+    }
+
+    /// A WebSocket opened by `visitor` (its address and cookie, for the webhook
+    /// provider and the count of password guesses).
+    pub fn on_open_from(&mut self, now: Instant, conn: ConnId, visitor: Visitor) {
         self.conns.insert(
             conn,
             Conn {
                 peer: None,
+                visitor,
                 last_seen: now,
                 bad_sdp: 0,
             },
@@ -295,6 +336,7 @@ impl App {
     /// A WebSocket closed. Its session, if any, waits out the reconnect grace period.
     pub fn on_closed(&mut self, now: Instant, conn: ConnId) {
         self.forget_pending_join(conn);
+        self.asking.remove(&conn);
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
@@ -340,14 +382,18 @@ impl App {
                     token,
                     here,
                     access_token,
+                    password,
                 },
             ) => {
                 let joining = sessions::Joining {
+                    id,
                     room,
                     nickname,
                     token,
                     here,
                     access_token,
+                    password,
+                    verdict: None,
                 };
                 self.join(now, conn, joining)
             }
@@ -369,22 +415,33 @@ impl App {
                     .push(Output::Close(conn, close::NORMAL, "left".into()));
                 Ok(())
             }
+            (Some(p), ClientMessage::Kick { peer_id, reason }) => self.kick(p, &peer_id, reason),
+            (Some(p), ClientMessage::Mute { peer_id, source }) => self.mute(p, &peer_id, source),
+            (Some(p), ClientMessage::LockRoom { locked }) => self.lock_room(p, locked),
+            (Some(p), ClientMessage::EndRoom) => self.end_room(p),
         };
-        if let Err((code, reason)) = result {
-            self.error(conn, id, code, reason);
-            match code {
-                ErrorCode::BadSdp => self.count_bad_sdp(conn),
-                ErrorCode::Unavailable => self.out.push(Output::Close(
-                    conn,
-                    close::TRY_AGAIN_LATER,
-                    "at capacity".into(),
-                )),
-                ErrorCode::Forbidden if peer.is_none() => {
-                    self.out
-                        .push(Output::Close(conn, close::POLICY, "not admitted".into()));
-                }
-                _ => {}
+        if let Err(refusal) = result {
+            self.refused(conn, id, peer.is_some(), refusal);
+        }
+    }
+
+    /// Tells the client why its request was refused; a refused join of a visitor the
+    /// provider does not admit, and a server at capacity, close the connection too.
+    fn refused(&mut self, conn: ConnId, id: Option<RequestId>, joined: bool, refusal: Refusal) {
+        let (code, reason) = refusal;
+        self.error(conn, id, code, reason);
+        match code {
+            ErrorCode::BadSdp => self.count_bad_sdp(conn),
+            ErrorCode::Unavailable => self.out.push(Output::Close(
+                conn,
+                close::TRY_AGAIN_LATER,
+                "at capacity".into(),
+            )),
+            ErrorCode::Forbidden if !joined => {
+                self.out
+                    .push(Output::Close(conn, close::POLICY, "not admitted".into()));
             }
+            _ => {}
         }
     }
 
@@ -411,6 +468,7 @@ impl App {
     /// Time passes: expire sessions past their grace period and silent connections.
     pub fn tick(&mut self, now: Instant) {
         self.expire_detached(now);
+        self.guesses.forget_old(now);
         self.expire_pending_joins(now);
         let idle = self.config.idle_timeout;
         let silent: Vec<ConnId> = self

@@ -15,12 +15,15 @@
 //! a few seconds the dead node's record of the member lingers beside the new one: the
 //! newer (`since`) wins.
 
+use std::time::Instant;
+
 use engine::codecs::CodecDesc;
 use engine::msg::{Control, NodeCommand, PeerId, TrackId};
 use protocol::{PeerInfo, ServerMessage, TrackInfo};
 use serde::{Deserialize, Serialize};
 
 use super::membership::{peer_id_str, track_info, track_name};
+use super::sessions::Joining;
 use super::{App, Output, Refusal, refuse};
 use crate::rooms::{RemoteMember, RoomTrack};
 use crate::transport::ConnId;
@@ -254,12 +257,12 @@ impl App {
     /// with the member's peer id; its tracks there are gone, and it starts media here.
     pub(super) fn take_over(
         &mut self,
+        now: Instant,
         conn: ConnId,
-        room: &str,
-        nickname: &str,
-        token: &str,
-        access_token: Option<String>,
+        j: Joining,
     ) -> Result<(), Refusal> {
+        let (room, nickname) = (j.room.as_str(), j.nickname.as_str());
+        let token = j.token.as_deref().unwrap_or_default();
         let key = resume_key(token);
         let found = self.rooms.get(room).and_then(|r| {
             r.remote
@@ -273,7 +276,7 @@ impl App {
                 "no session with this token; join without one",
             );
         };
-        let (grants, _) = self.authorize(room, nickname, access_token.as_deref())?;
+        let (grants, _) = self.authorize(now, conn, &j)?;
         self.admit(room, true)?;
         tracing::info!(peer = peer.0, room, "a member moves here from another node");
         let tracks: Vec<TrackId> = self.rooms.get(room).map_or_else(Vec::new, |r| {
@@ -296,6 +299,7 @@ impl App {
             nickname: nickname.to_owned(),
             token: token.to_owned(),
             grants,
+            access: j.access_token.as_deref().map(resume_key),
         };
         self.start_session(conn, member, true);
         Ok(())

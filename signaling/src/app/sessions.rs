@@ -7,9 +7,11 @@ use std::time::Instant;
 
 use engine::msg::{Control, PeerId, ShardId, TrackId};
 use protocol::names::{NICKNAME_RULE, ROOM_NAME_RULE, valid_nickname, valid_room_name};
-use protocol::{ErrorCode, PeerInfo, ServerMessage, TrackRef};
+use protocol::{ErrorCode, PeerInfo, RequestId, ServerMessage, TrackRef};
 
+use super::gate::Verdict;
 use super::membership::{peer_id_str, track_info};
+use super::remote::resume_key;
 use super::{App, Output, Refusal, close, refuse};
 use crate::transport::ConnId;
 
@@ -33,6 +35,8 @@ pub(super) struct Session {
     pub(super) since: u64,
     /// What the member may do (`--auth`).
     pub(super) grants: auth::Grants,
+    /// The SHA-256 of its access token, if it had one: what a kick bans.
+    pub(super) access: Option<String>,
 }
 
 /// Who a new session is for.
@@ -42,10 +46,14 @@ pub(super) struct Member {
     pub(super) nickname: String,
     pub(super) token: String,
     pub(super) grants: auth::Grants,
+    /// The SHA-256 of its access token, if it had one: what a kick bans.
+    pub(super) access: Option<String>,
 }
 
-/// A client's `join`, as it came.
+/// A client's `join`, as it came, and what the provider said of it once asked.
 pub(super) struct Joining {
+    /// The request's id, for the answer that may come later.
+    pub(super) id: Option<RequestId>,
     pub(super) room: String,
     pub(super) nickname: String,
     /// Resume this session.
@@ -53,64 +61,54 @@ pub(super) struct Joining {
     /// Never sent on to another node.
     pub(super) here: bool,
     pub(super) access_token: Option<String>,
+    pub(super) password: Option<String>,
+    /// The webhook provider's verdict, once it came.
+    pub(super) verdict: Option<Verdict>,
 }
 
 impl App {
     pub(super) fn join(&mut self, now: Instant, conn: ConnId, j: Joining) -> Result<(), Refusal> {
-        let Joining {
-            room,
-            nickname,
-            token,
-            here,
-            access_token,
-        } = j;
-        if !valid_room_name(&room) {
+        if !valid_room_name(&j.room) {
             return refuse(ErrorCode::InvalidRoom, ROOM_NAME_RULE);
         }
-        if !valid_nickname(&nickname) {
+        if !valid_nickname(&j.nickname) {
             return refuse(ErrorCode::InvalidNickname, NICKNAME_RULE);
         }
-        if let Some(token) = token {
-            return self.resume(now, conn, &room, &nickname, &token, access_token);
+        if self.asking.contains_key(&conn) {
+            return refuse(
+                ErrorCode::AlreadyJoined,
+                "this connection's join is being checked already",
+            );
         }
-        if self.holds_back(now, conn, &room, &nickname, here, &access_token) {
+        if let Some(token) = &j.token
+            && self.tokens.contains_key(token)
+        {
+            let token = token.clone();
+            return self.resume(now, conn, &j.room, &j.nickname, &token);
+        }
+        // A new session, or one moving here from a node that is gone: the provider's word
+        // first.
+        let Some(j) = self.asks_provider(conn, j) else {
+            return Ok(()); // until the webhook answers
+        };
+        if j.token.is_some() {
+            return self.take_over(now, conn, j);
+        }
+        let Some(j) = self.holds_back(now, conn, j) else {
             return Ok(()); // until the cluster says where the room is
-        }
-        self.join_here(now, conn, room, nickname, access_token)
-    }
-
-    /// What the access token (or the open provider) grants in `room`, and the nickname
-    /// to use (the token's `name` wins).
-    pub(super) fn authorize(
-        &self,
-        room: &str,
-        nickname: &str,
-        access_token: Option<&str>,
-    ) -> Result<(auth::Grants, String), Refusal> {
-        let creating = self
-            .rooms
-            .get(room)
-            .is_none_or(|r| r.members.is_empty() && r.remote.is_empty());
-        let now = unix_ms() / 1000;
-        let admission = self
-            .config
-            .auth
-            .admit(room, access_token, creating, now)
-            .map_err(|d| (ErrorCode::Forbidden, d.0))?;
-        let nickname = admission.name.unwrap_or_else(|| nickname.to_owned());
-        Ok((admission.grants, nickname))
+        };
+        self.join_here(now, conn, j)
     }
 
     /// A new session in `room` on this node.
     pub(super) fn join_here(
         &mut self,
-        _now: Instant,
+        now: Instant,
         conn: ConnId,
-        room: String,
-        nickname: String,
-        access_token: Option<String>,
+        j: Joining,
     ) -> Result<(), Refusal> {
-        let (grants, nickname) = self.authorize(&room, &nickname, access_token.as_deref())?;
+        let (grants, nickname) = self.authorize(now, conn, &j)?;
+        let room = j.room;
         self.admit(&room, false)?;
         let token = crate::random::token().map_err(|e| {
             tracing::error!("no random bytes for a session token: {e}");
@@ -123,12 +121,14 @@ impl App {
         let id = PeerId(self.next_peer);
         self.next_peer += 1;
         self.enter_room(&room, id, &nickname, grants.hidden);
+        self.set_room_password(&room, j.password.as_deref());
         let member = Member {
             id,
             room,
             nickname,
             token,
             grants,
+            access: j.access_token.as_deref().map(resume_key),
         };
         self.start_session(conn, member, false);
         Ok(())
@@ -142,6 +142,7 @@ impl App {
             nickname,
             token,
             grants,
+            access,
         } = member;
         self.tokens.insert(token.clone(), id);
         self.sessions.insert(
@@ -159,6 +160,7 @@ impl App {
                 subscribed: HashMap::new(),
                 since: unix_ms(),
                 grants,
+                access,
             },
         );
         if let Some(c) = self.conns.get_mut(&conn) {
@@ -233,11 +235,12 @@ impl App {
         room: &str,
         nickname: &str,
         token: &str,
-        access_token: Option<String>,
     ) -> Result<(), Refusal> {
         let Some(&id) = self.tokens.get(token) else {
-            // In a cluster, the session may be one of a node that is gone.
-            return self.take_over(conn, room, nickname, token, access_token);
+            return refuse(
+                ErrorCode::SessionExpired,
+                "the session has ended; join without a token",
+            );
         };
         let Some(s) = self.sessions.get_mut(&id) else {
             return refuse(
@@ -380,12 +383,15 @@ impl App {
             tracks,
             ice_servers,
             nodes: self.other_nodes.clone(),
+            nickname: s.nickname.clone(),
+            allowed: s.grants.allowed(),
+            locked: room.is_some_and(|r| r.locked),
         }
     }
 }
 
 /// Now, in milliseconds since the Unix epoch.
-fn unix_ms() -> u64 {
+pub(super) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)

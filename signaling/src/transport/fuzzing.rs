@@ -60,6 +60,7 @@ pub fn http_ws(data: &[u8]) {
         Some(Action::Upgrade {
             response,
             mut leftover,
+            ..
         }) => {
             assert!(
                 response.starts_with(b"HTTP/1.1 101 "),

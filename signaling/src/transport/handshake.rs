@@ -204,7 +204,11 @@ impl Transport {
         };
         self.handshakes.end(hs.addr);
         match action {
-            http::Action::Upgrade { response, leftover } => {
+            http::Action::Upgrade {
+                response,
+                leftover,
+                cookie,
+            } => {
                 let ws = WebSocket::from_partially_read(
                     Sock::new(hs.stream, response),
                     leftover,
@@ -217,6 +221,7 @@ impl Transport {
                 events.push(TransportEvent::Open {
                     conn: conn_id,
                     remote: hs.remote,
+                    cookie,
                 });
                 let conn = Conn {
                     state: State::Open(Box::new(OpenWs {

@@ -81,6 +81,8 @@ pub enum TransportEvent {
         conn: ConnId,
         /// The client's address, as the TCP connection shows it.
         remote: SocketAddr,
+        /// The upgrade request's `Cookie` header, if it had one.
+        cookie: Option<String>,
     },
     /// One complete text message (binary frames are refused: close 1003).
     Text {

@@ -48,6 +48,8 @@ pub(crate) enum Action {
         response: Vec<u8>,
         /// Bytes that followed the request.
         leftover: Vec<u8>,
+        /// The request's `Cookie` header.
+        cookie: Option<String>,
     },
 }
 
@@ -416,7 +418,9 @@ mod tests {
         let request = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n\
                        Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
         match run(format!("{request}\u{81}").as_bytes()) {
-            Action::Upgrade { response, leftover } => {
+            Action::Upgrade {
+                response, leftover, ..
+            } => {
                 let response = String::from_utf8(response).unwrap();
                 assert!(
                     response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n")

@@ -46,9 +46,17 @@ pub(super) fn upgrade(req: &Request<'_>, buf: &[u8], header_end: usize, ws_full:
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {accept}\r\n\r\n"
     );
+    // The cookie goes to the webhook permissions provider, whole (it may hold the
+    // operator's session); a cookie that is not text is left out.
+    let cookie = req
+        .header("cookie")
+        .and_then(|c| std::str::from_utf8(c).ok())
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
     Action::Upgrade {
         response: response.into_bytes(),
         leftover: buf[header_end..].to_vec(),
+        cookie,
     }
 }
 

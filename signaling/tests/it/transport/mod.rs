@@ -139,7 +139,7 @@ impl Server {
 
     fn wait_open(&self) -> ConnId {
         match self.wait_for("Open", |e| matches!(e, TransportEvent::Open { .. })) {
-            TransportEvent::Open { conn, remote } => {
+            TransportEvent::Open { conn, remote, .. } => {
                 assert!(remote.ip().is_loopback());
                 conn
             }
