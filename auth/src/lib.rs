@@ -18,8 +18,8 @@ mod jwt;
 pub mod webhook;
 
 pub use grants::Grants;
-pub use protocol::Source;
 pub use jwt::{Claims, JwtKeys, mint};
+pub use protocol::Source;
 pub use webhook::{Question, Webhook, WebhookConfig};
 
 /// Why a join is refused, in a sentence for the client.

@@ -101,9 +101,11 @@ pub fn read_answer(status: u16, body: &str) -> Result<Admission, Denied> {
         ))
     })?;
     if !answer.allow {
-        return Err(Denied(answer.reason.filter(|r| !r.is_empty()).unwrap_or_else(
-            || "the permissions service does not let you into this room".into(),
-        )));
+        return Err(Denied(
+            answer.reason.filter(|r| !r.is_empty()).unwrap_or_else(|| {
+                "the permissions service does not let you into this room".into()
+            }),
+        ));
     }
     let mut grants = answer.video;
     grants.room_join = true;
@@ -319,9 +321,24 @@ mod tests {
     fn a_deny_says_the_services_reason_and_failures_say_what_failed() {
         let d = read_answer(200, r#"{"allow":false,"reason":"not on the list"}"#).unwrap_err();
         assert_eq!(d.0, "not on the list");
-        assert!(read_answer(200, r#"{}"#).unwrap_err().0.contains("does not let you"));
-        assert!(read_answer(500, "oops").unwrap_err().0.contains("status 500"));
-        assert!(read_answer(200, "<html>").unwrap_err().0.contains("not one"));
+        assert!(
+            read_answer(200, r#"{}"#)
+                .unwrap_err()
+                .0
+                .contains("does not let you")
+        );
+        assert!(
+            read_answer(500, "oops")
+                .unwrap_err()
+                .0
+                .contains("status 500")
+        );
+        assert!(
+            read_answer(200, "<html>")
+                .unwrap_err()
+                .0
+                .contains("not one")
+        );
         assert!(is_deny(r#"{"allow":false}"#) && !is_deny("<html>"));
     }
 

@@ -152,6 +152,17 @@ impl Connection {
         &self.session.peer_id
     }
 
+    /// Our nickname in the room, as the server said at `joined` (an access token may
+    /// fix it).
+    pub fn nickname(&self) -> &str {
+        &self.session.nickname
+    }
+
+    /// What we may do in the room, as the server said at `joined`.
+    pub fn allowed(&self) -> &protocol::Allowed {
+        &self.session.allowed
+    }
+
     /// Other members, as the server last told us.
     pub fn peers(&self) -> &[PeerInfo] {
         &self.session.peers

@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
-use protocol::{ClientMessage, PeerInfo, ServerMessage, TrackInfo};
+use protocol::{Allowed, ClientMessage, PeerInfo, ServerMessage, TrackInfo};
 use str0m::change::{SdpAnswer, SdpOffer};
 
 use crate::error::ClientError;
@@ -38,6 +38,9 @@ pub struct Session {
     pub server_media: Option<SocketAddr>,
     /// In a cluster, where the other nodes are (to go on there if ours dies).
     pub nodes: Vec<String>,
+    /// Our nickname in the room (an access token may fix it), and what we may do there.
+    pub nickname: String,
+    pub allowed: Allowed,
     outgoing: VecDeque<ClientMessage>,
     events: VecDeque<SessionEvent>,
 }
@@ -53,6 +56,8 @@ impl Session {
             tracks: Vec::new(),
             server_media: None,
             nodes: Vec::new(),
+            nickname: String::new(),
+            allowed: Allowed::default(),
             outgoing: VecDeque::new(),
             events: VecDeque::new(),
         }
@@ -105,9 +110,13 @@ impl Session {
                 peers,
                 tracks,
                 nodes,
+                nickname,
+                allowed,
                 ..
             } => {
                 self.nodes = nodes.clone();
+                self.nickname = nickname.clone();
+                self.allowed = allowed.clone();
                 self.peer_id = peer_id.clone();
                 self.token = token.clone();
                 self.peers = peers.clone();

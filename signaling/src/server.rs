@@ -430,7 +430,13 @@ fn run(
                 c.sync(&app, busy.iter().copied().fold(0.0, f64::max));
             }
         }
-        deliver(&mut app, &mut transport, &engine, cluster.as_mut(), webhook.as_mut());
+        deliver(
+            &mut app,
+            &mut transport,
+            &engine,
+            cluster.as_mut(),
+            webhook.as_mut(),
+        );
     };
     let reason = match &end {
         End::Failed(_) => "the server failed and is restarting",

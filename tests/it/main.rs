@@ -21,6 +21,8 @@
 //! | `cluster` | servers on one Redis: the registry and the room directory |
 //! | `multi_node` | one room across three nodes: media, chat and leaving cross the node ports |
 //! | `permissions` | `--auth jwt`: grants allowed and denied, bad tokens, `peer-calls token` |
+//! | `webhook` | `--auth webhook`: the worked example's service, the question, the cache, a service down or slow |
+//! | `moderation` | kick, mute, lock, end for `roomAdmin`; room passwords |
 //! | `support` | what the tests share: a server, bystanders, hostile clients |
 
 // Not every module uses every helper of `support`.
@@ -41,6 +43,7 @@ mod keepalive;
 mod large_room;
 mod lifecycle;
 mod metrics;
+mod moderation;
 mod multi_node;
 mod non_browser;
 mod overload;
@@ -49,3 +52,4 @@ mod play;
 mod rsa_dtls;
 mod sfu_loopback;
 mod tls;
+mod webhook;

@@ -17,7 +17,7 @@ use crate::support::{BIN, LOCALHOST, server};
 
 const SECRET: &[u8] = b"the permissions test's secret, 32+ bytes";
 
-fn jwt_server() -> RunningServer {
+pub fn jwt_server() -> RunningServer {
     let mut keys = auth::JwtKeys::default();
     keys.add_secret(None, SECRET).unwrap();
     server(
@@ -38,7 +38,7 @@ fn now() -> u64 {
 }
 
 /// A token for `room`, named `name`, with these grants over roomJoin and roomCreate.
-fn token(room: &str, name: &str, grants: serde_json::Value) -> String {
+pub fn token(room: &str, name: &str, grants: serde_json::Value) -> String {
     let mut video = serde_json::json!({"room": room, "roomJoin": true, "roomCreate": true});
     for (k, v) in grants.as_object().unwrap() {
         video[k] = v.clone();
@@ -52,7 +52,7 @@ fn token(room: &str, name: &str, grants: serde_json::Value) -> String {
     auth::mint(SECRET, None, &claims).unwrap()
 }
 
-fn refused(r: Result<Connection, ClientError>) -> (ErrorCode, String) {
+pub fn refused(r: Result<Connection, ClientError>) -> (ErrorCode, String) {
     match r {
         Err(ClientError::Refused(code, reason)) => (code, reason),
         Err(e) => panic!("refused otherwise: {e}"),
@@ -60,7 +60,7 @@ fn refused(r: Result<Connection, ClientError>) -> (ErrorCode, String) {
     }
 }
 
-fn video(name: &str) -> LocalTrack {
+pub fn video(name: &str) -> LocalTrack {
     LocalTrack {
         stream_id: name.into(),
         track_id: format!("{name}-video"),

@@ -142,12 +142,11 @@ impl App {
         let creating = self.room_is_empty(room);
         let admission = match &j.verdict {
             Some(verdict) => verdict.clone(),
-            None => self.config.auth.admit(
-                room,
-                j.access_token.as_deref(),
-                creating,
-                unix_ms() / 1000,
-            ),
+            None => {
+                self.config
+                    .auth
+                    .admit(room, j.access_token.as_deref(), creating, unix_ms() / 1000)
+            }
         }
         .map_err(|d| (ErrorCode::Forbidden, d.0))?;
         // A member moving here from a node that is gone is in the room already: its

@@ -70,11 +70,17 @@ impl App {
     ) -> Result<(), Refusal> {
         let (room, nickname) = self.moderator(by)?;
         if peer_id == peer_id_str(by) {
-            return refuse(ErrorCode::InvalidMessage, "leave instead of kicking yourself");
+            return refuse(
+                ErrorCode::InvalidMessage,
+                "leave instead of kicking yourself",
+            );
         }
         let reason = reason.filter(|r| !r.trim().is_empty());
         if reason.as_ref().is_some_and(|r| r.chars().count() > 200) {
-            return refuse(ErrorCode::InvalidMessage, "a reason is 200 characters at most");
+            return refuse(
+                ErrorCode::InvalidMessage,
+                "a reason is 200 characters at most",
+            );
         }
         let action = Moderation::Kick {
             peer_id: peer_id.to_owned(),
@@ -163,7 +169,13 @@ impl App {
                 let Some(target) = local(self, peer_id) else {
                     return;
                 };
-                tracing::info!(room, peer = target.0, by, ?reason, "a moderator kicks a member");
+                tracing::info!(
+                    room,
+                    peer = target.0,
+                    by,
+                    ?reason,
+                    "a moderator kicks a member"
+                );
                 let access = self.sessions.get(&target).and_then(|s| s.access.clone());
                 if let (Some(access), Some(r)) = (access, self.rooms.get_mut(room)) {
                     r.banned.push(access);
@@ -182,7 +194,13 @@ impl App {
                 let Some(s) = self.sessions.get(&target) else {
                     return;
                 };
-                tracing::info!(room, peer = target.0, by, ?source, "a moderator mutes a member");
+                tracing::info!(
+                    room,
+                    peer = target.0,
+                    by,
+                    ?source,
+                    "a moderator mutes a member"
+                );
                 let (shard, conn) = (s.shard, s.conn);
                 for track in tracks {
                     if let Some(shard) = shard {

@@ -264,12 +264,10 @@ impl App {
         let (room, nickname) = (j.room.as_str(), j.nickname.as_str());
         let token = j.token.as_deref().unwrap_or_default();
         let key = resume_key(token);
-        let found = self.rooms.get(room).and_then(|r| {
-            r.remote
-                .iter()
-                .find(|m| m.resume == key && m.nickname == nickname)
-                .map(|m| m.peer)
-        });
+        let found = self
+            .rooms
+            .get(room)
+            .and_then(|r| r.remote.iter().find(|m| m.resume == key).map(|m| m.peer));
         let Some(peer) = found else {
             return refuse(
                 ErrorCode::SessionExpired,

@@ -84,7 +84,7 @@ impl App {
             && self.tokens.contains_key(token)
         {
             let token = token.clone();
-            return self.resume(now, conn, &j.room, &j.nickname, &token);
+            return self.resume(now, conn, &j.room, &token);
         }
         // A new session, or one moving here from a node that is gone: the provider's word
         // first.
@@ -233,7 +233,6 @@ impl App {
         _now: Instant,
         conn: ConnId,
         room: &str,
-        nickname: &str,
         token: &str,
     ) -> Result<(), Refusal> {
         let Some(&id) = self.tokens.get(token) else {
@@ -248,10 +247,12 @@ impl App {
                 "the session has ended; join without a token",
             );
         };
-        if s.room != room || s.nickname != nickname {
+        // The token is the session's secret; the nickname is not checked (an access
+        // token may have fixed it to another than the page sends).
+        if s.room != room {
             return refuse(
                 ErrorCode::SessionExpired,
-                "the token belongs to another room or nickname",
+                "the token belongs to another room",
             );
         }
         if let Some(old) = s.conn.replace(conn) {
