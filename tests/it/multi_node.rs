@@ -944,3 +944,89 @@ fn a_cut_link_between_two_nodes_is_noticed_on_both_sides_and_media_resumes_when_
         );
     }
 }
+
+#[test]
+fn a_moderator_on_one_node_kicks_locks_and_ends_for_members_on_another() {
+    use crate::permissions::{refused, token};
+    let redis = RedisServer::start();
+    let mut keys = auth::JwtKeys::default();
+    keys.add_secret(None, b"the permissions test's secret, 32+ bytes")
+        .unwrap();
+    let app = AppConfig {
+        auth: auth::Provider::Jwt(keys),
+        ..AppConfig::default()
+    };
+    let nodes: Vec<RunningServer> = ["a", "b"]
+        .iter()
+        .map(|id| node_with(&redis, id, 1, app.clone()))
+        .collect();
+    wait_metric(&nodes, "peercalls_cluster_nodes", 2.0);
+    let admin = token("mod", "Ada", serde_json::json!({"roomAdmin": true}));
+    let member = |name: &str| token("mod", name, serde_json::json!({}));
+    let mut ada =
+        Connection::join_with_access_token(nodes[0].http_addr, "mod", "a", LOCALHOST, &admin)
+            .unwrap();
+    let mut bo = Connection::join_with_access_token(
+        nodes[1].http_addr,
+        "mod",
+        "b",
+        LOCALHOST,
+        &member("Bo"),
+    )
+    .unwrap();
+    let mut cy = Connection::join_with_access_token(
+        nodes[1].http_addr,
+        "mod",
+        "c",
+        LOCALHOST,
+        &member("Cy"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ada.peers().len() < 2 {
+        assert!(Instant::now() < deadline, "ada sees {:?}", ada.peers());
+        for c in [&mut ada, &mut bo, &mut cy] {
+            c.poll(Duration::from_millis(5)).unwrap();
+            while c.next_event().is_some() {}
+        }
+    }
+    let heard = |c: &mut Connection, f: &dyn Fn(&ServerMessage) -> bool| {
+        c.wait_for(
+            Duration::from_secs(10),
+            |e| matches!(e, SessionEvent::Server(m) if f(m)),
+        )
+        .unwrap()
+    };
+    let bo_id = bo.peer_id().to_owned();
+    ada.send(&ClientMessage::Kick {
+        peer_id: bo_id,
+        reason: Some("off topic".into()),
+    })
+    .unwrap();
+    assert!(heard(
+        &mut bo,
+        &|m| matches!(m, ServerMessage::Kicked { by, .. } if by == "Ada")
+    ));
+    ada.send(&ClientMessage::LockRoom { locked: true }).unwrap();
+    assert!(heard(&mut cy, &|m| matches!(
+        m,
+        ServerMessage::RoomLocked { locked: true, .. }
+    )));
+    let (_, reason) = refused(Connection::join_with_access_token(
+        nodes[1].http_addr,
+        "mod",
+        "d",
+        LOCALHOST,
+        &member("Di"),
+    ));
+    assert!(reason.contains("locked"), "node b keeps the lock: {reason}");
+    ada.send(&ClientMessage::EndRoom).unwrap();
+    assert!(heard(
+        &mut cy,
+        &|m| matches!(m, ServerMessage::RoomEnded { by } if by == "Ada")
+    ));
+    assert!(heard(&mut ada, &|m| matches!(
+        m,
+        ServerMessage::RoomEnded { .. }
+    )));
+}
