@@ -6,6 +6,7 @@ import { LocalMedia, LevelMeter, mediaSupported } from './media.js';
 import { show, showError, notice, homeAction, setToggle, invite, fillQuality, fillDevices } from './ui.js';
 import { rememberRoom } from './landing.js';
 import { startCall } from './call/call.js';
+import { takeAccessToken, readClaims } from './access.js';
 
 /** What this browser lacks for a call, or '' when it has everything. */
 export function missingFeatures() {
@@ -39,6 +40,20 @@ export async function initLobby(room) {
   $('lobby-link').value = callUrl(room);
   const nick = $('nickname');
   nick.value = store.get('nickname', '');
+  // An invitation (`?access_token=`) may fix the name and make a receive-only member.
+  const accessToken = takeAccessToken(room);
+  const claims = readClaims(accessToken);
+  if (claims.name) {
+    nick.value = claims.name;
+    nick.readOnly = true;
+    $('nickname-fixed').hidden = false;
+  }
+  // A password is for rooms without invitations.
+  $('password-box').hidden = Boolean(accessToken);
+  if (claims.viewer) {
+    $('viewer-note').hidden = false;
+    for (const e of document.querySelectorAll('#lobby .toggles, #lobby .device-select, #lobby .quality-select, #lobby label[for$="-device"], #lobby label[for="lobby-quality"]')) e.hidden = true;
+  }
   const media = new LocalMedia();
   const meter = new LevelMeter();
   const preview = $('preview');
@@ -81,7 +96,7 @@ export async function initLobby(room) {
   document.querySelectorAll('.copy-link').forEach((b) => { b.onclick = () => invite(room, false); });
   navigator.mediaDevices?.addEventListener?.('devicechange', () => fillDevices(media));
 
-  if (!mediaSupported()) {
+  if (!mediaSupported() && !claims.viewer) {
     showError('media-error', 'Camera and microphone need a secure page (https:// or localhost). You can still join to watch, listen and chat.');
   }
   // Meter animation on the join screen only (stops when the call starts).
@@ -101,16 +116,19 @@ export async function initLobby(room) {
     showError('join-error', '');
     started = true;
     $('join').disabled = true;
-    store.set('nickname', nickname);
+    if (!claims.name) store.set('nickname', nickname);
     clearInterval(lobbyMeter);
     lobbyMeter = 0;
     meter.ensureContext(); // a user gesture: audio may start now
-    startCall(room, nickname, media, meter);
+    const password = $('room-password').value || null;
+    startCall(room, nickname, media, meter, { accessToken, password });
   });
   if (nick.value) $('join').focus();
   else nick.focus();
   // The level meter's AudioContext may start only after a user gesture.
   document.addEventListener('pointerdown', () => meter.ensureContext(), { once: true });
+  // A receive-only member is never asked for a camera or microphone.
+  if (claims.viewer) return;
   await media.start();
   errors();
   await fillDevices(media);

@@ -53,18 +53,30 @@ export const isScreenStream = (streamId) => streamId.startsWith(SCREEN_PREFIX);
 /**
  * Events:
  *  'conn' {state: 'connecting'|'connected'|'reconnecting'|'blocked'|'closed', detail, retryAt}
- *  'joined' {peerId, resumed, fresh}    'reset' (a fresh session: forget all remote state)
+ *  'joined' {peerId, resumed, allowed, locked}  'reset' (a fresh session: forget all remote state)
  *  'peer-joined' {peerId, nickname}     'peer-left' {peerId}
  *  'track-published' info               'track-unpublished' info
  *  'track' {key, info, track}           'track-ended' {key, info}
  *  'message' {from, data}               'fatal' {code, message}
  *  'notice' {message, error}           'rate-limited' {reason} (the server dropped a message)
+ *  'nickname' {nickname} (an invitation fixed ours)   'password-required' {reason, retry}
+ *  'muted' {source, by} (a moderator)  'locked' {locked, by}
+ * 'fatal' codes beyond the server's: 'kicked', 'room_ended', 'forbidden' (not admitted).
  */
 export class Session extends Emitter {
-  constructor({ room, nickname, media }) {
+  constructor({ room, nickname, media, accessToken = null, password = null }) {
     super();
     this.room = room;
     this.nickname = nickname;
+    // Sent with every join: an invitation (`--auth`), a room password.
+    this.accessToken = accessToken;
+    this.password = password;
+    // What the server lets us do here (`joined`): which controls the page shows.
+    this.allowed = { publish: ['camera', 'microphone', 'screen_share', 'screen_share_audio'], subscribe: true, data: true, moderate: false };
+    this.locked = false;
+    // Microphone or camera a moderator muted: the server took the track back; turning it
+    // on again publishes it afresh.
+    this.revoked = new Set();
     this.media = media; // LocalMedia
     this.ws = null;
     this.pc = null;
@@ -233,6 +245,8 @@ export class Session extends Emitter {
   sendJoin() {
     const join = { type: 'join', room: this.room, nickname: this.nickname };
     if (this.token) join.token = this.token;
+    if (this.accessToken) join.access_token = this.accessToken;
+    if (this.password) join.password = this.password;
     if (this.redirected) join.here = true; // sent on once already: stay
     this.send(join);
   }
@@ -340,6 +354,21 @@ export class Session extends Emitter {
       case 'pong':
         return;
       case 'redirect': return this.onRedirect(msg);
+      case 'kicked':
+        this.fatal('kicked', msg.reason ? `${msg.by} removed you from the call: “${msg.reason}”.` : `${msg.by} removed you from the call.`);
+        return;
+      case 'room_ended':
+        this.fatal('room_ended', `${msg.by} ended the call for everyone.`);
+        return;
+      case 'muted':
+        if (msg.source === 'microphone') this.revoked.add('audio');
+        if (msg.source === 'camera') this.revoked.add('video');
+        this.emit('muted', { source: msg.source, by: msg.by });
+        return;
+      case 'room_locked':
+        this.locked = Boolean(msg.locked);
+        this.emit('locked', { locked: this.locked, by: msg.by });
+        return;
       case 'error': return this.onError(msg);
       default:
         console.debug('ignoring message', msg);
@@ -358,6 +387,13 @@ export class Session extends Emitter {
     this.peerId = msg.peerId;
     this.token = msg.token;
     this.iceServers = msg.iceServers ?? [];
+    if (msg.allowed) this.allowed = msg.allowed;
+    this.locked = Boolean(msg.locked);
+    // An invitation may fix our name to another than the one we sent.
+    if (typeof msg.nickname === 'string' && msg.nickname && msg.nickname !== this.nickname) {
+      this.nickname = msg.nickname;
+      this.emit('nickname', { nickname: msg.nickname });
+    }
     this.rejoining = false;
     this.setSignal('open');
 
@@ -371,7 +407,7 @@ export class Session extends Emitter {
     }
     const listed = new Set(msg.tracks.map(trackKey));
     for (const key of [...this.tracks.keys()]) if (!listed.has(key)) this.dropTrack(key);
-    this.emit('joined', { peerId: msg.peerId, resumed, peers: msg.peers });
+    this.emit('joined', { peerId: msg.peerId, resumed, peers: msg.peers, allowed: this.allowed, locked: this.locked });
     for (const p of msg.peers) {
       if (this.peers.get(p.peerId) === p.nickname) continue;
       this.peers.set(p.peerId, p.nickname);
@@ -451,6 +487,15 @@ export class Session extends Emitter {
       case 'invalid_room':
         this.fatal(code, `“${this.room}” is not a valid room name: use 1–64 letters, digits, '-', '_' or '.'.`);
         return;
+      case 'forbidden':
+        // Before joining: not admitted (the server closes the socket). In a call: one
+        // request our grants do not allow; the rest of the call goes on.
+        if (!this.joined) this.fatal(code, reason);
+        else this.emit('notice', { message: `Not allowed: ${reason}`, error: true });
+        return;
+      case 'password_required':
+        this.emit('password-required', { reason, retry: Boolean(this.password) });
+        return;
       case 'invalid_nickname':
         this.fatal(code, 'That nickname is not allowed: use 1–64 characters, no control characters.');
         return;
@@ -472,6 +517,11 @@ export class Session extends Emitter {
         for (const p of this.published.values()) if (!p.transceiver) this.emit('notice', { message: `Could not publish: ${reason}`, error: true });
         return;
       case 'rate_limited':
+        // Before joining: too many wrong room passwords from this address.
+        if (!this.joined) {
+          this.emit('password-required', { reason, retry: true });
+          return;
+        }
         // A message was dropped by the server. Only file transfers send that fast.
         console.warn('rate limited by the server', reason);
         this.emit('rate-limited', { reason });
@@ -512,10 +562,13 @@ export class Session extends Emitter {
     this.audioSender = null;
     this.videoSender = null;
     this.mediaState = 'new';
-    for (const p of this.published.values()) {
+    for (const [k, p] of this.published) {
       p.transceiver = null;
       p.sent = false;
+      // A fresh session offers the microphone and camera from the start.
+      if (p.replaces) this.published.delete(k);
     }
+    this.revoked.clear();
     for (const key of [...this.receivers.keys()]) this.endReceiver(key);
     this.requested.clear();
     this.confirmed.clear();
@@ -556,9 +609,12 @@ export class Session extends Emitter {
     pc.createDataChannel('peer-calls'); // the first offer always has an m-line
     // Microphone and camera: one sendonly transceiver each, with or without a track, on one stream
     // (so the server sees them as one participant's audio and video).
+    // A receive-only member (or one without a source's grant) offers none for it: the
+    // server would refuse it.
     const stream = this.media.stream;
-    this.audioSender = pc.addTransceiver(this.media.audioTrack ?? 'audio', { direction: 'sendonly', streams: [stream] }).sender;
-    this.videoSender = pc.addTransceiver(this.media.videoTrack ?? 'video', { direction: 'sendonly', streams: [stream] }).sender;
+    const may = (source) => this.allowed.publish.includes(source);
+    if (may('microphone')) this.audioSender = pc.addTransceiver(this.media.audioTrack ?? 'audio', { direction: 'sendonly', streams: [stream] }).sender;
+    if (may('camera')) this.videoSender = pc.addTransceiver(this.media.videoTrack ?? 'video', { direction: 'sendonly', streams: [stream] }).sender;
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     this.send({ type: 'offer', sdp: pc.localDescription.sdp });
@@ -616,6 +672,8 @@ export class Session extends Emitter {
       const tr = pc.getTransceivers().find((t) => t.mid === sec.mid);
       if (!tr) continue;
       p.transceiver = tr;
+      if (p.replaces === 'audio') this.audioSender = tr.sender;
+      if (p.replaces === 'video') this.videoSender = tr.sender;
       await tr.sender.replaceTrack(p.track);
       tr.direction = 'sendonly';
       if (tr.sender.setStreams && p.stream) tr.sender.setStreams(p.stream);
@@ -674,6 +732,43 @@ export class Session extends Emitter {
     this.published.set(msidKey(ref.streamId, ref.trackId), p);
     if (this.mediaReady) this.sendPublish(p);
     return ref;
+  }
+
+  /**
+   * Our microphone or camera, muted by a moderator (the server took its track back), is
+   * turned on again: publish it afresh.
+   */
+  republish(kind) {
+    if (!this.revoked.delete(kind)) return;
+    const track = kind === 'audio' ? this.media.audioTrack : this.media.videoTrack;
+    if (!track) return;
+    const ref = this.publish(track, this.media.stream.id, this.media.stream);
+    this.published.get(msidKey(ref.streamId, ref.trackId)).replaces = kind;
+  }
+
+  /** Joins again with a room password (the server asked for one). */
+  joinWithPassword(password) {
+    this.password = password;
+    if (this.ws?.readyState === WebSocket.OPEN && !this.joined) this.sendJoin();
+    else this.retryNow();
+  }
+
+  // ---------------------------------------------------------------- moderation (roomAdmin)
+
+  kick(peerId, reason) {
+    this.send(reason ? { type: 'kick', peerId, reason } : { type: 'kick', peerId });
+  }
+
+  mute(peerId, source) {
+    this.send({ type: 'mute', peerId, source });
+  }
+
+  lockRoom(locked) {
+    this.send({ type: 'lock_room', locked });
+  }
+
+  endRoom() {
+    this.send({ type: 'end_room' });
   }
 
   sendPublish(p) {

@@ -10,13 +10,14 @@ import { show, toast, notice, homeAction, reloadAction, invite } from '../ui.js'
 import { wireTiles } from './tiles.js';
 import { wireControls } from './controls.js';
 import { wireConnection } from './connection.js';
+import { denialTitle } from '../access.js';
 
 /**
  * What the parts of a call share: the session and what the page shows of it.
  * `myState()` is this member's microphone and camera; `announce(to)` tells the room.
  */
-function callContext(room, nickname, media, meter) {
-  const session = new Session({ room, nickname, media });
+function callContext(room, nickname, media, meter, credentials) {
+  const session = new Session({ room, nickname, media, ...credentials });
   const stage = new Stage($('stage'));
   const names = new Map(); // peerId -> nickname, kept after they leave (chat history)
   const call = {
@@ -28,7 +29,7 @@ function callContext(room, nickname, media, meter) {
     stage,
     names,
     peerState: new Map(), // peerId -> {audio, video}
-    nameOf: (id) => (id === session.peerId ? nickname : names.get(id) ?? 'someone'),
+    nameOf: (id) => (id === session.peerId ? call.nickname : names.get(id) ?? 'someone'),
     myState: () => ({
       audio: media.audioOn && Boolean(media.audioTrack),
       video: media.videoOn && Boolean(media.videoTrack),
@@ -49,9 +50,22 @@ function callContext(room, nickname, media, meter) {
   return call;
 }
 
-export function startCall(room, nickname, media, meter) {
+/** The title of the page a call that ended by `fatal` gets. */
+export function fatalTitle(code, message) {
+  const titles = {
+    room_full: 'This room is full',
+    replaced: 'Call opened elsewhere',
+    server_full: 'The server is full',
+    kicked: 'You were removed from the call',
+    room_ended: 'The call has ended',
+  };
+  return titles[code] ?? (code === 'forbidden' ? denialTitle(message) : 'Could not join');
+}
+
+/** `credentials`: {accessToken, password} for the join. */
+export function startCall(room, nickname, media, meter, credentials = {}) {
   show('in-call');
-  const call = callContext(room, nickname, media, meter);
+  const call = callContext(room, nickname, media, meter, credentials);
   const { session, stage, chat } = call;
   window.peerCalls = { session, stage, media, chat }; // for tests and debugging
 
@@ -62,11 +76,22 @@ export function startCall(room, nickname, media, meter) {
   session.on('notice', ({ message, error }) => toast(message, { error }));
   session.on('fatal', ({ code, message }) => {
     endCall(false);
-    const title = { room_full: 'This room is full', replaced: 'Call opened elsewhere', server_full: 'The server is full' }[code] ?? 'Could not join';
+    if ($('password-dialog').open) $('password-dialog').close();
+    const final = code === 'kicked' || code === 'room_ended' || code === 'forbidden';
     const actions = code === 'replaced'
       ? [{ label: 'Use it here', primary: true, onclick: () => location.reload() }, homeAction]
-      : [reloadAction(), homeAction];
-    notice(title, message, actions, 'error');
+      : final ? [{ ...homeAction, primary: true }] : [reloadAction(), homeAction];
+    notice(fatalTitle(code, message), message, actions, final && code !== 'forbidden' ? 'info' : 'error');
+  });
+  // An invitation named us otherwise than the join screen did.
+  session.on('nickname', ({ nickname: name }) => {
+    call.nickname = name;
+    stage.tiles.get('local')?.setName(name);
+    call.renderPeople();
+  });
+  wirePassword(session, () => {
+    endCall(false);
+    notice('You left the call', `Room “${room}”.`, [reloadAction('Try again'), homeAction]);
   });
 
   function endCall(sendLeave) {
@@ -98,4 +123,23 @@ export function startCall(room, nickname, media, meter) {
   for (const ev of ['joined', 'peer-joined', 'peer-left', 'reset']) session.on(ev, renderAlone);
 
   session.start();
+}
+
+/** The room needs a password: ask for it, and join again with it. */
+function wirePassword(session, leave) {
+  const dialog = $('password-dialog');
+  session.on('password-required', ({ reason, retry }) => {
+    const error = $('password-error');
+    error.textContent = retry ? reason : '';
+    error.hidden = !retry;
+    if (!dialog.open) dialog.showModal?.() ?? dialog.setAttribute('open', '');
+    $('password-input').focus();
+  });
+  $('password-form').addEventListener('submit', () => {
+    session.joinWithPassword($('password-input').value);
+  });
+  $('password-leave').onclick = () => {
+    dialog.close();
+    leave();
+  };
 }

@@ -6,6 +6,24 @@ import { $, el, icon, store } from '../util.js';
 import { SCREEN_PREFIX } from '../session.js';
 import { screenShareSupported } from '../media.js';
 import { toast, showError, invite, fillQuality, fillDevices } from '../ui.js';
+import { SOURCE_NAMES } from '../access.js';
+
+/**
+ * Which controls a member sees, from what the server allows it (`joined`): none it may
+ * not use, so that nothing shows that would only be refused.
+ */
+export function visibleControls(allowed, screenSupported = true) {
+  const may = (s) => allowed.publish.includes(s);
+  return {
+    mic: may('microphone'),
+    cam: may('camera'),
+    screen: screenSupported && may('screen_share'),
+    screenAudio: may('screen_share_audio'),
+    devices: may('microphone') || may('camera'),
+    chat: allowed.data,
+    moderate: allowed.moderate,
+  };
+}
 
 /** The people list's rows: this member first, then the others with their state. */
 export function peopleRows({ selfId, nickname, selfState, peers, peerState }) {
@@ -39,12 +57,73 @@ export function wireControls(call) {
   media.on('track', () => call.syncLocal());
   media.on('error', ({ message }) => toast(message, { error: true, ms: 7000 }));
   renderControls();
-  micBtn.onclick = () => media.setAudioOn(!media.audioOn);
-  camBtn.onclick = () => media.setVideoOn(!media.videoOn);
+  // Turning on a microphone or camera a moderator muted publishes it afresh.
+  micBtn.onclick = () => media.setAudioOn(!media.audioOn).then(() => { if (media.audioOn) session.republish('audio'); });
+  camBtn.onclick = () => media.setVideoOn(!media.videoOn).then(() => { if (media.videoOn) session.republish('video'); });
   document.addEventListener('keydown', (e) => {
-    if (e.target.closest?.('input, textarea, select') || e.ctrlKey || e.metaKey || e.altKey) return;
-    if (e.key === 'm') micBtn.click();
-    if (e.key === 'v') camBtn.click();
+    if (e.target.closest?.('input, textarea, select, dialog') || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === 'm' && !micBtn.hidden) micBtn.click();
+    if (e.key === 'v' && !camBtn.hidden) camBtn.click();
+  });
+
+  // ---- what this member may do: the controls it may not use are not shown
+  session.on('joined', ({ allowed, locked }) => {
+    const v = visibleControls(allowed, screenShareSupported());
+    micBtn.hidden = !v.mic;
+    camBtn.hidden = !v.cam;
+    $('screen-wrap').hidden = !v.screen;
+    $('share-screen-audio').hidden = !v.screenAudio;
+    $('btn-settings').hidden = !v.devices;
+    $('chat-form').hidden = !v.chat;
+    $('moderate-wrap').hidden = !v.moderate;
+    renderLock(locked);
+  });
+  // A moderator muted us: the server stopped forwarding it; the page says so and shows it off.
+  session.on('muted', ({ source, by }) => {
+    toast(`${by} muted your ${SOURCE_NAMES[source] ?? source}.`, { ms: 6000 });
+    if (source === 'microphone') media.setAudioOn(false);
+    if (source === 'camera') media.setVideoOn(false);
+    if (source === 'screen_share' || source === 'screen_share_audio') stopScreen();
+  });
+
+  // ---- moderation (roomAdmin): lock the room, end the call for everyone
+  const modMenu = $('moderate-menu');
+  const showModMenu = (open) => {
+    modMenu.hidden = !open;
+    $('btn-moderate').setAttribute('aria-expanded', String(open));
+  };
+  $('btn-moderate').onclick = () => showModMenu(modMenu.hidden);
+  document.addEventListener('click', (e) => {
+    if (!e.target.closest('#moderate-wrap')) showModMenu(false);
+  });
+  function renderLock(locked) {
+    $('lock-room').textContent = locked ? 'Unlock the room' : 'Lock the room';
+    $('room-name').classList.toggle('locked', locked);
+    $('room-name').title = locked ? 'Locked: nobody new may join' : '';
+  }
+  $('lock-room').onclick = () => {
+    showModMenu(false);
+    session.lockRoom(!session.locked);
+  };
+  // Ending the call for everyone takes a second click, so that a slip does not end it.
+  let endArmed = 0;
+  $('end-room').onclick = () => {
+    if (!endArmed) {
+      $('end-room').textContent = 'Click again to end the call for everyone';
+      endArmed = setTimeout(() => {
+        endArmed = 0;
+        $('end-room').textContent = 'End the call for everyone';
+      }, 4000);
+      return;
+    }
+    clearTimeout(endArmed);
+    endArmed = 0;
+    showModMenu(false);
+    session.endRoom();
+  };
+  session.on('locked', ({ locked, by }) => {
+    renderLock(locked);
+    toast(locked ? `${by} locked the room: nobody new may join.` : `${by} unlocked the room.`);
   });
 
   // ---- screen share: its own stream (id 'screen-…'), published with `publish`, shown as its own tile

@@ -2,7 +2,7 @@
 // screen share, the tracks each shows, what each member says of its microphone and
 // camera, who is speaking, and which video the client subscribes to (what is on screen).
 
-import { $, store } from '../util.js';
+import { $, el, icon, store } from '../util.js';
 import { SCREEN_PREFIX } from '../session.js';
 import { toast } from '../ui.js';
 
@@ -29,6 +29,58 @@ export function intervalLevel(prev, cur) {
   const seconds = cur.totalSamplesDuration - prev.totalSamplesDuration;
   if (!(seconds > 0)) return null;
   return Math.sqrt(Math.max(0, cur.totalAudioEnergy - prev.totalAudioEnergy) / seconds);
+}
+
+/**
+ * A moderator's menu on a member's tile: mute its microphone, stop its camera or screen
+ * share, remove it from the call (with a reason it is shown).
+ */
+function addModeration(call, tile, peerId) {
+  const actions = tile.el.querySelector('.tile-actions');
+  if (!actions || actions.querySelector('.mod-btn')) return;
+  const { session } = call;
+  const menu = el('div', { class: 'menu mod-menu', role: 'menu', hidden: true });
+  const item = (text, onclick) => el('button', {
+    type: 'button',
+    role: 'menuitem',
+    text,
+    onclick: (e) => {
+      e.stopPropagation();
+      menu.hidden = true;
+      onclick();
+    },
+  });
+  const name = () => call.names.get(peerId) ?? 'this member';
+  menu.append(
+    item('Mute microphone', () => session.mute(peerId, 'microphone')),
+    item('Stop camera', () => session.mute(peerId, 'camera')),
+    item('Stop screen share', () => session.mute(peerId, 'screen_share')),
+    item('Remove from the call', () => askKick(session, peerId, name())),
+  );
+  const button = el('button', {
+    type: 'button',
+    class: 'icon-btn mod-btn',
+    title: 'Moderate',
+    'aria-label': `Moderate ${name()}`,
+    'aria-haspopup': 'menu',
+    onclick: (e) => {
+      e.stopPropagation();
+      menu.hidden = !menu.hidden;
+    },
+  }, icon('more'));
+  document.addEventListener('click', () => { menu.hidden = true; });
+  actions.append(button);
+  tile.el.append(menu);
+}
+
+/** Asks for the reason, then removes the member. */
+function askKick(session, peerId, name) {
+  const dialog = $('kick-dialog');
+  $('kick-title').textContent = `Remove ${name} from the call`;
+  $('kick-reason').value = '';
+  $('kick-form').onsubmit = () => session.kick(peerId, $('kick-reason').value.trim() || undefined);
+  $('kick-cancel').onclick = () => dialog.close();
+  dialog.showModal?.() ?? dialog.setAttribute('open', '');
 }
 
 /** Wires the tiles to the call's session; returns what stops it. */
@@ -71,6 +123,7 @@ export function wireTiles(call) {
   session.on('peer-joined', ({ peerId, nickname: name, live }) => {
     names.set(peerId, name);
     const tile = stage.peerTile(peerId, name);
+    if (session.allowed.moderate) addModeration(call, tile, peerId);
     if (peerState.has(peerId)) tile.setState(peerState.get(peerId));
     if (live) {
       toast(`${name} joined.`);
