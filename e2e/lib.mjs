@@ -212,7 +212,8 @@ export async function participant(name, opts = {}) {
       // no storage on this page
     }
   });
-  if (opts.initScript) await context.addInitScript(opts.initScript);
+  // One script or several, run in this order.
+  for (const script of [opts.initScript ?? []].flat()) await context.addInitScript(script);
   const page = context.pages()[0] ?? (await context.newPage());
   if (opts.denyMedia) {
     // As if the person had clicked "Block" for this site.

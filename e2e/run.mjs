@@ -10,7 +10,7 @@
 // Ends with "N passed, N failed"; the exit code is 1 when any case failed.
 
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import {
   CHROMIUM, firefoxParticipant, freePort, netns, Server, participant, join, shot, waitFor, waitDecodes, inbound, mlineCount, log, sleep, describe, SHOTS, LOGS, TIMEOUT_MS,
@@ -107,6 +107,48 @@ async function pair(s, srv, r, { screenshots = false, bobOpts } = {}) {
   await bob.page.goto(link);
   await join(bob);
   return { alice, bob };
+}
+
+/** An HS256 access token for `--auth jwt --jwt-secret secret` (as `peer-calls token` makes). */
+function mintToken(secret, claims) {
+  const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const data = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`;
+  return `${data}.${createHmac('sha256', secret).update(data).digest('base64url')}`;
+}
+
+/** On the join screen of an invitation link: the name is the invitation's; join. */
+async function joinInvited(p, { viewer = false, connected = true } = {}) {
+  const { page } = p;
+  await page.locator('#join').waitFor({ state: 'visible' });
+  if (!viewer) {
+    await waitFor(`${p.name}: camera preview`, () => page.evaluate(() => document.getElementById('preview').videoWidth > 0));
+  }
+  await page.click('#join');
+  if (!connected) return;
+  await page.locator('#in-call').waitFor({ state: 'visible' });
+  await waitFor(`${p.name}: connected`, () => page.evaluate(() => document.body.dataset.conn === 'connected'));
+}
+
+/** The full-page notice's title, once it shows one that `re` matches. */
+function waitNotice(p, re) {
+  return waitFor(`${p.name}: the page "${re}"`, () => p.page.evaluate(() => (document.getElementById('notice').hidden ? '' : document.getElementById('notice-title').textContent))
+    .then((t) => (re.test(t) ? t : null)));
+}
+
+/** Whether `viewer` receives `from`'s microphone now (its packets grow over a second). */
+async function hears(viewer, from) {
+  const audio = async () => (await inbound(viewer))?.find((x) => x.name === from && x.kind === 'audio' && !x.screen)?.packetsReceived ?? 0;
+  const a = await audio();
+  await sleep(1000);
+  return (await audio()) > a && a > 0;
+}
+
+/** Opens the moderator's menu on `name`'s tile and picks `item`. */
+async function moderate(p, name, item) {
+  const tile = p.page.locator(`#stage .tile[data-name="${name}"]:not(.screen)`);
+  await tile.hover();
+  await p.page.getByRole('button', { name: `Moderate ${name}` }).click();
+  await tile.getByRole('menuitem', { name: item }).click();
 }
 
 /** coturn (Debian's turnserver) on loopback with a TURN REST secret; stopped with the case. */
@@ -857,6 +899,95 @@ const CASES = {
 
   // Error pages: camera denied (a clear message; joining still works, to watch), room full,
   // no devices, server unreachable (then reachable), unsupported browser, invalid room name.
+  // Permissions (#21) with --auth jwt: invitation links; the token leaves the address bar
+  // and fixes the name; a webinar viewer is never asked for a camera, sees no controls it
+  // may not use and watches; a moderator mutes a microphone (turned on again, it is heard
+  // again), removes a member with a reason (who sees it, and whose link no longer works),
+  // locks the room and ends the call; expired and locked-out links get their own pages.
+  async permissions(s) {
+    const secret = randomBytes(32).toString('hex');
+    const srv = await s.server(['--auth', 'jwt', '--jwt-secret', secret]);
+    const r = room('perm');
+    const exp = Math.floor(Date.now() / 1000) + 600;
+    const link = (name, video, claims = {}) => `${srv.url}/call/${r}?access_token=${mintToken(secret, {
+      exp, name, video: { room: r, roomJoin: true, roomCreate: true, ...video }, ...claims,
+    })}`;
+    const countCameraPrompts = () => {
+      window.__prompts = 0;
+      const md = navigator.mediaDevices;
+      const gum = md.getUserMedia.bind(md);
+      md.getUserMedia = (c) => { window.__prompts += 1; return gum(c); };
+    };
+
+    const ada = await s.person('Ada');
+    await ada.page.goto(link('Ada', { roomAdmin: true }));
+    if (ada.page.url().includes('access_token')) throw new Error(`the token stayed in the address bar: ${ada.page.url()}`);
+    const field = await ada.page.evaluate(() => ({ value: document.getElementById('nickname').value, fixed: document.getElementById('nickname').readOnly }));
+    if (field.value !== 'Ada' || !field.fixed) throw new Error(`the name field is ${JSON.stringify(field)}`);
+    await joinInvited(ada);
+    if (!(await ada.page.getByRole('button', { name: 'Moderate', exact: true }).isVisible())) throw new Error('the moderator has no Moderate menu');
+
+    const viewer = await s.person('Vi', { initScript: [recordErrorToasts, countCameraPrompts] });
+    await viewer.page.goto(link('Vi', { canPublish: false, canPublishData: false }));
+    await joinInvited(viewer, { viewer: true });
+    await waitDecodes(viewer, 'Ada');
+    const seen = await viewer.page.evaluate(() => ({
+      prompts: window.__prompts,
+      errors: window.__errorToasts,
+      mic: !document.getElementById('btn-mic').hidden,
+      cam: !document.getElementById('btn-cam').hidden,
+      share: !document.getElementById('screen-wrap').hidden,
+      chat: !document.getElementById('chat-form').hidden,
+      moderate: !document.getElementById('moderate-wrap').hidden,
+    }));
+    if (seen.prompts !== 0 || seen.errors.length || seen.mic || seen.cam || seen.share || seen.chat || seen.moderate) throw new Error(`the viewer: ${JSON.stringify(seen)}`);
+    await shot(viewer, '21-viewer.png');
+    log('  the viewer watches Ada: never asked for a camera, no publish, chat or moderation controls');
+
+    const bo = await s.person('Bo');
+    const boLink = link('Bo', {});
+    await bo.page.goto(boLink);
+    await joinInvited(bo);
+    await waitDecodes(ada, 'Bo');
+    await moderate(ada, 'Bo', 'Mute microphone');
+    await waitFor("Bo's microphone shows muted", () => bo.page.evaluate(() => document.getElementById('btn-mic').classList.contains('off')));
+    await waitFor("Bo's microphone no longer reaches Ada", async () => !(await hears(ada, 'Bo')));
+    await bo.page.click('#btn-mic');
+    await waitFor('Ada hears Bo again once he turns his microphone on', () => hears(ada, 'Bo'));
+    log('  muted by Ada, Bo is not forwarded; his microphone turned on again is heard again');
+
+    await moderate(ada, 'Bo', 'Remove from the call');
+    await ada.page.fill('#kick-reason', 'off topic');
+    await ada.page.getByRole('button', { name: 'Remove', exact: true }).click();
+    await waitNotice(bo, /You were removed from the call/);
+    const said = await bo.page.locator('#notice-text').innerText();
+    if (!said.includes('Ada') || !said.includes('off topic')) throw new Error(`the kicked member reads: ${said}`);
+    await shot(bo, '21-kicked.png');
+    await bo.page.goto(boLink);
+    await joinInvited(bo, { connected: false });
+    await waitNotice(bo, /You were removed from this room/);
+    log(`  Bo, removed ("${said}"), cannot come back with his link`);
+
+    await ada.page.click('#btn-moderate');
+    await ada.page.getByRole('menuitem', { name: 'Lock the room' }).click();
+    await waitFor('the room shows locked', () => viewer.page.evaluate(() => document.getElementById('room-name').classList.contains('locked')));
+    await bo.page.goto(link('Cy', {}));
+    await joinInvited(bo, { connected: false });
+    await waitNotice(bo, /This room is locked/);
+    await shot(bo, '21-locked.png');
+    await bo.page.goto(link('Cy', {}, { exp: Math.floor(Date.now() / 1000) - 60 }));
+    await joinInvited(bo, { connected: false });
+    await waitNotice(bo, /This invitation has expired/);
+    log('  locked room and expired invitation: each its own page');
+
+    await ada.page.click('#btn-moderate');
+    await ada.page.getByRole('menuitem', { name: 'End the call for everyone' }).click();
+    await ada.page.getByRole('menuitem', { name: /Click again/ }).click();
+    await waitNotice(viewer, /The call has ended/);
+    await waitNotice(ada, /The call has ended/);
+    log('  Ada ends the call: everyone sees that it ended');
+  },
+
   async errors(s) {
     const srv = await s.server(['--max-room-size', '2']);
     const r = room('errors');

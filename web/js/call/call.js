@@ -34,7 +34,9 @@ function callContext(room, nickname, media, meter, credentials) {
       audio: media.audioOn && Boolean(media.audioTrack),
       video: media.videoOn && Boolean(media.videoTrack),
     }),
-    announce: (to) => session.message({ state: call.myState() }, to),
+    // Our microphone and camera state, for the others' tiles: a chat-less member (no
+    // canPublishData) publishes nothing to announce and may not send it.
+    announce: (to) => session.allowed.data && session.message({ state: call.myState() }, to),
     // Set by the controls: the people list and the unread-chat badge.
     renderPeople: () => {},
     setUnread: () => {},
