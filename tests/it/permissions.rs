@@ -294,3 +294,81 @@ fn peer_calls_token_mints_what_the_server_takes() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("not a grant"));
 }
+
+/// An identity service signs with its private key (ES256); the binary, given the public
+/// key as a JWKS file (`--jwt-keys`), admits its tokens and refuses an HS256 token that
+/// names the same key.
+#[test]
+fn the_binary_admits_an_es256_token_of_its_jwks_file() {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use data_encoding::BASE64URL_NOPAD;
+    use std::process::{Command, Stdio};
+
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .unwrap();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap();
+    let public = pair.public_key().as_ref(); // 0x04 || X || Y
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "EC", "crv": "P-256", "kid": "idp-2026",
+        "x": BASE64URL_NOPAD.encode(&public[1..33]),
+        "y": BASE64URL_NOPAD.encode(&public[33..65]),
+    }]});
+    let dir = std::env::temp_dir().join(format!("peercalls-jwks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("jwks.json");
+    std::fs::write(&file, jwks.to_string()).unwrap();
+
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", crate::support::free_port())
+        .parse()
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "--bind",
+            &addr.to_string(),
+            "--udp-port",
+            "0",
+            "--shards",
+            "1",
+        ])
+        .args(["--auth", "jwt", "--jwt-keys"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::support::wait_healthy(addr, &mut child);
+
+    let claims = serde_json::json!({
+        "exp": now() + 600, "name": "Ada",
+        "video": {"room": "idp", "roomJoin": true, "roomCreate": true},
+    });
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("idp-2026".into());
+    let key = jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref());
+    let es256 = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+    let ada = Connection::join_with_access_token(addr, "idp", "x", LOCALHOST, &es256);
+    let outcome = ada.as_ref().map(|c| c.nickname().to_owned());
+    let mut hs = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs.kid = Some("idp-2026".into());
+    let forged = jsonwebtoken::encode(
+        &hs,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(b"guessing that the public key is a secret")
+            .unwrap(),
+    )
+    .unwrap();
+    let refusal = refused(Connection::join_with_access_token(
+        addr, "idp", "y", LOCALHOST, &forged,
+    ));
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        outcome.as_deref().ok(),
+        Some("Ada"),
+        "the ES256 token joins: {outcome:?}"
+    );
+    assert!(refusal.1.contains("its key is for ES256"), "{refusal:?}");
+}
