@@ -212,6 +212,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "PEERCALLS_ROOM_PASSWORD", hide_env_values = true)]
     pub(crate) room_password: Option<String>,
 
+    /// The address of a reverse proxy in front of the server (repeat for several): from
+    /// it, a client's address is the last one its X-Forwarded-For header names. Used for
+    /// the webhook's question and to limit password guesses per client.
+    #[arg(long, env = "PEERCALLS_TRUSTED_PROXY", value_delimiter = ',', action = clap::ArgAction::Append)]
+    pub(crate) trusted_proxy: Vec<std::net::IpAddr>,
+
     /// With --auth jwt: a secret (32 bytes or more) tokens are signed with (HS256); as
     /// `KID=SECRET`, the key tokens naming that kid use (repeat for rotation). Prefer the
     /// environment variable or the file: a command line is visible to other users.
@@ -502,6 +508,7 @@ impl ServeArgs {
                 room_affinity: self.room_affinity,
                 auth: self.auth_provider()?,
                 room_password: self.room_password.clone(),
+                trusted_proxies: self.trusted_proxy.clone(),
                 ..AppConfig::default()
             },
             limits: Limits {

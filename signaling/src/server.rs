@@ -390,10 +390,12 @@ fn run(
                     conn,
                     remote,
                     cookie,
+                    forwarded_for,
                 } => {
                     let visitor = Visitor {
                         address: Some(remote.ip()),
                         cookie,
+                        forwarded_for,
                     };
                     app.on_open_from(now, conn, visitor);
                 }

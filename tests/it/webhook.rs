@@ -237,29 +237,64 @@ fn the_question_names_room_token_cookie_and_address_and_answers_are_cached() {
         "answered from the cache"
     );
     // A page's cookie goes with the question.
-    let mut ws = cookie_join(s.http_addr, "q", "session=abc; theme=dark");
+    let headers = [("Cookie", "session=abc; theme=dark")];
+    let mut ws = raw_join(s.http_addr, "q", &headers);
     let joined = read_until(&mut ws, |m| matches!(m, ServerMessage::Joined { .. }));
     assert!(joined, "the cookie holder joins");
-    let q = svc.questions.lock().unwrap();
-    assert_eq!(q.last().unwrap()["cookie"], "session=abc; theme=dark");
+    {
+        let q = svc.questions.lock().unwrap();
+        assert_eq!(q.last().unwrap()["cookie"], "session=abc; theme=dark");
+    }
+    // Behind a trusted proxy, the client's address is the one the proxy saw; from anyone
+    // else, X-Forwarded-For is not believed.
+    let config =
+        auth::WebhookConfig::new(&svc.url, Duration::from_secs(2), Duration::ZERO).unwrap();
+    let proxied = server(
+        1,
+        AppConfig {
+            auth: auth::Provider::Webhook(config),
+            trusted_proxies: vec![LOCALHOST],
+            ..AppConfig::default()
+        },
+        Limits::default(),
+    );
+    let forwarded = [("X-Forwarded-For", "198.51.100.9, 203.0.113.50")];
+    let mut ws = raw_join(proxied.http_addr, "p", &forwarded);
+    assert!(read_until(&mut ws, |m| matches!(
+        m,
+        ServerMessage::Joined { .. }
+    )));
+    assert_eq!(
+        svc.questions.lock().unwrap().last().unwrap()["address"],
+        "203.0.113.50"
+    );
+    let mut ws = raw_join(s.http_addr, "p", &forwarded);
+    assert!(read_until(&mut ws, |m| matches!(
+        m,
+        ServerMessage::Joined { .. }
+    )));
+    assert_eq!(
+        svc.questions.lock().unwrap().last().unwrap()["address"],
+        "127.0.0.1"
+    );
     drop((a, b, c));
 }
 
 type Ws = tungstenite::WebSocket<TcpStream>;
 
-/// A raw WebSocket whose upgrade request carries `cookie`, joined to `room`.
-fn cookie_join(http: SocketAddr, room: &str, cookie: &str) -> Ws {
+/// A raw WebSocket whose upgrade request carries `headers`, joined to `room`.
+fn raw_join(http: SocketAddr, room: &str, headers: &[(&'static str, &str)]) -> Ws {
     use tungstenite::client::IntoClientRequest;
     let stream = TcpStream::connect(http).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     let mut request = format!("ws://{http}/ws").into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("Cookie", cookie.parse().unwrap());
+    for (name, value) in headers {
+        request.headers_mut().insert(*name, value.parse().unwrap());
+    }
     let (mut ws, _) = tungstenite::client::client(request, stream).unwrap();
-    let join = serde_json::json!({"type": "join", "room": room, "nickname": "cookie"});
+    let join = serde_json::json!({"type": "join", "room": room, "nickname": "raw"});
     ws.send(tungstenite::Message::text(join.to_string()))
         .unwrap();
     ws

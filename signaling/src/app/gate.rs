@@ -24,6 +24,23 @@ pub struct Visitor {
     pub address: Option<IpAddr>,
     /// The upgrade request's `Cookie` header.
     pub cookie: Option<String>,
+    /// The upgrade request's `X-Forwarded-For` header: the client's address when
+    /// `address` is a trusted proxy's.
+    pub forwarded_for: Option<String>,
+}
+
+impl Visitor {
+    /// The client's address: the TCP peer's, or behind one of `proxies`, the last one
+    /// `X-Forwarded-For` names (what that proxy saw; the earlier ones the client may have
+    /// written itself).
+    pub(super) fn client_address(&self, proxies: &[IpAddr]) -> Option<IpAddr> {
+        let peer = self.address?;
+        if !proxies.contains(&peer) {
+            return Some(peer);
+        }
+        let forwarded = self.forwarded_for.as_deref()?.rsplit(',').next()?.trim();
+        Some(forwarded.parse().unwrap_or(peer))
+    }
 }
 
 /// Wrong room passwords one address may send per [`GUESS_WINDOW`].
@@ -106,8 +123,8 @@ impl App {
         let question = auth::Question {
             room: j.room.clone(),
             access_token: j.access_token.clone(),
+            address: visitor.client_address(&self.config.trusted_proxies),
             cookie: visitor.cookie,
-            address: visitor.address,
             creating: self.room_is_empty(&j.room),
         };
         self.out.push(Output::Ask { conn, question });
@@ -192,7 +209,11 @@ impl App {
         let Some(wanted) = self.config.room_password.clone().or(set_by_creator) else {
             return Ok(());
         };
-        let address = self.conns.get(&conn).and_then(|c| c.visitor.address);
+        let proxies = &self.config.trusted_proxies;
+        let address = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.visitor.client_address(proxies));
         if self.guesses.exhausted(address, now) {
             return refuse(
                 ErrorCode::RateLimited,
@@ -260,6 +281,27 @@ mod tests {
         assert!(!g.exhausted(Some(a), t0 + GUESS_WINDOW));
         g.forget_old(t0 + GUESS_WINDOW);
         assert!(g.by_address.is_empty());
+    }
+
+    #[test]
+    fn a_forwarded_address_is_believed_from_a_trusted_proxy_only() {
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let v = |peer: &str, xff: Option<&str>| Visitor {
+            address: Some(peer.parse().unwrap()),
+            cookie: None,
+            forwarded_for: xff.map(str::to_owned),
+        };
+        let client = Some("203.0.113.7".parse().unwrap());
+        // The proxy appends what it saw; the first entries the client may have forged.
+        let behind = v("10.0.0.2", Some("198.51.100.1, 203.0.113.7"));
+        assert_eq!(behind.client_address(&[proxy]), client);
+        assert_eq!(behind.client_address(&[]), Some(proxy));
+        let direct = v("203.0.113.7", Some("198.51.100.1"));
+        assert_eq!(direct.client_address(&[proxy]), client);
+        assert_eq!(
+            v("10.0.0.2", Some("garbage")).client_address(&[proxy]),
+            Some(proxy)
+        );
     }
 
     #[test]

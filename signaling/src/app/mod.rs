@@ -98,6 +98,10 @@ pub struct AppConfig {
     /// Open rooms only: every room needs this password (`--room-password`). Without
     /// it, a room's creator may set one.
     pub room_password: Option<String>,
+    /// Reverse proxies in front of the server (`--trusted-proxy`): behind them, a
+    /// client's address is the one their `X-Forwarded-For` names (for the webhook and the
+    /// count of password guesses).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl AppConfig {
@@ -124,6 +128,7 @@ impl Default for AppConfig {
             room_affinity: false,
             auth: auth::Provider::Open,
             room_password: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

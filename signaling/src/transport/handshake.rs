@@ -208,6 +208,7 @@ impl Transport {
                 response,
                 leftover,
                 cookie,
+                forwarded_for,
             } => {
                 let ws = WebSocket::from_partially_read(
                     Sock::new(hs.stream, response),
@@ -222,6 +223,7 @@ impl Transport {
                     conn: conn_id,
                     remote: hs.remote,
                     cookie,
+                    forwarded_for,
                 });
                 let conn = Conn {
                     state: State::Open(Box::new(OpenWs {

@@ -83,6 +83,9 @@ pub enum TransportEvent {
         remote: SocketAddr,
         /// The upgrade request's `Cookie` header, if it had one.
         cookie: Option<String>,
+        /// The upgrade request's `X-Forwarded-For` header, if it had one (believed only
+        /// from a trusted proxy).
+        forwarded_for: Option<String>,
     },
     /// One complete text message (binary frames are refused: close 1003).
     Text {

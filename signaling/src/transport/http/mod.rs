@@ -50,6 +50,8 @@ pub(crate) enum Action {
         leftover: Vec<u8>,
         /// The request's `Cookie` header.
         cookie: Option<String>,
+        /// The request's `X-Forwarded-For` header.
+        forwarded_for: Option<String>,
     },
 }
 

@@ -53,10 +53,18 @@ pub(super) fn upgrade(req: &Request<'_>, buf: &[u8], header_end: usize, ws_full:
         .and_then(|c| std::str::from_utf8(c).ok())
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty());
+    // Behind a reverse proxy, the client's address as the proxy saw it (trusted only
+    // from the proxies the operator names: `--trusted-proxy`).
+    let forwarded_for = req
+        .header("x-forwarded-for")
+        .and_then(|c| std::str::from_utf8(c).ok())
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
     Action::Upgrade {
         response: response.into_bytes(),
         leftover: buf[header_end..].to_vec(),
         cookie,
+        forwarded_for,
     }
 }
 
