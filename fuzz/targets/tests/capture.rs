@@ -403,6 +403,16 @@ fn client_messages() -> Vec<String> {
         ClientMessage::Ping,
         ClientMessage::Leave,
         ClientMessage::Answer { sdp: "v=0".into() },
+        ClientMessage::Kick {
+            peer_id: "2".into(),
+            reason: Some("spam".into()),
+        },
+        ClientMessage::Mute {
+            peer_id: "2".into(),
+            source: protocol::Source::Microphone,
+        },
+        ClientMessage::LockRoom { locked: true },
+        ClientMessage::EndRoom,
     ];
     let mut out: Vec<String> = msgs
         .iter()
