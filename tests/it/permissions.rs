@@ -372,3 +372,96 @@ fn the_binary_admits_an_es256_token_of_its_jwks_file() {
     );
     assert!(refusal.1.contains("its key is for ES256"), "{refusal:?}");
 }
+
+/// `hidden`: a member the room is not told of (a recorder, a support engineer); and
+/// `canPublishSources`: a member who may speak but not show video has its camera refused
+/// and its microphone forwarded.
+#[test]
+fn a_hidden_member_is_not_announced_and_publish_sources_are_held_per_source() {
+    let s = jwt_server();
+    let at = s.http_addr;
+    let mut ada = Connection::join_with_access_token(
+        at,
+        "h",
+        "a",
+        LOCALHOST,
+        &token("h", "Ada", serde_json::json!({})),
+    )
+    .unwrap();
+    let ghost = Connection::join_with_access_token(
+        at,
+        "h",
+        "g",
+        LOCALHOST,
+        &token("h", "Ghost", serde_json::json!({"hidden": true})),
+    )
+    .unwrap();
+    assert!(
+        ghost.peers().iter().any(|p| p.nickname == "Ada"),
+        "the hidden member sees the room"
+    );
+    let voice_only = serde_json::json!({"canPublishSources": ["microphone"]});
+    let mut bo =
+        Connection::join_with_access_token(at, "h", "b", LOCALHOST, &token("h", "Bo", voice_only))
+            .unwrap();
+    assert!(
+        bo.peers().iter().all(|p| p.nickname != "Ghost"),
+        "a newcomer is not told of the hidden member: {:?}",
+        bo.peers()
+    );
+    let bo_id = bo.peer_id().to_owned();
+    bo.start_media(&[
+        video("bo"),
+        LocalTrack {
+            stream_id: "bo".into(),
+            track_id: "bo-audio".into(),
+            kind: MediaKind::Audio,
+        },
+    ])
+    .unwrap();
+    let (mut camera_refused, mut mic_published, mut ghost_announced) = (false, false, false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !(camera_refused && mic_published) && std::time::Instant::now() < deadline {
+        for c in [&mut ada, &mut bo] {
+            c.poll(Duration::from_millis(2)).unwrap();
+        }
+        while let Some(e) = ada.next_event() {
+            match e {
+                SessionEvent::Server(ServerMessage::PeerJoined { peer })
+                    if peer.nickname == "Ghost" =>
+                {
+                    ghost_announced = true;
+                }
+                SessionEvent::Server(ServerMessage::TrackPublished { track })
+                    if track.peer_id == bo_id =>
+                {
+                    assert_eq!(
+                        track.track.kind,
+                        Kind::Audio,
+                        "only Bo's microphone is published"
+                    );
+                    mic_published = true;
+                }
+                _ => {}
+            }
+        }
+        while let Some(e) = bo.next_event() {
+            if let SessionEvent::Server(ServerMessage::Error {
+                code: ErrorCode::Forbidden,
+                reason,
+                ..
+            }) = e
+            {
+                assert!(reason.contains("Camera"), "{reason}");
+                camera_refused = true;
+            }
+        }
+    }
+    assert!(
+        camera_refused && mic_published,
+        "camera refused {camera_refused}, microphone published {mic_published}"
+    );
+    assert!(!ghost_announced, "the hidden member was never announced");
+    assert!(ada.peers().iter().all(|p| p.nickname != "Ghost"));
+    drop(ghost);
+}
