@@ -131,6 +131,8 @@ pub enum Control {
     KeyframeRequest {
         /// The track.
         track: TrackId,
+        /// Of this simulcast layer (0 without simulcast).
+        layer: u8,
         /// PLI or FIR.
         kind: KeyframeRequestKind,
         /// Skip the once-per-second throttle: a new subscriber needs a keyframe now.
@@ -190,10 +192,14 @@ impl std::fmt::Debug for Control {
             }
             Control::KeyframeRequest {
                 track,
+                layer,
                 kind,
                 urgent,
             } => {
-                write!(f, "KeyframeRequest({track:?}, {kind:?}, urgent={urgent})")
+                write!(
+                    f,
+                    "KeyframeRequest({track:?}, layer {layer}, {kind:?}, urgent={urgent})"
+                )
             }
             Control::Node(c) => write!(f, "Node({c:?})"),
             Control::Shutdown => write!(f, "Shutdown"),
@@ -251,6 +257,9 @@ pub enum NodeCommand {
 pub struct Forwarded {
     /// The published track.
     pub track: TrackId,
+    /// Its simulcast layer, lowest 0 (0 without simulcast); each layer has its own
+    /// sequence numbers and timestamps.
+    pub layer: u8,
     /// The codec, as an index into the server codec table.
     pub codec: CodecIdx,
     /// The publisher's extended sequence number.

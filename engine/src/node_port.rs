@@ -79,8 +79,8 @@ struct Proxy {
     origin: u64,
     /// Shards with subscribers, and how many each has.
     shards: Vec<(ShardId, u32)>,
-    /// The highest sequence number received, to see gaps.
-    last_seq: Option<u64>,
+    /// The highest sequence number received of each simulcast layer, to see gaps.
+    last_seq: [Option<u64>; 4],
 }
 
 /// What the node port produced for the shards since the I/O layer last emptied it.
@@ -106,10 +106,10 @@ pub struct NodePortCore {
     sent: HashMap<TrackId, VecDeque<Forwarded>>,
     /// Scratch: packets of tracks nobody here wants, by origin.
     unwanted: Vec<(String, u64)>,
-    /// Scratch: NACKs to send (origin node, its track, first, more).
-    nacks: Vec<(String, u64, u64, u16)>,
-    /// Scratch: packets to send again (node, track, sequence number).
-    resends: Vec<(String, TrackId, u64)>,
+    /// Scratch: NACKs to send (origin node, its track, layer, first, more).
+    nacks: Vec<(String, u64, u8, u64, u16)>,
+    /// Scratch: packets to send again (node, track, layer, sequence number).
+    resends: Vec<(String, TrackId, u8, u64)>,
     next_tick: Instant,
     /// Output for the I/O layer.
     pub out: NodeOutbox,
@@ -180,12 +180,14 @@ impl NodePortCore {
             }
             Control::KeyframeRequest {
                 track,
+                layer,
                 kind,
                 urgent,
             } => {
                 if let Some(p) = self.proxies.get(&track) {
                     let f = Frame::KeyframeRequest {
                         track: p.origin,
+                        layer,
                         fir: kind == KeyframeRequestKind::Fir,
                         urgent,
                     };
@@ -245,7 +247,7 @@ impl NodePortCore {
                         node,
                         origin,
                         shards: Vec::new(),
-                        last_seq: None,
+                        last_seq: [None; 4],
                     },
                 );
             }
@@ -322,6 +324,7 @@ impl NodePortCore {
                     let age = Duration::from_micros(u64::from(rtp.age_us));
                     let fwd = Forwarded {
                         track,
+                        layer: rtp.layer,
                         codec: rtp.codec,
                         seq: rtp.seq,
                         time: rtp.time,
@@ -334,7 +337,8 @@ impl NodePortCore {
                     for (shard, _) in &p.shards {
                         out.media[*shard].push(fwd.clone());
                     }
-                    if let Some(last) = p.last_seq
+                    let last_seq = &mut p.last_seq[usize::from(rtp.layer & 3)];
+                    if let Some(last) = *last_seq
                         && rtp.seq > last + 1
                         && rtp.seq - last - 1 <= MAX_GAP
                     {
@@ -343,12 +347,12 @@ impl NodePortCore {
                             let more = (1..=16u64)
                                 .filter(|i| first + i < rtp.seq)
                                 .fold(0u16, |m, i| m | (1 << (i - 1)));
-                            nacks.push((node.to_owned(), rtp.track, first, more));
+                            nacks.push((node.to_owned(), rtp.track, rtp.layer, first, more));
                             stats.rtp_nacked += 1 + u64::from(more.count_ones());
                             first += 17;
                         }
                     }
-                    p.last_seq = Some(p.last_seq.map_or(rtp.seq, |l| l.max(rtp.seq)));
+                    *last_seq = Some(last_seq.map_or(rtp.seq, |l| l.max(rtp.seq)));
                 }
                 Frame::Subscribe { track } => {
                     let id = TrackId(track);
@@ -367,15 +371,25 @@ impl NodePortCore {
                     }
                 }
                 Frame::Unsubscribe { track } => unexport(exported, sent, out, index, track),
-                Frame::Nack { track, first, more } => {
+                Frame::Nack {
+                    track,
+                    layer,
+                    first,
+                    more,
+                } => {
                     let wanted = (0..=16u64)
                         .filter(|i| *i == 0 || more & (1 << (i - 1)) != 0)
                         .map(|i| first + i);
                     for seq in wanted {
-                        resends.push((node.to_owned(), TrackId(track), seq));
+                        resends.push((node.to_owned(), TrackId(track), layer, seq));
                     }
                 }
-                Frame::KeyframeRequest { track, fir, urgent } => {
+                Frame::KeyframeRequest {
+                    track,
+                    layer,
+                    fir,
+                    urgent,
+                } => {
                     let id = TrackId(track);
                     if id.shard() < index {
                         let kind = if fir {
@@ -387,6 +401,7 @@ impl NodePortCore {
                             id.shard(),
                             Control::KeyframeRequest {
                                 track: id,
+                                layer,
                                 kind,
                                 urgent,
                             },
@@ -399,15 +414,20 @@ impl NodePortCore {
         for (node, track) in self.unwanted.drain(..) {
             self.link.send_to(&node, &Frame::Unsubscribe { track });
         }
-        for (node, track, first, more) in self.nacks.drain(..) {
-            self.link
-                .send_to(&node, &Frame::Nack { track, first, more });
+        for (node, track, layer, first, more) in self.nacks.drain(..) {
+            let nack = Frame::Nack {
+                track,
+                layer,
+                first,
+                more,
+            };
+            self.link.send_to(&node, &nack);
         }
-        for (node, track, seq) in self.resends.drain(..) {
+        for (node, track, layer, seq) in self.resends.drain(..) {
             let Some(fwd) = self
                 .sent
                 .get(&track)
-                .and_then(|h| h.iter().rev().find(|f| f.seq == seq))
+                .and_then(|h| h.iter().rev().find(|f| f.seq == seq && f.layer == layer))
             else {
                 continue;
             };
@@ -463,6 +483,7 @@ fn rtp_frame(now: Instant, fwd: &Forwarded) -> RtpFrame<'_> {
     let age = now.saturating_duration_since(fwd.wallclock).as_micros();
     RtpFrame {
         track: fwd.track.0,
+        layer: fwd.layer,
         codec: fwd.codec,
         seq: fwd.seq,
         time: fwd.time,
@@ -570,6 +591,7 @@ mod tests {
     fn packet(track: TrackId, seq: u64, now: Instant) -> Forwarded {
         Forwarded {
             track,
+            layer: 0,
             codec: 2,
             seq,
             time: 90 * seq as u32,
@@ -619,13 +641,16 @@ mod tests {
 
         b.handle_control(Control::KeyframeRequest {
             track: proxy,
+            layer: 2,
             kind: KeyframeRequestKind::Pli,
             urgent: true,
         });
         deliver(now, &mut b, addr(2), &mut a);
         assert_eq!(
             controls(&mut a),
-            [format!("1: KeyframeRequest({origin:?}, Pli, urgent=true)")]
+            [format!(
+                "1: KeyframeRequest({origin:?}, layer 2, Pli, urgent=true)"
+            )]
         );
 
         b.handle_control(Control::RemoveRemoteSubscriber {

@@ -49,6 +49,7 @@ fn measure(payload: usize) -> (f64, f64) {
                 seq += 1;
                 a.send_rtp(RtpFrame {
                     track: 1,
+                    layer: 0,
                     codec: 1,
                     seq,
                     time: seq as u32 * 3000,

@@ -12,9 +12,11 @@
 pub struct RtpFrame<'a> {
     /// The track's id on its origin node.
     pub track: u64,
+    /// Its simulcast layer (0 to 3; 0 without simulcast).
+    pub layer: u8,
     /// The codec's index in the server's codec table.
     pub codec: u8,
-    /// The publisher's extended sequence number.
+    /// The publisher's extended sequence number (of its layer).
     pub seq: u64,
     pub time: u32,
     pub marker: bool,
@@ -43,6 +45,8 @@ pub enum Frame<'a> {
     /// publisher's once-a-second throttle).
     KeyframeRequest {
         track: u64,
+        /// Of this simulcast layer (0 to 3).
+        layer: u8,
         fir: bool,
         urgent: bool,
     },
@@ -54,6 +58,8 @@ pub enum Frame<'a> {
     /// (bit 0: `first + 1`), as RTCP's generic NACK names them.
     Nack {
         track: u64,
+        /// The simulcast layer whose sequence numbers these are (0 to 3).
+        layer: u8,
         first: u64,
         more: u16,
     },
@@ -76,7 +82,7 @@ pub fn encoded_len(frame: &Frame<'_>) -> usize {
         Frame::Subscribe { .. } | Frame::Unsubscribe { .. } => 8,
         Frame::KeyframeRequest { .. } => 9,
         Frame::Ping => 0,
-        Frame::Nack { .. } => 18,
+        Frame::Nack { .. } => 19,
     }
 }
 
@@ -97,7 +103,8 @@ pub fn encode(frame: &Frame<'_>, out: &mut Vec<u8>) -> bool {
             let (level, voice) = r.audio_level.unwrap_or((0, false));
             let flags = u8::from(r.marker)
                 | (u8::from(r.audio_level.is_some()) << 1)
-                | (u8::from(voice) << 2);
+                | (u8::from(voice) << 2)
+                | ((r.layer & 3) << 3);
             out.push(flags);
             out.push(level as u8);
             out.extend_from_slice(&r.age_us.to_be_bytes());
@@ -112,22 +119,33 @@ pub fn encode(frame: &Frame<'_>, out: &mut Vec<u8>) -> bool {
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(&track.to_be_bytes());
         }
-        Frame::KeyframeRequest { track, fir, urgent } => {
+        Frame::KeyframeRequest {
+            track,
+            layer,
+            fir,
+            urgent,
+        } => {
             out.push(KEYFRAME);
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(&track.to_be_bytes());
-            out.push(u8::from(*fir) | (u8::from(*urgent) << 1));
+            out.push(u8::from(*fir) | (u8::from(*urgent) << 1) | ((layer & 3) << 2));
         }
         Frame::Ping => {
             out.push(PING);
             out.extend_from_slice(&len.to_be_bytes());
         }
-        Frame::Nack { track, first, more } => {
+        Frame::Nack {
+            track,
+            layer,
+            first,
+            more,
+        } => {
             out.push(NACK);
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(&track.to_be_bytes());
             out.extend_from_slice(&first.to_be_bytes());
             out.extend_from_slice(&more.to_be_bytes());
+            out.push(layer & 3);
         }
     }
     true
@@ -151,6 +169,7 @@ fn decode(kind: u8, b: &[u8]) -> Option<Frame<'_>> {
             let flags = b[21];
             Some(Frame::Rtp(RtpFrame {
                 track: u64_at(b, 0),
+                layer: (flags >> 3) & 3,
                 codec: b[8],
                 seq: u64_at(b, 9),
                 time: u32_at(b, 17),
@@ -168,12 +187,15 @@ fn decode(kind: u8, b: &[u8]) -> Option<Frame<'_>> {
         }),
         KEYFRAME if b.len() >= 9 => Some(Frame::KeyframeRequest {
             track: u64_at(b, 0),
+            layer: (b[8] >> 2) & 3,
             fir: b[8] & 1 != 0,
             urgent: b[8] & 2 != 0,
         }),
         PING => Some(Frame::Ping),
         NACK if b.len() >= 18 => Some(Frame::Nack {
             track: u64_at(b, 0),
+            // A node from before simulcast sent no layer: 0.
+            layer: b.get(18).map_or(0, |l| l & 3),
             first: u64_at(b, 8),
             more: u16::from_be_bytes([b[16], b[17]]),
         }),
@@ -208,6 +230,7 @@ mod tests {
         vec![
             Frame::Rtp(RtpFrame {
                 track: 0x0001_0000_0000_0007,
+                layer: 2,
                 codec: 3,
                 seq: 70_000,
                 time: 0xdead_beef,
@@ -218,6 +241,7 @@ mod tests {
             }),
             Frame::Rtp(RtpFrame {
                 track: 9,
+                layer: 0,
                 codec: 0,
                 seq: 1,
                 time: 2,
@@ -230,17 +254,20 @@ mod tests {
             Frame::Unsubscribe { track: 6 },
             Frame::KeyframeRequest {
                 track: 7,
+                layer: 0,
                 fir: true,
                 urgent: false,
             },
             Frame::KeyframeRequest {
                 track: 8,
+                layer: 2,
                 fir: false,
                 urgent: true,
             },
             Frame::Ping,
             Frame::Nack {
                 track: 9,
+                layer: 1,
                 first: 70_001,
                 more: 0b1010,
             },
@@ -282,6 +309,7 @@ mod tests {
         let big = vec![0u8; 70_000];
         let f = Frame::Rtp(RtpFrame {
             track: 1,
+            layer: 0,
             codec: 0,
             seq: 0,
             time: 0,

@@ -253,6 +253,7 @@ mod tests {
     fn rtp(track: u64, seq: u64, payload: &[u8]) -> RtpFrame<'_> {
         RtpFrame {
             track,
+            layer: 0,
             codec: 1,
             seq,
             time: 0,
@@ -279,7 +280,7 @@ mod tests {
         let (got, _) = deliver(&mut a, addr(1), &mut b);
         assert_eq!(got.len(), 1);
         assert!(
-            got[0].starts_with("a: Rtp(RtpFrame { track: 7, codec: 1, seq: 1"),
+            got[0].starts_with("a: Rtp(RtpFrame { track: 7, layer: 0, codec: 1, seq: 1"),
             "{got:?}"
         );
         b.send_to("a", &Frame::Unsubscribe { track: 7 });

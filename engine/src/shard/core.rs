@@ -118,7 +118,7 @@ pub struct ShardCore {
     pub(super) routes: HashMap<TrackId, Route>,
     pub(super) timers: Timers,
     /// Keyframe requests held back by the per-track interval, and when they may go.
-    pub(super) keyframe_waits: Vec<(Instant, TrackId)>,
+    pub(super) keyframe_waits: Vec<(Instant, TrackId, u8)>,
     /// Events drained from the peers, handled after the mutation that produced them.
     pub(super) events: VecDeque<(Slot, Event)>,
     /// Peers to remove, with the reason signalling is told.
@@ -245,7 +245,7 @@ impl ShardCore {
         if let Some(timer) = self.timers.next() {
             t = t.min(timer);
         }
-        for (at, _) in &self.keyframe_waits {
+        for (at, _, _) in &self.keyframe_waits {
             t = t.min(*at);
         }
         t
@@ -415,9 +415,10 @@ impl ShardCore {
             }
             Control::KeyframeRequest {
                 track,
+                layer,
                 kind,
                 urgent,
-            } => self.request_keyframe(now, track, kind, urgent),
+            } => self.request_keyframe(now, (track, layer), kind, urgent),
             Control::Shutdown | Control::Node(_) => {}
             #[cfg(feature = "fault-injection")]
             Control::InjectPanic { peer } => {

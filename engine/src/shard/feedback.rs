@@ -1,15 +1,17 @@
 //! Keyframe requests: a subscriber's PLI/FIR (or a new subscription) reaches the
-//! publisher's shard and becomes one request to the publisher, at most one per track per
-//! [`KEYFRAME_INTERVAL`]; a request inside the interval is held and sent when it ends.
+//! publisher's shard and becomes one request to the publisher, at most one per track
+//! (and simulcast layer) per [`KEYFRAME_INTERVAL`]; a request inside the interval is held
+//! and sent when it ends.
 //!
 //! A subscriber's NACKs are answered on its own shard, from the track's history
 //! (`send.rs`); str0m keeps each session's reports.
 
 use std::time::{Duration, Instant};
 
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rids};
 
 use super::core::ShardCore;
+use super::peer::{MAX_LAYERS, layer_of};
 use super::timers::Slot;
 use crate::msg::{Control, TrackId};
 
@@ -33,23 +35,34 @@ impl ShardCore {
             return;
         };
         let track = out.track;
-        self.request_keyframe(now, track, kind, false);
+        let layer = self.layer_sent(track, slot);
+        self.request_keyframe(now, (track, layer), kind, false);
     }
 
-    /// Asks the publisher of `track` for a keyframe, through its shard when it lives on
-    /// another. `urgent` (a new subscriber) skips the interval.
+    /// The simulcast layer `slot` receives of `track` now (0 without simulcast).
+    pub(super) fn layer_sent(&self, track: TrackId, slot: Slot) -> u8 {
+        self.routes
+            .get(&track)
+            .and_then(|r| r.subs.iter().find(|s| s.slot == slot))
+            .map_or(0, |s| s.layer.unwrap_or(s.target))
+    }
+
+    /// Asks the publisher of `track` for a keyframe of one simulcast layer, through its
+    /// shard when it lives on another. `urgent` (a new subscriber) skips the interval.
     pub(super) fn request_keyframe(
         &mut self,
         now: Instant,
-        track: TrackId,
+        (track, layer): (TrackId, u8),
         kind: KeyframeRequestKind,
         urgent: bool,
     ) {
+        let layer = layer.min(MAX_LAYERS as u8 - 1);
         if track.shard() != self.id {
             self.out.control.push((
                 track.shard(),
                 Control::KeyframeRequest {
                     track,
+                    layer,
                     kind,
                     urgent,
                 },
@@ -65,22 +78,34 @@ impl ShardCore {
         let Some(origin) = route.origin.as_mut() else {
             return;
         };
-        if let Some(last) = origin.last_keyframe_request
+        // A track without simulcast has its one stream.
+        let layer = layer.min(origin.layers - 1);
+        let l = usize::from(layer);
+        if let Some(last) = origin.last_keyframe_request[l]
             && !urgent
             && now < last + KEYFRAME_INTERVAL
         {
-            if !origin.keyframe_pending {
-                origin.keyframe_pending = true;
-                self.keyframe_waits.push((last + KEYFRAME_INTERVAL, track));
+            if !origin.keyframe_pending[l] {
+                origin.keyframe_pending[l] = true;
+                self.keyframe_waits
+                    .push((last + KEYFRAME_INTERVAL, track, layer));
             }
             return;
         }
-        origin.last_keyframe_request = Some(now);
-        origin.keyframe_pending = false;
+        origin.last_keyframe_request[l] = Some(now);
+        origin.keyframe_pending[l] = false;
         let (slot, mid) = (origin.slot, origin.mid);
         self.stats.keyframe_requests += 1;
         self.mutate(now, slot, |rtc| {
-            if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, None) {
+            // The layer's stream: by its rid with simulcast, the m-line's only one without.
+            let rid = rtc.media(mid).and_then(|m| match m.rids_rx() {
+                rids @ Rids::Specific(all) => all
+                    .iter()
+                    .copied()
+                    .find(|r| layer_of(rids, Some(*r)) == layer),
+                _ => None,
+            });
+            if let Some(rx) = rtc.direct_api().stream_rx_by_mid(mid, rid) {
                 rx.request_keyframe(kind);
             }
             Ok(())
@@ -92,22 +117,22 @@ impl ShardCore {
         let mut i = 0;
         while i < self.keyframe_waits.len() {
             if self.keyframe_waits[i].0 <= now {
-                let (_, track) = self.keyframe_waits.swap_remove(i);
-                self.send_pending_keyframe_request(now, track);
+                let (_, track, layer) = self.keyframe_waits.swap_remove(i);
+                self.send_pending_keyframe_request(now, track, layer);
             } else {
                 i += 1;
             }
         }
     }
 
-    fn send_pending_keyframe_request(&mut self, now: Instant, track: TrackId) {
+    fn send_pending_keyframe_request(&mut self, now: Instant, track: TrackId, layer: u8) {
         let pending = self
             .routes
             .get(&track)
             .and_then(|r| r.origin.as_ref())
-            .is_some_and(|o| o.keyframe_pending);
+            .is_some_and(|o| o.keyframe_pending[usize::from(layer)]);
         if pending {
-            self.request_keyframe(now, track, KeyframeRequestKind::Pli, false);
+            self.request_keyframe(now, (track, layer), KeyframeRequestKind::Pli, false);
         }
     }
 }

@@ -6,14 +6,14 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rids};
 use str0m::rtp::{RtpPacket, Ssrc};
 
 use super::core::ShardCore;
 use super::feedback::KEYFRAME_INTERVAL;
 use super::lifecycle::peer_in;
-use super::peer::{InTrack, StreamStart, TimeMap};
-use super::route::{Origin, Route, Sub};
+use super::peer::{InTrack, MAX_LAYERS, StreamStart, TimeMap};
+use super::route::{Origin, Route, Sub, layer_for};
 use super::send::{Header, NotSent, Send, send};
 use super::timers::Slot;
 use crate::codecs::{CodecDesc, PtMap};
@@ -35,6 +35,10 @@ impl ShardCore {
             return;
         };
         let kind = media.kind();
+        let layers = match media.rids_rx() {
+            Rids::Specific(rids) => rids.len().clamp(1, MAX_LAYERS) as u8,
+            _ => 1,
+        };
         // A recycled m-line's track is the one its last offer named.
         let name = match peer.relabelled.iter().find(|(m, _)| *m == mid) {
             Some((_, name)) => name.clone(),
@@ -69,8 +73,9 @@ impl ShardCore {
                 Some(Origin {
                     slot,
                     mid,
-                    last_keyframe_request: None,
-                    keyframe_pending: false,
+                    layers,
+                    last_keyframe_request: [None; MAX_LAYERS],
+                    keyframe_pending: [false; MAX_LAYERS],
                 }),
             ),
         );
@@ -95,7 +100,7 @@ impl ShardCore {
             return;
         };
         peer.last_authentic_rx = now;
-        let Some(i) = peer.track_of_ssrc(packet.header.ssrc) else {
+        let Some((i, layer)) = peer.track_of_ssrc(packet.header.ssrc) else {
             self.stats.rtp_unrouted += 1;
             return;
         };
@@ -106,6 +111,7 @@ impl ShardCore {
         };
         let fwd = Forwarded {
             track,
+            layer,
             codec,
             seq: *packet.seq_no,
             time: packet.header.timestamp,
@@ -136,17 +142,20 @@ impl ShardCore {
         for (shard, _) in &route.remote {
             self.out.media[*shard].push(fwd.clone());
         }
+        let layer = usize::from(fwd.layer).min(MAX_LAYERS - 1);
+        route.layer_seen[layer] = Some(now);
         if route.subs.is_empty() {
             return;
         }
-        if let Some(history) = route.history.as_mut() {
-            history.keep(now, fwd);
-        }
+        route.keep(now, fwd);
         let params = self.codecs.params().get(usize::from(fwd.codec));
         let clock_rate = params.map_or(90_000, |p| p.spec().clock_rate.get());
         // Read once per packet, and only while a subscriber waits for it.
         let mut keyframe: Option<bool> = None;
-        let mut ask_again = false;
+        let audio = route.kind == MediaKind::Audio;
+        // Simulcast layers that subscribers wait for a keyframe of.
+        let mut ask = [false; MAX_LAYERS];
+        let seen = route.layer_seen;
         for sub in &mut route.subs {
             let Some(peer) = peer_in(&mut self.peers, sub.slot) else {
                 continue;
@@ -157,21 +166,37 @@ impl ShardCore {
                 self.stats.rtp_not_ready += 1;
                 continue;
             }
-            if let Some(asked) = sub.awaiting_keyframe {
-                let starts = *keyframe.get_or_insert_with(|| {
-                    params.is_none_or(|p| starts_keyframe(p.spec().codec, &fwd.payload))
-                });
-                if !starts {
-                    self.stats.rtp_awaiting_keyframe += 1;
+            // The layer it should forward: it starts, and switches, at that layer's
+            // next keyframe, and forwards the one it has until then.
+            let want = layer_for(&seen, sub.target, now);
+            if sub.layer != Some(want) {
+                if fwd.layer == want {
+                    let starts = audio
+                        || *keyframe.get_or_insert_with(|| {
+                            params.is_none_or(|p| starts_keyframe(p.spec().codec, &fwd.payload))
+                        });
+                    if starts {
+                        sub.switch_to(want, fwd, now);
+                        sub.awaiting_keyframe = None;
+                    }
+                }
+                if sub.layer != Some(want) {
                     // The request (or the keyframe) was lost, or the publisher cannot
                     // make one on request (`play` of a file): ask again now and then.
-                    if now >= asked + KEYFRAME_INTERVAL {
-                        sub.awaiting_keyframe = Some(now);
-                        ask_again = true;
+                    match sub.awaiting_keyframe {
+                        Some(asked) if now < asked + KEYFRAME_INTERVAL => {}
+                        _ => {
+                            sub.awaiting_keyframe = Some(now);
+                            ask[usize::from(want)] = true;
+                        }
                     }
-                    continue;
+                    if sub.layer.is_none() {
+                        self.stats.rtp_awaiting_keyframe += 1;
+                    }
                 }
-                sub.awaiting_keyframe = None;
+            }
+            if sub.layer != Some(fwd.layer) {
+                continue;
             }
             let Some(pt) = peer.pt_map.pt(fwd.codec) else {
                 self.stats.rtp_no_codec += 1;
@@ -181,8 +206,9 @@ impl ShardCore {
                 .seq_delta
                 .get_or_insert(sub.start.first_seq as i64 - fwd.seq as i64);
             let seq = fwd.seq as i64 + delta;
-            if seq < sub.start.first_seq as i64 {
-                continue; // older than the first packet this subscriber got
+            let segment_start = sub.before.map_or(sub.start.first_seq, |b| b.until_seq);
+            if seq < segment_start as i64 {
+                continue; // older than the first packet of this layer it got
             }
             let offset = match sub.time {
                 TimeMap::Offset(offset) => offset,
@@ -217,7 +243,10 @@ impl ShardCore {
             let out = &mut self.out;
             let sent = catch_unwind(AssertUnwindSafe(|| send(peer, out, now, packet)));
             match sent {
-                Ok(Ok(())) => self.stats.rtp_forwarded += 1,
+                Ok(Ok(())) => {
+                    self.stats.rtp_forwarded += 1;
+                    sub.last_sent_at = Some(now);
+                }
                 Ok(Err(NotSent::NotReady)) => self.stats.rtp_not_ready += 1,
                 Ok(Err(NotSent::OverBudget)) => {} // resends only
                 Ok(Err(NotSent::Failed)) => {
@@ -229,8 +258,9 @@ impl ShardCore {
                 }
             }
         }
-        if ask_again {
-            self.request_keyframe(now, fwd.track, KeyframeRequestKind::Pli, false);
+        for layer in (0..MAX_LAYERS).filter(|l| ask[*l]) {
+            let track = (fwd.track, layer as u8);
+            self.request_keyframe(now, track, KeyframeRequestKind::Pli, false);
         }
     }
 

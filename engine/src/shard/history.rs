@@ -78,6 +78,7 @@ mod tests {
     fn packet(seq: u64) -> Forwarded {
         Forwarded {
             track: TrackId::new(0, 1),
+            layer: 0,
             codec: 0,
             seq,
             time: 0,

@@ -323,7 +323,14 @@ impl ShardCore {
         }
         if !activated.is_empty() {
             for &track in &activated {
-                self.request_keyframe(now, track, KeyframeRequestKind::Pli, true);
+                // Of the layer the new subscriber starts on (the lowest while none has
+                // reached this shard yet).
+                let layer = self.layer_sent(track, slot);
+                let layer = self
+                    .routes
+                    .get(&track)
+                    .map_or(0, |r| super::route::layer_for(&r.layer_seen, layer, now));
+                self.request_keyframe(now, (track, layer), KeyframeRequestKind::Pli, true);
             }
             self.out.notices.push(Notice::Subscribed {
                 peer: id,

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use str0m::Rtc;
 use str0m::change::SdpPendingOffer;
-use str0m::media::{MediaKind, Mid};
+use str0m::media::{MediaKind, Mid, Rid, Rids};
 use str0m::net::Protocol;
 use str0m::rtp::Ssrc;
 
@@ -22,6 +22,31 @@ pub(crate) struct InTrack {
     pub(crate) mid: Mid,
     pub(crate) track: TrackId,
     pub(crate) kind: MediaKind,
+}
+
+/// The simulcast layers one m-line may carry, lowest first (`docs/simulcast.md`).
+pub(crate) const MAX_LAYERS: usize = 3;
+
+/// Which layer a simulcast stream `rid` is among the m-line's `rids`, lowest first: the
+/// customary names `q`, `h`, `f` (quarter, half, full) in that order whatever order the
+/// SDP lists them in; other names in the SDP's order (browsers list encodings as the
+/// page gave them, lowest first by custom). A stream without a rid is layer 0.
+pub(crate) fn layer_of(rids: &Rids, rid: Option<Rid>) -> u8 {
+    let (Rids::Specific(all), Some(rid)) = (rids, rid) else {
+        return 0;
+    };
+    let rank = |r: &Rid| match &**r {
+        "q" => Some(0),
+        "h" => Some(1),
+        "f" => Some(2),
+        _ => None,
+    };
+    let layer = if all.iter().all(|r| rank(r).is_some()) {
+        all.iter().filter(|r| rank(r) < rank(&rid)).count()
+    } else {
+        all.iter().position(|r| *r == rid).unwrap_or(0)
+    };
+    layer.min(MAX_LAYERS - 1) as u8
 }
 
 /// A track this peer receives.
@@ -107,8 +132,9 @@ pub(crate) struct Peer {
     pub(crate) addrs: Vec<SocketAddr>,
     pub(crate) pt_map: PtMap,
     pub(crate) published: Vec<InTrack>,
-    /// SSRC → index into `published`, learnt from the first packet of each stream.
-    pub(crate) ssrc_tracks: Vec<(Ssrc, usize)>,
+    /// SSRC → index into `published` and simulcast layer, learnt from the first packet
+    /// of each stream.
+    pub(crate) ssrc_tracks: Vec<(Ssrc, usize, u8)>,
     pub(crate) receiving: Vec<OutTrack>,
     pub(crate) parked: Vec<Parked>,
     /// The msid each recycled m-line carries now; str0m keeps writing the first one, so
@@ -188,17 +214,25 @@ impl Peer {
         }
     }
 
-    /// The published track an RTP stream belongs to.
-    pub(crate) fn track_of_ssrc(&mut self, ssrc: Ssrc) -> Option<usize> {
-        if let Some((_, i)) = self.ssrc_tracks.iter().find(|(s, _)| *s == ssrc) {
-            return Some(*i);
+    /// The published track an RTP stream belongs to, and its simulcast layer.
+    pub(crate) fn track_of_ssrc(&mut self, ssrc: Ssrc) -> Option<(usize, u8)> {
+        if let Some((_, i, layer)) = self.ssrc_tracks.iter().find(|(s, _, _)| *s == ssrc) {
+            return Some((*i, *layer));
         }
-        let mid = self.rtc.direct_api().stream_rx(&ssrc)?.mid();
+        let (mid, rid) = {
+            let mut api = self.rtc.direct_api();
+            let stream = api.stream_rx(&ssrc)?;
+            (stream.mid(), stream.rid())
+        };
         let i = self.published.iter().position(|t| t.mid == mid)?;
+        let layer = self
+            .rtc
+            .media(mid)
+            .map_or(0, |m| layer_of(m.rids_rx(), rid));
         if self.ssrc_tracks.len() < 16 {
-            self.ssrc_tracks.push((ssrc, i));
+            self.ssrc_tracks.push((ssrc, i, layer));
         }
-        Some(i)
+        Some((i, layer))
     }
 
     pub(crate) fn is_receiving(&self, track: TrackId) -> bool {

@@ -1,15 +1,18 @@
 //! Where a track's packets go on this shard: its local subscribers, and (on the
 //! publisher's own shard) the other shards that have subscribers of it.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::media::{MediaKind, Mid};
 use str0m::rtp::Ssrc;
 
 use super::history::History;
-use super::peer::{StreamStart, TimeMap};
+use super::peer::{MAX_LAYERS, StreamStart, TimeMap};
 use super::timers::Slot;
-use crate::msg::ShardId;
+use crate::msg::{Forwarded, ShardId};
+
+/// A simulcast layer without a packet for this long is taken as stopped.
+pub(crate) const LAYER_GONE: Duration = Duration::from_millis(1500);
 
 /// One subscriber's send stream for a track, with the state that rewrites the
 /// publisher's packets into it.
@@ -34,6 +37,27 @@ pub(crate) struct Sub {
     pub(crate) awaiting_keyframe: Option<Instant>,
     /// Where its stream is among the subscriber's sent streams (`send.rs`).
     pub(crate) sent: Option<usize>,
+    /// The simulcast layer it forwards now (`None` before its first packet).
+    pub(crate) layer: Option<u8>,
+    /// The layer it should forward (the highest the track has, when no estimate says
+    /// otherwise): switched to at that layer's next keyframe.
+    pub(crate) target: u8,
+    /// When its last packet went out: the timestamps after a layer switch go on from
+    /// there as the clock ran.
+    pub(crate) last_sent_at: Option<Instant>,
+    /// The stream before the last layer switch, for NACKs of its last packets.
+    pub(crate) before: Option<Segment>,
+}
+
+/// A stretch of a subscriber's stream that carried one simulcast layer: how its
+/// sequence numbers and timestamps map the layer's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Segment {
+    pub(crate) layer: u8,
+    /// The subscriber's sequence numbers below this one are of the segment.
+    pub(crate) until_seq: u64,
+    pub(crate) seq_delta: i64,
+    pub(crate) time_offset: u32,
 }
 
 impl Sub {
@@ -47,6 +71,10 @@ impl Sub {
         Self {
             awaiting_keyframe: asked,
             sent: None,
+            layer: None,
+            target: MAX_LAYERS as u8 - 1,
+            last_sent_at: None,
+            before: None,
             slot,
             ssrc,
             mid,
@@ -56,6 +84,29 @@ impl Sub {
             last_seq: start.first_seq - 1,
             last_time: 0,
         }
+    }
+
+    /// Goes on with simulcast layer `layer` from its packet `fwd` (a keyframe): its
+    /// sequence numbers right after the last sent, its timestamps on from the last as
+    /// the clock ran. The stretch before is kept for NACKs.
+    pub(crate) fn switch_to(&mut self, layer: u8, fwd: &Forwarded, now: Instant) {
+        if let (Some(old), Some(delta), TimeMap::Offset(offset)) =
+            (self.layer, self.seq_delta, self.time)
+        {
+            let until_seq = self.last_seq + 1;
+            self.before = Some(Segment {
+                layer: old,
+                until_seq,
+                seq_delta: delta,
+                time_offset: offset,
+            });
+            self.seq_delta = Some(until_seq as i64 - fwd.seq as i64);
+            self.time = TimeMap::After {
+                last: self.last_time,
+                at: self.last_sent_at.unwrap_or(now),
+            };
+        }
+        self.layer = Some(layer);
     }
 
     /// Where the stream goes on after `now`: for the same track (its mapping kept),
@@ -80,14 +131,26 @@ impl Sub {
     }
 }
 
+/// The layer a subscriber that wants `target` gets now, from when each layer was last
+/// `seen`: the highest that flows at or below it (0 when none does).
+pub(crate) fn layer_for(seen: &[Option<Instant>; MAX_LAYERS], target: u8, now: Instant) -> u8 {
+    (0..=target.min(MAX_LAYERS as u8 - 1))
+        .rev()
+        .find(|l| seen[usize::from(*l)].is_some_and(|t| now < t + LAYER_GONE))
+        .unwrap_or(0)
+}
+
 /// The publisher of a track, when it lives on this shard.
 pub(crate) struct Origin {
     pub(crate) slot: Slot,
     /// The publisher's m-line; keyframe requests go to its receive stream.
     pub(crate) mid: Mid,
-    pub(crate) last_keyframe_request: Option<Instant>,
-    /// A request came in during the cooldown; send it when the cooldown ends.
-    pub(crate) keyframe_pending: bool,
+    /// Its simulcast layers (1 without simulcast).
+    pub(crate) layers: u8,
+    /// When each simulcast layer was last asked for a keyframe.
+    pub(crate) last_keyframe_request: [Option<Instant>; MAX_LAYERS],
+    /// A request came in during a layer's cooldown; send it when the cooldown ends.
+    pub(crate) keyframe_pending: [bool; MAX_LAYERS],
 }
 
 pub(crate) struct Route {
@@ -97,8 +160,12 @@ pub(crate) struct Route {
     pub(crate) subs: Vec<Sub>,
     /// Other shards with subscribers, and how many each has.
     pub(crate) remote: Vec<(ShardId, u32)>,
-    /// A video track's last packets, for its subscribers' NACKs.
-    pub(crate) history: Option<History>,
+    /// A video track's last packets, for its subscribers' NACKs: one ring per
+    /// simulcast layer (each has its own sequence numbers).
+    pub(crate) history: Vec<History>,
+    /// When each simulcast layer last had a packet here: a layer that stops (the
+    /// publisher's uplink cannot carry it, or it was paused) is not waited for.
+    pub(crate) layer_seen: [Option<Instant>; MAX_LAYERS],
 }
 
 impl Route {
@@ -108,8 +175,21 @@ impl Route {
             origin,
             subs: Vec::new(),
             remote: Vec::new(),
-            history: (kind == MediaKind::Video).then(History::new),
+            history: Vec::new(),
+            layer_seen: [None; MAX_LAYERS],
         }
+    }
+
+    /// Keeps a video packet for NACKs, in its layer's ring.
+    pub(crate) fn keep(&mut self, now: Instant, fwd: &Forwarded) {
+        if self.kind != MediaKind::Video {
+            return;
+        }
+        let layer = usize::from(fwd.layer).min(MAX_LAYERS - 1);
+        while self.history.len() <= layer {
+            self.history.push(History::new());
+        }
+        self.history[layer].keep(now, fwd);
     }
 
     pub(crate) fn add_remote(&mut self, shard: ShardId) {

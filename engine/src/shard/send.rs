@@ -501,16 +501,23 @@ impl ShardCore {
             let Some(sub) = route.subs.iter().find(|s| s.slot == slot && s.ssrc == ssrc) else {
                 continue;
             };
-            let (Some(delta), TimeMap::Offset(offset)) = (sub.seq_delta, sub.time) else {
+            let (Some(delta), TimeMap::Offset(offset), Some(layer)) =
+                (sub.seq_delta, sub.time, sub.layer)
+            else {
                 continue;
             };
             let seq = extend(sub.last_seq, seq);
             if seq < sub.start.first_seq || seq > sub.last_seq {
                 continue; // not a packet of this subscriber's stream
             }
+            // Before its last simulcast layer switch, the stream carried another layer.
+            let (layer, delta, offset) = match sub.before {
+                Some(b) if seq < b.until_seq => (b.layer, b.seq_delta, b.time_offset),
+                _ => (layer, delta, offset),
+            };
             let Some(fwd) = u64::try_from(seq as i64 - delta)
                 .ok()
-                .and_then(|s| route.history.as_ref()?.get(now, s))
+                .and_then(|s| route.history.get(usize::from(layer))?.get(now, s))
             else {
                 self.stats.nack_unanswered += 1;
                 continue;
