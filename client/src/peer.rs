@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::{Codec, CodecConfig, PayloadParams};
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid};
+use str0m::media::{
+    Direction, KeyframeRequestKind, MediaKind, Mid, Rid, Simulcast, SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::rtcp::SenderInfo;
 use str0m::rtp::{RtpWrite, SeqNo};
@@ -54,6 +56,8 @@ pub enum PeerEvent {
         mid: Mid,
         /// PLI or FIR.
         kind: KeyframeRequestKind,
+        /// The simulcast layer it is for (`None` without simulcast).
+        rid: Option<Rid>,
     },
 }
 
@@ -86,6 +90,10 @@ pub struct ClientPeer {
     pending: Option<SdpPendingOffer>,
     /// Sending m-lines and the next sequence number of each.
     sending: Vec<(Mid, u64)>,
+    /// Tracks to send as simulcast layers (track id, rids lowest first), and the next
+    /// sequence number of each layer once sending.
+    simulcast: Vec<(String, Vec<String>)>,
+    layer_seqs: Vec<(Mid, Rid, u64)>,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<PeerEvent>,
     next_timeout: Instant,
@@ -130,6 +138,8 @@ impl ClientPeer {
             local_addr,
             pending: None,
             sending: Vec::new(),
+            simulcast: Vec::new(),
+            layer_seqs: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             next_timeout: now,
@@ -141,11 +151,30 @@ impl ClientPeer {
         peer
     }
 
+    /// Sends the track `track_id` as simulcast layers `rids` (lowest first) when the
+    /// next offer publishes it; its packets go out with
+    /// [`ClientPeer::send_rtp_layer`].
+    pub fn set_simulcast(&mut self, track_id: &str, rids: &[&str]) {
+        let rids = rids.iter().map(|r| r.to_string()).collect();
+        self.simulcast.push((track_id.to_owned(), rids));
+    }
+
     /// The first offer: one sendonly m-line per track, or only a data channel when
     /// there are none (an offer needs at least one m-line).
     pub fn create_offer(&mut self, tracks: &[LocalTrack]) -> Result<SdpOffer, RtcError> {
         let mut api = self.rtc.sdp_api();
         for t in tracks {
+            let simulcast =
+                self.simulcast
+                    .iter()
+                    .find(|(id, _)| *id == t.track_id)
+                    .map(|(_, rids)| {
+                        let mut s = Simulcast::new();
+                        for rid in rids {
+                            s.add_send_layer(SimulcastLayer::new(rid));
+                        }
+                        s
+                    });
             // str0m announces `MediaAdded` only for m-lines the remote offered, so our
             // own sending m-lines are remembered here.
             let mid = api.add_media(
@@ -153,7 +182,7 @@ impl ClientPeer {
                 Direction::SendOnly,
                 Some(t.stream_id.clone()),
                 Some(t.track_id.clone()),
-                None,
+                simulcast,
             );
             self.sending.push((mid, 1));
         }
@@ -326,6 +355,54 @@ impl ClientPeer {
         self.drain().map_err(SendError::Rtc)
     }
 
+    /// Sends one RTP packet of simulcast layer `rid` on a sending m-line set up with
+    /// [`ClientPeer::set_simulcast`]; each layer has its own sequence numbers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn send_rtp_layer(
+        &mut self,
+        now: Instant,
+        mid: Mid,
+        rid: &str,
+        codec: Codec,
+        time: u32,
+        marker: bool,
+        payload: &[u8],
+    ) -> Result<(), SendError> {
+        let pt = self
+            .rtc
+            .codec_config()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+            .ok_or(SendError::CodecNotNegotiated(codec))?;
+        if !self.sending.iter().any(|(m, _)| *m == mid) {
+            return Err(SendError::NotSending(mid));
+        }
+        let rid = Rid::from(rid);
+        let i = match self
+            .layer_seqs
+            .iter()
+            .position(|(m, r, _)| *m == mid && *r == rid)
+        {
+            Some(i) => i,
+            None => {
+                self.layer_seqs.push((mid, rid, 1));
+                self.layer_seqs.len() - 1
+            }
+        };
+        let seq: SeqNo = self.layer_seqs[i].2.into();
+        self.layer_seqs[i].2 += 1;
+        let mut api = self.rtc.direct_api();
+        let tx = api
+            .stream_tx_by_mid(mid, Some(rid))
+            .ok_or(SendError::NotSending(mid))?;
+        tx.write_rtp(
+            RtpWrite::new(pt, seq, time, now, payload.to_vec())
+                .marker(marker)
+                .nackable(codec.is_video()),
+        );
+        self.drain().map_err(SendError::Rtc)
+    }
+
     /// The codecs the remote accepted on an m-line, in the remote's order of preference.
     pub fn negotiated_codecs(&self, mid: Mid) -> Vec<PayloadParams> {
         let Some(media) = self.rtc.media(mid) else {
@@ -428,6 +505,7 @@ impl ClientPeer {
             Event::KeyframeRequest(r) => self.events.push_back(PeerEvent::KeyframeRequest {
                 mid: r.mid,
                 kind: r.kind,
+                rid: r.rid,
             }),
             Event::MediaIngressStats(st) => {
                 match self.feedback.iter_mut().find(|f| f.0 == st.mid) {

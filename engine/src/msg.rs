@@ -138,6 +138,14 @@ pub enum Control {
         /// Skip the once-per-second throttle: a new subscriber needs a keyframe now.
         urgent: bool,
     },
+    /// The subscriber `peer` receives at most simulcast layer `max` of `track` (0 is
+    /// the lowest): the size of its tile asks for no more. Takes effect at the next
+    /// keyframe of the layer it then gets.
+    SetMaxLayer {
+        peer: PeerId,
+        track: TrackId,
+        max: u8,
+    },
     /// For the node port's thread (multi-node); a shard ignores it.
     Node(NodeCommand),
     /// Stop the shard's thread.
@@ -200,6 +208,9 @@ impl std::fmt::Debug for Control {
                     f,
                     "KeyframeRequest({track:?}, layer {layer}, {kind:?}, urgent={urgent})"
                 )
+            }
+            Control::SetMaxLayer { peer, track, max } => {
+                write!(f, "SetMaxLayer({peer:?}, {track:?}, {max})")
             }
             Control::Node(c) => write!(f, "Node({c:?})"),
             Control::Shutdown => write!(f, "Shutdown"),

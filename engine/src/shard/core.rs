@@ -419,6 +419,11 @@ impl ShardCore {
                 kind,
                 urgent,
             } => self.request_keyframe(now, (track, layer), kind, urgent),
+            Control::SetMaxLayer { peer, track, max } => {
+                if let Some(slot) = self.slot_of(peer) {
+                    self.set_max_layer(track, slot, max);
+                }
+            }
             Control::Shutdown | Control::Node(_) => {}
             #[cfg(feature = "fault-injection")]
             Control::InjectPanic { peer } => {

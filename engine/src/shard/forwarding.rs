@@ -264,6 +264,18 @@ impl ShardCore {
         }
     }
 
+    /// The subscriber `slot` receives at most simulcast layer `max` of `track`.
+    pub(super) fn set_max_layer(&mut self, track: TrackId, slot: Slot, max: u8) {
+        let Some(sub) = self
+            .routes
+            .get_mut(&track)
+            .and_then(|r| r.subs.iter_mut().find(|s| s.slot == slot))
+        else {
+            return;
+        };
+        sub.target = max.min(MAX_LAYERS as u8 - 1);
+    }
+
     /// A subscription became active: the subscriber's send stream joins the track's
     /// route (telling the publisher's shard the first time this shard has one).
     pub(super) fn add_sub(

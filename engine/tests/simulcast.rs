@@ -1,0 +1,199 @@
+//! Simulcast through the shard core, with real str0m peers on virtual time: a publisher
+//! sends its camera in three layers (rids q, h, f) on one m-line; the room sees one
+//! track; a subscriber receives one layer (the highest by default, from the first layer
+//! it saw a keyframe of), and moves between layers at keyframes with its sequence
+//! numbers and timestamps going on without a gap.
+
+use std::time::Duration;
+
+use engine::msg::{Control, TrackId};
+use str0m::format::Codec;
+use str0m::media::MediaKind;
+use testkit::{INTER_FRAME, KEYFRAME_START, Net, TestClient, video};
+
+type Harness = Net<TestClient>;
+
+const RIDS: [&str; 3] = ["q", "h", "f"];
+
+/// Frame `i` of layer `layer`: a keyframe every tenth frame, the layer in byte 4 and the
+/// frame number in bytes 5..9, and more bytes the higher the layer.
+fn frame(layer: u8, i: u32) -> Vec<u8> {
+    let mut p = vec![0u8; 100 + 300 * usize::from(layer)];
+    let start = if i.is_multiple_of(10) {
+        KEYFRAME_START
+    } else {
+        INTER_FRAME
+    };
+    p[..4].copy_from_slice(&start);
+    p[4] = layer;
+    p[5..9].copy_from_slice(&i.to_be_bytes());
+    p
+}
+
+/// A simulcast publisher (client 0) and a subscriber of its camera (client 1), both on
+/// shard 0 or on different shards.
+fn setup(subscriber_shard: usize) -> (Harness, TrackId) {
+    let mut h = Harness::new(2);
+    let mut publisher = TestClient::new(h.now, Harness::client_addr(0));
+    publisher.peer.set_simulcast("cam-video", &RIDS);
+    let offer = publisher.peer.create_offer(&[video("cam")]).unwrap();
+    h.add(0, publisher, &offer);
+    h.join(subscriber_shard, &[]);
+    assert!(h.run_until(Duration::from_secs(5), |h| h.all_connected()
+        && h.published.len() == 1));
+    let track = h.track(0, MediaKind::Video);
+    h.subscribe(1, &[track]);
+    assert!(
+        h.run_until(Duration::from_secs(5), |h| h.clients[1].subscribed.len()
+            == 1)
+    );
+    (h, track)
+}
+
+/// The publisher sends `n` frames of every layer, 33 ms apart, from frame `from`.
+fn send_frames(h: &mut Harness, from: u32, n: u32) {
+    for i in from..from + n {
+        let now = h.now;
+        let publisher = &mut h.clients[0].peer;
+        let mid = publisher.mid_of("cam", "cam-video").unwrap();
+        for (layer, rid) in RIDS.iter().enumerate() {
+            publisher
+                .send_rtp_layer(
+                    now,
+                    mid,
+                    rid,
+                    Codec::Vp8,
+                    i * 3000,
+                    true,
+                    &frame(layer as u8, i),
+                )
+                .unwrap();
+        }
+        h.run_for(Duration::from_millis(33));
+    }
+}
+
+/// (layer, frame) of each video packet the subscriber got, with its sequence number and
+/// timestamp.
+fn got(h: &Harness) -> Vec<(u8, u32, u64, u32)> {
+    h.clients[1]
+        .received
+        .iter()
+        .filter(|p| p.codec == Some(Codec::Vp8))
+        .map(|p| {
+            let frame =
+                u32::from_be_bytes([p.payload[5], p.payload[6], p.payload[7], p.payload[8]]);
+            (p.payload[4], frame, p.seq, p.time)
+        })
+        .collect()
+}
+
+/// One stream for the subscriber: consecutive sequence numbers, timestamps that go
+/// forward, frames that never go back (a switch may bring the new layer's copy of the
+/// last frame: a keyframe the decoder takes in its stead).
+fn assert_continuous(got: &[(u8, u32, u64, u32)]) {
+    for w in got.windows(2) {
+        assert_eq!(w[1].2, w[0].2 + 1, "a gap in sequence numbers: {w:?}");
+        let step = w[1].3.wrapping_sub(w[0].3);
+        assert!(
+            step > 0 && step < u32::MAX / 2,
+            "time did not go forward: {w:?}"
+        );
+        assert!(w[1].1 >= w[0].1, "a frame out of order: {w:?}");
+    }
+}
+
+/// Where the subscriber's stream moved from one layer to another: (index, layer).
+fn switches(got: &[(u8, u32, u64, u32)]) -> Vec<(usize, u8)> {
+    let mut out = vec![(0, got[0].0)];
+    for (i, w) in got.windows(2).enumerate() {
+        if w[1].0 != w[0].0 {
+            out.push((i + 1, w[1].0));
+        }
+    }
+    out
+}
+
+#[test]
+fn a_subscriber_gets_the_top_layer_and_moves_down_and_up_at_keyframes() {
+    for subscriber_shard in [0, 1] {
+        let (mut h, track) = setup(subscriber_shard);
+        send_frames(&mut h, 0, 30);
+        let first = got(&h);
+        assert!(
+            !first.is_empty(),
+            "shard {subscriber_shard}: nothing received"
+        );
+        assert_eq!(
+            first.last().unwrap().0,
+            2,
+            "on the top layer by default: {first:?}"
+        );
+
+        let (shard, peer) = (h.clients[1].shard, h.clients[1].id);
+        h.control(
+            shard,
+            Control::SetMaxLayer {
+                peer,
+                track,
+                max: 0,
+            },
+        );
+        send_frames(&mut h, 30, 30);
+        h.control(
+            shard,
+            Control::SetMaxLayer {
+                peer,
+                track,
+                max: 2,
+            },
+        );
+        send_frames(&mut h, 60, 30);
+        let all = got(&h);
+        assert_continuous(&all);
+        let moves = switches(&all);
+        let layers: Vec<u8> = moves.iter().map(|m| m.1).collect();
+        assert!(
+            layers.ends_with(&[2, 0, 2]),
+            "top, down to 0, up again: {moves:?}"
+        );
+        for (at, _) in &moves {
+            assert_eq!(
+                all[*at].1 % 10,
+                0,
+                "each start and switch at a keyframe: {moves:?}"
+            );
+        }
+        let down = moves[moves.len() - 2].0;
+        assert!(all[down].1 >= 30, "down after it was asked: {moves:?}");
+        let up = moves[moves.len() - 1].0;
+        assert!(all[up].1 >= 60, "up after it was asked: {moves:?}");
+    }
+}
+
+#[test]
+fn a_layer_that_stops_is_not_waited_for() {
+    let (mut h, _) = setup(0);
+    send_frames(&mut h, 0, 20);
+    assert_eq!(got(&h).last().unwrap().0, 2);
+    // The publisher's uplink no longer carries the top layer: only q and h go on.
+    for i in 20..80 {
+        let now = h.now;
+        let publisher = &mut h.clients[0].peer;
+        let mid = publisher.mid_of("cam", "cam-video").unwrap();
+        for (layer, rid) in RIDS.iter().enumerate().take(2) {
+            let payload = frame(layer as u8, i);
+            publisher
+                .send_rtp_layer(now, mid, rid, Codec::Vp8, i * 3000, true, &payload)
+                .unwrap();
+        }
+        h.run_for(Duration::from_millis(33));
+    }
+    let all = got(&h);
+    assert_eq!(
+        all.last().unwrap().0,
+        1,
+        "the next layer down goes on: {all:?}"
+    );
+    assert_continuous(&all);
+}
