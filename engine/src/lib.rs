@@ -22,3 +22,4 @@ pub mod srtp;
 pub mod stats;
 pub mod stun;
 pub mod twcc_guard;
+pub mod vp8;

@@ -2,31 +2,30 @@
 //! sends its camera in three layers (rids q, h, f) on one m-line; the room sees one
 //! track; a subscriber receives one layer (the highest by default, from the first layer
 //! it saw a keyframe of), and moves between layers at keyframes with its sequence
-//! numbers and timestamps going on without a gap.
+//! numbers, timestamps and VP8 picture ids going on without a gap.
 
 use std::time::Duration;
 
 use engine::msg::{Control, TrackId};
 use str0m::format::Codec;
 use str0m::media::MediaKind;
-use testkit::{INTER_FRAME, KEYFRAME_START, Net, TestClient, video};
+use testkit::{Net, TestClient, video};
 
 type Harness = Net<TestClient>;
 
 const RIDS: [&str; 3] = ["q", "h", "f"];
 
-/// Frame `i` of layer `layer`: a keyframe every tenth frame, the layer in byte 4 and the
-/// frame number in bytes 5..9, and more bytes the higher the layer.
+/// Frame `i` of layer `layer`, one packet: a VP8 descriptor with a 15-bit picture id
+/// that each layer counts on its own (from `layer × 10000`), a keyframe every tenth
+/// frame; the layer in byte 5 and the frame number in bytes 6..10; more bytes the higher
+/// the layer.
 fn frame(layer: u8, i: u32) -> Vec<u8> {
     let mut p = vec![0u8; 100 + 300 * usize::from(layer)];
-    let start = if i.is_multiple_of(10) {
-        KEYFRAME_START
-    } else {
-        INTER_FRAME
-    };
-    p[..4].copy_from_slice(&start);
-    p[4] = layer;
-    p[5..9].copy_from_slice(&i.to_be_bytes());
+    let picture_id = (u32::from(layer) * 10_000 + i) as u16 & 0x7fff;
+    p[..4].copy_from_slice(&[0x90, 0x80, 0x80 | (picture_id >> 8) as u8, picture_id as u8]);
+    p[4] = u8::from(!i.is_multiple_of(10)); // the VP8 header's P bit: 0 in a keyframe
+    p[5] = layer;
+    p[6..10].copy_from_slice(&i.to_be_bytes());
     p
 }
 
@@ -73,27 +72,29 @@ fn send_frames(h: &mut Harness, from: u32, n: u32) {
     }
 }
 
-/// (layer, frame) of each video packet the subscriber got, with its sequence number and
-/// timestamp.
-fn got(h: &Harness) -> Vec<(u8, u32, u64, u32)> {
+/// (layer, frame) of each video packet the subscriber got, with its sequence number,
+/// timestamp and VP8 picture id.
+fn got(h: &Harness) -> Vec<(u8, u32, u64, u32, u16)> {
     h.clients[1]
         .received
         .iter()
         .filter(|p| p.codec == Some(Codec::Vp8))
         .map(|p| {
-            let frame =
-                u32::from_be_bytes([p.payload[5], p.payload[6], p.payload[7], p.payload[8]]);
-            (p.payload[4], frame, p.seq, p.time)
+            let b = &p.payload;
+            let frame = u32::from_be_bytes([b[6], b[7], b[8], b[9]]);
+            let picture_id = u16::from(b[2] & 0x7f) << 8 | u16::from(b[3]);
+            (b[5], frame, p.seq, p.time, picture_id)
         })
         .collect()
 }
 
-/// One stream for the subscriber: consecutive sequence numbers, timestamps that go
-/// forward, frames that never go back (a switch may bring the new layer's copy of the
-/// last frame: a keyframe the decoder takes in its stead).
-fn assert_continuous(got: &[(u8, u32, u64, u32)]) {
+/// One stream for the subscriber: consecutive sequence numbers and picture ids,
+/// timestamps that go forward, frames that never go back (a switch may bring the new
+/// layer's copy of the last frame: a keyframe the decoder takes in its stead).
+fn assert_continuous(got: &[(u8, u32, u64, u32, u16)]) {
     for w in got.windows(2) {
         assert_eq!(w[1].2, w[0].2 + 1, "a gap in sequence numbers: {w:?}");
+        assert_eq!(w[1].4, (w[0].4 + 1) & 0x7fff, "a gap in picture ids: {w:?}");
         let step = w[1].3.wrapping_sub(w[0].3);
         assert!(
             step > 0 && step < u32::MAX / 2,
@@ -104,7 +105,7 @@ fn assert_continuous(got: &[(u8, u32, u64, u32)]) {
 }
 
 /// Where the subscriber's stream moved from one layer to another: (index, layer).
-fn switches(got: &[(u8, u32, u64, u32)]) -> Vec<(usize, u8)> {
+fn switches(got: &[(u8, u32, u64, u32, u16)]) -> Vec<(usize, u8)> {
     let mut out = vec![(0, got[0].0)];
     for (i, w) in got.windows(2).enumerate() {
         if w[1].0 != w[0].0 {

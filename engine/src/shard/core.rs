@@ -74,6 +74,9 @@ pub struct Outbox {
     /// Buffers of datagrams already sent, for the next ones (the I/O layer gives them
     /// back with [`Outbox::recycle`]): the send path allocates none in steady state.
     pub spare: Vec<Vec<u8>>,
+    /// A payload rewritten for one subscriber (its VP8 numbers after a simulcast
+    /// switch) before it is encrypted: reused, never one per packet.
+    pub(crate) scratch: Vec<u8>,
 }
 
 /// Sent buffers kept for reuse, at most: two sends' worth of a large fan-out.
@@ -169,6 +172,7 @@ impl ShardCore {
                 control: Vec::new(),
                 media: (0..threads).map(|_| Vec::new()).collect(),
                 spare: Vec::new(),
+                scratch: Vec::new(),
             },
             #[cfg(feature = "fault-injection")]
             slow_input: std::time::Duration::ZERO,

@@ -6,6 +6,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
+use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rids};
 use str0m::rtp::{RtpPacket, Ssrc};
 
@@ -153,6 +154,7 @@ impl ShardCore {
         // Read once per packet, and only while a subscriber waits for it.
         let mut keyframe: Option<bool> = None;
         let audio = route.kind == MediaKind::Audio;
+        let vp8 = params.is_some_and(|p| p.spec().codec == Codec::Vp8);
         // Simulcast layers that subscribers wait for a keyframe of.
         let mut ask = [false; MAX_LAYERS];
         let seen = route.layer_seen;
@@ -239,6 +241,7 @@ impl ShardCore {
                 clock_rate,
                 fwd,
                 hint: &mut sub.sent,
+                vp8: vp8.then(|| sub.vp8.next(&fwd.payload)),
             };
             let out = &mut self.out;
             let sent = catch_unwind(AssertUnwindSafe(|| send(peer, out, now, packet)));

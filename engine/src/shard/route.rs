@@ -10,6 +10,7 @@ use super::history::History;
 use super::peer::{MAX_LAYERS, StreamStart, TimeMap};
 use super::timers::Slot;
 use crate::msg::{Forwarded, ShardId};
+use crate::vp8::{Continuity, Offsets};
 
 /// A simulcast layer without a packet for this long is taken as stopped.
 pub(crate) const LAYER_GONE: Duration = Duration::from_millis(1500);
@@ -47,6 +48,8 @@ pub(crate) struct Sub {
     pub(crate) last_sent_at: Option<Instant>,
     /// The stream before the last layer switch, for NACKs of its last packets.
     pub(crate) before: Option<Segment>,
+    /// VP8's picture ids and indices, continuous across layer switches.
+    pub(crate) vp8: Continuity,
 }
 
 /// A stretch of a subscriber's stream that carried one simulcast layer: how its
@@ -58,6 +61,7 @@ pub(crate) struct Segment {
     pub(crate) until_seq: u64,
     pub(crate) seq_delta: i64,
     pub(crate) time_offset: u32,
+    pub(crate) vp8: Offsets,
 }
 
 impl Sub {
@@ -75,6 +79,7 @@ impl Sub {
             target: MAX_LAYERS as u8 - 1,
             last_sent_at: None,
             before: None,
+            vp8: Continuity::default(),
             slot,
             ssrc,
             mid,
@@ -99,7 +104,9 @@ impl Sub {
                 until_seq,
                 seq_delta: delta,
                 time_offset: offset,
+                vp8: self.vp8.offsets,
             });
+            self.vp8.switch();
             self.seq_delta = Some(until_seq as i64 - fwd.seq as i64);
             self.time = TimeMap::After {
                 last: self.last_time,

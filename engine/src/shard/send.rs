@@ -40,6 +40,16 @@ use crate::msg::{Forwarded, TrackId};
 use crate::rtcp::{self, SenderInfo};
 use crate::rtp_header;
 use crate::srtp::{MAX_RTP_OVERHEAD, OUTPUT_SLACK, Srtp};
+use crate::vp8::Offsets;
+
+/// Whether the server's codec `codec` is VP8 (whose payload descriptor numbers are kept
+/// continuous across simulcast switches).
+pub(crate) fn is_vp8(codecs: &str0m::format::CodecConfig, codec: crate::codecs::CodecIdx) -> bool {
+    codecs
+        .params()
+        .get(usize::from(codec))
+        .is_some_and(|p| p.spec().codec == str0m::format::Codec::Vp8)
+}
 
 const MAX_HEADER: usize = rtp_header::MAX_LEN;
 
@@ -274,6 +284,22 @@ pub(crate) struct Send<'a> {
     pub(crate) fwd: &'a Forwarded,
     /// Where the subscriber's stream was found in the peer's last time.
     pub(crate) hint: &'a mut Option<usize>,
+    /// How this subscriber's VP8 numbers differ from the layer's (after a switch).
+    pub(crate) vp8: Option<Offsets>,
+}
+
+/// The payload as `vp8` rewrites it for one subscriber, in `scratch` (or as it is).
+fn patched<'a>(payload: &'a [u8], vp8: Option<Offsets>, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+    let Some(offsets) = vp8.filter(|o| *o != Offsets::default()) else {
+        return payload;
+    };
+    scratch.clear();
+    scratch.extend_from_slice(payload);
+    if offsets.apply(scratch) {
+        scratch
+    } else {
+        payload
+    }
 }
 
 /// Why a packet was not sent.
@@ -327,15 +353,10 @@ pub(crate) fn send(
     stream.packets = stream.packets.wrapping_add(1);
     stream.octets = stream.octets.wrapping_add(s.fwd.payload.len() as u32);
     stream.budget.sent(now);
+    let payload = patched(&s.fwd.payload, s.vp8, &mut out.scratch);
     let n = path
         .srtp
-        .protect_rtp_into(
-            &head[..hlen],
-            &s.fwd.payload,
-            *s.ssrc,
-            s.header.seq,
-            &mut buf,
-        )
+        .protect_rtp_into(&head[..hlen], payload, *s.ssrc, s.header.seq, &mut buf)
         .map_err(|_| NotSent::Failed)?;
     buf.truncate(n);
     push(out, proto, to, buf);
@@ -352,7 +373,7 @@ pub(crate) fn resend(
     ssrc: Ssrc,
     header: Header,
     rtx_pt: Option<u8>,
-    fwd: &Forwarded,
+    (fwd, vp8): (&Forwarded, Option<Offsets>),
 ) -> Result<(), NotSent> {
     let Some((proto, to)) = peer.media_to else {
         return Err(NotSent::NotReady);
@@ -380,9 +401,10 @@ pub(crate) fn resend(
                 marker: header.marker,
             };
             let hlen = write_header(&mut head, stream, path.bwe.as_mut(), now, rtx_ssrc, &h, fwd);
-            let mut payload = Vec::with_capacity(2 + fwd.payload.len());
+            let original = patched(&fwd.payload, vp8, &mut out.scratch);
+            let mut payload = Vec::with_capacity(2 + original.len());
             payload.extend_from_slice(&(header.seq as u16).to_be_bytes());
-            payload.extend_from_slice(&fwd.payload);
+            payload.extend_from_slice(original);
             path.srtp
                 .protect_rtp_into(&head[..hlen], &payload, *rtx_ssrc, index, &mut buf)
         }
@@ -396,8 +418,9 @@ pub(crate) fn resend(
                 &header,
                 fwd,
             );
+            let payload = patched(&fwd.payload, vp8, &mut out.scratch);
             path.srtp
-                .protect_rtp_into(&head[..hlen], &fwd.payload, *ssrc, header.seq, &mut buf)
+                .protect_rtp_into(&head[..hlen], payload, *ssrc, header.seq, &mut buf)
         }
     }
     .map_err(|_| NotSent::Failed)?;
@@ -511,9 +534,9 @@ impl ShardCore {
                 continue; // not a packet of this subscriber's stream
             }
             // Before its last simulcast layer switch, the stream carried another layer.
-            let (layer, delta, offset) = match sub.before {
-                Some(b) if seq < b.until_seq => (b.layer, b.seq_delta, b.time_offset),
-                _ => (layer, delta, offset),
+            let (layer, delta, offset, vp8) = match sub.before {
+                Some(b) if seq < b.until_seq => (b.layer, b.seq_delta, b.time_offset, b.vp8),
+                _ => (layer, delta, offset, sub.vp8.offsets),
             };
             let Some(fwd) = u64::try_from(seq as i64 - delta)
                 .ok()
@@ -539,7 +562,8 @@ impl ShardCore {
                 time: fwd.time.wrapping_add(offset),
                 marker: fwd.marker,
             };
-            match resend(peer, &mut self.out, now, ssrc, header, rtx_pt, fwd) {
+            let vp8 = is_vp8(&self.codecs, fwd.codec).then_some(vp8);
+            match resend(peer, &mut self.out, now, ssrc, header, rtx_pt, (fwd, vp8)) {
                 Ok(()) => self.stats.rtp_resent += 1,
                 Err(NotSent::OverBudget) => self.stats.nack_unanswered += 1,
                 Err(_) => {}
