@@ -198,3 +198,47 @@ fn a_layer_that_stops_is_not_waited_for() {
     );
     assert_continuous(&all);
 }
+
+/// A subscriber whose link starts losing packets gets a lower layer; when the link
+/// heals, it climbs back to the top one. Its stream stays one stream throughout.
+#[test]
+fn a_subscriber_whose_estimate_falls_then_rises_gets_low_then_high() {
+    let (mut h, _) = setup(0);
+    send_frames(&mut h, 0, 60);
+    assert_eq!(got(&h).last().unwrap().0, 2);
+    // 30% of what reaches the subscriber is lost (media only: its session stays up).
+    let subscriber = Harness::client_addr(1);
+    let mut n = 0u32;
+    h.loss = Some(Box::new(move |_, to, data| {
+        n += 1;
+        to == subscriber && testkit::is_rtp(data) && n % 10 < 3
+    }));
+    let mut frame = 60;
+    let mut low_at = None;
+    while low_at.is_none() && frame < 60 + 30 * 30 {
+        send_frames(&mut h, frame, 15);
+        frame += 15;
+        if got(&h).last().unwrap().0 < 2 {
+            low_at = Some(frame);
+        }
+    }
+    let low_at = low_at.expect("a lower layer under loss");
+    h.loss = None;
+    let mut high_at = None;
+    while high_at.is_none() && frame < low_at + 30 * 120 {
+        send_frames(&mut h, frame, 15);
+        frame += 15;
+        if got(&h).last().unwrap().0 == 2 && switches(&got(&h)).len() > 2 {
+            high_at = Some(frame);
+        }
+    }
+    let all = got(&h);
+    assert!(
+        high_at.is_some(),
+        "back on the top layer once the loss stopped: {:?}",
+        switches(&all)
+            .iter()
+            .map(|(i, l)| (all[*i].1, *l))
+            .collect::<Vec<_>>()
+    );
+}

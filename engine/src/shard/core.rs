@@ -47,7 +47,7 @@ use crate::stun;
 
 /// Largest datagram accepted; anything larger is not WebRTC from a sane peer.
 pub const MAX_DATAGRAM: usize = 1500;
-const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
+pub(super) const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(500);
 
 /// A datagram to send from the shard's socket.
 #[derive(Debug)]
@@ -130,6 +130,8 @@ pub struct ShardCore {
     /// Scratch: the packets a NACK reports lost.
     pub(super) lost: Vec<(Ssrc, u16)>,
     next_housekeeping: Instant,
+    /// When simulcast layers were last chosen (`layers.rs`).
+    pub(super) last_allocation: Instant,
     pub(super) clock: ClockAnchor,
     /// Output for the I/O layer.
     pub out: Outbox,
@@ -164,6 +166,7 @@ impl ShardCore {
             next_track: 1,
             lost: Vec::new(),
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
+            last_allocation: now,
             clock: ClockAnchor::now(),
             out: Outbox {
                 transmits: Vec::new(),
@@ -474,6 +477,7 @@ impl ShardCore {
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
             self.housekeeping(now);
+            self.allocate_layers(now);
         }
         self.process_events(now);
         more

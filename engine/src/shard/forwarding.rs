@@ -145,6 +145,7 @@ impl ShardCore {
         }
         let layer = usize::from(fwd.layer).min(MAX_LAYERS - 1);
         route.layer_seen[layer] = Some(now);
+        route.rates.count(layer, fwd.payload.len());
         if route.subs.is_empty() {
             return;
         }
@@ -170,7 +171,7 @@ impl ShardCore {
             }
             // The layer it should forward: it starts, and switches, at that layer's
             // next keyframe, and forwards the one it has until then.
-            let want = layer_for(&seen, sub.target, now);
+            let want = layer_for(&seen, sub.choice.target(), now);
             if sub.layer != Some(want) {
                 if fwd.layer == want {
                     let starts = audio
@@ -276,7 +277,7 @@ impl ShardCore {
         else {
             return;
         };
-        sub.target = max.min(MAX_LAYERS as u8 - 1);
+        sub.choice.cap = max.min(MAX_LAYERS as u8 - 1);
     }
 
     /// A subscription became active: the subscriber's send stream joins the track's

@@ -8,7 +8,8 @@
 //! | `forwarding.rs` | published tracks, routes, fan-out to subscribers and shards |
 //! | `send.rs` | the engine's own send path: header rewrite, SRTP, NACKs answered, sender reports filled in |
 //! | `history.rs` | the last packets of a video track, for resends |
-//! | `feedback.rs` | keyframe requests, throttled per track |
+//! | `feedback.rs` | keyframe requests, throttled per track and simulcast layer |
+//! | `layers.rs` | which simulcast layer each subscriber gets: its tile's cap, its bandwidth |
 //! | `twcc.rs` | what the TWCC guard learns from negotiation and from str0m |
 //! | `peer.rs`, `route.rs`, `timers.rs`, `wallclock.rs` | the data they share |
 
@@ -16,6 +17,7 @@ mod core;
 mod feedback;
 mod forwarding;
 mod history;
+mod layers;
 mod lifecycle;
 mod negotiation;
 mod peer;

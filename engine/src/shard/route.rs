@@ -7,6 +7,7 @@ use str0m::media::{MediaKind, Mid};
 use str0m::rtp::Ssrc;
 
 use super::history::History;
+use super::layers::{Choice, LayerRates};
 use super::peer::{MAX_LAYERS, StreamStart, TimeMap};
 use super::timers::Slot;
 use crate::msg::{Forwarded, ShardId};
@@ -40,9 +41,9 @@ pub(crate) struct Sub {
     pub(crate) sent: Option<usize>,
     /// The simulcast layer it forwards now (`None` before its first packet).
     pub(crate) layer: Option<u8>,
-    /// The layer it should forward (the highest the track has, when no estimate says
-    /// otherwise): switched to at that layer's next keyframe.
-    pub(crate) target: u8,
+    /// Which layer it should forward (`layers.rs`: its tile's cap, its bandwidth):
+    /// switched to at that layer's next keyframe.
+    pub(crate) choice: Choice,
     /// When its last packet went out: the timestamps after a layer switch go on from
     /// there as the clock ran.
     pub(crate) last_sent_at: Option<Instant>,
@@ -76,7 +77,7 @@ impl Sub {
             awaiting_keyframe: asked,
             sent: None,
             layer: None,
-            target: MAX_LAYERS as u8 - 1,
+            choice: Choice::default(),
             last_sent_at: None,
             before: None,
             vp8: Continuity::default(),
@@ -173,6 +174,8 @@ pub(crate) struct Route {
     /// When each simulcast layer last had a packet here: a layer that stops (the
     /// publisher's uplink cannot carry it, or it was paused) is not waited for.
     pub(crate) layer_seen: [Option<Instant>; MAX_LAYERS],
+    /// Each layer's rate here.
+    pub(crate) rates: LayerRates,
 }
 
 impl Route {
@@ -184,6 +187,7 @@ impl Route {
             remote: Vec::new(),
             history: Vec::new(),
             layer_seen: [None; MAX_LAYERS],
+            rates: LayerRates::default(),
         }
     }
 

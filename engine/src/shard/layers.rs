@@ -1,0 +1,261 @@
+//! Which simulcast layer each subscriber gets (`docs/simulcast.md`), decided every
+//! [`ALLOCATION_INTERVAL`] on its shard:
+//!
+//! - Each layer's rate is measured where it is forwarded (bits per second, smoothed).
+//! - A subscriber's bandwidth estimate (`crate::bwe`, from its congestion control
+//!   feedback) pays first for what it receives that has no layers (audio at
+//!   [`AUDIO_BPS`], video without simulcast at its rate); the rest is shared equally
+//!   among its simulcast tracks.
+//! - For each, the highest layer at or under its cap (the tile's size, `SetMaxLayer`)
+//!   whose rate fits its share. Down at once. Up one layer at a time: the estimate
+//!   cannot see more than the path carries now (it stays under 1.5× what was received),
+//!   so going up is a trial of the next layer itself, at most every [`UP_TRIAL`]; a
+//!   trial the path cannot carry (it comes down again within [`UP_TRIAL`]) doubles the
+//!   wait before the next, up to [`MAX_BACKOFF`].
+//! - Without an estimate (no transport-wide feedback), the cap alone decides.
+//!
+//! The switch itself happens at the chosen layer's next keyframe (`forwarding.rs`).
+
+use std::time::{Duration, Instant};
+
+use str0m::media::MediaKind;
+
+use super::core::ShardCore;
+use super::peer::MAX_LAYERS;
+use super::timers::Slot;
+
+/// How often layers are chosen: the shard's housekeeping.
+#[cfg(test)]
+const ALLOCATION_INTERVAL: Duration = super::core::HOUSEKEEPING_INTERVAL;
+/// What a subscriber's audio track is taken to cost.
+pub(super) const AUDIO_BPS: u64 = 64_000;
+/// The first wait before a trial of a higher layer, and how long a trial must hold.
+pub(super) const UP_TRIAL: Duration = Duration::from_secs(4);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(64);
+
+/// Each layer's rate, bits per second, measured where the track is forwarded.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LayerRates {
+    bytes: [u64; MAX_LAYERS],
+    pub(crate) bps: [u64; MAX_LAYERS],
+}
+
+impl LayerRates {
+    /// A packet of `layer` with `len` bytes of payload was forwarded.
+    pub(crate) fn count(&mut self, layer: usize, len: usize) {
+        // With its RTP and SRTP overhead, roughly.
+        self.bytes[layer.min(MAX_LAYERS - 1)] += len as u64 + 40;
+    }
+
+    /// The bytes counted over `elapsed` become the rates (smoothed: half the new).
+    fn roll(&mut self, elapsed: Duration) {
+        let ms = elapsed.as_millis().max(1) as u64;
+        for (bytes, bps) in self.bytes.iter_mut().zip(self.bps.iter_mut()) {
+            let now = *bytes * 8 * 1000 / ms;
+            *bps = if *bps == 0 { now } else { (*bps + now) / 2 };
+            *bytes = 0;
+        }
+    }
+}
+
+/// A subscriber's state of the choice.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Choice {
+    /// The most its tile asks for (`SetMaxLayer`).
+    pub(crate) cap: u8,
+    /// The most its bandwidth allows.
+    pub(crate) fit: u8,
+    /// No trial of a higher layer before this.
+    up_at: Option<Instant>,
+    /// The wait after a failed trial.
+    backoff: Duration,
+    /// When the last trial began.
+    tried_at: Option<Instant>,
+}
+
+impl Default for Choice {
+    fn default() -> Self {
+        Self {
+            cap: MAX_LAYERS as u8 - 1,
+            fit: MAX_LAYERS as u8 - 1,
+            up_at: None,
+            backoff: UP_TRIAL,
+            tried_at: None,
+        }
+    }
+}
+
+impl Choice {
+    /// The layer it should get.
+    pub(crate) fn target(&self) -> u8 {
+        self.cap.min(self.fit)
+    }
+
+    /// Decides with a `share` of the subscriber's bandwidth, the track's layer `rates`
+    /// (0: a layer not seen), and `on`, the layer it gets now.
+    pub(crate) fn decide(&mut self, now: Instant, share: u64, rates: &[u64; MAX_LAYERS], on: u8) {
+        let fits = (0..=self.cap)
+            .rev()
+            .find(|l| rates[usize::from(*l)] > 0 && rates[usize::from(*l)] <= share)
+            .unwrap_or(0);
+        let current = self.fit.min(self.cap);
+        if fits < current {
+            // Down at once; a trial that did not hold makes the next wait longer.
+            if self.tried_at.is_some_and(|t| now < t + UP_TRIAL) {
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            }
+            self.tried_at = None;
+            self.fit = fits;
+            self.up_at = Some(now + self.backoff);
+            return;
+        }
+        if self.tried_at.is_some_and(|t| now >= t + UP_TRIAL) {
+            self.tried_at = None; // it held
+            self.backoff = UP_TRIAL;
+        }
+        // Up one layer, once the layer it has is actually flowing to it.
+        let higher = (current + 1..=self.cap).find(|l| rates[usize::from(*l)] > 0);
+        if let Some(next) = higher
+            && on == current
+            && self.up_at.is_none_or(|t| now >= t)
+        {
+            if rates[usize::from(next)] > share {
+                self.tried_at = Some(now);
+            }
+            self.fit = next;
+            self.up_at = Some(now + UP_TRIAL);
+        }
+    }
+}
+
+impl ShardCore {
+    /// Chooses every subscriber's layers (the shard's housekeeping).
+    pub(super) fn allocate_layers(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last_allocation);
+        self.last_allocation = now;
+        // What each subscriber receives: (subscriber, track, simulcast, its rate now).
+        let mut wants: Vec<(Slot, crate::msg::TrackId, bool, u64)> = Vec::new();
+        for (track, route) in &mut self.routes {
+            route.rates.roll(elapsed);
+            let simulcast = route.layer_seen.iter().filter(|t| t.is_some()).count() > 1;
+            let rate = match route.kind {
+                MediaKind::Audio => AUDIO_BPS,
+                MediaKind::Video => route.rates.bps.iter().copied().max().unwrap_or(0),
+            };
+            for sub in &route.subs {
+                let rate = match sub.layer {
+                    Some(l) if route.kind == MediaKind::Video => route.rates.bps[usize::from(l)],
+                    _ => rate,
+                };
+                wants.push((sub.slot, *track, simulcast, rate));
+            }
+        }
+        wants.sort_by_key(|w| w.0.key);
+        for group in wants.chunk_by(|a, b| a.0 == b.0) {
+            let slot = group[0].0;
+            let Some(estimate) = self.bandwidth_estimate(slot.peer) else {
+                continue; // no feedback: the cap alone decides
+            };
+            let fixed: u64 = group.iter().filter(|w| !w.2).map(|w| w.3).sum();
+            let layered = group.iter().filter(|w| w.2).count() as u64;
+            if layered == 0 {
+                continue;
+            }
+            let share = estimate.saturating_sub(fixed) / layered;
+            for w in group.iter().filter(|w| w.2) {
+                let Some(route) = self.routes.get_mut(&w.1) else {
+                    continue;
+                };
+                let rates = route.rates.bps;
+                if let Some(sub) = route.subs.iter_mut().find(|s| s.slot == slot) {
+                    let on = sub.layer.unwrap_or(0);
+                    sub.choice.decide(now, share, &rates, on);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATES: [u64; 3] = [150_000, 500_000, 1_500_000];
+
+    #[test]
+    fn down_at_once_to_what_fits_and_never_below_the_lowest() {
+        let t0 = Instant::now();
+        let mut c = Choice::default();
+        c.decide(t0, 600_000, &RATES, 2);
+        assert_eq!(c.target(), 1);
+        c.decide(t0, 10_000, &RATES, 1);
+        assert_eq!(c.target(), 0, "the lowest layer whatever the share");
+    }
+
+    #[test]
+    fn up_one_layer_at_a_time_with_trials_that_back_off_when_they_fail() {
+        let t0 = Instant::now();
+        let mut c = Choice::default();
+        c.decide(t0, 200_000, &RATES, 2);
+        assert_eq!(c.target(), 0);
+        // The path carries 1.5× what it gets: never enough to see the next layer fit.
+        let mut t = t0;
+        let mut tried = Vec::new();
+        for _ in 0..200 {
+            t += ALLOCATION_INTERVAL;
+            let on = c.target();
+            let share = RATES[usize::from(on)] * 3 / 2;
+            c.decide(t, share.min(400_000), &RATES, on);
+            if c.target() > on {
+                tried.push(t - t0);
+            }
+        }
+        // Every trial fails (the path carries 400 kbit/s); each waits twice as long.
+        assert!(tried.len() >= 3, "{tried:?}");
+        let gaps: Vec<Duration> = tried.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "{gaps:?}");
+        assert!(gaps.last().unwrap() > &(UP_TRIAL * 3), "{gaps:?}");
+    }
+
+    #[test]
+    fn a_trial_that_holds_climbs_on_to_the_cap() {
+        let t0 = Instant::now();
+        let mut c = Choice {
+            cap: 1,
+            ..Choice::default()
+        };
+        c.decide(t0, 100_000, &RATES, 2);
+        assert_eq!(c.target(), 0);
+        let mut t = t0;
+        for _ in 0..40 {
+            t += ALLOCATION_INTERVAL;
+            let on = c.target();
+            c.decide(t, 5_000_000, &RATES, on);
+        }
+        assert_eq!(c.target(), 1, "up to the cap, not past it");
+    }
+
+    #[test]
+    fn layers_not_seen_are_skipped() {
+        let t0 = Instant::now();
+        let mut c = Choice::default();
+        c.decide(t0, 5_000_000, &[150_000, 0, 1_500_000], 0);
+        assert_eq!(c.target(), 2);
+        let mut c = Choice::default();
+        c.decide(t0, 400_000, &[150_000, 0, 1_500_000], 2);
+        assert_eq!(c.target(), 0);
+    }
+
+    #[test]
+    fn rates_are_measured_and_smoothed() {
+        let mut r = LayerRates::default();
+        for _ in 0..50 {
+            r.count(1, 960);
+        }
+        r.roll(Duration::from_secs(1));
+        assert_eq!(r.bps[1], 50 * 1000 * 8);
+        r.roll(Duration::from_secs(1));
+        assert_eq!(r.bps[1], 50 * 1000 * 4, "half the last, half nothing");
+        assert_eq!(r.bps[0], 0);
+    }
+}
