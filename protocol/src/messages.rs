@@ -181,6 +181,24 @@ pub enum ClientMessage {
     },
     /// Moderation (`roomAdmin`): end the call for everyone (each is told `room_ended`).
     EndRoom,
+    /// How large the client shows the video tracks it receives (device pixels): each
+    /// gets the simulcast layer that fills its tile, no larger.
+    TileSizes {
+        /// Tracks and their tiles' sizes.
+        tiles: Vec<TileSize>,
+    },
+}
+
+/// A received video track and the size of the tile that shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TileSize {
+    /// The track.
+    #[serde(flatten)]
+    pub track: TrackRef,
+    /// Device pixels.
+    pub width: u32,
+    pub height: u32,
 }
 
 /// Where a published track comes from, as grants and moderation name it.
@@ -439,7 +457,7 @@ impl ClientMessage {
     /// The value of `"type"` of every message a client may send: the one list of them.
     /// [`ClientMessage::type_name`] maps each variant to its entry, and a test checks
     /// that the two agree with serde's tags.
-    pub const TYPES: [&'static str; 14] = [
+    pub const TYPES: [&'static str; 15] = [
         "join",
         "offer",
         "answer",
@@ -454,6 +472,7 @@ impl ClientMessage {
         "mute",
         "lock_room",
         "end_room",
+        "tile_sizes",
     ];
 
     /// This message's `"type"`.
@@ -473,6 +492,7 @@ impl ClientMessage {
             ClientMessage::Mute { .. } => 11,
             ClientMessage::LockRoom { .. } => 12,
             ClientMessage::EndRoom => 13,
+            ClientMessage::TileSizes { .. } => 14,
         };
         Self::TYPES[i]
     }
@@ -563,6 +583,13 @@ mod tests {
             },
             ClientMessage::LockRoom { locked: true },
             ClientMessage::EndRoom,
+            ClientMessage::TileSizes {
+                tiles: vec![TileSize {
+                    track: TrackRef::new("s", "t", Kind::Video),
+                    width: 320,
+                    height: 180,
+                }],
+            },
         ];
         let names: Vec<&str> = every.iter().map(ClientMessage::type_name).collect();
         assert_eq!(names, ClientMessage::TYPES, "one sample per type, in order");

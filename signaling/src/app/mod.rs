@@ -43,6 +43,7 @@ pub use membership::peer_id_str;
 pub use moderation::Moderation;
 pub use remote::{MemberRecord, TrackRecord};
 use sessions::Session;
+pub use subscriptions::layer_for_tile;
 
 /// WebSocket close codes the server uses.
 pub mod close {
@@ -424,6 +425,7 @@ impl App {
             (Some(p), ClientMessage::Mute { peer_id, source }) => self.mute(p, &peer_id, source),
             (Some(p), ClientMessage::LockRoom { locked }) => self.lock_room(p, locked),
             (Some(p), ClientMessage::EndRoom) => self.end_room(p),
+            (Some(p), ClientMessage::TileSizes { tiles }) => self.tile_sizes(p, tiles),
         };
         if let Err(refusal) = result {
             self.refused(conn, id, peer.is_some(), refusal);

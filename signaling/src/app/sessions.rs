@@ -37,6 +37,8 @@ pub(super) struct Session {
     pub(super) grants: auth::Grants,
     /// The SHA-256 of its access token, if it had one: what a kick bans.
     pub(super) access: Option<String>,
+    /// The simulcast layer each video track's tile asks for (`tile_sizes`).
+    pub(super) tile_layers: Vec<(TrackRef, u8)>,
 }
 
 /// Who a new session is for.
@@ -161,6 +163,7 @@ impl App {
                 since: unix_ms(),
                 grants,
                 access,
+                tile_layers: Vec::new(),
             },
         );
         if let Some(c) = self.conns.get_mut(&conn) {

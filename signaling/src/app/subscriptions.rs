@@ -3,10 +3,25 @@
 //! `unsubscribed`), which is when the member is told.
 
 use engine::msg::{Control, PeerId, Subscription, TrackId};
-use protocol::{ErrorCode, ServerMessage, TrackRef};
+use protocol::{ErrorCode, ServerMessage, TileSize, TrackRef};
 
 use super::membership::{track_name, track_ref};
 use super::{App, Output, Refusal, refuse};
+
+/// Tiles one `tile_sizes` may name, and a member's sizes kept.
+const MAX_TILES: usize = 64;
+
+/// The simulcast layer that fills a tile of `width` × `height` device pixels, on the
+/// ladder the web client publishes (a quarter, a half and the whole of 1280×720): the
+/// lowest for a tile up to 320 pixels on its longer side, the middle one up to 640,
+/// else the top one.
+pub fn layer_for_tile(width: u32, height: u32) -> u8 {
+    match width.max(height) {
+        0..=320 => 0,
+        321..=640 => 1,
+        _ => 2,
+    }
+}
 
 impl App {
     /// Every named track must exist in the room, or none is subscribed.
@@ -42,6 +57,34 @@ impl App {
                 shard,
                 Control::Subscribe { peer, tracks: subs },
             ));
+        }
+        Ok(())
+    }
+
+    /// The sizes of the tiles the member shows tracks in: each track it receives gets
+    /// at most the simulcast layer that fills its tile; a size for a track whose
+    /// subscription is still on its way applies once it is.
+    pub(super) fn tile_sizes(&mut self, peer: PeerId, tiles: Vec<TileSize>) -> Result<(), Refusal> {
+        if tiles.len() > MAX_TILES {
+            return refuse(
+                ErrorCode::InvalidMessage,
+                format!("at most {MAX_TILES} tiles in one tile_sizes"),
+            );
+        }
+        let shard = self.media_shard(peer)?;
+        let Some(s) = self.sessions.get_mut(&peer) else {
+            return Ok(());
+        };
+        for t in tiles {
+            let max = layer_for_tile(t.width, t.height);
+            s.tile_layers.retain(|(r, _)| *r != t.track);
+            if s.tile_layers.len() < MAX_TILES {
+                s.tile_layers.push((t.track.clone(), max));
+            }
+            if let Some((&track, _)) = s.subscribed.iter().find(|(_, r)| **r == t.track) {
+                let set = Control::SetMaxLayer { peer, track, max };
+                self.out.push(Output::Control(shard, set));
+            }
         }
         Ok(())
     }
@@ -87,11 +130,21 @@ impl App {
         };
         let room = self.rooms.get(&s.room);
         let mut refs = Vec::new();
+        let mut caps = Vec::new();
         for t in tracks {
             if let Some(rt) = room.and_then(|r| r.track(t)) {
                 let r = track_ref(&rt.name);
+                if let Some((_, max)) = s.tile_layers.iter().find(|(tr, _)| *tr == r) {
+                    caps.push((t, *max));
+                }
                 s.subscribed.insert(t, r.clone());
                 refs.push(r);
+            }
+        }
+        if let Some(shard) = s.shard {
+            for (track, max) in caps {
+                let set = Control::SetMaxLayer { peer, track, max };
+                self.out.push(Output::Control(shard, set));
             }
         }
         if let (Some(conn), false) = (s.conn, refs.is_empty()) {

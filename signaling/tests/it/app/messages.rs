@@ -319,3 +319,69 @@ fn a_member_publishes_at_most_its_track_cap() {
     assert_eq!(errors(&out, a), vec![ErrorCode::TooManyTracks]);
     assert_eq!(controls(&out), 0);
 }
+
+/// `tile_sizes`: each received video track gets at most the simulcast layer that fills
+/// its tile, at once when it is received, or once its subscription takes effect.
+#[test]
+fn tile_sizes_cap_each_track_at_the_layer_its_tile_needs() {
+    let mut t = T::new(AppConfig::default());
+    let (a, a_id, _) = t.join(1, "room", "ann");
+    let (b, b_id, _) = t.join(2, "room", "bob");
+    t.offer(a, &[]);
+    t.offer(b, &[]);
+    let (a_peer, b_peer) = (PeerId(a_id.parse().unwrap()), PeerId(b_id.parse().unwrap()));
+    let track = TrackId(7);
+    t.app.on_notice(Notice::TrackPublished {
+        peer: a_peer,
+        track,
+        name: TrackName {
+            stream_id: "s".into(),
+            track_id: "v".into(),
+            kind: MediaKind::Video,
+        },
+        codec: engine::codecs::CodecDesc {
+            mime_type: "video/VP8".into(),
+            clock_rate: 90_000,
+            channels: None,
+            fmtp: String::new(),
+        },
+    });
+    t.app.take_output();
+    let sizes = |w: u32, h: u32| {
+        serde_json::json!({"type": "tile_sizes", "tiles": [
+            {"streamId": "s", "trackId": "v", "kind": "video", "width": w, "height": h}]})
+        .to_string()
+    };
+    // Before the subscription takes effect: kept for it.
+    assert_eq!(controls(&t.text(b, &sizes(300, 170))), 0);
+    t.app.on_notice(Notice::Subscribed {
+        peer: b_peer,
+        tracks: vec![track],
+    });
+    let out = t.app.take_output();
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Control(_, Control::SetMaxLayer { peer, track: TrackId(7), max: 0 }) if *peer == b_peer
+    )));
+    // A larger tile: the top layer, at once.
+    let out = t.text(b, &sizes(1280, 720));
+    assert!(matches!(
+        &out[..],
+        [Output::Control(_, Control::SetMaxLayer { max: 2, .. })]
+    ));
+    let out = t.text(b, &sizes(500, 280));
+    assert!(matches!(
+        &out[..],
+        [Output::Control(_, Control::SetMaxLayer { max: 1, .. })]
+    ));
+    // Too many tiles in one message: refused, nothing changes.
+    let tiles: Vec<serde_json::Value> = (0..65)
+        .map(|i| serde_json::json!({"streamId": "s", "trackId": format!("v{i}"), "kind": "video", "width": 1, "height": 1}))
+        .collect();
+    let out = t.text(
+        b,
+        &serde_json::json!({"type": "tile_sizes", "tiles": tiles}).to_string(),
+    );
+    assert_eq!(errors(&out, b), vec![ErrorCode::InvalidMessage]);
+    assert_eq!(controls(&out), 0);
+}
