@@ -140,11 +140,15 @@ impl Sub {
 }
 
 /// The layer a subscriber that wants `target` gets now, from when each layer was last
-/// `seen`: the highest that flows at or below it (0 when none does).
+/// `seen`: the highest that flows at or below it, else the lowest that flows (a
+/// publisher may send only its upper layers: a browser drops those its capture is too
+/// small for), else 0.
 pub(crate) fn layer_for(seen: &[Option<Instant>; MAX_LAYERS], target: u8, now: Instant) -> u8 {
+    let flows = |l: &u8| seen[usize::from(*l)].is_some_and(|t| now < t + LAYER_GONE);
     (0..=target.min(MAX_LAYERS as u8 - 1))
         .rev()
-        .find(|l| seen[usize::from(*l)].is_some_and(|t| now < t + LAYER_GONE))
+        .find(flows)
+        .or_else(|| (0..MAX_LAYERS as u8).find(flows))
         .unwrap_or(0)
 }
 
@@ -221,5 +225,22 @@ impl Route {
 
     pub(crate) fn is_unused(&self) -> bool {
         self.origin.is_none() && self.subs.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_layer_for_a_target_is_the_highest_flowing_under_it_else_the_lowest_flowing() {
+        let now = Instant::now();
+        let all = [Some(now); MAX_LAYERS];
+        assert_eq!(layer_for(&all, 1, now), 1);
+        let upper = [None, Some(now), Some(now)];
+        assert_eq!(layer_for(&upper, 0, now), 1, "no layer 0: the lowest there is");
+        let stale = [Some(now - LAYER_GONE), Some(now), None];
+        assert_eq!(layer_for(&stale, 2, now), 1);
+        assert_eq!(layer_for(&[None; MAX_LAYERS], 2, now), 0);
     }
 }
