@@ -1014,6 +1014,41 @@ const CASES = {
     log('  bob was asked for the password alice set, refused a wrong one, joined with hers');
   },
 
+  // Simulcast (#22): alice's camera goes out in three layers; the size of bob's tile
+  // decides which one he receives: large, the top one; small, a low one (frameWidth
+  // follows in getStats); large again, the top one.
+  async simulcast(s) {
+    const srv = await s.server();
+    const r = room('sim');
+    const hd = () => localStorage.setItem('peercalls.quality', 'hd');
+    const alice = await s.person('alice', { initScript: hd });
+    const bob = await s.person('bob', { viewport: { width: 1280, height: 800 } });
+    await alice.page.goto(`${srv.url}/call/${r}`);
+    await join(alice);
+    await bob.page.goto(`${srv.url}/call/${r}`);
+    await join(bob);
+    await waitDecodes(bob, 'alice');
+    const width = async () => (await inbound(bob))?.find((x) => x.name === 'alice' && x.kind === 'video' && !x.screen)?.frameWidth ?? 0;
+    const large = await waitFor('bob gets alice\'s top layer in a large tile', async () => {
+      const w = await width();
+      return w >= 640 ? w : null;
+    });
+    await bob.page.setViewportSize({ width: 420, height: 300 });
+    const small = await waitFor('bob gets a low layer in a small tile', async () => {
+      const w = await width();
+      return w > 0 && w <= 320 ? w : null;
+    });
+    await shot(bob, '22-small-tile.png');
+    await waitDecodes(bob, 'alice');
+    await bob.page.setViewportSize({ width: 1280, height: 800 });
+    const again = await waitFor('bob gets the top layer again', async () => {
+      const w = await width();
+      return w >= 640 ? w : null;
+    });
+    await waitDecodes(bob, 'alice');
+    log(`  frameWidth of alice's camera at bob: ${large} (large tile), ${small} (small), ${again} (large again)`);
+  },
+
   async errors(s) {
     const srv = await s.server(['--max-room-size', '2']);
     const r = room('errors');

@@ -48,6 +48,17 @@ export const trackKey = (t) => `${t.streamId} ${t.trackId} ${t.kind}`;
 const trackRef = (t) => ({ streamId: t.streamId, trackId: t.trackId, kind: t.kind });
 const msidKey = (streamId, trackId) => `${streamId} ${trackId}`;
 export const SCREEN_PREFIX = 'screen-';
+
+/**
+ * The camera goes out in three simulcast layers, lowest first (docs/simulcast.md): a
+ * quarter, a half and the whole of the capture. The server forwards each member the one
+ * its link and its tile take; a browser leaves out the layers its capture is too small for.
+ */
+export const CAMERA_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', maxBitrate: 1_500_000 },
+];
 export const isScreenStream = (streamId) => streamId.startsWith(SCREEN_PREFIX);
 
 /**
@@ -614,7 +625,10 @@ export class Session extends Emitter {
     const stream = this.media.stream;
     const may = (source) => this.allowed.publish.includes(source);
     if (may('microphone')) this.audioSender = pc.addTransceiver(this.media.audioTrack ?? 'audio', { direction: 'sendonly', streams: [stream] }).sender;
-    if (may('camera')) this.videoSender = pc.addTransceiver(this.media.videoTrack ?? 'video', { direction: 'sendonly', streams: [stream] }).sender;
+    if (may('camera')) {
+      const init = { direction: 'sendonly', streams: [stream], sendEncodings: CAMERA_LAYERS };
+      this.videoSender = pc.addTransceiver(this.media.videoTrack ?? 'video', init).sender;
+    }
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
     this.send({ type: 'offer', sdp: pc.localDescription.sdp });
@@ -761,6 +775,11 @@ export class Session extends Emitter {
 
   mute(peerId, source) {
     this.send({ type: 'mute', peerId, source });
+  }
+
+  /** How large each received video is shown (device pixels): `[{streamId, trackId, kind, width, height}]`. */
+  tileSizes(tiles) {
+    return this.isOpen && this.send({ type: 'tile_sizes', tiles });
   }
 
   lockRoom(locked) {

@@ -83,6 +83,25 @@ function askKick(session, peerId, name) {
   dialog.showModal?.() ?? dialog.setAttribute('open', '');
 }
 
+/** The tiles of the received videos and their sizes in device pixels (64 at most). */
+export function tileSizes(session, stage, dpr) {
+  const tiles = [];
+  for (const [key, r] of session.receivers) {
+    const info = session.tracks.get(key);
+    if (r.track.kind !== 'video' || !info || tiles.length === 64) continue;
+    const tile = stage.tiles.get(stage.keyFor(info.peerId, info.streamId));
+    if (!tile) continue;
+    tiles.push({
+      streamId: info.streamId,
+      trackId: info.trackId,
+      kind: 'video',
+      width: Math.round(tile.el.clientWidth * dpr),
+      height: Math.round(tile.el.clientHeight * dpr),
+    });
+  }
+  return tiles;
+}
+
 /** Wires the tiles to the call's session; returns what stops it. */
 export function wireTiles(call) {
   const { session, stage, media, meter, names, peerState, chat } = call;
@@ -176,6 +195,16 @@ export function wireTiles(call) {
     chat.receive(from, data);
   });
 
+  // How large each received video is shown: the server sends the simulcast layer that
+  // fills its tile (docs/simulcast.md). Told when it changes, and again after a reconnect.
+  let sizesSent = '';
+  session.on('joined', () => { sizesSent = ''; });
+  const sizeTimer = setInterval(() => {
+    const tiles = tileSizes(session, stage, window.devicePixelRatio || 1);
+    const text = JSON.stringify(tiles);
+    if (text !== sizesSent && session.tileSizes(tiles)) sizesSent = text;
+  }, 1000);
+
   // Who is speaking: remote levels from the receivers' stats, ours from an analyser.
   // A remote level is the average over the last poll (from the decoded audio's energy),
   // not the level of the last packet: a short sound between two polls still counts.
@@ -200,5 +229,10 @@ export function wireTiles(call) {
     });
     for (const key of energies.keys()) if (!seen.has(key)) energies.delete(key);
   }
-  return { stop: () => clearInterval(speakTimer) };
+  return {
+    stop: () => {
+      clearInterval(speakTimer);
+      clearInterval(sizeTimer);
+    },
+  };
 }
