@@ -1047,6 +1047,13 @@ const CASES = {
     });
     await waitDecodes(bob, 'alice');
     log(`  frameWidth of alice's camera at bob: ${large} (large tile), ${small} (small), ${again} (large again)`);
+    // /metrics counts the switches and each layer's bytes.
+    const page = await (await fetch(`${srv.url}/metrics`)).text();
+    const sum = (name) => page.split('\n').filter((l) => l.startsWith(name)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    const switches = sum('peercalls_shard_simulcast_layer_switches_total');
+    const layers = [0, 1, 2].map((l) => sum(`peercalls_shard_video_forwarded_bytes_layer_${l}_total`));
+    if (switches < 2 || layers.filter((b) => b > 0).length < 2) throw new Error(`metrics: ${switches} switches, bytes by layer ${layers}`);
+    log(`  /metrics: ${switches} layer switches; video bytes by layer ${layers.join(', ')}`);
   },
 
   async errors(s) {

@@ -55,13 +55,20 @@ pub struct ShardStats {
     pub keyframe_requests: u64,
     /// Peers dropped because handling them panicked.
     pub peer_panics: u64,
+    /// Subscribers' streams moved from one simulcast layer to another.
+    pub layer_switches: u64,
+    /// Video payload bytes forwarded to subscribers, by simulcast layer (a track
+    /// without simulcast is layer 0): their rates are the layers' bitrates.
+    pub layer0_bytes: u64,
+    pub layer1_bytes: u64,
+    pub layer2_bytes: u64,
 }
 
 impl ShardStats {
     /// Every counter with the name and meaning it has on the metrics page (Prometheus
     /// counters, `peercalls_shard_<name>_total`). A counter added to the struct belongs
     /// here too; the test below keeps the two the same size.
-    pub fn counters(&self) -> [(&'static str, &'static str, u64); 21] {
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 25] {
         [
             ("rx_datagrams", "Datagrams received.", self.rx_datagrams),
             ("rx_bytes", "Bytes received.", self.rx_bytes),
@@ -156,6 +163,26 @@ impl ShardStats {
                 "Peers dropped because handling them panicked.",
                 self.peer_panics,
             ),
+            (
+                "simulcast_layer_switches",
+                "Subscribers' streams moved from one simulcast layer to another.",
+                self.layer_switches,
+            ),
+            (
+                "video_forwarded_bytes_layer_0",
+                "Video payload bytes forwarded of simulcast layer 0, the lowest (and of video without simulcast).",
+                self.layer0_bytes,
+            ),
+            (
+                "video_forwarded_bytes_layer_1",
+                "Video payload bytes forwarded of simulcast layer 1.",
+                self.layer1_bytes,
+            ),
+            (
+                "video_forwarded_bytes_layer_2",
+                "Video payload bytes forwarded of simulcast layer 2, the highest.",
+                self.layer2_bytes,
+            ),
         ]
     }
 }
@@ -202,10 +229,14 @@ mod tests {
             rtp_resent: 19,
             nack_unanswered: 20,
             twcc_feedback: 21,
+            layer_switches: 22,
+            layer0_bytes: 23,
+            layer1_bytes: 24,
+            layer2_bytes: 25,
         };
         let mut values: Vec<u64> = stats.counters().iter().map(|c| c.2).collect();
         values.sort();
-        assert_eq!(values, (1..=21).collect::<Vec<u64>>());
+        assert_eq!(values, (1..=25).collect::<Vec<u64>>());
         let value = |name: &str| stats.counters().iter().find(|c| c.0 == name).unwrap().2;
         assert_eq!(value("rtp_forwarded"), 11);
         assert_eq!(value("rtp_received"), 8);

@@ -179,6 +179,9 @@ impl ShardCore {
                             params.is_none_or(|p| starts_keyframe(p.spec().codec, &fwd.payload))
                         });
                     if starts {
+                        if sub.layer.is_some() {
+                            self.stats.layer_switches += 1;
+                        }
                         sub.switch_to(want, fwd, now);
                         sub.awaiting_keyframe = None;
                     }
@@ -250,6 +253,14 @@ impl ShardCore {
                 Ok(Ok(())) => {
                     self.stats.rtp_forwarded += 1;
                     sub.last_sent_at = Some(now);
+                    if !audio {
+                        let bytes = fwd.payload.len() as u64;
+                        match fwd.layer {
+                            0 => self.stats.layer0_bytes += bytes,
+                            1 => self.stats.layer1_bytes += bytes,
+                            _ => self.stats.layer2_bytes += bytes,
+                        }
+                    }
                 }
                 Ok(Err(NotSent::NotReady)) => self.stats.rtp_not_ready += 1,
                 Ok(Err(NotSent::OverBudget)) => {} // resends only
