@@ -1015,14 +1015,15 @@ const CASES = {
   },
 
   // Simulcast (#22): alice's camera goes out in three layers; the size of bob's tile
-  // decides which one he receives: large, the top one; small, a low one (frameWidth
-  // follows in getStats); large again, the top one.
+  // decides which one he receives: large, a high one; small, a low one (frameWidth
+  // follows in getStats), and alice's browser pauses her top layer, which no tile
+  // wants; large again, her top layer resumes and bob gets a high one.
   async simulcast(s) {
     const srv = await s.server();
     const r = room('sim');
     const hd = () => localStorage.setItem('peercalls.quality', 'hd');
     const alice = await s.person('alice', { initScript: hd });
-    const bob = await s.person('bob', { viewport: { width: 1280, height: 800 } });
+    const bob = await s.person('bob', { viewport: { width: 1920, height: 1080 } });
     await alice.page.goto(`${srv.url}/call/${r}`);
     await join(alice);
     await bob.page.goto(`${srv.url}/call/${r}`);
@@ -1039,12 +1040,16 @@ const CASES = {
       return w > 0 && w <= 320 ? w : null;
     });
     await shot(bob, '22-small-tile.png');
+    // No tile wants alice's top layer now: her browser pauses it.
+    const active = () => alice.page.evaluate(() => window.peerCalls.session.videoSender.getParameters().encodings.map((e) => e.active));
+    await waitFor("alice's top layer paused", async () => (await active())[2] === false);
     await waitDecodes(bob, 'alice');
-    await bob.page.setViewportSize({ width: 1280, height: 800 });
+    await bob.page.setViewportSize({ width: 1920, height: 1080 });
     const again = await waitFor('bob gets the top layer again', async () => {
       const w = await width();
-      return w >= 640 ? w : null;
+      return w >= large ? w : null;
     });
+    await waitFor("alice's top layer resumed", async () => (await active())[2] === true);
     await waitDecodes(bob, 'alice');
     log(`  frameWidth of alice's camera at bob: ${large} (large tile), ${small} (small), ${again} (large again)`);
     // /metrics counts the switches and each layer's bytes.

@@ -146,6 +146,13 @@ pub enum Control {
         track: TrackId,
         max: u8,
     },
+    /// Shard to the publisher's shard: the highest simulcast layer the tiles of
+    /// `shard`'s subscribers of `track` ask for (`None`: it has none any more).
+    LayerDemand {
+        track: TrackId,
+        shard: ShardId,
+        max: Option<u8>,
+    },
     /// For the node port's thread (multi-node); a shard ignores it.
     Node(NodeCommand),
     /// Stop the shard's thread.
@@ -211,6 +218,9 @@ impl std::fmt::Debug for Control {
             }
             Control::SetMaxLayer { peer, track, max } => {
                 write!(f, "SetMaxLayer({peer:?}, {track:?}, {max})")
+            }
+            Control::LayerDemand { track, shard, max } => {
+                write!(f, "LayerDemand({track:?}, {shard}, {max:?})")
             }
             Control::Node(c) => write!(f, "Node({c:?})"),
             Control::Shutdown => write!(f, "Shutdown"),
@@ -318,6 +328,14 @@ pub enum Notice {
         peer: PeerId,
         /// The track.
         track: TrackId,
+    },
+    /// The simulcast layers of `track` above `max` are wanted by no subscriber's tile:
+    /// the publisher may pause them (and must resume the others).
+    LayersWanted {
+        /// The publisher.
+        peer: PeerId,
+        track: TrackId,
+        max: u8,
     },
     /// Send this offer to the client.
     Offer {

@@ -242,3 +242,49 @@ fn a_subscriber_whose_estimate_falls_then_rises_gets_low_then_high() {
             .collect::<Vec<_>>()
     );
 }
+
+/// The publisher is told which layers some tile wants: none above the lowest while its
+/// only subscriber shows it small, every one once the tile is large again, on the
+/// subscriber's shard or another.
+#[test]
+fn the_publisher_hears_which_layers_the_tiles_want() {
+    for subscriber_shard in [0, 1] {
+        let (mut h, track) = setup(subscriber_shard);
+        send_frames(&mut h, 0, 20);
+        let publisher = h.clients[0].id;
+        let told = |h: &Harness| {
+            h.layers_wanted
+                .iter()
+                .filter(|(p, t, _)| *p == publisher && *t == track)
+                .map(|(_, _, max)| *max)
+                .next_back()
+        };
+        assert_eq!(told(&h), Some(2), "shard {subscriber_shard}: every layer");
+        let (shard, peer) = (h.clients[1].shard, h.clients[1].id);
+        h.control(
+            shard,
+            Control::SetMaxLayer {
+                peer,
+                track,
+                max: 0,
+            },
+        );
+        send_frames(&mut h, 20, 40);
+        assert_eq!(
+            told(&h),
+            Some(0),
+            "shard {subscriber_shard}: the lowest only"
+        );
+        h.control(
+            shard,
+            Control::SetMaxLayer {
+                peer,
+                track,
+                max: 2,
+            },
+        );
+        send_frames(&mut h, 60, 40);
+        assert_eq!(told(&h), Some(2));
+        assert_eq!(got(&h).last().unwrap().0, 2);
+    }
+}

@@ -380,6 +380,14 @@ pub enum ServerMessage {
         /// The moderator's nickname.
         by: String,
     },
+    /// Your simulcast track's layers above `max` (0 is the lowest) are wanted by no
+    /// one: pause them (`active: false` on those encodings) and keep the others on.
+    Layers {
+        /// The track.
+        #[serde(flatten)]
+        track: TrackRef,
+        max: u8,
+    },
     /// A moderator locked or unlocked the room.
     RoomLocked {
         /// Locked now.

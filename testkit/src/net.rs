@@ -109,6 +109,8 @@ pub struct Net<E: Endpoint> {
     pub clients: Vec<Member<E>>,
     /// Tracks published now.
     pub published: Vec<Published>,
+    /// What the shards told publishers of the simulcast layers wanted, in order.
+    pub layers_wanted: Vec<(PeerId, TrackId, u8)>,
     /// Peers the shards dropped, with the reason.
     pub gone: Vec<(PeerId, String)>,
     /// Answers a shard could not use.
@@ -149,6 +151,7 @@ impl<E: Endpoint> Net<E> {
             shard_addrs,
             clients: Vec::new(),
             published: Vec::new(),
+            layers_wanted: Vec::new(),
             gone: Vec::new(),
             bad_answers: 0,
             loss: None,
@@ -396,6 +399,9 @@ impl<E: Endpoint> Net<E> {
                 }
             }
             Notice::PeerGone { peer, reason } => self.gone.push((peer, reason)),
+            Notice::LayersWanted { peer, track, max } => {
+                self.layers_wanted.push((peer, track, max));
+            }
             Notice::BadAnswer { .. } => self.bad_answers += 1,
             Notice::Connected { .. } | Notice::UnknownPeer { .. } => {}
         }

@@ -376,6 +376,7 @@ export class Session extends Emitter {
         if (msg.source === 'camera') this.revoked.add('video');
         this.emit('muted', { source: msg.source, by: msg.by });
         return;
+      case 'layers': return this.onLayers(msg);
       case 'room_locked':
         this.locked = Boolean(msg.locked);
         this.emit('locked', { locked: this.locked, by: msg.by });
@@ -775,6 +776,26 @@ export class Session extends Emitter {
 
   mute(peerId, source) {
     this.send({ type: 'mute', peerId, source });
+  }
+
+  /**
+   * No one's tile wants our camera's simulcast layers above `max`: pause them (the
+   * encoder stops making them) and keep the others on.
+   */
+  async onLayers(msg) {
+    const sender = this.videoSender;
+    if (msg.kind !== 'video' || isScreenStream(msg.streamId) || !sender) return;
+    const params = sender.getParameters();
+    if (!params.encodings || params.encodings.length < 2) return;
+    let changed = false;
+    params.encodings.forEach((e, i) => {
+      const active = i <= msg.max;
+      if (e.active !== active) {
+        e.active = active;
+        changed = true;
+      }
+    });
+    if (changed) await sender.setParameters(params);
   }
 
   /** How large each received video is shown (device pixels): `[{streamId, trackId, kind, width, height}]`. */

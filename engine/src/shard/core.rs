@@ -426,6 +426,14 @@ impl ShardCore {
                 kind,
                 urgent,
             } => self.request_keyframe(now, (track, layer), kind, urgent),
+            Control::LayerDemand { track, shard, max } => {
+                if let Some(route) = self.routes.get_mut(&track) {
+                    route.demand.retain(|(s, _)| *s != shard);
+                    if let Some(max) = max {
+                        route.demand.push((shard, max));
+                    }
+                }
+            }
             Control::SetMaxLayer { peer, track, max } => {
                 if let Some(slot) = self.slot_of(peer) {
                     self.set_max_layer(track, slot, max);

@@ -23,6 +23,7 @@ use str0m::media::MediaKind;
 use super::core::ShardCore;
 use super::peer::MAX_LAYERS;
 use super::timers::Slot;
+use crate::msg::{Control, Notice};
 
 /// How often layers are chosen: the shard's housekeeping.
 #[cfg(test)]
@@ -129,8 +130,54 @@ impl Choice {
 }
 
 impl ShardCore {
+    /// Which layers of each simulcast track some tile asks for: told to the publisher's
+    /// shard, and from there to the publisher (`Notice::LayersWanted`), so that it pauses
+    /// the layers above (the lower ones stay: a subscriber whose link falls goes down
+    /// at once). Another node's subscribers (the node port) ask for every layer.
+    pub(super) fn tell_layer_demand(&mut self) {
+        for (track, route) in &mut self.routes {
+            if route.kind != MediaKind::Video {
+                continue;
+            }
+            let local = route.subs.iter().map(|s| s.choice.cap).max();
+            match &route.origin {
+                None => {
+                    if route.told != Some(local) {
+                        route.told = Some(local);
+                        let demand = Control::LayerDemand {
+                            track: *track,
+                            shard: self.id,
+                            max: local,
+                        };
+                        self.out.control.push((track.shard(), demand));
+                    }
+                }
+                Some(origin) if origin.layers > 1 => {
+                    let elsewhere = route.remote.iter().map(|(shard, _)| {
+                        route
+                            .demand
+                            .iter()
+                            .find(|(s, _)| s == shard)
+                            .map_or(MAX_LAYERS as u8 - 1, |(_, max)| *max)
+                    });
+                    let max = local.into_iter().chain(elsewhere).max().unwrap_or(0);
+                    if route.told != Some(Some(max)) {
+                        route.told = Some(Some(max));
+                        self.out.notices.push(Notice::LayersWanted {
+                            peer: origin.slot.peer,
+                            track: *track,
+                            max,
+                        });
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
     /// Chooses every subscriber's layers (the shard's housekeeping).
     pub(super) fn allocate_layers(&mut self, now: Instant) {
+        self.tell_layer_demand();
         let elapsed = now.saturating_duration_since(self.last_allocation);
         self.last_allocation = now;
         // What each subscriber receives: (subscriber, track, simulcast, its rate now).

@@ -180,6 +180,11 @@ pub(crate) struct Route {
     pub(crate) layer_seen: [Option<Instant>; MAX_LAYERS],
     /// Each layer's rate here.
     pub(crate) rates: LayerRates,
+    /// On the publisher's shard: the highest layer each other shard's tiles ask for.
+    pub(crate) demand: Vec<(ShardId, u8)>,
+    /// What was last said of the layers wanted: to the publisher (on its shard), or to
+    /// the publisher's shard (elsewhere).
+    pub(crate) told: Option<Option<u8>>,
 }
 
 impl Route {
@@ -192,6 +197,8 @@ impl Route {
             history: Vec::new(),
             layer_seen: [None; MAX_LAYERS],
             rates: LayerRates::default(),
+            demand: Vec::new(),
+            told: None,
         }
     }
 
@@ -219,6 +226,7 @@ impl Route {
             self.remote[i].1 -= 1;
             if self.remote[i].1 == 0 {
                 self.remote.swap_remove(i);
+                self.demand.retain(|(s, _)| *s != shard);
             }
         }
     }
@@ -238,7 +246,11 @@ mod tests {
         let all = [Some(now); MAX_LAYERS];
         assert_eq!(layer_for(&all, 1, now), 1);
         let upper = [None, Some(now), Some(now)];
-        assert_eq!(layer_for(&upper, 0, now), 1, "no layer 0: the lowest there is");
+        assert_eq!(
+            layer_for(&upper, 0, now),
+            1,
+            "no layer 0: the lowest there is"
+        );
         let stale = [Some(now - LAYER_GONE), Some(now), None];
         assert_eq!(layer_for(&stale, 2, now), 1);
         assert_eq!(layer_for(&[None; MAX_LAYERS], 2, now), 0);

@@ -464,6 +464,7 @@ impl App {
                 codec,
             } => self.track_published(peer, track, name, codec),
             Notice::TrackUnpublished { peer, track } => self.track_unpublished(peer, track),
+            Notice::LayersWanted { peer, track, max } => self.layers_wanted(peer, track, max),
             Notice::Offer { peer, offer } => self.server_offer(peer, offer),
             Notice::Subscribed { peer, tracks } => self.subscribed(peer, tracks),
             Notice::Unsubscribed { peer, tracks } => self.unsubscribed(peer, tracks),

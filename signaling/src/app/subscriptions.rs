@@ -152,6 +152,24 @@ impl App {
         }
     }
 
+    /// No subscriber's tile wants the layers of `track` above `max`: its publisher is
+    /// told, to pause them.
+    pub(super) fn layers_wanted(&mut self, peer: PeerId, track: TrackId, max: u8) {
+        let Some(s) = self.sessions.get(&peer) else {
+            return;
+        };
+        let Some(rt) = self.rooms.get(&s.room).and_then(|r| r.track(track)) else {
+            return;
+        };
+        let msg = ServerMessage::Layers {
+            track: track_ref(&rt.name),
+            max,
+        };
+        if let Some(conn) = s.conn {
+            self.send(conn, msg);
+        }
+    }
+
     /// The shard ended these subscriptions (asked for, refused by the client, or the
     /// track went away).
     pub(super) fn unsubscribed(&mut self, peer: PeerId, tracks: Vec<TrackId>) {
