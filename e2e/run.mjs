@@ -223,17 +223,17 @@ async function nodeFigure(srv, series) {
 /** A server (with /metrics) on the host side of a network namespace's veth pair, alice's
  * Chromium inside the namespace (`shape(ns)` first sets what her network does) and bob's
  * on the host, in one room, each decoding the other. `metrics()` reads the server's page. */
-async function acrossNamespace(s, name, shape = () => {}) {
+async function acrossNamespace(s, name, shape = () => {}, personOpts = {}) {
   const ns = await netns(name);
   s.cleanups.push(() => ns.close());
   const token = `e2e-${name}`;
   const srv = await s.server(['--metrics-token', token], { ip: ns.host });
   shape(ns);
   const r = room(name);
-  const alice = await s.person('alice', { executablePath: await ns.browser(CHROMIUM), secureOrigin: srv.url });
+  const alice = await s.person('alice', { executablePath: await ns.browser(CHROMIUM), secureOrigin: srv.url, ...personOpts });
   await alice.page.goto(`${srv.url}/call/${r}`);
   await join(alice);
-  const bob = await s.person('bob', { secureOrigin: srv.url });
+  const bob = await s.person('bob', { secureOrigin: srv.url, ...personOpts });
   await bob.page.goto(`${srv.url}/call/${r}`);
   await join(bob);
   await waitDecodes(alice, 'bob');
@@ -321,7 +321,11 @@ const CASES = {
   // downlink is capped at 120 kbit/s (a token bucket on the host side of her veth
   // pair) and her estimate falls to at most 300 kbit/s while bob's stays above.
   async bwe(s) {
-    const { ns, metrics } = await acrossNamespace(s, 'bwe');
+    // HD cameras and tiles over 640 px wide: each gets the other's top simulcast layer (a
+    // smaller capture or tile gets a smaller layer, under 300 kbit/s, docs/simulcast.md).
+    const hd = () => localStorage.setItem('peercalls.quality', 'hd');
+    const big = { viewport: { width: 1920, height: 1080 }, initScript: hd };
+    const { ns, metrics } = await acrossNamespace(s, 'bwe', () => {}, big);
     const bands = async () => {
       const lines = (await metrics()).split('\n').filter((l) => l.startsWith('peercalls_shard_subscribers_by_estimate{'));
       const sum = (le) => lines.filter((l) => l.includes(`le="${le}"`)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
