@@ -10,7 +10,7 @@ use std::time::Instant;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::{Codec, CodecConfig, PayloadParams};
 use str0m::media::{
-    Direction, KeyframeRequestKind, MediaKind, Mid, Rid, Simulcast, SimulcastLayer,
+    Direction, KeyframeRequestKind, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer,
 };
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::rtcp::SenderInfo;
@@ -329,12 +329,7 @@ impl ClientPeer {
         marker: bool,
         payload: &[u8],
     ) -> Result<(), SendError> {
-        let pt = self
-            .rtc
-            .codec_config()
-            .find(|p| p.spec().codec == codec)
-            .map(|p| p.pt())
-            .ok_or(SendError::CodecNotNegotiated(codec))?;
+        let pt = self.pt_of(codec)?;
         let entry = self
             .sending
             .iter_mut()
@@ -342,16 +337,28 @@ impl ClientPeer {
             .ok_or(SendError::NotSending(mid))?;
         let seq: SeqNo = entry.1.into();
         entry.1 += 1;
-        let video = codec.is_video();
+        let packet = RtpWrite::new(pt, seq, time, now, payload.to_vec())
+            .marker(marker)
+            .nackable(codec.is_video());
+        self.write_on(mid, None, packet)
+    }
+
+    /// The payload type `codec` has in this session.
+    fn pt_of(&self, codec: Codec) -> Result<Pt, SendError> {
+        self.rtc
+            .codec_config()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+            .ok_or(SendError::CodecNotNegotiated(codec))
+    }
+
+    /// Writes `packet` on the stream of `mid` (and simulcast layer `rid`).
+    fn write_on(&mut self, mid: Mid, rid: Option<Rid>, packet: RtpWrite) -> Result<(), SendError> {
         let mut api = self.rtc.direct_api();
         let tx = api
-            .stream_tx_by_mid(mid, None)
+            .stream_tx_by_mid(mid, rid)
             .ok_or(SendError::NotSending(mid))?;
-        tx.write_rtp(
-            RtpWrite::new(pt, seq, time, now, payload.to_vec())
-                .marker(marker)
-                .nackable(video),
-        );
+        tx.write_rtp(packet);
         self.drain().map_err(SendError::Rtc)
     }
 
@@ -368,12 +375,7 @@ impl ClientPeer {
         marker: bool,
         payload: &[u8],
     ) -> Result<(), SendError> {
-        let pt = self
-            .rtc
-            .codec_config()
-            .find(|p| p.spec().codec == codec)
-            .map(|p| p.pt())
-            .ok_or(SendError::CodecNotNegotiated(codec))?;
+        let pt = self.pt_of(codec)?;
         if !self.sending.iter().any(|(m, _)| *m == mid) {
             return Err(SendError::NotSending(mid));
         }
@@ -391,16 +393,10 @@ impl ClientPeer {
         };
         let seq: SeqNo = self.layer_seqs[i].2.into();
         self.layer_seqs[i].2 += 1;
-        let mut api = self.rtc.direct_api();
-        let tx = api
-            .stream_tx_by_mid(mid, Some(rid))
-            .ok_or(SendError::NotSending(mid))?;
-        tx.write_rtp(
-            RtpWrite::new(pt, seq, time, now, payload.to_vec())
-                .marker(marker)
-                .nackable(codec.is_video()),
-        );
-        self.drain().map_err(SendError::Rtc)
+        let packet = RtpWrite::new(pt, seq, time, now, payload.to_vec())
+            .marker(marker)
+            .nackable(codec.is_video());
+        self.write_on(mid, Some(rid), packet)
     }
 
     /// The codecs the remote accepted on an m-line, in the remote's order of preference.
@@ -424,12 +420,7 @@ impl ClientPeer {
         if !self.sending.iter().any(|(m, _)| *m == mid) {
             return Err(SendError::NotSending(mid));
         }
-        let mut api = self.rtc.direct_api();
-        let tx = api
-            .stream_tx_by_mid(mid, None)
-            .ok_or(SendError::NotSending(mid))?;
-        tx.write_rtp(packet);
-        self.drain().map_err(SendError::Rtc)
+        self.write_on(mid, None, packet)
     }
 
     /// Asks the server for a keyframe on a receiving m-line.

@@ -158,21 +158,7 @@ fn published_tracks_are_announced_and_subscribable_then_unpublished() {
     t.offer(b, &[]);
     let a_peer = PeerId(a_id.parse().unwrap());
     let track = TrackId(7);
-    t.app.on_notice(Notice::TrackPublished {
-        peer: a_peer,
-        track,
-        name: TrackName {
-            stream_id: "s".into(),
-            track_id: "v".into(),
-            kind: MediaKind::Video,
-        },
-        codec: engine::codecs::CodecDesc {
-            mime_type: "video/VP8".into(),
-            clock_rate: 90_000,
-            channels: None,
-            fmtp: String::new(),
-        },
-    });
+    t.app.on_notice(vp8_track_published(a_peer, track));
     let out = t.app.take_output();
     assert!(
         matches!(sent_to(&out, b)[0], ServerMessage::TrackPublished { track } if track.codec.mime_type == "video/VP8")
@@ -184,21 +170,7 @@ fn published_tracks_are_announced_and_subscribable_then_unpublished() {
     );
     // A second track with the same ids from someone else is refused.
     let b_peer = PeerId(a_peer.0 + 1);
-    t.app.on_notice(Notice::TrackPublished {
-        peer: b_peer,
-        track: TrackId(8),
-        name: TrackName {
-            stream_id: "s".into(),
-            track_id: "v".into(),
-            kind: MediaKind::Video,
-        },
-        codec: engine::codecs::CodecDesc {
-            mime_type: "video/VP8".into(),
-            clock_rate: 90_000,
-            channels: None,
-            fmtp: String::new(),
-        },
-    });
+    t.app.on_notice(vp8_track_published(b_peer, TrackId(8)));
     let out = t.app.take_output();
     assert_eq!(errors(&out, b), vec![ErrorCode::TrackExists]);
     assert!(out.iter().any(|o| matches!(
@@ -331,21 +303,7 @@ fn tile_sizes_cap_each_track_at_the_layer_its_tile_needs() {
     t.offer(b, &[]);
     let (a_peer, b_peer) = (PeerId(a_id.parse().unwrap()), PeerId(b_id.parse().unwrap()));
     let track = TrackId(7);
-    t.app.on_notice(Notice::TrackPublished {
-        peer: a_peer,
-        track,
-        name: TrackName {
-            stream_id: "s".into(),
-            track_id: "v".into(),
-            kind: MediaKind::Video,
-        },
-        codec: engine::codecs::CodecDesc {
-            mime_type: "video/VP8".into(),
-            clock_rate: 90_000,
-            channels: None,
-            fmtp: String::new(),
-        },
-    });
+    t.app.on_notice(vp8_track_published(a_peer, track));
     t.app.take_output();
     let sizes = |w: u32, h: u32| {
         serde_json::json!({"type": "tile_sizes", "tiles": [
@@ -384,4 +342,23 @@ fn tile_sizes_cap_each_track_at_the_layer_its_tile_needs() {
     );
     assert_eq!(errors(&out, b), vec![ErrorCode::InvalidMessage]);
     assert_eq!(controls(&out), 0);
+}
+
+/// The shard's word that `peer` publishes the VP8 track `track`, named `s`/`v`.
+fn vp8_track_published(peer: PeerId, track: TrackId) -> Notice {
+    Notice::TrackPublished {
+        peer,
+        track,
+        name: TrackName {
+            stream_id: "s".into(),
+            track_id: "v".into(),
+            kind: MediaKind::Video,
+        },
+        codec: engine::codecs::CodecDesc {
+            mime_type: "video/VP8".into(),
+            clock_rate: 90_000,
+            channels: None,
+            fmtp: String::new(),
+        },
+    }
 }
