@@ -88,6 +88,12 @@ fn got(h: &Harness) -> Vec<(u8, u32, u64, u32, u16)> {
         .collect()
 }
 
+/// The subscriber's tile asks for at most layer `max` of `track`.
+fn cap(h: &mut Harness, track: TrackId, max: u8) {
+    let (shard, peer) = (h.clients[1].shard, h.clients[1].id);
+    h.control(shard, Control::SetMaxLayer { peer, track, max });
+}
+
 /// One stream for the subscriber: consecutive sequence numbers and picture ids,
 /// timestamps that go forward, frames that never go back (a switch may bring the new
 /// layer's copy of the last frame: a keyframe the decoder takes in its stead).
@@ -131,24 +137,9 @@ fn a_subscriber_gets_the_top_layer_and_moves_down_and_up_at_keyframes() {
             "on the top layer by default: {first:?}"
         );
 
-        let (shard, peer) = (h.clients[1].shard, h.clients[1].id);
-        h.control(
-            shard,
-            Control::SetMaxLayer {
-                peer,
-                track,
-                max: 0,
-            },
-        );
+        cap(&mut h, track, 0);
         send_frames(&mut h, 30, 30);
-        h.control(
-            shard,
-            Control::SetMaxLayer {
-                peer,
-                track,
-                max: 2,
-            },
-        );
+        cap(&mut h, track, 2);
         send_frames(&mut h, 60, 30);
         let all = got(&h);
         assert_continuous(&all);
@@ -260,29 +251,14 @@ fn the_publisher_hears_which_layers_the_tiles_want() {
                 .next_back()
         };
         assert_eq!(told(&h), Some(2), "shard {subscriber_shard}: every layer");
-        let (shard, peer) = (h.clients[1].shard, h.clients[1].id);
-        h.control(
-            shard,
-            Control::SetMaxLayer {
-                peer,
-                track,
-                max: 0,
-            },
-        );
+        cap(&mut h, track, 0);
         send_frames(&mut h, 20, 40);
         assert_eq!(
             told(&h),
             Some(0),
             "shard {subscriber_shard}: the lowest only"
         );
-        h.control(
-            shard,
-            Control::SetMaxLayer {
-                peer,
-                track,
-                max: 2,
-            },
-        );
+        cap(&mut h, track, 2);
         send_frames(&mut h, 60, 40);
         assert_eq!(told(&h), Some(2));
         assert_eq!(got(&h).last().unwrap().0, 2);
