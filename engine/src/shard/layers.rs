@@ -4,8 +4,9 @@
 //! - Each layer's rate is measured where it is forwarded (bits per second, smoothed).
 //! - A subscriber's bandwidth estimate (`crate::bwe`, from its congestion control
 //!   feedback) pays first for what it receives that has no layers (audio at
-//!   [`AUDIO_BPS`], video without simulcast at its rate); the rest is shared equally
-//!   among its simulcast tracks.
+//!   [`AUDIO_BPS`], video without simulcast at its rate); the rest goes to its
+//!   simulcast tracks, the largest tiles first (the speaker, a pinned tile: the highest
+//!   caps), equal tiles equally, the smaller tiles' lowest layers kept paid for.
 //! - For each, the highest layer at or under its cap (the tile's size, `SetMaxLayer`)
 //!   whose rate fits its share. Down at once. Up one layer at a time: the estimate
 //!   cannot see more than the path carries now (it stays under 1.5× what was received),
@@ -204,23 +205,61 @@ impl ShardCore {
                 continue; // no feedback: the cap alone decides
             };
             let fixed: u64 = group.iter().filter(|w| !w.2).map(|w| w.3).sum();
-            let layered = group.iter().filter(|w| w.2).count() as u64;
-            if layered == 0 {
+            if !group.iter().any(|w| w.2) {
                 continue;
             }
-            let share = estimate.saturating_sub(fixed) / layered;
-            for w in group.iter().filter(|w| w.2) {
-                let Some(route) = self.routes.get_mut(&w.1) else {
-                    continue;
+            // Its simulcast tracks: (track, its tile's cap, its lowest layer's rate).
+            let tracks: Vec<(crate::msg::TrackId, u8, u64)> = group
+                .iter()
+                .filter(|w| w.2)
+                .filter_map(|w| {
+                    let route = self.routes.get(&w.1)?;
+                    let sub = route.subs.iter().find(|s| s.slot == slot)?;
+                    Some((w.1, sub.choice.cap, lowest_rate(&route.rates.bps)))
+                })
+                .collect();
+            let tiles: Vec<(u8, u64)> = tracks.iter().map(|t| (t.1, t.2)).collect();
+            share_out(estimate.saturating_sub(fixed), &tiles, |i, share| {
+                let Some(route) = self.routes.get_mut(&tracks[i].0) else {
+                    return 0;
                 };
                 let rates = route.rates.bps;
-                if let Some(sub) = route.subs.iter_mut().find(|s| s.slot == slot) {
-                    let on = sub.layer.unwrap_or(0);
-                    sub.choice.decide(now, share, &rates, on);
-                }
-            }
+                let Some(sub) = route.subs.iter_mut().find(|s| s.slot == slot) else {
+                    return 0;
+                };
+                let on = sub.layer.unwrap_or(0);
+                sub.choice.decide(now, share, &rates, on);
+                rates[usize::from(sub.choice.target())].max(tracks[i].2)
+            });
         }
     }
+}
+
+/// Shares a subscriber's `budget` among its simulcast tracks, `(cap, lowest layer's
+/// rate)` each: the largest tiles (the highest caps: the speaker, a pinned tile) first,
+/// equal tiles equally, and what the smaller tiles' lowest layers cost kept back for
+/// them. `take(i, share)` decides track `i` with its share and returns what it will cost.
+fn share_out(budget: u64, tracks: &[(u8, u64)], mut take: impl FnMut(usize, u64) -> u64) {
+    let mut order: Vec<usize> = (0..tracks.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(tracks[i].0));
+    let mut left = budget;
+    for (k, &i) in order.iter().enumerate() {
+        let cap = tracks[i].0;
+        let rest = &order[k..];
+        let equals = rest.iter().take_while(|&&j| tracks[j].0 == cap).count() as u64;
+        let smaller: u64 = rest
+            .iter()
+            .skip_while(|&&j| tracks[j].0 == cap)
+            .map(|&j| tracks[j].1)
+            .sum();
+        let share = left.saturating_sub(smaller) / equals;
+        left = left.saturating_sub(take(i, share));
+    }
+}
+
+/// The rate of a track's lowest layer that is sent (0 when none is).
+fn lowest_rate(rates: &[u64; MAX_LAYERS]) -> u64 {
+    rates.iter().copied().find(|&r| r > 0).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -291,6 +330,40 @@ mod tests {
         let mut c = Choice::default();
         c.decide(t0, 400_000, &[150_000, 0, 1_500_000], 2);
         assert_eq!(c.target(), 0);
+    }
+
+    #[test]
+    fn the_largest_tiles_are_paid_first_and_equal_tiles_equally() {
+        // Decides as `Choice` would with no history: the highest layer that fits.
+        let cost = |cap: u8, share: u64| {
+            (0..=cap)
+                .rev()
+                .map(|l| RATES[usize::from(l)])
+                .find(|&r| r <= share)
+                .unwrap_or(RATES[0])
+        };
+        let run = |budget: u64, caps: &[u8]| {
+            let tracks: Vec<(u8, u64)> = caps.iter().map(|&c| (c, RATES[0])).collect();
+            let mut got = vec![0; caps.len()];
+            share_out(budget, &tracks, |i, share| {
+                got[i] = cost(caps[i], share);
+                got[i]
+            });
+            got
+        };
+        // The speaker's tile (cap 2) among three thumbnails (cap 0): 2 Mbit/s pays its
+        // top layer and every thumbnail's lowest, wherever it is in the list.
+        assert_eq!(
+            run(2_000_000, &[0, 0, 2, 0]),
+            [150_000, 150_000, 1_500_000, 150_000]
+        );
+        // 1.2 Mbit/s: the speaker gets the middle layer, not the thumbnails' share.
+        assert_eq!(run(1_200_000, &[0, 2, 0]), [150_000, 500_000, 150_000]);
+        // Two large tiles share equally: 1.3 Mbit/s is a middle layer each, not a top
+        // layer for the first and the lowest for the second.
+        assert_eq!(run(1_300_000, &[2, 2]), [500_000, 500_000]);
+        // Nothing to share: every track its lowest layer.
+        assert_eq!(run(0, &[2, 1]), [150_000, 150_000]);
     }
 
     #[test]
