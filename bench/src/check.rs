@@ -5,6 +5,11 @@
 //! Loss is counted per (subscriber, stream) from the first packet the subscriber got on
 //! that stream to the last packet the publisher sent: every packet in between must
 //! arrive. Packets sent before the subscription was active never count.
+//!
+//! With simulcast each layer is a stream of its own, and an m-line carries one layer at
+//! a time: when packets of another layer begin on it (the server switched, at a
+//! keyframe), the layer it left is owed only up to the last packet it brought, and a
+//! layer it comes back to is owed again from the packet it comes back with.
 
 use std::time::{Duration, Instant};
 
@@ -64,6 +69,10 @@ pub struct Tally {
     /// Packets sent inside the window that arrived [`LATE_AFTER`] or more after they
     /// were sent (by the kernel's stamp where there is one).
     pub late: u64,
+    /// With simulcast: the layer of each stamp stream (`None`: not a video layer).
+    pub stream_layers: Vec<Option<u8>>,
+    /// Video payload bytes received inside the window, by simulcast layer.
+    pub window_layer_bytes: [u64; 3],
 }
 
 impl Default for Tally {
@@ -88,6 +97,8 @@ impl Tally {
             before_first: 0,
             plis: 0,
             late: 0,
+            stream_layers: Vec::new(),
+            window_layer_bytes: [0; 3],
         }
     }
 
@@ -122,6 +133,12 @@ struct RxStream {
     /// A gap: since when, and the first sequence number missing.
     gap: Option<(Instant, u64)>,
     last_pli: Option<Instant>,
+    /// Where the stretch it is owed from began (the m-line came to this stream).
+    since: u64,
+    /// Packets owed by stretches that ended (the m-line went to another stream).
+    owed_before: u64,
+    /// The m-line carries another stream now.
+    left: bool,
 }
 
 impl RxStream {
@@ -163,6 +180,8 @@ pub struct Loss {
 #[derive(Default)]
 pub struct Receiver {
     streams: Vec<RxStream>,
+    /// Each m-line and the stream it carries now.
+    carrying: Vec<(Mid, u32)>,
 }
 
 impl Receiver {
@@ -182,8 +201,8 @@ impl Receiver {
         };
         let received = arrival.read;
         let rx_ns = received.saturating_duration_since(epoch).as_nanos() as u64;
-        let s = match self.streams.iter_mut().find(|s| s.stream == stamp.stream) {
-            Some(s) => s,
+        let i = match self.streams.iter().position(|s| s.stream == stamp.stream) {
+            Some(i) => i,
             None => {
                 self.streams.push(RxStream {
                     stream: stamp.stream,
@@ -195,10 +214,15 @@ impl Receiver {
                     received: 0,
                     gap: None,
                     last_pli: None,
+                    since: stamp.seq,
+                    owed_before: 0,
+                    left: false,
                 });
-                self.streams.last_mut().expect("just pushed")
+                self.streams.len() - 1
             }
         };
+        self.switch_to(mid, i, stamp.seq);
+        let s = &mut self.streams[i];
         if stamp.seq < s.first {
             tally.before_first += 1;
             return Some(stamp);
@@ -218,6 +242,10 @@ impl Receiver {
             tally.window_bytes += payload.len() as u64;
             if video {
                 tally.window_video += 1;
+                let layer = tally.stream_layers.get(stamp.stream as usize).copied();
+                if let Some(Some(l)) = layer {
+                    tally.window_layer_bytes[usize::from(l).min(2)] += payload.len() as u64;
+                }
             }
         }
         if tally.in_window(stamp.sent_ns) {
@@ -233,6 +261,40 @@ impl Receiver {
             }
         }
         Some(stamp)
+    }
+
+    /// Packet `seq` of stream `i` arrived on `mid`. A stream that is not the one `mid`
+    /// carries takes over (a simulcast switch), unless the packet is a late one of a
+    /// stretch already ended (a retransmission from before the switch).
+    fn switch_to(&mut self, mid: Mid, i: usize, seq: u64) {
+        let stream = self.streams[i].stream;
+        let current = match self.carrying.iter_mut().find(|(m, _)| *m == mid) {
+            Some((_, s)) => s,
+            None => {
+                self.carrying.push((mid, stream));
+                return;
+            }
+        };
+        if *current == stream {
+            return;
+        }
+        let s = &self.streams[i];
+        if s.left && seq <= s.highest {
+            return; // late, from before it was left
+        }
+        let old = *current;
+        *current = stream;
+        if let Some(o) = self.streams.iter_mut().find(|o| o.stream == old) {
+            o.owed_before += o.highest + 1 - o.since;
+            o.left = true;
+            o.gap = None;
+        }
+        let s = &mut self.streams[i];
+        if s.left {
+            s.left = false;
+            s.since = seq;
+            s.highest = seq;
+        }
     }
 
     /// Video m-lines whose gap has lasted past [`GAP_PATIENCE`]: send them a PLI.
@@ -267,7 +329,10 @@ impl Receiver {
     pub fn loss(&self, sent: impl Fn(u32) -> u64) -> Loss {
         let mut l = Loss::default();
         for s in &self.streams {
-            l.expected += sent(s.stream).saturating_sub(s.first);
+            l.expected += s.owed_before;
+            if !s.left {
+                l.expected += sent(s.stream).saturating_sub(s.since);
+            }
             l.received += s.received;
         }
         l
@@ -435,5 +500,42 @@ mod tests {
             &mut tally,
         );
         assert_eq!(tally.late, 0);
+    }
+
+    #[test]
+    fn a_simulcast_switch_owes_each_layer_only_its_stretch() {
+        let epoch = Instant::now();
+        let mut tally = Tally::new();
+        tally.open_window(0);
+        tally.stream_layers = vec![Some(0), Some(1), Some(2)];
+        let mut rx = Receiver::default();
+        let mid = Mid::from("1");
+        let at = unstamped(epoch);
+        let mut got = |rx: &mut Receiver, stream: u32, seqs: std::ops::Range<u64>| {
+            for seq in seqs {
+                let p = packet(stream, seq, 0);
+                rx.on_packet(mid, true, &p, at, epoch, &mut tally);
+            }
+        };
+        // Layer 2 from 10 to 19, then the server switches to layer 0 (its 40 to 59),
+        // a late retransmission of layer 2's 15 arrives, and back to layer 2 at 70.
+        got(&mut rx, 2, 10..20);
+        got(&mut rx, 0, 40..60);
+        got(&mut rx, 2, 15..16);
+        got(&mut rx, 2, 70..75);
+        assert_eq!(tally.duplicates, 1, "the retransmission was had");
+        // The publisher sent 80 of layer 2 and 90 of layer 0: layer 2 owes 10..=19 and
+        // 70..80, layer 0 only its stretch 40..=59.
+        let sent = |s: u32| if s == 2 { 80 } else { 90 };
+        let loss = rx.loss(sent);
+        assert_eq!(loss.expected, 10 + 20 + 10);
+        assert_eq!(loss.received, 10 + 20 + 5);
+        // A gap in a layer that was left asks for no keyframe.
+        let mut plis = Vec::new();
+        rx.keyframes_needed(epoch + Duration::from_secs(1), &mut plis);
+        assert!(plis.is_empty());
+        assert_eq!(tally.window_layer_bytes[1], 0);
+        assert_eq!(tally.window_layer_bytes[0], 20 * 100);
+        assert_eq!(tally.window_layer_bytes[2], 15 * 100);
     }
 }

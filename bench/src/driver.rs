@@ -26,6 +26,7 @@ use crate::check::{Loss, Tally};
 use crate::probe::ServerProbe;
 use crate::procstat::{self, ProcSample};
 use crate::scenario::Scenario;
+use crate::simulcast::{LayerCounts, ServerLayers};
 use crate::synthetic::{STATS_INTERVAL, Shared, SyntheticPeer};
 use crate::traffic::TrafficConfig;
 use engine::io::batch::RecvBatch;
@@ -109,6 +110,8 @@ pub struct Measured {
     pub tally: Tally,
     /// `--nodes`: what a hop between nodes cost.
     pub hop: Option<crate::hop::HopReport>,
+    /// `--simulcast`: the layers' counts at the window's two ends.
+    pub layers: Option<(LayerCounts, LayerCounts)>,
     /// Packets the publishers sent inside the window.
     pub window_sent: u64,
     /// Loss over the whole run (from each subscriber's first packet of each stream).
@@ -208,6 +211,19 @@ impl Loop {
         members.peek().is_none() || members.any(|p| p.traffic.is_some())
     }
 
+    /// `--simulcast`: the server's layer counters and the publishers' video bytes now.
+    fn layer_counts(&self, probe: &ServerProbe) -> LayerCounts {
+        let mut c = LayerCounts {
+            server: ServerLayers::read(probe).ok(),
+            ..LayerCounts::default()
+        };
+        for t in self.peers.iter().filter_map(|p| p.traffic.as_ref()) {
+            c.sent += t.video_bytes;
+            c.paused += t.paused_bytes;
+        }
+        c
+    }
+
     fn loss(&self) -> Loss {
         let sent = |s: u32| {
             self.stream_owner
@@ -288,20 +304,29 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
     let plan = config.scenario.plan(&config.room_prefix);
     let epoch = Instant::now();
     let mut stream_owner = Vec::new();
+    // With simulcast, each stamp stream's video layer.
+    let mut stream_layers = Vec::new();
     let mut streams = Vec::new();
     for (i, p) in plan.iter().enumerate() {
-        let mut next = |on: bool| {
+        // A video takes a stream per layer; it is known by its first.
+        let mut next = |on: bool, layers: u32| {
             on.then(|| {
-                stream_owner.push(i);
-                (stream_owner.len() - 1) as u32
+                let first = stream_owner.len() as u32;
+                for l in 0..layers {
+                    stream_owner.push(i);
+                    stream_layers.push(config.traffic.simulcast.then_some(l as u8));
+                }
+                first
             })
         };
-        let video = next(p.video);
-        let audio = next(p.audio);
+        let video = next(p.video, config.traffic.video_streams());
+        let audio = next(p.audio, 1);
         streams.push((video, audio));
     }
     let hops = (config.nodes.len() > 1)
         .then(|| crate::hop::HopLatency::new(&stream_owner, config.nodes.len()));
+    let mut tally = Tally::new();
+    tally.stream_layers = stream_layers;
     let mut lp = Loop {
         poll: Poll::new().map_err(|e| anyhow!("poll: {e}"))?,
         peers: Vec::with_capacity(plan.len()),
@@ -311,7 +336,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
         shared: Shared {
             epoch,
             traffic: config.traffic,
-            tally: Tally::new(),
+            tally,
             udp_send_dropped: 0,
             packets_sent: 0,
             packets: Vec::new(),
@@ -343,6 +368,9 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
     let mut nodes_at_start = None;
     let mut hop = None;
     let mut window: Option<Window> = None;
+    // `--simulcast`: the layers at the window's start, then at both ends.
+    let mut layers_at_start = None;
+    let mut layers = None;
     let mut loaded: Option<ProcSample> = None;
     let tail;
     let mut drained = None;
@@ -430,6 +458,9 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
                 if config.nodes.len() > 1 {
                     nodes_at_start = Some(crate::hop::sample_nodes(&config.nodes)?);
                 }
+                if config.traffic.simulcast {
+                    layers_at_start = Some(lp.layer_counts(&config.probe));
+                }
                 phase = Phase::Window(now + config.duration);
             }
             Phase::Window(until) if now >= until => {
@@ -453,6 +484,9 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
                         _ => (None, None, None, Vec::new()),
                     };
                 let g1 = procstat::self_cpu();
+                if let Some(start) = layers_at_start.take() {
+                    layers = Some((start, lp.layer_counts(&config.probe)));
+                }
                 if let (Some(before), Some(latency)) = (&nodes_at_start, &lp.shared.hops) {
                     let after = crate::hop::sample_nodes(&config.nodes)?;
                     hop = Some(crate::hop::HopReport::new(
@@ -572,6 +606,7 @@ pub fn run(config: &RunConfig) -> Result<Measured, RunError> {
         loss,
         tally: lp.shared.tally,
         hop,
+        layers,
     })
 }
 

@@ -22,6 +22,7 @@
 //! | [`shard_cpu`] | `--shard-cpu`: each shard of a started server capped at a share of a core |
 //! | [`cores`] | the generator on the cores no shard runs on; capped shards packed |
 //! | [`soak`] | `soak`: calls coming and going for minutes; memory, descriptors, threads flat |
+//! | [`simulcast`] | `--simulcast`: the layer mix, switches, the publishers' uplink saved |
 
 use anyhow::anyhow;
 pub mod check;
@@ -37,6 +38,7 @@ pub mod report;
 pub mod scenario;
 pub mod server;
 pub mod shard_cpu;
+pub mod simulcast;
 pub mod soak;
 pub mod synthetic;
 pub mod traffic;
@@ -207,6 +209,14 @@ pub struct CommonArgs {
     /// Seconds between periodic keyframes.
     #[arg(long, default_value_t = 2.5)]
     pub keyframe_interval: f64,
+    /// Publish video in three simulcast layers (rids q, h, f at a tenth, a third and all
+    /// of --video-kbps), as the web client does; subscribers show their room's first
+    /// member large (1280×720) and everyone else as thumbnails (320×180). The report
+    /// adds the layers received and forwarded, the switches, and the publishers' uplink
+    /// saved by pausing the layers no tile wants. The server climbs a layer at most every
+    /// 4 s: give it a --warmup of 10 s or more to measure the settled mix.
+    #[arg(long)]
+    pub simulcast: bool,
     /// Packets per size and operation for the floor.
     #[arg(long, default_value_t = 20_000)]
     pub floor_packets: usize,
@@ -507,6 +517,9 @@ peer-calls bench soak
             return Err(anyhow!("a meeting needs at least 1 room of 2 people"));
         }
         Scenario::Webinar { subscribers: 0 } => return bad("--subscribers"),
+        Scenario::Audio { .. } if c.simulcast => {
+            return Err(anyhow!("--simulcast needs video: run a meeting or a webinar"));
+        }
         _ => {}
     }
     if c.duration.is_nan() || c.duration <= 0.0 || c.duration > 600.0 {
@@ -526,6 +539,7 @@ peer-calls bench soak
             video_kbps: c.video_kbps,
             fps: c.fps,
             keyframe_interval: Duration::from_secs_f64(c.keyframe_interval),
+            simulcast: c.simulcast,
         },
         target: match &c.url {
             Some(url) => {

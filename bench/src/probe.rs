@@ -203,6 +203,14 @@ pub fn latency_from_page(page: &str) -> anyhow::Result<LatencyHistogram> {
     Ok(total)
 }
 
+/// The sum of every sample of counter `name` on a metrics page (0 when it has none).
+pub fn counter_sum(page: &str, name: &str) -> f64 {
+    samples(page)
+        .filter(|(n, ..)| *n == name)
+        .map(|(_, _, v, _)| v)
+        .sum()
+}
+
 /// The samples of a metrics page: (name, labels, value, the whole line), comments and
 /// lines that are not samples left out.
 fn samples(page: &str) -> impl Iterator<Item = (&str, &str, f64, &str)> {

@@ -23,6 +23,8 @@ pub struct TrafficReport {
     pub fps: u32,
     /// Keyframe interval, ms.
     pub keyframe_interval_ms: u64,
+    /// Video in three simulcast layers (`video_kbps` is the top one's).
+    pub simulcast: bool,
 }
 
 /// One server thread's load over the window.
@@ -292,6 +294,9 @@ pub struct Report {
     /// `--nodes`: what a hop between nodes cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hop: Option<crate::hop::HopReport>,
+    /// `--simulcast`: the layers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simulcast: Option<crate::simulcast::SimulcastReport>,
 }
 
 fn pct(sorted: &[Duration], q: f64) -> Option<f64> {
@@ -399,6 +404,7 @@ impl Report {
                 video_kbps: traffic.video_kbps,
                 fps: traffic.fps,
                 keyframe_interval_ms: traffic.keyframe_interval.as_millis() as u64,
+                simulcast: traffic.simulcast,
             },
             peers: m.peers,
             publishers: m.publishers,
@@ -477,6 +483,15 @@ impl Report {
                 errors: m.errors.clone(),
             },
             hop: m.hop.clone(),
+            simulcast: m.layers.as_ref().map(|(start, end)| {
+                crate::simulcast::SimulcastReport::new(
+                    start,
+                    end,
+                    m.tally.window_layer_bytes,
+                    secs,
+                    m.publishers,
+                )
+            }),
         }
     }
 
@@ -495,8 +510,15 @@ impl Report {
         row(
             "traffic",
             format!(
-                "video {} kbit/s at {} fps, keyframe every {} ms; audio 50 pps",
-                self.traffic.video_kbps, self.traffic.fps, self.traffic.keyframe_interval_ms
+                "video {} kbit/s at {} fps{}, keyframe every {} ms; audio 50 pps",
+                self.traffic.video_kbps,
+                self.traffic.fps,
+                if self.traffic.simulcast {
+                    " (the top of 3 simulcast layers)"
+                } else {
+                    ""
+                },
+                self.traffic.keyframe_interval_ms
             ),
         );
         row(
@@ -691,6 +713,9 @@ impl Report {
                         .collect::<String>()
                 ),
             );
+        }
+        if let Some(s) = &self.simulcast {
+            rows.extend(s.rows());
         }
         let mut out = render(&rows);
         if let Some(hop) = &self.hop {

@@ -47,6 +47,9 @@ pub struct PeerPlan {
     pub subscribes: bool,
     /// How many tracks it will receive once the room is complete.
     pub expected_tracks: usize,
+    /// The nickname of its room's speaker (its first member): with simulcast, the one
+    /// tile shown large.
+    pub speaker: String,
 }
 
 impl Scenario {
@@ -100,6 +103,7 @@ impl Scenario {
                             audio: true,
                             subscribes: true,
                             expected_tracks: (people - 1) * per_peer,
+                            speaker: format!("p{r}-0"),
                         });
                     }
                 }
@@ -112,6 +116,7 @@ impl Scenario {
                     audio: true,
                     subscribes: false,
                     expected_tracks: 0,
+                    speaker: "host".into(),
                 });
                 for k in 0..subscribers {
                     peers.push(PeerPlan {
@@ -121,6 +126,7 @@ impl Scenario {
                         audio: false,
                         subscribes: true,
                         expected_tracks: 2,
+                        speaker: "host".into(),
                     });
                 }
             }
@@ -153,11 +159,15 @@ mod tests {
                 .all(|x| x.video && x.audio && x.expected_tracks == 4)
         );
         assert_eq!(m.forwarded_streams(), 24);
+        // Each room's speaker is its first member.
+        assert_eq!(p[3].speaker, "p1-0");
+        assert_eq!(p[4].speaker, "p0-0");
 
         let w = Scenario::Webinar { subscribers: 5 };
         let p = w.plan("r");
         assert_eq!(p.len(), 6);
         assert!(p[0].video && !p[0].subscribes);
+        assert!(p.iter().all(|x| x.speaker == "host"));
         assert!(
             p[1..]
                 .iter()

@@ -185,6 +185,7 @@ pub fn run(opts: &SoakOptions) -> anyhow::Result<SoakReport> {
                     video_kbps: 500,
                     fps: 15,
                     keyframe_interval: Duration::from_secs(2),
+                    simulcast: false,
                 },
                 server: server.http,
                 nodes: Vec::new(),

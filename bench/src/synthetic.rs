@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use client::{ClientPeer, LocalTrack, PeerEvent, Session, SessionEvent};
 use mio::net::{TcpStream as MioTcp, UdpSocket};
 use mio::{Interest, Registry, Token};
-use protocol::{ClientMessage, ErrorCode, ServerMessage, TrackRef};
+use protocol::{ClientMessage, ErrorCode, Kind, ServerMessage, TileSize, TrackRef};
 use str0m::format::CodecConfig;
 use str0m::media::{MediaKind, Mid};
 use tungstenite::handshake::MidHandshake;
@@ -25,7 +25,7 @@ use tungstenite::{HandshakeError, Message, WebSocket};
 
 use crate::check::{Arrival, Receiver, Tally};
 use crate::scenario::PeerPlan;
-use crate::traffic::{Packet, Traffic, TrafficConfig};
+use crate::traffic::{LAYER_RIDS, Packet, Traffic, TrafficConfig};
 use engine::io::batch::{BATCH, BatchSender, RecvBatch, enable_arrival_times, enable_gro};
 use engine::shard::Datagram;
 
@@ -33,6 +33,10 @@ use engine::shard::Datagram;
 const PING_INTERVAL: Duration = Duration::from_secs(10);
 /// How often str0m reports receive statistics (NACKs sent); the tail lasts longer.
 pub const STATS_INTERVAL: Duration = Duration::from_millis(500);
+/// With simulcast, the speaker's tile (device pixels): its top layer.
+const SPEAKER_TILE: (u32, u32) = (1280, 720);
+/// With simulcast, everyone else's tile: their lowest layer.
+const THUMBNAIL_TILE: (u32, u32) = (320, 180);
 /// Socket buffers of each peer: a keyframe from every publisher of a room at once fits.
 const SOCKET_BUFFER: usize = 1 << 20;
 
@@ -96,6 +100,8 @@ pub struct SyntheticPeer {
     pub rx: Receiver,
     /// PLIs/FIRs the server sent it (as a publisher).
     pub keyframe_requests: u64,
+    /// With simulcast: the highest of its layers the server last said a tile wants.
+    layers_wanted: Option<u8>,
     /// Why it failed, if it did.
     pub error: Option<String>,
     /// It failed because str0m gave up waiting (ICE or the DTLS handshake timed out),
@@ -177,6 +183,7 @@ impl SyntheticPeer {
             streams,
             rx: Receiver::default(),
             keyframe_requests: 0,
+            layers_wanted: None,
             error: None,
             timed_out: false,
             next_ping: opened + PING_INTERVAL,
@@ -337,15 +344,26 @@ impl SyntheticPeer {
                             });
                         }
                     }
+                    if shared.traffic.simulcast && self.plan.video {
+                        let track = format!("{nick}-{}", MediaKind::Video);
+                        self.session.peer().set_simulcast(&track, &LAYER_RIDS);
+                    }
                     if let Err(e) = self.session.start_media(&local) {
                         self.fail(format!("first offer: {e}"));
                     }
                 }
                 ServerMessage::Answer { .. } => {
                     self.answered = true;
-                    self.subscribe_to_new_tracks();
+                    self.subscribe_to_new_tracks(shared);
                 }
-                ServerMessage::TrackPublished { .. } => self.subscribe_to_new_tracks(),
+                ServerMessage::TrackPublished { .. } => self.subscribe_to_new_tracks(shared),
+                ServerMessage::Layers { max, .. } => {
+                    // Before its traffic starts, kept for it.
+                    self.layers_wanted = Some(max);
+                    if let Some(t) = self.traffic.as_mut() {
+                        t.pause_above(max);
+                    }
+                }
                 ServerMessage::Subscribed { tracks } => self.subscribed += tracks.len(),
                 ServerMessage::Error { code, reason, .. } => {
                     // Refused at capacity, or its handshake not done before the server's
@@ -364,7 +382,7 @@ impl SyntheticPeer {
         self.flush_udp(shared);
     }
 
-    fn subscribe_to_new_tracks(&mut self) {
+    fn subscribe_to_new_tracks(&mut self, shared: &Shared) {
         if !self.plan.subscribes || !self.answered {
             return;
         }
@@ -381,6 +399,32 @@ impl SyntheticPeer {
         }
         self.requested.extend(new.iter().cloned());
         self.session.send(ClientMessage::Subscribe { tracks: new });
+        if shared.traffic.simulcast {
+            self.send_tile_sizes();
+        }
+    }
+
+    /// With simulcast, the tiles of a meeting in speaker view: the room's speaker (its
+    /// first member) large, everyone else a thumbnail, as the web client reports them.
+    fn send_tile_sizes(&mut self) {
+        let tiles = self
+            .requested
+            .iter()
+            .filter(|t| t.kind == Kind::Video)
+            .map(|t| {
+                let (width, height) = if t.stream_id == self.plan.speaker {
+                    SPEAKER_TILE
+                } else {
+                    THUMBNAIL_TILE
+                };
+                TileSize {
+                    track: t.clone(),
+                    width,
+                    height,
+                }
+            })
+            .collect();
+        self.session.send(ClientMessage::TileSizes { tiles });
     }
 
     /// The UDP socket is readable.
@@ -446,10 +490,13 @@ impl SyntheticPeer {
             traffic.poll(now, &mut packets);
             shared.packets_sent += packets.len() as u64;
             for p in packets.drain(..) {
-                let r = self
-                    .session
-                    .peer()
-                    .send_rtp(now, p.mid, p.codec, p.rtp_time, p.marker, &p.payload);
+                let peer = self.session.peer();
+                let r = match p.rid {
+                    Some(rid) => peer.send_rtp_layer(
+                        now, p.mid, rid, p.codec, p.rtp_time, p.marker, &p.payload,
+                    ),
+                    None => peer.send_rtp(now, p.mid, p.codec, p.rtp_time, p.marker, &p.payload),
+                };
                 if let Err(e) = r {
                     self.fail(format!("send: {e}"));
                     break;
@@ -523,10 +570,10 @@ impl SyntheticPeer {
                         self.first_media = Some(p.received);
                     }
                 }
-                PeerEvent::KeyframeRequest { .. } => {
+                PeerEvent::KeyframeRequest { rid, .. } => {
                     self.keyframe_requests += 1;
                     if let Some(t) = self.traffic.as_mut() {
-                        t.request_keyframe();
+                        t.request_keyframe(rid.as_deref());
                     }
                 }
                 _ => {}
@@ -555,14 +602,18 @@ impl SyntheticPeer {
         // Spread the publishers' frame boundaries over a frame interval.
         let fps = shared.traffic.fps.max(1);
         let phase = Duration::from_micros(self.seed.wrapping_mul(7919) % (1_000_000 / fps as u64));
-        self.traffic = Some(Traffic::new(
+        let mut traffic = Traffic::new(
             shared.traffic,
             video,
             audio,
             Instant::now() + phase,
             shared.epoch,
             self.seed,
-        ));
+        );
+        if let Some(max) = self.layers_wanted {
+            traffic.pause_above(max);
+        }
+        self.traffic = Some(traffic);
     }
 
     /// Sends what the peer produced, in `sendmmsg` batches (runs of equal-sized

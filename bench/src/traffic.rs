@@ -5,6 +5,12 @@
 //!   ([`KEYFRAME_FACTOR`] × a frame) every keyframe interval and at the next frame after
 //!   each PLI/FIR. The marker bit closes each frame; RTP time advances 90 kHz / fps.
 //! - Audio: Opus-sized packets (60–160 bytes) every 20 ms, 50 a second.
+//! - Simulcast (`--simulcast`): the video goes out as three layers, rids `q`, `h`, `f`,
+//!   at a tenth, a third and all of the bitrate (150, 500 and 1500 kbit/s by default,
+//!   as the web client sends a 720p camera), each with its own stamps and keyframes
+//!   (periodic ones on every layer at once). A layer the server says no tile wants
+//!   (`layers`) is paused, as a browser pauses an encoding, and counted as saved; it
+//!   resumes with a keyframe.
 //!
 //! Every payload starts with two bytes of codec header, then a [`Stamp`]: which
 //! published stream, its own sequence number (consecutive per stream, independent of
@@ -70,15 +76,42 @@ impl Stamp {
     }
 }
 
+/// The simulcast layers' rids, lowest first, as the web client names them.
+pub const LAYER_RIDS: [&str; 3] = ["q", "h", "f"];
+/// Each layer's bitrate is the video bitrate divided by this (a tenth, a third, all).
+const LAYER_DIVISORS: [u32; 3] = [10, 3, 1];
+
 /// How publishers send.
 #[derive(Debug, Clone, Copy)]
 pub struct TrafficConfig {
-    /// Video bitrate of normal frames, kbit/s.
+    /// Video bitrate of normal frames, kbit/s (of the top layer with simulcast).
     pub video_kbps: u32,
     /// Video frames per second.
     pub fps: u32,
     /// A keyframe at least this often.
     pub keyframe_interval: Duration,
+    /// Video in three simulcast layers.
+    pub simulcast: bool,
+}
+
+impl TrafficConfig {
+    /// Stamp streams one published video takes: one per layer.
+    pub fn video_streams(&self) -> u32 {
+        if self.simulcast {
+            LAYER_RIDS.len() as u32
+        } else {
+            1
+        }
+    }
+
+    /// The bitrate of video layer `layer` (the only one without simulcast), kbit/s.
+    fn layer_kbps(&self, layer: usize) -> u32 {
+        if self.simulcast {
+            self.video_kbps / LAYER_DIVISORS[layer]
+        } else {
+            self.video_kbps
+        }
+    }
 }
 
 /// One packet to send now.
@@ -92,6 +125,8 @@ pub struct Packet {
     pub rtp_time: u32,
     /// Marker bit.
     pub marker: bool,
+    /// Its simulcast layer's rid (`None` without simulcast).
+    pub rid: Option<&'static str>,
     /// The payload, stamped.
     pub payload: Vec<u8>,
 }
@@ -122,6 +157,11 @@ struct Source {
     ticks: u64,
     start: Instant,
     period: Duration,
+    /// Video: its simulcast layer (0 without simulcast), and whether it is paused.
+    layer: usize,
+    paused: bool,
+    /// Video: its next frame is a keyframe.
+    keyframe_requested: bool,
 }
 
 impl Source {
@@ -141,14 +181,14 @@ impl Source {
     }
 }
 
-/// Everything one publisher sends: its video and audio sources. See the module docs.
+/// Everything one publisher sends: its video (one source per layer) and audio sources.
+/// See the module docs.
 #[derive(Debug)]
 pub struct Traffic {
     config: TrafficConfig,
-    video: Option<Source>,
+    video: Vec<Source>,
     audio: Option<Source>,
     next_keyframe: Instant,
-    keyframe_requested: bool,
     rng: Rng,
     epoch: Instant,
     /// Keyframes sent.
@@ -157,12 +197,17 @@ pub struct Traffic {
     pub keyframes_on_request: u64,
     /// Frames or audio packets skipped because the loop was late.
     pub skipped: u64,
+    /// Video payload bytes sent.
+    pub video_bytes: u64,
+    /// Video payload bytes of paused layers' frames: not sent, saved.
+    pub paused_bytes: u64,
     stopped: bool,
 }
 
 impl Traffic {
     /// A publisher of `video` and/or `audio` (mid, stream index), starting at `start`
-    /// (spread the starts so bursts do not line up). Stamps count from `epoch`.
+    /// (spread the starts so bursts do not line up). Stamps count from `epoch`. Video
+    /// layer `k` stamps stream `video.1 + k`.
     pub fn new(
         config: TrafficConfig,
         video: Option<(Mid, u32)>,
@@ -174,13 +219,20 @@ impl Traffic {
         let fps = config.fps.max(1);
         Self {
             config,
-            video: video.map(|(mid, stream)| Source {
-                mid,
-                stream,
-                seq: 0,
-                ticks: 0,
-                start,
-                period: Duration::from_secs(1) / fps,
+            video: video.map_or_else(Vec::new, |(mid, stream)| {
+                (0..config.video_streams() as usize)
+                    .map(|layer| Source {
+                        mid,
+                        stream: stream + layer as u32,
+                        seq: 0,
+                        ticks: 0,
+                        start,
+                        period: Duration::from_secs(1) / fps,
+                        layer,
+                        paused: false,
+                        keyframe_requested: false,
+                    })
+                    .collect()
             }),
             audio: audio.map(|(mid, stream)| Source {
                 mid,
@@ -190,15 +242,19 @@ impl Traffic {
                 // Audio rides 7 ms behind video so the two do not always coincide.
                 start: start + Duration::from_millis(7),
                 period: AUDIO_INTERVAL,
+                layer: 0,
+                paused: false,
+                keyframe_requested: false,
             }),
             // The first frame is a keyframe.
             next_keyframe: start,
-            keyframe_requested: false,
             rng: Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
             epoch,
             keyframes: 0,
             keyframes_on_request: 0,
             skipped: 0,
+            video_bytes: 0,
+            paused_bytes: 0,
             stopped: false,
         }
     }
@@ -208,7 +264,8 @@ impl Traffic {
         if self.stopped {
             return None;
         }
-        let v = self.video.as_ref().map(Source::next_due);
+        // The layers of a video share one schedule.
+        let v = self.video.first().map(Source::next_due);
         let a = self.audio.as_ref().map(Source::next_due);
         match (v, a) {
             (Some(v), Some(a)) => Some(v.min(a)),
@@ -216,9 +273,26 @@ impl Traffic {
         }
     }
 
-    /// A PLI or FIR arrived: the next frame is a keyframe.
-    pub fn request_keyframe(&mut self) {
-        self.keyframe_requested = true;
+    /// A PLI or FIR arrived, for the layer `rid` names (`None`: every layer): its next
+    /// frame is a keyframe.
+    pub fn request_keyframe(&mut self, rid: Option<&str>) {
+        for v in &mut self.video {
+            if rid.is_none_or(|r| LAYER_RIDS.get(v.layer) == Some(&r)) {
+                v.keyframe_requested = true;
+            }
+        }
+    }
+
+    /// The server says no tile wants the layers above `max`: they pause, the others
+    /// send (a layer that resumes starts with a keyframe, as an encoder does).
+    pub fn pause_above(&mut self, max: u8) {
+        for v in &mut self.video {
+            let paused = v.layer > usize::from(max);
+            if v.paused && !paused {
+                v.keyframe_requested = true;
+            }
+            v.paused = paused;
+        }
     }
 
     /// Stops sending for good.
@@ -228,18 +302,15 @@ impl Traffic {
 
     /// Frames and audio packets due so far, sent or skipped.
     pub fn scheduled(&self) -> u64 {
-        [&self.video, &self.audio]
-            .into_iter()
-            .flatten()
-            .map(|s| s.ticks)
-            .sum()
+        // A video's layers share their frames.
+        self.video.first().into_iter().chain(&self.audio).map(|s| s.ticks).sum()
     }
 
     /// Packets sent so far on `stream` (its next sequence number).
     pub fn sent(&self, stream: u32) -> u64 {
-        [&self.video, &self.audio]
-            .into_iter()
-            .flatten()
+        self.video
+            .iter()
+            .chain(&self.audio)
             .find(|s| s.stream == stream)
             .map_or(0, |s| s.seq)
     }
@@ -264,49 +335,61 @@ impl Traffic {
         if self.stopped {
             return;
         }
-        if let Some(v) = self.video.as_mut()
-            && v.next_due() <= now
-        {
-            self.skipped += v.skip_missed(now);
-            let keyframe = self.keyframe_requested || now >= self.next_keyframe;
-            if keyframe {
-                if self.keyframe_requested {
-                    self.keyframes_on_request += 1;
-                }
-                self.keyframes += 1;
-                self.keyframe_requested = false;
+        if self.video.first().is_some_and(|v| v.next_due() <= now) {
+            let periodic = now >= self.next_keyframe;
+            if periodic {
                 self.next_keyframe = now + self.config.keyframe_interval;
             }
-            let frame =
-                (self.config.video_kbps as usize * 1000 / 8 / self.config.fps.max(1) as usize)
-                    .max(STAMP_LEN);
-            let bytes = if keyframe {
-                frame * KEYFRAME_FACTOR
-            } else {
-                frame
-            };
-            let n = bytes.div_ceil(MAX_PACKET);
-            let each = bytes.div_ceil(n);
-            let rtp_time = (v.ticks * 90_000 / self.config.fps.max(1) as u64) as u32;
-            let (mid, stream) = (v.mid, v.stream);
-            v.ticks += 1;
-            let first_seq = v.seq;
-            v.seq += n as u64;
-            for i in 0..n {
-                let mut payload = self.stamp(stream, first_seq + i as u64, now, each);
-                if i == 0 {
-                    // VP8: S=1, partition 0 opens the frame; the tag's P bit is 0 for a
-                    // keyframe. Later packets of the frame continue it (S=0).
-                    payload[0] = 0x10;
-                    payload[1] = if keyframe { 0x00 } else { 0x01 };
+            let fps = self.config.fps.max(1);
+            for k in 0..self.video.len() {
+                let v = &mut self.video[k];
+                let skipped = v.skip_missed(now);
+                if k == 0 {
+                    self.skipped += skipped; // the layers' frames are one frame
                 }
-                out.push(Packet {
-                    mid,
-                    codec: Codec::Vp8,
-                    rtp_time,
-                    marker: i + 1 == n,
-                    payload,
-                });
+                let requested = v.keyframe_requested;
+                let keyframe = requested || periodic;
+                let frame = (self.config.layer_kbps(v.layer) as usize * 1000 / 8 / fps as usize)
+                    .max(STAMP_LEN);
+                let bytes = if keyframe {
+                    frame * KEYFRAME_FACTOR
+                } else {
+                    frame
+                };
+                let rtp_time = (v.ticks * 90_000 / fps as u64) as u32;
+                v.ticks += 1;
+                if v.paused {
+                    self.paused_bytes += bytes as u64;
+                    continue;
+                }
+                v.keyframe_requested = false;
+                if keyframe {
+                    self.keyframes += 1;
+                    self.keyframes_on_request += u64::from(requested);
+                }
+                self.video_bytes += bytes as u64;
+                let n = bytes.div_ceil(MAX_PACKET);
+                let each = bytes.div_ceil(n);
+                let (mid, stream, first_seq, layer) = (v.mid, v.stream, v.seq, v.layer);
+                v.seq += n as u64;
+                let rid = self.config.simulcast.then_some(LAYER_RIDS[layer]);
+                for i in 0..n {
+                    let mut payload = self.stamp(stream, first_seq + i as u64, now, each);
+                    if i == 0 {
+                        // VP8: S=1, partition 0 opens the frame; the tag's P bit is 0
+                        // for a keyframe. Later packets of the frame continue it (S=0).
+                        payload[0] = 0x10;
+                        payload[1] = if keyframe { 0x00 } else { 0x01 };
+                    }
+                    out.push(Packet {
+                        mid,
+                        codec: Codec::Vp8,
+                        rtp_time,
+                        marker: i + 1 == n,
+                        rid,
+                        payload,
+                    });
+                }
             }
         }
         if let Some(a) = self.audio.as_mut()
@@ -324,6 +407,7 @@ impl Traffic {
                 codec: Codec::Opus,
                 rtp_time,
                 marker: false,
+                rid: None,
                 payload,
             });
         }
@@ -339,6 +423,7 @@ mod tests {
             video_kbps: 1500,
             fps: 30,
             keyframe_interval: Duration::from_millis(2500),
+            simulcast: false,
         }
     }
 
@@ -396,7 +481,7 @@ mod tests {
         let frames = video.iter().filter(|p| p.payload[0] == 0x10).count();
         assert_eq!(frames, 30);
         // A PLI turns the next frame into a keyframe.
-        t.request_keyframe();
+        t.request_keyframe(None);
         let before = out.len();
         for _ in 0..10 {
             if t.keyframes_on_request == 1 {
@@ -409,5 +494,70 @@ mod tests {
         assert!(out.len() - before >= 32);
         t.stop();
         assert_eq!(t.next_due(), None);
+    }
+
+    #[test]
+    fn simulcast_sends_three_layers_and_pauses_the_unwanted() {
+        let t0 = Instant::now();
+        let config = TrafficConfig {
+            simulcast: true,
+            ..config()
+        };
+        let mut t = Traffic::new(config, Some((Mid::from("0"), 4)), None, t0, t0, 1);
+        let second = |t: &mut Traffic, from: Instant| {
+            let mut out = Vec::new();
+            let mut now = from;
+            while now < from + Duration::from_millis(990) {
+                t.poll(now, &mut out);
+                now = t.next_due().unwrap();
+            }
+            (out, now)
+        };
+        let (out, now) = second(&mut t, t0);
+        let bytes = |rid: &str| -> usize {
+            out.iter()
+                .filter(|p| p.rid == Some(rid))
+                .map(|p| p.payload.len())
+                .sum()
+        };
+        // 30 frames of each layer, the first a keyframe; 150, 500 and 1500 kbit/s.
+        for (rid, kbps, stream) in [("q", 150, 4), ("h", 500, 5), ("f", 1500, 6)] {
+            let frames = out.iter().filter(|p| p.rid == Some(rid) && p.marker).count();
+            assert_eq!(frames, 30, "{rid}");
+            let frame = kbps * 1000 / 8 / 30;
+            let want = frame * (29 + KEYFRAME_FACTOR);
+            assert!(bytes(rid).abs_diff(want) < 30 * 8, "{rid}: {}", bytes(rid));
+            let first = out.iter().find(|p| p.rid == Some(rid)).unwrap();
+            assert_eq!(Stamp::read(&first.payload).unwrap().stream, stream);
+            assert!(engine::keyframe::starts_keyframe(Codec::Vp8, &first.payload));
+        }
+        assert_eq!(t.keyframes, 3);
+        assert_eq!(t.paused_bytes, 0);
+        // No tile wants more than the lowest: h and f pause, and count as saved.
+        t.pause_above(0);
+        let sent_f = t.sent(6);
+        let (out, now) = second(&mut t, now);
+        assert!(out.iter().all(|p| p.rid == Some("q")));
+        assert_eq!(t.sent(6), sent_f, "nothing more of f");
+        assert!(t.paused_bytes > (500 + 1500) * 1000 / 8 * 9 / 10);
+        // h is wanted again: it resumes with a keyframe; f stays paused.
+        t.pause_above(1);
+        let mut now = t.next_due().unwrap().max(now);
+        let mut frame = |t: &mut Traffic| {
+            let mut out = Vec::new();
+            t.poll(now, &mut out);
+            now = t.next_due().unwrap();
+            let key = |rid: &str| {
+                out.iter()
+                    .find(|p| p.rid == Some(rid))
+                    .map(|p| engine::keyframe::starts_keyframe(Codec::Vp8, &p.payload))
+            };
+            [key("q"), key("h"), key("f")]
+        };
+        assert_eq!(frame(&mut t), [Some(false), Some(true), None]);
+        // A keyframe request names its layer.
+        t.request_keyframe(Some("q"));
+        assert_eq!(frame(&mut t), [Some(true), Some(false), None]);
+        assert_eq!(frame(&mut t), [Some(false), Some(false), None]);
     }
 }

@@ -45,6 +45,7 @@ fn a_small_meeting_delivers_every_packet_and_reports_sane_figures() {
             video_kbps: 1000,
             fps: 30,
             keyframe_interval: Duration::from_secs(2),
+            simulcast: false,
         },
         target: Target::Start {
             bin: bin(),
@@ -411,6 +412,7 @@ fn a_server_given_by_url_is_measured_through_its_metrics_page() {
             video_kbps: 500,
             fps: 30,
             keyframe_interval: Duration::from_secs(2),
+            simulcast: false,
         },
         target: Target::Url { addr, probe },
         join_rate: 50.0,
