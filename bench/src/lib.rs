@@ -210,8 +210,9 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 2.5)]
     pub keyframe_interval: f64,
     /// Publish video in three simulcast layers (rids q, h, f at a tenth, a third and all
-    /// of --video-kbps), as the web client does; subscribers show their room's first
-    /// member large (1280×720) and everyone else as thumbnails (320×180). The report
+    /// of --video-kbps), as the web client does; subscribers show the speaker large
+    /// (1280×720) and everyone else as thumbnails (320×180), and the room's members
+    /// speak in turn, 5 s each. The report
     /// adds the layers received and forwarded, the switches, and the publishers' uplink
     /// saved by pausing the layers no tile wants. The server climbs a layer at most every
     /// 4 s: give it a --warmup of 10 s or more to measure the settled mix.
@@ -518,7 +519,9 @@ peer-calls bench soak
         }
         Scenario::Webinar { subscribers: 0 } => return bad("--subscribers"),
         Scenario::Audio { .. } if c.simulcast => {
-            return Err(anyhow!("--simulcast needs video: run a meeting or a webinar"));
+            return Err(anyhow!(
+                "--simulcast needs video: run a meeting or a webinar"
+            ));
         }
         _ => {}
     }

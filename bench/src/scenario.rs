@@ -47,9 +47,9 @@ pub struct PeerPlan {
     pub subscribes: bool,
     /// How many tracks it will receive once the room is complete.
     pub expected_tracks: usize,
-    /// The nickname of its room's speaker (its first member): with simulcast, the one
-    /// tile shown large.
-    pub speaker: String,
+    /// Who speaks in its room, in turn (its members, in joining order): with simulcast,
+    /// the speaker's tile is shown large.
+    pub speakers: Vec<String>,
 }
 
 impl Scenario {
@@ -103,7 +103,7 @@ impl Scenario {
                             audio: true,
                             subscribes: true,
                             expected_tracks: (people - 1) * per_peer,
-                            speaker: format!("p{r}-0"),
+                            speakers: (0..people).map(|k| format!("p{r}-{k}")).collect(),
                         });
                     }
                 }
@@ -116,7 +116,7 @@ impl Scenario {
                     audio: true,
                     subscribes: false,
                     expected_tracks: 0,
-                    speaker: "host".into(),
+                    speakers: vec!["host".into()],
                 });
                 for k in 0..subscribers {
                     peers.push(PeerPlan {
@@ -126,7 +126,7 @@ impl Scenario {
                         audio: false,
                         subscribes: true,
                         expected_tracks: 2,
-                        speaker: "host".into(),
+                        speakers: vec!["host".into()],
                     });
                 }
             }
@@ -159,15 +159,15 @@ mod tests {
                 .all(|x| x.video && x.audio && x.expected_tracks == 4)
         );
         assert_eq!(m.forwarded_streams(), 24);
-        // Each room's speaker is its first member.
-        assert_eq!(p[3].speaker, "p1-0");
-        assert_eq!(p[4].speaker, "p0-0");
+        // Each room's members speak in turn.
+        assert_eq!(p[3].speakers, ["p1-0", "p1-1", "p1-2"]);
+        assert_eq!(p[4].speakers, ["p0-0", "p0-1", "p0-2"]);
 
         let w = Scenario::Webinar { subscribers: 5 };
         let p = w.plan("r");
         assert_eq!(p.len(), 6);
         assert!(p[0].video && !p[0].subscribes);
-        assert!(p.iter().all(|x| x.speaker == "host"));
+        assert!(p.iter().all(|x| x.speakers == ["host"]));
         assert!(
             p[1..]
                 .iter()

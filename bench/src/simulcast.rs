@@ -80,9 +80,8 @@ impl SimulcastReport {
             )),
             _ => None,
         };
-        let kbps = |bytes: u64| {
-            bytes as f64 * 8.0 / 1e3 / window_s.max(1e-9) / publishers.max(1) as f64
-        };
+        let kbps =
+            |bytes: u64| bytes as f64 * 8.0 / 1e3 / window_s.max(1e-9) / publishers.max(1) as f64;
         let sent = end.sent.saturating_sub(start.sent);
         let paused = end.paused.saturating_sub(start.paused);
         SimulcastReport {
@@ -124,8 +123,9 @@ impl SimulcastReport {
             ),
             (
                 "layer switches".into(),
-                self.switches
-                    .map_or("unknown (no /metrics)".into(), |s| format!("{s} in the window")),
+                self.switches.map_or("unknown (no /metrics)".into(), |s| {
+                    format!("{s} in the window")
+                }),
             ),
             (
                 "publisher uplink".into(),

@@ -37,6 +37,8 @@ pub const STATS_INTERVAL: Duration = Duration::from_millis(500);
 const SPEAKER_TILE: (u32, u32) = (1280, 720);
 /// With simulcast, everyone else's tile: their lowest layer.
 const THUMBNAIL_TILE: (u32, u32) = (320, 180);
+/// With simulcast, the next member of the room speaks after this long.
+pub const SPEAKER_TURN: Duration = Duration::from_secs(5);
 /// Socket buffers of each peer: a keyframe from every publisher of a room at once fits.
 const SOCKET_BUFFER: usize = 1 << 20;
 
@@ -102,6 +104,8 @@ pub struct SyntheticPeer {
     pub keyframe_requests: u64,
     /// With simulcast: the highest of its layers the server last said a tile wants.
     layers_wanted: Option<u8>,
+    /// With simulcast: whose turn it is to speak (an index into its plan's speakers).
+    speaker_turn: usize,
     /// Why it failed, if it did.
     pub error: Option<String>,
     /// It failed because str0m gave up waiting (ICE or the DTLS handshake timed out),
@@ -184,6 +188,7 @@ impl SyntheticPeer {
             rx: Receiver::default(),
             keyframe_requests: 0,
             layers_wanted: None,
+            speaker_turn: 0,
             error: None,
             timed_out: false,
             next_ping: opened + PING_INTERVAL,
@@ -404,15 +409,22 @@ impl SyntheticPeer {
         }
     }
 
-    /// With simulcast, the tiles of a meeting in speaker view: the room's speaker (its
-    /// first member) large, everyone else a thumbnail, as the web client reports them.
+    /// With simulcast, the tiles of a meeting in speaker view: whoever speaks now large,
+    /// everyone else a thumbnail, as the web client reports them.
     fn send_tile_sizes(&mut self) {
+        let Some(speaker) = self
+            .plan
+            .speakers
+            .get(self.speaker_turn % self.plan.speakers.len().max(1))
+        else {
+            return;
+        };
         let tiles = self
             .requested
             .iter()
             .filter(|t| t.kind == Kind::Video)
             .map(|t| {
-                let (width, height) = if t.stream_id == self.plan.speaker {
+                let (width, height) = if t.stream_id == *speaker {
                     SPEAKER_TILE
                 } else {
                     THUMBNAIL_TILE
@@ -478,6 +490,16 @@ impl SyntheticPeer {
             self.timed_out |= self.error.is_none();
             self.fail(format!("media timeout: {e}"));
         }
+        // With simulcast, the speaker changes every turn: the tiles change with it.
+        let turn = (now.saturating_duration_since(shared.epoch).as_millis()
+            / SPEAKER_TURN.as_millis()) as usize;
+        if shared.traffic.simulcast && turn != self.speaker_turn {
+            self.speaker_turn = turn;
+            if !self.requested.is_empty() && matches!(self.ws, Ws::Open(_)) {
+                self.send_tile_sizes();
+                self.flush_ws();
+            }
+        }
         if now >= self.next_ping {
             self.next_ping = now + PING_INTERVAL;
             if matches!(self.ws, Ws::Open(_)) {
@@ -492,9 +514,8 @@ impl SyntheticPeer {
             for p in packets.drain(..) {
                 let peer = self.session.peer();
                 let r = match p.rid {
-                    Some(rid) => peer.send_rtp_layer(
-                        now, p.mid, rid, p.codec, p.rtp_time, p.marker, &p.payload,
-                    ),
+                    Some(rid) => peer
+                        .send_rtp_layer(now, p.mid, rid, p.codec, p.rtp_time, p.marker, &p.payload),
                     None => peer.send_rtp(now, p.mid, p.codec, p.rtp_time, p.marker, &p.payload),
                 };
                 if let Err(e) = r {

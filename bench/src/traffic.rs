@@ -303,7 +303,12 @@ impl Traffic {
     /// Frames and audio packets due so far, sent or skipped.
     pub fn scheduled(&self) -> u64 {
         // A video's layers share their frames.
-        self.video.first().into_iter().chain(&self.audio).map(|s| s.ticks).sum()
+        self.video
+            .first()
+            .into_iter()
+            .chain(&self.audio)
+            .map(|s| s.ticks)
+            .sum()
     }
 
     /// Packets sent so far on `stream` (its next sequence number).
@@ -522,14 +527,20 @@ mod tests {
         };
         // 30 frames of each layer, the first a keyframe; 150, 500 and 1500 kbit/s.
         for (rid, kbps, stream) in [("q", 150, 4), ("h", 500, 5), ("f", 1500, 6)] {
-            let frames = out.iter().filter(|p| p.rid == Some(rid) && p.marker).count();
+            let frames = out
+                .iter()
+                .filter(|p| p.rid == Some(rid) && p.marker)
+                .count();
             assert_eq!(frames, 30, "{rid}");
             let frame = kbps * 1000 / 8 / 30;
             let want = frame * (29 + KEYFRAME_FACTOR);
             assert!(bytes(rid).abs_diff(want) < 30 * 8, "{rid}: {}", bytes(rid));
             let first = out.iter().find(|p| p.rid == Some(rid)).unwrap();
             assert_eq!(Stamp::read(&first.payload).unwrap().stream, stream);
-            assert!(engine::keyframe::starts_keyframe(Codec::Vp8, &first.payload));
+            assert!(engine::keyframe::starts_keyframe(
+                Codec::Vp8,
+                &first.payload
+            ));
         }
         assert_eq!(t.keyframes, 3);
         assert_eq!(t.paused_bytes, 0);

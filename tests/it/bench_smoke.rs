@@ -182,6 +182,66 @@ fn the_floor_command_writes_its_json() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `meeting --simulcast`: three layers from each publisher, the speaker's tile large and
+/// the others thumbnails, the speaker changing after 5 s. Every packet of each layer's
+/// stretch arrives across the switches, thumbnails get the lowest layer and the speaker
+/// the top one, the layers no tile wants are paused at the publishers, and the server
+/// counts the switches the speaker change made.
+#[test]
+fn a_simulcast_meeting_switches_layers_with_the_speaker_and_saves_uplink() {
+    let dir = std::env::temp_dir().join(format!("peer-calls-simulcast-{}", std::process::id()));
+    let json = dir.join("meeting.json");
+    let args = [
+        "meeting",
+        "--rooms",
+        "1",
+        "--people",
+        "3",
+        "--simulcast",
+        "--warmup",
+        "0.5",
+        "--duration",
+        "7",
+        "--floor-packets",
+        "640",
+        "--quiet",
+    ];
+    let text = bench_cli(&args, &json);
+    assert!(text.contains("layer switches"), "{text}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["loss"]["lost"], 0, "{text}");
+    assert_eq!(v["loss"]["tail_complete"], true, "{text}");
+    let s = &v["simulcast"];
+    let mix = |k: &str| -> Vec<f64> {
+        s[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    // Two thumbnails on q and one speaker on f for each subscriber: f carries most bytes,
+    // and h, which no tile wants, none.
+    for k in ["received_mix", "forwarded_mix"] {
+        let m = mix(k);
+        assert!(
+            m[0] > 0.1 && m[2] > 0.5 && m[1] < 0.05,
+            "{k}: {m:?}\n{text}"
+        );
+    }
+    // The speaker change moves the old speaker's subscribers down and the new one's up
+    // (some by way of the middle layer, which resumes with the top one): how many
+    // switches that takes depends on which keyframe comes first, at least two.
+    assert!(s["switches"].as_u64().unwrap() >= 2, "{text}");
+    // Of 3 publishers, the two not speaking pause h and f: well over half is saved.
+    let saved = s["saved"].as_f64().unwrap();
+    assert!((0.4..0.9).contains(&saved), "{text}");
+    assert!(
+        s["publisher_kbps"].as_f64().unwrap() < s["publisher_all_layers_kbps"].as_f64().unwrap()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// `--ramp 2`: the scenario, then twice as large; each step's report, what stopped the
 /// ramp and the load at the loss SLO reach the table and the JSON. (A small load on
 /// loopback: nothing loses, so the two steps run and the ramp stops there.)

@@ -8,9 +8,10 @@
 //!   simulcast tracks, the largest tiles first (the speaker, a pinned tile: the highest
 //!   caps), equal tiles equally, the smaller tiles' lowest layers kept paid for.
 //! - For each, the highest layer at or under its cap (the tile's size, `SetMaxLayer`)
-//!   whose rate fits its share. Down at once. Up one layer at a time: the estimate
-//!   cannot see more than the path carries now (it stays under 1.5× what was received),
-//!   so going up is a trial of the next layer itself, at most every [`UP_TRIAL`]; a
+//!   whose rate fits its share. Down at once. Up at most every [`UP_TRIAL`]: straight
+//!   to a layer the share shows fitting (a tile that grew, a link with room); beyond
+//!   that one layer at a time, since the estimate cannot see more than the path carries
+//!   now (it stays under 1.5× what was received): a trial of the next layer itself; a
 //!   trial the path cannot carry (it comes down again within [`UP_TRIAL`]) doubles the
 //!   wait before the next, up to [`MAX_BACKOFF`].
 //! - Without an estimate (no transport-wide feedback), the cap alone decides.
@@ -115,16 +116,20 @@ impl Choice {
             self.tried_at = None; // it held
             self.backoff = UP_TRIAL;
         }
-        // Up one layer, once the layer it has is actually flowing to it.
+        // Up, once the layer it has is actually flowing to it: straight to the highest
+        // layer its share shows fitting (its tile grew, or the link has room), or else a
+        // trial of the next layer.
         let higher = (current + 1..=self.cap).find(|l| rates[usize::from(*l)] > 0);
         if let Some(next) = higher
             && on == current
             && self.up_at.is_none_or(|t| now >= t)
         {
-            if rates[usize::from(next)] > share {
+            if fits > current {
+                self.fit = fits;
+            } else {
                 self.tried_at = Some(now);
+                self.fit = next;
             }
-            self.fit = next;
             self.up_at = Some(now + UP_TRIAL);
         }
     }
@@ -301,6 +306,17 @@ mod tests {
         let gaps: Vec<Duration> = tried.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "{gaps:?}");
         assert!(gaps.last().unwrap() > &(UP_TRIAL * 3), "{gaps:?}");
+    }
+
+    #[test]
+    fn a_share_with_room_goes_straight_to_the_layer_it_fits() {
+        let t0 = Instant::now();
+        let mut c = Choice::default();
+        c.decide(t0, 200_000, &RATES, 2);
+        assert_eq!(c.target(), 0);
+        // The link has room for the top layer: after the wait, there at once.
+        c.decide(t0 + UP_TRIAL, 2_000_000, &RATES, 0);
+        assert_eq!(c.target(), 2);
     }
 
     #[test]
