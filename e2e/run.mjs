@@ -1034,9 +1034,10 @@ const CASES = {
     await join(bob);
     await waitDecodes(bob, 'alice');
     const width = async () => (await inbound(bob))?.find((x) => x.name === 'alice' && x.kind === 'video' && !x.screen)?.frameWidth ?? 0;
+    // He starts on her lowest layer and probes his way up to the top one, 1280 px wide.
     const large = await waitFor('bob gets alice\'s top layer in a large tile', async () => {
       const w = await width();
-      return w >= 640 ? w : null;
+      return w >= 1280 ? w : null;
     });
     await bob.page.setViewportSize({ width: 420, height: 300 });
     const small = await waitFor('bob gets a low layer in a small tile', async () => {

@@ -57,6 +57,7 @@ pub struct ShardStats {
     pub peer_panics: u64,
     /// Subscribers' streams moved from one simulcast layer to another.
     pub layer_switches: u64,
+    pub probe_packets: u64,
     /// Video payload bytes forwarded to subscribers, by simulcast layer (a track
     /// without simulcast is layer 0): their rates are the layers' bitrates.
     pub layer0_bytes: u64,
@@ -68,7 +69,7 @@ impl ShardStats {
     /// Every counter with the name and meaning it has on the metrics page (Prometheus
     /// counters, `peercalls_shard_<name>_total`). A counter added to the struct belongs
     /// here too; the test below keeps the two the same size.
-    pub fn counters(&self) -> [(&'static str, &'static str, u64); 25] {
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 26] {
         [
             ("rx_datagrams", "Datagrams received.", self.rx_datagrams),
             ("rx_bytes", "Bytes received.", self.rx_bytes),
@@ -169,6 +170,11 @@ impl ShardStats {
                 self.layer_switches,
             ),
             (
+                "simulcast_probe_packets",
+                "Packets resent to probe a subscriber's path before a higher simulcast layer.",
+                self.probe_packets,
+            ),
+            (
                 "video_forwarded_bytes_layer_0",
                 "Video payload bytes forwarded of simulcast layer 0, the lowest (and of video without simulcast).",
                 self.layer0_bytes,
@@ -233,10 +239,11 @@ mod tests {
             layer0_bytes: 23,
             layer1_bytes: 24,
             layer2_bytes: 25,
+            probe_packets: 26,
         };
         let mut values: Vec<u64> = stats.counters().iter().map(|c| c.2).collect();
         values.sort();
-        assert_eq!(values, (1..=25).collect::<Vec<u64>>());
+        assert_eq!(values, (1..=26).collect::<Vec<u64>>());
         let value = |name: &str| stats.counters().iter().find(|c| c.0 == name).unwrap().2;
         assert_eq!(value("rtp_forwarded"), 11);
         assert_eq!(value("rtp_received"), 8);

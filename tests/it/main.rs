@@ -23,6 +23,7 @@
 //! | `permissions` | `--auth jwt`: grants allowed and denied, bad tokens, `peer-calls token` |
 //! | `webhook` | `--auth webhook`: the worked example's service, the question, the cache, a service down or slow |
 //! | `moderation` | kick, mute, lock, end for `roomAdmin`; room passwords |
+//! | `simulcast_links` | subscribers behind `tc tbf` links in namespaces each keep the layer their link carries |
 //! | `support` | what the tests share: a server, bystanders, hostile clients |
 
 // Not every module uses every helper of `support`.
@@ -51,5 +52,6 @@ mod permissions;
 mod play;
 mod rsa_dtls;
 mod sfu_loopback;
+mod simulcast_links;
 mod tls;
 mod webhook;

@@ -104,6 +104,11 @@ impl Bwe {
     pub fn acked(&self) -> Option<u64> {
         self.acked.rate().map(|e| e as u64)
     }
+
+    /// The path shows congestion now: its queue grows, or it loses more than a little.
+    pub fn congested(&self) -> bool {
+        self.delay.signal() == Signal::Overuse || self.loss.ratio() > rate::LOW_LOSS
+    }
 }
 
 #[cfg(test)]

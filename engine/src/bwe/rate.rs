@@ -27,7 +27,7 @@ const DECREASE_EVERY: Duration = Duration::from_millis(200);
 const BACKOFF: f64 = 0.85;
 const INCREASE_PER_SECOND: f64 = 1.08;
 const HIGH_LOSS: f64 = 0.10;
-const LOW_LOSS: f64 = 0.02;
+pub(super) const LOW_LOSS: f64 = 0.02;
 
 /// What the peer received, bits per second.
 #[derive(Default)]

@@ -210,6 +210,16 @@ impl ShardCore {
     }
 
     /// A peer's bandwidth estimator, once it has one.
+    /// The peer's sending streams are set up without transport-wide congestion control
+    /// feedback (it did not negotiate it): no estimate will come.
+    pub(super) fn without_feedback(&self, peer: PeerId) -> bool {
+        let Some(key) = self.by_id.get(&peer) else {
+            return false;
+        };
+        let path = self.peers.get(*key).and_then(|p| p.as_ref()?.send.as_ref());
+        path.is_some_and(|p| !p.streams.is_empty() && p.bwe.is_none())
+    }
+
     fn bwe(&self, peer: PeerId) -> Option<&crate::bwe::Bwe> {
         let key = *self.by_id.get(&peer)?;
         self.peers.get(key)?.as_ref()?.send.as_ref()?.bwe.as_ref()
@@ -224,6 +234,11 @@ impl ShardCore {
     /// What a peer received lately by its congestion control feedback, bits per second.
     pub fn acked_rate(&self, peer: PeerId) -> Option<u64> {
         self.bwe(peer)?.acked()
+    }
+
+    /// Whether the path to a peer shows congestion now (see [`crate::bwe::Bwe::congested`]).
+    pub fn congested(&self, peer: PeerId) -> bool {
+        self.bwe(peer).is_some_and(|b| b.congested())
     }
 
     /// The peers' bandwidth estimates, counted by band (`crate::bwe::BAND_BOUNDS_BPS`).

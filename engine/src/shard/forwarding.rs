@@ -15,7 +15,7 @@ use super::feedback::KEYFRAME_INTERVAL;
 use super::lifecycle::peer_in;
 use super::peer::{InTrack, MAX_LAYERS, StreamStart, TimeMap};
 use super::route::{Origin, Route, Sub, layer_for};
-use super::send::{Header, NotSent, Send, send};
+use super::send::{Header, NotSent, Send, rtx_pt_of, send, send_repair};
 use super::timers::Slot;
 use crate::codecs::{CodecDesc, PtMap};
 use crate::keyframe::starts_keyframe;
@@ -233,19 +233,21 @@ impl ShardCore {
                 sub.last_seq = seq as u64;
                 sub.last_time = time;
             }
+            let header = Header {
+                pt: *pt,
+                seq: seq as u64,
+                time,
+                marker: fwd.marker,
+            };
+            let vp8_offsets = vp8.then(|| sub.vp8.next(&fwd.payload));
             let packet = Send {
                 ssrc: sub.ssrc,
                 mid: sub.mid,
-                header: Header {
-                    pt: *pt,
-                    seq: seq as u64,
-                    time,
-                    marker: fwd.marker,
-                },
+                header,
                 clock_rate,
                 fwd,
                 hint: &mut sub.sent,
-                vp8: vp8.then(|| sub.vp8.next(&fwd.payload)),
+                vp8: vp8_offsets,
             };
             let out = &mut self.out;
             let sent = catch_unwind(AssertUnwindSafe(|| send(peer, out, now, packet)));
@@ -253,6 +255,31 @@ impl ShardCore {
                 Ok(Ok(())) => {
                     self.stats.rtp_forwarded += 1;
                     sub.last_sent_at = Some(now);
+                    // Probing for a higher layer: copies of this packet, as repairs,
+                    // until the path shows congestion.
+                    let mut copies = sub.choice.probe_copies(now);
+                    if copies > 0
+                        && peer
+                            .send
+                            .as_ref()
+                            .and_then(|p| p.bwe.as_ref())
+                            .is_some_and(|b| b.congested())
+                    {
+                        copies = 0;
+                    }
+                    for _ in 0..copies {
+                        let header = Header {
+                            pt: *pt,
+                            seq: seq as u64,
+                            time,
+                            marker: fwd.marker,
+                        };
+                        let rtx_pt = rtx_pt_of(peer, *pt);
+                        let copy = (fwd, vp8_offsets);
+                        if send_repair(peer, out, now, sub.ssrc, header, rtx_pt, copy).is_ok() {
+                            self.stats.probe_packets += 1;
+                        }
+                    }
                     if !audio {
                         let bytes = fwd.payload.len() as u64;
                         match fwd.layer {

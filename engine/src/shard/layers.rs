@@ -2,19 +2,26 @@
 //! [`ALLOCATION_INTERVAL`] on its shard:
 //!
 //! - Each layer's rate is measured where it is forwarded (bits per second, smoothed).
-//! - A subscriber's bandwidth estimate (`crate::bwe`, from its congestion control
-//!   feedback) pays first for what it receives that has no layers (audio at
-//!   [`AUDIO_BPS`], video without simulcast at its rate); the rest goes to its
-//!   simulcast tracks, the largest tiles first (the speaker, a pinned tile: the highest
-//!   caps), equal tiles equally, the smaller tiles' lowest layers kept paid for.
-//! - For each, the highest layer at or under its cap (the tile's size, `SetMaxLayer`)
-//!   whose rate fits its share. Down at once. Up at most every [`UP_TRIAL`]: straight
-//!   to a layer the share shows fitting (a tile that grew, a link with room); beyond
-//!   that one layer at a time, since the estimate cannot see more than the path carries
-//!   now (it stays under 1.5× what was received): a trial of the next layer itself; a
-//!   trial the path cannot carry (it comes down again within [`UP_TRIAL`]) doubles the
-//!   wait before the next, up to [`MAX_BACKOFF`].
-//! - Without an estimate (no transport-wide feedback), the cap alone decides.
+//! - A subscriber's budget is its bandwidth estimate (`crate::bwe`, from its congestion
+//!   control feedback), or, while its path shows no congestion, what the path carried
+//!   lately if that is more (after loss the estimate falls fast and climbs back slowly).
+//!   It pays first for what has no layers (audio at [`AUDIO_BPS`], video without
+//!   simulcast at its rate); the rest goes to its simulcast tracks, the largest tiles
+//!   first (the speaker, a pinned tile: the highest caps), equal tiles equally, the
+//!   smaller tiles' lowest layers kept paid for.
+//! - A new subscriber starts on the lowest layer: its path is not known yet.
+//! - Up, at most every [`UP_TRIAL`], to the highest layer at or under its cap (the
+//!   tile's size, `SetMaxLayer`) that its share shows fitting. The estimate cannot see
+//!   much more than what flows now, so past that it **probes** first: each packet it is
+//!   sent goes out again as a repair (RTX), one copy more every allocation while the path
+//!   shows no congestion, up to what carries the next layer's rate; if the share then
+//!   shows the next layer fitting, up. A probe ends at the first sign of congestion; a
+//!   failed probe doubles the wait before the next (up to [`MAX_BACKOFF`]).
+//! - Down at once when the path cannot carry the layer that flows (its rate over the
+//!   share by more than a margin), or on congestion. Not for lack of share just after the
+//!   layer rose (a larger tile: the share measured what flowed before), nor just after
+//!   a failed probe (its congestion, not the media's).
+//! - Without transport-wide feedback negotiated, the cap alone decides.
 //!
 //! The switch itself happens at the chosen layer's next keyframe (`forwarding.rs`).
 
@@ -32,8 +39,19 @@ use crate::msg::{Control, Notice};
 const ALLOCATION_INTERVAL: Duration = super::core::HOUSEKEEPING_INTERVAL;
 /// What a subscriber's audio track is taken to cost.
 pub(super) const AUDIO_BPS: u64 = 64_000;
-/// The first wait before a trial of a higher layer, and how long a trial must hold.
+/// The shortest wait between two steps up (and before the first probe).
 pub(super) const UP_TRIAL: Duration = Duration::from_secs(4);
+/// How long a probe lasts at most.
+const PROBE: Duration = Duration::from_millis(2500);
+/// After the layer rose, how long the share (which measured what flowed before) is not
+/// heeded without congestion.
+const RAISED: Duration = Duration::from_millis(1500);
+/// After a probe the path carried, the wait before the next.
+const AFTER_PROBE: Duration = Duration::from_secs(1);
+/// After a probe the path did not carry, how long its congestion is left to clear.
+const SETTLE: Duration = Duration::from_millis(1500);
+/// The most copies of each packet a probe resends (4× the layer's rate).
+const MAX_PROBE_COPIES: u64 = 3;
 pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(64);
 
 /// Each layer's rate, bits per second, measured where the track is forwarded.
@@ -61,6 +79,16 @@ impl LayerRates {
     }
 }
 
+/// A probe of the path for the next layer up: the subscriber's packets go out again as
+/// repairs, a copy each more every allocation while the path shows no congestion, up to
+/// what carries the next layer's rate.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    until: Instant,
+    copies: u8,
+    need: u8,
+}
+
 /// A subscriber's state of the choice.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Choice {
@@ -68,22 +96,35 @@ pub(crate) struct Choice {
     pub(crate) cap: u8,
     /// The most its bandwidth allows.
     pub(crate) fit: u8,
-    /// No trial of a higher layer before this.
+    /// No probe of a higher layer before this.
     up_at: Option<Instant>,
-    /// The wait after a failed trial.
+    /// The wait after a probe the path did not carry.
     backoff: Duration,
-    /// When the last trial began.
-    tried_at: Option<Instant>,
+    probe: Option<Probe>,
+    /// After a probe the path did not carry, the estimate is not heeded before this: it
+    /// fell with the probe's congestion, not with the media's.
+    settle_until: Option<Instant>,
+    /// The layer it was to get at the last decision, and, after it rose (a larger
+    /// tile, a step up), until when only congestion takes it down: the share measured
+    /// what flowed before.
+    last_target: u8,
+    raised_until: Option<Instant>,
 }
 
 impl Default for Choice {
     fn default() -> Self {
         Self {
             cap: MAX_LAYERS as u8 - 1,
-            fit: MAX_LAYERS as u8 - 1,
+            // A new subscriber starts on the lowest layer: its path is not known yet,
+            // and a layer the path cannot carry freezes its picture until it comes down.
+            // It probes its way up at once.
+            fit: 0,
             up_at: None,
             backoff: UP_TRIAL,
-            tried_at: None,
+            probe: None,
+            settle_until: None,
+            last_target: 0,
+            raised_until: None,
         }
     }
 }
@@ -94,31 +135,76 @@ impl Choice {
         self.cap.min(self.fit)
     }
 
-    /// Decides with a `share` of the subscriber's bandwidth, the track's layer `rates`
-    /// (0: a layer not seen), and `on`, the layer it gets now.
-    pub(crate) fn decide(&mut self, now: Instant, share: u64, rates: &[u64; MAX_LAYERS], on: u8) {
+    /// While probing, how many copies of each forwarded packet to resend.
+    pub(crate) fn probe_copies(&self, now: Instant) -> u8 {
+        match self.probe {
+            Some(p) if now < p.until => p.copies,
+            _ => 0,
+        }
+    }
+
+    /// Decides with a `share` of the subscriber's bandwidth, whether its path is
+    /// `congested` now (a growing queue, loss), the track's layer `rates` (0: a layer
+    /// not seen), and `on`, the layer it gets now.
+    pub(crate) fn decide(
+        &mut self,
+        now: Instant,
+        share: u64,
+        congested: bool,
+        rates: &[u64; MAX_LAYERS],
+        on: u8,
+    ) {
         let fits = (0..=self.cap)
             .rev()
             .find(|l| rates[usize::from(*l)] > 0 && rates[usize::from(*l)] <= share)
             .unwrap_or(0);
         let current = self.fit.min(self.cap);
-        if fits < current {
-            // Down at once; a trial that did not hold makes the next wait longer.
-            if self.tried_at.is_some_and(|t| now < t + UP_TRIAL) {
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        if current > self.last_target {
+            self.raised_until = Some(now + RAISED);
+        }
+        self.last_target = current;
+        if let Some(p) = self.probe.as_mut() {
+            if fits > current {
+                // The path carried the probe: up, and the next layer may be probed soon.
+                self.probe = None;
+                self.backoff = UP_TRIAL;
+                self.fit = fits;
+                self.up_at = Some(now + AFTER_PROBE);
+                return;
             }
-            self.tried_at = None;
-            self.fit = fits;
+            if congested || now >= p.until {
+                // It did not: the next probe waits twice as long, and the estimate
+                // the probe's congestion brought down is not heeded for a while.
+                self.probe = None;
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                self.up_at = Some(now + self.backoff);
+                self.settle_until = Some(now + SETTLE);
+                return;
+            }
+            p.copies = (p.copies + 1).min(p.need);
+            return;
+        }
+        if self.settle_until.is_some_and(|t| now < t) {
+            return;
+        }
+        self.settle_until = None;
+        // Down at once when the path shows it cannot carry what flows now: the highest
+        // layer within a margin of the share (what flows is what the share measured,
+        // give or take). A layer it does not get now (its tile was smaller a moment
+        // ago) the estimate cannot know of: it is given up on congestion only.
+        let holds = (0..=self.cap)
+            .rev()
+            .find(|l| rates[usize::from(*l)] > 0 && rates[usize::from(*l)] <= share * 115 / 100)
+            .unwrap_or(0);
+        let raised = self.raised_until.is_some_and(|t| now < t);
+        if holds < current && (congested || (on > holds && !raised)) {
+            self.fit = holds;
             self.up_at = Some(now + self.backoff);
             return;
         }
-        if self.tried_at.is_some_and(|t| now >= t + UP_TRIAL) {
-            self.tried_at = None; // it held
-            self.backoff = UP_TRIAL;
-        }
         // Up, once the layer it has is actually flowing to it: straight to the highest
-        // layer its share shows fitting (its tile grew, or the link has room), or else a
-        // trial of the next layer.
+        // layer its share shows fitting (its tile grew, or the link has room), or else
+        // a probe of the next layer first.
         let higher = (current + 1..=self.cap).find(|l| rates[usize::from(*l)] > 0);
         if let Some(next) = higher
             && on == current
@@ -126,11 +212,17 @@ impl Choice {
         {
             if fits > current {
                 self.fit = fits;
-            } else {
-                self.tried_at = Some(now);
-                self.fit = next;
+                self.up_at = Some(now + UP_TRIAL);
+            } else if !congested {
+                // Copies enough to carry a tenth more than the next layer's rate.
+                let (have, want) = (rates[usize::from(current)].max(1), rates[usize::from(next)]);
+                let need = (want * 11 / 10).div_ceil(have).saturating_sub(1);
+                self.probe = Some(Probe {
+                    until: now + PROBE,
+                    copies: 1,
+                    need: need.clamp(1, MAX_PROBE_COPIES) as u8,
+                });
             }
-            self.up_at = Some(now + UP_TRIAL);
         }
     }
 }
@@ -206,8 +298,30 @@ impl ShardCore {
         wants.sort_by_key(|w| w.0.key);
         for group in wants.chunk_by(|a, b| a.0 == b.0) {
             let slot = group[0].0;
+            if self.without_feedback(slot.peer) {
+                // No congestion control feedback negotiated: the cap alone decides.
+                for w in group.iter().filter(|w| w.2) {
+                    if let Some(sub) = self
+                        .routes
+                        .get_mut(&w.1)
+                        .and_then(|r| r.subs.iter_mut().find(|s| s.slot == slot))
+                    {
+                        sub.choice.fit = MAX_LAYERS as u8 - 1;
+                    }
+                }
+                continue;
+            }
             let Some(estimate) = self.bandwidth_estimate(slot.peer) else {
-                continue; // no feedback: the cap alone decides
+                continue; // no feedback yet: it stays where it started
+            };
+            // Without congestion now, what the path carried lately fits, whatever the
+            // estimate says: after loss (a burst, a probe the path could not carry) the
+            // estimate falls by half the loss every 200 ms and climbs back only by 8% a
+            // second. With congestion, the estimate rules.
+            let congested = self.congested(slot.peer);
+            let estimate = match self.acked_rate(slot.peer) {
+                Some(carried) if !congested => estimate.max(carried),
+                _ => estimate,
             };
             let fixed: u64 = group.iter().filter(|w| !w.2).map(|w| w.3).sum();
             if !group.iter().any(|w| w.2) {
@@ -233,7 +347,7 @@ impl ShardCore {
                     return 0;
                 };
                 let on = sub.layer.unwrap_or(0);
-                sub.choice.decide(now, share, &rates, on);
+                sub.choice.decide(now, share, congested, &rates, on);
                 rates[usize::from(sub.choice.target())].max(tracks[i].2)
             });
         }
@@ -273,66 +387,106 @@ mod tests {
 
     const RATES: [u64; 3] = [150_000, 500_000, 1_500_000];
 
+    /// A subscriber on the top layer.
+    fn top() -> Choice {
+        Choice {
+            fit: 2,
+            last_target: 2,
+            ..Choice::default()
+        }
+    }
+
     #[test]
     fn down_at_once_to_what_fits_and_never_below_the_lowest() {
         let t0 = Instant::now();
-        let mut c = Choice::default();
-        c.decide(t0, 600_000, &RATES, 2);
+        let mut c = top();
+        c.decide(t0, 600_000, false, &RATES, 2);
         assert_eq!(c.target(), 1);
-        c.decide(t0, 10_000, &RATES, 1);
+        c.decide(t0, 10_000, false, &RATES, 1);
         assert_eq!(c.target(), 0, "the lowest layer whatever the share");
     }
 
     #[test]
-    fn up_one_layer_at_a_time_with_trials_that_back_off_when_they_fail() {
+    fn probes_before_going_up_and_backs_off_when_the_path_cannot_carry_them() {
         let t0 = Instant::now();
-        let mut c = Choice::default();
-        c.decide(t0, 200_000, &RATES, 2);
+        let mut c = top();
+        c.decide(t0, 200_000, false, &RATES, 2);
         assert_eq!(c.target(), 0);
-        // The path carries 1.5× what it gets: never enough to see the next layer fit.
+        // The path carries 400 kbit/s: every probe of the middle layer shows no room.
         let mut t = t0;
-        let mut tried = Vec::new();
+        let mut probes = Vec::new();
         for _ in 0..200 {
             t += ALLOCATION_INTERVAL;
-            let on = c.target();
-            let share = RATES[usize::from(on)] * 3 / 2;
-            c.decide(t, share.min(400_000), &RATES, on);
-            if c.target() > on {
-                tried.push(t - t0);
+            let probing = c.probe_copies(t) > 0;
+            c.decide(t, 400_000, false, &RATES, c.target());
+            assert_eq!(c.target(), 0, "never up without room");
+            if !probing && c.probe_copies(t) > 0 {
+                probes.push(t - t0);
+                // One copy of each packet first, one more each time the path is not
+                // congested, up to what carries a tenth more than 500 kbit/s: 3.
+                let mut copies = Vec::new();
+                let mut c2 = c;
+                for k in 0..4u32 {
+                    copies.push(c2.probe_copies(t + ALLOCATION_INTERVAL * k));
+                    c2.decide(t + ALLOCATION_INTERVAL * (k + 1), 200_000, false, &RATES, 0);
+                }
+                assert_eq!(copies, [1, 2, 3, 3]);
             }
         }
-        // Every trial fails (the path carries 400 kbit/s); each waits twice as long.
-        assert!(tried.len() >= 3, "{tried:?}");
-        let gaps: Vec<Duration> = tried.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(probes.len() >= 3, "{probes:?}");
+        let gaps: Vec<Duration> = probes.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "{gaps:?}");
         assert!(gaps.last().unwrap() > &(UP_TRIAL * 3), "{gaps:?}");
+        // A probe ends at once when the path shows congestion.
+        let mut c = top();
+        c.decide(t0, 200_000, false, &RATES, 2);
+        c.decide(t0 + UP_TRIAL, 200_000, false, &RATES, 0);
+        assert!(c.probe_copies(t0 + UP_TRIAL) > 0);
+        c.decide(
+            t0 + UP_TRIAL + ALLOCATION_INTERVAL,
+            200_000,
+            true,
+            &RATES,
+            0,
+        );
+        assert_eq!(c.probe_copies(t0 + UP_TRIAL + ALLOCATION_INTERVAL), 0);
+        // A probe the path carries (the share grows with it) goes up.
+        let mut c = top();
+        c.decide(t0, 200_000, false, &RATES, 2);
+        c.decide(t0 + UP_TRIAL, 200_000, false, &RATES, 0);
+        c.decide(
+            t0 + UP_TRIAL + ALLOCATION_INTERVAL,
+            600_000,
+            false,
+            &RATES,
+            0,
+        );
+        assert_eq!(c.target(), 1);
+        assert_eq!(c.probe_copies(t0 + UP_TRIAL + ALLOCATION_INTERVAL), 0);
     }
 
     #[test]
     fn a_share_with_room_goes_straight_to_the_layer_it_fits() {
         let t0 = Instant::now();
-        let mut c = Choice::default();
-        c.decide(t0, 200_000, &RATES, 2);
+        let mut c = top();
+        c.decide(t0, 200_000, false, &RATES, 2);
         assert_eq!(c.target(), 0);
         // The link has room for the top layer: after the wait, there at once.
-        c.decide(t0 + UP_TRIAL, 2_000_000, &RATES, 0);
+        c.decide(t0 + UP_TRIAL, 2_000_000, false, &RATES, 0);
         assert_eq!(c.target(), 2);
     }
 
     #[test]
     fn a_trial_that_holds_climbs_on_to_the_cap() {
         let t0 = Instant::now();
-        let mut c = Choice {
-            cap: 1,
-            ..Choice::default()
-        };
-        c.decide(t0, 100_000, &RATES, 2);
+        let mut c = Choice { cap: 1, ..top() };
+        c.decide(t0, 100_000, false, &RATES, 2);
         assert_eq!(c.target(), 0);
         let mut t = t0;
         for _ in 0..40 {
             t += ALLOCATION_INTERVAL;
             let on = c.target();
-            c.decide(t, 5_000_000, &RATES, on);
+            c.decide(t, 5_000_000, false, &RATES, on);
         }
         assert_eq!(c.target(), 1, "up to the cap, not past it");
     }
@@ -341,10 +495,10 @@ mod tests {
     fn layers_not_seen_are_skipped() {
         let t0 = Instant::now();
         let mut c = Choice::default();
-        c.decide(t0, 5_000_000, &[150_000, 0, 1_500_000], 0);
+        c.decide(t0, 5_000_000, false, &[150_000, 0, 1_500_000], 0);
         assert_eq!(c.target(), 2);
-        let mut c = Choice::default();
-        c.decide(t0, 400_000, &[150_000, 0, 1_500_000], 2);
+        let mut c = top();
+        c.decide(t0, 400_000, false, &[150_000, 0, 1_500_000], 2);
         assert_eq!(c.target(), 0);
     }
 

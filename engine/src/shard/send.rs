@@ -375,6 +375,30 @@ pub(crate) fn resend(
     rtx_pt: Option<u8>,
     (fwd, vp8): (&Forwarded, Option<Offsets>),
 ) -> Result<(), NotSent> {
+    let stream = peer
+        .send
+        .as_mut()
+        .and_then(|path| path.streams.iter_mut().find(|s| s.ssrc == ssrc));
+    let Some(stream) = stream else {
+        return Err(NotSent::NotReady);
+    };
+    if !stream.budget.take(now) {
+        return Err(NotSent::OverBudget);
+    }
+    send_repair(peer, out, now, ssrc, header, rtx_pt, (fwd, vp8))
+}
+
+/// Sends `fwd` to `peer` again as [`resend`] does, without its budget: answering a NACK
+/// or probing the path for a higher simulcast layer.
+pub(crate) fn send_repair(
+    peer: &mut Peer,
+    out: &mut Outbox,
+    now: Instant,
+    ssrc: Ssrc,
+    header: Header,
+    rtx_pt: Option<u8>,
+    (fwd, vp8): (&Forwarded, Option<Offsets>),
+) -> Result<(), NotSent> {
     let Some((proto, to)) = peer.media_to else {
         return Err(NotSent::NotReady);
     };
@@ -384,9 +408,6 @@ pub(crate) fn resend(
     let Some(stream) = path.streams.iter_mut().find(|s| s.ssrc == ssrc) else {
         return Err(NotSent::NotReady);
     };
-    if !stream.budget.take(now) {
-        return Err(NotSent::OverBudget);
-    }
     let mut head = [0u8; MAX_HEADER];
     let mut buf = out.buffer(MAX_HEADER + 2 + fwd.payload.len() + MAX_RTP_OVERHEAD + OUTPUT_SLACK);
     let n = match (stream.rtx.as_mut(), rtx_pt) {
@@ -427,6 +448,17 @@ pub(crate) fn resend(
     buf.truncate(n);
     push(out, proto, to, buf);
     Ok(())
+}
+
+/// The payload type of the repair stream (RTX) `peer` negotiated for payload type `pt`.
+pub(crate) fn rtx_pt_of(peer: &Peer, pt: u8) -> Option<u8> {
+    peer.rtc
+        .codec_config()
+        .params()
+        .iter()
+        .find(|p| *p.pt() == pt)
+        .and_then(|p| p.resend())
+        .map(|p| *p)
 }
 
 fn push(out: &mut Outbox, proto: Protocol, to: SocketAddr, data: Vec<u8>) {
@@ -548,14 +580,7 @@ impl ShardCore {
             let Some(pt) = peer.pt_map.pt(fwd.codec) else {
                 continue;
             };
-            let rtx_pt = peer
-                .rtc
-                .codec_config()
-                .params()
-                .iter()
-                .find(|p| p.pt() == pt)
-                .and_then(|p| p.resend())
-                .map(|p| *p);
+            let rtx_pt = rtx_pt_of(peer, *pt);
             let header = Header {
                 pt: *pt,
                 seq,
