@@ -2,7 +2,8 @@
 //! sends its camera in three layers (rids q, h, f) on one m-line; the room sees one
 //! track; a subscriber receives one layer (the lowest at first: it probes its way up to
 //! the highest its path carries), and moves between layers at keyframes with its
-//! sequence numbers, timestamps and VP8 picture ids going on without a gap.
+//! sequence numbers, timestamps (by the layers' sender reports) and VP8 picture ids going
+//! on without a gap.
 
 use std::time::Duration;
 
@@ -49,8 +50,18 @@ fn setup(subscriber_shard: usize) -> (Harness, TrackId) {
     (h, track)
 }
 
+/// Each layer's RTP timestamps start from its own random-looking base, as a browser's do.
+const TIME_BASE: [u32; 3] = [0, 7_000_000, 91_234_567];
+
 /// The publisher sends `n` frames of every layer, 33 ms apart, from frame `from`.
 fn send_frames(h: &mut Harness, from: u32, n: u32) {
+    send_frames_spaced(h, from, n, &[33]);
+}
+
+/// [`send_frames`], frame `i` sent `gaps[i % gaps.len()]` ms after the one before: with
+/// uneven gaps, the capture clock (in the timestamps and the sender reports) stays
+/// regular and the arrival times do not.
+fn send_frames_spaced(h: &mut Harness, from: u32, n: u32, gaps: &[u64]) {
     for i in from..from + n {
         let now = h.now;
         let publisher = &mut h.clients[0].peer;
@@ -62,13 +73,13 @@ fn send_frames(h: &mut Harness, from: u32, n: u32) {
                     mid,
                     rid,
                     Codec::Vp8,
-                    i * 3000,
+                    TIME_BASE[layer].wrapping_add(i * 3000),
                     true,
                     &frame(layer as u8, i),
                 )
                 .unwrap();
         }
-        h.run_for(Duration::from_millis(33));
+        h.run_for(Duration::from_millis(gaps[i as usize % gaps.len()]));
     }
 }
 
@@ -143,10 +154,12 @@ fn a_subscriber_gets_the_top_layer_and_moves_down_and_up_at_keyframes() {
     for subscriber_shard in [0, 1] {
         let (mut h, track) = setup(subscriber_shard);
         let n = climb(&mut h);
+        // Sent unevenly from here: the switches' timestamps follow the capture clock.
+        let uneven = [20, 46];
         cap(&mut h, track, 0);
-        send_frames(&mut h, n, 30);
+        send_frames_spaced(&mut h, n, 30, &uneven);
         cap(&mut h, track, 2);
-        send_frames(&mut h, n + 30, 30);
+        send_frames_spaced(&mut h, n + 30, 30, &uneven);
         let all = got(&h);
         assert_continuous(&all);
         let moves = switches(&all);
@@ -160,6 +173,21 @@ fn a_subscriber_gets_the_top_layer_and_moves_down_and_up_at_keyframes() {
                 all[*at].1 % 10,
                 0,
                 "each start and switch at a keyframe: {moves:?}"
+            );
+        }
+        // Across the switches the sender reports have come for (all but the first),
+        // the timestamps go on by the capture clock: 3000 a frame, whatever each layer's
+        // base and however unevenly the packets arrived.
+        for (at, _) in &moves[1..] {
+            let (a, b) = (all[at - 1], all[*at]);
+            if b.1 == a.1 {
+                continue; // the new layer's copy of the same frame: one tick on
+            }
+            let frames = b.1 - a.1;
+            let step = b.3.wrapping_sub(a.3);
+            assert!(
+                step.abs_diff(3000 * frames) <= 90,
+                "a switch from {a:?} to {b:?} stepped the clock by {step}"
             );
         }
         let down = moves[moves.len() - 2].0;
@@ -181,7 +209,15 @@ fn a_layer_that_stops_is_not_waited_for() {
         for (layer, rid) in RIDS.iter().enumerate().take(2) {
             let payload = frame(layer as u8, i);
             publisher
-                .send_rtp_layer(now, mid, rid, Codec::Vp8, i * 3000, true, &payload)
+                .send_rtp_layer(
+                    now,
+                    mid,
+                    rid,
+                    Codec::Vp8,
+                    TIME_BASE[layer].wrapping_add(i * 3000),
+                    true,
+                    &payload,
+                )
                 .unwrap();
         }
         h.run_for(Duration::from_millis(33));

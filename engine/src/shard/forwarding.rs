@@ -182,7 +182,7 @@ impl ShardCore {
                         if sub.layer.is_some() {
                             self.stats.layer_switches += 1;
                         }
-                        sub.switch_to(want, fwd, now);
+                        sub.switch_to(want, fwd);
                         sub.awaiting_keyframe = None;
                     }
                 }
@@ -227,11 +227,20 @@ impl ShardCore {
                     sub.time = TimeMap::Offset(offset);
                     offset
                 }
+                TimeMap::Switched { last, captured } => {
+                    let between = fwd.wallclock.saturating_duration_since(captured);
+                    let ticks = between.as_micros() as u64 * u64::from(clock_rate) / 1_000_000;
+                    let next = last.wrapping_add(ticks.clamp(1, u64::from(u32::MAX / 4)) as u32);
+                    let offset = next.wrapping_sub(fwd.time);
+                    sub.time = TimeMap::Offset(offset);
+                    offset
+                }
             };
             let time = fwd.time.wrapping_add(offset);
             if seq as u64 > sub.last_seq {
                 sub.last_seq = seq as u64;
                 sub.last_time = time;
+                sub.last_captured = Some(fwd.wallclock);
             }
             let header = Header {
                 pt: *pt,
@@ -254,7 +263,6 @@ impl ShardCore {
             match sent {
                 Ok(Ok(())) => {
                     self.stats.rtp_forwarded += 1;
-                    sub.last_sent_at = Some(now);
                     // Probing for a higher layer: copies of this packet, as repairs,
                     // until the path shows congestion.
                     let mut copies = sub.choice.probe_copies(now);

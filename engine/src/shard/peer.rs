@@ -86,6 +86,10 @@ pub(crate) enum TimeMap {
     /// offset is fixed at the first packet so the timestamps go on from there as the
     /// clock ran (a receiver takes a jump back as late packets and drops them).
     After { last: u32, at: Instant },
+    /// The stream switched simulcast layer after a packet with timestamp `last`,
+    /// captured at `captured`: the new layer's first packet takes `last` plus the capture
+    /// time between the two (by the layers' sender reports), at least one tick.
+    Switched { last: u32, captured: Instant },
 }
 
 /// The inactive m-line of a track the peer no longer receives. str0m cannot recycle a

@@ -44,9 +44,10 @@ pub(crate) struct Sub {
     /// Which layer it should forward (`layers.rs`: its tile's cap, its bandwidth):
     /// switched to at that layer's next keyframe.
     pub(crate) choice: Choice,
-    /// When its last packet went out: the timestamps after a layer switch go on from
-    /// there as the clock ran.
-    pub(crate) last_sent_at: Option<Instant>,
+    /// When the media of its last packet was captured (`Forwarded::wallclock`, by the
+    /// publisher's sender reports): the timestamps after a layer switch go on from
+    /// there by the new layer's capture times.
+    pub(crate) last_captured: Option<Instant>,
     /// The stream before the last layer switch, for NACKs of its last packets.
     pub(crate) before: Option<Segment>,
     /// VP8's picture ids and indices, continuous across layer switches.
@@ -78,7 +79,7 @@ impl Sub {
             sent: None,
             layer: None,
             choice: Choice::default(),
-            last_sent_at: None,
+            last_captured: None,
             before: None,
             vp8: Continuity::default(),
             slot,
@@ -93,9 +94,10 @@ impl Sub {
     }
 
     /// Goes on with simulcast layer `layer` from its packet `fwd` (a keyframe): its
-    /// sequence numbers right after the last sent, its timestamps on from the last as
-    /// the clock ran. The stretch before is kept for NACKs.
-    pub(crate) fn switch_to(&mut self, layer: u8, fwd: &Forwarded, now: Instant) {
+    /// sequence numbers right after the last sent, its timestamps on from the last by the
+    /// capture times the layers' sender reports give (the layers' own timestamps are
+    /// unrelated). The stretch before is kept for NACKs.
+    pub(crate) fn switch_to(&mut self, layer: u8, fwd: &Forwarded) {
         if let (Some(old), Some(delta), TimeMap::Offset(offset)) =
             (self.layer, self.seq_delta, self.time)
         {
@@ -109,9 +111,9 @@ impl Sub {
             });
             self.vp8.switch();
             self.seq_delta = Some(until_seq as i64 - fwd.seq as i64);
-            self.time = TimeMap::After {
+            self.time = TimeMap::Switched {
                 last: self.last_time,
-                at: self.last_sent_at.unwrap_or(now),
+                captured: self.last_captured.unwrap_or(fwd.wallclock),
             };
         }
         self.layer = Some(layer);
