@@ -220,7 +220,7 @@ impl ShardCore {
         path.is_some_and(|p| !p.streams.is_empty() && p.bwe.is_none())
     }
 
-    pub(super) fn bwe(&self, peer: PeerId) -> Option<&crate::bwe::Bwe> {
+    fn bwe(&self, peer: PeerId) -> Option<&crate::bwe::Bwe> {
         let key = *self.by_id.get(&peer)?;
         self.peers.get(key)?.as_ref()?.send.as_ref()?.bwe.as_ref()
     }
