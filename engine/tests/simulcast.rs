@@ -254,6 +254,16 @@ fn a_subscriber_whose_estimate_falls_then_rises_gets_low_then_high() {
         }
     }
     let low_at = low_at.expect("a lower layer under loss");
+    // Probes raised it before; going down on the lossy path, the top layer stopped at
+    // once while the lower one's keyframe came.
+    let stat = |h: &Harness, f: fn(&engine::stats::ShardStats) -> u64| {
+        h.shards.iter().map(|s| f(&s.stats)).sum::<u64>()
+    };
+    assert!(stat(&h, |s| s.probe_packets) > 0, "it probed its way up");
+    assert!(
+        stat(&h, |s| s.rtp_held_for_congestion) > 0,
+        "held at once going down"
+    );
     h.loss = None;
     let mut high_at = None;
     while high_at.is_none() && frame < low_at + 30 * 120 {

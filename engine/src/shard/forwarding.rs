@@ -204,6 +204,13 @@ impl ShardCore {
             if sub.layer != Some(fwd.layer) {
                 continue;
             }
+            // Going down on a congested path: the layer it has stops at once (the
+            // picture holds until the lower layer's keyframe) rather than flood the queue
+            // meanwhile; the sequence numbers go on from the last sent at the switch.
+            if want < fwd.layer && congested(peer) {
+                self.stats.rtp_held_for_congestion += 1;
+                continue;
+            }
             let Some(pt) = peer.pt_map.pt(fwd.codec) else {
                 self.stats.rtp_no_codec += 1;
                 continue;
@@ -266,13 +273,7 @@ impl ShardCore {
                     // Probing for a higher layer: copies of this packet, as repairs,
                     // until the path shows congestion.
                     let mut copies = sub.choice.probe_copies(now);
-                    if copies > 0
-                        && peer
-                            .send
-                            .as_ref()
-                            .and_then(|p| p.bwe.as_ref())
-                            .is_some_and(|b| b.congested())
-                    {
+                    if copies > 0 && congested(peer) {
                         copies = 0;
                     }
                     for _ in 0..copies {
@@ -375,4 +376,12 @@ impl ShardCore {
         }
         Some(sub)
     }
+}
+
+/// Whether the path to `peer` shows congestion now (its congestion control feedback).
+fn congested(peer: &super::peer::Peer) -> bool {
+    peer.send
+        .as_ref()
+        .and_then(|p| p.bwe.as_ref())
+        .is_some_and(|b| b.congested())
 }
