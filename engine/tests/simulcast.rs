@@ -301,3 +301,84 @@ fn the_publisher_hears_which_layers_the_tiles_want() {
         assert_eq!(got(&h).last().unwrap().0, 2);
     }
 }
+
+/// Frame `i` of layer `layer` in H264, one packet: an IDR slice every tenth frame, else a
+/// non-IDR slice; the layer in byte 5 and the frame number in bytes 6..10, as [`frame`].
+fn h264_frame(layer: u8, i: u32) -> Vec<u8> {
+    let mut p = vec![0u8; 100 + 300 * usize::from(layer)];
+    p[0] = if i.is_multiple_of(10) { 0x65 } else { 0x41 };
+    p[5] = layer;
+    p[6..10].copy_from_slice(&i.to_be_bytes());
+    p
+}
+
+/// H264 layers switch as VP8's do, at IDR frames, with one SSRC and consecutive sequence
+/// numbers and timestamps that go forward (H264 has no picture ids to rewrite).
+#[test]
+fn h264_layers_switch_at_idr_frames_with_the_stream_continuous() {
+    let (mut h, track) = setup(1);
+    let got_h264 = |h: &Harness| -> Vec<(u8, u32, u64, u32)> {
+        h.clients[1]
+            .received
+            .iter()
+            .filter(|p| p.codec == Some(Codec::H264))
+            .map(|p| {
+                let b = &p.payload;
+                (
+                    b[5],
+                    u32::from_be_bytes([b[6], b[7], b[8], b[9]]),
+                    p.seq,
+                    p.time,
+                )
+            })
+            .collect()
+    };
+    let send = |h: &mut Harness, from: u32, n: u32| {
+        for i in from..from + n {
+            let now = h.now;
+            let publisher = &mut h.clients[0].peer;
+            let mid = publisher.mid_of("cam", "cam-video").unwrap();
+            for (layer, rid) in RIDS.iter().enumerate() {
+                let time = TIME_BASE[layer].wrapping_add(i * 3000);
+                let payload = h264_frame(layer as u8, i);
+                publisher
+                    .send_rtp_layer(now, mid, rid, Codec::H264, time, true, &payload)
+                    .unwrap();
+            }
+            h.run_for(Duration::from_millis(33));
+        }
+    };
+    let on_top = |h: &Harness| got_h264(h).last().is_some_and(|p| p.0 == 2);
+    let mut n = 0;
+    while n < 300 && !on_top(&h) {
+        send(&mut h, n, 15);
+        n += 15;
+    }
+    assert!(on_top(&h), "it climbs to the top layer");
+    cap(&mut h, track, 0);
+    send(&mut h, n, 30);
+    cap(&mut h, track, 2);
+    let mut m = n + 30;
+    while m < n + 330 && got_h264(&h).last().is_some_and(|p| p.0 < 2) {
+        send(&mut h, m, 15);
+        m += 15;
+    }
+    let all = got_h264(&h);
+    let mut layers = vec![all[0].0];
+    for w in all.windows(2) {
+        assert_eq!(w[1].2, w[0].2 + 1, "a gap in sequence numbers: {w:?}");
+        let step = w[1].3.wrapping_sub(w[0].3);
+        assert!(
+            step > 0 && step < u32::MAX / 2,
+            "time did not go forward: {w:?}"
+        );
+        if w[1].0 != w[0].0 {
+            layers.push(w[1].0);
+            assert_eq!(w[1].1 % 10, 0, "a switch at an IDR frame: {w:?}");
+        }
+    }
+    assert!(
+        layers.ends_with(&[2, 0, 2]),
+        "top, down to 0, up again: {layers:?}"
+    );
+}
