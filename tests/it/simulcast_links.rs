@@ -450,10 +450,10 @@ fn each_subscriber_gets_the_layer_its_link_carries_and_never_freezes() {
             .filter(|(t, _)| *t >= judged_from)
             .map(|(_, l)| *l)
             .collect();
-        // Decoding all along: most of its frames a second, and at half the frame rate
-        // not many more.
+        // Decoding all along (a probe that fails may halve the frame rate for a few
+        // seconds), and at half the frame rate not many more.
         let per_second = judged.len() as u32 / JUDGED.as_secs() as u32;
-        assert!(per_second > fps * 8 / 10, "subscriber {k}: {report}");
+        assert!(per_second >= fps * 6 / 10, "subscriber {k}: {report}");
         assert!(per_second <= fps * 11 / 10, "subscriber {k}: {report}");
         let on_its_layer = judged.iter().filter(|&&l| l == want).count();
         assert!(
