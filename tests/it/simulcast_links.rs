@@ -48,7 +48,7 @@ const LINKS: [(Option<&str>, u8, u32); 4] = [
 /// The temporal layer of each frame, by its number modulo 4 (L1T3).
 const TEMPORAL_PATTERN: [u8; 4] = [0, 2, 1, 2];
 /// How long media runs; the layers are judged over the last [`JUDGED`] of it.
-const RUN: Duration = Duration::from_secs(24);
+const RUN: Duration = Duration::from_secs(32);
 const JUDGED: Duration = Duration::from_secs(10);
 /// The longest a subscriber may go without a decoded frame.
 const MAX_FREEZE: Duration = Duration::from_secs(1);
