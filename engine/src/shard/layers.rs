@@ -3,7 +3,7 @@
 //!
 //! - Each layer's rate, and each of its temporal layers', is measured where it is
 //!   forwarded; they make the track's [`Ladder`] of rungs (a layer at its full frame
-//!   rate, or at half it where it has temporal layers).
+//!   rate, or, above the lowest, at half it where it has temporal layers).
 //! - A subscriber's budget is its bandwidth estimate (`crate::bwe`, from its congestion
 //!   control feedback), or, while its path shows no congestion, what the path carried
 //!   lately if that is more (after loss the estimate falls fast and climbs back slowly).
@@ -101,11 +101,10 @@ impl LayerRates {
     }
 
     /// The ladder a subscriber climbs: the rungs there are, lowest first, each with its
-    /// rate. Every layer seen at its full frame rate; below that, where it comes in
-    /// temporal layers, at half its frame rate (its temporal layers 0 and 1), and the
-    /// lowest layer also at its base alone. A lower layer at its full frame rate ranks
-    /// under a higher one at half: a sharper picture at 15 frames a second beats a
-    /// smaller one at 30, but not one at 7.5.
+    /// rate. Every layer seen at its full frame rate; below that, for a layer above the
+    /// lowest that comes in temporal layers, at half its frame rate (its temporal layers
+    /// 0 and 1). A lower layer at its full frame rate ranks under a higher one at half: a
+    /// sharper picture at 15 frames a second beats a smaller one at 30.
     pub(crate) fn ladder(&self) -> Ladder {
         let mut ladder = Ladder::default();
         for l in 0..MAX_LAYERS {
@@ -114,11 +113,9 @@ impl LayerRates {
                 continue;
             }
             let t = self.temporal_bps[l];
-            let temporal = t[1] + t[2] > 0 && t[0] > 0;
-            if temporal && l == 0 {
-                ladder.push(Rung::new(l, 0), t[0]);
-            }
-            if temporal {
+            // Never under the lowest layer's full frame rate: a link that loses packets
+            // at random is not helped by fewer frames, and 7.5 frames a second is no call.
+            if l > 0 && t[0] > 0 && t[1] + t[2] > 0 {
                 ladder.push(Rung::new(l, 1), t[0] + t[1]);
             }
             ladder.push(Rung::new(l, TEMPORAL - 1), self.bps[l]);
@@ -713,8 +710,6 @@ mod tests {
         assert_eq!(
             rungs,
             [
-                (rung(0, 0), 50_000),
-                (rung(0, 1), 75_000),
                 (rung(0, 2), 150_000),
                 (rung(1, 1), 300_000),
                 (rung(1, 2), 500_000),
@@ -732,9 +727,9 @@ mod tests {
         // 200 kbit/s: h does not hold even at half rate: all of q.
         c.decide(t0, 200_000, false, &l, rung(1, 1));
         assert_eq!(c.target(), full(0));
-        // 60 kbit/s: q at its base, 7.5 frames a second of 30.
+        // 60 kbit/s: all of q still, never fewer frames of the lowest layer.
         c.decide(t0, 60_000, false, &l, full(0));
-        assert_eq!(c.target(), rung(0, 0));
+        assert_eq!(c.target(), full(0));
         // The tile's cap keeps all of a layer's frame rate.
         let c = Choice {
             cap: 0,
