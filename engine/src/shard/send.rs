@@ -32,6 +32,7 @@ use str0m::rtp::{Extension, Ssrc};
 use super::core::{Datagram, Outbox, ShardCore};
 use super::lifecycle::peer_in;
 use super::peer::Peer;
+use super::peer::TimeMap;
 use super::timers::Slot;
 use crate::bwe::Bwe;
 use crate::dtls_tap;
@@ -362,9 +363,18 @@ pub(crate) fn send(
     Ok(())
 }
 
-/// Takes one resend from the budget of `peer`'s stream `ssrc` (NACKs get at most half
-/// of what the stream sends, [`ResendBudget`]).
-pub(crate) fn take_resend_budget(peer: &mut Peer, ssrc: Ssrc, now: Instant) -> Result<(), NotSent> {
+/// Resends `fwd` to `peer` on the stream `ssrc` as the packet `header` describes: as
+/// RTX (the original sequence number first in the payload, RFC 4588) when the peer
+/// negotiated a repair stream and `rtx_pt`, else as the packet itself.
+pub(crate) fn resend(
+    peer: &mut Peer,
+    out: &mut Outbox,
+    now: Instant,
+    ssrc: Ssrc,
+    header: Header,
+    rtx_pt: Option<u8>,
+    (fwd, vp8): (&Forwarded, Option<Offsets>),
+) -> Result<(), NotSent> {
     let stream = peer
         .send
         .as_mut()
@@ -372,18 +382,15 @@ pub(crate) fn take_resend_budget(peer: &mut Peer, ssrc: Ssrc, now: Instant) -> R
     let Some(stream) = stream else {
         return Err(NotSent::NotReady);
     };
-    if stream.budget.take(now) {
-        Ok(())
-    } else {
-        Err(NotSent::OverBudget)
+    if !stream.budget.take(now) {
+        return Err(NotSent::OverBudget);
     }
+    send_repair(peer, out, now, ssrc, header, rtx_pt, (fwd, vp8))
 }
 
-/// Resends `fwd` to `peer` on the stream `ssrc` as the packet `header` describes: as
-/// RTX (the original sequence number first in the payload, RFC 4588) when the peer
-/// negotiated a repair stream and `rtx_pt`, else as the packet itself. Answers a NACK
-/// (after [`take_resend_budget`]) or probes the path for a higher simulcast layer.
-pub(crate) fn resend(
+/// Sends `fwd` to `peer` again as [`resend`] does, without its budget: answering a NACK
+/// or probing the path for a higher simulcast layer.
+pub(crate) fn send_repair(
     peer: &mut Peer,
     out: &mut Outbox,
     now: Instant,
@@ -549,13 +556,19 @@ impl ShardCore {
             let Some(sub) = route.subs.iter().find(|s| s.slot == slot && s.ssrc == ssrc) else {
                 continue;
             };
+            let (Some(delta), TimeMap::Offset(offset), Some(layer)) =
+                (sub.seq_delta, sub.time, sub.layer)
+            else {
+                continue;
+            };
             let seq = extend(sub.last_seq, seq);
             if seq < sub.start.first_seq || seq > sub.last_seq {
                 continue; // not a packet of this subscriber's stream
             }
-            // The stretch it was sent in: which layer, how its numbers mapped.
-            let Some((layer, delta, offset, vp8)) = sub.mapping_of(seq) else {
-                continue;
+            // Before its last simulcast layer switch, the stream carried another layer.
+            let (layer, delta, offset, vp8) = match sub.before {
+                Some(b) if seq < b.until_seq => (b.layer, b.seq_delta, b.time_offset, b.vp8),
+                _ => (layer, delta, offset, sub.vp8.offsets),
             };
             let Some(fwd) = u64::try_from(seq as i64 - delta)
                 .ok()
@@ -575,9 +588,7 @@ impl ShardCore {
                 marker: fwd.marker,
             };
             let vp8 = is_vp8(&self.codecs, fwd.codec).then_some(vp8);
-            let sent = take_resend_budget(peer, ssrc, now)
-                .and_then(|()| resend(peer, &mut self.out, now, ssrc, header, rtx_pt, (fwd, vp8)));
-            match sent {
+            match resend(peer, &mut self.out, now, ssrc, header, rtx_pt, (fwd, vp8)) {
                 Ok(()) => self.stats.rtp_resent += 1,
                 Err(NotSent::OverBudget) => self.stats.nack_unanswered += 1,
                 Err(_) => {}
