@@ -63,23 +63,22 @@ fn send_frames(h: &mut Harness, from: u32, n: u32) {
 /// regular and the arrival times do not.
 fn send_frames_spaced(h: &mut Harness, from: u32, n: u32, gaps: &[u64]) {
     for i in from..from + n {
-        let now = h.now;
-        let publisher = &mut h.clients[0].peer;
-        let mid = publisher.mid_of("cam", "cam-video").unwrap();
-        for (layer, rid) in RIDS.iter().enumerate() {
-            publisher
-                .send_rtp_layer(
-                    now,
-                    mid,
-                    rid,
-                    Codec::Vp8,
-                    TIME_BASE[layer].wrapping_add(i * 3000),
-                    true,
-                    &frame(layer as u8, i),
-                )
-                .unwrap();
-        }
+        send_frame(h, i, RIDS.len());
         h.run_for(Duration::from_millis(gaps[i as usize % gaps.len()]));
+    }
+}
+
+/// The publisher sends frame `i` of its lowest `layers` layers.
+fn send_frame(h: &mut Harness, i: u32, layers: usize) {
+    let now = h.now;
+    let publisher = &mut h.clients[0].peer;
+    let mid = publisher.mid_of("cam", "cam-video").unwrap();
+    for (layer, rid) in RIDS.iter().enumerate().take(layers) {
+        let time = TIME_BASE[layer].wrapping_add(i * 3000);
+        let payload = frame(layer as u8, i);
+        publisher
+            .send_rtp_layer(now, mid, rid, Codec::Vp8, time, true, &payload)
+            .unwrap();
     }
 }
 
@@ -203,23 +202,7 @@ fn a_layer_that_stops_is_not_waited_for() {
     let n = climb(&mut h);
     // The publisher's uplink no longer carries the top layer: only q and h go on.
     for i in n..n + 60 {
-        let now = h.now;
-        let publisher = &mut h.clients[0].peer;
-        let mid = publisher.mid_of("cam", "cam-video").unwrap();
-        for (layer, rid) in RIDS.iter().enumerate().take(2) {
-            let payload = frame(layer as u8, i);
-            publisher
-                .send_rtp_layer(
-                    now,
-                    mid,
-                    rid,
-                    Codec::Vp8,
-                    TIME_BASE[layer].wrapping_add(i * 3000),
-                    true,
-                    &payload,
-                )
-                .unwrap();
-        }
+        send_frame(&mut h, i, 2);
         h.run_for(Duration::from_millis(33));
     }
     let all = got(&h);

@@ -15,7 +15,7 @@ use str0m::format::Codec;
 use str0m::media::MediaKind;
 use testkit::redis::RedisServer;
 
-use crate::support::{LOCALHOST, config, get, metric};
+use crate::support::{LOCALHOST, config, get, metric, run};
 
 const NODES: usize = 3;
 const PER_NODE: usize = 2;
@@ -605,20 +605,6 @@ fn when_a_node_is_killed_its_members_go_on_at_another_and_the_others_see_its_tra
         "nobody lists the dead node's member"
     );
     eprintln!("back in media {back:?} after the kill; the dead node's member gone after {gone:?}");
-}
-
-/// Runs a command, panicking with its output if it fails.
-fn run(cmd: &[&str]) {
-    let out = std::process::Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", cmd.join(" ")));
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        cmd.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Two nodes' network namespaces, `a` and `b`: each reaches the host (Redis, the

@@ -25,6 +25,8 @@ use protocol::{Kind, ServerMessage, TrackRef};
 use str0m::format::Codec;
 use str0m::media::MediaKind;
 
+use crate::support::run;
+
 const ROOM: &str = "links";
 /// The server's (and the publisher's) address, on the server namespace's loopback.
 const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 1);
@@ -41,20 +43,6 @@ const JUDGED: Duration = Duration::from_secs(10);
 const MAX_FREEZE: Duration = Duration::from_secs(1);
 /// A hole not repaired in this long breaks the picture until a keyframe.
 const REPAIR_PATIENCE: Duration = Duration::from_millis(500);
-
-/// Runs a command, panicking with its output if it fails.
-fn run(cmd: &[&str]) {
-    let out = Command::new(cmd[0])
-        .args(&cmd[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", cmd.join(" ")));
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        cmd.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The namespaces: the server's, and one per subscriber joined to it by a veth pair
 /// (10.78.k.1 on the server's side, 10.78.k.2 on the subscriber's, its default route).

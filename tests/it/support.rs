@@ -4,7 +4,7 @@
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::process::Child;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use client::{Connection, LocalTrack, PeerEvent, SessionEvent};
@@ -716,4 +716,18 @@ pub fn metric(page: &str, series: &str) -> Option<f64> {
     page.lines()
         .filter(|l| !l.starts_with('#'))
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Runs a command (`ip`, `tc`, …), panicking with its output if it fails.
+pub fn run(cmd: &[&str]) {
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", cmd.join(" ")));
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        cmd.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -15,7 +15,7 @@ use super::feedback::KEYFRAME_INTERVAL;
 use super::lifecycle::peer_in;
 use super::peer::{InTrack, MAX_LAYERS, StreamStart, TimeMap};
 use super::route::{Origin, Route, Sub, layer_for};
-use super::send::{Header, NotSent, Send, rtx_pt_of, send, send_repair};
+use super::send::{Header, NotSent, Send, resend, rtx_pt_of, send};
 use super::timers::Slot;
 use crate::codecs::{CodecDesc, PtMap};
 use crate::keyframe::starts_keyframe;
@@ -285,7 +285,7 @@ impl ShardCore {
                         };
                         let rtx_pt = rtx_pt_of(peer, *pt);
                         let copy = (fwd, vp8_offsets);
-                        if send_repair(peer, out, now, sub.ssrc, header, rtx_pt, copy).is_ok() {
+                        if resend(peer, out, now, sub.ssrc, header, rtx_pt, copy).is_ok() {
                             self.stats.probe_packets += 1;
                         }
                     }

@@ -363,18 +363,9 @@ pub(crate) fn send(
     Ok(())
 }
 
-/// Resends `fwd` to `peer` on the stream `ssrc` as the packet `header` describes: as
-/// RTX (the original sequence number first in the payload, RFC 4588) when the peer
-/// negotiated a repair stream and `rtx_pt`, else as the packet itself.
-pub(crate) fn resend(
-    peer: &mut Peer,
-    out: &mut Outbox,
-    now: Instant,
-    ssrc: Ssrc,
-    header: Header,
-    rtx_pt: Option<u8>,
-    (fwd, vp8): (&Forwarded, Option<Offsets>),
-) -> Result<(), NotSent> {
+/// Takes one resend from the budget of `peer`'s stream `ssrc` (a NACK answer; probes
+/// are not counted against it).
+pub(crate) fn take_resend_budget(peer: &mut Peer, ssrc: Ssrc, now: Instant) -> Result<(), NotSent> {
     let stream = peer
         .send
         .as_mut()
@@ -382,15 +373,18 @@ pub(crate) fn resend(
     let Some(stream) = stream else {
         return Err(NotSent::NotReady);
     };
-    if !stream.budget.take(now) {
-        return Err(NotSent::OverBudget);
+    if stream.budget.take(now) {
+        Ok(())
+    } else {
+        Err(NotSent::OverBudget)
     }
-    send_repair(peer, out, now, ssrc, header, rtx_pt, (fwd, vp8))
 }
 
-/// Sends `fwd` to `peer` again as [`resend`] does, without its budget: answering a NACK
-/// or probing the path for a higher simulcast layer.
-pub(crate) fn send_repair(
+/// Resends `fwd` to `peer` on the stream `ssrc` as the packet `header` describes: as
+/// RTX (the original sequence number first in the payload, RFC 4588) when the peer
+/// negotiated a repair stream and `rtx_pt`, else as the packet itself. Answers a NACK
+/// (after [`take_resend_budget`]) or probes the path for a higher simulcast layer.
+pub(crate) fn resend(
     peer: &mut Peer,
     out: &mut Outbox,
     now: Instant,
@@ -588,7 +582,9 @@ impl ShardCore {
                 marker: fwd.marker,
             };
             let vp8 = is_vp8(&self.codecs, fwd.codec).then_some(vp8);
-            match resend(peer, &mut self.out, now, ssrc, header, rtx_pt, (fwd, vp8)) {
+            let sent = take_resend_budget(peer, ssrc, now)
+                .and_then(|()| resend(peer, &mut self.out, now, ssrc, header, rtx_pt, (fwd, vp8)));
+            match sent {
                 Ok(()) => self.stats.rtp_resent += 1,
                 Err(NotSent::OverBudget) => self.stats.nack_unanswered += 1,
                 Err(_) => {}
