@@ -59,6 +59,7 @@ pub struct ShardStats {
     pub layer_switches: u64,
     pub probe_packets: u64,
     pub rtp_held_for_congestion: u64,
+    pub rtp_temporal_left_out: u64,
     /// Video payload bytes forwarded to subscribers, by simulcast layer (a track
     /// without simulcast is layer 0): their rates are the layers' bitrates.
     pub layer0_bytes: u64,
@@ -70,7 +71,7 @@ impl ShardStats {
     /// Every counter with the name and meaning it has on the metrics page (Prometheus
     /// counters, `peercalls_shard_<name>_total`). A counter added to the struct belongs
     /// here too; the test below keeps the two the same size.
-    pub fn counters(&self) -> [(&'static str, &'static str, u64); 27] {
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 28] {
         [
             ("rx_datagrams", "Datagrams received.", self.rx_datagrams),
             ("rx_bytes", "Bytes received.", self.rx_bytes),
@@ -181,6 +182,11 @@ impl ShardStats {
                 self.rtp_held_for_congestion,
             ),
             (
+                "simulcast_temporal_left_out",
+                "VP8 packets of a temporal layer not sent to a subscriber whose share carries less of the frame rate.",
+                self.rtp_temporal_left_out,
+            ),
+            (
                 "video_forwarded_bytes_layer_0",
                 "Video payload bytes forwarded of simulcast layer 0, the lowest (and of video without simulcast).",
                 self.layer0_bytes,
@@ -247,10 +253,11 @@ mod tests {
             layer2_bytes: 25,
             probe_packets: 26,
             rtp_held_for_congestion: 27,
+            rtp_temporal_left_out: 28,
         };
         let mut values: Vec<u64> = stats.counters().iter().map(|c| c.2).collect();
         values.sort();
-        assert_eq!(values, (1..=27).collect::<Vec<u64>>());
+        assert_eq!(values, (1..=28).collect::<Vec<u64>>());
         let value = |name: &str| stats.counters().iter().find(|c| c.0 == name).unwrap().2;
         assert_eq!(value("rtp_forwarded"), 11);
         assert_eq!(value("rtp_received"), 8);

@@ -143,19 +143,26 @@ impl ShardCore {
         for (shard, _) in &route.remote {
             self.out.media[*shard].push(fwd.clone());
         }
+        let params = self.codecs.params().get(usize::from(fwd.codec));
+        let vp8 = params.is_some_and(|p| p.spec().codec == Codec::Vp8);
+        // VP8 temporal layers: which one the packet is of, and whether it begins a frame.
+        let temporal = vp8
+            .then(|| crate::vp8::descriptor(&fwd.payload).and_then(|d| d.temporal))
+            .flatten();
+        let frame_start = temporal.is_some() && crate::vp8::starts_frame(&fwd.payload);
         let layer = usize::from(fwd.layer).min(MAX_LAYERS - 1);
         route.layer_seen[layer] = Some(now);
-        route.rates.count(layer, fwd.payload.len());
+        route
+            .rates
+            .count(layer, temporal.unwrap_or(0), fwd.payload.len());
         if route.subs.is_empty() {
             return;
         }
         route.keep(now, fwd);
-        let params = self.codecs.params().get(usize::from(fwd.codec));
         let clock_rate = params.map_or(90_000, |p| p.spec().clock_rate.get());
         // Read once per packet, and only while a subscriber waits for it.
         let mut keyframe: Option<bool> = None;
         let audio = route.kind == MediaKind::Audio;
-        let vp8 = params.is_some_and(|p| p.spec().codec == Codec::Vp8);
         // Simulcast layers that subscribers wait for a keyframe of.
         let mut ask = [false; MAX_LAYERS];
         let seen = route.layer_seen;
@@ -171,7 +178,7 @@ impl ShardCore {
             }
             // The layer it should forward: it starts, and switches, at that layer's
             // next keyframe, and forwards the one it has until then.
-            let want = layer_for(&seen, sub.choice.target(), now);
+            let want = layer_for(&seen, sub.choice.target().layer, now);
             if sub.layer != Some(want) {
                 if fwd.layer == want {
                     let starts = audio
@@ -211,6 +218,19 @@ impl ShardCore {
                 self.stats.rtp_held_for_congestion += 1;
                 continue;
             }
+            // VP8 temporal layers: it gets those up to its choice, changed at a frame of
+            // the base layer (the frames above refer to the base frame before them).
+            if let Some(tid) = temporal {
+                if tid == 0 && frame_start {
+                    sub.temporal = sub.choice.target().temporal;
+                }
+                if tid > sub.temporal {
+                    sub.leave_out(frame_start);
+                    self.stats.rtp_temporal_left_out += 1;
+                    continue;
+                }
+                sub.sent_one();
+            }
             let Some(pt) = peer.pt_map.pt(fwd.codec) else {
                 self.stats.rtp_no_codec += 1;
                 continue;
@@ -219,7 +239,7 @@ impl ShardCore {
                 .seq_delta
                 .get_or_insert(sub.start.first_seq as i64 - fwd.seq as i64);
             let seq = fwd.seq as i64 + delta;
-            let segment_start = sub.before.map_or(sub.start.first_seq, |b| b.until_seq);
+            let segment_start = sub.stretch_start();
             if seq < segment_start as i64 {
                 continue; // older than the first packet of this layer it got
             }

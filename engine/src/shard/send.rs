@@ -32,7 +32,6 @@ use str0m::rtp::{Extension, Ssrc};
 use super::core::{Datagram, Outbox, ShardCore};
 use super::lifecycle::peer_in;
 use super::peer::Peer;
-use super::peer::TimeMap;
 use super::timers::Slot;
 use crate::bwe::Bwe;
 use crate::dtls_tap;
@@ -363,8 +362,8 @@ pub(crate) fn send(
     Ok(())
 }
 
-/// Takes one resend from the budget of `peer`'s stream `ssrc` (a NACK answer; probes
-/// are not counted against it).
+/// Takes one resend from the budget of `peer`'s stream `ssrc` (NACKs get at most half
+/// of what the stream sends, [`ResendBudget`]).
 pub(crate) fn take_resend_budget(peer: &mut Peer, ssrc: Ssrc, now: Instant) -> Result<(), NotSent> {
     let stream = peer
         .send
@@ -550,19 +549,13 @@ impl ShardCore {
             let Some(sub) = route.subs.iter().find(|s| s.slot == slot && s.ssrc == ssrc) else {
                 continue;
             };
-            let (Some(delta), TimeMap::Offset(offset), Some(layer)) =
-                (sub.seq_delta, sub.time, sub.layer)
-            else {
-                continue;
-            };
             let seq = extend(sub.last_seq, seq);
             if seq < sub.start.first_seq || seq > sub.last_seq {
                 continue; // not a packet of this subscriber's stream
             }
-            // Before its last simulcast layer switch, the stream carried another layer.
-            let (layer, delta, offset, vp8) = match sub.before {
-                Some(b) if seq < b.until_seq => (b.layer, b.seq_delta, b.time_offset, b.vp8),
-                _ => (layer, delta, offset, sub.vp8.offsets),
+            // The stretch it was sent in: which layer, how its numbers mapped.
+            let Some((layer, delta, offset, vp8)) = sub.mapping_of(seq) else {
+                continue;
             };
             let Some(fwd) = u64::try_from(seq as i64 - delta)
                 .ok()
