@@ -59,9 +59,6 @@ export const CAMERA_LAYERS = [
   { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
   { rid: 'f', maxBitrate: 1_500_000 },
 ];
-// No temporal layers (scalabilityMode L1T3) yet, though the server can use them: with them
-// in Chromium, 20% loss each way froze a picture for 3 s (the browser case `loss`).
-
 export const isScreenStream = (streamId) => streamId.startsWith(SCREEN_PREFIX);
 
 /**

@@ -12,6 +12,7 @@ use str0m::rtp::{RtpPacket, Ssrc};
 
 use super::core::ShardCore;
 use super::feedback::KEYFRAME_INTERVAL;
+use super::left_out::Place;
 use super::lifecycle::peer_in;
 use super::peer::{InTrack, MAX_LAYERS, StreamStart, TimeMap};
 use super::route::{Origin, Route, Sub, layer_for};
@@ -145,10 +146,11 @@ impl ShardCore {
         }
         let params = self.codecs.params().get(usize::from(fwd.codec));
         let vp8 = params.is_some_and(|p| p.spec().codec == Codec::Vp8);
-        // VP8 temporal layers: which one the packet is of, and whether it begins a frame.
-        let temporal = vp8
-            .then(|| crate::vp8::descriptor(&fwd.payload).and_then(|d| d.temporal))
-            .flatten();
+        // VP8 temporal layers: which one the packet is of, whether it begins a frame, and
+        // the frame's picture id.
+        let descriptor = vp8.then(|| crate::vp8::descriptor(&fwd.payload)).flatten();
+        let temporal = descriptor.and_then(|d| d.temporal);
+        let picture = descriptor.and_then(|d| d.picture_id).map(|p| p.1);
         let frame_start = temporal.is_some() && crate::vp8::starts_frame(&fwd.payload);
         let layer = usize::from(fwd.layer).min(MAX_LAYERS - 1);
         route.layer_seen[layer] = Some(now);
@@ -219,18 +221,31 @@ impl ShardCore {
                 continue;
             }
             // VP8 temporal layers: it gets those up to its choice, changed at a frame of
-            // the base layer (the frames above refer to the base frame before them).
-            if let Some(tid) = temporal {
-                if tid == 0 && frame_start {
-                    sub.temporal = sub.choice.target().temporal;
+            // the base layer (the frames above refer to the base frame before them). A
+            // packet is left out when it comes in order; one that comes late (a resend)
+            // has its slot among those sent, and fills it.
+            if temporal == Some(0) && frame_start {
+                sub.temporal = sub.choice.target().temporal;
+            }
+            let new = sub.left.is_new(fwd.seq);
+            if new
+                && temporal.is_some_and(|t| t > sub.temporal)
+                && let Some(delta) = sub.seq_delta.as_mut()
+            {
+                *delta -= 1;
+                if sub.left.leave_out(fwd.seq, picture) {
+                    sub.vp8.drop_frame();
                 }
-                if tid > sub.temporal {
-                    sub.leave_out(frame_start);
+                self.stats.rtp_temporal_left_out += 1;
+                continue;
+            }
+            let after = match sub.left.place(fwd.seq, picture) {
+                Place::Send(after) => after,
+                Place::Drop => {
                     self.stats.rtp_temporal_left_out += 1;
                     continue;
                 }
-                sub.sent_one();
-            }
+            };
             let Some(pt) = peer.pt_map.pt(fwd.codec) else {
                 self.stats.rtp_no_codec += 1;
                 continue;
@@ -238,7 +253,7 @@ impl ShardCore {
             let delta = *sub
                 .seq_delta
                 .get_or_insert(sub.start.first_seq as i64 - fwd.seq as i64);
-            let seq = fwd.seq as i64 + delta;
+            let seq = fwd.seq as i64 + delta + after as i64;
             let segment_start = sub.stretch_start();
             if seq < segment_start as i64 {
                 continue; // older than the first packet of this layer it got
@@ -275,7 +290,14 @@ impl ShardCore {
                 time,
                 marker: fwd.marker,
             };
-            let vp8_offsets = vp8.then(|| sub.vp8.next(&fwd.payload));
+            let vp8_offsets = vp8.then(|| {
+                let stretch = if new {
+                    sub.vp8.next(&fwd.payload)
+                } else {
+                    sub.vp8.offsets
+                };
+                sub.left.offsets_of(stretch, &fwd.payload)
+            });
             let packet = Send {
                 ssrc: sub.ssrc,
                 mid: sub.mid,

@@ -1,7 +1,6 @@
 //! Where a track's packets go on this shard: its local subscribers, and (on the
 //! publisher's own shard) the other shards that have subscribers of it.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use str0m::media::{MediaKind, Mid};
@@ -9,14 +8,11 @@ use str0m::rtp::Ssrc;
 
 use super::history::History;
 use super::layers::{Choice, LayerRates};
+use super::left_out::LeftOut;
 use super::peer::{MAX_LAYERS, StreamStart, TimeMap};
 use super::timers::Slot;
 use crate::msg::{Forwarded, ShardId};
 use crate::vp8::{Continuity, Offsets};
-
-/// The earlier stretches of a subscriber's stream kept for NACKs: enough for a few
-/// seconds of frames of a temporal layer left out, each of which begins one.
-const SEGMENTS: usize = 64;
 
 /// A simulcast layer without a packet for this long is taken as stopped.
 pub(crate) const LAYER_GONE: Duration = Duration::from_millis(1500);
@@ -53,20 +49,21 @@ pub(crate) struct Sub {
     /// publisher's sender reports): the timestamps after a layer switch go on from
     /// there by the new layer's capture times.
     pub(crate) last_captured: Option<Instant>,
-    /// The mappings of its stream's earlier stretches, oldest first: one per simulcast
-    /// layer switch and per run of packets of a temporal layer left out, for NACKs.
-    pub(crate) before: VecDeque<Segment>,
+    /// The stream before the last layer switch, for NACKs of its last packets.
+    pub(crate) before: Option<Segment>,
     /// The highest VP8 temporal layer it gets now (2: all), changed at a base-layer
-    /// frame; and whether the last packet of its layer was left out.
+    /// frame.
     pub(crate) temporal: u8,
-    dropping: bool,
+    /// The packets of the layer it forwards now that were left out (temporal layers
+    /// it does not get).
+    pub(crate) left: LeftOut,
     /// VP8's picture ids and indices, continuous across layer switches.
     pub(crate) vp8: Continuity,
 }
 
 /// A stretch of a subscriber's stream that carried one simulcast layer: how its
 /// sequence numbers and timestamps map the layer's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Segment {
     pub(crate) layer: u8,
     /// The subscriber's sequence numbers below this one are of the segment.
@@ -74,6 +71,43 @@ pub(crate) struct Segment {
     pub(crate) seq_delta: i64,
     pub(crate) time_offset: u32,
     pub(crate) vp8: Offsets,
+    pub(crate) left: LeftOut,
+}
+
+/// How one packet the subscriber was sent maps the publisher's (for a NACK).
+pub(crate) struct Mapping<'a> {
+    pub(crate) layer: u8,
+    /// The publisher's sequence number of the packet.
+    pub(crate) publisher_seq: u64,
+    pub(crate) time_offset: u32,
+    vp8: Offsets,
+    left: &'a LeftOut,
+}
+
+impl<'a> Mapping<'a> {
+    fn new(
+        seq: u64,
+        layer: u8,
+        delta: i64,
+        time_offset: u32,
+        vp8: Offsets,
+        left: &'a LeftOut,
+    ) -> Self {
+        let shifted = (seq as i64 - delta).max(0) as u64;
+        Self {
+            layer,
+            publisher_seq: left.publisher_seq(shifted),
+            time_offset,
+            vp8,
+            left,
+        }
+    }
+
+    /// The VP8 offsets of the packet with `payload`: its picture id goes up by the
+    /// frames left out after it.
+    pub(crate) fn vp8_offsets(&self, payload: &[u8]) -> Offsets {
+        self.left.offsets_of(self.vp8, payload)
+    }
 }
 
 impl Sub {
@@ -90,9 +124,9 @@ impl Sub {
             layer: None,
             choice: Choice::default(),
             last_captured: None,
-            before: VecDeque::new(),
+            before: None,
             temporal: 2,
-            dropping: false,
+            left: LeftOut::default(),
             vp8: Continuity::default(),
             slot,
             ssrc,
@@ -114,8 +148,18 @@ impl Sub {
             (self.layer, self.seq_delta, self.time)
         {
             let until_seq = self.last_seq + 1;
-            self.end_segment(old, delta, offset);
-            self.dropping = false;
+            // The new stretch reuses the memory of the one before last.
+            let mut left = self.before.take().map(|b| b.left).unwrap_or_default();
+            left.clear();
+            std::mem::swap(&mut left, &mut self.left);
+            self.before = Some(Segment {
+                layer: old,
+                until_seq,
+                seq_delta: delta,
+                time_offset: offset,
+                vp8: self.vp8.offsets,
+                left,
+            });
             self.vp8.switch();
             self.seq_delta = Some(until_seq as i64 - fwd.seq as i64);
             self.time = TimeMap::Switched {
@@ -126,59 +170,29 @@ impl Sub {
         self.layer = Some(layer);
     }
 
-    /// The stretch up to the last packet sent keeps the mapping it had.
-    fn end_segment(&mut self, layer: u8, seq_delta: i64, time_offset: u32) {
-        if self.before.len() == SEGMENTS {
-            self.before.pop_front();
-        }
-        self.before.push_back(Segment {
-            layer,
-            until_seq: self.last_seq + 1,
-            seq_delta,
-            time_offset,
-            vp8: self.vp8.offsets,
-        });
-    }
-
-    /// A packet of its layer is left out (a temporal layer it does not get): the next
-    /// one takes its sequence number, and, when it begins a frame, the picture ids
-    /// after it close the gap.
-    pub(crate) fn leave_out(&mut self, starts_frame: bool) {
-        let (Some(layer), Some(delta), TimeMap::Offset(offset)) =
-            (self.layer, self.seq_delta, self.time)
-        else {
-            return; // nothing sent yet: nothing to keep continuous
-        };
-        if !self.dropping {
-            self.dropping = true;
-            self.end_segment(layer, delta, offset);
-        }
-        self.seq_delta = Some(delta - 1);
-        if starts_frame {
-            self.vp8.drop_frame();
-        }
-    }
-
-    /// A packet of its layer goes out.
-    pub(crate) fn sent_one(&mut self) {
-        self.dropping = false;
-    }
-
     /// The subscriber's sequence numbers from here on are of its current stretch.
     pub(crate) fn stretch_start(&self) -> u64 {
         self.before
-            .back()
+            .as_ref()
             .map_or(self.start.first_seq, |b| b.until_seq)
     }
 
-    /// How the subscriber's packet `seq` mapped the publisher's: its layer, sequence
-    /// number delta, timestamp offset and VP8 offsets.
-    pub(crate) fn mapping_of(&self, seq: u64) -> Option<(u8, i64, u32, Offsets)> {
-        if let Some(b) = self.before.iter().find(|b| seq < b.until_seq) {
-            return Some((b.layer, b.seq_delta, b.time_offset, b.vp8));
+    /// How the subscriber's packet `seq` mapped the publisher's.
+    pub(crate) fn mapping_of(&self, seq: u64) -> Option<Mapping<'_>> {
+        if let Some(b) = self.before.as_ref().filter(|b| seq < b.until_seq) {
+            return Some(Mapping::new(
+                seq,
+                b.layer,
+                b.seq_delta,
+                b.time_offset,
+                b.vp8,
+                &b.left,
+            ));
         }
         match (self.layer, self.seq_delta, self.time) {
-            (Some(l), Some(d), TimeMap::Offset(o)) => Some((l, d, o, self.vp8.offsets)),
+            (Some(l), Some(d), TimeMap::Offset(o)) => {
+                Some(Mapping::new(seq, l, d, o, self.vp8.offsets, &self.left))
+            }
             _ => None,
         }
     }
@@ -320,50 +334,5 @@ mod tests {
         let stale = [Some(now - LAYER_GONE), Some(now), None];
         assert_eq!(layer_for(&stale, 2, now), 1);
         assert_eq!(layer_for(&[None; MAX_LAYERS], 2, now), 0);
-    }
-
-    #[test]
-    fn packets_left_out_keep_the_stream_continuous_and_nacks_find_their_mapping() {
-        let slot = Slot {
-            key: 0,
-            peer: crate::msg::PeerId(1),
-        };
-        let mut sub = Sub::new(
-            slot,
-            (Ssrc::from(7), Mid::from("0")),
-            StreamStart::NEW,
-            None,
-        );
-        // The first packet (publisher's 100) becomes 1: as forwarding fixes the mapping.
-        sub.layer = Some(1);
-        sub.seq_delta = Some(1 - 100);
-        sub.time = TimeMap::Offset(5);
-        sub.last_seq = 2; // 100 and 101 went out as 1 and 2
-        // 102 and 103 (one frame of a temporal layer it does not get) are left out.
-        sub.leave_out(true);
-        sub.leave_out(false);
-        sub.sent_one();
-        // 104 goes out as 3; a later left-out frame (105) and 106 as 4.
-        assert_eq!(104 + sub.seq_delta.unwrap(), 3);
-        sub.last_seq = 3;
-        sub.leave_out(true);
-        sub.sent_one();
-        assert_eq!(106 + sub.seq_delta.unwrap(), 4);
-        sub.last_seq = 4;
-        // NACKs of 2, 3 and 4 find the publisher's 101, 104 and 106.
-        let publisher = |sub: &Sub, seq: u64| sub.mapping_of(seq).map(|m| seq as i64 - m.1);
-        assert_eq!(publisher(&sub, 2), Some(101));
-        assert_eq!(publisher(&sub, 3), Some(104));
-        assert_eq!(publisher(&sub, 4), Some(106));
-        // Each left-out frame closes the picture ids' gap by one.
-        assert_eq!(sub.vp8.offsets.picture_id, 0u16.wrapping_sub(2));
-        assert_eq!(sub.stretch_start(), 4);
-        // The segments kept are bounded.
-        for k in 0..200 {
-            sub.last_seq += 1;
-            sub.leave_out(k % 2 == 0);
-            sub.sent_one();
-        }
-        assert_eq!(sub.before.len(), SEGMENTS);
     }
 }

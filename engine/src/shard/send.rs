@@ -554,13 +554,11 @@ impl ShardCore {
                 continue; // not a packet of this subscriber's stream
             }
             // The stretch it was sent in: which layer, how its numbers mapped.
-            let Some((layer, delta, offset, vp8)) = sub.mapping_of(seq) else {
+            let Some(mapping) = sub.mapping_of(seq) else {
                 continue;
             };
-            let Some(fwd) = u64::try_from(seq as i64 - delta)
-                .ok()
-                .and_then(|s| route.history.get(usize::from(layer))?.get(now, s))
-            else {
+            let history = route.history.get(usize::from(mapping.layer));
+            let Some(fwd) = history.and_then(|h| h.get(now, mapping.publisher_seq)) else {
                 self.stats.nack_unanswered += 1;
                 continue;
             };
@@ -571,10 +569,10 @@ impl ShardCore {
             let header = Header {
                 pt: *pt,
                 seq,
-                time: fwd.time.wrapping_add(offset),
+                time: fwd.time.wrapping_add(mapping.time_offset),
                 marker: fwd.marker,
             };
-            let vp8 = is_vp8(&self.codecs, fwd.codec).then_some(vp8);
+            let vp8 = is_vp8(&self.codecs, fwd.codec).then(|| mapping.vp8_offsets(&fwd.payload));
             let sent = take_resend_budget(peer, ssrc, now)
                 .and_then(|()| resend(peer, &mut self.out, now, ssrc, header, rtx_pt, (fwd, vp8)));
             match sent {
