@@ -183,7 +183,8 @@ const FAKE_MEDIA = ['--use-fake-ui-for-media-stream', '--use-fake-device-for-med
 
 /**
  * One participant in its own Chromium process with an empty profile.
- * opts: {viewport, initScript, permissions, denyMedia: origin whose camera and microphone are blocked}
+ * opts: {viewport, initScript, permissions, denyMedia: origin whose camera and microphone are blocked,
+ *   bypassCSP}
  */
 export async function participant(name, opts = {}) {
   // opts.executablePath: another Chromium (a wrapper that starts it in a namespace).
@@ -203,6 +204,9 @@ export async function participant(name, opts = {}) {
     hasTouch: opts.isMobile ?? false,
     permissions: opts.permissions,
     ignoreHTTPSErrors: Boolean(opts.insecureTls),
+    // A test's own scripts in the page (a worker from a blob: URL), which the page's
+    // Content-Security-Policy refuses.
+    bypassCSP: Boolean(opts.bypassCSP),
   });
   // The lowest video preset (360p, 15 fps): three browsers and the server share two cores.
   await context.addInitScript(() => {
@@ -301,7 +305,7 @@ export async function shot(p, file) {
 }
 
 /** On the call page's join screen: enter the name, wait for the preview, join. */
-export async function join(p, { screenshot, camera = true, mic = true } = {}) {
+export async function join(p, { screenshot, camera = true, mic = true, passphrase = '' } = {}) {
   const { page } = p;
   await page.locator('#nickname').waitFor({ state: 'visible' });
   await page.fill('#nickname', p.name);
@@ -311,6 +315,10 @@ export async function join(p, { screenshot, camera = true, mic = true } = {}) {
   }));
   if (!camera) await page.click('#lobby-cam');
   if (!mic) await page.click('#lobby-mic');
+  if (passphrase) {
+    await page.click('#e2ee-box summary');
+    await page.fill('#e2ee-passphrase', passphrase);
+  }
   if (screenshot) await shot(p, screenshot);
   await page.click('#join');
   await page.locator('#in-call').waitFor({ state: 'visible' });

@@ -1119,7 +1119,160 @@ const CASES = {
     await srv.start();
     await waitFor('eve connects once the server is back', () => eve.page.evaluate(() => document.body.dataset.conn === 'connected'), 20_000);
   },
+
+  // End-to-end encryption: alice and bob join with one passphrase and decode each other;
+  // carol, with another, decodes neither and her tiles say "can't decrypt"; dave, with
+  // none, is told that they encrypt. Dave's browser also records the frames of alice's
+  // camera exactly as the server forwards them (an encoded-frame tap): each is sealed,
+  // keeps its VP8 header in the clear (so the server still switches layers at
+  // keyframes), and decodes only once opened with the passphrase.
+  async e2ee(s) {
+    const srv = await s.server();
+    const r = room('e2ee');
+    const passphrase = 'correct horse battery';
+    const people = {};
+    for (const [name, phrase] of [['alice', passphrase], ['bob', passphrase], ['carol', 'wrong horse']]) {
+      people[name] = await s.person(name);
+      await people[name].page.goto(`${srv.url}/call/${r}`);
+      await join(people[name], { passphrase: phrase });
+    }
+    const { alice, bob, carol } = people;
+    const dave = await s.person('dave', { initScript: tapVideoFrames, bypassCSP: true });
+    await dave.page.goto(`${srv.url}/call/${r}`);
+    await join(dave);
+    await waitDecodes(alice, 'bob');
+    await waitDecodes(bob, 'alice');
+    const badge = (p) => p.page.evaluate(() => !document.getElementById('e2ee-badge').hidden);
+    if (!(await badge(alice)) || (await badge(dave))) throw new Error('the encrypted badge is not where it belongs');
+    const note = (p, name) => p.page.evaluate((n) => {
+      const tile = [...document.querySelectorAll('#stage .tile')].find((t) => t.dataset.name === n && !t.classList.contains('screen'));
+      return tile ? { state: tile.dataset.e2ee ?? null, text: tile.querySelector('.tile-note').textContent } : null;
+    }, name);
+    for (const name of ['alice', 'bob']) {
+      const n = await waitFor(`carol's tile of ${name} says she cannot decrypt`, async () => {
+        const t = await note(carol, name);
+        return t?.state === 'key' && t;
+      });
+      log(`  carol sees ${name}: "${n.text}"`);
+      const d = await waitFor(`dave's tile of ${name} says it is encrypted`, async () => {
+        const t = await note(dave, name);
+        return t?.state === 'locked' && t;
+      });
+      log(`  dave sees ${name}: "${d.text}"`);
+    }
+    if ((await note(bob, 'alice')).state) throw new Error("bob's tile of alice has an encryption note");
+    // Carol receives alice's packets but decodes nothing of them (nor garbage).
+    const carolOfAlice = async () => (await inbound(carol)).find((x) => x.name === 'alice' && x.kind === 'video');
+    await waitFor('carol receives packets of alice', async () => (await carolOfAlice())?.packetsReceived > 50);
+    const decoded = (await carolOfAlice()).framesDecoded;
+    if (decoded !== 0) throw new Error(`carol decoded ${decoded} frames of alice with the wrong passphrase`);
+    await shot(carol, '10-e2ee-wrong-passphrase.png');
+    await shot(alice, '10-e2ee.png');
+    await shot(dave, '10-e2ee-no-passphrase.png');
+    // What the server forwards of alice's camera, as dave's tap recorded it.
+    const tap = await waitFor("dave's tap of alice's camera: a keyframe and the frames after it", () => dave.page.evaluate(async ({ phrase, roomName }) => {
+      const s = window.peerCalls.session;
+      const aliceId = [...s.peers].find(([, n]) => n === 'alice')?.[0];
+      const key = [...s.receivers.keys()].find((k) => s.tracks.get(k)?.peerId === aliceId && s.tracks.get(k)?.kind === 'video');
+      const mid = key && s.receivers.get(key).mid;
+      const frames = window.tappedFrames.filter((f) => f.mid === mid);
+      // The longest run of a keyframe and the frames after it, up to the next (dave's
+      // decoder, given noise, asks for keyframes: they come every second or so).
+      let run = [];
+      frames.forEach((f, i) => {
+        if (f.type !== 'key') return;
+        const next = frames.findIndex((g, j) => j > i && g.type === 'key');
+        const candidate = frames.slice(i, next > i ? next : undefined);
+        if (candidate.length > run.length) run = candidate;
+      });
+      run = run.slice(0, 20);
+      if (run.length < 8) {
+        return { ok: false, mid, tapped: window.tappedFrames.length, ofAlice: frames.length, keyframes: frames.filter((f) => f.type === 'key').length, run: run.length };
+      }
+      const { open, clearBytes, deriveKey, MARKER } = await import('/static/js/e2ee-frame.js');
+      const k = await deriveKey(phrase, roomName);
+      const decode = async (list) => {
+        const out = [];
+        let error = null;
+        const dec = new VideoDecoder({ output: (f) => out.push(f), error: (e) => { error = e.message; } });
+        dec.configure({ codec: 'vp8' });
+        try {
+          list.forEach((f, i) => dec.decode(new EncodedVideoChunk({ type: f.type, timestamp: i * 33_333, data: f.data })));
+          await dec.flush();
+        } catch (e) {
+          error ??= e.message;
+        }
+        let pixels = null;
+        if (out[0]) {
+          const g = new OffscreenCanvas(64, 36).getContext('2d');
+          g.drawImage(out[0], 0, 0, 64, 36);
+          pixels = g.getImageData(0, 0, 64, 36).data;
+        }
+        for (const f of out) f.close();
+        return { frames: out.length, error, pixels };
+      };
+      const opened = [];
+      for (const f of run) {
+        const o = await open(k, f.data, clearBytes('video', f.type));
+        if (o.error) return { openError: o.error };
+        opened.push({ type: f.type, data: o.data });
+      }
+      const plain = await decode(opened);
+      const sealed = await decode(run);
+      let diff = null;
+      if (plain.pixels && sealed.pixels) {
+        let sum = 0;
+        for (let i = 0; i < plain.pixels.length; i++) sum += Math.abs(plain.pixels[i] - sealed.pixels[i]);
+        diff = sum / plain.pixels.length;
+      }
+      const head = new Uint8Array(run[0].data).subarray(3, 6);
+      return {
+        frames: run.length,
+        allSealed: run.every((f) => new Uint8Array(f.data).at(-1) === MARKER),
+        keyframeHeader: head[0] === 0x9d && head[1] === 0x01 && head[2] === 0x2a,
+        plain: { frames: plain.frames, error: plain.error },
+        sealed: { frames: sealed.frames, error: sealed.error },
+        diff,
+      };
+    }, { phrase: passphrase, roomName: r }));
+    log(`  dave's tap of alice: ${JSON.stringify(tap)}`);
+    if (tap.openError) throw new Error(`a frame the server forwarded did not open with the passphrase: ${tap.openError}`);
+    if (!tap.allSealed || !tap.keyframeHeader) throw new Error('the server forwarded frames that are not sealed, or whose VP8 header is not clear');
+    if (tap.plain.frames !== tap.frames || tap.plain.error) throw new Error('the opened frames do not decode');
+    // Sealed, they do not decode: an error, or a picture unlike the real one.
+    const unlike = tap.sealed.error || tap.sealed.frames === 0 || tap.diff > 20;
+    if (!unlike) throw new Error(`the sealed frames decode to a picture like the real one (mean difference ${tap.diff})`);
+  },
 };
+
+/**
+ * Init script: records the first 200 encoded video frames each receiver gets (type,
+ * bytes, mid) in `window.tappedFrames`, as the server forwarded them, through an
+ * RTCRtpScriptTransform set on every video receiver after each remote description.
+ */
+function tapVideoFrames() {
+  window.tappedFrames = [];
+  const src = `self.onrtctransform = ({ transformer: t }) => {
+    let n = 0;
+    t.readable.pipeThrough(new TransformStream({ transform(f, out) {
+      if (n < 200) { n++; self.postMessage({ mid: t.options.mid, type: f.type, data: f.data.slice(0) }); }
+      out.enqueue(f);
+    } })).pipeTo(t.writable);
+  };`;
+  const worker = new Worker(URL.createObjectURL(new Blob([src], { type: 'text/javascript' })));
+  worker.onmessage = ({ data }) => window.tappedFrames.push(data);
+  const tapped = new WeakSet();
+  const setRemote = RTCPeerConnection.prototype.setRemoteDescription;
+  RTCPeerConnection.prototype.setRemoteDescription = async function (...args) {
+    const done = await setRemote.apply(this, args);
+    for (const tr of this.getTransceivers()) {
+      if (tr.receiver.track?.kind !== 'video' || tapped.has(tr.receiver)) continue;
+      tapped.add(tr.receiver);
+      tr.receiver.transform = new RTCRtpScriptTransform(worker, { mid: tr.mid });
+    }
+    return done;
+  };
+}
 
 async function main() {
   const only = process.argv.slice(2);

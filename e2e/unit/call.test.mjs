@@ -54,8 +54,10 @@ test('media that never connected is explained once ICE fails or stalls, in any b
 });
 
 test('a state message is read as the tile shows it; anything else is chat', () => {
-  assert.deepEqual(peerStateOf({ state: { audio: false } }), { audio: false, video: true });
-  assert.deepEqual(peerStateOf({ state: {} }), { audio: true, video: true });
+  assert.deepEqual(peerStateOf({ state: { audio: false } }), { audio: false, video: true, e2ee: false });
+  assert.deepEqual(peerStateOf({ state: {} }), { audio: true, video: true, e2ee: false });
+  assert.deepEqual(peerStateOf({ state: { e2ee: true } }), { audio: true, video: true, e2ee: true });
+  assert.equal(peerStateOf({ state: { e2ee: 'yes' } }).e2ee, false, 'only true says so');
   for (const other of [null, 'hi', { text: 'hi' }, { state: 'on' }]) assert.equal(peerStateOf(other), null);
 });
 

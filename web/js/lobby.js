@@ -7,6 +7,7 @@ import { show, showError, notice, homeAction, setToggle, invite, fillQuality, fi
 import { rememberRoom } from './landing.js';
 import { startCall } from './call/call.js';
 import { takeAccessToken, readClaims } from './access.js';
+import { E2ee, e2eeSupported } from './e2ee.js';
 
 /** What this browser lacks for a call, or '' when it has everything. */
 export function missingFeatures() {
@@ -50,6 +51,7 @@ export async function initLobby(room) {
   }
   // A password is for rooms without invitations.
   $('password-box').hidden = Boolean(accessToken);
+  $('e2ee-box').hidden = !e2eeSupported();
   if (claims.viewer) {
     $('viewer-note').hidden = false;
     for (const e of document.querySelectorAll('#lobby .toggles, #lobby .device-select, #lobby .quality-select, #lobby label[for$="-device"], #lobby label[for="lobby-quality"]')) e.hidden = true;
@@ -104,7 +106,7 @@ export async function initLobby(room) {
     $('preview-meter').style.transform = `scaleX(${Math.min(1, meter.level() * 3)})`;
   }, 100);
   let started = false;
-  $('join-form').addEventListener('submit', (e) => {
+  $('join-form').addEventListener('submit', async (e) => {
     e.preventDefault();
     if (started) return;
     const nickname = nick.value.trim();
@@ -121,7 +123,20 @@ export async function initLobby(room) {
     lobbyMeter = 0;
     meter.ensureContext(); // a user gesture: audio may start now
     const password = $('room-password').value || null;
-    startCall(room, nickname, media, meter, { accessToken, password });
+    // A passphrase keys end-to-end encryption; it stays in this page.
+    const passphrase = $('e2ee-passphrase').value;
+    let e2ee = null;
+    if (passphrase && e2eeSupported()) {
+      try {
+        e2ee = await E2ee.create(passphrase, room);
+      } catch (err) {
+        showError('join-error', `End-to-end encryption could not start: ${err.message ?? err}`);
+        started = false;
+        $('join').disabled = false;
+        return;
+      }
+    }
+    startCall(room, nickname, media, meter, { accessToken, password, e2ee });
   });
   if (nick.value) $('join').focus();
   else nick.focus();

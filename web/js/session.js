@@ -75,9 +75,21 @@ export const isScreenStream = (streamId) => streamId.startsWith(SCREEN_PREFIX);
  * 'fatal' codes beyond the server's: 'kicked', 'room_ended', 'forbidden' (not admitted).
  */
 export class Session extends Emitter {
-  constructor({ room, nickname, media, accessToken = null, password = null }) {
+  constructor({ room, nickname, media, accessToken = null, password = null, e2ee = null }) {
     super();
     this.room = room;
+    // End-to-end encryption (e2ee.js), when the member typed a passphrase: every sender's
+    // and receiver's frames go through its worker.
+    this.e2ee = e2ee;
+    if (e2ee) {
+      e2ee.onState = (mid, state) => {
+        for (const [key, r] of this.receivers) if (r.mid === mid) this.emit('e2ee', { key, info: this.tracks.get(key), state });
+      };
+      e2ee.onCodec = (mimeType) => this.emit('notice', {
+        message: `Your camera is encoded as ${mimeType ?? 'a codec'} here, which cannot be encrypted end to end: it is not sent.`,
+        error: true,
+      });
+    }
     this.nickname = nickname;
     // Sent with every join: an invitation (`--auth`), a room password.
     this.accessToken = accessToken;
@@ -601,6 +613,7 @@ export class Session extends Emitter {
       // A diagnostic setting: localStorage 'peercalls.icePolicy' = 'relay' sends all media
       // through TURN, to check that a TURN server works.
       iceTransportPolicy: store.get('icePolicy') === 'relay' ? 'relay' : 'all',
+      ...(this.e2ee?.pcConfig ?? {}),
     });
     this.pc = pc;
     this.mediaState = 'connecting';
@@ -625,10 +638,16 @@ export class Session extends Emitter {
     // server would refuse it.
     const stream = this.media.stream;
     const may = (source) => this.allowed.publish.includes(source);
-    if (may('microphone')) this.audioSender = pc.addTransceiver(this.media.audioTrack ?? 'audio', { direction: 'sendonly', streams: [stream] }).sender;
+    if (may('microphone')) {
+      this.audioSender = pc.addTransceiver(this.media.audioTrack ?? 'audio', { direction: 'sendonly', streams: [stream] }).sender;
+      this.e2ee?.attach(this.audioSender, 'send', 'audio');
+    }
     if (may('camera')) {
       const init = { direction: 'sendonly', streams: [stream], sendEncodings: CAMERA_LAYERS };
-      this.videoSender = pc.addTransceiver(this.media.videoTrack ?? 'video', init).sender;
+      const tr = pc.addTransceiver(this.media.videoTrack ?? 'video', init);
+      this.videoSender = tr.sender;
+      this.e2ee?.preferVp8(tr);
+      this.e2ee?.attach(tr.sender, 'send', 'video');
     }
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
@@ -679,6 +698,10 @@ export class Session extends Emitter {
     if (!pc) return;
     this.noteRemote(sdp); // before: ontrack fires inside setRemoteDescription
     await pc.setRemoteDescription({ type: 'offer', sdp });
+    // Every receiver decrypts from its first frame: before the answer lets media flow.
+    for (const tr of pc.getTransceivers()) {
+      if (tr.receiver?.track) this.e2ee?.attach(tr.receiver, 'receive', tr.receiver.track.kind, tr.mid);
+    }
     // Attach tracks we asked to publish to their new m-lines (recvonly from the server's side).
     for (const sec of this.remoteMids.values()) {
       if (sec.port === 0 || sec.direction !== 'recvonly' || !sec.streamId) continue;
@@ -687,6 +710,7 @@ export class Session extends Emitter {
       const tr = pc.getTransceivers().find((t) => t.mid === sec.mid);
       if (!tr) continue;
       p.transceiver = tr;
+      this.e2ee?.attach(tr.sender, 'send', p.track.kind);
       if (p.replaces === 'audio') this.audioSender = tr.sender;
       if (p.replaces === 'video') this.videoSender = tr.sender;
       await tr.sender.replaceTrack(p.track);
@@ -715,6 +739,7 @@ export class Session extends Emitter {
       console.debug('track for no known published track', key);
       return;
     }
+    this.e2ee?.attach(ev.receiver, 'receive', ev.track.kind, mid);
     this.receivers.set(key, { track: ev.track, receiver: ev.receiver, mid });
     this.emit('track', { key, info, track: ev.track });
   }

@@ -41,6 +41,7 @@ export class Tile {
     this.video.playsInline = true;
     this.avatar = el('div', { class: 'avatar' }, el('span'));
     this.nameEl = el('span', { class: 'name' });
+    this.note = el('p', { class: 'tile-note', role: 'status' });
     this.el = el('div', {
       class: `tile${local ? ' local' : ''}${screen ? ' screen' : ''}`,
       dataset: { key, peerId: peerId ?? '', audio: 'on', video: 'off' },
@@ -48,6 +49,7 @@ export class Tile {
     },
     this.video,
     this.avatar,
+    this.note,
     el('div', { class: 'tile-bar' },
       el('span', { class: 'mic-off', title: 'Microphone off' }, icon('mic-off')),
       this.nameEl),
@@ -112,6 +114,25 @@ export class Tile {
     if (typeof audio === 'boolean') this.audioWanted = audio;
     if (typeof video === 'boolean') this.videoWanted = video;
     this.refresh();
+  }
+
+  /**
+   * What end-to-end encryption lets this page make of the tile's media: null (it
+   * decrypts, or the call is not encrypted), 'key' (another passphrase), 'plain' (the
+   * member joined without one) or 'locked' (the member encrypts, this page has no
+   * passphrase). Undecryptable media is not shown or played: the tile says why.
+   */
+  setE2ee(state) {
+    const notes = {
+      key: "Can't decrypt: this member uses another passphrase",
+      plain: 'Not encrypted: this member joined without the passphrase',
+      locked: 'Encrypted end to end: join with the passphrase to see and hear this member',
+    };
+    const note = notes[state] ?? null;
+    if (note) this.el.dataset.e2ee = state;
+    else delete this.el.dataset.e2ee;
+    this.note.textContent = note ?? '';
+    this.video.muted = this.local || state === 'locked';
   }
 
   setLevel(level, now) {

@@ -33,6 +33,7 @@ function callContext(room, nickname, media, meter, credentials) {
     myState: () => ({
       audio: media.audioOn && Boolean(media.audioTrack),
       video: media.videoOn && Boolean(media.videoTrack),
+      e2ee: Boolean(session.e2ee),
     }),
     // Our microphone and camera state, for the others' tiles: a chat-less member (no
     // canPublishData) publishes nothing to announce and may not send it.
@@ -64,12 +65,13 @@ export function fatalTitle(code, message) {
   return titles[code] ?? (code === 'forbidden' ? denialTitle(message) : 'Could not join');
 }
 
-/** `credentials`: {accessToken, password} for the join. */
+/** `credentials`: {accessToken, password} for the join, and `e2ee` (e2ee.js) or null. */
 export function startCall(room, nickname, media, meter, credentials = {}) {
   show('in-call');
   const call = callContext(room, nickname, media, meter, credentials);
   const { session, stage, chat } = call;
   window.peerCalls = { session, stage, media, chat }; // for tests and debugging
+  $('e2ee-badge').hidden = !session.e2ee;
 
   const tiles = wireTiles(call);
   const controls = wireControls(call);
@@ -105,7 +107,9 @@ export function startCall(room, nickname, media, meter, credentials = {}) {
     media.stop();
     meter.close();
     stage.clearRemote();
+    session.e2ee?.close();
     $('conn').hidden = true;
+    $('e2ee-badge').hidden = true;
   }
   $('btn-hangup').onclick = () => {
     endCall(true);

@@ -12,7 +12,7 @@ import { toast } from '../ui.js';
  */
 export function peerStateOf(data) {
   if (!data || typeof data !== 'object' || !data.state || typeof data.state !== 'object') return null;
-  return { audio: data.state.audio !== false, video: data.state.video !== false };
+  return { audio: data.state.audio !== false, video: data.state.video !== false, e2ee: data.state.e2ee === true };
 }
 
 /**
@@ -134,6 +134,14 @@ export function wireTiles(call) {
     call.announce();
     call.renderPeople();
   });
+  // What a member says of itself, on one of its tiles: its microphone and camera (on its
+  // camera's tile), and whether it encrypts end to end. A member who encrypts, seen by a
+  // page without the passphrase, would be noise; with one, this page's worker tells what
+  // it makes of each track ('e2ee' below).
+  function showState(tile, st) {
+    if (!tile.screen) tile.setState(st);
+    if (!session.e2ee) tile.setE2ee(st.e2ee ? 'locked' : null);
+  }
   session.on('reset', () => {
     stage.clearRemote();
     peerState.clear();
@@ -143,7 +151,7 @@ export function wireTiles(call) {
     names.set(peerId, name);
     const tile = stage.peerTile(peerId, name);
     if (session.allowed.moderate) addModeration(call, tile, peerId);
-    if (peerState.has(peerId)) tile.setState(peerState.get(peerId));
+    if (peerState.has(peerId)) showState(tile, peerState.get(peerId));
     if (live) {
       toast(`${name} joined.`);
       call.announce(peerId); // late joiners learn our microphone and camera state
@@ -165,7 +173,7 @@ export function wireTiles(call) {
     // A new screen share takes the main area (so it is readable), unless something is pinned.
     if (isNew && tile.screen && !stage.pinned) stage.pin(tile);
     const st = peerState.get(info.peerId);
-    if (st && !tile.screen) tile.setState(st);
+    if (st) showState(tile, st);
   });
   session.on('track-unpublished', (info) => {
     if (info.streamId.startsWith(SCREEN_PREFIX)) {
@@ -180,6 +188,9 @@ export function wireTiles(call) {
     const sink = store.get('outputDevice', '');
     if (sink) tile.video.setSinkId?.(sink).catch(() => {});
   });
+  session.on('e2ee', ({ info, state }) => {
+    if (info) stage.tiles.get(stage.keyFor(info.peerId, info.streamId))?.setE2ee(state === 'ok' ? null : state);
+  });
   session.on('track-ended', ({ info, track }) => {
     if (!info) return;
     stage.tiles.get(stage.keyFor(info.peerId, info.streamId))?.removeTrack(track);
@@ -188,7 +199,7 @@ export function wireTiles(call) {
     const st = peerStateOf(data);
     if (st) {
       peerState.set(from, st);
-      stage.tiles.get(from)?.setState(st);
+      for (const t of stage.tilesOf(from)) showState(t, st);
       call.renderPeople();
       return;
     }
