@@ -69,7 +69,7 @@ const recordErrorToasts = () => {
 };
 
 // The call's controls, by role and accessible name, as a screen reader finds them.
-const CONTROLS = ['Mute', 'Stop video', 'Share', 'Devices', 'Invite', 'Chat', /^People/, 'Leave'];
+const CONTROLS = ['Mute', 'Stop video', 'Raise hand', 'Speaker view', 'Share', 'Devices', 'Invite', 'Chat', /^People/, 'Leave'];
 
 async function controlsByName(p) {
   for (const name of CONTROLS) {
@@ -1118,6 +1118,109 @@ const CASES = {
     log(`  unreachable: "${await eve.page.locator('#banner').innerText()}"`);
     await srv.start();
     await waitFor('eve connects once the server is back', () => eve.page.evaluate(() => document.body.dataset.conn === 'connected'), 20_000);
+  },
+
+  // The tiles' tools. Alice (640×340: four tiles do not fit) turns pages with the pager
+  // and the Page keys; bob (a 390×844 phone) raises a hand with H, which alice sees on his
+  // tile, in a toast and at the top of her people list; alice minimises carol's tile (her
+  // video unsubscribed, a chip left) and restores it (decoded again); in speaker view the
+  // one speaking takes the main area (the others muted: dave); every tile shows its
+  // connection quality; the buttons' tooltips name their keys. Screenshots of each view,
+  // on the phone too.
+  async tiles(s) {
+    const srv = await s.server();
+    const r = room('tiles');
+    const alice = await s.person('alice', { viewport: { width: 640, height: 340 } });
+    const bob = await s.person('bob', { viewport: { width: 390, height: 844 }, isMobile: true });
+    const carol = await s.person('carol');
+    const dave = await s.person('dave');
+    for (const p of [alice, bob, carol, dave]) {
+      await p.page.goto(`${srv.url}/call/${r}`);
+      await join(p);
+    }
+    await waitDecodes(dave, 'alice');
+    // Pages.
+    const pager = () => alice.page.evaluate(() => ({
+      shown: !document.getElementById('pager').hidden,
+      where: document.querySelector('#pager .where').textContent,
+      top: document.getElementById('tiles').scrollTop,
+      grid: document.getElementById('tiles').className,
+    }));
+    const first = await waitFor('alice: a pager, on page 1', async () => {
+      const p = await pager();
+      return (p.shown && /^1 \/ [2-9]$/.test(p.where) && p) || { ok: false, ...p };
+    });
+    await shot(alice, '11-tiles-page-1.png');
+    await alice.page.getByRole('button', { name: 'Next page', exact: true }).click();
+    const second = await waitFor('alice: page 2', async () => {
+      const p = await pager();
+      return p.where.startsWith('2 /') && p.top > first.top && p;
+    });
+    await shot(alice, '11-tiles-page-2.png');
+    await alice.page.keyboard.press('PageUp');
+    await waitFor('alice: back on page 1 with Page Up', async () => (await pager()).where.startsWith('1 /'));
+    log(`  alice's grid goes by pages: ${first.where}, then ${second.where} (scrolled ${second.top} px), then back`);
+    // Tooltips name the keys.
+    const titles = await bob.page.evaluate(() => ['btn-mic', 'btn-cam', 'btn-hand', 'view-toggle'].map((id) => document.getElementById(id).title));
+    for (const [title, key] of titles.map((t, i) => [t, ['(M)', '(V)', '(H)', '(S)'][i]])) {
+      if (!title.endsWith(key)) throw new Error(`a tooltip without its key ${key}: "${title}"`);
+    }
+    log(`  tooltips: ${titles.join(', ')}`);
+    // A raised hand.
+    await bob.page.keyboard.press('h');
+    await bob.page.getByRole('button', { name: 'Lower hand', exact: true }).waitFor();
+    const handOf = (p, name) => p.page.evaluate((n) => {
+      const tile = [...document.querySelectorAll('#stage .tile')].find((t) => t.dataset.name === n && !t.classList.contains('screen'));
+      return Boolean(tile && !tile.querySelector('.hand').hidden);
+    }, name);
+    await waitFor("alice sees bob's hand on his tile", () => handOf(alice, 'bob'));
+    await waitFor('alice: a toast says so', () => alice.page.evaluate(() => [...document.querySelectorAll('.toast')].some((t) => t.textContent === 'bob raised a hand.')));
+    await alice.page.click('#btn-people');
+    const people = await alice.page.evaluate(() => [...document.querySelectorAll('#people-list li .person')].map((e) => e.textContent));
+    if (people[1] !== 'bob') throw new Error(`bob's raised hand is not first in alice's list: ${people}`);
+    await shot(alice, '11-tiles-hand.png');
+    await shot(bob, '11-tiles-hand-phone.png');
+    await alice.page.click('#side-close');
+    await bob.page.getByRole('button', { name: 'Lower hand', exact: true }).click();
+    await waitFor("bob's hand lowered at alice", async () => !(await handOf(alice, 'bob')));
+    log('  bob raised a hand (H): on his tile, in a toast, first in the list; lowered again');
+    // Minimise and restore: the video is dropped and comes back.
+    const carolTile = alice.page.locator('#stage .tile[data-name="carol"]');
+    await carolTile.getByRole('button', { name: 'Minimise this tile', exact: true }).click({ force: true });
+    await waitFor("alice: carol's tile is a chip", () => alice.page.evaluate(() => document.querySelector('#minimised .tile[data-name="carol"]') !== null));
+    await waitFor("alice: carol's video unsubscribed", () => alice.page.evaluate(() => {
+      const s = window.peerCalls.session;
+      const keys = [...s.tracks.entries()].filter(([, i]) => s.peers.get(i.peerId) === 'carol' && i.kind === 'video').map(([k]) => k);
+      return keys.length > 0 && keys.every((k) => !s.isSubscribed(k));
+    }));
+    await shot(alice, '11-tiles-minimised.png');
+    await carolTile.getByRole('button', { name: 'Restore this tile', exact: true }).click({ force: true });
+    await waitDecodes(alice, 'carol');
+    log("  carol's tile minimised (her video unsubscribed) and restored (decoded again)");
+    // Connection quality on every tile.
+    const qualities = await waitFor('alice: quality bars on the tiles', () => alice.page.evaluate(() => {
+      const out = {};
+      for (const t of document.querySelectorAll('#stage .tile')) {
+        const q = t.querySelector('.quality');
+        if (!q.hidden) out[t.dataset.name] = q.title;
+      }
+      return Object.keys(out).length === 4 && Object.values(out).every((x) => x.startsWith('Connection: good')) && out;
+    }));
+    log(`  quality: ${JSON.stringify(qualities)}`);
+    // Speaker view: with the others muted, dave (whose fake microphone beeps) takes the
+    // main area.
+    for (const p of [alice, bob, carol]) await p.page.getByRole('button', { name: 'Mute', exact: true }).click();
+    for (const p of [alice, bob]) {
+      await p.page.keyboard.press('s');
+      await p.page.getByRole('button', { name: 'Grid view', exact: true }).waitFor();
+      await waitFor(`${p.name}: dave in the main area`, () => p.page.evaluate(() => document.querySelector('#pinned .tile')?.dataset.name === 'dave'), 20_000);
+    }
+    await shot(alice, '11-tiles-speaker.png');
+    await shot(bob, '11-tiles-speaker-phone.png');
+    await alice.page.getByRole('button', { name: 'Grid view', exact: true }).click();
+    await waitFor('alice: back to the grid', () => alice.page.evaluate(() => document.getElementById('pinned').hidden));
+    await shot(bob, '11-tiles-grid-phone.png');
+    log('  speaker view (S): dave, the one speaking, in the main area at 640×340 and on the phone; back to the grid');
   },
 
   // End-to-end encryption: alice and bob join with one passphrase and decode each other;

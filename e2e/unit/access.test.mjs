@@ -55,9 +55,9 @@ test('each refusal gets a page title that says what happened', () => {
 
 test('a member sees only the controls it may use', () => {
   const all = { publish: ['camera', 'microphone', 'screen_share', 'screen_share_audio'], subscribe: true, data: true, moderate: false };
-  assert.deepEqual(visibleControls(all), { mic: true, cam: true, screen: true, screenAudio: true, devices: true, chat: true, moderate: false });
+  assert.deepEqual(visibleControls(all), { mic: true, cam: true, screen: true, screenAudio: true, devices: true, chat: true, hand: true, moderate: false });
   const viewer = { publish: [], subscribe: true, data: false, moderate: false };
-  assert.deepEqual(visibleControls(viewer), { mic: false, cam: false, screen: false, screenAudio: false, devices: false, chat: false, moderate: false });
+  assert.deepEqual(visibleControls(viewer), { mic: false, cam: false, screen: false, screenAudio: false, devices: false, chat: false, hand: false, moderate: false });
   assert.equal(visibleControls({ ...all, moderate: true }).moderate, true);
   assert.equal(visibleControls(all, false).screen, false, 'no screen share where the browser has none');
 });

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { bannerText, connLabel } from '../../web/js/call/connection.js';
 import { intervalLevel, peerStateOf } from '../../web/js/call/tiles.js';
 import { peopleRows } from '../../web/js/call/controls.js';
+import { qualityOf, inboundInterval, qualityDetail } from '../../web/js/call/quality.js';
 import { connState } from '../../web/js/session.js';
 
 test('the banner says what happens and when the next try is', () => {
@@ -54,9 +55,10 @@ test('media that never connected is explained once ICE fails or stalls, in any b
 });
 
 test('a state message is read as the tile shows it; anything else is chat', () => {
-  assert.deepEqual(peerStateOf({ state: { audio: false } }), { audio: false, video: true, e2ee: false });
-  assert.deepEqual(peerStateOf({ state: {} }), { audio: true, video: true, e2ee: false });
-  assert.deepEqual(peerStateOf({ state: { e2ee: true } }), { audio: true, video: true, e2ee: true });
+  assert.deepEqual(peerStateOf({ state: { audio: false } }), { audio: false, video: true, e2ee: false, hand: false });
+  assert.deepEqual(peerStateOf({ state: {} }), { audio: true, video: true, e2ee: false, hand: false });
+  assert.deepEqual(peerStateOf({ state: { e2ee: true } }), { audio: true, video: true, e2ee: true, hand: false });
+  assert.equal(peerStateOf({ state: { hand: true } }).hand, true);
   assert.equal(peerStateOf({ state: { e2ee: 'yes' } }).e2ee, false, 'only true says so');
   for (const other of [null, 'hi', { text: 'hi' }, { state: 'on' }]) assert.equal(peerStateOf(other), null);
 });
@@ -74,6 +76,31 @@ test('the people list starts with this member, then the others with their state'
     { id: '2', name: 'Bob', state: { audio: false, video: true } },
     { id: '3', name: 'Cy', state: {} },
   ]);
+  // Raised hands come first after this member.
+  const hands = peopleRows({
+    selfId: '1',
+    nickname: 'Ann',
+    selfState: {},
+    peers: new Map([['2', 'Bob'], ['3', 'Cy'], ['4', 'Di']]),
+    peerState: new Map([['3', { hand: true }], ['4', { hand: true }]]),
+  });
+  assert.deepEqual(hands.map((r) => r.name), ['Ann (you)', 'Cy', 'Di', 'Bob']);
+});
+
+test("a tile's connection quality: loss, jitter and round trip over the last interval", () => {
+  assert.equal(qualityOf({ received: 100, lostPct: 0.5, jitterMs: 8, rttMs: 30 }), 'good');
+  assert.equal(qualityOf({ received: 100, lostPct: 5 }), 'fair');
+  assert.equal(qualityOf({ received: 100, rttMs: 450 }), 'fair');
+  assert.equal(qualityOf({ received: 100, lostPct: 20 }), 'poor');
+  assert.equal(qualityOf({ received: 100, jitterMs: 150 }), 'poor');
+  assert.equal(qualityOf({ received: 0 }), 'none', 'nothing arrives');
+  assert.equal(inboundInterval(null, { packetsReceived: 5 }), null, 'the first statistics');
+  assert.deepEqual(
+    inboundInterval({ packetsReceived: 100, packetsLost: 2 }, { packetsReceived: 190, packetsLost: 12 }),
+    { received: 90, lostPct: 10 },
+  );
+  assert.equal(qualityDetail({ lostPct: 1.25, jitterMs: 7.6, rttMs: 31.2 }), 'loss 1.3%, jitter 8 ms, round trip 31 ms');
+  assert.equal(qualityDetail({ lostPct: 0 }), 'loss 0.0%');
 });
 
 test('a level is the average over the interval, so a short beep between polls counts', () => {

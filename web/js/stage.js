@@ -1,7 +1,8 @@
 // The call's video tiles: one per participant (camera and microphone) and one per screen share.
 // Lays them out as a grid that fills the space (or scrolls when there are too many), tracks
 // which tiles are on screen (for subscriptions), shows names, mute / camera-off state and who
-// is speaking, and offers pin and fullscreen on each tile.
+// is speaking, and offers pin, minimise and fullscreen on each tile. In speaker view the
+// one speaking takes the main area; a grid with more tiles than fit goes by pages.
 
 import { el, icon, Emitter } from './util.js';
 import { isScreenStream } from './session.js';
@@ -11,6 +12,9 @@ const HIDE_DELAY_MS = 1500; // a tile must be off screen this long before its vi
 const VISIBLE_RATIO = 0.2; // a tile counts as on screen when this much of it shows
 const SPEAK_ON = 0.035;
 const SPEAK_HOLD_MS = 700;
+// Speaker view moves the main area to a new speaker at most this often (no flicker when
+// two talk over each other).
+const SPEAKER_HOLD_MS = 2000;
 
 function initials(name) {
   const parts = name.trim().split(/\s+/).filter(Boolean);
@@ -42,6 +46,19 @@ export class Tile {
     this.avatar = el('div', { class: 'avatar' }, el('span'));
     this.nameEl = el('span', { class: 'name' });
     this.note = el('p', { class: 'tile-note', role: 'status' });
+    this.handEl = el('span', { class: 'hand', role: 'img', title: 'Hand raised', 'aria-label': 'Hand raised', hidden: true }, icon('hand'));
+    this.qualityEl = el('span', { class: 'quality', role: 'img', hidden: true }, el('i'), el('i'), el('i'));
+    this.minimised = false;
+    this.minBtn = el('button', {
+      class: 'icon-btn min-btn',
+      type: 'button',
+      onclick: (e) => {
+        e.stopPropagation();
+        if (this.minimised) stage.restore(this);
+        else stage.minimise(this);
+      },
+    }, icon('minus'));
+    this.labelMinimise();
     this.el = el('div', {
       class: `tile${local ? ' local' : ''}${screen ? ' screen' : ''}`,
       dataset: { key, peerId: peerId ?? '', audio: 'on', video: 'off' },
@@ -52,8 +69,11 @@ export class Tile {
     this.note,
     el('div', { class: 'tile-bar' },
       el('span', { class: 'mic-off', title: 'Microphone off' }, icon('mic-off')),
-      this.nameEl),
+      this.handEl,
+      this.nameEl,
+      this.qualityEl),
     el('div', { class: 'tile-actions' },
+      this.minBtn,
       el('button', { class: 'icon-btn pin-btn', type: 'button', title: 'Pin', 'aria-label': 'Pin this tile', onclick: () => stage.togglePin(this) }, icon('pin')),
       el('button', { class: 'icon-btn fs-btn', type: 'button', title: 'Fullscreen', 'aria-label': 'Fullscreen', onclick: () => stage.fullscreen(this) }, icon('maximize'))));
     this.el.addEventListener('dblclick', () => stage.fullscreen(this));
@@ -139,6 +159,35 @@ export class Tile {
     if (level > SPEAK_ON && this.audioWanted !== false) this.speakingUntil = now + SPEAK_HOLD_MS;
     const speaking = now < this.speakingUntil;
     if (speaking !== this.el.classList.contains('speaking')) this.el.classList.toggle('speaking', speaking);
+    if (speaking) this.stage.onSpeaking(this, now);
+  }
+
+  /** The minimise button's name: what it does now. */
+  labelMinimise() {
+    const label = this.minimised ? 'Restore this tile' : 'Minimise this tile';
+    this.minBtn.title = this.minimised ? 'Restore' : 'Minimise';
+    this.minBtn.setAttribute('aria-label', label);
+    this.minBtn.querySelector('use').setAttribute('href', this.minimised ? '#i-restore' : '#i-minus');
+  }
+
+  /** Whether the member has a hand raised. */
+  setHand(raised) {
+    this.handEl.hidden = !raised;
+    this.el.classList.toggle('hand-raised', raised);
+  }
+
+  /**
+   * The connection-quality bars (call/quality.js): `level` 'good', 'fair', 'poor' or
+   * 'none' (nothing arrives), `detail` the figures behind it; null hides them.
+   */
+  setQuality(level, detail = '') {
+    this.qualityEl.hidden = !level;
+    if (!level) return;
+    this.qualityEl.dataset.level = level;
+    const words = { good: 'good', fair: 'fair', poor: 'poor', none: 'no media arriving' };
+    const label = `Connection: ${words[level] ?? level}${detail ? ` (${detail})` : ''}`;
+    this.qualityEl.title = label;
+    this.qualityEl.setAttribute('aria-label', label);
   }
 
   destroy() {
@@ -153,6 +202,16 @@ export class Stage extends Emitter {
     this.root = root; // #stage
     this.grid = root.querySelector('#tiles');
     this.pinArea = root.querySelector('#pinned');
+    this.minArea = root.querySelector('#minimised');
+    this.pager = root.querySelector('#pager');
+    // Speaker view: the one speaking takes the main area (unless a tile was pinned by
+    // hand); when it was moved there by speaker view, `autoPinned`.
+    this.speakerView = false;
+    this.autoPinned = false;
+    this.speakerSince = 0;
+    this.grid.addEventListener('scroll', () => this.renderPager(), { passive: true });
+    this.pager?.querySelector('.prev')?.addEventListener('click', () => this.turnPage(-1));
+    this.pager?.querySelector('.next')?.addEventListener('click', () => this.turnPage(1));
     this.tiles = new Map(); // key -> Tile
     this.visible = new Set(); // tile keys on screen
     this.hideTimers = new Map();
@@ -214,6 +273,7 @@ export class Stage extends Emitter {
     if (this.pinned === t) this.unpin();
     this.io?.unobserve(t.el);
     t.destroy();
+    this.minArea.hidden = this.minArea.children.length === 0;
     this.tiles.delete(key);
     this.visible.delete(key);
     clearTimeout(this.hideTimers.get(key));
@@ -239,7 +299,7 @@ export class Stage extends Emitter {
     let changed = false;
     for (const e of entries) {
       const key = e.target.dataset.key;
-      if (!this.tiles.has(key)) continue;
+      if (!this.tiles.has(key) || this.tiles.get(key).minimised) continue;
       if (e.isIntersecting && e.intersectionRatio >= VISIBLE_RATIO - 0.001) {
         clearTimeout(this.hideTimers.get(key));
         this.hideTimers.delete(key);
@@ -265,11 +325,13 @@ export class Stage extends Emitter {
   // ---- pin and fullscreen
 
   togglePin(tile) {
-    if (this.pinned === tile) this.unpin();
+    if (this.pinned === tile && !this.autoPinned) this.unpin();
     else this.pin(tile);
+    this.autoPinned = false;
   }
 
   pin(tile) {
+    if (tile.minimised) this.restore(tile, false);
     if (this.pinned) this.unpin(false);
     this.pinned = tile;
     tile.el.classList.add('pinned');
@@ -283,6 +345,7 @@ export class Stage extends Emitter {
     const t = this.pinned;
     if (!t) return;
     this.pinned = null;
+    this.autoPinned = false;
     t.el.classList.remove('pinned');
     this.grid.append(t.el);
     this.sort();
@@ -309,6 +372,96 @@ export class Stage extends Emitter {
     }
   }
 
+  // ---- speaker view
+
+  /** Speaker view on or off: the one speaking (or the first other member) in the main area. */
+  setSpeakerView(on) {
+    this.speakerView = on;
+    this.root.classList.toggle('speaker-view', on);
+    if (!on) {
+      if (this.autoPinned) this.unpin();
+      return;
+    }
+    if (this.pinned) return;
+    const speaking = [...this.tiles.values()].find((t) => !t.local && t.el.classList.contains('speaking'));
+    const first = speaking ?? [...this.tiles.values()].find((t) => !t.local && !t.minimised);
+    if (first) this.autoPin(first, Date.now());
+  }
+
+  /**
+   * A tile speaks: in speaker view it takes the main area once the one there has stopped
+   * speaking, and not sooner than a moment after the last change.
+   */
+  onSpeaking(tile, now) {
+    if (!this.speakerView || tile.local || tile.minimised || this.pinned === tile) return;
+    if (this.pinned && !this.autoPinned) return; // pinned by hand: it stays
+    if (this.pinned?.el.classList.contains('speaking') || now - this.speakerSince < SPEAKER_HOLD_MS) return;
+    this.autoPin(tile, now);
+  }
+
+  autoPin(tile, now) {
+    this.pin(tile);
+    this.autoPinned = true;
+    this.speakerSince = now;
+  }
+
+  // ---- minimised tiles: a chip with the name, no video (it is not subscribed)
+
+  minimise(tile) {
+    if (tile.minimised) return;
+    if (this.pinned === tile) this.unpin(false);
+    tile.minimised = true;
+    tile.labelMinimise();
+    tile.el.classList.add('minimised');
+    this.minArea.append(tile.el);
+    this.minArea.hidden = false;
+    this.io?.unobserve(tile.el);
+    clearTimeout(this.hideTimers.get(tile.key));
+    this.hideTimers.delete(tile.key);
+    if (this.visible.delete(tile.key)) this.emit('visibility');
+    this.layout();
+  }
+
+  restore(tile, relayout = true) {
+    if (!tile.minimised) return;
+    tile.minimised = false;
+    tile.labelMinimise();
+    tile.el.classList.remove('minimised');
+    this.grid.append(tile.el);
+    this.sort();
+    this.minArea.hidden = this.minArea.children.length === 0;
+    if (this.io) this.io.observe(tile.el);
+    else this.visible.add(tile.key);
+    if (relayout) this.layout();
+  }
+
+  // ---- pages: a grid with more tiles than fit scrolls a page at a time
+
+  /** The page height: the rows of tiles that fit in the grid. */
+  pageHeight() {
+    const tileH = parseFloat(this.grid.style.getPropertyValue('--tile-h')) || this.grid.clientHeight;
+    const rows = Math.max(1, Math.floor((this.grid.clientHeight + GAP) / (tileH + GAP)));
+    return rows * (tileH + GAP);
+  }
+
+  turnPage(step) {
+    this.grid.scrollTo({ top: Math.max(0, this.grid.scrollTop + step * this.pageHeight()), behavior: 'instant' });
+    this.renderPager();
+  }
+
+  renderPager() {
+    if (!this.pager) return;
+    const paged = this.grid.classList.contains('scrolls');
+    this.pager.hidden = !paged;
+    if (!paged) return;
+    const page = this.pageHeight();
+    const pages = Math.max(1, Math.ceil((this.grid.scrollHeight - GAP) / page - 0.01));
+    const at = Math.min(pages - 1, Math.round(this.grid.scrollTop / page));
+    this.pager.querySelector('.where').textContent = `${at + 1} / ${pages}`;
+    this.pager.querySelector('.prev').disabled = at === 0;
+    this.pager.querySelector('.next').disabled = at >= pages - 1;
+  }
+
   // ---- layout
 
   /** Chooses columns so that tiles are as large as possible; scrolls when they get too small. */
@@ -328,6 +481,7 @@ export class Stage extends Emitter {
         this.grid.style.setProperty('--tile-w', `${Math.floor(tileH * 16 / 9)}px`);
         this.grid.style.setProperty('--cols', String(n));
         this.grid.classList.remove('scrolls');
+        this.renderPager();
         return;
       }
       const minW = Math.min(w, w < 600 ? 150 : 220);
@@ -350,6 +504,7 @@ export class Stage extends Emitter {
       this.grid.style.setProperty('--tile-w', `${Math.floor(best.tileW)}px`);
       this.grid.style.setProperty('--tile-h', `${Math.floor(best.tileW / ratio)}px`);
       this.grid.classList.toggle('scrolls', scrolls);
+      this.renderPager();
     };
     this.layoutFrame = requestAnimationFrame(run);
   }

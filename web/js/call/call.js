@@ -34,7 +34,9 @@ function callContext(room, nickname, media, meter, credentials) {
       audio: media.audioOn && Boolean(media.audioTrack),
       video: media.videoOn && Boolean(media.videoTrack),
       e2ee: Boolean(session.e2ee),
+      hand: call.hand,
     }),
+    hand: false, // a raised hand (controls.js)
     // Our microphone and camera state, for the others' tiles: a chat-less member (no
     // canPublishData) publishes nothing to announce and may not send it.
     announce: (to) => session.allowed.data && session.message({ state: call.myState() }, to),

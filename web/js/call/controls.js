@@ -1,4 +1,5 @@
-// The call's controls: microphone and camera (buttons and the m/v keys), screen share,
+// The call's controls: microphone and camera (buttons and the m/v keys), raising a hand
+// (h), screen share,
 // the devices dialog, the invite link, and the side panel with the chat and the list of
 // people.
 
@@ -21,6 +22,8 @@ export function visibleControls(allowed, screenSupported = true) {
     screenAudio: may('screen_share_audio'),
     devices: may('microphone') || may('camera'),
     chat: allowed.data,
+    // A raised hand is told in the member's state message: app data.
+    hand: allowed.data,
     moderate: allowed.moderate,
   };
 }
@@ -29,7 +32,9 @@ export function visibleControls(allowed, screenSupported = true) {
 export function peopleRows({ selfId, nickname, selfState, peers, peerState }) {
   const rows = [{ id: selfId ?? 'me', name: `${nickname} (you)`, state: selfState }];
   for (const [id, name] of peers) rows.push({ id, name, state: peerState.get(id) ?? {} });
-  return rows;
+  // Raised hands first, in the order of the list otherwise.
+  const rest = rows.slice(1);
+  return [rows[0], ...rest.filter((r) => r.state.hand), ...rest.filter((r) => !r.state.hand)];
 }
 
 /** Wires the controls to the call; returns `stopScreen` (hanging up ends a share). */
@@ -39,14 +44,22 @@ export function wireControls(call) {
   // ---- microphone and camera
   const micBtn = $('btn-mic');
   const camBtn = $('btn-cam');
+  const handBtn = $('btn-hand');
   const renderControls = () => {
     const s = call.myState();
     micBtn.classList.toggle('off', !s.audio);
     micBtn.querySelector('use').setAttribute('href', s.audio ? '#i-mic' : '#i-mic-off');
     micBtn.querySelector('span').textContent = s.audio ? 'Mute' : 'Unmute';
+    micBtn.title = `${s.audio ? 'Mute' : 'Unmute'} (M)`;
     camBtn.classList.toggle('off', !s.video);
     camBtn.querySelector('use').setAttribute('href', s.video ? '#i-cam' : '#i-cam-off');
     camBtn.querySelector('span').textContent = s.video ? 'Stop video' : 'Start video';
+    camBtn.title = `${s.video ? 'Stop video' : 'Start video'} (V)`;
+    handBtn.classList.toggle('active', s.hand);
+    handBtn.setAttribute('aria-pressed', String(s.hand));
+    handBtn.querySelector('span').textContent = s.hand ? 'Lower hand' : 'Raise hand';
+    handBtn.title = `${s.hand ? 'Lower hand' : 'Raise hand'} (H)`;
+    stage.tiles.get('local')?.setHand(s.hand);
   };
   media.on('state', () => {
     renderControls();
@@ -64,13 +77,21 @@ export function wireControls(call) {
     if (e.target.closest?.('input, textarea, select, dialog') || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.key === 'm' && !micBtn.hidden) micBtn.click();
     if (e.key === 'v' && !camBtn.hidden) camBtn.click();
+    if (e.key === 'h' && !handBtn.hidden) handBtn.click();
   });
+  handBtn.onclick = () => {
+    call.hand = !call.hand;
+    renderControls();
+    call.announce();
+    call.renderPeople();
+  };
 
   // ---- what this member may do: the controls it may not use are not shown
   session.on('joined', ({ allowed, locked }) => {
     const v = visibleControls(allowed, screenShareSupported());
     micBtn.hidden = !v.mic;
     camBtn.hidden = !v.cam;
+    handBtn.hidden = !v.hand;
     $('screen-wrap').hidden = !v.screen;
     $('share-screen-audio').hidden = !v.screenAudio;
     $('btn-settings').hidden = !v.devices;
@@ -244,6 +265,7 @@ export function wireControls(call) {
     $('btn-people').querySelector('span').textContent = `People (${rows.length})`;
     $('people-list').replaceChildren(...rows.map((r) => el('li', { dataset: { peerId: r.id } },
       el('span', { class: 'person', text: r.name }),
+      r.state.hand ? el('span', { class: 'state-icon hand', role: 'img', title: 'Hand raised', 'aria-label': 'Hand raised' }, icon('hand')) : null,
       el('span', { class: `state-icon${r.state.audio === false ? ' off' : ''}`, title: r.state.audio === false ? 'Microphone off' : 'Microphone on' }, icon(r.state.audio === false ? 'mic-off' : 'mic')),
       el('span', { class: `state-icon${r.state.video === false ? ' off' : ''}`, title: r.state.video === false ? 'Camera off' : 'Camera on' }, icon(r.state.video === false ? 'cam-off' : 'cam')))));
   };

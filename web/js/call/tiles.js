@@ -5,6 +5,7 @@
 import { $, el, icon, store } from '../util.js';
 import { SCREEN_PREFIX } from '../session.js';
 import { toast } from '../ui.js';
+import { tileQualities } from './quality.js';
 
 /**
  * A member's message about its own microphone and camera (`{state: {audio, video}}`),
@@ -12,7 +13,12 @@ import { toast } from '../ui.js';
  */
 export function peerStateOf(data) {
   if (!data || typeof data !== 'object' || !data.state || typeof data.state !== 'object') return null;
-  return { audio: data.state.audio !== false, video: data.state.video !== false, e2ee: data.state.e2ee === true };
+  return {
+    audio: data.state.audio !== false,
+    video: data.state.video !== false,
+    e2ee: data.state.e2ee === true,
+    hand: data.state.hand === true,
+  };
 }
 
 /**
@@ -139,7 +145,10 @@ export function wireTiles(call) {
   // page without the passphrase, would be noise; with one, this page's worker tells what
   // it makes of each track ('e2ee' below).
   function showState(tile, st) {
-    if (!tile.screen) tile.setState(st);
+    if (!tile.screen) {
+      tile.setState(st);
+      tile.setHand(st.hand);
+    }
     if (!session.e2ee) tile.setE2ee(st.e2ee ? 'locked' : null);
   }
   session.on('reset', () => {
@@ -198,6 +207,7 @@ export function wireTiles(call) {
   session.on('message', ({ from, data }) => {
     const st = peerStateOf(data);
     if (st) {
+      if (st.hand && !peerState.get(from)?.hand) toast(`${names.get(from) ?? 'Someone'} raised a hand.`);
       peerState.set(from, st);
       for (const t of stage.tilesOf(from)) showState(t, st);
       call.renderPeople();
@@ -240,10 +250,48 @@ export function wireTiles(call) {
     });
     for (const key of energies.keys()) if (!seen.has(key)) energies.delete(key);
   }
+  // Each tile's connection quality, every 2 s.
+  const qualityStats = new Map();
+  const qualityTimer = setInterval(async () => {
+    const report = await session.pc?.getStats().catch(() => null);
+    if (!report) return;
+    for (const [key, level, detail] of tileQualities(report, session, stage, qualityStats)) {
+      stage.tiles.get(key)?.setQuality(level, detail);
+    }
+  }, 2000);
+
+  // Speaker view or the grid (remembered), and pages of tiles.
+  const viewBtn = $('view-toggle');
+  const renderView = () => {
+    const on = stage.speakerView;
+    viewBtn.setAttribute('aria-pressed', String(on));
+    viewBtn.setAttribute('aria-label', on ? 'Grid view' : 'Speaker view');
+    viewBtn.title = on ? 'Grid view (S)' : 'Speaker view (S)';
+    viewBtn.querySelector('use').setAttribute('href', on ? '#i-grid' : '#i-speaker');
+  };
+  viewBtn.onclick = () => {
+    stage.setSpeakerView(!stage.speakerView);
+    store.set('view', stage.speakerView ? 'speaker' : 'grid');
+    renderView();
+  };
+  const keys = (e) => {
+    if (e.target.closest?.('input, textarea, select, dialog') || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === 's') viewBtn.click();
+    if (e.key === 'PageDown') stage.turnPage(1);
+    if (e.key === 'PageUp') stage.turnPage(-1);
+  };
+  document.addEventListener('keydown', keys);
+  if (store.get('view') === 'speaker') stage.setSpeakerView(true);
+  renderView();
+  // Speaker view shows someone as soon as there is someone.
+  session.on('track', () => { if (stage.speakerView && !stage.pinned) stage.setSpeakerView(true); });
+
   return {
     stop: () => {
       clearInterval(speakTimer);
       clearInterval(sizeTimer);
+      clearInterval(qualityTimer);
+      document.removeEventListener('keydown', keys);
     },
   };
 }
