@@ -504,6 +504,14 @@ const CASES = {
     await bob.page.press('#chat-input', 'Enter');
     await waitFor("bob's message in alice's chat", () => alice.page.locator('#chat-log').innerText().then((t) => t.includes('hi alice')));
     log('  chat crossed both ways');
+    // Emoji: drawn where the browser has an emoji font, else written as their names (never
+    // empty boxes).
+    await alice.page.fill('#chat-input', 'well done 👍🏽 🎉');
+    await alice.page.press('#chat-input', 'Enter');
+    const drawable = await bob.page.evaluate(async () => (await import('/static/js/emoji.js')).canDrawEmoji());
+    const shown = drawable ? 'well done 👍🏽 🎉' : 'well done :thumbs up sign (medium skin tone): :party popper:';
+    await waitFor(`bob's chat shows "${shown}"`, () => bob.page.locator('#chat-log').innerText().then((t) => t.includes(shown)));
+    log(`  emoji ${drawable ? 'drawn (the browser has an emoji font)' : 'written as names (no emoji font here)'}: "${shown}"`);
 
     await sendFile(alice, bob, 'report.bin', 200 * 1024 + 123); // five chunks
     await waitFor("alice's side says sent", () => alice.page.evaluate(() => Boolean(document.querySelector('#chat-log .msg.own[data-done="true"]'))));

@@ -14,6 +14,7 @@
 // the announced size and MAX_FILE_BYTES are checked as each part arrives, not at the end.
 
 import { $, el, icon, formatBytes, randomString, bytesToBase64, base64ToBytes, sleep } from './util.js';
+import { canDrawEmoji, emojiAsText } from './emoji.js';
 
 export const MAX_FILE_BYTES = 16 * 1024 * 1024;
 export const CHUNK_BYTES = 48 * 1024; // 64 KiB of base64
@@ -111,8 +112,10 @@ export class Chat {
     return row;
   }
 
-  line(name, text, own) {
-    // Links become clickable; everything is text (never HTML from others).
+  line(name, raw, own) {
+    // Links become clickable; everything is text (never HTML from others). Emoji this
+    // browser cannot draw are written as their names.
+    const text = canDrawEmoji() ? raw : emojiAsText(raw);
     const parts = [];
     let last = 0;
     for (const m of text.matchAll(/https?:\/\/[^\s<>"]+/g)) {
