@@ -1229,6 +1229,23 @@ const CASES = {
     await waitFor('alice: back to the grid', () => alice.page.evaluate(() => document.getElementById('pinned').hidden));
     await shot(bob, '11-tiles-grid-phone.png');
     log('  speaker view (S): dave, the one speaking, in the main area at 640×340 and on the phone; back to the grid');
+    // The phone's other views, each reached by a named control: chat, people, devices,
+    // the share menu is not offered (no getDisplayMedia on phones), a tile's actions.
+    for (const [button, view, file] of [['Chat', '#panel-chat', 'chat'], [/^People/, '#panel-people', 'people']]) {
+      await bob.page.getByRole('button', { name: button, exact: true }).click();
+      await bob.page.locator(view).waitFor({ state: 'visible' });
+      await shot(bob, `11-phone-${file}.png`);
+      await bob.page.getByRole('button', { name: 'Close panel', exact: true }).click();
+    }
+    await bob.page.getByRole('button', { name: 'Devices', exact: true }).click();
+    await bob.page.locator('#settings').waitFor({ state: 'visible' });
+    await shot(bob, '11-phone-devices.png');
+    await bob.page.getByRole('button', { name: 'Done', exact: true }).click();
+    const daveTile = bob.page.locator('#stage .tile[data-name="dave"]');
+    for (const name of ['Pin this tile', 'Minimise this tile', 'Fullscreen']) {
+      if (!(await daveTile.getByRole('button', { name, exact: true }).isVisible())) throw new Error(`bob's phone: no visible "${name}" on a tile`);
+    }
+    log('  on the phone: chat, people and devices reached by name; pin, minimise and fullscreen on each tile');
   },
 
   // End-to-end encryption: alice and bob join with one passphrase and decode each other;
