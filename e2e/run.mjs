@@ -239,7 +239,7 @@ async function acrossNamespace(s, name, shape = () => {}, personOpts = {}) {
   await waitDecodes(alice, 'bob');
   await waitDecodes(bob, 'alice');
   const metrics = async () => (await fetch(`${srv.url}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).text();
-  return { ns, alice, bob, metrics };
+  return { ns, alice, bob, metrics, srv, room: r };
 }
 
 const CASES = {
@@ -492,8 +492,12 @@ const CASES = {
   // Text chat both ways, and a file of several chunks arrives byte for byte; too large a file
   // is refused with a message.
   async chat(s) {
-    const srv = await s.server();
+    const token = 'e2e-chat';
+    const srv = await s.server(['--metrics-token', token]);
+    const figure = async (series) => (await (await fetch(`${srv.url}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).text())
+      .split('\n').filter((l) => l.startsWith(series)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
     const { alice, bob } = await pair(s, srv, room('chat'));
+    for (const p of [alice, bob]) await waitFor(`${p.name}: the data channel is open`, () => p.page.evaluate(() => window.peerCalls.session.dataPath === 'channel'));
     await bob.page.click('#btn-chat');
     const text = `hello bob, ünïcødé ✓ ${Date.now()}`;
     await alice.page.click('#btn-chat');
@@ -515,6 +519,30 @@ const CASES = {
 
     await sendFile(alice, bob, 'report.bin', 200 * 1024 + 123); // five chunks
     await waitFor("alice's side says sent", () => alice.page.evaluate(() => Boolean(document.querySelector('#chat-log .msg.own[data-done="true"]'))));
+    const via = await alice.page.evaluate(() => document.querySelector('#chat-log .msg.own[data-file-id] .file-card').dataset.via);
+    const [received, sent] = [await figure('peercalls_shard_data_messages_received_total'), await figure('peercalls_shard_data_messages_sent_total')];
+    if (via !== 'channel' || !(received >= 7 && sent >= 7)) throw new Error(`the file did not go on the data channels: via ${via}, ${received} received and ${sent} sent there`);
+    log(`  chat and the file went on the data channels (the server took ${received} messages from them and sent ${sent})`);
+
+    // The receiver cancels: the sender's card says so, and the rest is not kept.
+    await alice.page.setInputFiles('#file-input', { name: 'slow.bin', mimeType: 'application/octet-stream', buffer: randomBytes(1024 * 1024) });
+    const cancel = bob.page.locator('#chat-log .msg:not(.own) .file-card', { hasText: 'slow.bin' }).getByRole('button', { name: 'Cancel', exact: true });
+    await cancel.click();
+    await waitFor("alice's card: cancelled by bob", () => alice.page.locator('#chat-log .msg.own .file-card', { hasText: 'slow.bin' }).innerText().then((t) => t.includes('cancelled by bob')));
+    await waitFor("bob's card: not received, cancelled", () => bob.page.locator('#chat-log .file-card', { hasText: 'slow.bin' }).innerText().then((t) => t.includes('not received: cancelled')));
+    log('  bob cancelled a file on his side: his card says so, and alice\'s says who cancelled');
+
+    // Without the data channel (closed), chat and files go on the WebSocket both ways.
+    await bob.page.evaluate(() => window.peerCalls.session.channel.close());
+    await waitFor("bob's path: the socket", () => bob.page.evaluate(() => window.peerCalls.session.dataPath === 'socket'));
+    await bob.page.fill('#chat-input', 'over the socket');
+    await bob.page.press('#chat-input', 'Enter');
+    await waitFor("bob's message at alice", () => alice.page.locator('#chat-log').innerText().then((t) => t.includes('over the socket')));
+    await alice.page.fill('#chat-input', 'and back');
+    await alice.page.press('#chat-input', 'Enter');
+    await waitFor("alice's message at bob, on his socket", () => bob.page.locator('#chat-log').innerText().then((t) => t.includes('and back')));
+    await sendFile(alice, bob, 'fallback.bin', 100 * 1024 + 1);
+    log('  with his data channel closed, bob chats and receives a file on the WebSocket');
 
     await alice.page.setInputFiles('#file-input', { name: 'huge.bin', mimeType: 'application/octet-stream', buffer: Buffer.alloc(16 * 1024 * 1024 + 1) });
     await waitFor('the size limit message', () => alice.page.locator('#chat-log .msg.system.error').innerText().then((t) => t.includes('at most 16')));
@@ -542,14 +570,22 @@ const CASES = {
     await tab.close();
     log('  an HTML file with a script is only downloaded; its script never runs');
 
-    // A sender that lies about the size: the part beyond it is refused as it arrives.
-    await alice.page.evaluate(() => {
-      const s = window.peerCalls.session;
-      s.message({ file: { id: 'liar', name: 'small.txt', mime: 'text/plain', size: 10, chunks: 1 } });
-      s.message({ fileChunk: { id: 'liar', index: 0, data: btoa('x'.repeat(5000)) } });
-    });
-    await waitFor('the oversized part refused', () => bob.page.locator('#chat-log').innerText().then((t) => /small\.txt[\s\S]*not received: it is larger than the 10 B announced/.test(t)));
-    log('  a file larger than announced is refused at the part that passes the size');
+    // A sender that lies about the size (past the page's own checks): the server refuses
+    // the part beyond it, on either path, and says why; it never reaches bob.
+    for (const via of ['channel', 'socket']) {
+      const id = `liar-${via}`;
+      await alice.page.evaluate(({ id, via }) => {
+        const s = window.peerCalls.session;
+        s.message({ file: { id, name: `${id}.txt`, mime: 'text/plain', size: 10, chunks: 1 } }, undefined, via);
+        s.message({ fileChunk: { id, index: 0, data: btoa('x'.repeat(5000)) } }, undefined, via);
+      }, { id, via });
+      await waitFor(`alice is told the server refused the part (${via})`, () => alice.page.evaluate((id) => [...document.querySelectorAll('.toast')]
+        .some((t) => t.textContent.includes(`file "${id}" is larger than its announced size`)), id));
+      await sleep(300);
+      const got = await bob.page.evaluate((id) => window.peerCalls.chat.incoming.get([...window.peerCalls.chat.incoming.keys()].find((k) => k.endsWith(`/${id}`)))?.received, id);
+      if (got !== 0) throw new Error(`bob received ${got} part(s) of a file past its size (${via})`);
+    }
+    log('  a part past its file\'s announced size is refused by the server, on the data channel and on the socket');
 
     // Hanging up lets the received files go (their object URLs are revoked).
     await bob.page.click('#btn-hangup');
@@ -1246,6 +1282,32 @@ const CASES = {
       if (!(await daveTile.getByRole('button', { name, exact: true }).isVisible())) throw new Error(`bob's phone: no visible "${name}" on a tile`);
     }
     log('  on the phone: chat, people and devices reached by name; pin, minimise and fullscreen on each tile');
+  },
+
+  // One slow receiver does not hold the others up: alice's downlink is capped at 300
+  // kbit/s (a token bucket on the host side of her veth pair); bob sends a 2 MiB file to
+  // the room on his data channel; carol, on the host, has all of it while alice has less
+  // than half (the server holds alice's part in her channel's buffer, not in bob's).
+  async slowfile(s) {
+    const { ns, alice, bob, srv, room: r } = await acrossNamespace(s, 'slowfile');
+    const carol = await s.person('carol', { secureOrigin: srv.url });
+    await carol.page.goto(`${srv.url}/call/${r}`);
+    await join(carol);
+    await waitDecodes(carol, 'bob');
+    for (const p of [alice, bob, carol]) await waitFor(`${p.name}: the data channel is open`, () => p.page.evaluate(() => window.peerCalls.session.dataPath === 'channel'));
+    ns.limitDown('300kbit');
+    const name = 'big.bin';
+    await bob.page.setInputFiles('#file-input', { name, mimeType: 'application/octet-stream', buffer: randomBytes(2 * 1024 * 1024) });
+    const progress = (p) => p.page.evaluate((n) => {
+      const t = [...window.peerCalls.chat.incoming.values()].find((x) => x.meta.name === n);
+      const done = window.peerCalls.chat.kept.some((k) => k.link.download === n);
+      return done ? 1 : t ? t.received / t.meta.chunks : 0;
+    }, name);
+    await waitFor('carol has the whole file', async () => (await progress(carol)) === 1, 60_000);
+    const slow = await progress(alice);
+    log(`  carol has all of the 2 MiB file; alice, behind 300 kbit/s, has ${Math.round(slow * 100)}%`);
+    if (slow >= 0.5) throw new Error(`alice's slow link was not slow (${Math.round(slow * 100)}%)`);
+    await shot(carol, '12-slow-receiver.png');
   },
 
   // End-to-end encryption: alice and bob join with one passphrase and decode each other;

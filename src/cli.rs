@@ -509,6 +509,7 @@ impl ServeArgs {
                 auth: self.auth_provider()?,
                 room_password: self.room_password.clone(),
                 trusted_proxies: self.trusted_proxy.clone(),
+                data_messages_per_second: self.messages_per_second,
                 ..AppConfig::default()
             },
             limits: Limits {

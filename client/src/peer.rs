@@ -50,6 +50,10 @@ pub enum PeerEvent {
     },
     /// An RTP packet arrived.
     Rtp(ReceivedRtp),
+    /// The data channel opened (the server answered its SCTP association).
+    ChannelOpen,
+    /// A text message on the data channel.
+    ChannelText(String),
     /// The server asks for a keyframe on one of our sending m-lines.
     KeyframeRequest {
         /// The m-line.
@@ -104,6 +108,8 @@ pub struct ClientPeer {
     /// The msid of each m-line as the server's last offer wrote it. str0m keeps the
     /// first one, but the server recycles m-lines of gone tracks for new ones.
     offered_msids: Vec<(Mid, (String, String))>,
+    /// The data channel, once open.
+    channel: Option<str0m::channel::ChannelId>,
 }
 
 impl ClientPeer {
@@ -146,6 +152,7 @@ impl ClientPeer {
             connected: false,
             feedback: Vec::new(),
             offered_msids: Vec::new(),
+            channel: None,
         };
         peer.drain().expect("a fresh peer drains");
         peer
@@ -423,6 +430,19 @@ impl ClientPeer {
         self.write_on(mid, None, packet)
     }
 
+    /// Sends `text` on the data channel: false when it is not open or its buffer is full.
+    pub fn send_text(&mut self, text: &str) -> Result<bool, RtcError> {
+        let Some(id) = self.channel else {
+            return Ok(false);
+        };
+        let sent = match self.rtc.channel(id) {
+            Some(mut channel) => channel.write(false, text.as_bytes())?,
+            None => false,
+        };
+        self.drain()?;
+        Ok(sent)
+    }
+
     /// Asks the server for a keyframe on a receiving m-line.
     pub fn request_keyframe(&mut self, mid: Mid) -> Result<(), RtcError> {
         if let Some(rx) = self.rtc.direct_api().stream_rx_by_mid(mid, None) {
@@ -498,6 +518,15 @@ impl ClientPeer {
                 kind: r.kind,
                 rid: r.rid,
             }),
+            Event::ChannelOpen(id, _) => {
+                self.channel.get_or_insert(id);
+                self.events.push_back(PeerEvent::ChannelOpen);
+            }
+            Event::ChannelData(d) if Some(d.id) == self.channel && !d.binary => {
+                if let Ok(text) = String::from_utf8(d.data) {
+                    self.events.push_back(PeerEvent::ChannelText(text));
+                }
+            }
             Event::MediaIngressStats(st) => {
                 match self.feedback.iter_mut().find(|f| f.0 == st.mid) {
                     Some(f) => (f.1, f.2) = (st.nacks, st.plis),

@@ -16,6 +16,9 @@ use str0m::{Candidate, Rtc, RtcConfig};
 
 use crate::dtls_tap::{self, KeySlot};
 
+/// Bytes of app messages a peer's data channel holds for it before the next is dropped.
+pub const DATA_CHANNEL_BUFFER: usize = 4 * 1024 * 1024;
+
 /// Where a shard takes media: its UDP socket, and its ICE-TCP listener if it has one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MediaAddrs {
@@ -86,6 +89,9 @@ impl PeerFactory {
             .set_ice_lite(true)
             .set_dtls_cert(self.cert.clone())
             .set_crypto_provider(self.crypto.clone())
+            // What the data channel may hold for a receiver slower than the senders
+            // (`shard/data.rs`): as much as its WebSocket's send buffer.
+            .set_sctp_max_buffered_amount(DATA_CHANNEL_BUFFER)
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)

@@ -146,6 +146,10 @@ pub enum Control {
         track: TrackId,
         max: u8,
     },
+    /// Send `text` (a JSON message of the signalling protocol) to `peer` on its data
+    /// channel. Not sent when the channel's buffer is full: a slow receiver does not
+    /// hold the others up (counted as `data_dropped`).
+    SendData { peer: PeerId, text: Arc<str> },
     /// Shard to the publisher's shard: the highest simulcast layer the tiles of
     /// `shard`'s subscribers of `track` ask for (`None`: it has none any more).
     LayerDemand {
@@ -221,6 +225,9 @@ impl std::fmt::Debug for Control {
             }
             Control::LayerDemand { track, shard, max } => {
                 write!(f, "LayerDemand({track:?}, {shard}, {max:?})")
+            }
+            Control::SendData { peer, text } => {
+                write!(f, "SendData({peer:?}, {} bytes)", text.len())
             }
             Control::Node(c) => write!(f, "Node({c:?})"),
             Control::Shutdown => write!(f, "Shutdown"),
@@ -378,4 +385,10 @@ pub enum Notice {
         /// Why.
         reason: String,
     },
+    /// The peer's data channel opened: app messages to it may go there.
+    ChannelOpen { peer: PeerId },
+    /// The peer's data channel closed (the peer goes on, without it).
+    ChannelClosed { peer: PeerId },
+    /// A text message on the peer's data channel: a message of the signalling protocol.
+    ChannelData { peer: PeerId, text: String },
 }

@@ -60,6 +60,11 @@ pub struct ShardStats {
     pub probe_packets: u64,
     pub rtp_held_for_congestion: u64,
     pub rtp_temporal_left_out: u64,
+    /// App messages on data channels: received from clients, sent to them, and not sent
+    /// because the receiver's channel was full (a slow receiver) or the message was bad.
+    pub data_received: u64,
+    pub data_sent: u64,
+    pub data_dropped: u64,
     /// Video payload bytes forwarded to subscribers, by simulcast layer (a track
     /// without simulcast is layer 0): their rates are the layers' bitrates.
     pub layer0_bytes: u64,
@@ -71,7 +76,7 @@ impl ShardStats {
     /// Every counter with the name and meaning it has on the metrics page (Prometheus
     /// counters, `peercalls_shard_<name>_total`). A counter added to the struct belongs
     /// here too; the test below keeps the two the same size.
-    pub fn counters(&self) -> [(&'static str, &'static str, u64); 28] {
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 31] {
         [
             ("rx_datagrams", "Datagrams received.", self.rx_datagrams),
             ("rx_bytes", "Bytes received.", self.rx_bytes),
@@ -187,6 +192,21 @@ impl ShardStats {
                 self.rtp_temporal_left_out,
             ),
             (
+                "data_messages_received",
+                "App messages (chat, files) received on clients' data channels.",
+                self.data_received,
+            ),
+            (
+                "data_messages_sent",
+                "App messages sent on clients' data channels.",
+                self.data_sent,
+            ),
+            (
+                "data_messages_dropped",
+                "App messages not sent on a data channel (the receiver's buffer was full) or not taken from one (binary, too large, not UTF-8).",
+                self.data_dropped,
+            ),
+            (
                 "video_forwarded_bytes_layer_0",
                 "Video payload bytes forwarded of simulcast layer 0, the lowest (and of video without simulcast).",
                 self.layer0_bytes,
@@ -254,10 +274,13 @@ mod tests {
             probe_packets: 26,
             rtp_held_for_congestion: 27,
             rtp_temporal_left_out: 28,
+            data_received: 29,
+            data_sent: 30,
+            data_dropped: 31,
         };
         let mut values: Vec<u64> = stats.counters().iter().map(|c| c.2).collect();
         values.sort();
-        assert_eq!(values, (1..=28).collect::<Vec<u64>>());
+        assert_eq!(values, (1..=31).collect::<Vec<u64>>());
         let value = |name: &str| stats.counters().iter().find(|c| c.0 == name).unwrap().2;
         assert_eq!(value("rtp_forwarded"), 11);
         assert_eq!(value("rtp_received"), 8);

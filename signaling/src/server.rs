@@ -406,7 +406,7 @@ fn run(
             }
         }
         for n in notices.try_iter() {
-            app.on_notice(n);
+            app.on_notice(now, n);
         }
         if let Some(w) = webhook.as_mut() {
             for (conn, verdict) in w.verdicts(now) {

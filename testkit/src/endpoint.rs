@@ -43,6 +43,9 @@ pub struct TestClient {
     pub received: Vec<ReceivedRtp>,
     /// Keyframe requests received from the server.
     pub keyframe_requests: usize,
+    /// The data channel is open, and the text messages the server sent on it.
+    pub channel_open: bool,
+    pub channel_texts: Vec<String>,
 }
 
 impl TestClient {
@@ -53,6 +56,8 @@ impl TestClient {
             addr,
             received: Vec::new(),
             keyframe_requests: 0,
+            channel_open: false,
+            channel_texts: Vec::new(),
         }
     }
 
@@ -61,6 +66,8 @@ impl TestClient {
             match e {
                 PeerEvent::Rtp(p) => self.received.push(p),
                 PeerEvent::KeyframeRequest { .. } => self.keyframe_requests += 1,
+                PeerEvent::ChannelOpen => self.channel_open = true,
+                PeerEvent::ChannelText(t) => self.channel_texts.push(t),
                 _ => {}
             }
         }

@@ -115,6 +115,9 @@ pub struct Net<E: Endpoint> {
     pub gone: Vec<(PeerId, String)>,
     /// Answers a shard could not use.
     pub bad_answers: usize,
+    /// What shards said of data channels: opened, and the text that came in on them.
+    pub channels_open: Vec<PeerId>,
+    pub channel_texts: Vec<(PeerId, String)>,
     /// Returns true for a datagram the network loses.
     pub loss: Option<LossRule>,
     /// Datagrams lost so far.
@@ -154,6 +157,8 @@ impl<E: Endpoint> Net<E> {
             layers_wanted: Vec::new(),
             gone: Vec::new(),
             bad_answers: 0,
+            channels_open: Vec::new(),
+            channel_texts: Vec::new(),
             loss: None,
             lost: 0,
             wiretap: None,
@@ -403,6 +408,9 @@ impl<E: Endpoint> Net<E> {
                 self.layers_wanted.push((peer, track, max));
             }
             Notice::BadAnswer { .. } => self.bad_answers += 1,
+            Notice::ChannelOpen { peer } => self.channels_open.push(peer),
+            Notice::ChannelClosed { peer } => self.channels_open.retain(|p| *p != peer),
+            Notice::ChannelData { peer, text } => self.channel_texts.push((peer, text)),
             Notice::Connected { .. } | Notice::UnknownPeer { .. } => {}
         }
     }

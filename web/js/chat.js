@@ -4,6 +4,11 @@
 //   {"file": {"id", "name", "mime", "size", "chunks"}}       then, for index 0..chunks-1:
 //   {"fileChunk": {"id", "index", "data": "<base64 of at most 48 KiB>"}}
 //   {"fileAbort": {"id"}}                                       the sender gave up
+//   {"fileCancel": {"id"}}, to the sender                       a receiver gave up
+//
+// They go on the data channel once it is open (the server relays them to each member on
+// its channel, or on its WebSocket), and on the WebSocket before that; a transfer keeps the
+// path it started on.
 //
 // Chunks are paced under the server's rate limit (50 messages/s per connection) and wait for
 // the WebSocket's send buffer to drain, so a large file neither trips the limit nor floods the
@@ -91,6 +96,17 @@ export class Chat {
       if (t) this.failIncoming(`${from}/${data.fileAbort.id}`, 'the sender cancelled');
       return true;
     }
+    if (data?.fileCancel && typeof data.fileCancel === 'object') {
+      const row = [...this.log.querySelectorAll('.msg.own[data-file-id]')].find((r) => r.dataset.fileId === String(data.fileCancel.id));
+      const card = row?.querySelector('.file-card');
+      if (card) {
+        const note = card.querySelector('.file-cancelled') ?? card.appendChild(el('span', { class: 'file-cancelled' }));
+        const names = new Set([...(note.dataset.names ?? '').split('\n').filter(Boolean), this.nameOf(from)]);
+        note.dataset.names = [...names].join('\n');
+        note.textContent = `cancelled by ${[...names].join(', ')}`;
+      }
+      return true;
+    }
     return false;
   }
 
@@ -168,19 +184,20 @@ export class Chat {
     const state = { cancelled: false };
     this.outgoing.set(id, state);
     cancel.onclick = () => { state.cancelled = true; };
+    // One path for the whole transfer (the data channel when it is open): parts sent on
+    // two paths could overtake each other.
+    const via = this.session.dataPath;
+    card.dataset.via = via;
     try {
-      if (!this.session.message({ file: meta })) throw new Error('not connected');
+      if (!this.session.message({ file: meta }, undefined, via)) throw new Error('not connected');
       for (let i = 0; i < chunks; i++) {
         if (i > 0) await sleep(CHUNK_INTERVAL_MS);
         if (state.cancelled) throw new Error(typeof state.cancelled === 'string' ? state.cancelled : 'cancelled');
         const bytes = new Uint8Array(await file.slice(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES).arrayBuffer());
-        // Wait for the socket to drain, so chunks do not pile up in the browser or at the server.
-        const deadline = Date.now() + 30_000;
-        while (this.session.buffered() > MAX_BUFFERED) {
-          if (Date.now() > deadline || !this.session.isOpen) throw new Error('the connection is too slow');
-          await sleep(50);
-        }
-        if (!this.session.message({ fileChunk: { id, index: i, data: bytesToBase64(bytes) } })) throw new Error('the connection was lost');
+        // Wait for the path to drain (the channel's bufferedamountlow), so chunks do not
+        // pile up in the browser or at the server.
+        if (!(await this.session.drained(via, MAX_BUFFERED, Date.now() + 30_000))) throw new Error('the connection is too slow');
+        if (!this.session.message({ fileChunk: { id, index: i, data: bytesToBase64(bytes) } }, undefined, via)) throw new Error('the connection was lost');
         bar.value = Math.round(((i + 1) / chunks) * 100);
       }
       // A rate-limit error for the last part arrives a moment later.
@@ -191,7 +208,7 @@ export class Chat {
     } catch (err) {
       status.textContent = `not sent: ${err.message}`;
       card.classList.add('failed');
-      this.session.message({ fileAbort: { id } });
+      this.session.message({ fileAbort: { id } }, undefined, via);
     } finally {
       cancel.remove();
       this.outgoing.delete(id);
@@ -234,6 +251,14 @@ export class Chat {
     const t = { from, meta: m, parts: new Array(chunks), received: 0, bytes: 0, card, bar, status, row, timer: 0 };
     this.incoming.set(key, t);
     this.touch(key, t);
+    // The receiver may give up too: the sender hears of it (and goes on for the others).
+    const cancel = el('button', { type: 'button', class: 'link-btn', text: 'Cancel' });
+    cancel.onclick = () => {
+      this.failIncoming(key, 'cancelled');
+      this.session.message({ fileCancel: { id } }, from);
+    };
+    card.append(cancel);
+    t.cancel = cancel;
   }
 
   touch(key, t) {
@@ -268,6 +293,7 @@ export class Chat {
     this.touch(key, t);
     if (t.received === t.meta.chunks) {
       clearTimeout(t.timer);
+      t.cancel?.remove();
       this.incoming.delete(key);
       this.finishIncoming(t, t.parts);
     }
@@ -322,6 +348,7 @@ export class Chat {
     t.parts = [];
     t.status.textContent = `not received: ${why}`;
     t.card.classList.add('failed');
+    t.cancel?.remove();
   }
 
   /** A peer left: transfers from them will not finish. */

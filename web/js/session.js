@@ -289,9 +289,66 @@ export class Session extends Emitter {
     if (this.send({ ...msg, id })) this.requests.set(id, { at: Date.now(), ...what });
   }
 
-  /** Bytes the browser has not sent yet on the socket (for pacing file transfers). */
-  buffered() {
-    return this.ws?.bufferedAmount ?? 0;
+  /** Bytes the browser has not sent yet on `via` ('channel' or 'socket'), for pacing files. */
+  buffered(via = 'socket') {
+    return via === 'channel' ? (this.channel?.bufferedAmount ?? 0) : (this.ws?.bufferedAmount ?? 0);
+  }
+
+  /**
+   * Waits until `via` has at most `max` bytes unsent (the channel says so with its
+   * `bufferedamountlow` event; the socket is polled). False when it closed, or did not
+   * drain by `deadline`.
+   */
+  async drained(via, max, deadline) {
+    while (this.buffered(via) > max) {
+      if (Date.now() > deadline || !this.pathOpen(via)) return false;
+      if (via === 'channel') {
+        const ch = this.channel;
+        ch.bufferedAmountLowThreshold = max;
+        await new Promise((resolve) => {
+          const done = () => {
+            ch.removeEventListener('bufferedamountlow', done);
+            ch.removeEventListener('close', done);
+            clearTimeout(timer);
+            resolve();
+          };
+          const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
+          ch.addEventListener('bufferedamountlow', done);
+          ch.addEventListener('close', done);
+        });
+      } else {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    return true;
+  }
+
+  /** Whether app messages can go on `via` now. */
+  pathOpen(via) {
+    return via === 'channel' ? this.isOpen && this.channel?.readyState === 'open' : this.isOpen;
+  }
+
+  /** The path app messages take now: the data channel once it is open, else the socket. */
+  get dataPath() {
+    return this.pathOpen('channel') ? 'channel' : 'socket';
+  }
+
+  /** The data channel: the server's messages on it are handled as the socket's are. */
+  openChannel(channel) {
+    this.channel = channel;
+    channel.onmessage = (ev) => {
+      if (channel !== this.channel || typeof ev.data !== 'string') return;
+      let msg;
+      try {
+        msg = JSON.parse(ev.data);
+      } catch {
+        console.warn('malformed message on the data channel', ev.data);
+        return;
+      }
+      this.chain = this.chain
+        .then(() => (this.closed ? undefined : this.handle(msg)))
+        .catch((err) => console.error(`handling ${msg.type} failed`, err));
+    };
   }
 
   get isOpen() {
@@ -580,6 +637,7 @@ export class Session extends Emitter {
       this.pc.ontrack = null;
       this.pc.close();
     }
+    this.channel = null;
     const hadState = this.pc || this.tracks.size || this.peers.size;
     this.pc = null;
     this.mediaReady = false;
@@ -631,7 +689,9 @@ export class Session extends Emitter {
       if (!('connectionState' in pc)) this.onPcState(pc);
     };
     pc.ontrack = (ev) => this.onTrack(ev);
-    pc.createDataChannel('peer-calls'); // the first offer always has an m-line
+    // The first offer always has an m-line; app messages (chat, files) go on this channel
+    // once it is open, and on the WebSocket before and without it.
+    this.openChannel(pc.createDataChannel('peer-calls'));
     // Microphone and camera: one sendonly transceiver each, with or without a track, on one stream
     // (so the server sees them as one participant's audio and video).
     // A receive-only member (or one without a source's grant) offers none for it: the
@@ -904,9 +964,20 @@ export class Session extends Emitter {
   // ---------------------------------------------------------------- app messages
 
   /** Relays JSON to the room (or one peer). Returns false when not connected. */
-  message(data, to) {
-    if (!this.isOpen) return false;
-    return this.send(to ? { type: 'message', data, to } : { type: 'message', data });
+  /**
+   * Sends an app message to the room (or to the member `to`) on `via` ('channel' or
+   * 'socket'; by default the path open now). The path taken, or false when it is closed.
+   */
+  message(data, to, via = this.dataPath) {
+    if (!this.pathOpen(via)) return false;
+    const msg = to ? { type: 'message', data, to } : { type: 'message', data };
+    if (via === 'socket') return this.send(msg) && via;
+    try {
+      this.channel.send(JSON.stringify(msg));
+      return via;
+    } catch {
+      return false;
+    }
   }
 
   // ---------------------------------------------------------------- leaving

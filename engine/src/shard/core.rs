@@ -454,6 +454,7 @@ impl ShardCore {
                     self.set_max_layer(track, slot, max);
                 }
             }
+            Control::SendData { peer, text } => self.send_data(now, peer, text),
             Control::Shutdown | Control::Node(_) => {}
             #[cfg(feature = "fault-injection")]
             Control::InjectPanic { peer } => {
@@ -599,11 +600,9 @@ impl ShardCore {
             Event::RtpPacket(packet) => self.on_rtp(now, slot, packet),
             Event::KeyframeRequest(req) => self.on_keyframe_request(now, slot, req.mid, req.kind),
             // The data channel (DTLS): the client is alive, whatever it carries.
-            Event::ChannelOpen(..) | Event::ChannelData(_) => {
-                if let Some(peer) = self.peer_mut(slot) {
-                    peer.last_authentic_rx = now;
-                }
-            }
+            Event::ChannelOpen(id, _) => self.channel_opened(now, slot, id),
+            Event::ChannelData(data) => self.channel_data(now, slot, data),
+            Event::ChannelClose(id) => self.channel_closed(slot, id),
             _ => {}
         }
     }

@@ -14,6 +14,7 @@
 //! | `peer.rs`, `route.rs`, `timers.rs`, `wallclock.rs` | the data they share |
 
 mod core;
+mod data;
 mod feedback;
 mod forwarding;
 mod history;

@@ -173,6 +173,8 @@ pub(crate) struct Peer {
     /// Where str0m sends this peer's media (its selected candidate pair), learnt from
     /// its datagrams that are not STUN.
     pub(crate) media_to: Option<(Protocol, SocketAddr)>,
+    /// The data channel app messages go on (`data.rs`), once it is open.
+    pub(crate) channel: Option<str0m::channel::ChannelId>,
 }
 
 /// A peer may be reached at this many addresses at once (NAT rebinding, interface
@@ -212,6 +214,7 @@ impl Peer {
             handshake_failure: None,
             disconnected_since: None,
             twcc_guard: TwccGuard::default(),
+            channel: None,
             keys,
             send: None,
             media_to: None,

@@ -315,7 +315,8 @@ pub fn app_messages(data: &[u8]) {
         r#"{"type":"join","room":"r","nickname":"other"}"#,
     );
     app.on_text(now, other, &json_text("offer", client_offer()));
-    app.on_notice(Notice::TrackPublished {
+    app.on_notice(now, Notice::ChannelOpen { peer: PeerId(1) });
+    app.on_notice(now, Notice::TrackPublished {
         peer: PeerId(2),
         track: TrackId(1),
         name: TrackName {
@@ -331,8 +332,15 @@ pub fn app_messages(data: &[u8]) {
         },
     });
     drop(app.take_output());
-    for line in data.split(|&b| b == b'\n').take(256) {
-        app.on_text(now, me, &String::from_utf8_lossy(line));
+    // Every other line comes on the member's data channel instead of its WebSocket.
+    for (k, line) in data.split(|&b| b == b'\n').take(256).enumerate() {
+        let text = String::from_utf8_lossy(line);
+        if k % 2 == 0 {
+            app.on_text(now, me, &text);
+        } else {
+            let text = text.into_owned();
+            app.on_notice(now, Notice::ChannelData { peer: PeerId(1), text });
+        }
         for out in app.take_output() {
             if let Output::Send(_, msg) | Output::SendMany(_, msg) = out {
                 serde_json::to_string(&msg).expect("a server message serialises");
@@ -360,7 +368,7 @@ fn settle(now: Instant, app: &mut App, shard: &mut ShardCore) {
             }
         }
         for n in notices {
-            app.on_notice(n);
+            app.on_notice(now, n);
         }
         shard.out.transmits.clear();
     }

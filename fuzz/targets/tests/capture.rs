@@ -562,7 +562,7 @@ fn answer_to_publish_offer() -> String {
         }
         for n in std::mem::take(&mut shard.out.notices) {
             if matches!(n, Notice::Offer { .. } | Notice::TrackPublished { .. }) {
-                app.on_notice(n);
+                app.on_notice(now, n);
             }
         }
     }

@@ -17,6 +17,7 @@
 //! | `moderation.rs` | what a `roomAdmin` may do: kick, mute, lock, end |
 
 mod affinity;
+mod files;
 mod gate;
 mod membership;
 mod moderation;
@@ -102,6 +103,10 @@ pub struct AppConfig {
     /// Reverse proxies in front of the server (`--trusted-proxy`): behind them, a
     /// client's address is the one their `X-Forwarded-For` names (for the webhook and the
     /// count of password guesses).
+    /// App messages a second a member may send on its data channel (a token bucket,
+    /// as the WebSocket's `--messages-per-second`): over it, one is dropped with a
+    /// `rate_limited` error.
+    pub data_messages_per_second: u32,
     pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
@@ -130,6 +135,7 @@ impl Default for AppConfig {
             auth: auth::Provider::Open,
             room_password: None,
             trusted_proxies: Vec::new(),
+            data_messages_per_second: 50,
         }
     }
 }
@@ -453,7 +459,7 @@ impl App {
     }
 
     /// A shard reported something.
-    pub fn on_notice(&mut self, notice: Notice) {
+    pub fn on_notice(&mut self, now: Instant, notice: Notice) {
         match notice {
             Notice::Connected { peer } => self.media_connected(peer),
             Notice::UnknownPeer { .. } => {}
@@ -470,6 +476,9 @@ impl App {
             Notice::Unsubscribed { peer, tracks } => self.unsubscribed(peer, tracks),
             Notice::BadAnswer { peer, reason } => self.bad_answer(peer, reason),
             Notice::PeerGone { peer, reason } => self.media_ended(peer, reason),
+            Notice::ChannelOpen { peer } => self.set_channel(peer, true),
+            Notice::ChannelClosed { peer } => self.set_channel(peer, false),
+            Notice::ChannelData { peer, text } => self.on_channel_text(now, peer, &text),
         }
     }
 

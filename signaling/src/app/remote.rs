@@ -149,17 +149,17 @@ impl App {
         if !r.remote.iter().any(|m| peer_id_str(m.peer) == from) {
             return; // not a member of the room as this node knows it (yet)
         }
-        let conns = r
+        let targets = r
             .members
             .iter()
-            .filter(|p| to.is_none_or(|to| peer_id_str(**p) == to))
-            .filter_map(|p| self.conn_of(*p))
+            .copied()
+            .filter(|p| to.is_none_or(|to| peer_id_str(*p) == to))
             .collect();
         let msg = ServerMessage::Message {
             from: from.to_owned(),
             data,
         };
-        self.out.push(Output::SendMany(conns, msg));
+        self.deliver(targets, msg);
     }
 
     /// A member on another node, as its node describes it now.

@@ -39,6 +39,12 @@ pub(super) struct Session {
     pub(super) access: Option<String>,
     /// The simulcast layer each video track's tile asks for (`tile_sizes`).
     pub(super) tile_layers: Vec<(TrackRef, u8)>,
+    /// Its data channel is open: app messages to it go there (`relay.rs`).
+    pub(super) channel: bool,
+    /// App messages on its data channel, at the WebSocket's rate (from its first).
+    pub(super) channel_limiter: Option<crate::transport::RateLimiter>,
+    /// Its file transfers, held to their sizes (`files.rs`).
+    pub(super) files: super::files::Transfers,
 }
 
 /// Who a new session is for.
@@ -164,6 +170,9 @@ impl App {
                 grants,
                 access,
                 tile_layers: Vec::new(),
+                channel: false,
+                channel_limiter: None,
+                files: super::files::Transfers::default(),
             },
         );
         if let Some(c) = self.conns.get_mut(&conn) {

@@ -55,6 +55,7 @@ use linger::{Linger, LingerIo, LingerStep, drive_linger};
 use open::OpenWs;
 use stream::Stream;
 use ws::Sock;
+pub(crate) use ws::{Admit, RateLimiter};
 
 use crate::tls::TlsFiles;
 

@@ -81,9 +81,9 @@ fn a_burst_of_joins_is_refused_by_the_load_it_will_bring_not_the_load_of_now() {
     }
     let connect = |t: &mut T, shard: usize, n: usize| {
         for &(_, peer, _) in peers.iter().filter(|p| p.0 == shard).take(n) {
-            t.app.on_notice(Notice::Connected { peer });
+            t.app.on_notice(t.now, Notice::Connected { peer });
             // Said again (an ICE restart): counted once.
-            t.app.on_notice(Notice::Connected { peer });
+            t.app.on_notice(t.now, Notice::Connected { peer });
         }
     };
     connect(&mut t, 0, 5);

@@ -158,7 +158,7 @@ fn published_tracks_are_announced_and_subscribable_then_unpublished() {
     t.offer(b, &[]);
     let a_peer = PeerId(a_id.parse().unwrap());
     let track = TrackId(7);
-    t.app.on_notice(vp8_track_published(a_peer, track));
+    t.app.on_notice(t.now, vp8_track_published(a_peer, track));
     let out = t.app.take_output();
     assert!(
         matches!(sent_to(&out, b)[0], ServerMessage::TrackPublished { track } if track.codec.mime_type == "video/VP8")
@@ -170,7 +170,8 @@ fn published_tracks_are_announced_and_subscribable_then_unpublished() {
     );
     // A second track with the same ids from someone else is refused.
     let b_peer = PeerId(a_peer.0 + 1);
-    t.app.on_notice(vp8_track_published(b_peer, TrackId(8)));
+    t.app
+        .on_notice(t.now, vp8_track_published(b_peer, TrackId(8)));
     let out = t.app.take_output();
     assert_eq!(errors(&out, b), vec![ErrorCode::TrackExists]);
     assert!(out.iter().any(|o| matches!(
@@ -184,18 +185,24 @@ fn published_tracks_are_announced_and_subscribable_then_unpublished() {
         )
     )));
     // The subscription becomes active, then the track goes away.
-    t.app.on_notice(Notice::Subscribed {
-        peer: b_peer,
-        tracks: vec![track],
-    });
+    t.app.on_notice(
+        t.now,
+        Notice::Subscribed {
+            peer: b_peer,
+            tracks: vec![track],
+        },
+    );
     let out = t.app.take_output();
     assert!(
         matches!(sent_to(&out, b)[0], ServerMessage::Subscribed { tracks } if tracks[0] == TrackRef::new("s", "v", Kind::Video))
     );
-    t.app.on_notice(Notice::TrackUnpublished {
-        peer: a_peer,
-        track,
-    });
+    t.app.on_notice(
+        t.now,
+        Notice::TrackUnpublished {
+            peer: a_peer,
+            track,
+        },
+    );
     let out = t.app.take_output();
     assert!(matches!(
         sent_to(&out, b)[0],
@@ -228,6 +235,146 @@ fn messages_are_relayed_to_the_room_or_one_peer() {
     assert_eq!(errors(&out, a), vec![ErrorCode::InvalidMessage]);
 }
 
+/// The app messages sent to `peer` on its data channel (`SendData` to its shard).
+fn on_channel(out: &[Output], peer: PeerId) -> Vec<serde_json::Value> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Control(_, Control::SendData { peer: p, text }) if *p == peer => {
+                serde_json::from_str(text).ok()
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Chat and files go on a member's data channel once its shard says it is open, and on
+/// its WebSocket otherwise; what comes in on a channel goes through the same checks, with
+/// refusals answered on the socket.
+#[test]
+fn messages_take_the_data_channel_where_it_is_open() {
+    let mut t = T::new(AppConfig::default());
+    let (a, a_id, _) = t.join(1, "room", "ann");
+    let (b, b_id, _) = t.join(2, "room", "bob");
+    let (c, _, _) = t.join(3, "room", "cat");
+    for conn in [a, b, c] {
+        t.offer(conn, &[]);
+    }
+    let (a_peer, b_peer) = (PeerId(a_id.parse().unwrap()), PeerId(b_id.parse().unwrap()));
+    t.app.on_notice(t.now, Notice::ChannelOpen { peer: b_peer });
+    let out = t.text(a, r#"{"type":"message","data":{"chat":"hi"}}"#);
+    let got = on_channel(&out, b_peer);
+    assert_eq!(got.len(), 1, "bob gets it on his channel");
+    assert_eq!(got[0]["type"], "message");
+    assert_eq!(
+        (got[0]["from"].as_str(), got[0]["data"]["chat"].as_str()),
+        (Some(a_id.as_str()), Some("hi"))
+    );
+    assert!(sent_to(&out, b).is_empty(), "and not on his socket");
+    assert_eq!(sent_to(&out, c).len(), 1, "cat has no channel: her socket");
+    // From ann's channel: relayed the same way.
+    t.app.on_notice(
+        t.now,
+        Notice::ChannelData {
+            peer: a_peer,
+            text: r#"{"type":"message","data":{"chat":"via channel"}}"#.into(),
+        },
+    );
+    let out = t.app.take_output();
+    assert_eq!(on_channel(&out, b_peer)[0]["data"]["chat"], "via channel");
+    assert!(
+        matches!(sent_to(&out, c)[..], [ServerMessage::Message { data, .. }] if data["chat"] == "via channel")
+    );
+    // Anything but a message, and bad JSON, are refused on ann's socket.
+    for bad in [r#"{"type":"leave"}"#, "{", r#"{"type":"message"}"#] {
+        t.app.on_notice(
+            t.now,
+            Notice::ChannelData {
+                peer: a_peer,
+                text: bad.into(),
+            },
+        );
+        let out = t.app.take_output();
+        assert_eq!(errors(&out, a).len(), 1, "{bad}");
+        assert!(on_channel(&out, b_peer).is_empty() && sent_to(&out, c).is_empty());
+    }
+    // A file past its size, on either path, is refused before it reaches anyone.
+    t.text(
+        a,
+        r#"{"type":"message","data":{"file":{"id":"f","name":"x","size":3,"chunks":1}}}"#,
+    );
+    t.app.on_notice(
+        t.now,
+        Notice::ChannelData {
+            peer: a_peer,
+            text:
+                r#"{"type":"message","data":{"fileChunk":{"id":"f","index":0,"data":"QUJDREVG"}}}"#
+                    .into(),
+        },
+    );
+    let out = t.app.take_output();
+    assert_eq!(errors(&out, a), vec![ErrorCode::InvalidMessage]);
+    assert!(on_channel(&out, b_peer).is_empty() && sent_to(&out, c).is_empty());
+    let over = serde_json::json!({"type": "message", "data": {"file": {"id": "g", "size": 16 * 1024 * 1024 + 1, "chunks": 342}}});
+    assert_eq!(
+        errors(&t.text(a, &over.to_string()), a),
+        vec![ErrorCode::InvalidMessage]
+    );
+    // Bob's channel closes: his socket again.
+    t.app
+        .on_notice(t.now, Notice::ChannelClosed { peer: b_peer });
+    let out = t.text(a, r#"{"type":"message","data":{"chat":"back"}}"#);
+    assert!(on_channel(&out, b_peer).is_empty());
+    assert_eq!(sent_to(&out, b).len(), 1);
+}
+
+/// A channel is held to the socket's rate: past its burst, a message is dropped with a
+/// `rate_limited` error on the socket.
+#[test]
+fn the_data_channel_is_rate_limited_like_the_socket() {
+    let mut t = T::new(AppConfig {
+        data_messages_per_second: 5,
+        ..AppConfig::default()
+    });
+    let (a, a_id, _) = t.join(1, "room", "ann");
+    let (b, _, _) = t.join(2, "room", "bob");
+    let a_peer = PeerId(a_id.parse().unwrap());
+    let mut relayed = 0;
+    let mut limited = 0;
+    for _ in 0..20 {
+        t.app.on_notice(
+            t.now,
+            Notice::ChannelData {
+                peer: a_peer,
+                text: r#"{"type":"message","data":{"chat":"x"}}"#.into(),
+            },
+        );
+        let out = t.app.take_output();
+        relayed += sent_to(&out, b).len();
+        limited += errors(&out, a)
+            .iter()
+            .filter(|e| **e == ErrorCode::RateLimited)
+            .count();
+    }
+    assert_eq!(
+        (relayed, limited),
+        (10, 10),
+        "a burst of twice the rate, then dropped"
+    );
+    t.now += Duration::from_secs(1);
+    t.app.on_notice(
+        t.now,
+        Notice::ChannelData {
+            peer: a_peer,
+            text: r#"{"type":"message","data":{"chat":"later"}}"#.into(),
+        },
+    );
+    assert_eq!(
+        sent_to(&t.app.take_output(), b).len(),
+        1,
+        "refilled at the rate"
+    );
+}
+
 #[test]
 fn silent_connections_are_closed() {
     let mut t = T::new(AppConfig::default());
@@ -253,21 +400,24 @@ fn a_member_publishes_at_most_its_track_cap() {
     t.offer(b, &[]);
     let a_peer = PeerId(a_id.parse().unwrap());
     let publish = |t: &mut T, n: u64| {
-        t.app.on_notice(Notice::TrackPublished {
-            peer: a_peer,
-            track: TrackId(n),
-            name: TrackName {
-                stream_id: "s".into(),
-                track_id: format!("t{n}"),
-                kind: MediaKind::Audio,
+        t.app.on_notice(
+            t.now,
+            Notice::TrackPublished {
+                peer: a_peer,
+                track: TrackId(n),
+                name: TrackName {
+                    stream_id: "s".into(),
+                    track_id: format!("t{n}"),
+                    kind: MediaKind::Audio,
+                },
+                codec: engine::codecs::CodecDesc {
+                    mime_type: "audio/opus".into(),
+                    clock_rate: 48_000,
+                    channels: Some(2),
+                    fmtp: String::new(),
+                },
             },
-            codec: engine::codecs::CodecDesc {
-                mime_type: "audio/opus".into(),
-                clock_rate: 48_000,
-                channels: Some(2),
-                fmtp: String::new(),
-            },
-        });
+        );
         t.app.take_output()
     };
     for n in 1..=2 {
@@ -303,7 +453,7 @@ fn tile_sizes_cap_each_track_at_the_layer_its_tile_needs() {
     t.offer(b, &[]);
     let (a_peer, b_peer) = (PeerId(a_id.parse().unwrap()), PeerId(b_id.parse().unwrap()));
     let track = TrackId(7);
-    t.app.on_notice(vp8_track_published(a_peer, track));
+    t.app.on_notice(t.now, vp8_track_published(a_peer, track));
     t.app.take_output();
     let sizes = |w: u32, h: u32| {
         serde_json::json!({"type": "tile_sizes", "tiles": [
@@ -312,10 +462,13 @@ fn tile_sizes_cap_each_track_at_the_layer_its_tile_needs() {
     };
     // Before the subscription takes effect: kept for it.
     assert_eq!(controls(&t.text(b, &sizes(300, 170))), 0);
-    t.app.on_notice(Notice::Subscribed {
-        peer: b_peer,
-        tracks: vec![track],
-    });
+    t.app.on_notice(
+        t.now,
+        Notice::Subscribed {
+            peer: b_peer,
+            tracks: vec![track],
+        },
+    );
     let out = t.app.take_output();
     assert!(out.iter().any(|o| matches!(
         o,
