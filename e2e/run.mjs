@@ -1310,6 +1310,102 @@ const CASES = {
     await shot(carol, '12-slow-receiver.png');
   },
 
+  // Direct calls (`--mesh-max 2`): alice and bob connect peer to peer and decode each
+  // other while the server forwards none of their media; when carol joins, all three go
+  // through the server, and alice's picture of bob never stops on the way (the direct
+  // connection closes once the server's video plays). Without the flag (every other
+  // case), calls always go through the server.
+  async mesh(s) {
+    const token = 'e2e-mesh';
+    const srv = await s.server(['--mesh-max', '2', '--metrics-token', token]);
+    const figure = async (series) => (await (await fetch(`${srv.url}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).text())
+      .split('\n').filter((l) => l.startsWith(series)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    const r = room('mesh');
+    const alice = await s.person('alice');
+    const bob = await s.person('bob');
+    for (const p of [alice, bob]) {
+      await p.page.goto(`${srv.url}/call/${r}`);
+      await join(p);
+    }
+    const directFrames = (p) => p.page.evaluate(async () => {
+      const pc = window.peerCalls.mesh.pc;
+      if (!pc) return 0;
+      let n = 0;
+      (await pc.getStats()).forEach((st) => { if (st.type === 'inbound-rtp' && st.kind === 'video') n += st.framesDecoded ?? 0; });
+      return n;
+    });
+    for (const p of [alice, bob]) {
+      await waitFor(`${p.name}: a direct call`, () => p.page.evaluate(() => document.body.dataset.path === 'direct'));
+      await waitFor(`${p.name} decodes the other directly`, async () => {
+        const a = await directFrames(p);
+        await sleep(500);
+        return (await directFrames(p)) > a && a > 0;
+      });
+    }
+    const forwarded0 = await figure('peercalls_shard_rtp_forwarded_total');
+    await sleep(2000);
+    const forwarded = (await figure('peercalls_shard_rtp_forwarded_total')) - forwarded0;
+    if (forwarded > 0) throw new Error(`the server forwarded ${forwarded} packets during a direct call`);
+    await shot(alice, '13-direct-call.png');
+    log('  alice and bob decode each other peer to peer; the server forwarded no packet in 2 s');
+    // Carol joins: all go through the server, and alice's picture of bob goes on.
+    const played = () => alice.page.evaluate(() => {
+      const v = [...document.querySelectorAll('#stage .tile')].find((t) => t.dataset.name === 'bob')?.querySelector('video');
+      return v?.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
+    });
+    const carol = await s.person('carol');
+    await carol.page.goto(`${srv.url}/call/${r}`);
+    const joining = join(carol);
+    let last = await played();
+    let since = Date.now();
+    let longest = 0;
+    const end = Date.now() + 12_000;
+    while (Date.now() < end) {
+      await sleep(100);
+      const n = await played();
+      if (n > last) {
+        longest = Math.max(longest, Date.now() - since);
+        [last, since] = [n, Date.now()];
+      }
+    }
+    longest = Math.max(longest, Date.now() - since);
+    await joining;
+    for (const p of [alice, bob, carol]) {
+      await waitFor(`${p.name}: through the server`, () => p.page.evaluate(() => document.body.dataset.path === 'server' && !window.peerCalls.mesh.pc));
+    }
+    await waitDecodes(alice, 'bob');
+    await waitDecodes(bob, 'alice');
+    await waitDecodes(carol, 'alice');
+    await waitDecodes(carol, 'bob');
+    log(`  carol joined: all three through the server; alice's picture of bob paused at most ${longest} ms on the way`);
+    if (longest >= 2000) throw new Error(`alice's picture of bob froze for ${longest} ms moving to the server`);
+    // A direct connection that cannot connect (dave's direct peer connection may use only a
+    // relay, and there is none): both go through the server, and decode each other.
+    const relayOnlyAfterTheFirst = () => {
+      const Native = window.RTCPeerConnection;
+      let made = 0;
+      window.RTCPeerConnection = function (config = {}) {
+        made += 1;
+        return new Native(made > 1 ? { ...config, iceTransportPolicy: 'relay' } : config);
+      };
+      window.RTCPeerConnection.prototype = Native.prototype;
+      Object.setPrototypeOf(window.RTCPeerConnection, Native);
+    };
+    const r2 = room('mesh-fails');
+    const dave = await s.person('dave', { initScript: relayOnlyAfterTheFirst });
+    const erin = await s.person('erin');
+    for (const p of [dave, erin]) {
+      await p.page.goto(`${srv.url}/call/${r2}`);
+      await join(p);
+    }
+    for (const p of [dave, erin]) {
+      await waitFor(`${p.name}: through the server after the direct connection failed`, () => p.page.evaluate(() => document.body.dataset.path === 'server' && !window.peerCalls.mesh.direct), 30_000);
+    }
+    await waitDecodes(dave, 'erin');
+    await waitDecodes(erin, 'dave');
+    log('  a direct connection that cannot connect: both go through the server after its 10 s deadline and decode each other');
+  },
+
   // End-to-end encryption: alice and bob join with one passphrase and decode each other;
   // carol, with another, decodes neither and her tiles say "can't decrypt"; dave, with
   // none, is told that they encrypt. Dave's browser also records the frames of alice's

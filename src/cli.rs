@@ -236,6 +236,13 @@ pub(crate) struct ServeArgs {
           value_parser = clap::builder::BoolishValueParser::new())]
     pub(crate) room_affinity: bool,
 
+    /// Direct calls: a room of at most this many members connects its browsers peer to
+    /// peer (the server relays their signalling only), and moves to the server when one
+    /// more joins. 0 (the default) or 1: always through the server. See
+    /// docs/web-client.md, "Direct calls for two".
+    #[arg(long, env = "PEERCALLS_MESH_MAX", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub(crate) mesh_max: u8,
+
     /// The UDP port of the server-to-server transport, on the media address (other
     /// nodes send this node media there; open it to them). 0: the system picks one,
     /// published in the node's registry entry.
@@ -506,6 +513,7 @@ impl ServeArgs {
                 max_rooms: self.max_rooms,
                 ice,
                 room_affinity: self.room_affinity,
+                mesh_max: usize::from(self.mesh_max),
                 auth: self.auth_provider()?,
                 room_password: self.room_password.clone(),
                 trusted_proxies: self.trusted_proxy.clone(),

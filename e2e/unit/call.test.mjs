@@ -9,6 +9,7 @@ import { bannerText, connLabel } from '../../web/js/call/connection.js';
 import { intervalLevel, peerStateOf } from '../../web/js/call/tiles.js';
 import { peopleRows } from '../../web/js/call/controls.js';
 import { qualityOf, inboundInterval, qualityDetail } from '../../web/js/call/quality.js';
+import { meshFits, offersFirst } from '../../web/js/mesh.js';
 import { connState } from '../../web/js/session.js';
 
 test('the banner says what happens and when the next try is', () => {
@@ -115,4 +116,14 @@ test('a level is the average over the interval, so a short beep between polls co
   // A browser without the energy fields: its last level.
   assert.equal(intervalLevel(undefined, { audioLevel: 0.5 }), 0.5);
   assert.equal(intervalLevel(undefined, {}), null);
+});
+
+test('a direct call: rooms that fit, and which side offers', () => {
+  assert.equal(meshFits(2, 1), true, 'alone: ready for the second');
+  assert.equal(meshFits(2, 2), true);
+  assert.equal(meshFits(2, 3), false, 'one more: through the server');
+  assert.equal(meshFits(null, 2), false, 'the server offers no direct calls');
+  assert.equal(meshFits(1, 1), false);
+  assert.equal(offersFirst('p-1a', 'p-2b'), true);
+  assert.equal(offersFirst('p-2b', 'p-1a'), false, 'exactly one of the two offers');
 });

@@ -299,6 +299,10 @@ pub enum ServerMessage {
         /// The room is locked: nobody new may join but moderators.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         locked: bool,
+        /// Direct calls (`--mesh-max`): while the room has at most this many members,
+        /// they connect peer to peer, signalling through `message`. Absent: never.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mesh_max: Option<u8>,
     },
     /// Someone entered the room.
     PeerJoined {

@@ -131,6 +131,11 @@ export class Session extends Emitter {
     this.videoSender = null;
     this.published = new Map(); // msidKey -> {ref, track, stream, transceiver}
     this.wants = () => true;
+    // Whether our camera and microphone go to the server: not during a direct call
+    // (mesh.js), whose peer connection carries them instead.
+    this.sfuSending = true;
+    // Direct calls (`--mesh-max`, from `joined`): null when the server offers none.
+    this.meshMax = null;
     this.connState = 'connecting';
     this.mediaState = 'new';
     this.signalState = 'connecting';
@@ -287,6 +292,18 @@ export class Session extends Emitter {
   request(msg, what) {
     const id = this.nextRequestId++;
     if (this.send({ ...msg, id })) this.requests.set(id, { at: Date.now(), ...what });
+  }
+
+  /**
+   * Our camera and microphone go to the server (`on`) or not (a direct call carries them):
+   * swapped on the same senders, without renegotiation.
+   */
+  setSfuSending(on) {
+    if (on === this.sfuSending) return;
+    this.sfuSending = on;
+    const put = (sender, track) => sender?.replaceTrack(on ? track ?? null : null).catch(() => {});
+    put(this.audioSender, this.media.audioTrack);
+    put(this.videoSender, this.media.videoTrack);
   }
 
   /** Bytes the browser has not sent yet on `via` ('channel' or 'socket'), for pacing files. */
@@ -468,6 +485,7 @@ export class Session extends Emitter {
     this.peerId = msg.peerId;
     this.token = msg.token;
     this.iceServers = msg.iceServers ?? [];
+    this.meshMax = Number.isInteger(msg.meshMax) ? msg.meshMax : null;
     if (msg.allowed) this.allowed = msg.allowed;
     this.locked = Boolean(msg.locked);
     // An invitation may fix our name to another than the one we sent.
@@ -698,13 +716,14 @@ export class Session extends Emitter {
     // server would refuse it.
     const stream = this.media.stream;
     const may = (source) => this.allowed.publish.includes(source);
+    const sending = (track) => (this.sfuSending ? track : null);
     if (may('microphone')) {
-      this.audioSender = pc.addTransceiver(this.media.audioTrack ?? 'audio', { direction: 'sendonly', streams: [stream] }).sender;
+      this.audioSender = pc.addTransceiver(sending(this.media.audioTrack) ?? 'audio', { direction: 'sendonly', streams: [stream] }).sender;
       this.e2ee?.attach(this.audioSender, 'send', 'audio');
     }
     if (may('camera')) {
       const init = { direction: 'sendonly', streams: [stream], sendEncodings: CAMERA_LAYERS };
-      const tr = pc.addTransceiver(this.media.videoTrack ?? 'video', init);
+      const tr = pc.addTransceiver(sending(this.media.videoTrack) ?? 'video', init);
       this.videoSender = tr.sender;
       this.e2ee?.preferVp8(tr);
       this.e2ee?.attach(tr.sender, 'send', 'video');
@@ -814,8 +833,9 @@ export class Session extends Emitter {
   /** The local camera or microphone track changed: swap it into its sender (no renegotiation). */
   onLocalTrack(kind, track) {
     const sender = kind === 'audio' ? this.audioSender : this.videoSender;
-    // After hanging up the devices stop too: there is nothing to swap them into.
-    if (!sender || this.closed) return;
+    // After hanging up the devices stop too: there is nothing to swap them into. During a
+    // direct call the server gets nothing.
+    if (!sender || this.closed || !this.sfuSending) return;
     sender.replaceTrack(track).catch((err) => {
       if (this.closed || this.pc?.signalingState === 'closed') return;
       console.warn('replaceTrack failed', err);

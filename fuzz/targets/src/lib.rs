@@ -316,21 +316,24 @@ pub fn app_messages(data: &[u8]) {
     );
     app.on_text(now, other, &json_text("offer", client_offer()));
     app.on_notice(now, Notice::ChannelOpen { peer: PeerId(1) });
-    app.on_notice(now, Notice::TrackPublished {
-        peer: PeerId(2),
-        track: TrackId(1),
-        name: TrackName {
-            stream_id: "s".into(),
-            track_id: "s-video".into(),
-            kind: MediaKind::Video,
+    app.on_notice(
+        now,
+        Notice::TrackPublished {
+            peer: PeerId(2),
+            track: TrackId(1),
+            name: TrackName {
+                stream_id: "s".into(),
+                track_id: "s-video".into(),
+                kind: MediaKind::Video,
+            },
+            codec: CodecDesc {
+                mime_type: "video/VP8".into(),
+                clock_rate: 90_000,
+                channels: None,
+                fmtp: String::new(),
+            },
         },
-        codec: CodecDesc {
-            mime_type: "video/VP8".into(),
-            clock_rate: 90_000,
-            channels: None,
-            fmtp: String::new(),
-        },
-    });
+    );
     drop(app.take_output());
     // Every other line comes on the member's data channel instead of its WebSocket.
     for (k, line) in data.split(|&b| b == b'\n').take(256).enumerate() {
@@ -339,7 +342,13 @@ pub fn app_messages(data: &[u8]) {
             app.on_text(now, me, &text);
         } else {
             let text = text.into_owned();
-            app.on_notice(now, Notice::ChannelData { peer: PeerId(1), text });
+            app.on_notice(
+                now,
+                Notice::ChannelData {
+                    peer: PeerId(1),
+                    text,
+                },
+            );
         }
         for out in app.take_output() {
             if let Output::Send(_, msg) | Output::SendMany(_, msg) = out {

@@ -103,6 +103,9 @@ pub struct AppConfig {
     /// Reverse proxies in front of the server (`--trusted-proxy`): behind them, a
     /// client's address is the one their `X-Forwarded-For` names (for the webhook and the
     /// count of password guesses).
+    /// Rooms of at most this many members connect peer to peer (`--mesh-max`; 0: never):
+    /// told to clients in `joined`, which do the rest over `message`.
+    pub mesh_max: usize,
     /// App messages a second a member may send on its data channel (a token bucket,
     /// as the WebSocket's `--messages-per-second`): over it, one is dropped with a
     /// `rate_limited` error.
@@ -136,6 +139,7 @@ impl Default for AppConfig {
             room_password: None,
             trusted_proxies: Vec::new(),
             data_messages_per_second: 50,
+            mesh_max: 0,
         }
     }
 }

@@ -399,6 +399,7 @@ impl App {
             nickname: s.nickname.clone(),
             allowed: s.grants.allowed(),
             locked: room.is_some_and(|r| r.locked),
+            mesh_max: (self.config.mesh_max >= 2).then(|| self.config.mesh_max.min(2) as u8),
         }
     }
 }

@@ -11,6 +11,7 @@ import { wireTiles } from './tiles.js';
 import { wireControls } from './controls.js';
 import { wireConnection } from './connection.js';
 import { denialTitle } from '../access.js';
+import { Mesh } from '../mesh.js';
 
 /**
  * What the parts of a call share: the session and what the page shows of it.
@@ -72,7 +73,27 @@ export function startCall(room, nickname, media, meter, credentials = {}) {
   show('in-call');
   const call = callContext(room, nickname, media, meter, credentials);
   const { session, stage, chat } = call;
-  window.peerCalls = { session, stage, media, chat }; // for tests and debugging
+  // A direct call while the room fits (`--mesh-max`): decided at `joined`, before the
+  // session starts its media, and again as members come and go.
+  const mesh = new Mesh({
+    session,
+    media,
+    onTrack: (peerId, track) => stage.peerTile(peerId, call.names.get(peerId) ?? 'someone').addTrack(track),
+    onChange: () => {
+      session.setSfuSending(!mesh.direct);
+      session.scheduleReconcile();
+      document.body.dataset.path = mesh.pc?.connectionState === 'connected' && mesh.direct ? 'direct' : 'server';
+    },
+  });
+  call.mesh = mesh;
+  const meshFollows = (others) => {
+    mesh.update(others, session.meshMax);
+    session.setSfuSending(!mesh.direct);
+  };
+  session.on('joined', ({ peers }) => meshFollows(peers.map((p) => p.peerId)));
+  for (const ev of ['peer-joined', 'peer-left']) session.on(ev, () => meshFollows([...session.peers.keys()]));
+  media.on('track', ({ kind, track }) => mesh.replaceTrack(kind, track));
+  window.peerCalls = { session, stage, media, chat, mesh }; // for tests and debugging
   $('e2ee-badge').hidden = !session.e2ee;
 
   const tiles = wireTiles(call);
@@ -110,6 +131,7 @@ export function startCall(room, nickname, media, meter, credentials = {}) {
     meter.close();
     stage.clearRemote();
     session.e2ee?.close();
+    call.mesh.close();
     $('conn').hidden = true;
     $('e2ee-badge').hidden = true;
   }

@@ -124,7 +124,10 @@ export function wireTiles(call) {
   call.syncLocal();
 
   // Subscriptions: all audio, and the video of tiles that are on screen.
-  session.wants = (info) => info.kind === 'audio' || stage.isVisible(info.peerId, info.streamId);
+  // A direct call's member's camera and microphone come peer to peer (mesh.js), not from
+  // the server.
+  session.wants = (info) => !(call.mesh?.holds(info.peerId) && !info.streamId.startsWith(SCREEN_PREFIX))
+    && (info.kind === 'audio' || stage.isVisible(info.peerId, info.streamId));
   stage.on('visibility', () => session.scheduleReconcile());
   stage.on('autoplay-blocked', () => { $('unmute-audio').hidden = false; });
   $('unmute-audio').onclick = () => {
@@ -193,7 +196,17 @@ export function wireTiles(call) {
   session.on('track', ({ info, track }) => {
     const name = names.get(info.peerId) ?? 'someone';
     const tile = stage.trackTile(info, name);
-    tile.addTrack(track);
+    // Moving from a direct call to the server: the direct track plays on until the
+    // server's has media (make before break), then the direct connection goes.
+    const direct = call.mesh?.pc && call.mesh.peerId === info.peerId && !tile.screen;
+    if (direct && track.muted) {
+      track.addEventListener('unmute', () => {
+        tile.addTrack(track);
+        if (track.kind === 'video') call.mesh.release(info.peerId);
+      }, { once: true });
+    } else {
+      tile.addTrack(track);
+    }
     const sink = store.get('outputDevice', '');
     if (sink) tile.video.setSinkId?.(sink).catch(() => {});
   });
@@ -205,6 +218,10 @@ export function wireTiles(call) {
     stage.tiles.get(stage.keyFor(info.peerId, info.streamId))?.removeTrack(track);
   });
   session.on('message', ({ from, data }) => {
+    if (data?.mesh) {
+      call.mesh?.onSignal(from, data.mesh);
+      return;
+    }
     const st = peerStateOf(data);
     if (st) {
       if (st.hand && !peerState.get(from)?.hand) toast(`${names.get(from) ?? 'Someone'} raised a hand.`);

@@ -375,6 +375,38 @@ fn the_data_channel_is_rate_limited_like_the_socket() {
     );
 }
 
+/// `--mesh-max 2` is told to clients in `joined` (they connect peer to peer while the
+/// room fits); without it, nothing is said.
+#[test]
+fn joined_says_whether_calls_may_go_direct() {
+    let mesh_max = |config: AppConfig| {
+        let mut t = T::new(config);
+        let c = t.open(1);
+        let out = t.text(c, r#"{"type":"join","room":"r","nickname":"ann"}"#);
+        out.iter()
+            .find_map(|o| match o {
+                Output::Send(_, ServerMessage::Joined { mesh_max, .. }) => Some(*mesh_max),
+                _ => None,
+            })
+            .expect("joined")
+    };
+    assert_eq!(mesh_max(AppConfig::default()), None);
+    assert_eq!(
+        mesh_max(AppConfig {
+            mesh_max: 2,
+            ..AppConfig::default()
+        }),
+        Some(2)
+    );
+    assert_eq!(
+        mesh_max(AppConfig {
+            mesh_max: 1,
+            ..AppConfig::default()
+        }),
+        None
+    );
+}
+
 #[test]
 fn silent_connections_are_closed() {
     let mut t = T::new(AppConfig::default());
