@@ -290,13 +290,10 @@ impl ShardCore {
                 time,
                 marker: fwd.marker,
             };
-            let vp8_offsets = vp8.then(|| {
-                let stretch = if new {
-                    sub.vp8.next(&fwd.payload)
-                } else {
-                    sub.vp8.offsets
-                };
-                sub.left.offsets_of(stretch, &fwd.payload)
+            // A late packet's picture id goes up by the frames left out after it.
+            let vp8_offsets = vp8.then(|| match new {
+                true => sub.vp8.next(&fwd.payload),
+                false => sub.left.offsets_of(sub.vp8.offsets, &fwd.payload),
             });
             let packet = Send {
                 ssrc: sub.ssrc,

@@ -80,6 +80,11 @@ impl LeftOut {
     /// Where the publisher's packet `seq`, of the frame with picture id `picture`,
     /// goes.
     pub(crate) fn place(&self, seq: u64, picture: Option<u16>) -> Place {
+        // The newest packet (the common case) has nothing left out after it, unless it
+        // was left out itself (and this is a resend of it).
+        if self.newest == Some(seq) && self.seqs.back() != Some(&seq) {
+            return Place::Send(0);
+        }
         if self.forgotten.is_some_and(|f| seq <= f) {
             return Place::Drop;
         }
@@ -175,6 +180,12 @@ mod tests {
         // A late packet of a frame left out (a packet of it never seen before) is not
         // sent either.
         assert_eq!(left.place(99, Some(103)), Place::Drop);
+        // The newest packet goes at once; a resend of the newest, left out, stays out.
+        assert!(left.is_new(105));
+        assert_eq!(left.place(105, Some(105)), Place::Send(0));
+        assert!(left.is_new(106));
+        left.leave_out(106, Some(106));
+        assert_eq!(left.place(106, Some(106)), Place::Drop);
     }
 
     #[test]
