@@ -194,19 +194,7 @@ export class Session extends Emitter {
     ws.onmessage = (ev) => {
       if (ws !== this.ws) return;
       this.lastRx = Date.now();
-      let msg;
-      try {
-        msg = JSON.parse(ev.data);
-      } catch {
-        console.warn('malformed message from the server', ev.data);
-        return;
-      }
-      this.chain = this.chain
-        .then(() => (this.closed || ws !== this.ws ? undefined : this.handle(msg)))
-        .catch((err) => {
-          console.error(`handling ${msg.type} failed`, err);
-          this.emit('notice', { message: `Error while handling "${msg.type}": ${err.message ?? err}`, error: true });
-        });
+      this.receive(ev.data, () => ws === this.ws);
     };
     ws.onclose = (ev) => {
       if (ws !== this.ws) return;
@@ -355,17 +343,28 @@ export class Session extends Emitter {
     this.channel = channel;
     channel.onmessage = (ev) => {
       if (channel !== this.channel || typeof ev.data !== 'string') return;
-      let msg;
-      try {
-        msg = JSON.parse(ev.data);
-      } catch {
-        console.warn('malformed message on the data channel', ev.data);
-        return;
-      }
-      this.chain = this.chain
-        .then(() => (this.closed ? undefined : this.handle(msg)))
-        .catch((err) => console.error(`handling ${msg.type} failed`, err));
+      this.receive(ev.data, () => channel === this.channel);
     };
+  }
+
+  /**
+   * A server message (JSON text) from the socket or the data channel, handled after the
+   * ones before it, while `current()` says its path is still this session's.
+   */
+  receive(text, current) {
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      console.warn('malformed message from the server', text);
+      return;
+    }
+    this.chain = this.chain
+      .then(() => (this.closed || !current() ? undefined : this.handle(msg)))
+      .catch((err) => {
+        console.error(`handling ${msg.type} failed`, err);
+        this.emit('notice', { message: `Error while handling "${msg.type}": ${err.message ?? err}`, error: true });
+      });
   }
 
   get isOpen() {
