@@ -625,26 +625,36 @@ fn case_39_a_member_that_stops_reading_is_dropped_and_the_room_of_100_chats_on()
     // Three members send files to the stalled member alone (6 MB: more than its queue and
     // the kernel's buffers hold), while ten members each send ten 8 KiB file chunks to the
     // room; every other member must get each of those within 1 s.
-    let big = "y".repeat(32 * 1024);
+    // (Each file is announced first: the server holds parts to their file's size.)
+    let big = "y".repeat(32 * 1024); // 24 KiB once decoded
     for s in 0..3 {
+        let sender = &mut scene.sockets[first + 10 + s];
+        let file = serde_json::json!({"type": "message", "to": stalled_id, "data": {"file": {"id": format!("big{s}"), "name": "big", "size": 64 * 24 * 1024, "chunks": 64}}});
+        sender.send(&file.to_string());
         for i in 0..64 {
-            let msg = serde_json::json!({"type": "message", "to": stalled_id, "data": {"fileChunk": {"id": 1000 + i, "data": big}}});
-            scene.sockets[first + 10 + s].send(&msg.to_string());
+            let msg = serde_json::json!({"type": "message", "to": stalled_id, "data": {"fileChunk": {"id": format!("big{s}"), "index": i, "data": big}}});
+            sender.send(&msg.to_string());
         }
     }
-    let chunk = "x".repeat(8 * 1024);
+    let chunk = "x".repeat(8 * 1024); // 6 KiB once decoded
+    for s in 0..10 {
+        let file = serde_json::json!({"type": "message", "data": {"file": {"id": format!("f{s}"), "name": "f", "size": 10 * 6 * 1024, "chunks": 10}}});
+        scene.sockets[first + s].send(&file.to_string());
+    }
     for round in 0..10 {
         for s in 0..10 {
-            let id = round * 10 + s;
-            let msg = serde_json::json!({"type": "message", "data": {"fileChunk": {"id": id, "data": chunk}}});
+            let msg = serde_json::json!({"type": "message", "data": {"fileChunk": {"id": format!("f{s}"), "index": round, "data": chunk}}});
             scene.sockets[first + s].send(&msg.to_string());
         }
         scene.pump(Duration::from_millis(40));
     }
+    // Chunk `id` is part `id / 10` of member `id % 10`'s file.
     let got = |w: &Ws, id: usize| {
-        w.count(
-            |m| matches!(m, ServerMessage::Message { data, .. } if data["fileChunk"]["id"] == id),
-        )
+        let (file, index) = (format!("f{}", id % 10), id / 10);
+        w.count(|m| {
+            matches!(m, ServerMessage::Message { data, .. }
+                if data["fileChunk"]["id"] == file.as_str() && data["fileChunk"]["index"] == index)
+        })
     };
     scene.pump_until(
         Duration::from_secs(1),
