@@ -302,11 +302,15 @@ impl Choice {
             }
             if congested || now >= p.until {
                 // It did not: the next probe waits twice as long, and the estimate
-                // the probe's congestion brought down is not heeded for a while.
+                // the probe's congestion brought down is not heeded for a while. Nor is
+                // the share a moment longer: what the path carried while the probe's
+                // copies crowded it was less than it carries without them, and the rung
+                // it had before the probe is the one the path proved.
                 self.probe = None;
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 self.up_at = Some(now + self.backoff);
                 self.settle_until = Some(now + SETTLE);
+                self.raised_until = Some(now + SETTLE + RAISED);
                 return;
             }
             p.tenths = (p.tenths + p.need.div_ceil(3)).min(p.need);
