@@ -1,31 +1,29 @@
-//! Which simulcast layer, and how many of its VP8 temporal layers, each subscriber gets
-//! (`docs/simulcast.md`), decided every [`ALLOCATION_INTERVAL`] on its shard:
+//! Which simulcast layer each subscriber gets (`docs/simulcast.md`), decided every
+//! [`ALLOCATION_INTERVAL`] on its shard:
 //!
-//! - Each layer's rate, and each of its temporal layers', is measured where it is
-//!   forwarded; they make the track's [`Ladder`] of rungs (a layer at its full frame
-//!   rate, or, above the lowest, at half it where it has temporal layers).
+//! - Each layer's rate is measured where it is forwarded (bits per second, smoothed).
 //! - A subscriber's budget is its bandwidth estimate (`crate::bwe`, from its congestion
 //!   control feedback), or, while its path shows no congestion, what the path carried
 //!   lately if that is more (after loss the estimate falls fast and climbs back slowly).
 //!   It pays first for what has no layers (audio at [`AUDIO_BPS`], video without
 //!   simulcast at its rate); the rest goes to its simulcast tracks, the largest tiles
 //!   first (the speaker, a pinned tile: the highest caps), equal tiles equally, the
-//!   smaller tiles' lowest rungs kept paid for.
-//! - A new subscriber starts on the lowest layer and takes a first look.
-//! - Up, at most every [`UP_TRIAL`], to the highest rung at or under its cap (the tile's
-//!   size, `SetMaxLayer`) its share carries with some to spare. The estimate cannot see
-//!   much more than what flows now, so past that it **probes** first: the packets it is
-//!   sent go out again as repairs (RTX), more every allocation while the path shows no
-//!   congestion, up to 30% over the next rung's rate; once the share carries the next
-//!   rung with a tenth to spare, up. A probe ends at the first sign of congestion; a
+//!   smaller tiles' lowest layers kept paid for.
+//! - A new subscriber starts on the lowest layer: its path is not known yet.
+//! - Up, at most every [`UP_TRIAL`], to the highest layer at or under its cap (the
+//!   tile's size, `SetMaxLayer`) that its share shows fitting. The estimate cannot see
+//!   much more than what flows now, so past that it **probes** first: each packet it is
+//!   sent goes out again as a repair (RTX), one copy more every allocation while the path
+//!   shows no congestion, up to what carries the next layer's rate; if the share then
+//!   shows the next layer fitting, up. A probe ends at the first sign of congestion; a
 //!   failed probe doubles the wait before the next (up to [`MAX_BACKOFF`]).
-//! - Down at once when the path cannot carry the rung that flows (its rate over the
-//!   share by more than a margin), or on congestion; not just after a rise for lack of
-//!   share, after a proving probe for congestion, or after a failed probe at all.
+//! - Down at once when the path cannot carry the layer that flows (its rate over the
+//!   share by more than a margin), or on congestion. Not for lack of share just after the
+//!   layer rose (a larger tile: the share measured what flowed before), nor just after
+//!   a failed probe (its congestion, not the media's).
 //! - Without transport-wide feedback negotiated, the cap alone decides.
 //!
-//! The switch itself happens at the chosen layer's next keyframe, and the temporal
-//! layers change at a base-layer frame (`forwarding.rs`).
+//! The switch itself happens at the chosen layer's next keyframe (`forwarding.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -44,165 +42,51 @@ pub(super) const AUDIO_BPS: u64 = 64_000;
 /// The shortest wait between two steps up (and before the first probe).
 pub(super) const UP_TRIAL: Duration = Duration::from_secs(4);
 /// How long a probe lasts at most.
-const PROBE: Duration = Duration::from_secs(3);
+const PROBE: Duration = Duration::from_millis(2500);
 /// After the layer rose, how long the share (which measured what flowed before) is not
 /// heeded without congestion.
 const RAISED: Duration = Duration::from_millis(1500);
-/// A new subscriber's first step up waits this long after its first decision.
-const FIRST_LOOK: Duration = Duration::from_millis(1500);
 /// After a probe the path carried, the wait before the next.
 const AFTER_PROBE: Duration = Duration::from_secs(1);
 /// After a probe the path did not carry, how long its congestion is left to clear.
-const SETTLE: Duration = Duration::from_millis(2500);
-/// The most a probe resends, in tenths of the packets forwarded (30: 4× the rate).
-const MAX_PROBE_TENTHS: u16 = 30;
+const SETTLE: Duration = Duration::from_millis(1500);
+/// The most copies of each packet a probe resends (4× the layer's rate).
+const MAX_PROBE_COPIES: u64 = 3;
 pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(64);
 
-/// VP8 temporal layers told apart (L1T3: 0, the base, to 2).
-pub(crate) const TEMPORAL: usize = 3;
-
-/// Each layer's rate, bits per second, measured where the track is forwarded; and of
-/// each of its temporal layers.
+/// Each layer's rate, bits per second, measured where the track is forwarded.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct LayerRates {
-    bytes: [[u64; TEMPORAL]; MAX_LAYERS],
-    temporal_bps: [[u64; TEMPORAL]; MAX_LAYERS],
+    bytes: [u64; MAX_LAYERS],
     pub(crate) bps: [u64; MAX_LAYERS],
-    /// Intervals each layer has been measured over (up to 2): its first is partial.
-    measured: [u8; MAX_LAYERS],
 }
 
 impl LayerRates {
-    /// A packet of `layer` and temporal layer `tid` with `len` bytes of payload was
-    /// forwarded.
-    pub(crate) fn count(&mut self, layer: usize, tid: u8, len: usize) {
-        let tid = usize::from(tid).min(TEMPORAL - 1);
+    /// A packet of `layer` with `len` bytes of payload was forwarded.
+    pub(crate) fn count(&mut self, layer: usize, len: usize) {
         // With its RTP and SRTP overhead, roughly.
-        self.bytes[layer.min(MAX_LAYERS - 1)][tid] += len as u64 + 40;
+        self.bytes[layer.min(MAX_LAYERS - 1)] += len as u64 + 40;
     }
 
     /// The bytes counted over `elapsed` become the rates (smoothed: half the new).
     fn roll(&mut self, elapsed: Duration) {
         let ms = elapsed.as_millis().max(1) as u64;
-        for l in 0..MAX_LAYERS {
-            for t in 0..TEMPORAL {
-                let now = self.bytes[l][t] * 8 * 1000 / ms;
-                let bps = &mut self.temporal_bps[l][t];
-                *bps = if *bps == 0 { now } else { (*bps + now) / 2 };
-                self.bytes[l][t] = 0;
-            }
-            self.bps[l] = self.temporal_bps[l].iter().sum();
-            self.measured[l] = if self.bps[l] > 0 {
-                (self.measured[l] + 1).min(2)
-            } else {
-                0
-            };
-        }
-    }
-
-    /// The ladder a subscriber climbs: the rungs there are, lowest first, each with its
-    /// rate. Every layer seen at its full frame rate; below that, for a layer above the
-    /// lowest that comes in temporal layers, at half its frame rate (its temporal layers
-    /// 0 and 1). A lower layer at its full frame rate ranks under a higher one at half: a
-    /// sharper picture at 15 frames a second beats a smaller one at 30.
-    pub(crate) fn ladder(&self) -> Ladder {
-        let mut ladder = Ladder::default();
-        for l in 0..MAX_LAYERS {
-            // A layer's first interval is partial: its rate is known after a second.
-            if self.bps[l] == 0 || self.measured[l] < 2 {
-                continue;
-            }
-            let t = self.temporal_bps[l];
-            // Never under the lowest layer's full frame rate: a link that loses packets
-            // at random is not helped by fewer frames, and 7.5 frames a second is no call.
-            if l > 0 && t[0] > 0 && t[1] + t[2] > 0 {
-                ladder.push(Rung::new(l, 1), t[0] + t[1]);
-            }
-            ladder.push(Rung::new(l, TEMPORAL - 1), self.bps[l]);
-        }
-        ladder
-    }
-}
-
-/// A step of the ladder: a simulcast layer and the highest of its temporal layers
-/// (`TEMPORAL - 1`: all of them, or a layer without temporal layers). Rungs order by
-/// layer, then temporal layer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Rung {
-    pub(crate) layer: u8,
-    pub(crate) temporal: u8,
-}
-
-impl Rung {
-    fn new(layer: usize, temporal: usize) -> Self {
-        Self {
-            layer: layer as u8,
-            temporal: temporal as u8,
-        }
-    }
-
-    /// All of layer `layer`.
-    pub(crate) fn full(layer: u8) -> Self {
-        Self {
-            layer,
-            temporal: TEMPORAL as u8 - 1,
+        for (bytes, bps) in self.bytes.iter_mut().zip(self.bps.iter_mut()) {
+            let now = *bytes * 8 * 1000 / ms;
+            *bps = if *bps == 0 { now } else { (*bps + now) / 2 };
+            *bytes = 0;
         }
     }
 }
 
-/// A track's rungs, lowest first, with their rates (bits per second); no allocation.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Ladder {
-    rungs: [(Rung, u64); MAX_LAYERS * TEMPORAL],
-    len: usize,
-}
-
-impl Ladder {
-    fn push(&mut self, rung: Rung, bps: u64) {
-        self.rungs[self.len] = (rung, bps);
-        self.len += 1;
-    }
-
-    fn iter(&self) -> impl DoubleEndedIterator<Item = (Rung, u64)> + '_ {
-        self.rungs[..self.len].iter().copied()
-    }
-
-    /// The rate of the highest rung at or under `rung` (0 when there is none).
-    pub(crate) fn rate(&self, rung: Rung) -> u64 {
-        self.iter()
-            .rev()
-            .find(|(r, _)| *r <= rung)
-            .map_or(0, |(_, b)| b)
-    }
-
-    /// The lowest rung's rate.
-    pub(crate) fn lowest(&self) -> u64 {
-        self.iter().next().map_or(0, |(_, b)| b)
-    }
-
-    /// The highest rung at or under `max` whose rate is at most `bps`, else the lowest.
-    fn highest_within(&self, max: Rung, bps: u64) -> Rung {
-        self.iter()
-            .rev()
-            .find(|(r, b)| *r <= max && *b <= bps)
-            .or_else(|| self.iter().next())
-            .map_or(Rung::new(0, TEMPORAL - 1), |(r, _)| r)
-    }
-
-    /// The rung above `rung`, at or under `max`.
-    fn next_above(&self, rung: Rung, max: Rung) -> Option<(Rung, u64)> {
-        self.iter().find(|(r, _)| *r > rung && *r <= max)
-    }
-}
-
-/// A probe of the path for the next rung up: the subscriber's packets go out again as
-/// repairs, in tenths of its packets (10: a copy of each), more every allocation while
-/// the path shows no congestion, up to what carries the next rung's rate.
+/// A probe of the path for the next layer up: the subscriber's packets go out again as
+/// repairs, a copy each more every allocation while the path shows no congestion, up to
+/// what carries the next layer's rate.
 #[derive(Debug, Clone, Copy)]
 struct Probe {
     until: Instant,
-    tenths: u16,
-    need: u16,
+    copies: u8,
+    need: u8,
 }
 
 /// A subscriber's state of the choice.
@@ -211,24 +95,20 @@ pub(crate) struct Choice {
     /// The most its tile asks for (`SetMaxLayer`).
     pub(crate) cap: u8,
     /// The most its bandwidth allows.
-    pub(crate) fit: Rung,
-    /// No probe of a higher rung before this.
+    pub(crate) fit: u8,
+    /// No probe of a higher layer before this.
     up_at: Option<Instant>,
     /// The wait after a probe the path did not carry.
     backoff: Duration,
     probe: Option<Probe>,
-    /// Tenths of a copy owed by the probe: a copy goes out for every ten.
-    probe_credit: u16,
     /// After a probe the path did not carry, the estimate is not heeded before this: it
     /// fell with the probe's congestion, not with the media's.
     settle_until: Option<Instant>,
-    /// The rung it was to get at the last decision, and, after it rose (a larger tile,
-    /// a step up), until when only congestion takes it down: the share measured what
-    /// flowed before.
-    last_target: Rung,
+    /// The layer it was to get at the last decision, and, after it rose (a larger
+    /// tile, a step up), until when only congestion takes it down: the share measured
+    /// what flowed before.
+    last_target: u8,
     raised_until: Option<Instant>,
-    /// After a probe the path carried, until when congestion does not take it down.
-    proven_until: Option<Instant>,
 }
 
 impl Default for Choice {
@@ -238,124 +118,109 @@ impl Default for Choice {
             // A new subscriber starts on the lowest layer: its path is not known yet,
             // and a layer the path cannot carry freezes its picture until it comes down.
             // It probes its way up at once.
-            fit: Rung::full(0),
+            fit: 0,
             up_at: None,
             backoff: UP_TRIAL,
             probe: None,
-            probe_credit: 0,
             settle_until: None,
-            last_target: Rung::full(0),
+            last_target: 0,
             raised_until: None,
-            proven_until: None,
         }
     }
 }
 
 impl Choice {
-    /// The rung it should get: its fit under its tile's cap.
-    pub(crate) fn target(&self) -> Rung {
-        self.fit.min(Rung::full(self.cap))
+    /// The layer it should get.
+    pub(crate) fn target(&self) -> u8 {
+        self.cap.min(self.fit)
     }
 
-    /// While probing, how many copies of the packet forwarded now to resend.
-    pub(crate) fn probe_copies(&mut self, now: Instant) -> u8 {
-        let Some(p) = self.probe.filter(|p| now < p.until) else {
-            return 0;
-        };
-        self.probe_credit += p.tenths;
-        let copies = self.probe_credit / 10;
-        self.probe_credit %= 10;
-        copies as u8
+    /// While probing, how many copies of each forwarded packet to resend.
+    pub(crate) fn probe_copies(&self, now: Instant) -> u8 {
+        match self.probe {
+            Some(p) if now < p.until => p.copies,
+            _ => 0,
+        }
     }
 
     /// Decides with a `share` of the subscriber's bandwidth, whether its path is
-    /// `congested` now (a growing queue, loss), the track's `ladder`, and `on`, the rung
-    /// it gets now.
+    /// `congested` now (a growing queue, loss), the track's layer `rates` (0: a layer
+    /// not seen), and `on`, the layer it gets now.
     pub(crate) fn decide(
         &mut self,
         now: Instant,
         share: u64,
         congested: bool,
-        ladder: &Ladder,
-        on: Rung,
+        rates: &[u64; MAX_LAYERS],
+        on: u8,
     ) {
-        // The first look: its path's feedback has just begun (what it measured so far
-        // may be a keyframe's burst); no step up before a little more is known.
-        self.up_at.get_or_insert(now + FIRST_LOOK);
-        let max = Rung::full(self.cap);
-        // Up only with a tenth to spare (and down only past 15% over: no flapping).
-        let fits = ladder.highest_within(max, share * 10 / 11);
-        let current = self.target();
+        let fits = (0..=self.cap)
+            .rev()
+            .find(|l| rates[usize::from(*l)] > 0 && rates[usize::from(*l)] <= share)
+            .unwrap_or(0);
+        let current = self.fit.min(self.cap);
         if current > self.last_target {
             self.raised_until = Some(now + RAISED);
         }
         self.last_target = current;
         if let Some(p) = self.probe.as_mut() {
             if fits > current {
-                // The path carried the probe: up, and the next rung may be probed soon.
+                // The path carried the probe: up, and the next layer may be probed soon.
                 self.probe = None;
                 self.backoff = UP_TRIAL;
                 self.fit = fits;
-                self.proven_until = Some(now + RAISED);
                 self.up_at = Some(now + AFTER_PROBE);
                 return;
             }
             if congested || now >= p.until {
                 // It did not: the next probe waits twice as long, and the estimate
-                // the probe's congestion brought down is not heeded for a while. Nor is
-                // the share a moment longer: what the path carried while the probe's
-                // copies crowded it was less than it carries without them, and the rung
-                // it had before the probe is the one the path proved.
+                // the probe's congestion brought down is not heeded for a while.
                 self.probe = None;
                 self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
                 self.up_at = Some(now + self.backoff);
                 self.settle_until = Some(now + SETTLE);
-                self.raised_until = Some(now + SETTLE + RAISED);
                 return;
             }
-            p.tenths = (p.tenths + p.need.div_ceil(3)).min(p.need);
+            p.copies = (p.copies + 1).min(p.need);
             return;
         }
         if self.settle_until.is_some_and(|t| now < t) {
             return;
         }
         self.settle_until = None;
-        // Down at once when the path shows it cannot carry what flows now (the rate of
-        // what flows is what the share measured, give or take: a margin). A rung it does
-        // not get now (its tile was smaller a moment ago) the estimate cannot know of:
-        // it is given up on congestion only. Just after a rise, not for lack of share (it
-        // measured what flowed before); just after a probe proved the path, not for
-        // congestion either (the new layer's first keyframe queues for a moment on a
-        // narrow path).
-        let holds = ladder.highest_within(max, share * 115 / 100);
+        // Down at once when the path shows it cannot carry what flows now: the highest
+        // layer within a margin of the share (what flows is what the share measured,
+        // give or take). A layer it does not get now (its tile was smaller a moment
+        // ago) the estimate cannot know of: it is given up on congestion only.
+        let holds = (0..=self.cap)
+            .rev()
+            .find(|l| rates[usize::from(*l)] > 0 && rates[usize::from(*l)] <= share * 115 / 100)
+            .unwrap_or(0);
         let raised = self.raised_until.is_some_and(|t| now < t);
-        let proven = self.proven_until.is_some_and(|t| now < t);
-        if holds < current && ((congested && !proven) || (on > holds && !raised)) {
+        if holds < current && (congested || (on > holds && !raised)) {
             self.fit = holds;
             self.up_at = Some(now + self.backoff);
             return;
         }
-        // Up, once what it has is actually flowing to it: straight to the highest rung
-        // its share shows fitting (its tile grew, or the link has room), or else a probe
-        // of the next rung first.
-        if let Some((_, want)) = ladder.next_above(current, max)
-            && on >= current
+        // Up, once the layer it has is actually flowing to it: straight to the highest
+        // layer its share shows fitting (its tile grew, or the link has room), or else
+        // a probe of the next layer first.
+        let higher = (current + 1..=self.cap).find(|l| rates[usize::from(*l)] > 0);
+        if let Some(next) = higher
+            && on == current
             && self.up_at.is_none_or(|t| now >= t)
         {
             if fits > current {
                 self.fit = fits;
                 self.up_at = Some(now + UP_TRIAL);
             } else if !congested {
-                // Copies (in tenths) enough to carry 30% more than the next rung's
-                // rate, in three steps: it goes up once the share carries the rung with
-                // a tenth to spare, and what the feedback measures falls a little short.
-                let have = ladder.rate(current).max(1);
-                let need = ((want * 13 / 10).saturating_sub(have) * 10).div_ceil(have);
-                let need = (need as u16).clamp(1, MAX_PROBE_TENTHS);
+                // Copies enough to carry a tenth more than the next layer's rate.
+                let (have, want) = (rates[usize::from(current)].max(1), rates[usize::from(next)]);
+                let need = (want * 11 / 10).div_ceil(have).saturating_sub(1);
                 self.probe = Some(Probe {
                     until: now + PROBE,
-                    tenths: need.div_ceil(3),
-                    need,
+                    copies: 1,
+                    need: need.clamp(1, MAX_PROBE_COPIES) as u8,
                 });
             }
         }
@@ -441,7 +306,7 @@ impl ShardCore {
                         .get_mut(&w.1)
                         .and_then(|r| r.subs.iter_mut().find(|s| s.slot == slot))
                     {
-                        sub.choice.fit = Rung::full(MAX_LAYERS as u8 - 1);
+                        sub.choice.fit = MAX_LAYERS as u8 - 1;
                     }
                 }
                 continue;
@@ -462,14 +327,14 @@ impl ShardCore {
             if !group.iter().any(|w| w.2) {
                 continue;
             }
-            // Its simulcast tracks: (track, its tile's cap, its lowest rung's rate).
+            // Its simulcast tracks: (track, its tile's cap, its lowest layer's rate).
             let tracks: Vec<(crate::msg::TrackId, u8, u64)> = group
                 .iter()
                 .filter(|w| w.2)
                 .filter_map(|w| {
                     let route = self.routes.get(&w.1)?;
                     let sub = route.subs.iter().find(|s| s.slot == slot)?;
-                    Some((w.1, sub.choice.cap, route.rates.ladder().lowest()))
+                    Some((w.1, sub.choice.cap, lowest_rate(&route.rates.bps)))
                 })
                 .collect();
             let tiles: Vec<(u8, u64)> = tracks.iter().map(|t| (t.1, t.2)).collect();
@@ -477,16 +342,13 @@ impl ShardCore {
                 let Some(route) = self.routes.get_mut(&tracks[i].0) else {
                     return 0;
                 };
-                let ladder = route.rates.ladder();
+                let rates = route.rates.bps;
                 let Some(sub) = route.subs.iter_mut().find(|s| s.slot == slot) else {
                     return 0;
                 };
-                let on = Rung {
-                    layer: sub.layer.unwrap_or(0),
-                    temporal: sub.temporal,
-                };
-                sub.choice.decide(now, share, congested, &ladder, on);
-                ladder.rate(sub.choice.target()).max(tracks[i].2)
+                let on = sub.layer.unwrap_or(0);
+                sub.choice.decide(now, share, congested, &rates, on);
+                rates[usize::from(sub.choice.target())].max(tracks[i].2)
             });
         }
     }
@@ -514,32 +376,22 @@ fn share_out(budget: u64, tracks: &[(u8, u64)], mut take: impl FnMut(usize, u64)
     }
 }
 
+/// The rate of a track's lowest layer that is sent (0 when none is).
+fn lowest_rate(rates: &[u64; MAX_LAYERS]) -> u64 {
+    rates.iter().copied().find(|&r| r > 0).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const RATES: [u64; 3] = [150_000, 500_000, 1_500_000];
 
-    /// Layers at `rates` (0: not seen), without temporal layers.
-    fn ladder(rates: [u64; 3]) -> Ladder {
-        let mut l = Ladder::default();
-        for (k, r) in rates.into_iter().enumerate() {
-            if r > 0 {
-                l.push(Rung::full(k as u8), r);
-            }
-        }
-        l
-    }
-
-    fn full(layer: u8) -> Rung {
-        Rung::full(layer)
-    }
-
     /// A subscriber on the top layer.
     fn top() -> Choice {
         Choice {
-            fit: full(2),
-            last_target: full(2),
+            fit: 2,
+            last_target: 2,
             ..Choice::default()
         }
     }
@@ -547,111 +399,107 @@ mod tests {
     #[test]
     fn down_at_once_to_what_fits_and_never_below_the_lowest() {
         let t0 = Instant::now();
-        let l = ladder(RATES);
         let mut c = top();
-        c.decide(t0, 600_000, false, &l, full(2));
-        assert_eq!(c.target(), full(1));
-        c.decide(t0, 10_000, false, &l, full(1));
-        assert_eq!(c.target(), full(0), "the lowest layer whatever the share");
+        c.decide(t0, 600_000, false, &RATES, 2);
+        assert_eq!(c.target(), 1);
+        c.decide(t0, 10_000, false, &RATES, 1);
+        assert_eq!(c.target(), 0, "the lowest layer whatever the share");
     }
 
     #[test]
     fn probes_before_going_up_and_backs_off_when_the_path_cannot_carry_them() {
         let t0 = Instant::now();
-        let l = ladder(RATES);
         let mut c = top();
-        c.decide(t0, 200_000, false, &l, full(2));
-        assert_eq!(c.target(), full(0));
-        // The path carries 400 kbit/s: every probe of the middle layer shows congestion
-        // once it offers more.
+        c.decide(t0, 200_000, false, &RATES, 2);
+        assert_eq!(c.target(), 0);
+        // The path carries 400 kbit/s: every probe of the middle layer shows no room.
         let mut t = t0;
         let mut probes = Vec::new();
         for _ in 0..200 {
             t += ALLOCATION_INTERVAL;
-            let probing = c.probe.is_some();
-            let offered = RATES[0] * (10 + u64::from(c.probe.map_or(0, |p| p.tenths))) / 10;
-            c.decide(t, 400_000, offered > 400_000, &l, c.target());
-            assert_eq!(c.target(), full(0), "never up without room");
-            if !probing && let Some(p) = c.probe {
+            let probing = c.probe_copies(t) > 0;
+            c.decide(t, 400_000, false, &RATES, c.target());
+            assert_eq!(c.target(), 0, "never up without room");
+            if !probing && c.probe_copies(t) > 0 {
                 probes.push(t - t0);
-                // Tenths of a copy of each packet: a third of what carries 30% more than
-                // 500 kbit/s on 150 kbit/s (34 tenths: at most 30), then more each time
-                // the path is not congested.
-                assert_eq!((p.tenths, p.need), (10, 30));
+                // One copy of each packet first, one more each time the path is not
+                // congested, up to what carries a tenth more than 500 kbit/s: 3.
+                let mut copies = Vec::new();
                 let mut c2 = c;
-                let mut ramp = Vec::new();
-                for k in 1..4u32 {
-                    c2.decide(t + ALLOCATION_INTERVAL * k, 200_000, false, &l, full(0));
-                    ramp.push(c2.probe.map(|p| p.tenths));
+                for k in 0..4u32 {
+                    copies.push(c2.probe_copies(t + ALLOCATION_INTERVAL * k));
+                    c2.decide(t + ALLOCATION_INTERVAL * (k + 1), 200_000, false, &RATES, 0);
                 }
-                assert_eq!(ramp, [Some(20), Some(30), Some(30)]);
+                assert_eq!(copies, [1, 2, 3, 3]);
             }
         }
         assert!(probes.len() >= 3, "{probes:?}");
         let gaps: Vec<Duration> = probes.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "{gaps:?}");
         assert!(gaps.last().unwrap() > &(UP_TRIAL * 3), "{gaps:?}");
-        // The copies: 10 tenths a packet is a copy of each.
-        let mut c = top();
-        c.decide(t0, 200_000, false, &l, full(2));
-        c.decide(t0 + UP_TRIAL, 200_000, false, &l, full(0));
-        let copies: u32 = (0..10)
-            .map(|_| u32::from(c.probe_copies(t0 + UP_TRIAL)))
-            .sum();
-        assert_eq!(copies, 10);
         // A probe ends at once when the path shows congestion.
-        let later = t0 + UP_TRIAL + ALLOCATION_INTERVAL;
-        c.decide(later, 200_000, true, &l, full(0));
-        assert_eq!(c.probe_copies(later), 0);
+        let mut c = top();
+        c.decide(t0, 200_000, false, &RATES, 2);
+        c.decide(t0 + UP_TRIAL, 200_000, false, &RATES, 0);
+        assert!(c.probe_copies(t0 + UP_TRIAL) > 0);
+        c.decide(
+            t0 + UP_TRIAL + ALLOCATION_INTERVAL,
+            200_000,
+            true,
+            &RATES,
+            0,
+        );
+        assert_eq!(c.probe_copies(t0 + UP_TRIAL + ALLOCATION_INTERVAL), 0);
         // A probe the path carries (the share grows with it) goes up.
         let mut c = top();
-        c.decide(t0, 200_000, false, &l, full(2));
-        c.decide(t0 + UP_TRIAL, 200_000, false, &l, full(0));
-        c.decide(later, 600_000, false, &l, full(0));
-        assert_eq!(c.target(), full(1));
-        assert!(c.probe.is_none());
+        c.decide(t0, 200_000, false, &RATES, 2);
+        c.decide(t0 + UP_TRIAL, 200_000, false, &RATES, 0);
+        c.decide(
+            t0 + UP_TRIAL + ALLOCATION_INTERVAL,
+            600_000,
+            false,
+            &RATES,
+            0,
+        );
+        assert_eq!(c.target(), 1);
+        assert_eq!(c.probe_copies(t0 + UP_TRIAL + ALLOCATION_INTERVAL), 0);
     }
 
     #[test]
     fn a_share_with_room_goes_straight_to_the_layer_it_fits() {
         let t0 = Instant::now();
-        let l = ladder(RATES);
         let mut c = top();
-        c.decide(t0, 200_000, false, &l, full(2));
-        assert_eq!(c.target(), full(0));
+        c.decide(t0, 200_000, false, &RATES, 2);
+        assert_eq!(c.target(), 0);
         // The link has room for the top layer: after the wait, there at once.
-        c.decide(t0 + UP_TRIAL, 2_000_000, false, &l, full(0));
-        assert_eq!(c.target(), full(2));
+        c.decide(t0 + UP_TRIAL, 2_000_000, false, &RATES, 0);
+        assert_eq!(c.target(), 2);
     }
 
     #[test]
-    fn a_share_with_room_climbs_on_to_the_cap() {
+    fn a_trial_that_holds_climbs_on_to_the_cap() {
         let t0 = Instant::now();
-        let l = ladder(RATES);
         let mut c = Choice { cap: 1, ..top() };
-        c.decide(t0, 100_000, false, &l, full(2));
-        assert_eq!(c.target(), full(0));
+        c.decide(t0, 100_000, false, &RATES, 2);
+        assert_eq!(c.target(), 0);
         let mut t = t0;
         for _ in 0..40 {
             t += ALLOCATION_INTERVAL;
             let on = c.target();
-            c.decide(t, 5_000_000, false, &l, on);
+            c.decide(t, 5_000_000, false, &RATES, on);
         }
-        assert_eq!(c.target(), full(1), "up to the cap, not past it");
+        assert_eq!(c.target(), 1, "up to the cap, not past it");
     }
 
     #[test]
     fn layers_not_seen_are_skipped() {
         let t0 = Instant::now();
-        let l = ladder([150_000, 0, 1_500_000]);
         let mut c = Choice::default();
-        c.decide(t0, 5_000_000, false, &l, full(0));
-        assert_eq!(c.target(), full(0), "a new subscriber takes a first look");
-        c.decide(t0 + FIRST_LOOK, 5_000_000, false, &l, full(0));
-        assert_eq!(c.target(), full(2));
+        c.decide(t0, 5_000_000, false, &[150_000, 0, 1_500_000], 0);
+        assert_eq!(c.target(), 2);
         let mut c = top();
-        c.decide(t0, 400_000, false, &l, full(2));
-        assert_eq!(c.target(), full(0));
+        c.decide(t0, 400_000, false, &[150_000, 0, 1_500_000], 2);
+        assert_eq!(c.target(), 0);
     }
 
     #[test]
@@ -689,65 +537,10 @@ mod tests {
     }
 
     #[test]
-    fn a_layer_with_temporal_layers_is_kept_at_half_its_frame_rate_before_going_down() {
-        // q: 50 kbit/s in its base, 25 in TID 1, 75 in TID 2 (150 in all); h: 200, 100,
-        // 200 (500 in all).
-        let mut r = LayerRates::default();
-        // Two seconds alike: a layer's rate is taken once measured over a whole interval.
-        for second in 0..2 {
-            for (layer, tids) in [
-                (0, [50_000, 25_000, 75_000]),
-                (1, [200_000, 100_000, 200_000]),
-            ] {
-                for (tid, bps) in tids.into_iter().enumerate() {
-                    r.count(layer, tid as u8, bps / 8 - 40);
-                }
-            }
-            r.roll(Duration::from_secs(1));
-            if second == 0 {
-                assert_eq!(r.ladder().iter().count(), 0, "not yet");
-            }
-        }
-        let l = r.ladder();
-        let rungs: Vec<(Rung, u64)> = l.iter().collect();
-        let rung = |layer, temporal| Rung { layer, temporal };
-        assert_eq!(
-            rungs,
-            [
-                (rung(0, 2), 150_000),
-                (rung(1, 1), 300_000),
-                (rung(1, 2), 500_000),
-            ]
-        );
-        let t0 = Instant::now();
-        let mut c = Choice {
-            fit: full(1),
-            last_target: full(1),
-            ..Choice::default()
-        };
-        // 320 kbit/s: h at half its frame rate, not q.
-        c.decide(t0, 320_000, false, &l, full(1));
-        assert_eq!(c.target(), rung(1, 1));
-        // 200 kbit/s: h does not hold even at half rate: all of q.
-        c.decide(t0, 200_000, false, &l, rung(1, 1));
-        assert_eq!(c.target(), full(0));
-        // 60 kbit/s: all of q still, never fewer frames of the lowest layer.
-        c.decide(t0, 60_000, false, &l, full(0));
-        assert_eq!(c.target(), full(0));
-        // The tile's cap keeps all of a layer's frame rate.
-        let c = Choice {
-            cap: 0,
-            fit: full(2),
-            ..Choice::default()
-        };
-        assert_eq!(c.target(), full(0));
-    }
-
-    #[test]
     fn rates_are_measured_and_smoothed() {
         let mut r = LayerRates::default();
         for _ in 0..50 {
-            r.count(1, 0, 960);
+            r.count(1, 960);
         }
         r.roll(Duration::from_secs(1));
         assert_eq!(r.bps[1], 50 * 1000 * 8);
