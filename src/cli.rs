@@ -375,6 +375,15 @@ impl ServeArgs {
                 "a room password is for open rooms; with --auth jwt or webhook, the provider decides who joins",
             ));
         }
+        if self.mesh_max >= 2 && !open {
+            // Both members of a direct call signal it with app messages and send both
+            // their camera and microphone; with a provider, a member may lack either, and
+            // the other would wait for a call that never connects.
+            return Err(ArgError::new(
+                "mesh_max",
+                "direct calls are for open rooms; with --auth jwt or webhook, members' grants differ and calls go through the server",
+            ));
+        }
         if self.room_password.as_deref() == Some("") {
             return Err(ArgError::new("room_password", "the room password is empty"));
         }
@@ -698,6 +707,24 @@ mod limit_flags {
             config(&[]).unwrap().cluster.is_none(),
             "one node by default"
         );
+    }
+
+    #[test]
+    fn direct_calls_are_for_open_rooms_and_off_by_default() {
+        assert_eq!(config(&[]).unwrap().app.mesh_max, 0);
+        assert_eq!(config(&["--mesh-max", "2"]).unwrap().app.mesh_max, 2);
+        let err = config(&[
+            "--mesh-max",
+            "2",
+            "--auth",
+            "webhook",
+            "--auth-webhook",
+            "http://127.0.0.1:9/",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("direct calls are for open rooms"), "{err}");
+        assert!(config(&["--mesh-max", "3"]).is_err(), "at most two");
     }
 
     #[test]
