@@ -220,6 +220,12 @@ async function nodeFigure(srv, series) {
   return line ? Number(line.split(' ')[1]) : 0;
 }
 
+/** A counter's total over all its labels on `srv`'s /metrics page (read with `token`). */
+async function metricsFigure(srv, token, series) {
+  const page = await (await fetch(`${srv.url}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).text();
+  return page.split('\n').filter((l) => l.startsWith(series)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
 /** A server (with /metrics) on the host side of a network namespace's veth pair, alice's
  * Chromium inside the namespace (`shape(ns)` first sets what her network does) and bob's
  * on the host, in one room, each decoding the other. `metrics()` reads the server's page. */
@@ -494,8 +500,7 @@ const CASES = {
   async chat(s) {
     const token = 'e2e-chat';
     const srv = await s.server(['--metrics-token', token]);
-    const figure = async (series) => (await (await fetch(`${srv.url}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).text())
-      .split('\n').filter((l) => l.startsWith(series)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    const figure = (series) => metricsFigure(srv, token, series);
     const { alice, bob } = await pair(s, srv, room('chat'));
     for (const p of [alice, bob]) await waitFor(`${p.name}: the data channel is open`, () => p.page.evaluate(() => window.peerCalls.session.dataPath === 'channel'));
     await bob.page.click('#btn-chat');
@@ -1318,8 +1323,7 @@ const CASES = {
   async mesh(s) {
     const token = 'e2e-mesh';
     const srv = await s.server(['--mesh-max', '2', '--metrics-token', token]);
-    const figure = async (series) => (await (await fetch(`${srv.url}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).text())
-      .split('\n').filter((l) => l.startsWith(series)).reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    const figure = (series) => metricsFigure(srv, token, series);
     const r = room('mesh');
     const alice = await s.person('alice');
     const bob = await s.person('bob');
