@@ -59,6 +59,7 @@ pub struct ShardStats {
     pub layer_switches: u64,
     pub probe_packets: u64,
     pub rtp_held_for_congestion: u64,
+    pub rtp_temporal_left_out: u64,
     /// App messages on data channels: received from clients, sent to them, and not sent
     /// because the receiver's channel was full (a slow receiver) or the message was bad.
     pub data_received: u64,
@@ -75,7 +76,7 @@ impl ShardStats {
     /// Every counter with the name and meaning it has on the metrics page (Prometheus
     /// counters, `peercalls_shard_<name>_total`). A counter added to the struct belongs
     /// here too; the test below keeps the two the same size.
-    pub fn counters(&self) -> [(&'static str, &'static str, u64); 30] {
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 31] {
         [
             ("rx_datagrams", "Datagrams received.", self.rx_datagrams),
             ("rx_bytes", "Bytes received.", self.rx_bytes),
@@ -186,6 +187,11 @@ impl ShardStats {
                 self.rtp_held_for_congestion,
             ),
             (
+                "simulcast_temporal_left_out",
+                "VP8 packets of a temporal layer not sent to a subscriber whose share carries less of the frame rate.",
+                self.rtp_temporal_left_out,
+            ),
+            (
                 "data_messages_received",
                 "App messages (chat, files) received on clients' data channels.",
                 self.data_received,
@@ -267,13 +273,14 @@ mod tests {
             layer2_bytes: 25,
             probe_packets: 26,
             rtp_held_for_congestion: 27,
-            data_received: 28,
-            data_sent: 29,
-            data_dropped: 30,
+            rtp_temporal_left_out: 28,
+            data_received: 29,
+            data_sent: 30,
+            data_dropped: 31,
         };
         let mut values: Vec<u64> = stats.counters().iter().map(|c| c.2).collect();
         values.sort();
-        assert_eq!(values, (1..=30).collect::<Vec<u64>>());
+        assert_eq!(values, (1..=31).collect::<Vec<u64>>());
         let value = |name: &str| stats.counters().iter().find(|c| c.0 == name).unwrap().2;
         assert_eq!(value("rtp_forwarded"), 11);
         assert_eq!(value("rtp_received"), 8);

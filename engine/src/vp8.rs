@@ -17,6 +17,8 @@ pub struct Descriptor {
     pub tl0: Option<(usize, u8)>,
     /// KEYIDX (5 bits) and the offset of its byte.
     pub key_index: Option<(usize, u8)>,
+    /// The temporal layer (TID, 0 the base), when the publisher sends temporal layers.
+    pub temporal: Option<u8>,
 }
 
 /// Reads the descriptor at the start of a VP8 payload; `None` when it is too short.
@@ -45,11 +47,19 @@ pub fn descriptor(p: &[u8]) -> Option<Descriptor> {
     }
     if ext & 0x30 != 0 {
         let b = *p.get(at)?;
+        if ext & 0x20 != 0 {
+            d.temporal = Some(b >> 6);
+        }
         if ext & 0x10 != 0 {
             d.key_index = Some((at, b & 0x1f));
         }
     }
     Some(d)
+}
+
+/// Whether a VP8 payload starts a frame (S set, partition 0).
+pub fn starts_frame(p: &[u8]) -> bool {
+    p.first().is_some_and(|b| b & 0x10 != 0 && b & 0x07 == 0)
 }
 
 /// What is added to a layer's numbers for one subscriber (wrapping in each field's
@@ -106,6 +116,12 @@ impl Continuity {
         self.rebase = true;
     }
 
+    /// A frame of a temporal layer the subscriber does not get was left out: the
+    /// picture ids after it close the gap.
+    pub fn drop_frame(&mut self) {
+        self.offsets.picture_id = self.offsets.picture_id.wrapping_sub(1);
+    }
+
     /// The offsets for this packet (of the layer the subscriber gets now); it is
     /// remembered as the last one sent.
     pub fn next(&mut self, payload: &[u8]) -> Offsets {
@@ -136,6 +152,7 @@ impl Continuity {
             key_index: d
                 .key_index
                 .map(|(at, k)| (at, k.wrapping_add(o.key_index) & 0x1f)),
+            temporal: d.temporal,
         };
         o
     }
@@ -164,6 +181,13 @@ mod tests {
         assert_eq!(d.picture_id, Some((2, 0x1234, true)));
         assert_eq!(d.tl0, Some((4, 7)));
         assert_eq!(d.key_index, Some((5, 3)));
+        assert_eq!(d.temporal, None, "no T bit");
+        let mut t2 = packet(0x1234, 7, 3);
+        t2[1] = 0xf0; // I, L, T, K
+        t2[5] = 0x80 | 0x20 | 3; // TID 2, Y, KEYIDX 3
+        let d = descriptor(&t2).unwrap();
+        assert_eq!((d.temporal, d.key_index), (Some(2), Some((5, 3))));
+        assert!(starts_frame(&[0x90]) && !starts_frame(&[0x80]) && !starts_frame(&[0x91]));
         let short = descriptor(&[0x90, 0x80, 0x5]).unwrap();
         assert_eq!(short.picture_id, Some((2, 5, false)));
         assert_eq!(descriptor(&[0x10]), Some(Descriptor::default()));
@@ -196,6 +220,23 @@ mod tests {
         let mut p = packet(101, 9, 2);
         c.next(&p).apply(&mut p);
         assert_eq!(descriptor(&p).unwrap().picture_id.unwrap().1, 1);
+    }
+
+    #[test]
+    fn a_dropped_frame_closes_the_picture_id_gap() {
+        let mut c = Continuity::default();
+        let mut p = packet(10, 1, 0);
+        c.next(&p).apply(&mut p);
+        c.drop_frame(); // picture id 11 left out
+        let mut p = packet(12, 1, 0);
+        assert!(c.next(&p).apply(&mut p));
+        assert_eq!(descriptor(&p).unwrap().picture_id.unwrap().1, 11);
+        // Across the 15-bit wrap.
+        let mut c = Continuity::default();
+        c.drop_frame();
+        let mut p = packet(0, 1, 0);
+        c.next(&p).apply(&mut p);
+        assert_eq!(descriptor(&p).unwrap().picture_id.unwrap().1, 0x7fff);
     }
 
     #[test]

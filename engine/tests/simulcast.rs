@@ -382,3 +382,118 @@ fn h264_layers_switch_at_idr_frames_with_the_stream_continuous() {
         "top, down to 0, up again: {layers:?}"
     );
 }
+
+/// The temporal layer of frame `i` in VP8's L1T3 pattern: 0, 2, 1, 2, 0, …
+fn tid(i: u32) -> u8 {
+    [0, 2, 1, 2][i as usize % 4]
+}
+
+/// Frame `i` of layer `layer` in three temporal layers, one packet: a VP8 descriptor with
+/// a 15-bit picture id, TL0PICIDX (one up each base frame) and TID; a keyframe every
+/// 40th frame (a base frame); the layer in byte 7 and the frame number in bytes 8..12.
+/// 300 bytes in the lowest layer (about 90 kbit/s at 30 frames a second).
+fn temporal_frame(layer: u8, i: u32) -> Vec<u8> {
+    let mut p = vec![0u8; 300 + 300 * usize::from(layer)];
+    let picture_id = (u32::from(layer) * 10_000 + i) as u16 & 0x7fff;
+    p[..6].copy_from_slice(&[
+        0x90,
+        0xe0, // I, L, T
+        0x80 | (picture_id >> 8) as u8,
+        picture_id as u8,
+        (i / 4) as u8,
+        tid(i) << 6,
+    ]);
+    p[6] = u8::from(!i.is_multiple_of(40)); // the VP8 header's P bit: 0 in a keyframe
+    p[7] = layer;
+    p[8..12].copy_from_slice(&i.to_be_bytes());
+    p
+}
+
+/// A subscriber whose link carries less than the lowest layer (its queue grows) gets
+/// that layer at a lower frame rate: frames of the upper temporal layers are left out,
+/// and its stream stays one stream (consecutive sequence numbers and picture ids,
+/// TL0PICIDX one up each base frame). Once the link has room, it climbs back to the full
+/// frame rate and on to the top layer.
+#[test]
+fn a_link_under_the_lowest_layer_gets_fewer_frames_not_a_frozen_picture() {
+    let (mut h, _) = setup(0);
+    // The subscriber's downlink carries 60 kbit/s, with a queue of 300 ms at that rate.
+    let subscriber = Harness::client_addr(1);
+    h.cap_link(subscriber, Some((60_000, Duration::from_millis(300))));
+    // (layer, frame, sequence number, picture id, TL0PICIDX, TID) of each video packet,
+    // in sequence order, each once.
+    let got = |h: &Harness| -> Vec<(u8, u32, u64, u16, u8, u8)> {
+        let mut got: Vec<_> = h.clients[1]
+            .received
+            .iter()
+            .filter(|p| p.codec == Some(Codec::Vp8))
+            .map(|p| {
+                let b = &p.payload;
+                let picture_id = u16::from(b[2] & 0x7f) << 8 | u16::from(b[3]);
+                let frame = u32::from_be_bytes([b[8], b[9], b[10], b[11]]);
+                (b[7], frame, p.seq, picture_id, b[4], b[5] >> 6)
+            })
+            .collect();
+        got.sort_by_key(|p| p.2);
+        got.dedup_by_key(|p| p.2);
+        got
+    };
+    let send = |h: &mut Harness, from: u32, n: u32| {
+        for i in from..from + n {
+            let now = h.now;
+            let publisher = &mut h.clients[0].peer;
+            let mid = publisher.mid_of("cam", "cam-video").unwrap();
+            for (layer, rid) in RIDS.iter().enumerate() {
+                let time = TIME_BASE[layer].wrapping_add(i * 3000);
+                let payload = temporal_frame(layer as u8, i);
+                publisher
+                    .send_rtp_layer(now, mid, rid, Codec::Vp8, time, true, &payload)
+                    .unwrap();
+            }
+            h.run_for(Duration::from_millis(33));
+        }
+    };
+    // 20 s on the narrow link; judged over the last 8.
+    send(&mut h, 0, 360);
+    let judged_from = 360;
+    send(&mut h, judged_from, 240);
+    let all = got(&h);
+    let judged: Vec<_> = all.iter().filter(|p| p.1 >= judged_from).collect();
+    let frames = judged.len();
+    assert!(
+        judged.iter().all(|p| p.0 == 0 && p.5 < 2),
+        "the lowest layer, without its top temporal layer: {:?}",
+        judged.iter().map(|p| (p.0, p.5)).collect::<Vec<_>>()
+    );
+    assert!(
+        (50..=130).contains(&frames),
+        "a quarter or half of 240 frames: {frames}"
+    );
+    for w in judged.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        assert_eq!(b.2, a.2 + 1, "a gap in sequence numbers: {w:?}");
+        assert_eq!(b.3, (a.3 + 1) & 0x7fff, "a gap in picture ids: {w:?}");
+        let base_frame = u8::from(b.5 == 0);
+        assert_eq!(b.4, a.4.wrapping_add(base_frame), "TL0PICIDX: {w:?}");
+    }
+    let stat = |h: &Harness| {
+        h.shards
+            .iter()
+            .map(|s| s.stats.rtp_temporal_left_out)
+            .sum::<u64>()
+    };
+    assert!(stat(&h) > 0);
+    // The link has room again: back to every frame, and up to the top layer (after the
+    // failed probes' backoff, at most a minute).
+    h.cap_link(subscriber, None);
+    let mut n = 600;
+    while n < 600 + 30 * 150 && got(&h).last().is_none_or(|p| p.0 < 2) {
+        send(&mut h, n, 30);
+        n += 30;
+    }
+    let all = got(&h);
+    let last = all.last().unwrap();
+    assert_eq!(last.0, 2, "on the top layer again");
+    let top: Vec<u8> = all.iter().rev().take(8).map(|p| p.5).collect();
+    assert!(top.contains(&2), "with every frame: {top:?}");
+}

@@ -53,6 +53,19 @@ pub struct Published {
 /// Decides, for a datagram from → to, whether the network loses it.
 pub type LossRule = Box<dyn FnMut(SocketAddr, SocketAddr, &[u8]) -> bool>;
 
+/// A link into one address that carries `bps` with a queue of at most `queue` at that
+/// rate, as `tc … tbf` on a router: datagrams wait their turn, and what would wait longer
+/// is lost.
+struct Bottleneck {
+    to: SocketAddr,
+    bps: u64,
+    queue: Duration,
+    /// When the link is free of what it holds.
+    free_at: Instant,
+    /// Datagrams on their way: when each is through, from where, the bytes.
+    held: VecDeque<(Instant, SocketAddr, Vec<u8>)>,
+}
+
 /// Times the calls into the shards while `on` (the forwarding benchmark's measured
 /// rounds; the clients' work is outside it), and counts their allocations when given a
 /// counter (the benchmark's global allocator keeps one).
@@ -127,6 +140,7 @@ pub struct Net<E: Endpoint> {
     /// Time spent inside the shards' handlers, for the forwarding benchmark.
     pub meter: ShardMeter,
     wire: VecDeque<(SocketAddr, SocketAddr, Vec<u8>)>,
+    links: Vec<Bottleneck>,
     next_peer: u64,
 }
 
@@ -164,6 +178,7 @@ impl<E: Endpoint> Net<E> {
             wiretap: None,
             meter: ShardMeter::default(),
             wire: VecDeque::new(),
+            links: Vec::new(),
             next_peer: 1,
         }
     }
@@ -234,6 +249,28 @@ impl<E: Endpoint> Net<E> {
         in_shard(&mut self.meter, || shard.handle_control(now, control));
     }
 
+    /// Datagrams to `to` go through a link that carries `bps` with a queue of `queue` at
+    /// that rate (`None`: no such link from now on; what it holds still comes through).
+    pub fn cap_link(&mut self, to: SocketAddr, cap: Option<(u64, Duration)>) {
+        let now = self.now;
+        match self.links.iter_mut().find(|l| l.to == to) {
+            Some(link) => {
+                (link.bps, link.queue) = cap.unwrap_or((u64::MAX, Duration::MAX));
+            }
+            None => {
+                if let Some((bps, queue)) = cap {
+                    self.links.push(Bottleneck {
+                        to,
+                        bps,
+                        queue,
+                        free_at: now,
+                        held: VecDeque::new(),
+                    });
+                }
+            }
+        }
+    }
+
     /// Moves every datagram and message until nothing is in flight, then advances the
     /// clock to the next timeout (at most `max_step`).
     pub fn step(&mut self, max_step: Duration) {
@@ -248,6 +285,9 @@ impl<E: Endpoint> Net<E> {
         }
         for c in self.clients.iter().filter(|c| c.alive) {
             next = next.min(c.poll_timeout());
+        }
+        for (through, ..) in self.links.iter().filter_map(|l| l.held.front()) {
+            next = next.min(*through);
         }
         self.now = next.max(self.now + Duration::from_micros(100));
         let now = self.now;
@@ -344,6 +384,18 @@ impl<E: Endpoint> Net<E> {
         if let Some(tap) = &mut self.wiretap {
             tap.extend(self.wire.iter().cloned());
         }
+        // What the links let through by now, then what is on the wire.
+        let mut through = Vec::new();
+        for link in &mut self.links {
+            while link.held.front().is_some_and(|d| d.0 <= now) {
+                let (_, from, data) = link.held.pop_front().expect("a datagram is held");
+                through.push((from, link.to, data));
+            }
+        }
+        for datagram in through {
+            moved = true;
+            self.deliver(now, datagram);
+        }
         while let Some((from, to, data)) = self.wire.pop_front() {
             moved = true;
             if let Some(loss) = self.loss.as_mut()
@@ -352,18 +404,37 @@ impl<E: Endpoint> Net<E> {
                 self.lost += 1;
                 continue;
             }
-            if let Some(k) = self.shard_addrs.iter().position(|a| *a == to) {
-                let shard = &mut self.shards[k];
-                in_shard(&mut self.meter, || shard.handle_datagram(now, from, &data));
-            } else if let Some(c) = self.clients.iter_mut().find(|c| c.alive && c.addr() == to) {
-                c.handle_datagram(now, from, &data);
+            if let Some(link) = self.links.iter_mut().find(|l| l.to == to) {
+                let start = link.free_at.max(now);
+                if start.saturating_duration_since(now) > link.queue {
+                    self.lost += 1; // the queue is full
+                } else if link.bps == u64::MAX {
+                    self.deliver(now, (from, to, data));
+                    continue;
+                } else {
+                    let bits = (data.len() as u64 + 28) * 8; // with IP and UDP headers
+                    link.free_at = start + Duration::from_micros(bits * 1_000_000 / link.bps);
+                    link.held.push_back((link.free_at, from, data));
+                }
+                continue;
             }
-            // Sent: a shard's buffer goes back to it, as the I/O thread gives it back.
-            if let Some(k) = self.shard_addrs.iter().position(|a| *a == from) {
-                self.shards[k].out.recycle(data);
-            }
+            self.deliver(now, (from, to, data));
         }
         moved
+    }
+
+    /// A datagram reaches `to`; a shard's buffer goes back to it.
+    fn deliver(&mut self, now: Instant, (from, to, data): (SocketAddr, SocketAddr, Vec<u8>)) {
+        if let Some(k) = self.shard_addrs.iter().position(|a| *a == to) {
+            let shard = &mut self.shards[k];
+            in_shard(&mut self.meter, || shard.handle_datagram(now, from, &data));
+        } else if let Some(c) = self.clients.iter_mut().find(|c| c.alive && c.addr() == to) {
+            c.handle_datagram(now, from, &data);
+        }
+        // Sent: a shard's buffer goes back to it, as the I/O thread gives it back.
+        if let Some(k) = self.shard_addrs.iter().position(|a| *a == from) {
+            self.shards[k].out.recycle(data);
+        }
     }
 
     /// Signalling's part: what a shard reports.

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `sent.rs` | what was sent, by transport-wide sequence number |
 //! | `delay.rs` | whether the path is queueing (trendline, overuse detector) |
+//! | `standing.rs` | whether a queue stands on the path (delay over its least) |
 //! | `rate.rs` | acked rate, loss and the AIMD estimate |
 //!
 //! Sans-IO: times come in as arguments; the tests below run a simulated bottleneck on
@@ -15,6 +16,7 @@
 mod delay;
 mod rate;
 mod sent;
+mod standing;
 
 use std::time::Instant;
 
@@ -23,6 +25,7 @@ use delay::DelayDetector;
 pub use delay::Signal;
 use rate::{AckedRate, Loss, RateControl};
 use sent::SentLog;
+use standing::StandingQueue;
 
 /// Upper bounds (bits per second) of the bands the metrics page counts subscribers'
 /// estimates in; the last band is everything above.
@@ -43,6 +46,7 @@ pub fn count_in_band(bands: &mut Bands, estimate: u64) {
 pub struct Bwe {
     sent: SentLog,
     delay: DelayDetector,
+    standing: StandingQueue,
     acked: AckedRate,
     loss: Loss,
     rate: RateControl,
@@ -53,6 +57,7 @@ impl Bwe {
         Self {
             sent: SentLog::new(now),
             delay: DelayDetector::default(),
+            standing: StandingQueue::default(),
             acked: AckedRate::default(),
             loss: Loss::new(now),
             rate: RateControl::new(now),
@@ -79,6 +84,7 @@ impl Bwe {
                 self.loss.received(sent.was_lost);
                 self.acked.received(at, sent.size);
                 self.delay.packet(sent.at_us, at);
+                self.standing.packet(sent.at_us, at);
             }
             None => self.loss.lost(),
         }
@@ -108,6 +114,13 @@ impl Bwe {
     /// The path shows congestion now: its queue grows, or it loses more than a little.
     pub fn congested(&self) -> bool {
         self.delay.signal() == Signal::Overuse || self.loss.ratio() > rate::LOW_LOSS
+    }
+
+    /// The path holds a queue: it grows now, or it stands (a full queue that loses
+    /// what does not fit). Sent more than it carries, unlike a path that only loses
+    /// packets (a radio link's loss, which sending less does not cure).
+    pub fn queued(&self) -> bool {
+        self.delay.signal() == Signal::Overuse || self.standing.standing()
     }
 }
 

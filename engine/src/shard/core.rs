@@ -241,6 +241,11 @@ impl ShardCore {
         self.bwe(peer).is_some_and(|b| b.congested())
     }
 
+    /// Whether the path to a peer holds a queue now ([`crate::bwe::Bwe::queued`]).
+    pub fn queued(&self, peer: PeerId) -> bool {
+        self.bwe(peer).is_some_and(|b| b.queued())
+    }
+
     /// The peers' bandwidth estimates, counted by band (`crate::bwe::BAND_BOUNDS_BPS`).
     pub fn estimate_bands(&self) -> crate::bwe::Bands {
         let mut bands = crate::bwe::Bands::default();

@@ -44,7 +44,7 @@ impl ShardCore {
         self.routes
             .get(&track)
             .and_then(|r| r.subs.iter().find(|s| s.slot == slot))
-            .map_or(0, |s| s.layer.unwrap_or(s.choice.target()))
+            .map_or(0, |s| s.layer.unwrap_or(s.choice.target().layer))
     }
 
     /// Asks the publisher of `track` for a keyframe of one simulcast layer, through its

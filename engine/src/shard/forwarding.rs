@@ -12,6 +12,7 @@ use str0m::rtp::{RtpPacket, Ssrc};
 
 use super::core::ShardCore;
 use super::feedback::KEYFRAME_INTERVAL;
+use super::left_out::Place;
 use super::lifecycle::peer_in;
 use super::peer::{InTrack, MAX_LAYERS, StreamStart, TimeMap};
 use super::route::{Origin, Route, Sub, layer_for};
@@ -143,19 +144,27 @@ impl ShardCore {
         for (shard, _) in &route.remote {
             self.out.media[*shard].push(fwd.clone());
         }
+        let params = self.codecs.params().get(usize::from(fwd.codec));
+        let vp8 = params.is_some_and(|p| p.spec().codec == Codec::Vp8);
+        // VP8 temporal layers: which one the packet is of, whether it begins a frame, and
+        // the frame's picture id.
+        let descriptor = vp8.then(|| crate::vp8::descriptor(&fwd.payload)).flatten();
+        let temporal = descriptor.and_then(|d| d.temporal);
+        let picture = descriptor.and_then(|d| d.picture_id).map(|p| p.1);
+        let frame_start = temporal.is_some() && crate::vp8::starts_frame(&fwd.payload);
         let layer = usize::from(fwd.layer).min(MAX_LAYERS - 1);
         route.layer_seen[layer] = Some(now);
-        route.rates.count(layer, fwd.payload.len());
+        route
+            .rates
+            .count(layer, temporal.unwrap_or(0), fwd.payload.len());
         if route.subs.is_empty() {
             return;
         }
         route.keep(now, fwd);
-        let params = self.codecs.params().get(usize::from(fwd.codec));
         let clock_rate = params.map_or(90_000, |p| p.spec().clock_rate.get());
         // Read once per packet, and only while a subscriber waits for it.
         let mut keyframe: Option<bool> = None;
         let audio = route.kind == MediaKind::Audio;
-        let vp8 = params.is_some_and(|p| p.spec().codec == Codec::Vp8);
         // Simulcast layers that subscribers wait for a keyframe of.
         let mut ask = [false; MAX_LAYERS];
         let seen = route.layer_seen;
@@ -171,7 +180,7 @@ impl ShardCore {
             }
             // The layer it should forward: it starts, and switches, at that layer's
             // next keyframe, and forwards the one it has until then.
-            let want = layer_for(&seen, sub.choice.target(), now);
+            let want = layer_for(&seen, sub.choice.target().layer, now);
             if sub.layer != Some(want) {
                 if fwd.layer == want {
                     let starts = audio
@@ -211,6 +220,36 @@ impl ShardCore {
                 self.stats.rtp_held_for_congestion += 1;
                 continue;
             }
+            // VP8 temporal layers: it gets those up to its choice. Fewer from any frame
+            // on (no frame it gets refers to one above it); more from a base-layer frame
+            // (the frames above refer to the base frame before them). A packet is left
+            // out when it comes in order; one that comes late (a resend) has its slot
+            // among those sent, and fills it.
+            if frame_start {
+                let target = sub.choice.target().temporal;
+                if temporal == Some(0) || target < sub.temporal {
+                    sub.temporal = target;
+                }
+            }
+            let new = sub.left.is_new(fwd.seq);
+            if new
+                && temporal.is_some_and(|t| t > sub.temporal)
+                && let Some(delta) = sub.seq_delta.as_mut()
+            {
+                *delta -= 1;
+                if sub.left.leave_out(fwd.seq, picture) {
+                    sub.vp8.drop_frame();
+                }
+                self.stats.rtp_temporal_left_out += 1;
+                continue;
+            }
+            let after = match sub.left.place(fwd.seq, picture) {
+                Place::Send(after) => after,
+                Place::Drop => {
+                    self.stats.rtp_temporal_left_out += 1;
+                    continue;
+                }
+            };
             let Some(pt) = peer.pt_map.pt(fwd.codec) else {
                 self.stats.rtp_no_codec += 1;
                 continue;
@@ -218,8 +257,8 @@ impl ShardCore {
             let delta = *sub
                 .seq_delta
                 .get_or_insert(sub.start.first_seq as i64 - fwd.seq as i64);
-            let seq = fwd.seq as i64 + delta;
-            let segment_start = sub.before.map_or(sub.start.first_seq, |b| b.until_seq);
+            let seq = fwd.seq as i64 + delta + after as i64;
+            let segment_start = sub.stretch_start();
             if seq < segment_start as i64 {
                 continue; // older than the first packet of this layer it got
             }
@@ -255,7 +294,11 @@ impl ShardCore {
                 time,
                 marker: fwd.marker,
             };
-            let vp8_offsets = vp8.then(|| sub.vp8.next(&fwd.payload));
+            // A late packet's picture id goes up by the frames left out after it.
+            let vp8_offsets = vp8.then(|| match new {
+                true => sub.vp8.next(&fwd.payload),
+                false => sub.left.offsets_of(sub.vp8.offsets, &fwd.payload),
+            });
             let packet = Send {
                 ssrc: sub.ssrc,
                 mid: sub.mid,

@@ -19,6 +19,7 @@ mod feedback;
 mod forwarding;
 mod history;
 mod layers;
+mod left_out;
 mod lifecycle;
 mod negotiation;
 mod peer;

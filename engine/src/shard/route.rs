@@ -7,7 +7,8 @@ use str0m::media::{MediaKind, Mid};
 use str0m::rtp::Ssrc;
 
 use super::history::History;
-use super::layers::{Choice, LayerRates};
+use super::layers::{Choice, LayerRates, TEMPORAL};
+use super::left_out::LeftOut;
 use super::peer::{MAX_LAYERS, StreamStart, TimeMap};
 use super::timers::Slot;
 use crate::msg::{Forwarded, ShardId};
@@ -50,13 +51,19 @@ pub(crate) struct Sub {
     pub(crate) last_captured: Option<Instant>,
     /// The stream before the last layer switch, for NACKs of its last packets.
     pub(crate) before: Option<Segment>,
+    /// The highest VP8 temporal layer it gets now (2: all): lowered at any frame,
+    /// raised at a base-layer frame.
+    pub(crate) temporal: u8,
+    /// The packets of the layer it forwards now that were left out (temporal layers
+    /// it does not get).
+    pub(crate) left: LeftOut,
     /// VP8's picture ids and indices, continuous across layer switches.
     pub(crate) vp8: Continuity,
 }
 
 /// A stretch of a subscriber's stream that carried one simulcast layer: how its
 /// sequence numbers and timestamps map the layer's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Segment {
     pub(crate) layer: u8,
     /// The subscriber's sequence numbers below this one are of the segment.
@@ -64,6 +71,43 @@ pub(crate) struct Segment {
     pub(crate) seq_delta: i64,
     pub(crate) time_offset: u32,
     pub(crate) vp8: Offsets,
+    pub(crate) left: LeftOut,
+}
+
+/// How one packet the subscriber was sent maps the publisher's (for a NACK).
+pub(crate) struct Mapping<'a> {
+    pub(crate) layer: u8,
+    /// The publisher's sequence number of the packet.
+    pub(crate) publisher_seq: u64,
+    pub(crate) time_offset: u32,
+    vp8: Offsets,
+    left: &'a LeftOut,
+}
+
+impl<'a> Mapping<'a> {
+    fn new(
+        seq: u64,
+        layer: u8,
+        delta: i64,
+        time_offset: u32,
+        vp8: Offsets,
+        left: &'a LeftOut,
+    ) -> Self {
+        let shifted = (seq as i64 - delta).max(0) as u64;
+        Self {
+            layer,
+            publisher_seq: left.publisher_seq(shifted),
+            time_offset,
+            vp8,
+            left,
+        }
+    }
+
+    /// The VP8 offsets of the packet with `payload`: its picture id goes up by the
+    /// frames left out after it.
+    pub(crate) fn vp8_offsets(&self, payload: &[u8]) -> Offsets {
+        self.left.offsets_of(self.vp8, payload)
+    }
 }
 
 impl Sub {
@@ -81,6 +125,8 @@ impl Sub {
             choice: Choice::default(),
             last_captured: None,
             before: None,
+            temporal: TEMPORAL as u8 - 1,
+            left: LeftOut::default(),
             vp8: Continuity::default(),
             slot,
             ssrc,
@@ -102,12 +148,17 @@ impl Sub {
             (self.layer, self.seq_delta, self.time)
         {
             let until_seq = self.last_seq + 1;
+            // The new stretch reuses the memory of the one before last.
+            let mut left = self.before.take().map(|b| b.left).unwrap_or_default();
+            left.clear();
+            std::mem::swap(&mut left, &mut self.left);
             self.before = Some(Segment {
                 layer: old,
                 until_seq,
                 seq_delta: delta,
                 time_offset: offset,
                 vp8: self.vp8.offsets,
+                left,
             });
             self.vp8.switch();
             self.seq_delta = Some(until_seq as i64 - fwd.seq as i64);
@@ -117,6 +168,36 @@ impl Sub {
             };
         }
         self.layer = Some(layer);
+        // All of its temporal layers until its first base-layer frame says otherwise (a
+        // layer without them has nothing to leave out).
+        self.temporal = TEMPORAL as u8 - 1;
+    }
+
+    /// The subscriber's sequence numbers from here on are of its current stretch.
+    pub(crate) fn stretch_start(&self) -> u64 {
+        self.before
+            .as_ref()
+            .map_or(self.start.first_seq, |b| b.until_seq)
+    }
+
+    /// How the subscriber's packet `seq` mapped the publisher's.
+    pub(crate) fn mapping_of(&self, seq: u64) -> Option<Mapping<'_>> {
+        if let Some(b) = self.before.as_ref().filter(|b| seq < b.until_seq) {
+            return Some(Mapping::new(
+                seq,
+                b.layer,
+                b.seq_delta,
+                b.time_offset,
+                b.vp8,
+                &b.left,
+            ));
+        }
+        match (self.layer, self.seq_delta, self.time) {
+            (Some(l), Some(d), TimeMap::Offset(o)) => {
+                Some(Mapping::new(seq, l, d, o, self.vp8.offsets, &self.left))
+            }
+            _ => None,
+        }
     }
 
     /// Where the stream goes on after `now`: for the same track (its mapping kept),

@@ -32,7 +32,6 @@ use str0m::rtp::{Extension, Ssrc};
 use super::core::{Datagram, Outbox, ShardCore};
 use super::lifecycle::peer_in;
 use super::peer::Peer;
-use super::peer::TimeMap;
 use super::timers::Slot;
 use crate::bwe::Bwe;
 use crate::dtls_tap;
@@ -363,8 +362,8 @@ pub(crate) fn send(
     Ok(())
 }
 
-/// Takes one resend from the budget of `peer`'s stream `ssrc` (a NACK answer; probes
-/// are not counted against it).
+/// Takes one resend from the budget of `peer`'s stream `ssrc` (NACKs get at most half
+/// of what the stream sends, [`ResendBudget`]).
 pub(crate) fn take_resend_budget(peer: &mut Peer, ssrc: Ssrc, now: Instant) -> Result<(), NotSent> {
     let stream = peer
         .send
@@ -550,24 +549,16 @@ impl ShardCore {
             let Some(sub) = route.subs.iter().find(|s| s.slot == slot && s.ssrc == ssrc) else {
                 continue;
             };
-            let (Some(delta), TimeMap::Offset(offset), Some(layer)) =
-                (sub.seq_delta, sub.time, sub.layer)
-            else {
-                continue;
-            };
             let seq = extend(sub.last_seq, seq);
             if seq < sub.start.first_seq || seq > sub.last_seq {
                 continue; // not a packet of this subscriber's stream
             }
-            // Before its last simulcast layer switch, the stream carried another layer.
-            let (layer, delta, offset, vp8) = match sub.before {
-                Some(b) if seq < b.until_seq => (b.layer, b.seq_delta, b.time_offset, b.vp8),
-                _ => (layer, delta, offset, sub.vp8.offsets),
+            // The stretch it was sent in: which layer, how its numbers mapped.
+            let Some(mapping) = sub.mapping_of(seq) else {
+                continue;
             };
-            let Some(fwd) = u64::try_from(seq as i64 - delta)
-                .ok()
-                .and_then(|s| route.history.get(usize::from(layer))?.get(now, s))
-            else {
+            let history = route.history.get(usize::from(mapping.layer));
+            let Some(fwd) = history.and_then(|h| h.get(now, mapping.publisher_seq)) else {
                 self.stats.nack_unanswered += 1;
                 continue;
             };
@@ -578,10 +569,10 @@ impl ShardCore {
             let header = Header {
                 pt: *pt,
                 seq,
-                time: fwd.time.wrapping_add(offset),
+                time: fwd.time.wrapping_add(mapping.time_offset),
                 marker: fwd.marker,
             };
-            let vp8 = is_vp8(&self.codecs, fwd.codec).then_some(vp8);
+            let vp8 = is_vp8(&self.codecs, fwd.codec).then(|| mapping.vp8_offsets(&fwd.payload));
             let sent = take_resend_budget(peer, ssrc, now)
                 .and_then(|()| resend(peer, &mut self.out, now, ssrc, header, rtx_pt, (fwd, vp8)));
             match sent {
