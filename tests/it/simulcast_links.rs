@@ -1,14 +1,17 @@
 //! Simulcast over real links (#22): the `peer-calls` binary and a str0m publisher sending
-//! its camera in three layers (150, 500 and 1500 kbit/s) in one network namespace, and
-//! three subscribers, each in a namespace of its own behind a veth pair whose downlink
-//! the kernel caps with `tc … tbf`: 300 kbit/s, 1 Mbit/s, and no cap. Each must settle on
-//! the layer its link carries (lowest, middle, top) and keep decoding: no freeze (no
-//! decodable frame) longer than 1 s once its first frame is decoded.
+//! its camera in three layers (150, 500 and 1500 kbit/s, each in three VP8 temporal
+//! layers, L1T3) in one network namespace, and subscribers, each in a namespace of its
+//! own behind a veth pair whose downlink the kernel caps with `tc … tbf`: 300 kbit/s,
+//! 1 Mbit/s, no cap, and 120 kbit/s. Each must settle on what its link carries (the
+//! lowest layer, the middle one, the top one, and the lowest one at half its frame rate)
+//! and keep decoding: no freeze (no decodable frame) longer than 1 s once its first
+//! frame is decoded.
 //!
 //! What "decoding" means here is a decoder's view of the packets: a frame is decoded when
-//! its last packet arrives and nothing before it is missing; a hole not repaired (by
-//! NACK) within 500 ms breaks the picture until the next keyframe, which the subscriber
-//! asks for (PLI), as a browser does.
+//! its last packet arrives, nothing before it is missing and its picture id follows the
+//! last one's; a hole not repaired (by NACK) within 500 ms, or a picture id that jumps,
+//! breaks the picture until the next keyframe, which the subscriber asks for (PLI), as a
+//! browser does.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -34,8 +37,16 @@ const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 78, 0, 1);
 const LAYER_KBPS: [u32; 3] = [150, 500, 1500];
 const RIDS: [&str; 3] = ["q", "h", "f"];
 const FPS: u32 = 30;
-/// Each subscriber's downlink cap (`None`: none), and the layer it should settle on.
-const LINKS: [(Option<&str>, u8); 3] = [(Some("300kbit"), 0), (Some("1mbit"), 1), (None, 2)];
+/// Each subscriber's downlink cap (`None`: none), the layer it should settle on, and
+/// the frames a second it should get of it.
+const LINKS: [(Option<&str>, u8, u32); 4] = [
+    (Some("300kbit"), 0, 30),
+    (Some("1mbit"), 1, 30),
+    (None, 2, 30),
+    (Some("120kbit"), 0, 15),
+];
+/// The temporal layer of each frame, by its number modulo 4 (L1T3).
+const TEMPORAL_PATTERN: [u8; 4] = [0, 2, 1, 2];
 /// How long media runs; the layers are judged over the last [`JUDGED`] of it.
 const RUN: Duration = Duration::from_secs(24);
 const JUDGED: Duration = Duration::from_secs(10);
@@ -73,7 +84,7 @@ impl Links {
             "dev",
             "lo",
         ]);
-        for (k, (ns, (rate, _))) in links.subscribers.iter().zip(LINKS).enumerate() {
+        for (k, (ns, (rate, ..))) in links.subscribers.iter().zip(LINKS).enumerate() {
             let (here, there) = (format!("pcs{id}v{k}"), format!("pcs{id}w{k}"));
             run(&["ip", "netns", "add", ns]);
             run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
@@ -202,6 +213,7 @@ fn publish(server: SocketAddr, stop: Arc<AtomicBool>) -> u64 {
     let mut max_wanted = 2u8;
     let mut mid = None;
     let mut frames = 0u64;
+    let mut tl0 = 0u8;
     let mut next_frame = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         c.poll(Duration::from_millis(2)).unwrap();
@@ -232,20 +244,35 @@ fn publish(server: SocketAddr, stop: Arc<AtomicBool>) -> u64 {
         }
         next_frame += Duration::from_secs(1) / FPS;
         let rtp_time = (frames * 90_000 / u64::from(FPS)) as u32;
-        frames += 1;
+        let tid = TEMPORAL_PATTERN[(frames % 4) as usize];
+        if tid == 0 {
+            tl0 = tl0.wrapping_add(1);
+        }
+        let picture_id = (frames & 0x7fff) as u16;
         for layer in 0..=usize::from(max_wanted).min(2) {
-            let key = std::mem::take(&mut keyframe[layer]);
-            let mut bytes = (LAYER_KBPS[layer] * 1000 / 8 / FPS) as usize;
-            if key {
-                bytes *= 5;
-            }
+            // A keyframe only on the base temporal layer, as an encoder makes one.
+            let key = tid == 0 && std::mem::take(&mut keyframe[layer]);
+            // Every frame the same size, whatever its temporal layer (a browser's base
+            // frames are larger: the climb to the top layer then takes longer, the
+            // probes' bursts showing congestion sooner).
+            let frame = (LAYER_KBPS[layer] * 1000 / 8 / FPS) as usize;
+            let bytes = if key { frame * 5 } else { frame };
             let n = bytes.div_ceil(1100);
             for i in 0..n {
-                let mut payload = vec![0x55u8; bytes.div_ceil(n)];
-                // VP8: S=1 opens the frame, whose tag's P bit is 0 for a keyframe.
-                payload[0] = if i == 0 { 0x10 } else { 0x00 };
-                payload[1] = u8::from(!key);
-                payload[2] = layer as u8;
+                let mut payload = vec![0x55u8; bytes.div_ceil(n).max(8)];
+                // The VP8 payload descriptor: X, and S on the frame's first packet; I, L,
+                // T; a 15-bit picture id, TL0PICIDX, the TID. Then the VP8 header's first
+                // byte (its P bit 0 in a keyframe), then the layer.
+                payload[..6].copy_from_slice(&[
+                    if i == 0 { 0x90 } else { 0x80 },
+                    0xe0,
+                    0x80 | (picture_id >> 8) as u8,
+                    picture_id as u8,
+                    tl0,
+                    tid << 6,
+                ]);
+                payload[6] = u8::from(!key);
+                payload[7] = layer as u8;
                 c.peer()
                     .send_rtp_layer(
                         now,
@@ -259,6 +286,7 @@ fn publish(server: SocketAddr, stop: Arc<AtomicBool>) -> u64 {
                     .unwrap();
             }
         }
+        frames += 1;
     }
     frames
 }
@@ -278,12 +306,17 @@ struct Decoder {
     longest_freeze: Duration,
     /// Each decoded frame: when, and its layer.
     frames: Vec<(Instant, u8)>,
+    /// The picture id of the last frame that began.
+    last_picture: Option<u16>,
 }
 
 impl Decoder {
     fn on_packet(&mut self, now: Instant, seq: u64, marker: bool, payload: &[u8]) {
         let next = self.next_seq.unwrap_or(seq);
-        if seq >= next {
+        let in_order = seq >= next;
+        // The next packet, nothing missing before it: its frame's picture id must follow.
+        let contiguous = seq == next;
+        if in_order {
             for s in next..seq {
                 self.holes.insert(s, now);
             }
@@ -291,10 +324,23 @@ impl Decoder {
         } else {
             self.holes.remove(&seq);
         }
-        if payload.len() < 3 {
+        if payload.len() < 8 {
             return;
         }
-        let keyframe_start = payload[0] & 0x10 != 0 && payload[1] & 1 == 0;
+        let frame_start = payload[0] & 0x10 != 0;
+        let keyframe_start = frame_start && payload[6] & 1 == 0;
+        if frame_start && in_order {
+            // A picture id that does not follow the last one with no packet missing in
+            // between: a frame was left out without its number being closed up.
+            let picture_id = u16::from(payload[2] & 0x7f) << 8 | u16::from(payload[3]);
+            let follows = self
+                .last_picture
+                .is_none_or(|l| (l + 1) & 0x7fff == picture_id);
+            if !follows && contiguous && !keyframe_start {
+                self.broken = true;
+            }
+            self.last_picture = Some(picture_id);
+        }
         if keyframe_start {
             // A keyframe needs nothing before it.
             self.holes.retain(|&s, _| s > seq);
@@ -315,7 +361,7 @@ impl Decoder {
             }
             self.first_frame.get_or_insert(now);
             self.last_frame = Some(now);
-            self.frames.push((now, payload[2]));
+            self.frames.push((now, payload[7]));
         }
     }
 
@@ -400,18 +446,18 @@ fn each_subscriber_gets_the_layer_its_link_carries_and_never_freezes() {
     let report = report.join("\n");
     eprintln!("{frames} frames published\n{report}");
     for (k, d) in decoders.iter().enumerate() {
-        let want = LINKS[k].1;
+        let (_, want, fps) = LINKS[k];
         let judged: Vec<u8> = d
             .frames
             .iter()
             .filter(|(t, _)| *t >= judged_from)
             .map(|(_, l)| *l)
             .collect();
-        // Decoding all along: most of 30 frames a second.
-        assert!(
-            judged.len() as u32 > JUDGED.as_secs() as u32 * FPS * 8 / 10,
-            "{report}"
-        );
+        // Decoding all along: most of its frame rate, and at half the frame rate not
+        // many more.
+        let per_second = judged.len() as u32 / JUDGED.as_secs() as u32;
+        assert!(per_second >= fps * 8 / 10, "subscriber {k}: {report}");
+        assert!(per_second <= fps * 11 / 10, "subscriber {k}: {report}");
         let on_its_layer = judged.iter().filter(|&&l| l == want).count();
         assert!(
             on_its_layer * 10 >= judged.len() * 9,

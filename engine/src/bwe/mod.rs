@@ -50,6 +50,8 @@ pub struct Bwe {
     acked: AckedRate,
     loss: Loss,
     rate: RateControl,
+    /// The newest packet a feedback has reported on (its full sequence number).
+    reported_to: Option<u64>,
 }
 
 impl Bwe {
@@ -61,6 +63,7 @@ impl Bwe {
             acked: AckedRate::default(),
             loss: Loss::new(now),
             rate: RateControl::new(now),
+            reported_to: None,
         }
     }
 
@@ -76,6 +79,21 @@ impl Bwe {
 
     /// One packet a feedback reports on. Call [`Bwe::feedback_done`] after the last.
     pub fn arrival(&mut self, a: Arrival) {
+        // A receiver that starts a feedback past where its last one ended (str0m's
+        // starts at the next packet it received) never saw the packets between: lost.
+        // (A browser's feedback goes on from the last one's end.) One reported
+        // received later is counted back.
+        if let Some(seq) = self.sent.extend(a.seq) {
+            // (At most the packets still remembered: a feedback after a long silence.)
+            let from = self.reported_to.map_or(seq, |r| r + 1);
+            let from = from.max(seq.saturating_sub(sent::SLOTS as u64));
+            for skipped in from..seq {
+                if self.sent.report(skipped as u16, false).is_some() {
+                    self.loss.lost();
+                }
+            }
+            self.reported_to = Some(self.reported_to.map_or(seq, |r| r.max(seq)));
+        }
         let Some(sent) = self.sent.report(a.seq, a.at_us.is_some()) else {
             return;
         };
@@ -111,9 +129,9 @@ impl Bwe {
         self.acked.rate().map(|e| e as u64)
     }
 
-    /// The path shows congestion now: its queue grows, or it loses more than a little.
+    /// The path shows congestion now: it holds a queue, or it loses more than a little.
     pub fn congested(&self) -> bool {
-        self.delay.signal() == Signal::Overuse || self.loss.ratio() > rate::LOW_LOSS
+        self.queued() || self.loss.ratio() > rate::LOW_LOSS
     }
 
     /// The path holds a queue: it grows now, or it stands (a full queue that loses
@@ -278,5 +296,31 @@ mod tests {
         }
         bwe.feedback_done(now);
         assert_eq!(bwe.estimate(), None);
+    }
+
+    /// A receiver whose feedback starts past where its last one ended (str0m's, at the
+    /// next packet it got) reports nothing of the packets between: they count as lost
+    /// (one reported received after all counts back: `sent.rs`).
+    #[test]
+    fn packets_a_feedback_skips_are_lost() {
+        let t0 = Instant::now();
+        let mut bwe = Bwe::new(t0);
+        for i in 0..400u64 {
+            bwe.sent(t0 + Duration::from_millis(i * 5), 1000);
+        }
+        // Ten feedbacks, each of the 20 packets after 20 it never got.
+        for f in 0..10u16 {
+            for seq in f * 40 + 20..f * 40 + 40 {
+                let at_us = Some(i64::from(seq) * 5000 + 20_000);
+                bwe.arrival(Arrival { seq, at_us });
+            }
+            bwe.feedback_done(t0 + Duration::from_millis(u64::from(f) * 200 + 220));
+        }
+        assert!(
+            (bwe.loss.ratio() - 0.5).abs() < 0.01,
+            "{}",
+            bwe.loss.ratio()
+        );
+        assert!(bwe.congested() && !bwe.queued(), "loss, no queue");
     }
 }

@@ -77,17 +77,21 @@ impl SentLog {
         t.saturating_duration_since(self.epoch).as_micros() as i64
     }
 
-    /// The packet `seq` (the low 16 bits of one of the last [`SLOTS`] sent), marked as
-    /// reported `received` or not. None for a sequence number not sent lately, and for a
-    /// packet already reported received (feedback repeats itself).
-    pub(super) fn report(&mut self, seq: u16, received: bool) -> Option<Sent> {
+    /// The full sequence number of `seq` (the low 16 bits of one of the last [`SLOTS`]
+    /// sent); None for one not sent lately.
+    pub(super) fn extend(&self, seq: u16) -> Option<u64> {
         let last = self.next.checked_sub(1)?;
         // The newest number at or below `last` with these low bits.
         let back = (last as u16).wrapping_sub(seq);
         let full = last.checked_sub(u64::from(back))?;
-        if last - full >= SLOTS as u64 {
-            return None;
-        }
+        (last - full < SLOTS as u64).then_some(full)
+    }
+
+    /// The packet `seq` (the low 16 bits of one of the last [`SLOTS`] sent), marked as
+    /// reported `received` or not. None for a sequence number not sent lately, and for a
+    /// packet already reported received (feedback repeats itself).
+    pub(super) fn report(&mut self, seq: u16, received: bool) -> Option<Sent> {
+        let full = self.extend(seq)?;
         let r = &mut self.records[full as usize % SLOTS];
         let was_lost = match r.state {
             State::Received => return None,

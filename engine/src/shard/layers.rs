@@ -13,7 +13,7 @@
 //!   first (the speaker, a pinned tile: the highest caps), equal tiles equally, the
 //!   smaller tiles' lowest layers kept paid for.
 //! - A new subscriber starts on the lowest layer at its full frame rate: its path is not
-//!   known yet.
+//!   known yet. It takes a first look ([`FIRST_LOOK`]) before it probes.
 //! - Up, at most every [`UP_TRIAL`], to the highest rung at or under its cap (the
 //!   tile's size, `SetMaxLayer`) that its share shows fitting. The estimate cannot see
 //!   much more than what flows now, so past that it **probes** first: each packet it is
@@ -25,10 +25,9 @@
 //!   share by more than a margin), or on congestion. Not for lack of share just after the
 //!   rung rose (a larger tile: the share measured what flowed before), nor just after
 //!   a failed probe (its congestion, not the media's).
-//! - While the path holds a queue (it grows, or it stands full), the share is at most
-//!   what arrives: the link carries that much and no more. Only then does a subscriber
-//!   go under the lowest layer's full frame rate: loss alone does not prove the link
-//!   too narrow (a radio link loses packets at random, and fewer frames do not cure it).
+//! - Under the lowest layer's full frame rate only while the path holds a queue (it
+//!   grows, or it stands full): loss alone does not prove the link too narrow (a radio
+//!   link loses packets at random, and fewer frames do not cure it).
 //! - Without transport-wide feedback negotiated, the cap alone decides.
 //!
 //! The layer switch itself happens at the chosen layer's next keyframe; fewer temporal
@@ -50,6 +49,9 @@ const ALLOCATION_INTERVAL: Duration = super::core::HOUSEKEEPING_INTERVAL;
 pub(super) const AUDIO_BPS: u64 = 64_000;
 /// The shortest wait between two steps up (and before the first probe).
 pub(super) const UP_TRIAL: Duration = Duration::from_secs(4);
+/// A new subscriber's first step up waits this long after its first decision: its
+/// path's feedback has just begun.
+const FIRST_LOOK: Duration = Duration::from_secs(1);
 /// How long a probe lasts at most.
 const PROBE: Duration = Duration::from_millis(2500);
 /// After the rung rose, how long the share (which measured what flowed before) is not
@@ -238,7 +240,7 @@ impl Default for Choice {
             cap: MAX_LAYERS as u8 - 1,
             // A new subscriber starts on the lowest layer: its path is not known yet,
             // and a layer the path cannot carry freezes its picture until it comes down.
-            // It probes its way up at once.
+            // It probes its way up after a first look.
             fit: Rung::full(0),
             up_at: None,
             backoff: UP_TRIAL,
@@ -274,6 +276,7 @@ impl Choice {
         ladder: &Ladder,
         on: Rung,
     ) {
+        self.up_at.get_or_insert(now + FIRST_LOOK);
         let max = Rung::full(self.cap);
         let lowest = ladder.lowest();
         let fits = ladder.highest_within(max, share, lowest);
@@ -443,10 +446,7 @@ impl ShardCore {
                 congested: self.congested(slot.peer),
                 queued: self.queued(slot.peer),
             };
-            // While a queue holds, what arrives is what the path carries: a full queue
-            // that loses what does not fit may show no more than a little loss.
             let estimate = match self.acked_rate(slot.peer) {
-                Some(carried) if path.queued => estimate.min(carried),
                 Some(carried) if !path.congested => estimate.max(carried),
                 _ => estimate,
             };
@@ -655,8 +655,10 @@ mod tests {
     fn layers_not_seen_are_skipped() {
         let t0 = Instant::now();
         let mut c = Choice::default();
+        c.decide(t0, 0, CLEAR, &ladder(RATES), Rung::full(0));
+        assert_eq!(c.target().layer, 0, "a first look before any step up");
         c.decide(
-            t0,
+            t0 + FIRST_LOOK,
             5_000_000,
             CLEAR,
             &ladder([150_000, 0, 1_500_000]),
