@@ -1,26 +1,32 @@
 //! Whether the path to a peer holds a standing queue: its one-way delay (the receiver's
-//! clock less the sender's, whatever their offset) over the least it had in the last
-//! minute or two. A full tail-drop queue (a home router's, `tc … tbf`) holds its delay
-//! steady and loses what does not fit, so the delay detector's trend, which sees a
-//! queue *grow*, goes quiet on it.
+//! clock less the sender's, whatever their offset) stays over the least it had in the
+//! last minute or two, every packet of the last [`WINDOW_US`] and more. A full tail-drop
+//! queue (a home router's, `tc … tbf`) holds its delay steady and loses what does not
+//! fit, so the delay detector's trend, which sees a queue *grow*, goes quiet on it. The
+//! least of each window, not the mean, is compared: jitter delays some packets, a queue
+//! delays every one.
 
 /// The least delay is kept for the current and the last bucket of this long (µs).
 const BUCKET_US: i64 = 60_000_000;
-/// Over the least delay by this much (ms, smoothed), the queue stands.
-const STANDING_MS: f64 = 100.0;
-/// The smoothing's time constant (µs of the receiver's clock).
-const SMOOTHING_US: i64 = 500_000;
+/// Packets are judged by windows of this long (µs of the receiver's clock).
+const WINDOW_US: i64 = 250_000;
+/// Every packet of a window this much (µs) over the least delay: the queue stands.
+const STANDING_US: i64 = 30_000;
 /// A delay this far over the least (µs) is a clock jump, not a queue: start over.
 const MAX_QUEUE_US: i64 = 3_000_000;
 
 #[derive(Default)]
 pub(super) struct StandingQueue {
-    /// When the current bucket began (the receiver's clock), and the last arrival.
+    /// When the current bucket began (the receiver's clock), and its least delay and
+    /// the last one's.
     bucket_start: Option<i64>,
-    last_arrival: i64,
     least_now: i64,
     least_before: i64,
-    queue_ms: f64,
+    /// When the current window began, the least queueing delay in it, and in the last
+    /// whole window.
+    window_start: i64,
+    window_least: i64,
+    last_window_least: Option<i64>,
 }
 
 impl StandingQueue {
@@ -29,7 +35,7 @@ impl StandingQueue {
     pub(super) fn packet(&mut self, send_us: i64, arrival_us: i64) {
         let delay = arrival_us - send_us;
         match self.bucket_start {
-            Some(start) if arrival_us - start < BUCKET_US && arrival_us >= start => {
+            Some(start) if (start..start + BUCKET_US).contains(&arrival_us) => {
                 self.least_now = self.least_now.min(delay);
             }
             Some(_) => {
@@ -40,10 +46,11 @@ impl StandingQueue {
             None => {
                 *self = Self {
                     bucket_start: Some(arrival_us),
-                    last_arrival: arrival_us,
                     least_now: delay,
                     least_before: delay,
-                    queue_ms: 0.0,
+                    window_start: arrival_us,
+                    window_least: 0,
+                    last_window_least: None,
                 };
             }
         }
@@ -52,15 +59,19 @@ impl StandingQueue {
             *self = Self::default();
             return;
         }
-        let dt = (arrival_us - self.last_arrival).clamp(0, SMOOTHING_US);
-        self.last_arrival = arrival_us;
-        let weight = dt as f64 / SMOOTHING_US as f64;
-        self.queue_ms += (queue as f64 / 1000.0 - self.queue_ms) * weight;
+        if (self.window_start..self.window_start + WINDOW_US).contains(&arrival_us) {
+            self.window_least = self.window_least.min(queue);
+        } else {
+            self.last_window_least = Some(self.window_least);
+            self.window_start = arrival_us;
+            self.window_least = queue;
+        }
     }
 
-    /// Whether the queue stands now.
+    /// Whether the queue stands now: every packet of the last whole window and of this
+    /// one so far waited in it.
     pub(super) fn standing(&self) -> bool {
-        self.queue_ms > STANDING_MS
+        self.last_window_least.is_some_and(|q| q > STANDING_US) && self.window_least > STANDING_US
     }
 }
 
@@ -81,13 +92,13 @@ mod tests {
     #[test]
     fn a_full_queue_stands_jitter_does_not_and_a_drained_one_is_gone() {
         let mut q = StandingQueue::default();
-        // 30 ms of jitter for 10 s.
-        assert!(!run(&mut q, 0, 10_000, |t| (t / 10_000 % 4) * 10_000));
-        // A queue fills to 300 ms in a second and stays full.
-        assert!(run(&mut q, 10_000, 3_000, |t| ((t - 10_000_000) * 3 / 10)
-            .min(300_000)));
-        // It drains: gone within a second.
-        assert!(!run(&mut q, 13_000, 1_000, |_| 0));
+        // Up to 150 ms of jitter for 10 s: some packets come through at once.
+        assert!(!run(&mut q, 0, 10_000, |t| (t / 10_000 % 6) * 30_000));
+        // A queue fills to 50 ms in a second and stays full.
+        assert!(run(&mut q, 10_000, 3_000, |t| ((t - 10_000_000) / 20)
+            .min(50_000)));
+        // It drains: gone at once.
+        assert!(!run(&mut q, 13_000, 100, |_| 0));
         // A queue that stays past a bucket is still seen (the least is kept for two).
         assert!(run(&mut q, 14_000, 70_000, |_| 250_000));
         // A clock jump is not a queue.
