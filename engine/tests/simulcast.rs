@@ -70,15 +70,33 @@ fn send_frames_spaced(h: &mut Harness, from: u32, n: u32, gaps: &[u64]) {
 
 /// The publisher sends frame `i` of its lowest `layers` layers.
 fn send_frame(h: &mut Harness, i: u32, layers: usize) {
+    send_made_frame(h, i, layers, (Codec::Vp8, frame));
+}
+
+/// The publisher sends frame `i` of its lowest `layers` layers in `codec`, each made by
+/// `make(layer, i)`.
+fn send_made_frame(h: &mut Harness, i: u32, layers: usize, (codec, make): Maker) {
     let now = h.now;
     let publisher = &mut h.clients[0].peer;
     let mid = publisher.mid_of("cam", "cam-video").unwrap();
     for (layer, rid) in RIDS.iter().enumerate().take(layers) {
         let time = TIME_BASE[layer].wrapping_add(i * 3000);
-        let payload = frame(layer as u8, i);
+        let payload = make(layer as u8, i);
         publisher
-            .send_rtp_layer(now, mid, rid, Codec::Vp8, time, true, &payload)
+            .send_rtp_layer(now, mid, rid, codec, time, true, &payload)
             .unwrap();
+    }
+}
+
+/// A codec and what makes frame `i` of a layer in it.
+type Maker = (Codec, fn(u8, u32) -> Vec<u8>);
+
+/// The publisher sends `n` frames of every layer, made by `maker`, 33 ms apart, from
+/// frame `from`.
+fn send_made_frames(h: &mut Harness, from: u32, n: u32, maker: Maker) {
+    for i in from..from + n {
+        send_made_frame(h, i, RIDS.len(), maker);
+        h.run_for(Duration::from_millis(33));
     }
 }
 
@@ -334,19 +352,7 @@ fn h264_layers_switch_at_idr_frames_with_the_stream_continuous() {
             .collect()
     };
     let send = |h: &mut Harness, from: u32, n: u32| {
-        for i in from..from + n {
-            let now = h.now;
-            let publisher = &mut h.clients[0].peer;
-            let mid = publisher.mid_of("cam", "cam-video").unwrap();
-            for (layer, rid) in RIDS.iter().enumerate() {
-                let time = TIME_BASE[layer].wrapping_add(i * 3000);
-                let payload = h264_frame(layer as u8, i);
-                publisher
-                    .send_rtp_layer(now, mid, rid, Codec::H264, time, true, &payload)
-                    .unwrap();
-            }
-            h.run_for(Duration::from_millis(33));
-        }
+        send_made_frames(h, from, n, (Codec::H264, h264_frame));
     };
     let on_top = |h: &Harness| got_h264(h).last().is_some_and(|p| p.0 == 2);
     let mut n = 0;
@@ -439,19 +445,7 @@ fn a_link_under_the_lowest_layer_gets_fewer_frames_not_a_frozen_picture() {
         got
     };
     let send = |h: &mut Harness, from: u32, n: u32| {
-        for i in from..from + n {
-            let now = h.now;
-            let publisher = &mut h.clients[0].peer;
-            let mid = publisher.mid_of("cam", "cam-video").unwrap();
-            for (layer, rid) in RIDS.iter().enumerate() {
-                let time = TIME_BASE[layer].wrapping_add(i * 3000);
-                let payload = temporal_frame(layer as u8, i);
-                publisher
-                    .send_rtp_layer(now, mid, rid, Codec::Vp8, time, true, &payload)
-                    .unwrap();
-            }
-            h.run_for(Duration::from_millis(33));
-        }
+        send_made_frames(h, from, n, (Codec::Vp8, temporal_frame));
     };
     // 20 s on the narrow link; judged over the last 8.
     send(&mut h, 0, 360);
