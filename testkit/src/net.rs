@@ -255,6 +255,7 @@ impl<E: Endpoint> Net<E> {
         let now = self.now;
         match self.links.iter_mut().find(|l| l.to == to) {
             Some(link) => {
+                // Uncapped: each datagram through at once, after what the link holds.
                 (link.bps, link.queue) = cap.unwrap_or((u64::MAX, Duration::MAX));
             }
             None => {
@@ -408,9 +409,6 @@ impl<E: Endpoint> Net<E> {
                 let start = link.free_at.max(now);
                 if start.saturating_duration_since(now) > link.queue {
                     self.lost += 1; // the queue is full
-                } else if link.bps == u64::MAX {
-                    self.deliver(now, (from, to, data));
-                    continue;
                 } else {
                     let bits = (data.len() as u64 + 28) * 8; // with IP and UDP headers
                     link.free_at = start + Duration::from_micros(bits * 1_000_000 / link.bps);
