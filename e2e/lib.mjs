@@ -107,8 +107,11 @@ export async function netns(name) {
       return wrapper;
     },
     async close() {
+      // The veth pair first: deleting a link is done when `ip` returns, while a deleted
+      // namespace takes its devices down later, in the kernel's own time. A browser of the
+      // next case that sees an interface vanish mid-load fails it with ERR_NETWORK_CHANGED.
+      try { sh(['ip', 'link', 'del', a]); } catch { /* gone */ }
       try { sh(['ip', 'netns', 'del', ns]); } catch { /* gone */ }
-      try { sh(['ip', 'link', 'del', a]); } catch { /* went with the namespace */ }
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -49,7 +49,7 @@ class Scope {
   async close() {
     await Promise.all(this.people.map((p) => p.close()));
     await Promise.all(this.servers.map((s) => s.stop()));
-    for (const c of this.cleanups) c();
+    for (const c of this.cleanups) await c();
   }
 }
 
