@@ -1157,6 +1157,20 @@ const CASES = {
     await eve.page.goto(`${srv.url}/call/${r}?nowebrtc`);
     await waitFor('unsupported notice', () => eve.page.evaluate(() => /cannot make calls/.test(document.getElementById('notice-title').textContent)));
     await shot(eve, '9-unsupported.png');
+    // A module the page could not fetch (as when the network changes mid-load): the page
+    // reloads itself once and starts; when the fetch fails again, it says what happened.
+    let failFetches = 1;
+    const lobbyModule = '**/static/js/lobby.js';
+    await eve.page.route(lobbyModule, (r) => (failFetches-- > 0 ? r.abort('internetdisconnected') : r.continue()));
+    await eve.page.goto(`${srv.url}/call/${r}-3`);
+    await eve.page.locator('#nickname').waitFor();
+    const navigation = await eve.page.evaluate(() => performance.getEntriesByType('navigation')[0].type);
+    if (navigation !== 'reload') throw new Error(`the page started without reloading (navigation: ${navigation})`);
+    failFetches = Infinity;
+    await eve.page.goto(`${srv.url}/call/${r}-3`);
+    await waitFor('the did-not-load notice', () => eve.page.evaluate(() => /did not load/.test(document.getElementById('notice-title').textContent)));
+    await eve.page.unroute(lobbyModule);
+    log('  a module that failed to load: one reload by itself, then "The page did not load"');
     await eve.page.goto(`${srv.url}/call/${r}-2?nodevices`, { waitUntil: 'domcontentloaded' });
     await waitFor('no devices message', () => eve.page.locator('#media-error').innerText().then((t) => /No camera or microphone/.test(t)));
     log('  invalid room, unsupported browser, no devices: messages shown');
