@@ -599,7 +599,7 @@ impl ShardCore {
             Event::MediaAdded(m) => {
                 self.refresh_twcc_guard(slot, Some(m.mid));
                 if m.direction.is_receiving() {
-                    self.publish_track(slot, m.mid);
+                    self.publish_track(now, slot, m.mid);
                 }
             }
             Event::RtpPacket(packet) => self.on_rtp(now, slot, packet),

@@ -24,7 +24,7 @@ use crate::msg::{Control, Forwarded, Notice, TrackId, TrackName};
 
 impl ShardCore {
     /// The client sends on `mid`: it becomes a track of the room.
-    pub(super) fn publish_track(&mut self, slot: Slot, mid: Mid) {
+    pub(super) fn publish_track(&mut self, now: Instant, slot: Slot, mid: Mid) {
         let id = self.id;
         let track = TrackId::new(id, self.next_track);
         let Some(peer) = peer_in(&mut self.peers, slot) else {
@@ -79,6 +79,7 @@ impl ShardCore {
                     last_keyframe_request: [None; MAX_LAYERS],
                     keyframe_pending: [false; MAX_LAYERS],
                 }),
+                now,
             ),
         );
         self.out.notices.push(Notice::TrackPublished {
@@ -167,7 +168,7 @@ impl ShardCore {
         let audio = route.kind == MediaKind::Audio;
         // Simulcast layers that subscribers wait for a keyframe of.
         let mut ask = [false; MAX_LAYERS];
-        let seen = route.layer_seen;
+        let seen = (route.layer_seen, route.born);
         for sub in &mut route.subs {
             let Some(peer) = peer_in(&mut self.peers, sub.slot) else {
                 continue;
@@ -180,7 +181,7 @@ impl ShardCore {
             }
             // The layer it should forward: it starts, and switches, at that layer's
             // next keyframe, and forwards the one it has until then.
-            let want = layer_for(&seen, sub.choice.target().layer, now);
+            let want = layer_for((&seen.0, seen.1), sub.choice.target().layer, now);
             if sub.layer != Some(want) {
                 if fwd.layer == want {
                     let starts = audio
@@ -392,7 +393,7 @@ impl ShardCore {
                     },
                 ));
             }
-            Route::new(kind, None)
+            Route::new(kind, None, now)
         });
         let asked = (kind == MediaKind::Video).then_some(now);
         route.subs.push(Sub::new(slot, (ssrc, mid), start, asked));

@@ -294,7 +294,7 @@ impl ShardCore {
         for f in in_flight {
             let (track, mid) = match f {
                 InFlight::Publish { mid } => {
-                    self.publish_track(slot, mid);
+                    self.publish_track(now, slot, mid);
                     continue;
                 }
                 InFlight::Subscribe { track, mid } => (track, mid),
@@ -326,10 +326,9 @@ impl ShardCore {
                 // Of the layer the new subscriber starts on (the lowest while none has
                 // reached this shard yet).
                 let layer = self.layer_sent(track, slot);
-                let layer = self
-                    .routes
-                    .get(&track)
-                    .map_or(0, |r| super::route::layer_for(&r.layer_seen, layer, now));
+                let layer = self.routes.get(&track).map_or(0, |r| {
+                    super::route::layer_for((&r.layer_seen, r.born), layer, now)
+                });
                 self.request_keyframe(now, (track, layer), KeyframeRequestKind::Pli, true);
             }
             self.out.notices.push(Notice::Subscribed {

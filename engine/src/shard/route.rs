@@ -223,11 +223,23 @@ impl Sub {
 }
 
 /// The layer a subscriber that wants `target` gets now, from when each layer was last
-/// `seen`: the highest that flows at or below it, else the lowest that flows (a
-/// publisher may send only its upper layers: a browser drops those its capture is too
-/// small for), else 0.
-pub(crate) fn layer_for(seen: &[Option<Instant>; MAX_LAYERS], target: u8, now: Instant) -> u8 {
-    let flows = |l: &u8| seen[usize::from(*l)].is_some_and(|t| now < t + LAYER_GONE);
+/// `seen` on a route `born` then: the highest that flows at or below it, else the lowest
+/// that flows (a publisher may send only its upper layers: a browser drops those its
+/// capture is too small for), else 0.
+///
+/// A layer not seen yet flows until [`LAYER_GONE`] after the route began: a publisher's
+/// layers reach a new route in any order (str0m tells a stream apart by its rid only once
+/// a packet carries one), and a subscriber that started on the first layer to come could
+/// get a keyframe of the top one on a link made for the lowest.
+pub(crate) fn layer_for(
+    (seen, born): (&[Option<Instant>; MAX_LAYERS], Instant),
+    target: u8,
+    now: Instant,
+) -> u8 {
+    let flows = |l: &u8| match seen[usize::from(*l)] {
+        Some(t) => now < t + LAYER_GONE,
+        None => now < born + LAYER_GONE,
+    };
     (0..=target.min(MAX_LAYERS as u8 - 1))
         .rev()
         .find(flows)
@@ -261,6 +273,9 @@ pub(crate) struct Route {
     /// When each simulcast layer last had a packet here: a layer that stops (the
     /// publisher's uplink cannot carry it, or it was paused) is not waited for.
     pub(crate) layer_seen: [Option<Instant>; MAX_LAYERS],
+    /// When the route began: a layer not seen yet may still come until [`LAYER_GONE`]
+    /// after it.
+    pub(crate) born: Instant,
     /// Each layer's rate here.
     pub(crate) rates: LayerRates,
     /// On the publisher's shard: the highest layer each other shard's tiles ask for.
@@ -271,7 +286,7 @@ pub(crate) struct Route {
 }
 
 impl Route {
-    pub(crate) fn new(kind: MediaKind, origin: Option<Origin>) -> Self {
+    pub(crate) fn new(kind: MediaKind, origin: Option<Origin>, now: Instant) -> Self {
         Self {
             kind,
             origin,
@@ -279,6 +294,7 @@ impl Route {
             remote: Vec::new(),
             history: Vec::new(),
             layer_seen: [None; MAX_LAYERS],
+            born: now,
             rates: LayerRates::default(),
             demand: Vec::new(),
             told: None,
@@ -325,17 +341,32 @@ mod tests {
 
     #[test]
     fn the_layer_for_a_target_is_the_highest_flowing_under_it_else_the_lowest_flowing() {
-        let now = Instant::now();
+        let born = Instant::now();
+        let now = born + LAYER_GONE;
         let all = [Some(now); MAX_LAYERS];
-        assert_eq!(layer_for(&all, 1, now), 1);
+        assert_eq!(layer_for((&all, born), 1, now), 1);
         let upper = [None, Some(now), Some(now)];
         assert_eq!(
-            layer_for(&upper, 0, now),
+            layer_for((&upper, born), 0, now),
             1,
             "no layer 0: the lowest there is"
         );
         let stale = [Some(now - LAYER_GONE), Some(now), None];
-        assert_eq!(layer_for(&stale, 2, now), 1);
-        assert_eq!(layer_for(&[None; MAX_LAYERS], 2, now), 0);
+        assert_eq!(layer_for((&stale, born), 2, now), 1);
+        assert_eq!(layer_for((&[None; MAX_LAYERS], born), 2, now), 0);
+    }
+
+    #[test]
+    fn a_new_route_waits_for_the_target_layer_before_it_takes_another() {
+        let born = Instant::now();
+        // The top layer came first: a subscriber for the lowest waits for it.
+        let top_first = [None, None, Some(born)];
+        assert_eq!(layer_for((&top_first, born), 0, born), 0);
+        let later = born + LAYER_GONE / 2;
+        assert_eq!(layer_for((&top_first, born), 0, later), 0);
+        // It never came: the lowest layer there is.
+        let gone = born + LAYER_GONE;
+        let top_only = [None, None, Some(gone)];
+        assert_eq!(layer_for((&top_only, born), 0, gone), 2);
     }
 }
