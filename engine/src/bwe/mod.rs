@@ -111,12 +111,15 @@ impl Bwe {
     /// A feedback was read: the estimate follows.
     pub fn feedback_done(&mut self, now: Instant) {
         self.loss.update(now);
-        self.rate.update(
-            now,
-            self.delay.signal(),
-            self.acked.rate(),
-            self.loss.ratio(),
-        );
+        // A standing queue says the path carries less than it is sent as plainly as a
+        // growing one: the estimate backs off to under what arrives, for both.
+        let signal = if self.standing.standing() {
+            Signal::Overuse
+        } else {
+            self.delay.signal()
+        };
+        self.rate
+            .update(now, signal, self.acked.rate(), self.loss.ratio());
     }
 
     /// Bits per second the path carries, once feedback has shown anything.
