@@ -51,7 +51,7 @@ pub(super) const AUDIO_BPS: u64 = 64_000;
 pub(super) const UP_TRIAL: Duration = Duration::from_secs(4);
 /// A new subscriber's first step up waits this long after its first decision: its
 /// path's feedback has just begun.
-const FIRST_LOOK: Duration = Duration::from_secs(1);
+const FIRST_LOOK: Duration = Duration::from_secs(2);
 /// How long a probe lasts at most.
 const PROBE: Duration = Duration::from_millis(2500);
 /// After the rung rose, how long the share (which measured what flowed before) is not
