@@ -248,6 +248,27 @@ async function acrossNamespace(s, name, shape = () => {}, personOpts = {}) {
   return { ns, alice, bob, metrics, srv, room: r };
 }
 
+/** Watches each `[person, from]` decode `from`'s camera for `ms`, sampled every 100 ms:
+ * the frames decoded and the longest time without a new one. */
+async function watchFrames(pairs, ms) {
+  const frames = async (p, from) => (await inbound(p))?.find((x) => x.name === from && x.kind === 'video' && !x.screen)?.framesDecoded ?? 0;
+  const watch = pairs.map(([p, from]) => ({ p, from, last: 0, since: Date.now(), longest: 0, first: 0 }));
+  for (const w of watch) w.first = w.last = await frames(w.p, w.from);
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    await sleep(100);
+    for (const w of watch) {
+      const n = await frames(w.p, w.from);
+      const now = Date.now();
+      if (n > w.last) {
+        w.longest = Math.max(w.longest, now - w.since);
+        [w.last, w.since] = [n, now];
+      }
+    }
+  }
+  return watch.map((w) => ({ p: w.p, from: w.from, frames: w.last - w.first, longest: Math.max(w.longest, Date.now() - w.since) }));
+}
+
 const CASES = {
   // ICE over TCP: a browser in a network namespace whose UDP to the server's media ports
   // is dropped (nftables) still connects, over TCP, and decodes; a second browser outside
@@ -293,26 +314,9 @@ const CASES = {
         ns.run(['nft', 'add', 'rule', 'inet', 'peercalls', chain, 'meta', 'l4proto', 'udp', 'numgen', 'random', 'mod', '100', 'lt', '20', 'drop']);
       }
     });
-    // Ten seconds of frames, sampled every 100 ms: the longest time without a new one.
-    const frames = async (p, from) => (await inbound(p))?.find((x) => x.name === from && x.kind === 'video' && !x.screen)?.framesDecoded ?? 0;
-    const watch = [[alice, 'bob'], [bob, 'alice']].map(([p, from]) => ({ p, from, last: 0, since: Date.now(), longest: 0, first: 0 }));
-    for (const w of watch) w.first = w.last = await frames(w.p, w.from);
-    const end = Date.now() + 10_000;
-    while (Date.now() < end) {
-      await sleep(100);
-      for (const w of watch) {
-        const n = await frames(w.p, w.from);
-        const now = Date.now();
-        if (n > w.last) {
-          w.longest = Math.max(w.longest, now - w.since);
-          [w.last, w.since] = [n, now];
-        }
-      }
-    }
-    for (const w of watch) {
-      w.longest = Math.max(w.longest, Date.now() - w.since);
-      log(`  ${w.p.name} decodes ${w.from} through 20% loss each way: ${w.last - w.first} frames in 10 s, longest gap ${w.longest} ms`);
-      if (w.last - w.first < 50) throw new Error(`${w.p.name} decoded only ${w.last - w.first} frames of ${w.from} in 10 s`);
+    for (const w of await watchFrames([[alice, 'bob'], [bob, 'alice']], 10_000)) {
+      log(`  ${w.p.name} decodes ${w.from} through 20% loss each way: ${w.frames} frames in 10 s, longest gap ${w.longest} ms`);
+      if (w.frames < 50) throw new Error(`${w.p.name} decoded only ${w.frames} frames of ${w.from} in 10 s`);
       if (w.longest >= 2000) throw new Error(`${w.p.name}'s video of ${w.from} froze for ${w.longest} ms`);
     }
     const resent = (await metrics()).split('\n').filter((l) => l.startsWith('peercalls_shard_rtp_resent_total'))
@@ -331,7 +335,7 @@ const CASES = {
     // smaller capture or tile gets a smaller layer, under 300 kbit/s, docs/simulcast.md).
     const hd = () => localStorage.setItem('peercalls.quality', 'hd');
     const big = { viewport: { width: 1920, height: 1080 }, initScript: hd };
-    const { ns, metrics } = await acrossNamespace(s, 'bwe', () => {}, big);
+    const { ns, alice, metrics, srv } = await acrossNamespace(s, 'bwe', () => {}, big);
     const bands = async () => {
       const lines = (await metrics()).split('\n').filter((l) => l.startsWith('peercalls_shard_subscribers_by_estimate{'));
       const sum = (le) => lines.filter((l) => l.includes(`le="${le}"`)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
@@ -353,6 +357,8 @@ const CASES = {
     await until('both downlinks open', (b) => b.all === 2 && b.under300k === 0);
     ns.limitDown('120kbit');
     await until("alice's downlink capped at 120 kbit/s", (b) => b.all === 2 && b.under300k === 1);
+    const [w] = await watchFrames([[alice, 'bob']], 10_000);
+    log(`  alice decodes bob behind 120 kbit/s: ${w.frames} frames in 10 s, longest gap ${w.longest} ms; paced ${await metricsFigure(srv, 'e2e-bwe', 'peercalls_shard_rtp_paced_total')} packets`);
   },
 
   // Firefox ESR and Chromium in one room decode each other. Firefox gathers no loopback

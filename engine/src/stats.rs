@@ -60,6 +60,8 @@ pub struct ShardStats {
     pub probe_packets: u64,
     pub rtp_held_for_congestion: u64,
     pub rtp_temporal_left_out: u64,
+    /// Video packets that waited in a subscriber's pacer before they left.
+    pub rtp_paced: u64,
     /// App messages on data channels: received from clients, sent to them, and not sent
     /// because the receiver's channel was full (a slow receiver) or the message was bad.
     pub data_received: u64,
@@ -76,7 +78,7 @@ impl ShardStats {
     /// Every counter with the name and meaning it has on the metrics page (Prometheus
     /// counters, `peercalls_shard_<name>_total`). A counter added to the struct belongs
     /// here too; the test below keeps the two the same size.
-    pub fn counters(&self) -> [(&'static str, &'static str, u64); 31] {
+    pub fn counters(&self) -> [(&'static str, &'static str, u64); 32] {
         [
             ("rx_datagrams", "Datagrams received.", self.rx_datagrams),
             ("rx_bytes", "Bytes received.", self.rx_bytes),
@@ -192,6 +194,11 @@ impl ShardStats {
                 self.rtp_temporal_left_out,
             ),
             (
+                "rtp_paced",
+                "Video packets that waited in a subscriber's pacer (a burst over 1.5 times its bandwidth estimate) before they left.",
+                self.rtp_paced,
+            ),
+            (
                 "data_messages_received",
                 "App messages (chat, files) received on clients' data channels.",
                 self.data_received,
@@ -277,10 +284,11 @@ mod tests {
             data_received: 29,
             data_sent: 30,
             data_dropped: 31,
+            rtp_paced: 32,
         };
         let mut values: Vec<u64> = stats.counters().iter().map(|c| c.2).collect();
         values.sort();
-        assert_eq!(values, (1..=31).collect::<Vec<u64>>());
+        assert_eq!(values, (1..=32).collect::<Vec<u64>>());
         let value = |name: &str| stats.counters().iter().find(|c| c.0 == name).unwrap().2;
         assert_eq!(value("rtp_forwarded"), 11);
         assert_eq!(value("rtp_received"), 8);

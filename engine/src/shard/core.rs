@@ -35,7 +35,7 @@ use str0m::{Event, IceConnectionState, Input, Output, Rtc, RtcError};
 use super::lifecycle::{Liveness, peer_in};
 use super::peer::Peer;
 use super::route::Route;
-use super::send;
+use super::send::{self, NotSent};
 use super::timers::{Slot, Timers};
 use super::wallclock::ClockAnchor;
 use crate::codecs::server_codecs;
@@ -120,6 +120,8 @@ pub struct ShardCore {
     pub(super) by_addr: HashMap<SocketAddr, usize>,
     pub(super) routes: HashMap<TrackId, Route>,
     pub(super) timers: Timers,
+    /// When peers' pacers may send what they hold (`pacer.rs`).
+    pub(super) pacing: Timers,
     /// Keyframe requests held back by the per-track interval, and when they may go.
     pub(super) keyframe_waits: Vec<(Instant, TrackId, u8)>,
     /// Events drained from the peers, handled after the mutation that produced them.
@@ -160,6 +162,7 @@ impl ShardCore {
             by_addr: HashMap::new(),
             routes: HashMap::new(),
             timers: Timers::default(),
+            pacing: Timers::default(),
             keyframe_waits: Vec::new(),
             events: VecDeque::new(),
             doomed: Vec::new(),
@@ -269,7 +272,10 @@ impl ShardCore {
     /// When the shard next needs [`ShardCore::handle_timeout`].
     pub fn poll_timeout(&self) -> Instant {
         let mut t = self.next_housekeeping;
-        if let Some(timer) = self.timers.next() {
+        for timer in [self.timers.next(), self.pacing.next()]
+            .into_iter()
+            .flatten()
+        {
             t = t.min(timer);
         }
         for (at, _, _) in &self.keyframe_waits {
@@ -494,6 +500,7 @@ impl ShardCore {
     /// large fan-out is encrypted (the first subscribers of 60 need not wait for the
     /// last). Returns whether due peers remain; call again (after sending) until not.
     pub fn handle_timeout_until(&mut self, now: Instant, max_transmits: usize) -> bool {
+        self.pace(now);
         let mut more = false;
         while !more {
             let Some(slot) = self.next_due(now) else {
@@ -529,6 +536,32 @@ impl ShardCore {
                 continue;
             }
             return Some(slot);
+        }
+    }
+
+    /// Sends what the pacers due at `now` let leave.
+    fn pace(&mut self, now: Instant) {
+        while let Some((at, slot)) = self.pacing.pop_due(now) {
+            let Some(peer) = peer_in(&mut self.peers, slot) else {
+                continue;
+            };
+            let Some(path) = peer.send.as_mut() else {
+                continue;
+            };
+            if path.pacer.scheduled != Some(at) {
+                continue; // superseded by an earlier wake-up
+            }
+            path.pacer.scheduled = None;
+            let out = &mut self.out;
+            match catch_unwind(AssertUnwindSafe(|| send::pace(peer, out, now))) {
+                Ok(Ok(()) | Err(NotSent::NotReady | NotSent::OverBudget)) => {}
+                Ok(Err(NotSent::Failed)) => self.doomed.push((slot, "SRTP failed".into())),
+                Err(_) => {
+                    self.stats.peer_panics += 1;
+                    self.doomed.push((slot, "internal error".into()));
+                }
+            }
+            schedule_pacer(&mut self.pacing, peer, slot, now);
         }
     }
 
@@ -620,6 +653,21 @@ pub(super) fn schedule(timers: &mut Timers, peer: &mut Peer, slot: Slot, at: Ins
     if peer.scheduled.is_none_or(|s| at < s) {
         timers.push(at, slot);
         peer.scheduled = Some(at);
+    }
+}
+
+/// Wakes `peer`'s pacer when the oldest packet it holds may leave, pushing a heap entry
+/// only when that is earlier than the one it has.
+pub(super) fn schedule_pacer(pacing: &mut Timers, peer: &mut Peer, slot: Slot, now: Instant) {
+    let Some(pacer) = peer.send.as_mut().map(|p| &mut p.pacer) else {
+        return;
+    };
+    let Some(at) = pacer.next_departure(now) else {
+        return;
+    };
+    if pacer.scheduled.is_none_or(|s| at < s) {
+        pacing.push(at, slot);
+        pacer.scheduled = Some(at);
     }
 }
 

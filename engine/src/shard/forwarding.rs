@@ -11,12 +11,13 @@ use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rids};
 use str0m::rtp::{RtpPacket, Ssrc};
 
 use super::core::ShardCore;
+use super::core::schedule_pacer;
 use super::feedback::KEYFRAME_INTERVAL;
 use super::left_out::Place;
 use super::lifecycle::peer_in;
 use super::peer::{InTrack, MAX_LAYERS, StreamStart, TimeMap};
 use super::route::{Origin, Route, Sub, layer_for};
-use super::send::{Header, NotSent, Send, resend, rtx_pt_of, send};
+use super::send::{Header, NotSent, Send, Sent, resend, rtx_pt_of, send};
 use super::timers::Slot;
 use crate::codecs::{CodecDesc, PtMap};
 use crate::keyframe::starts_keyframe;
@@ -308,16 +309,22 @@ impl ShardCore {
                 fwd,
                 hint: &mut sub.sent,
                 vp8: vp8_offsets,
+                audio,
             };
             let out = &mut self.out;
             let sent = catch_unwind(AssertUnwindSafe(|| send(peer, out, now, packet)));
             match sent {
-                Ok(Ok(())) => {
+                Ok(Ok(sent)) => {
                     self.stats.rtp_forwarded += 1;
+                    if sent == Sent::Paced {
+                        self.stats.rtp_paced += 1;
+                        schedule_pacer(&mut self.pacing, peer, sub.slot, now);
+                    }
                     // Probing for a higher layer: copies of this packet, as repairs,
-                    // until the path shows congestion.
+                    // until the path shows congestion (or sends all it may already:
+                    // its pacer holds video back).
                     let mut copies = sub.choice.probe_copies(now);
-                    if copies > 0 && congested(peer) {
+                    if copies > 0 && (congested(peer) || paced(peer)) {
                         copies = 0;
                     }
                     for _ in 0..copies {
@@ -420,6 +427,11 @@ impl ShardCore {
         }
         Some(sub)
     }
+}
+
+/// Whether `peer`'s pacer holds video back now.
+fn paced(peer: &super::peer::Peer) -> bool {
+    peer.send.as_ref().is_some_and(|p| p.pacer.holds())
 }
 
 /// Whether the path to `peer` shows congestion now (its congestion control feedback).

@@ -7,6 +7,7 @@
 //! | `negotiation.rs` | the server's offers and the client's answers |
 //! | `forwarding.rs` | published tracks, routes, fan-out to subscribers and shards |
 //! | `send.rs` | the engine's own send path: header rewrite, SRTP, NACKs answered, sender reports filled in |
+//! | `pacer.rs` | each subscriber's video leaves at a pace its bandwidth estimate sets |
 //! | `history.rs` | the last packets of a video track, for resends |
 //! | `feedback.rs` | keyframe requests, throttled per track and simulcast layer |
 //! | `layers.rs` | which simulcast layer each subscriber gets: its tile's cap, its bandwidth |
@@ -22,6 +23,7 @@ mod layers;
 mod left_out;
 mod lifecycle;
 mod negotiation;
+mod pacer;
 mod peer;
 mod relabel;
 mod route;

@@ -17,6 +17,9 @@
 //!   these streams' packets; the engine rewrites their RTP time and counts in str0m's
 //!   outgoing SRTCP (decrypted and protected again under the same SRTCP index, so no
 //!   index is used twice).
+//! - Pacing: video leaves at most at 1.5 times what the path has shown it carries (the
+//!   estimate, or the rate the peer received where that is more); a burst over it (a
+//!   keyframe) waits in the peer's [`Pacer`] and leaves when the shard wakes it.
 //!
 //! One owner per SSRC: str0m never sends RTP on these streams (nothing is written to
 //! them) and the engine never sends RTCP of its own.
@@ -31,6 +34,7 @@ use str0m::rtp::{Extension, Ssrc};
 
 use super::core::{Datagram, Outbox, ShardCore};
 use super::lifecycle::peer_in;
+use super::pacer::Pacer;
 use super::peer::Peer;
 use super::timers::Slot;
 use crate::bwe::Bwe;
@@ -62,6 +66,24 @@ pub(crate) struct SendPath {
     /// The peer's bandwidth estimate, once a stream negotiated transport-wide
     /// sequence numbers.
     pub(crate) bwe: Option<Bwe>,
+    /// Video that waits to leave at a pace the estimate sets (`pacer.rs`).
+    pub(crate) pacer: Pacer<Held>,
+}
+
+/// A forwarded packet the pacer holds: what [`send`] was to send, to send it as it would
+/// have (its header and transport-wide sequence number are written when it leaves).
+pub(crate) struct Held {
+    stream: usize,
+    ssrc: Ssrc,
+    header: Header,
+    fwd: Forwarded,
+    vp8: Option<Offsets>,
+}
+
+/// The bytes the pacer counts for a packet: its payload and about what the headers, the
+/// cipher's tag and IP and UDP add.
+fn paced_size(fwd: &Forwarded) -> usize {
+    fwd.payload.len() + 60
 }
 
 /// One stream the engine sends a peer (an m-line's SSRC), whatever track it carries.
@@ -132,6 +154,7 @@ impl ResendBudget {
 }
 
 /// What the header of one packet to a subscriber says.
+#[derive(Clone, Copy)]
 pub(crate) struct Header {
     pub(crate) pt: u8,
     pub(crate) seq: u64,
@@ -141,7 +164,7 @@ pub(crate) struct Header {
 
 impl SendPath {
     /// The send side of a peer whose keys are known.
-    fn new(peer: &Peer) -> Option<Self> {
+    fn new(peer: &Peer, now: Instant) -> Option<Self> {
         let keys = peer.keys.get()?;
         let crypto = dtls_tap::provider();
         let srtp = Srtp::new(&crypto, keys, true).ok()?;
@@ -151,14 +174,15 @@ impl SendPath {
             inbound,
             streams: Vec::new(),
             bwe: None,
+            pacer: Pacer::new(now),
         })
     }
 }
 
 /// Makes the peer's send side once its DTLS handshake has given the keys.
-fn send_path(peer: &mut Peer) {
+fn send_path(peer: &mut Peer, now: Instant) {
     if peer.send.is_none() {
-        peer.send = SendPath::new(peer);
+        peer.send = SendPath::new(peer, now);
     }
 }
 
@@ -285,6 +309,17 @@ pub(crate) struct Send<'a> {
     pub(crate) hint: &'a mut Option<usize>,
     /// How this subscriber's VP8 numbers differ from the layer's (after a switch).
     pub(crate) vp8: Option<Offsets>,
+    /// Audio never waits in the pacer.
+    pub(crate) audio: bool,
+}
+
+/// How a packet that was not refused went.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// Into the outbox.
+    Now,
+    /// Into the peer's pacer: the shard is to wake it ([`Pacer::next_departure`]).
+    Paced,
 }
 
 /// The payload as `vp8` rewrites it for one subscriber, in `scratch` (or as it is).
@@ -311,17 +346,18 @@ pub(crate) enum NotSent {
     OverBudget,
 }
 
-/// Sends one forwarded packet to `peer` (counted in its sender reports).
+/// Sends one forwarded packet to `peer` (counted in its sender reports when it leaves),
+/// or holds it in the peer's pacer.
 pub(crate) fn send(
     peer: &mut Peer,
     out: &mut Outbox,
     now: Instant,
     s: Send<'_>,
-) -> Result<(), NotSent> {
-    let Some((proto, to)) = peer.media_to else {
+) -> Result<Sent, NotSent> {
+    let Some(to) = peer.media_to else {
         return Err(NotSent::NotReady);
     };
-    send_path(peer);
+    send_path(peer, now);
     let (Some(path), rtc) = (peer.send.as_mut(), &mut peer.rtc) else {
         return Err(NotSent::NotReady);
     };
@@ -335,27 +371,63 @@ pub(crate) fn send(
         now,
         s.hint,
     );
+    let bytes = paced_size(s.fwd);
+    if s.audio {
+        path.pacer.charge(now, bytes);
+    } else if !path.pacer.admit(now, bytes) {
+        let held = Held {
+            stream: i,
+            ssrc: s.ssrc,
+            header: s.header,
+            fwd: s.fwd.clone(),
+            vp8: s.vp8,
+        };
+        path.pacer.hold(now, held, bytes);
+        return Ok(Sent::Paced);
+    }
+    transmit(path, out, now, to, (i, s.ssrc, &s.header, s.fwd, s.vp8))?;
+    Ok(Sent::Now)
+}
+
+/// Sends what `peer`'s pacer lets leave at `now`.
+pub(crate) fn pace(peer: &mut Peer, out: &mut Outbox, now: Instant) -> Result<(), NotSent> {
+    let (Some(to), Some(path)) = (peer.media_to, peer.send.as_mut()) else {
+        return Err(NotSent::NotReady);
+    };
+    while let Some(h) = path.pacer.pop(now) {
+        transmit(
+            path,
+            out,
+            now,
+            to,
+            (h.stream, h.ssrc, &h.header, &h.fwd, h.vp8),
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes a packet of the stream `i` (its header, the payload as `vp8` rewrites it),
+/// protects it and puts it in the outbox, counted in the stream's sender reports.
+fn transmit(
+    path: &mut SendPath,
+    out: &mut Outbox,
+    now: Instant,
+    (proto, to): (Protocol, SocketAddr),
+    (i, ssrc, header, fwd, vp8): (usize, Ssrc, &Header, &Forwarded, Option<Offsets>),
+) -> Result<(), NotSent> {
     let stream = &mut path.streams[i];
-    let mut buf = out.buffer(MAX_HEADER + s.fwd.payload.len() + MAX_RTP_OVERHEAD + OUTPUT_SLACK);
+    let mut buf = out.buffer(MAX_HEADER + fwd.payload.len() + MAX_RTP_OVERHEAD + OUTPUT_SLACK);
     let mut head = [0u8; MAX_HEADER];
-    let hlen = write_header(
-        &mut head,
-        stream,
-        path.bwe.as_mut(),
-        now,
-        s.ssrc,
-        &s.header,
-        s.fwd,
-    );
-    stream.last_time = s.header.time;
-    stream.last_wallclock = s.fwd.wallclock;
+    let hlen = write_header(&mut head, stream, path.bwe.as_mut(), now, ssrc, header, fwd);
+    stream.last_time = header.time;
+    stream.last_wallclock = fwd.wallclock;
     stream.packets = stream.packets.wrapping_add(1);
-    stream.octets = stream.octets.wrapping_add(s.fwd.payload.len() as u32);
+    stream.octets = stream.octets.wrapping_add(fwd.payload.len() as u32);
     stream.budget.sent(now);
-    let payload = patched(&s.fwd.payload, s.vp8, &mut out.scratch);
+    let payload = patched(&fwd.payload, vp8, &mut out.scratch);
     let n = path
         .srtp
-        .protect_rtp_into(&head[..hlen], payload, *s.ssrc, s.header.seq, &mut buf)
+        .protect_rtp_into(&head[..hlen], payload, *ssrc, header.seq, &mut buf)
         .map_err(|_| NotSent::Failed)?;
     buf.truncate(n);
     push(out, proto, to, buf);
@@ -493,6 +565,11 @@ pub(crate) fn read_feedback(
     let feedbacks = rtcp::twcc(&compound, |a| bwe.arrival(a));
     if feedbacks > 0 {
         bwe.feedback_done(now);
+        // What the path has shown it carries: the estimate, or what the peer received
+        // lately where that is more (a probe that carried a higher simulcast layer
+        // shows there first; the estimate climbs 8% a second).
+        let carried = bwe.estimate().map(|e| e.max(bwe.acked().unwrap_or(0)));
+        path.pacer.set_estimate(now, carried);
     }
     feedbacks
 }
@@ -576,7 +653,13 @@ impl ShardCore {
             let sent = take_resend_budget(peer, ssrc, now)
                 .and_then(|()| resend(peer, &mut self.out, now, ssrc, header, rtx_pt, (fwd, vp8)));
             match sent {
-                Ok(()) => self.stats.rtp_resent += 1,
+                Ok(()) => {
+                    self.stats.rtp_resent += 1;
+                    // It went ahead of any video that waits, which waits for it.
+                    if let Some(path) = peer.send.as_mut() {
+                        path.pacer.charge(now, paced_size(fwd));
+                    }
+                }
                 Err(NotSent::OverBudget) => self.stats.nack_unanswered += 1,
                 Err(_) => {}
             }
