@@ -54,6 +54,13 @@ fn subscribe_and_wait(h: &mut Harness, tracks: &[engine::msg::TrackId]) {
     );
 }
 
+/// Client 1 subscribes to both of alice's tracks, and waits until they are confirmed.
+fn subscribed_to_both(mut h: Harness) -> Harness {
+    let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
+    subscribe_and_wait(&mut h, &tracks);
+    h
+}
+
 fn received(h: &Harness, client: usize, kind: MediaKind) -> Vec<Vec<u8>> {
     let c = &h.clients[client];
     c.received
@@ -69,9 +76,7 @@ fn received(h: &Harness, client: usize, kind: MediaKind) -> Vec<Vec<u8>> {
 #[test]
 fn publish_then_subscribe_delivers_every_packet_in_order() {
     for subscriber_shard in [0, 1] {
-        let mut h = setup(subscriber_shard);
-        let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
-        subscribe_and_wait(&mut h, &tracks);
+        let mut h = subscribed_to_both(setup(subscriber_shard));
         publish_and_send(&mut h, 50);
         let expected: Vec<Vec<u8>> = (0..50).map(payload).collect();
         assert_eq!(
@@ -379,9 +384,7 @@ fn inter(i: u32) -> Vec<u8> {
 #[test]
 fn a_new_subscribers_video_starts_at_a_keyframe_and_audio_at_once() {
     for shard in [0, 1] {
-        let mut h = setup(shard);
-        let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
-        subscribe_and_wait(&mut h, &tracks);
+        let mut h = subscribed_to_both(setup(shard));
         // 1.5 s of frames a decoder cannot start from: none reaches the subscriber,
         // its audio does, and the server asks for a keyframe at once and again later.
         for i in 0..150 {
@@ -434,9 +437,7 @@ fn a_new_subscribers_video_starts_at_a_keyframe_and_audio_at_once() {
 
 #[test]
 fn every_codec_is_forwarded_as_itself() {
-    let mut h = setup(1);
-    let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
-    subscribe_and_wait(&mut h, &tracks);
+    let mut h = subscribed_to_both(setup(1));
     let sequence = [Codec::Vp8, Codec::Vp9, Codec::H264, Codec::Vp8];
     for (i, codec) in sequence.iter().enumerate() {
         h.send(
@@ -512,9 +513,7 @@ fn nack_and_rtx_recover_losses_on_both_legs() {
 /// resends and rewritten reports included.
 #[test]
 fn no_srtp_or_srtcp_index_is_sent_twice_for_one_ssrc() {
-    let mut h = setup(0);
-    let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
-    subscribe_and_wait(&mut h, &tracks);
+    let mut h = subscribed_to_both(setup(0));
     let subscriber = h.clients[1].addr;
     let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let log = seen.clone();
@@ -629,9 +628,7 @@ fn a_nack_is_answered_within_the_rtx_window_and_not_after_it() {
 
 #[test]
 fn forwarded_streams_carry_sender_reports() {
-    let mut h = setup(1);
-    let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
-    subscribe_and_wait(&mut h, &tracks);
+    let mut h = subscribed_to_both(setup(1));
     // Three seconds of media: sender reports go out about once a second per stream.
     for i in 0..150 {
         h.send(0, "alice", "alice-video", Codec::Vp8, i, &payload(i));
@@ -678,9 +675,7 @@ fn forwarded_streams_carry_sender_reports() {
 /// at least what arrives on a clean leg, cut below it when the leg loses a third.
 #[test]
 fn twcc_feedback_gives_each_subscriber_a_bandwidth_estimate() {
-    let mut h = setup(1);
-    let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
-    subscribe_and_wait(&mut h, &tracks);
+    let mut h = subscribed_to_both(setup(1));
     let sub = (h.clients[1].shard, h.clients[1].id);
     // Sends for `secs` (50 video and 50 audio packets a second of the clients' clock):
     // the bits per second of the last second, with about 40 bytes of header,
@@ -737,9 +732,7 @@ fn twcc_feedback_gives_each_subscriber_a_bandwidth_estimate() {
 /// bandwidth estimate), it arrives whole: the link drops nothing.
 #[test]
 fn keyframes_are_paced_into_a_narrow_link_not_cut_short() {
-    let mut h = setup(0);
-    let tracks = [h.track(0, MediaKind::Video), h.track(0, MediaKind::Audio)];
-    subscribe_and_wait(&mut h, &tracks);
+    let mut h = subscribed_to_both(setup(0));
     // The subscriber's downlink: 250 kbit/s with a queue of 250 ms (7.8 kB), as a small
     // router holds; the stream uses about 200 kbit/s of it.
     let subscriber = h.clients[1].addr;
