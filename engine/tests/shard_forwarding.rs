@@ -749,27 +749,14 @@ fn keyframes_are_paced_into_a_narrow_link_not_cut_short() {
     let mut send_for = |h: &mut Harness, secs: u32| {
         let first = seq;
         for frame in 0..secs * 25 {
-            if frame % 50 == 0 {
-                for _ in 0..12 {
-                    h.send(
-                        0,
-                        "alice",
-                        "alice-video",
-                        Codec::Vp8,
-                        seq,
-                        &packet(seq, 1_000, KEYFRAME_START),
-                    );
-                    seq += 1;
-                }
+            let (packets, len, start) = if frame % 50 == 0 {
+                (12, 1_000, KEYFRAME_START)
             } else {
-                h.send(
-                    0,
-                    "alice",
-                    "alice-video",
-                    Codec::Vp8,
-                    seq,
-                    &packet(seq, 400, INTER_FRAME),
-                );
+                (1, 400, INTER_FRAME)
+            };
+            for _ in 0..packets {
+                let payload = packet(seq, len, start);
+                h.send(0, "alice", "alice-video", Codec::Vp8, seq, &payload);
                 seq += 1;
             }
             for half in 0..2 {
