@@ -553,15 +553,18 @@ impl ShardCore {
             }
             path.pacer.scheduled = None;
             let out = &mut self.out;
+            // Woken again only after it sent what it could: a pacer that cannot send
+            // (never expected: it holds packets only for a peer with keys and an
+            // address) would be due again at once, for ever.
             match catch_unwind(AssertUnwindSafe(|| send::pace(peer, out, now))) {
-                Ok(Ok(()) | Err(NotSent::NotReady | NotSent::OverBudget)) => {}
+                Ok(Ok(())) => schedule_pacer(&mut self.pacing, peer, slot, now),
+                Ok(Err(NotSent::NotReady | NotSent::OverBudget)) => {}
                 Ok(Err(NotSent::Failed)) => self.doomed.push((slot, "SRTP failed".into())),
                 Err(_) => {
                     self.stats.peer_panics += 1;
                     self.doomed.push((slot, "internal error".into()));
                 }
             }
-            schedule_pacer(&mut self.pacing, peer, slot, now);
         }
     }
 
