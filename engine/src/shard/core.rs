@@ -526,10 +526,9 @@ impl ShardCore {
             let Some(peer) = peer_in(&mut self.peers, slot) else {
                 continue;
             };
-            if peer.scheduled != Some(at) {
-                continue; // superseded by an earlier wake-up
+            if !Timers::claim(&mut peer.scheduled, at) {
+                continue;
             }
-            peer.scheduled = None;
             if peer.next_timeout > now {
                 let next = peer.next_timeout;
                 schedule(&mut self.timers, peer, slot, next);
@@ -548,10 +547,9 @@ impl ShardCore {
             let Some(path) = peer.send.as_mut() else {
                 continue;
             };
-            if path.pacer.scheduled != Some(at) {
-                continue; // superseded by an earlier wake-up
+            if !Timers::claim(&mut path.pacer.scheduled, at) {
+                continue;
             }
-            path.pacer.scheduled = None;
             let out = &mut self.out;
             // Woken again only after it sent what it could: a pacer that cannot send
             // (never expected: it holds packets only for a peer with keys and an
@@ -653,10 +651,7 @@ impl ShardCore {
 /// than the one the peer already has.
 pub(super) fn schedule(timers: &mut Timers, peer: &mut Peer, slot: Slot, at: Instant) {
     peer.next_timeout = at;
-    if peer.scheduled.is_none_or(|s| at < s) {
-        timers.push(at, slot);
-        peer.scheduled = Some(at);
-    }
+    timers.wake(&mut peer.scheduled, at, slot);
 }
 
 /// Wakes `peer`'s pacer when the oldest packet it holds may leave, pushing a heap entry
@@ -668,10 +663,7 @@ pub(super) fn schedule_pacer(pacing: &mut Timers, peer: &mut Peer, slot: Slot, n
     let Some(at) = pacer.next_departure(now) else {
         return;
     };
-    if pacer.scheduled.is_none_or(|s| at < s) {
-        pacing.push(at, slot);
-        pacer.scheduled = Some(at);
-    }
+    pacing.wake(&mut pacer.scheduled, at, slot);
 }
 
 /// Drains a peer's output to its next timeout: datagrams to the outbox, events to the

@@ -1,7 +1,7 @@
 //! The pacer: the video the engine forwards to one subscriber leaves at most at 1.5 times
 //! what the subscriber's path has shown it carries (its bandwidth estimate, or the rate
-//! it received where that is more: `send.rs`), so that a keyframe (ten frames' worth or more, all at
-//! once) is not a burst that a narrow link's queue cuts short. A home router or a
+//! it received where that is more: `send.rs`), so that a keyframe (ten frames' worth or
+//! more, all at once) is not a burst that a narrow link's queue cuts short. A home router or a
 //! `tc tbf` holds a few kilobytes; a keyframe that overflows it loses its tail, the
 //! receiver asks for it again, and on a link that is already full the resends come late
 //! or not at all: the picture freezes until the next keyframe, which meets the same fate.

@@ -24,8 +24,27 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    pub(crate) fn push(&mut self, at: Instant, slot: Slot) {
+    fn push(&mut self, at: Instant, slot: Slot) {
         self.heap.push(Reverse((at, slot)));
+    }
+
+    /// Wakes `slot` at `at`, unless the entry it keeps (`scheduled`) comes first: one live
+    /// entry a peer, its earliest.
+    pub(crate) fn wake(&mut self, scheduled: &mut Option<Instant>, at: Instant, slot: Slot) {
+        if scheduled.is_none_or(|s| at < s) {
+            self.push(at, slot);
+            *scheduled = Some(at);
+        }
+    }
+
+    /// Whether an entry popped at `at` is the one its peer keeps (`scheduled`), which it
+    /// then keeps no more; an entry an earlier wake-up superseded is stale.
+    pub(crate) fn claim(scheduled: &mut Option<Instant>, at: Instant) -> bool {
+        let live = *scheduled == Some(at);
+        if live {
+            *scheduled = None;
+        }
+        live
     }
 
     /// The earliest wake-up, stale or not.
